@@ -1,0 +1,27 @@
+// Package spillway holds what Spillway's resilience policies share: the reason
+// codes that explain every locally made failure, the error type that carries
+// them, the observation interface, the clock, the Guard/Permit contract that
+// breakers and bulkheads implement, and the Pipeline that composes policies.
+//
+// The policies themselves live in packages of their own — breaker, retry,
+// timeout, bulkhead, fallback — which import this package; this package imports
+// none of them, and all of them import only the standard library.
+//
+// # The standard order
+//
+// A Pipeline runs a call through its policies from the outside in:
+//
+//	fallback → total timeout → retry (with budget) → guards (breaker, bulkhead) → attempt timeout → call
+//
+// The fallback sees the final error after every retry; the total timeout bounds
+// the whole execution including backoff sleeps; each retry re-enters the breaker
+// and the bulkhead, so an open breaker stops a retry loop at once and a retry
+// never holds a bulkhead slot while it sleeps; the attempt timeout bounds only
+// the time spent in the downstream, not the time spent waiting for a bulkhead
+// slot. See NewStandard and docs/architecture.md.
+//
+// # Reasons
+//
+// Every failure a policy makes carries a Reason ([ReasonBreakerOpen],
+// [ReasonBulkheadFull], ...); [ReasonOf] extracts it from any error chain.
+package spillway

@@ -1,0 +1,69 @@
+package spillway
+
+import (
+	"context"
+	"time"
+)
+
+// Retrier is the contract between a Pipeline and a retry policy;
+// retry.Policy implements it. Its methods take and return RetryState by
+// value, so an execution allocates nothing for its retry bookkeeping.
+type Retrier interface {
+	// Begin starts one execution (a retry budget records one request here)
+	// and returns its state.
+	Begin() RetryState
+	// Next is called after an attempt failed with err. It returns the updated
+	// state and the delay to wait before the next attempt, or a non-nil stop
+	// error: the error the execution ends with (err itself when it is not
+	// retryable, or a policy error wrapping it). Next reports the retries it
+	// schedules and the refusals it makes to its own Observer.
+	Next(ctx context.Context, s RetryState, err error) (next RetryState, delay time.Duration, stop error)
+}
+
+// RetryState is one execution's retry bookkeeping.
+type RetryState struct {
+	// Attempts is the number of attempts made so far.
+	Attempts int
+	// Start is the clock reading when the execution began (0 when the policy
+	// needs no clock: no max elapsed time).
+	Start int64
+	// Prev is the previous backoff delay (decorrelated jitter needs it).
+	Prev time.Duration
+}
+
+// Timeouter is the contract between a Pipeline and a timeout policy;
+// timeout.Timeout implements it.
+type Timeouter interface {
+	// Start derives the context that bounds the call.
+	Start(ctx context.Context) (context.Context, context.CancelFunc)
+	// Finish is called with the derived context and the call's error. When the
+	// policy's own deadline (not the caller's) cut the call short it returns
+	// the policy's timeout error, which carries ReasonDeadlineExceeded and
+	// still matches context.DeadlineExceeded; otherwise it returns err.
+	Finish(ctx context.Context, err error) error
+}
+
+// Fallbacker is the contract between a Pipeline and a fallback policy;
+// fallback.Fallback implements it.
+type Fallbacker[T any] interface {
+	// Fallback is called with the execution's final error (never nil). It
+	// returns a substitute value and the name of the fallback that served it,
+	// or served == "" and the error the execution ends with.
+	Fallback(ctx context.Context, err error) (v T, served string, ferr error)
+}
+
+// Sleep waits for d or until ctx is done, whichever comes first, and returns
+// ctx's error in the second case. It starts a timer, not a goroutine.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
