@@ -90,8 +90,8 @@ func Permanent(err error) error {
 
 // IsPermanent reports whether err, or an error in its chain, was marked with Permanent.
 func IsPermanent(err error) bool {
-	var p *permanentError
-	return errors.As(err, &p)
+	_, ok := errors.AsType[*permanentError](err)
+	return ok
 }
 
 // retryAfterError carries a delay hint, such as a server's Retry-After.
@@ -117,12 +117,10 @@ func WithRetryAfter(err error, d time.Duration) error {
 // WithRetryAfter, or the RetryAfter of a spillway *Error. ok is false when err
 // carries none.
 func RetryAfterOf(err error) (d time.Duration, ok bool) {
-	var ra *retryAfterError
-	if errors.As(err, &ra) {
+	if ra, ok := errors.AsType[*retryAfterError](err); ok {
 		return ra.delay, true
 	}
-	var e *Error
-	if errors.As(err, &e) && e.RetryAfter > 0 {
+	if e, ok := errors.AsType[*Error](err); ok && e.RetryAfter > 0 {
 		return e.RetryAfter, true
 	}
 	return 0, false
@@ -142,8 +140,7 @@ func IsCallerDone(ctx context.Context, err error) bool {
 	if err == nil || ctx.Err() == nil {
 		return false
 	}
-	var e *Error
-	if errors.As(err, &e) {
+	if _, ok := errors.AsType[*Error](err); ok {
 		return false
 	}
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)

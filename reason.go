@@ -34,6 +34,13 @@ type Reasoner interface {
 	Reason() Reason
 }
 
+// reasonError is an error that carries a reason; errors.AsType needs the
+// error constraint, which Reasoner alone does not have.
+type reasonError interface {
+	error
+	Reasoner
+}
+
 // ReasonOf returns the reason that explains err:
 //   - "" for a nil error;
 //   - the reason of the first error in err's chain that implements Reasoner;
@@ -44,8 +51,7 @@ func ReasonOf(err error) Reason {
 	if err == nil {
 		return ""
 	}
-	var r Reasoner
-	if errors.As(err, &r) {
+	if r, ok := errors.AsType[reasonError](err); ok {
 		if reason := r.Reason(); reason != "" {
 			return reason
 		}
@@ -64,8 +70,8 @@ func ReasonOf(err error) Reason {
 // a throttle or no healthy instance. Breakers ignore such outcomes and retries
 // never retry them.
 func IsRejection(err error) bool {
-	var e *Error
-	if !errors.As(err, &e) {
+	e, ok := errors.AsType[*Error](err)
+	if !ok {
 		return false
 	}
 	switch e.Code {
