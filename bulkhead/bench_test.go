@@ -1,0 +1,64 @@
+package bulkhead_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/spillway-dev/spillway/bulkhead"
+)
+
+// BenchmarkAcquireRelease is the hot path: a free slot, nobody waiting.
+func BenchmarkAcquireRelease(b *testing.B) {
+	bh := bulkhead.MustNew(bulkhead.Config{})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := bh.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Release(nil)
+	}
+}
+
+// BenchmarkAcquireReleaseParallel contends on the counter from every P; run
+// it with -cpu 2 (or more). The limit is high enough never to be reached.
+func BenchmarkAcquireReleaseParallel(b *testing.B) {
+	bh := bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1 << 20})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p, err := bh.Acquire(ctx)
+			if err != nil {
+				panic(err)
+			}
+			p.Release(nil)
+		}
+	})
+}
+
+func BenchmarkExecute(b *testing.B) {
+	bh := bulkhead.MustNew(bulkhead.Config{})
+	ctx := context.Background()
+	fn := func(context.Context) error { return nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = bh.Execute(ctx, fn)
+	}
+}
+
+// BenchmarkReject is a full bulkhead without a queue refusing a call.
+func BenchmarkReject(b *testing.B) {
+	bh := bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1})
+	ctx := context.Background()
+	if _, err := bh.Acquire(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := bh.Acquire(ctx); err == nil {
+			b.Fatal("admitted")
+		}
+	}
+}
