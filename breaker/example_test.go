@@ -1,0 +1,106 @@
+package breaker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/breaker"
+)
+
+var errUnavailable = errors.New("503 service unavailable")
+
+// A breaker trips on the failure rate of its window and then fails fast.
+func ExampleBreaker_Execute() {
+	b := breaker.MustNew(breaker.Config{Name: "catalog", MinCalls: 4, FailureRate: 0.5, OpenFor: 30 * time.Second})
+	ctx := context.Background()
+
+	for i := range 5 {
+		err := b.Execute(ctx, func(ctx context.Context) error {
+			if i%2 == 1 {
+				return nil
+			}
+			return errUnavailable // the downstream is failing
+		})
+		fmt.Printf("call %d: %v\n", i, err)
+	}
+
+	err := b.Execute(ctx, func(ctx context.Context) error { return nil })
+	fmt.Println(errors.Is(err, breaker.ErrOpen), spillway.ReasonOf(err))
+	// Output:
+	// call 0: 503 service unavailable
+	// call 1: <nil>
+	// call 2: 503 service unavailable
+	// call 3: <nil>
+	// call 4: spillway: breaker "catalog": circuit breaker is open (retry after 30s)
+	// true breaker_open
+}
+
+// Do runs a function that returns a value.
+func ExampleDo() {
+	b := breaker.MustNew(breaker.Config{Name: "prices"})
+	price, err := breaker.Do(context.Background(), b, func(ctx context.Context) (float64, error) {
+		return 9.99, nil
+	})
+	fmt.Println(price, err)
+	// Output: 9.99 <nil>
+}
+
+// State and Snapshot report what the breaker sees; State is time-aware.
+func ExampleBreaker_Snapshot() {
+	clock := spillway.NewManualClock(0)
+	b := breaker.MustNew(breaker.Config{MinCalls: 10, ConsecutiveFailures: 3, OpenFor: 10 * time.Second, Clock: clock})
+	ctx := context.Background()
+	fail := func(context.Context) error { return errUnavailable }
+
+	_ = b.Execute(ctx, func(context.Context) error { return nil })
+	_ = b.Execute(ctx, fail)
+	s := b.Snapshot()
+	fmt.Printf("%v: %d calls, failure rate %.2f\n", s.State, s.Calls, s.FailureRate)
+
+	_ = b.Execute(ctx, fail)
+	_ = b.Execute(ctx, fail) // the third failure in a row
+	clock.Advance(4 * time.Second)
+	s = b.Snapshot()
+	fmt.Printf("%v: retry after %v\n", s.State, s.RetryAfter)
+
+	clock.Advance(6 * time.Second)
+	fmt.Println(b.State())
+	// Output:
+	// closed: 2 calls, failure rate 0.50
+	// open: retry after 6s
+	// half_open
+}
+
+// A Breaker is a spillway.Guard: a Pipeline acquires and releases it
+// around each attempt.
+func ExampleBreaker_Acquire() {
+	b := breaker.MustNew(breaker.Config{Name: "search"})
+	pl := spillway.NewPipeline(spillway.Policies[string]{Guards: []spillway.Guard{b}})
+	v, err := pl.Execute(context.Background(), func(ctx context.Context) (string, error) { return "results", nil })
+	fmt.Println(v, err, b.Snapshot().Calls)
+	// Output: results <nil> 1
+}
+
+// The admin API's transitions, and the metrics-only dry run.
+func ExampleBreaker_MetricsOnly() {
+	b := breaker.MustNew(breaker.Config{MinCalls: 2})
+	b.MetricsOnly()
+	for range 4 {
+		_ = b.Execute(context.Background(), func(context.Context) error { return errUnavailable })
+	}
+	s := b.Snapshot()
+	fmt.Println(s.State, s.WouldReject, s.Rejected)
+	// Output: metrics_only 2 0
+}
+
+// Warnings lists settings that cannot work, for spillway validate.
+func ExampleConfig_Warnings() {
+	for _, w := range (breaker.Config{WindowSize: 10}).Warnings() {
+		fmt.Println(w)
+	}
+	// Output:
+	// breaker: MinCalls (20) is larger than WindowSize (10): the failure and slow-call rates can never open the breaker
+}
