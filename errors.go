@@ -132,6 +132,29 @@ type PanicError struct{ Value any }
 
 func (p *PanicError) Error() string { return fmt.Sprintf("spillway: call panicked: %v", p.Value) }
 
+// ErrCallerDone marks the outcome of a call that ended because the caller's
+// own context was cancelled or reached its deadline. A Pipeline releases its
+// guards with such an outcome (see CallerDone), and breakers ignore it: the
+// caller gave up, which says nothing about the downstream.
+var ErrCallerDone = errors.New("the caller's context ended")
+
+// callerDoneError wraps a call's error with ErrCallerDone.
+type callerDoneError struct{ err error }
+
+func (c *callerDoneError) Error() string {
+	return "spillway: the caller's context ended: " + c.err.Error()
+}
+func (c *callerDoneError) Unwrap() []error { return []error{ErrCallerDone, c.err} }
+
+// CallerDone marks err as the caller's own doing: errors.Is(result,
+// ErrCallerDone) holds and err stays reachable. It returns nil for a nil err.
+func CallerDone(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &callerDoneError{err}
+}
+
 // IsCallerDone reports whether err is the caller's own cancellation or
 // deadline: ctx is done and err is (or wraps) the context's error, and no
 // policy made it. Such outcomes are never retried and never counted as

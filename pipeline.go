@@ -102,11 +102,12 @@ func (pl *Pipeline[T]) run(ctx context.Context, fn func(context.Context) (T, err
 	if pl.p.Total != nil {
 		var cancel context.CancelFunc
 		ectx, cancel = pl.p.Total.Start(ctx)
-		res = pl.retryLoop(ectx, fn, fnE)
+		// Deferred so that a panicking call does not leave the timer running.
+		defer cancel()
+		res = pl.retryLoop(ctx, ectx, fn, fnE)
 		res.Err = pl.p.Total.Finish(ectx, res.Err)
-		cancel()
 	} else {
-		res = pl.retryLoop(ectx, fn, fnE)
+		res = pl.retryLoop(ctx, ectx, fn, fnE)
 	}
 	if res.Err != nil && pl.p.Fallback != nil {
 		v, served, ferr := pl.p.Fallback.Fallback(ctx, res.Err)
@@ -119,16 +120,19 @@ func (pl *Pipeline[T]) run(ctx context.Context, fn func(context.Context) (T, err
 	return res
 }
 
-func (pl *Pipeline[T]) retryLoop(ctx context.Context, fn func(context.Context) (T, error), fnE func(context.Context) error) Result[T] {
+// retryLoop runs the attempts under ctx (the caller's context, bounded by the
+// total timeout); caller is the caller's own context, which tells the guards
+// whether an ended call was the caller's doing.
+func (pl *Pipeline[T]) retryLoop(caller, ctx context.Context, fn func(context.Context) (T, error), fnE func(context.Context) error) Result[T] {
 	var res Result[T]
 	if pl.p.Retry == nil {
-		res.Value, res.Err, res.Attempts = pl.attempt(ctx, fn, fnE, 1)
+		res.Value, res.Err, res.Attempts = pl.attempt(caller, ctx, fn, fnE, 1)
 		return res
 	}
 	s := pl.p.Retry.Begin()
 	for {
 		var started int
-		res.Value, res.Err, started = pl.attempt(ctx, fn, fnE, s.Attempts+1)
+		res.Value, res.Err, started = pl.attempt(caller, ctx, fn, fnE, s.Attempts+1)
 		res.Attempts += started
 		s.Attempts++
 		if res.Err == nil {
@@ -164,7 +168,7 @@ func stopDuringBackoff(ctxErr, last error) error {
 
 // attempt runs one attempt under the guards and the attempt timeout. started
 // is 1 when fn ran, 0 when a guard refused it or ctx was already done.
-func (pl *Pipeline[T]) attempt(ctx context.Context, fn func(context.Context) (T, error), fnE func(context.Context) error, n int) (v T, err error, started int) {
+func (pl *Pipeline[T]) attempt(caller, ctx context.Context, fn func(context.Context) (T, error), fnE func(context.Context) error, n int) (v T, err error, started int) {
 	if err := ctx.Err(); err != nil {
 		return v, context.Cause(ctx), 0
 	}
@@ -184,8 +188,13 @@ func (pl *Pipeline[T]) attempt(ctx context.Context, fn func(context.Context) (T,
 		t0 = pl.clock.Nanotime()
 	}
 	v, err = pl.call(ctx, fn, fnE, &permits)
+	outcome := err
+	if IsCallerDone(caller, err) {
+		// The caller gave up; the downstream is not to blame.
+		outcome = CallerDone(err)
+	}
 	for j := pl.n - 1; j >= 0; j-- {
-		permits[j].Release(err)
+		permits[j].Release(outcome)
 	}
 	if pl.p.Observer != nil {
 		pl.p.Observer.Observe(Event{Kind: EventAttempt, Policy: "pipeline", Name: pl.p.Name, Attempt: n,
@@ -199,7 +208,12 @@ func (pl *Pipeline[T]) attempt(ctx context.Context, fn func(context.Context) (T,
 // panic goes on.
 func (pl *Pipeline[T]) call(ctx context.Context, fn func(context.Context) (T, error), fnE func(context.Context) error, permits *[maxGuards]Permit) (v T, err error) {
 	done := false
+	actx := ctx
+	var cancel context.CancelFunc
 	defer func() {
+		if cancel != nil {
+			cancel()
+		}
 		if !done {
 			// fn panicked, or called runtime.Goexit (recover returns nil then).
 			r := recover()
@@ -212,8 +226,6 @@ func (pl *Pipeline[T]) call(ctx context.Context, fn func(context.Context) (T, er
 			}
 		}
 	}()
-	actx := ctx
-	var cancel context.CancelFunc
 	if pl.p.Attempt != nil {
 		actx, cancel = pl.p.Attempt.Start(ctx)
 	}
@@ -224,7 +236,6 @@ func (pl *Pipeline[T]) call(ctx context.Context, fn func(context.Context) (T, er
 	}
 	if pl.p.Attempt != nil {
 		err = pl.p.Attempt.Finish(actx, err)
-		cancel()
 	}
 	done = true
 	return v, err
