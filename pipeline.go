@@ -82,32 +82,36 @@ type Result[T any] struct {
 
 // Execute runs fn through the pipeline and returns its value or the final error.
 func (pl *Pipeline[T]) Execute(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
-	r := pl.run(ctx, fn, nil)
+	var r Result[T]
+	pl.run(ctx, fn, nil, &r)
 	return r.Value, r.Err
 }
 
 // ExecuteResult runs fn through the pipeline and reports the whole outcome.
 func (pl *Pipeline[T]) ExecuteResult(ctx context.Context, fn func(context.Context) (T, error)) Result[T] {
-	return pl.run(ctx, fn, nil)
+	var r Result[T]
+	pl.run(ctx, fn, nil, &r)
+	return r
 }
 
 // Run runs fn, which returns no value, through the pipeline.
 func (pl *Pipeline[T]) Run(ctx context.Context, fn func(context.Context) error) error {
-	return pl.run(ctx, nil, fn).Err
+	var r Result[T]
+	pl.run(ctx, nil, fn, &r)
+	return r.Err
 }
 
-func (pl *Pipeline[T]) run(ctx context.Context, fn func(context.Context) (T, error), fnE func(context.Context) error) Result[T] {
-	var res Result[T]
-	ectx := ctx
+// run fills res; the Result travels by pointer so that its fields are not
+// copied through every level.
+func (pl *Pipeline[T]) run(ctx context.Context, fn func(context.Context) (T, error), fnE func(context.Context) error, res *Result[T]) {
 	if pl.p.Total != nil {
-		var cancel context.CancelFunc
-		ectx, cancel = pl.p.Total.Start(ctx)
+		ectx, cancel := pl.p.Total.Start(ctx)
 		// Deferred so that a panicking call does not leave the timer running.
 		defer cancel()
-		res = pl.retryLoop(ctx, ectx, fn, fnE)
+		pl.retryLoop(ctx, ectx, fn, fnE, res)
 		res.Err = pl.p.Total.Finish(ectx, res.Err)
 	} else {
-		res = pl.retryLoop(ctx, ectx, fn, fnE)
+		pl.retryLoop(ctx, ctx, fn, fnE, res)
 	}
 	if res.Err != nil && pl.p.Fallback != nil {
 		v, served, ferr := pl.p.Fallback.Fallback(ctx, res.Err)
@@ -117,17 +121,15 @@ func (pl *Pipeline[T]) run(ctx context.Context, fn func(context.Context) (T, err
 			res.Err = ferr
 		}
 	}
-	return res
 }
 
 // retryLoop runs the attempts under ctx (the caller's context, bounded by the
 // total timeout); caller is the caller's own context, which tells the guards
 // whether an ended call was the caller's doing.
-func (pl *Pipeline[T]) retryLoop(caller, ctx context.Context, fn func(context.Context) (T, error), fnE func(context.Context) error) Result[T] {
-	var res Result[T]
+func (pl *Pipeline[T]) retryLoop(caller, ctx context.Context, fn func(context.Context) (T, error), fnE func(context.Context) error, res *Result[T]) {
 	if pl.p.Retry == nil {
 		res.Value, res.Err, res.Attempts = pl.attempt(caller, ctx, fn, fnE, 1)
-		return res
+		return
 	}
 	s := pl.p.Retry.Begin()
 	for {
@@ -136,20 +138,20 @@ func (pl *Pipeline[T]) retryLoop(caller, ctx context.Context, fn func(context.Co
 		res.Attempts += started
 		s.Attempts++
 		if res.Err == nil {
-			return res
+			return
 		}
 		var delay time.Duration
 		var stop error
 		s, delay, stop = pl.p.Retry.Next(ctx, s, res.Err)
 		if stop != nil {
 			res.Err = stop
-			return res
+			return
 		}
 		if err := Sleep(ctx, delay); err != nil {
 			// The caller's context or the total timeout ended the backoff: the
 			// last attempt's error is kept as the cause.
 			res.Err = stopDuringBackoff(err, res.Err)
-			return res
+			return
 		}
 	}
 }
@@ -239,4 +241,22 @@ func (pl *Pipeline[T]) call(ctx context.Context, fn func(context.Context) (T, er
 	}
 	done = true
 	return v, err
+}
+
+// limiter is implemented by timeouts that can tell their limit, such as
+// timeout.Timeout.
+type limiter interface{ Duration() time.Duration }
+
+// Warnings returns the settings of the pipeline that are valid but cannot
+// work as meant, in the words of `spillway validate`: an attempt timeout at
+// or above the total timeout (no retry could ever start). It reads the limits
+// of timeouts that implement Duration() time.Duration.
+func (pl *Pipeline[T]) Warnings() []string {
+	var w []string
+	a, aok := pl.p.Attempt.(limiter)
+	t, tok := pl.p.Total.(limiter)
+	if aok && tok && pl.p.Retry != nil && a.Duration() >= t.Duration() {
+		w = append(w, fmt.Sprintf("attempt timeout %s >= total timeout %s: a timed-out attempt leaves no time for a retry", a.Duration(), t.Duration()))
+	}
+	return w
 }

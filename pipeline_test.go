@@ -239,3 +239,34 @@ func TestPipelinePanicCancelsTheAttemptContext(t *testing.T) {
 		t.Fatal("a panicking call must not leave its attempt context (and timer) alive")
 	}
 }
+
+type fixedTimeout time.Duration
+
+func (f fixedTimeout) Start(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, time.Duration(f))
+}
+func (fixedTimeout) Finish(_ context.Context, err error) error { return err }
+func (f fixedTimeout) Duration() time.Duration                 { return time.Duration(f) }
+
+func TestPipelineWarnings(t *testing.T) {
+	tests := []struct {
+		name           string
+		attempt, total spillway.Timeouter
+		retry          spillway.Retrier
+		want           int
+	}{
+		{"attempt below total", fixedTimeout(time.Second), fixedTimeout(3 * time.Second), nopRetrier{}, 0},
+		{"attempt equals total", fixedTimeout(time.Second), fixedTimeout(time.Second), nopRetrier{}, 1},
+		{"attempt above total", fixedTimeout(5 * time.Second), fixedTimeout(time.Second), nopRetrier{}, 1},
+		{"no retry: nothing to leave room for", fixedTimeout(5 * time.Second), fixedTimeout(time.Second), nil, 0},
+		{"limits unknown", &cancelRecorder{}, fixedTimeout(time.Second), nopRetrier{}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pl := spillway.NewPipeline(spillway.Policies[int]{Attempt: tt.attempt, Total: tt.total, Retry: tt.retry})
+			if got := pl.Warnings(); len(got) != tt.want {
+				t.Errorf("Warnings() = %q, want %d", got, tt.want)
+			}
+		})
+	}
+}

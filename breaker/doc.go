@@ -50,10 +50,13 @@
 //
 // [DefaultClassify] decides how an outcome counts unless [Config.Classify]
 // replaces it: nil is a success; the caller's cancellation
-// (context.Canceled) and local rejections (spillway.IsRejection: a full
-// bulkhead, another breaker's rejection) are ignored, neither recorded nor
-// counted as a probe's success; everything else is a failure, deadlines and
-// panics included. A call that lasts [Config.SlowCallDuration] or more is
+// (context.Canceled), an outcome marked spillway.ErrCallerDone (Execute, Do
+// and spillway.Pipeline mark a call that ended because the caller's own
+// context was done, its deadline included) and local rejections
+// (spillway.IsRejection: a full bulkhead, another breaker's rejection) are
+// ignored, neither recorded nor counted as a probe's success; everything
+// else is a failure, a policy's timeout and panics included. ErrCallerDone
+// is ignored even under a custom Classify. A call that lasts [Config.SlowCallDuration] or more is
 // also recorded as slow, whether it succeeded or failed.
 //
 // # Errors

@@ -27,8 +27,9 @@
 //
 // Config{} is 3 attempts, exponential backoff from 100ms doubling up to 5s,
 // full jitter, no MaxElapsed (the context's deadline is the only time limit),
-// every error retryable that passes the safe defaults, and no budget.
-// BudgetConfig{} allows retries up to 20% of the requests of the last 10s,
+// every error retryable that passes the safe defaults, and a retry budget of
+// the policy's own (Config.NoBudget turns it off; share one Budget between
+// the policies of one downstream). BudgetConfig{} allows retries up to 20% of the requests of the last 10s,
 // plus 10 retries a second, in 10 buckets.
 //
 // # Safe defaults

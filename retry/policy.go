@@ -26,7 +26,8 @@ const (
 
 // Config configures a Policy. The zero value of every field means its
 // default, so Config{} is the brief's policy: 3 attempts, exponential backoff
-// from 100ms doubling up to 5s, full jitter, no elapsed-time limit, no budget.
+// from 100ms doubling up to 5s, full jitter, no elapsed-time limit, and a
+// retry budget of its own.
 type Config struct {
 	// Name identifies the policy in errors and events.
 	Name string
@@ -56,9 +57,15 @@ type Config struct {
 	// package documentation); it cannot make those retryable. Default: every
 	// such error is retryable. It must be safe for concurrent use.
 	Retryable func(error) bool
-	// Budget, when set, bounds retries across every execution that shares it.
-	// Default nil: no budget (Warnings reports it).
+	// Budget bounds retries across every execution that shares it. Default
+	// nil: a policy that retries gets a budget of its own with BudgetConfig's
+	// defaults (20 % of requests over 10s plus 10 a second), so that it never
+	// retries into a storm. Share one Budget between the policies that call
+	// the same downstream.
 	Budget *Budget
+	// NoBudget turns the default budget off: retries are then bounded by
+	// MaxAttempts alone, and Warnings reports it. Default false.
+	NoBudget bool
 	// Clock measures MaxElapsed. Default spillway.SystemClock. Context
 	// deadlines are always compared with the time package's clock.
 	Clock spillway.Clock
@@ -146,6 +153,12 @@ func (c *Config) normalize() error {
 		c.Multiplier = DefaultMultiplier
 	}
 	c.Clock = spillway.ClockOrSystem(c.Clock)
+	switch {
+	case c.NoBudget && c.Budget != nil:
+		return errors.New("retry: NoBudget contradicts Budget: set one or the other")
+	case c.Budget == nil && !c.NoBudget && c.MaxAttempts > 1:
+		c.Budget = MustNewBudget(BudgetConfig{Clock: c.Clock})
+	}
 	if c.Rand == nil {
 		c.Rand = rand.Float64
 	}
@@ -163,8 +176,8 @@ func (c Config) Warnings() []string {
 	if attempts == 0 {
 		attempts = DefaultMaxAttempts
 	}
-	if attempts > 1 && c.Budget == nil {
-		w = append(w, fmt.Sprintf("retries without a budget: while the downstream fails, it receives up to %d times its normal load (set Budget)", attempts))
+	if attempts > 1 && c.NoBudget {
+		w = append(w, fmt.Sprintf("retries without a budget: while the downstream fails, it receives up to %d times its normal load (unset NoBudget)", attempts))
 	}
 	if c.Multiplier != 0 && (c.Backoff != Exponential || c.Jitter == DecorrelatedJitter) {
 		w = append(w, "Multiplier is ignored: only exponential backoff uses it")

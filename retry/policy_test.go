@@ -480,8 +480,20 @@ func TestConfig(t *testing.T) {
 	got := p.Config()
 	if got.MaxAttempts != 3 || got.Backoff != retry.Exponential || got.Initial != 100*ms || got.Max != 5*time.Second ||
 		got.Multiplier != 2 || got.Jitter != retry.FullJitter || got.MaxElapsed != 0 || got.Clock != spillway.SystemClock ||
-		got.Name != "x" || got.Rand == nil || got.Budget != nil || got.Retryable != nil {
+		got.Name != "x" || got.Rand == nil || got.Budget == nil || got.Retryable != nil {
 		t.Errorf("defaults: %+v", got)
+	}
+	if bc := got.Budget.Config(); bc.Ratio != 0.2 || bc.Window != 10*time.Second || bc.MinPerSecond != 10 {
+		t.Errorf("the default budget is %+v, want the brief's 20 %% over 10s plus 10/s", bc)
+	}
+	if p := retry.MustNew(retry.Config{NoBudget: true}); p.Config().Budget != nil {
+		t.Error("NoBudget must leave the policy without a budget")
+	}
+	if p := retry.MustNew(retry.Config{MaxAttempts: 1}); p.Config().Budget != nil {
+		t.Error("a policy that never retries needs no budget")
+	}
+	if _, err := retry.New(retry.Config{NoBudget: true, Budget: got.Budget}); err == nil || !strings.Contains(err.Error(), "NoBudget") {
+		t.Errorf("NoBudget with a Budget must be refused, got %v", err)
 	}
 	if d := retry.MustNew(retry.Config{Jitter: retry.DecorrelatedJitter}).Config(); d.Backoff != retry.Decorrelated {
 		t.Errorf("DecorrelatedJitter left Backoff %s, want decorrelated", d.Backoff)
@@ -538,7 +550,8 @@ func TestWarnings(t *testing.T) {
 		cfg  retry.Config
 		want []string // substrings, one per warning
 	}{
-		{"defaults retry without a budget", retry.Config{}, []string{"retries without a budget: while the downstream fails, it receives up to 3 times"}},
+		{"defaults have a budget of their own", retry.Config{}, nil},
+		{"NoBudget retries without a budget", retry.Config{NoBudget: true}, []string{"retries without a budget: while the downstream fails, it receives up to 3 times"}},
 		{"with a budget", retry.Config{Budget: b}, nil},
 		{"no retries need no budget", retry.Config{MaxAttempts: 1}, nil},
 		{"Multiplier with constant backoff", retry.Config{Budget: b, Backoff: retry.Constant, Multiplier: 3}, []string{"Multiplier is ignored"}},
