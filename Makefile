@@ -19,15 +19,16 @@ unit:
 bench-smoke:
 	cd bench && $(GO) test -count=1 -run=^$$ -bench=. -benchtime=1x ./...
 
-# The measured run behind docs/benchmarks.md (not part of CI).
+# The measured run behind docs/benchmarks.md (not part of CI; about 5 minutes).
+# Summarise with: go run golang.org/x/perf/cmd/benchstat@latest bench/bench.txt
 bench:
 	cd bench && $(GO) test -run=^$$ -bench=. -benchmem -count=6 -timeout=60m ./... | tee bench.txt
 
+# Each package's FuzzConfig for FUZZTIME; CI runs their seed corpora as tests.
 FUZZTIME ?= 30s
+FUZZPKGS := breaker retry timeout bulkhead fallback
 fuzz:
-	$(GO) test ./breaker -run=^$$ -fuzz=FuzzConfig -fuzztime=$(FUZZTIME)
-	$(GO) test ./retry -run=^$$ -fuzz=FuzzConfig -fuzztime=$(FUZZTIME)
-	$(GO) test ./bulkhead -run=^$$ -fuzz=FuzzConfig -fuzztime=$(FUZZTIME)
+	@for p in $(FUZZPKGS); do $(GO) test ./$$p -run=^$$ -fuzz=FuzzConfig -fuzztime=$(FUZZTIME) || exit 1; done
 
 demo:
 	$(GO) run ./cmd/spillway demo

@@ -129,13 +129,13 @@ func BenchmarkBreakerHalfFailuresClosed(b *testing.B) {
 
 func BenchmarkRetryFirstSuccess(b *testing.B) {
 	b.Run("spillway", func(b *testing.B) {
-		rp := retry.MustNew(retry.Config{})
+		rp := retry.MustNew(retry.Config{}) // with the budget it gets by default
 		for b.Loop() {
 			_, _ = retry.Do(ctx, rp, okValue)
 		}
 	})
-	b.Run("spillway-budget", func(b *testing.B) {
-		rp := retry.MustNew(retry.Config{Budget: retry.MustNewBudget(retry.BudgetConfig{})})
+	b.Run("spillway-nobudget", func(b *testing.B) {
+		rp := retry.MustNew(retry.Config{NoBudget: true})
 		for b.Loop() {
 			_, _ = retry.Do(ctx, rp, okValue)
 		}
@@ -182,7 +182,7 @@ func BenchmarkBulkheadAcquireReleaseParallel(b *testing.B) {
 // composition of the same policies).
 func standardPipeline(withTimeout bool) *spillway.Pipeline[int] {
 	fb := fallback.New(fallback.Value("static", 0))
-	rp := retry.MustNew(retry.Config{Budget: retry.MustNewBudget(retry.BudgetConfig{})})
+	rp := retry.MustNew(retry.Config{}) // with its default budget
 	br := breaker.MustNew(breaker.Config{})
 	bh := bulkhead.MustNew(bulkhead.Config{})
 	if withTimeout {
