@@ -1,6 +1,7 @@
 package spillway
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 )
@@ -36,6 +37,10 @@ func (k EventKind) String() string {
 // Events are passed by value so that reporting one allocates nothing.
 type Event struct {
 	Kind EventKind
+	// Context is the context of the call the event belongs to, when the
+	// policy has one (every event but a breaker's transition): tracing
+	// adapters find the call's span in it.
+	Context context.Context
 	// Policy is the kind of policy that reports: "breaker", "retry", "bulkhead",
 	// "timeout", "fallback", "budget" or "pipeline".
 	Policy string

@@ -199,7 +199,7 @@ func (pl *Pipeline[T]) attempt(caller, ctx context.Context, fn func(context.Cont
 		permits[j].Release(outcome)
 	}
 	if pl.p.Observer != nil {
-		pl.p.Observer.Observe(Event{Kind: EventAttempt, Policy: "pipeline", Name: pl.p.Name, Attempt: n,
+		pl.p.Observer.Observe(Event{Kind: EventAttempt, Context: ctx, Policy: "pipeline", Name: pl.p.Name, Attempt: n,
 			Duration: time.Duration(pl.clock.Nanotime() - t0), Err: err})
 	}
 	return v, err, 1

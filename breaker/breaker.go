@@ -126,11 +126,11 @@ func (b *Breaker) Acquire(ctx context.Context) (spillway.Permit, error) {
 	if w := b.word.Load(); w&(stateMask|flagTimed) == uint64(Closed) {
 		return spillway.NewPermit(b, w, 0), nil
 	}
-	return b.acquireSlow()
+	return b.acquireSlow(ctx)
 }
 
 // acquireSlow is Acquire for every state but the plainest closed one.
-func (b *Breaker) acquireSlow() (spillway.Permit, error) {
+func (b *Breaker) acquireSlow(ctx context.Context) (spillway.Permit, error) {
 	w := b.word.Load()
 	for {
 		switch State(w & stateMask) {
@@ -142,10 +142,10 @@ func (b *Breaker) acquireSlow() (spillway.Permit, error) {
 			return spillway.NewPermit(b, w, uint64(start)), nil
 		case Open:
 			if b.clock.Nanotime() < b.openUntil.Load() {
-				return spillway.Permit{}, b.reject(b.openErr.Load())
+				return spillway.Permit{}, b.reject(ctx, b.openErr.Load())
 			}
 		case ForcedOpen:
-			return spillway.Permit{}, b.reject(b.core.Load().forcedErr)
+			return spillway.Permit{}, b.reject(ctx, b.core.Load().forcedErr)
 		case Disabled:
 			return spillway.NewPermit(b, w, 0), nil
 		case MetricsOnly:
@@ -154,7 +154,7 @@ func (b *Breaker) acquireSlow() (spillway.Permit, error) {
 		// Open past its deadline, or half-open: the probe bookkeeping needs mu.
 		p, rej, again := b.acquireLocked()
 		if rej != nil {
-			return spillway.Permit{}, b.reject(rej)
+			return spillway.Permit{}, b.reject(ctx, rej)
 		}
 		if !again {
 			return p, nil
@@ -242,10 +242,10 @@ func (b *Breaker) acquireDryRun(w uint64) spillway.Permit {
 }
 
 // reject counts and reports a rejection and returns its preallocated error.
-func (b *Breaker) reject(e *spillway.Error) error {
+func (b *Breaker) reject(ctx context.Context, e *spillway.Error) error {
 	b.rejected.Add(1)
 	if o := b.core.Load().observer; o != nil {
-		o.Observe(spillway.Event{Kind: spillway.EventRejection, Policy: "breaker", Name: e.Name, Reason: e.Code, Err: e})
+		o.Observe(spillway.Event{Kind: spillway.EventRejection, Context: ctx, Policy: "breaker", Name: e.Name, Reason: e.Code, Err: e})
 	}
 	return e
 }

@@ -272,7 +272,7 @@ func (b *Bulkhead) tryIncrement() bool {
 func (b *Bulkhead) acquireSlow(ctx context.Context) error {
 	// Without a queue there is nothing to lock for: the bulkhead was full.
 	if b.maxWaiting.Load() == 0 && b.waiting.Load() == 0 {
-		return b.reject()
+		return b.reject(ctx)
 	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
@@ -284,7 +284,7 @@ func (b *Bulkhead) acquireSlow(ctx context.Context) error {
 	}
 	if b.waiting.Load() >= b.maxWaiting.Load() {
 		b.mu.Unlock()
-		return b.reject()
+		return b.reject(ctx)
 	}
 	w := &waiter{ready: make(chan struct{})}
 	b.pushLocked(w)
@@ -323,7 +323,7 @@ func (b *Bulkhead) wait(ctx context.Context, w *waiter) error {
 			// The slot arrived just in time and the caller is still there.
 			return nil
 		}
-		return b.reject()
+		return b.reject(ctx)
 	}
 }
 
@@ -399,10 +399,10 @@ func (b *Bulkhead) removeLocked(w *waiter) {
 }
 
 // reject counts and reports a refusal and returns the preallocated error.
-func (b *Bulkhead) reject() error {
+func (b *Bulkhead) reject(ctx context.Context) error {
 	b.rejected.Add(1)
 	if b.obs != nil {
-		b.obs.Observe(spillway.Event{Kind: spillway.EventRejection, Policy: policyName, Name: b.errFull.Name,
+		b.obs.Observe(spillway.Event{Kind: spillway.EventRejection, Context: ctx, Policy: policyName, Name: b.errFull.Name,
 			Reason: spillway.ReasonBulkheadFull})
 	}
 	return b.errFull

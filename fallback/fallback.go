@@ -144,7 +144,7 @@ func (f *Fallback[T]) Fallback(ctx context.Context, err error) (v T, served stri
 		sv, serr := s.Fn(ctx, err)
 		if serr == nil {
 			if f.obs != nil {
-				f.obs.Observe(spillway.Event{Kind: spillway.EventFallback, Policy: policyName, Name: f.name,
+				f.obs.Observe(spillway.Event{Kind: spillway.EventFallback, Context: ctx, Policy: policyName, Name: f.name,
 					Fallback: s.Name, Err: err})
 			}
 			return sv, s.Name, nil

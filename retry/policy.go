@@ -232,12 +232,12 @@ func (p *Policy) Next(ctx context.Context, s spillway.RetryState, err error) (sp
 	// The budget is asked last, so that it pays only for retries that happen.
 	if b := p.cfg.Budget; b != nil && !b.TryRetry() {
 		if o := p.cfg.Observer; o != nil {
-			o.Observe(spillway.Event{Kind: spillway.EventRejection, Policy: "budget", Name: p.cfg.Name, Reason: spillway.ReasonBudgetExhausted})
+			o.Observe(spillway.Event{Kind: spillway.EventRejection, Context: ctx, Policy: "budget", Name: p.cfg.Name, Reason: spillway.ReasonBudgetExhausted})
 		}
 		return s, 0, &spillway.Error{Code: spillway.ReasonBudgetExhausted, Policy: "budget", Name: p.cfg.Name, Err: ErrBudgetExhausted, Cause: err}
 	}
 	if o := p.cfg.Observer; o != nil {
-		o.Observe(spillway.Event{Kind: spillway.EventRetry, Policy: "retry", Name: p.cfg.Name, Attempt: s.Attempts, Delay: delay, Err: err})
+		o.Observe(spillway.Event{Kind: spillway.EventRetry, Context: ctx, Policy: "retry", Name: p.cfg.Name, Attempt: s.Attempts, Delay: delay, Err: err})
 	}
 	s.Prev = delay
 	return s, delay, nil

@@ -32,6 +32,11 @@ type events struct {
 }
 
 func (e *events) Observe(ev spillway.Event) {
+	if ev.Context == nil {
+		panic("an event of a call must carry the call's context")
+	}
+	// Kept without the context, so that tests compare events with ==.
+	ev.Context = nil
 	e.mu.Lock()
 	e.ev = append(e.ev, ev)
 	e.mu.Unlock()

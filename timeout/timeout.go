@@ -157,7 +157,7 @@ func (t *Timeout) Finish(ctx context.Context, err error) error {
 	if err == nil || context.Cause(ctx) != error(t.cause) {
 		return err
 	}
-	t.report()
+	t.report(ctx)
 	if t.owns(err) {
 		return err
 	}
@@ -180,9 +180,9 @@ func (t *Timeout) owns(err error) bool {
 
 // report tells the Observer that the limit cut a call short. The limit
 // reported is the current one: a SetDuration since Start is not seen.
-func (t *Timeout) report() {
+func (t *Timeout) report(ctx context.Context) {
 	if t.obs != nil {
-		t.obs.Observe(spillway.Event{Kind: spillway.EventTimeout, Policy: policyName, Name: t.cause.Name,
+		t.obs.Observe(spillway.Event{Kind: spillway.EventTimeout, Context: ctx, Policy: policyName, Name: t.cause.Name,
 			Duration: t.Duration()})
 	}
 }
