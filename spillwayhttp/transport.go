@@ -1,0 +1,732 @@
+package spillwayhttp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/breaker"
+	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/retry"
+	"github.com/spillway-dev/spillway/timeout"
+)
+
+// Timeouts are the time limits of one downstream. A zero field means its
+// default (DefaultTimeouts); a negative field means no limit.
+//
+// The Transport enforces Attempt, Total and BodyIdle per downstream. Connect,
+// TLSHandshake and ResponseHeader configure the connections of a base
+// transport (NewBaseTransport), which all downstreams of a Transport share;
+// the Attempt limit bounds them per downstream in any case, since it covers
+// the dial, the handshake and the wait for the response headers.
+type Timeouts struct {
+	// Connect bounds a TCP dial. Default 2s (the brief).
+	Connect time.Duration
+	// TLSHandshake bounds a TLS handshake. Default 5s: a handshake that
+	// outlasts the attempt can never serve it (Go's DefaultTransport uses 10s).
+	TLSHandshake time.Duration
+	// ResponseHeader bounds the wait for the response headers once the
+	// request is written (time to first byte). Default: Attempt.
+	ResponseHeader time.Duration
+	// BodyIdle fails a response body read that receives no byte for this
+	// long, with a deadline_exceeded error. It counts only while the caller
+	// is blocked in Read: a caller that pauses between reads is not timed.
+	// Default 30s, below nginx's proxy_read_timeout (60s) and Envoy's stream
+	// idle timeout (5 min), twice the total timeout.
+	BodyIdle time.Duration
+	// Attempt bounds one attempt, from its start (bulkhead wait excluded) to
+	// its response headers. Default 5s (the brief).
+	Attempt time.Duration
+	// Total bounds every attempt and backoff of one request up to the
+	// headers of the response returned. Default 15s (the brief, after
+	// Envoy's 15s route timeout). It never cuts a response body short: once a
+	// response is returned, its body runs under BodyIdle and the caller's
+	// own context only.
+	Total time.Duration
+}
+
+// DefaultTimeouts are the brief's time limits, which a zero Timeouts field
+// stands for.
+var DefaultTimeouts = Timeouts{
+	Connect:        2 * time.Second,
+	TLSHandshake:   5 * time.Second,
+	ResponseHeader: 5 * time.Second,
+	BodyIdle:       30 * time.Second,
+	Attempt:        5 * time.Second,
+	Total:          15 * time.Second,
+}
+
+// withDefaults fills in the zero fields.
+func (t Timeouts) withDefaults() Timeouts {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&t.Connect, DefaultTimeouts.Connect)
+	def(&t.TLSHandshake, DefaultTimeouts.TLSHandshake)
+	def(&t.BodyIdle, DefaultTimeouts.BodyIdle)
+	def(&t.Attempt, DefaultTimeouts.Attempt)
+	def(&t.Total, DefaultTimeouts.Total)
+	def(&t.ResponseHeader, t.Attempt)
+	return t
+}
+
+// limit turns a resolved Timeouts field into a limit: 0 means none.
+func limit(d time.Duration) time.Duration { return max(d, 0) }
+
+// NewBaseTransport returns the tuned *http.Transport that a Transport wraps by
+// default: dials bounded by t.Connect (keep-alive 30s), TLS handshakes by
+// t.TLSHandshake, the wait for response headers by t.ResponseHeader; up to
+// 100 idle connections per host (the default bulkhead's limit, so that every
+// admitted call can keep its connection) and 1000 in all, closed after 90s
+// idle; HTTP/2 attempted; proxies from the environment, as
+// http.DefaultTransport. Zero fields of t mean DefaultTimeouts.
+func NewBaseTransport(t Timeouts) *http.Transport {
+	t = t.withDefaults()
+	d := &net.Dialer{Timeout: limit(t.Connect), KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1000,
+		MaxIdleConnsPerHost:   bulkhead.DefaultMaxConcurrent,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   limit(t.TLSHandshake),
+		ResponseHeaderTimeout: limit(t.ResponseHeader),
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Downstream holds the policies of one downstream (one key). Every policy is
+// optional: a nil one is skipped. The policies may be shared with other
+// Transports or pipelines; the Retry policy's budget is then shared too.
+type Downstream struct {
+	// Breaker sees the outcome of every attempt, as Config.Classify
+	// classifies it.
+	Breaker *breaker.Breaker
+	// Retry re-sends failed attempts; its budget (retry.Config.Budget, or
+	// the policy's own) is the downstream's one retry budget.
+	Retry *retry.Policy
+	// Bulkhead bounds the attempts waiting for their response headers.
+	Bulkhead *bulkhead.Bulkhead
+	// Timeouts are the downstream's time limits; zero fields mean
+	// DefaultTimeouts.
+	Timeouts Timeouts
+}
+
+// DefaultDownstream returns the brief's policies for the downstream key,
+// each named key: a breaker.Config{} breaker (50 % of the last 100 calls,
+// from 20 calls, open 30s), a retry.Config{} policy (3 attempts, 100ms ×2 up to
+// 5s, full jitter) with a budget of its own (20 % of the requests of the last
+// 10s plus 10 a second), a bulkhead of 100 concurrent calls without a queue,
+// and DefaultTimeouts.
+func DefaultDownstream(key string) (*Downstream, error) {
+	return defaultDownstream(key, nil)
+}
+
+func defaultDownstream(key string, obs spillway.Observer) (*Downstream, error) {
+	br, err := breaker.New(breaker.Config{Name: key, Observer: obs})
+	if err != nil {
+		return nil, err
+	}
+	rp, err := retry.New(retry.Config{Name: key, Observer: obs})
+	if err != nil {
+		return nil, err
+	}
+	bh, err := bulkhead.New(bulkhead.Config{Name: key, Observer: obs})
+	if err != nil {
+		return nil, err
+	}
+	return &Downstream{Breaker: br, Retry: rp, Bulkhead: bh, Timeouts: DefaultTimeouts}, nil
+}
+
+// DefaultMaxReplayBody is the MaxReplayBody of a zero Config: 1 MiB.
+const DefaultMaxReplayBody = 1 << 20
+
+// Config configures a Transport. Its zero value is the brief's client: a
+// tuned base transport, one set of default policies per host, the default
+// classification and retry rule.
+type Config struct {
+	// Base sends the attempts. Default NewBaseTransport(DefaultTimeouts), a
+	// transport of the Transport's own.
+	Base http.RoundTripper
+	// Key names the downstream a request goes to; each key gets its own
+	// policies. Default: the request URL's host (host:port as written).
+	// It must return few distinct keys (hosts, services), never ids or
+	// paths, and be safe for concurrent use.
+	Key func(*http.Request) string
+	// NewDownstream makes the policies of a key the first time a request
+	// goes to it; it runs once per key, under the Transport's lock. An error
+	// fails that request (and the next one tries again). Default: the
+	// DefaultDownstream policies, reporting to Observer.
+	NewDownstream func(key string) (*Downstream, error)
+	// Classify says how an attempt's outcome counts: err is a transport
+	// error (resp nil) or nil (resp set). Default DefaultClassify: transport
+	// errors, 5xx, 408 and 429 are failures; every other response is a
+	// success. Ignored outcomes are released to the breaker as the caller's
+	// own (spillway.CallerDone), which breakers never count. It is not
+	// consulted for a local rejection or when the caller's context ended.
+	Classify func(*http.Response, error) spillway.Outcome
+	// Retryable says whether a failed attempt (Classify said Failure) may be
+	// sent again. Default DefaultRetryable: idempotent requests only (see
+	// Idempotent), after a transport error or a 5xx, 408 or 429. The retry
+	// policy's own rules apply on top: it never retries rejections or after
+	// the caller's context ended.
+	Retryable func(*http.Request, *http.Response, error) bool
+	// MaxReplayBody is how many bytes of a request body without GetBody
+	// are buffered so that the request can be retried. A larger body is
+	// streamed once and the request is never retried. Default 1 MiB
+	// (DefaultMaxReplayBody); negative: never buffer. Only requests that
+	// Retryable could retry are buffered: with the default rule, idempotent
+	// ones.
+	MaxReplayBody int64
+	// Observer receives an EventAttempt (Policy "http", Name the key) per
+	// attempt and an EventTimeout when an attempt, total or body idle limit
+	// cuts a request short; the default downstreams' policies report to it
+	// too. Default nil.
+	Observer spillway.Observer
+}
+
+// Transport is an http.RoundTripper that sends each request through the
+// policies of its downstream: retry with budget, then breaker and bulkhead
+// around each attempt, under the attempt and total timeouts. See the package
+// documentation for the model. Create one with New; it is safe for concurrent
+// use.
+type Transport struct {
+	base      http.RoundTripper
+	key       func(*http.Request) string
+	newDS     func(string) (*Downstream, error)
+	classify  func(*http.Response, error) spillway.Outcome
+	retryable func(*http.Request, *http.Response, error) bool
+	// anyRetryable is set for a custom Retryable, which may retry a request
+	// that is not idempotent: its body must then be buffered too.
+	anyRetryable bool
+	maxReplay    int64
+	obs          spillway.Observer
+
+	// ds is a copy-on-write map: the hot path loads it without any lock or
+	// allocation; mu serialises the creation of downstreams.
+	ds atomic.Pointer[map[string]*downstream]
+	mu sync.Mutex
+}
+
+// downstream is a Downstream with its timeouts resolved and the errors of
+// its time limits preallocated (they are context causes, compared by
+// identity).
+type downstream struct {
+	pub                           *Downstream
+	key                           string
+	attempt, total, idle          time.Duration
+	attemptErr, totalErr, idleErr *spillway.Error
+	// baseTimeoutErr wraps the base transport's own timeouts (dial, TLS,
+	// response header).
+	baseTimeoutErr *spillway.Error
+}
+
+func newDownstream(key string, pub *Downstream) *downstream {
+	to := pub.Timeouts.withDefaults()
+	mk := func(name string) *spillway.Error {
+		return &spillway.Error{Code: spillway.ReasonDeadlineExceeded, Policy: "timeout", Name: name, Err: timeout.ErrTimeout}
+	}
+	return &downstream{
+		pub: pub, key: key,
+		attempt: limit(to.Attempt), total: limit(to.Total), idle: limit(to.BodyIdle),
+		attemptErr: mk(key + "/attempt"), totalErr: mk(key + "/total"), idleErr: mk(key + "/body_idle"),
+		baseTimeoutErr: mk(key),
+	}
+}
+
+// New returns a Transport configured by cfg. It fails only on an invalid
+// field (a negative MaxReplayBody is valid).
+func New(cfg Config) (*Transport, error) {
+	t := &Transport{
+		base: cfg.Base, key: cfg.Key, newDS: cfg.NewDownstream, classify: cfg.Classify,
+		retryable: cfg.Retryable, anyRetryable: cfg.Retryable != nil, maxReplay: cfg.MaxReplayBody, obs: cfg.Observer,
+	}
+	if t.base == nil {
+		t.base = NewBaseTransport(DefaultTimeouts)
+	}
+	if t.key == nil {
+		t.key = hostKey
+	}
+	if t.newDS == nil {
+		obs := cfg.Observer
+		t.newDS = func(key string) (*Downstream, error) { return defaultDownstream(key, obs) }
+	}
+	if t.classify == nil {
+		t.classify = DefaultClassify
+	}
+	if t.retryable == nil {
+		t.retryable = DefaultRetryable
+	}
+	if t.maxReplay == 0 {
+		t.maxReplay = DefaultMaxReplayBody
+	}
+	empty := map[string]*downstream{}
+	t.ds.Store(&empty)
+	return t, nil
+}
+
+// Must returns t, and panics if err is not nil: Must(New(cfg)).
+func Must(t *Transport, err error) *Transport {
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func hostKey(req *http.Request) string {
+	if req.URL.Host != "" {
+		return req.URL.Host
+	}
+	return req.Host
+}
+
+// Downstream returns the policies of key, if a request has gone to it.
+func (t *Transport) Downstream(key string) (*Downstream, bool) {
+	d, ok := (*t.ds.Load())[key]
+	if !ok {
+		return nil, false
+	}
+	return d.pub, true
+}
+
+// Downstreams returns the policies of every key requests have gone to, in a
+// new map the caller owns.
+func (t *Transport) Downstreams() map[string]*Downstream {
+	m := *t.ds.Load()
+	out := make(map[string]*Downstream, len(m))
+	for k, d := range m {
+		out[k] = d.pub
+	}
+	return out
+}
+
+// CloseIdleConnections closes the idle connections of the base transport, if
+// it can (http.Client.CloseIdleConnections calls it).
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// downstream returns the policies of key, making them on first use.
+func (t *Transport) downstream(key string) (*downstream, error) {
+	if d, ok := (*t.ds.Load())[key]; ok {
+		return d, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.ds.Load()
+	if d, ok := old[key]; ok {
+		return d, nil
+	}
+	pub, err := t.newDS(key)
+	if err == nil && pub == nil {
+		err = errors.New("NewDownstream returned no Downstream")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("spillwayhttp: downstream %q: %w", key, err)
+	}
+	d := newDownstream(key, pub)
+	m := make(map[string]*downstream, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[key] = d
+	t.ds.Store(&m)
+	return d, nil
+}
+
+// RoundTrip sends req through its downstream's policies. It returns the
+// response of the last attempt made — a failing one (a 503) included, intact,
+// when no retry is left or allowed — or an error: a transport error, a
+// rejection (breaker_open, bulkhead_full), a time limit (deadline_exceeded),
+// a retry policy's error wrapping the last transport error (budget_exhausted,
+// or retries exhausted), or the caller's context error. It never retries
+// after req's context ended. See the package documentation.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rep := replay{first: req.Body}
+	defer rep.closeUnused()
+	ds, err := t.downstream(t.key(req))
+	if err != nil {
+		return nil, err
+	}
+	ctx := req.Context()
+	var totalDeadline time.Time
+	if ds.total > 0 {
+		totalDeadline = time.Now().Add(ds.total)
+	}
+	rp := ds.pub.Retry
+	if err := rep.prepare(req, t.maxReplay, rp != nil && (t.anyRetryable || Idempotent(req))); err != nil {
+		return nil, err
+	}
+	var rs spillway.RetryState
+	if rp != nil {
+		rs = rp.Begin()
+	}
+	resp, err, failed := t.attempt(ctx, req, ds, &rep, 1, totalDeadline, nil)
+	if !t.retries(req, ds, &rep, resp, err, failed) {
+		return resp, err
+	}
+	return t.retryLoop(ctx, req, ds, &rep, rs, totalDeadline, resp, failed)
+}
+
+// retries reports whether a retry is to be considered after an attempt
+// returned resp or err and failed (see attempt).
+func (t *Transport) retries(req *http.Request, ds *downstream, rep *replay, resp *http.Response, err, failed error) bool {
+	return failed != nil && ds.pub.Retry != nil && !rep.once && !isTotal(ds, err) && t.retryable(req, resp, err)
+}
+
+// retryLoop goes on after the first attempt failed with failed (its
+// response resp, if any) and may be retried.
+func (t *Transport) retryLoop(ctx context.Context, req *http.Request, ds *downstream, rep *replay, rs spillway.RetryState,
+	totalDeadline time.Time, resp *http.Response, failed error) (*http.Response, error) {
+	// rctx bounds retry decisions and backoffs by the total deadline; the
+	// attempts themselves get the caller's context and a timer (see attempt).
+	rctx := ctx
+	if !totalDeadline.IsZero() {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithDeadlineCause(ctx, totalDeadline, ds.totalErr)
+		defer cancel()
+	}
+	rp := ds.pub.Retry
+	for n := 2; ; n++ {
+		rs.Attempts++
+		var delay time.Duration
+		var stop error
+		rs, delay, stop = rp.Next(rctx, rs, failed)
+		if stop != nil {
+			if resp != nil {
+				return resp, nil
+			}
+			return nil, stop
+		}
+		discard(resp)
+		if err := spillway.Sleep(rctx, delay); err != nil {
+			if err == error(ds.totalErr) {
+				t.reportTimeout(ctx, ds, ds.total)
+				return nil, withCause(ds.totalErr, failed)
+			}
+			return nil, context.Cause(ctx)
+		}
+		var err, f error
+		resp, err, f = t.attempt(ctx, req, ds, rep, n, totalDeadline, failed)
+		if !t.retries(req, ds, rep, resp, err, f) {
+			return resp, err
+		}
+		failed = f
+	}
+}
+
+// attempt makes attempt n. It returns what the caller gets if no retry
+// follows (resp or err), and failed, the attempt's failure as the retry
+// policy sees it, or nil when the attempt did not fail (by Classify) and is
+// not to be retried. last is the previous attempt's failure, the cause of a
+// total timeout found before this one starts.
+func (t *Transport) attempt(ctx context.Context, req *http.Request, ds *downstream, rep *replay, n int,
+	totalDeadline time.Time, last error) (resp *http.Response, err, failed error) {
+	if ctx.Err() != nil {
+		err = context.Cause(ctx)
+		return nil, err, err
+	}
+	now := time.Now()
+	lim, cause := ds.attempt, ds.attemptErr
+	if !totalDeadline.IsZero() {
+		rem := totalDeadline.Sub(now)
+		if rem <= 0 {
+			t.reportTimeout(ctx, ds, ds.total)
+			err = withCause(ds.totalErr, last)
+			return nil, err, err
+		}
+		if lim == 0 || rem <= lim {
+			lim, cause = rem, ds.totalErr
+		}
+	}
+	budget := lim
+	if dl, ok := ctx.Deadline(); ok {
+		if r := dl.Sub(now); budget == 0 || r < budget {
+			budget = r
+		}
+	}
+
+	var bp, hp spillway.Permit
+	if br := ds.pub.Breaker; br != nil {
+		if bp, err = br.Acquire(ctx); err != nil {
+			return nil, err, err
+		}
+	}
+	if bh := ds.pub.Bulkhead; bh != nil {
+		if hp, err = bh.Acquire(ctx); err != nil {
+			bp.Release(err)
+			return nil, err, err
+		}
+	}
+	body, err := rep.body(req, n)
+	if err != nil {
+		// The request could not be rebuilt: the downstream is not to blame.
+		hp.Release(spillway.CallerDone(err))
+		bp.Release(spillway.CallerDone(err))
+		return nil, err, nil
+	}
+
+	a := &attempt{ds: ds}
+	a.ctx, a.cancel = context.WithCancelCause(ctx)
+	if lim > 0 {
+		a.cause.Store(cause)
+		a.timer = time.AfterFunc(lim, a.fire)
+	}
+	out := req.WithContext(a.ctx)
+	out.Body = body
+	out.Header = req.Header.Clone()
+	if out.Header == nil {
+		out.Header = make(http.Header, 1)
+	}
+	if budget > 0 {
+		out.Header[TimeoutHeader] = []string{formatMillis(budget)}
+	} else {
+		delete(out.Header, TimeoutHeader)
+	}
+	var start time.Time
+	if t.obs != nil {
+		start = time.Now()
+	}
+	resp, err = t.base.RoundTrip(out)
+	if a.timer != nil && !a.timer.Stop() {
+		// Our limit fired: whatever came back is cut off.
+		if err == nil {
+			resp.Body.Close()
+			resp, err = nil, context.DeadlineExceeded
+		}
+		c := a.cause.Load()
+		t.reportTimeout(ctx, ds, lim)
+		err = withCause(c, err)
+	} else if err != nil && ctx.Err() == nil && isNetTimeout(err) {
+		err = withCause(ds.baseTimeoutErr, err)
+	}
+
+	var release error
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// The caller gave up; the downstream is not to blame.
+		release, failed = spillway.CallerDone(err), err
+	default:
+		switch t.classify(resp, err) {
+		case spillway.Failure:
+			if err != nil {
+				failed = err
+			} else {
+				failed = &StatusError{StatusCode: resp.StatusCode}
+				if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+					failed = spillway.WithRetryAfter(failed, d)
+				}
+			}
+			release = failed
+		case spillway.Ignored:
+			release = spillway.CallerDone(errIgnored)
+		}
+	}
+	// The permits go back when the headers arrive: the outcome is known, and
+	// the body is the caller's to read at its own pace.
+	hp.Release(release)
+	bp.Release(release)
+	if t.obs != nil {
+		t.obs.Observe(spillway.Event{Kind: spillway.EventAttempt, Context: ctx, Policy: "http", Name: ds.key,
+			Attempt: n, Duration: time.Since(start), Err: failed})
+	}
+	if err != nil {
+		a.cancel(nil)
+		return nil, err, failed
+	}
+	a.wrap(resp, t)
+	return resp, nil, failed
+}
+
+// isTotal reports whether err is the total timeout of ds, which ends the
+// request at once.
+func isTotal(ds *downstream, err error) bool {
+	var e *spillway.Error
+	return errors.As(err, &e) && e.Err == timeout.ErrTimeout && e.Name == ds.totalErr.Name
+}
+
+func isNetTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// withCause returns a copy of the preallocated error proto with cause
+// attached.
+func withCause(proto *spillway.Error, cause error) error {
+	c := *proto
+	c.Cause = cause
+	return &c
+}
+
+func (t *Transport) reportTimeout(ctx context.Context, ds *downstream, d time.Duration) {
+	if t.obs != nil {
+		t.obs.Observe(spillway.Event{Kind: spillway.EventTimeout, Context: ctx, Policy: "timeout", Name: ds.key, Duration: d})
+	}
+}
+
+// maxDrain bounds how much of a retried response's body is read so that its
+// connection can be reused; a longer body costs its connection instead.
+const maxDrain = 64 << 10
+
+// discard drains (up to maxDrain bytes) and closes the body of a response
+// that is not returned.
+func discard(resp *http.Response) {
+	if resp == nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+	resp.Body.Close()
+}
+
+// formatMillis renders d for the Spillway-Timeout-Ms header: whole
+// milliseconds, rounded down (the server never gets more time than the
+// client waits), at least 1.
+func formatMillis(d time.Duration) string {
+	return strconv.FormatInt(max(d.Milliseconds(), 1), 10)
+}
+
+// replay hands each attempt its request body.
+type replay struct {
+	// first is the body of the first attempt: the request's own, or a reader
+	// of the buffer.
+	first io.ReadCloser
+	// buf is the buffered body (bufOK), replayed by every later attempt.
+	buf   []byte
+	bufOK bool
+	// once is set when the body cannot be sent twice: no retry.
+	once bool
+	// used is set once first went to the base transport, which closes it.
+	used bool
+}
+
+// prepare decides how req's body is replayed; buffer says whether a body
+// without GetBody should be buffered (up to max bytes).
+func (r *replay) prepare(req *http.Request, maxBytes int64, buffer bool) error {
+	switch {
+	case req.Body == nil || req.Body == http.NoBody || req.GetBody != nil:
+		return nil
+	case !buffer || maxBytes < 0:
+		r.once = true
+		return nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(req.Body, maxBytes+1))
+	if err != nil {
+		return err
+	}
+	if int64(len(buf)) > maxBytes {
+		// Too long to keep: stream it once, what was read first.
+		r.once = true
+		r.first = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
+		return nil
+	}
+	req.Body.Close()
+	r.buf, r.bufOK = buf, true
+	r.first = io.NopCloser(bytes.NewReader(buf))
+	return nil
+}
+
+// body returns the body of attempt n.
+func (r *replay) body(req *http.Request, n int) (io.ReadCloser, error) {
+	switch {
+	case n == 1:
+		r.used = true
+		return r.first, nil
+	case r.bufOK:
+		return io.NopCloser(bytes.NewReader(r.buf)), nil
+	case req.GetBody != nil:
+		return req.GetBody()
+	}
+	return req.Body, nil
+}
+
+// closeUnused closes the request's body when no attempt took it: the
+// RoundTripper contract has RoundTrip close it in every case.
+func (r *replay) closeUnused() {
+	if !r.used && r.first != nil {
+		r.first.Close()
+	}
+}
+
+// attempt is the state of one attempt: the context it runs under and the
+// timer of its limits. It becomes the body of the response returned, so the
+// context lives until the caller closes the body or reads it to the end.
+type attempt struct {
+	ds     *downstream
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	// timer cancels ctx with cause: first at the attempt or total limit, then,
+	// reset around each Read, at the body idle limit.
+	timer *time.Timer
+	cause atomic.Pointer[spillway.Error]
+	body  io.ReadCloser
+	idle  time.Duration
+	obs   spillway.Observer
+}
+
+func (a *attempt) fire() { a.cancel(a.cause.Load()) }
+
+// wrap makes a the body of resp. The headers' timer has stopped, so the
+// cause can change hands.
+func (a *attempt) wrap(resp *http.Response, t *Transport) {
+	a.body, a.idle, a.obs = resp.Body, a.ds.idle, t.obs
+	if a.idle > 0 {
+		a.cause.Store(a.ds.idleErr)
+		if a.timer == nil {
+			a.timer = time.AfterFunc(a.idle, a.fire)
+			a.timer.Stop()
+		}
+	}
+	resp.Body = a
+}
+
+// Read reads the response body, failing with a deadline_exceeded error when
+// no byte arrives for the idle limit.
+func (a *attempt) Read(p []byte) (int, error) {
+	if a.idle > 0 {
+		a.timer.Reset(a.idle)
+	}
+	n, err := a.body.Read(p)
+	if a.idle > 0 {
+		a.timer.Stop()
+	}
+	if err != nil {
+		if err == io.EOF {
+			// The connection is back in the pool by now; free the context.
+			a.cancel(nil)
+		} else if context.Cause(a.ctx) == error(a.ds.idleErr) {
+			if a.obs != nil {
+				a.obs.Observe(spillway.Event{Kind: spillway.EventTimeout, Context: a.ctx, Policy: "timeout",
+					Name: a.ds.key, Duration: a.idle})
+			}
+			err = withCause(a.ds.idleErr, err)
+		}
+	}
+	return n, err
+}
+
+// Close closes the response body and ends the attempt's context.
+func (a *attempt) Close() error {
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	err := a.body.Close()
+	a.cancel(nil)
+	return err
+}
