@@ -1,0 +1,165 @@
+package spillwaygrpc
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/breaker"
+	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/retry"
+	"github.com/spillway-dev/spillway/timeout"
+)
+
+// DefaultAttemptTimeout is the attempt timeout of DefaultDownstream: the
+// brief's 5 s per attempt.
+const DefaultAttemptTimeout = 5 * time.Second
+
+// DefaultMaxReplay is the Config.MaxReplay of a zero Config.
+const DefaultMaxReplay = 16
+
+// Downstream holds the policies of one downstream, shared by every call keyed
+// to it. Any field may be nil to go without that policy. The retry policy's
+// budget is the downstream's retry budget: give each Downstream a Policy with
+// a budget of its own (retry.Config's default) or a Budget shared on purpose.
+//
+// The breaker should keep breaker.DefaultClassify: the interceptors classify
+// status codes themselves (Config.Classify) and release the breaker's permit
+// with nil for a success, with a spillway.ErrCallerDone-marked error for an
+// ignored outcome, and with the call's error for a failure.
+type Downstream struct {
+	Breaker  *breaker.Breaker
+	Retry    *retry.Policy
+	Bulkhead *bulkhead.Bulkhead
+	// Attempt bounds each attempt of a unary call. Streams do not use it.
+	Attempt *timeout.Timeout
+}
+
+// DefaultDownstream returns the brief's policies for key, each named key:
+// breaker.Config{}, retry.Config{} (3 attempts, 100 ms to 5 s exponential
+// backoff with full jitter, a budget of its own), bulkhead.Config{} (100
+// concurrent calls, no queue) and DefaultAttemptTimeout.
+func DefaultDownstream(key string) (*Downstream, error) {
+	b, err := breaker.New(breaker.Config{Name: key})
+	if err != nil {
+		return nil, err
+	}
+	r, err := retry.New(retry.Config{Name: key})
+	if err != nil {
+		return nil, err
+	}
+	bh, err := bulkhead.New(bulkhead.Config{Name: key})
+	if err != nil {
+		return nil, err
+	}
+	t, err := timeout.New(timeout.Config{Name: key, Duration: DefaultAttemptTimeout})
+	if err != nil {
+		return nil, err
+	}
+	return &Downstream{Breaker: b, Retry: r, Bulkhead: bh, Attempt: t}, nil
+}
+
+// Config configures the client interceptors. The zero value of every field
+// means its default. Each call to UnaryClientInterceptor or
+// StreamClientInterceptor makes an interceptor with downstreams of its own;
+// to share them between the unary and the stream interceptor, use
+// NewDownstream to return the same Downstream for a key.
+type Config struct {
+	// Key names the downstream a call belongs to. Default: cc.Target(). Keys
+	// must come from a small, fixed set (targets, services, methods): each
+	// key keeps its Downstream for the interceptor's life.
+	Key func(cc *grpc.ClientConn, method string) string
+	// NewDownstream creates the policies of a key, once, on the key's first
+	// call. Default DefaultDownstream. An error fails that call with an
+	// INTERNAL status, and the next call tries again.
+	NewDownstream func(key string) (*Downstream, error)
+	// Classify says how a call's error counts for the breaker (nil is never
+	// passed). Default Classify. It must be safe for concurrent use.
+	Classify func(err error) spillway.Outcome
+	// Retryable says whether a call's error may be retried; the retry policy's
+	// safe defaults still apply (no retry of rejections or after the caller's
+	// context ended). Default Retryable. It must be safe for concurrent use.
+	Retryable func(err error) bool
+	// MaxReplay is how many sent messages a stream keeps so that it can be
+	// opened again and replayed; a stream that sent more is not retried.
+	// Default DefaultMaxReplay; negative means none (streams are never
+	// retried after they are established).
+	MaxReplay int
+}
+
+// client is the state behind one interceptor.
+type client struct {
+	key           func(cc *grpc.ClientConn, method string) string
+	newDownstream func(key string) (*Downstream, error)
+	classify      func(error) spillway.Outcome
+	retryable     func(error) bool
+	maxReplay     int
+
+	// downstreams is a copy-on-write map: a lookup is a plain map read with
+	// no lock and no allocation; mu serialises the rare creations.
+	downstreams atomic.Pointer[map[string]*Downstream]
+	mu          sync.Mutex
+}
+
+func newClient(cfg Config) *client {
+	c := &client{
+		key: cfg.Key, newDownstream: cfg.NewDownstream, classify: cfg.Classify,
+		retryable: cfg.Retryable, maxReplay: cfg.MaxReplay,
+	}
+	if c.key == nil {
+		c.key = targetKey
+	}
+	if c.newDownstream == nil {
+		c.newDownstream = DefaultDownstream
+	}
+	if c.classify == nil {
+		c.classify = Classify
+	}
+	if c.retryable == nil {
+		c.retryable = Retryable
+	}
+	switch {
+	case c.maxReplay == 0:
+		c.maxReplay = DefaultMaxReplay
+	case c.maxReplay < 0:
+		c.maxReplay = 0
+	}
+	m := map[string]*Downstream{}
+	c.downstreams.Store(&m)
+	return c
+}
+
+func targetKey(cc *grpc.ClientConn, _ string) string { return cc.Target() }
+
+// downstream returns the policies of the call's key, creating them on the
+// key's first call.
+func (c *client) downstream(cc *grpc.ClientConn, method string) (*Downstream, error) {
+	key := c.key(cc, method)
+	if d, ok := (*c.downstreams.Load())[key]; ok {
+		return d, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.downstreams.Load()
+	if d, ok := old[key]; ok {
+		return d, nil
+	}
+	d, err := c.newDownstream(key)
+	if err != nil {
+		return nil, fmt.Errorf("spillwaygrpc: policies of %q: %w", key, err)
+	}
+	if d == nil {
+		d = &Downstream{}
+	}
+	m := make(map[string]*Downstream, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[key] = d
+	c.downstreams.Store(&m)
+	return d, nil
+}

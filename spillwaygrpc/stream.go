@@ -1,0 +1,278 @@
+package spillwaygrpc
+
+import (
+	"context"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/spillway-dev/spillway"
+)
+
+// StreamClientInterceptor returns an interceptor that applies the
+// downstream's breaker, bulkhead and retry policy to each stream's
+// establishment, holds the breaker's and the bulkhead's permits while the
+// stream lives and releases them exactly once when it ends. A stream is
+// retried while no message has been received and its sent messages can be
+// replayed; see the package documentation for the rules.
+func StreamClientInterceptor(cfg Config) grpc.StreamClientInterceptor {
+	c := newClient(cfg)
+	return c.stream
+}
+
+func (c *client) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	d, err := c.downstream(cc, method)
+	if err != nil {
+		return nil, &Error{Code: codes.Internal, Err: err}
+	}
+	s := &clientStream{c: c, d: d, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}
+	if d.Retry != nil {
+		s.rs = d.Retry.Begin()
+	}
+	s.mu.Lock()
+	err = s.openLocked(nil)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if d.Retry == nil || c.maxReplay == 0 {
+		s.fix()
+	}
+	s.stopAfter = context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.finishLocked(spillway.CallerDone(context.Cause(ctx)))
+	})
+	return s, nil
+}
+
+// clientStream is a stream under the policies. While it may still be
+// retried, mu guards the current stream and the replay buffer; once fixed is
+// set, cs never changes again and is read without the lock.
+type clientStream struct {
+	c        *client
+	d        *Downstream
+	ctx      context.Context
+	desc     *grpc.StreamDesc
+	cc       *grpc.ClientConn
+	method   string
+	streamer grpc.Streamer
+	opts     []grpc.CallOption
+
+	fixed     atomic.Bool
+	mu        sync.Mutex
+	cs        grpc.ClientStream
+	p         permits
+	rs        spillway.RetryState
+	sent      []any
+	closeSent bool
+	done      bool
+	stopAfter func() bool
+}
+
+// fix records that the stream can no longer be retried. mu must be held, or
+// the stream not yet shared.
+func (s *clientStream) fix() {
+	s.sent = nil
+	s.fixed.Store(true)
+}
+
+// current returns the stream that calls go to.
+func (s *clientStream) current() grpc.ClientStream {
+	if s.fixed.Load() {
+		return s.cs
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cs
+}
+
+// openLocked opens the stream, retrying establishment failures, after the
+// failure last of the previous stream (nil for the first). It returns the
+// error the stream ends with when no stream could be opened. mu must be held.
+func (s *clientStream) openLocked(last error) error {
+	for {
+		if last != nil {
+			if s.d.Retry == nil || !s.c.retryableErr(s.ctx, last) {
+				return toStatus(last)
+			}
+			s.rs.Attempts++
+			next, delay, stop := s.d.Retry.Next(s.ctx, s.rs, last)
+			if stop != nil {
+				return toStatus(stop)
+			}
+			s.rs = next
+			if err := spillway.Sleep(s.ctx, delay); err != nil {
+				return toStatus(err)
+			}
+		}
+		if err := s.ctx.Err(); err != nil {
+			return toStatus(context.Cause(s.ctx))
+		}
+		p, err := acquire(s.ctx, s.d)
+		if err != nil {
+			last = err
+			continue
+		}
+		cs, err := s.streamer(s.ctx, s.desc, s.cc, s.method, s.opts...)
+		if err != nil {
+			p.release(s.c.streamOutcome(s.ctx, err))
+			last = err
+			continue
+		}
+		s.cs, s.p = cs, p
+		return nil
+	}
+}
+
+// finishLocked ends the stream with outcome: its permits are released with
+// it, once. mu must be held.
+func (s *clientStream) finishLocked(outcome error) {
+	if s.done {
+		return
+	}
+	s.done = true
+	s.p.release(outcome)
+	if !s.fixed.Load() {
+		s.fix()
+	}
+	if s.stopAfter != nil {
+		s.stopAfter()
+	}
+}
+
+// finish is finishLocked for a caller that does not hold mu.
+func (s *clientStream) finish(outcome error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finishLocked(outcome)
+}
+
+// failed handles the failure err of cs's RecvMsg: it returns true when a new
+// stream replaced cs (the caller tries again), or false and the error to
+// return after ending the stream.
+func (s *clientStream) failed(cs grpc.ClientStream, err error) (bool, error) {
+	if err == io.EOF {
+		s.finish(nil)
+		return false, err
+	}
+	err = withPushback(err, cs.Trailer())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cs != cs {
+		// Another goroutine has already replaced the stream.
+		return true, nil
+	}
+	if s.done || s.fixed.Load() || !s.c.retryableErr(s.ctx, err) {
+		s.finishLocked(s.c.streamOutcome(s.ctx, err))
+		return false, toStatus(err)
+	}
+	s.p.release(s.c.streamOutcome(s.ctx, err))
+	if ferr := s.openLocked(err); ferr != nil {
+		s.finishLocked(nil)
+		return false, ferr
+	}
+	// Replay what the failed stream was sent. A failure of the new stream
+	// shows in its RecvMsg, where it is handled like this one.
+	for _, m := range s.sent {
+		if s.cs.SendMsg(m) != nil {
+			break
+		}
+	}
+	if s.closeSent {
+		_ = s.cs.CloseSend()
+	}
+	return true, nil
+}
+
+// RecvMsg receives a message from the current stream. A failure before any
+// message was received is retried transparently when the rules allow it; the
+// end of the stream releases its permits.
+func (s *clientStream) RecvMsg(m any) error {
+	for {
+		cs := s.current()
+		err := cs.RecvMsg(m)
+		if err == nil {
+			if !s.fixed.Load() {
+				s.mu.Lock()
+				if s.cs == cs {
+					s.fix()
+				}
+				s.mu.Unlock()
+			}
+			if !s.desc.ServerStreams {
+				// The one response ends the stream: gRPC has finished it.
+				s.finish(nil)
+			}
+			return nil
+		}
+		retried, ferr := s.failed(cs, err)
+		if !retried {
+			return ferr
+		}
+	}
+}
+
+// SendMsg sends m on the current stream and keeps it for replay while the
+// stream may be retried.
+func (s *clientStream) SendMsg(m any) error {
+	if s.fixed.Load() {
+		return s.cs.SendMsg(m)
+	}
+	s.mu.Lock()
+	cs := s.cs
+	kept := false
+	if !s.fixed.Load() {
+		if len(s.sent) < s.c.maxReplay {
+			s.sent = append(s.sent, m)
+			kept = true
+		} else {
+			s.fix()
+		}
+	}
+	s.mu.Unlock()
+	err := cs.SendMsg(m)
+	if err != nil && kept {
+		s.mu.Lock()
+		replaced := s.cs != cs
+		s.mu.Unlock()
+		if replaced {
+			// m was replayed on the stream that replaced cs.
+			return nil
+		}
+	}
+	return err
+}
+
+// CloseSend closes the sending side of the current stream, and of any stream
+// that replaces it.
+func (s *clientStream) CloseSend() error {
+	if s.fixed.Load() {
+		return s.cs.CloseSend()
+	}
+	s.mu.Lock()
+	s.closeSent = true
+	cs := s.cs
+	s.mu.Unlock()
+	return cs.CloseSend()
+}
+
+// Header returns the current stream's header metadata. A failure ends the
+// stream (gRPC's own streams report failures through RecvMsg instead).
+func (s *clientStream) Header() (metadata.MD, error) {
+	md, err := s.current().Header()
+	if err != nil {
+		s.finish(s.c.streamOutcome(s.ctx, err))
+	}
+	return md, err
+}
+
+// Trailer returns the current stream's trailer metadata.
+func (s *clientStream) Trailer() metadata.MD { return s.current().Trailer() }
+
+// Context returns the current stream's context.
+func (s *clientStream) Context() context.Context { return s.current().Context() }
