@@ -1,0 +1,107 @@
+// Package spillwayotel reports what Spillway's policies decide to
+// OpenTelemetry: metrics through the OTel metric API, and an event on the
+// call's span for every retry, rejection and fallback.
+//
+// # Model
+//
+// An Observer is a spillway.Observer: give it to the policies' Config.Observer
+// (and to a spillway.Pipeline's Policies.Observer for attempts) and it turns
+// their events into measurements on the meter of the MeterProvider passed to
+// New. Gauges that describe a policy's state rather than its events are read
+// when the SDK collects, from the policies registered with
+// Observer.RegisterBreaker, Observer.RegisterBulkhead and
+// Observer.RegisterBudget. The package uses only the OTel API; which SDK,
+// reader and exporter run behind the MeterProvider is the program's choice.
+//
+// # Metrics
+//
+// The instruments carry the brief's metric names in OTel style, with the
+// policy's name (Event.Name) as the attribute spillway.name instead of the
+// gateway's upstream or route. An OTel→Prometheus exporter turns a name into
+// the brief's Prometheus name by replacing dots with underscores and adding
+// _total to counters and the unit's suffix (_seconds for "s") to the others;
+// attribute keys become labels the same way (spillway.name → spillway_name).
+// Units written in braces ({attempt}) are annotations that add no suffix.
+// The table's last column is what go.opentelemetry.io/otel/exporters/prometheus
+// (v0.69.0, default settings) exposes, and promtool check metrics accepts it.
+// The labels are spillway_name, spillway_reason, ..., not the name and reason
+// of the spillwayprom collector: dashboards written for one adapter need their
+// label names changed for the other.
+//
+//	OTel instrument                      kind           attributes      Prometheus name
+//	spillway.upstream.attempts           counter        name, result    spillway_upstream_attempts_total
+//	spillway.upstream.attempt.duration   histogram (s)  name            spillway_upstream_attempt_duration_seconds
+//	spillway.retries                     counter        name            spillway_retries_total
+//	spillway.rejected                    counter        name, reason    spillway_rejected_total
+//	spillway.circuit.transitions         counter        name, from, to  spillway_circuit_transitions_total
+//	spillway.fallback                    counter        name, kind      spillway_fallback_total
+//	spillway.timeouts                    counter        name            spillway_timeouts_total
+//	spillway.circuit.state               gauge (int)    name, state     spillway_circuit_state
+//	spillway.circuit.failure_rate        gauge (float)  name            spillway_circuit_failure_rate
+//	spillway.bulkhead.in_flight          gauge (int)    name            spillway_bulkhead_in_flight
+//	spillway.bulkhead.limit              gauge (int)    name            spillway_bulkhead_limit
+//	spillway.retry.budget.remaining      gauge (float)  name            spillway_retry_budget_remaining
+//
+// spillway.timeouts counts the calls a timeout policy cut short; it is not in
+// the brief's list and matches the spillwayprom collector's addition.
+//
+// In the attributes column, name stands for spillway.name, result for
+// spillway.result, and so on. The counters are Int64Counters, the histogram a
+// Float64Histogram, the gauges observable gauges read by one callback.
+//
+// spillway.result is "success" (the attempt returned nil) or "failure";
+// spillway.reason is a reason code (spillway.Reasons); spillway.from,
+// spillway.to and spillway.state are a breaker state's name
+// (breaker.State.String), and spillway.circuit.state has one series per state
+// of the six, 1 for the current one and 0 for the others, as Resilience4j
+// does; spillway.kind is the name of the fallback step that served. The
+// failure rate is a fraction in [0,1] and has no unit, so that no exporter adds
+// a _ratio suffix.
+//
+// # Defaults
+//
+// The attempt duration's buckets are Prometheus's (DefaultBuckets, 5ms to
+// 10s); WithBuckets changes them. Span events are on, with error messages;
+// WithoutSpanEvents and WithoutErrorMessages turn them off.
+//
+// Attribute values are policy names, state names, reason codes and fallback
+// step names: the cardinality is bounded by the policies a program builds,
+// never by its traffic. No path, id or error text becomes an attribute of a
+// metric.
+//
+// # Span events
+//
+// For an EventRetry, an EventRejection and an EventFallback, the Observer adds
+// an event to the span of the call (trace.SpanFromContext of Event.Context):
+//
+//	spillway.retry       spillway.policy, spillway.name, spillway.attempt (the attempt that failed),
+//	                     spillway.delay (seconds, float), spillway.reason, error.message
+//	spillway.rejection   spillway.policy, spillway.name, spillway.reason
+//	spillway.fallback    spillway.policy, spillway.name, spillway.kind, spillway.reason
+//	                     (of the error the fallback replaced), error.message
+//
+// spillway.reason is spillway.ReasonOf of the event's error (the rejection's
+// own Reason for a rejection). error.message is the error's text; span events
+// are per call, so the text does no harm to cardinality, but it may hold data a
+// program does not want exported: WithoutErrorMessages leaves it out, and
+// WithoutSpanEvents turns span events off. When the context holds no
+// recording span (no tracing, or a span that was not sampled), the Observer
+// checks span.IsRecording first and builds nothing.
+//
+// # Concurrency and cost
+//
+// An Observer is safe for concurrent use. Observe runs on the goroutine of the
+// call that caused the event, so it is kept cheap: the attribute sets of each
+// (name, result), (name, reason), (name, from, to) and (name, kind) are built
+// once, when first seen, and read afterwards from copy-on-write maps without a
+// lock or an allocation. What the SDK itself costs per measurement is the
+// SDK's. Registered policies are read under a mutex once per collection.
+//
+// # Errors
+//
+// New returns an error when the MeterProvider is nil or refuses an
+// instrument or the callback. The Register methods return an error for a nil
+// policy, an empty name, or a name that is already registered for the same
+// kind of policy (two policies under one name would report one series).
+// Observe never fails: a measurement the SDK drops is the SDK's business.
+package spillwayotel

@@ -1,0 +1,81 @@
+package spillwayotel
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/spillway-dev/spillway"
+)
+
+// The names of the span events.
+const (
+	EventNameRetry     = "spillway.retry"
+	EventNameRejection = "spillway.rejection"
+	EventNameFallback  = "spillway.fallback"
+)
+
+// recordingSpan returns the call's span when span events are on and it
+// records, so that a call that is not traced pays one context lookup.
+func (o *Observer) recordingSpan(ctx context.Context) (trace.Span, bool) {
+	if !o.cfg.spanEvents {
+		return nil, false
+	}
+	span := trace.SpanFromContext(ctx)
+	return span, span.IsRecording()
+}
+
+// retryEvent adds a spillway.retry event for a scheduled retry.
+func (o *Observer) retryEvent(ctx context.Context, e spillway.Event) {
+	span, ok := o.recordingSpan(ctx)
+	if !ok {
+		return
+	}
+	attrs := make([]attribute.KeyValue, 0, 6)
+	attrs = append(attrs,
+		keyPolicy.String(e.Policy),
+		keyName.String(e.Name),
+		keyAttempt.Int(e.Attempt),
+		keyDelay.Float64(e.Delay.Seconds()),
+		keyReason.String(string(spillway.ReasonOf(e.Err))))
+	attrs = o.message(attrs, e.Err)
+	span.AddEvent(EventNameRetry, trace.WithAttributes(attrs...))
+}
+
+// rejectionEvent adds a spillway.rejection event for a refused call.
+func (o *Observer) rejectionEvent(ctx context.Context, e spillway.Event, reason spillway.Reason) {
+	span, ok := o.recordingSpan(ctx)
+	if !ok {
+		return
+	}
+	span.AddEvent(EventNameRejection, trace.WithAttributes(
+		keyPolicy.String(e.Policy),
+		keyName.String(e.Name),
+		keyReason.String(string(reason))))
+}
+
+// fallbackEvent adds a spillway.fallback event for a served fallback.
+func (o *Observer) fallbackEvent(ctx context.Context, e spillway.Event) {
+	span, ok := o.recordingSpan(ctx)
+	if !ok {
+		return
+	}
+	attrs := make([]attribute.KeyValue, 0, 5)
+	attrs = append(attrs,
+		keyPolicy.String(e.Policy),
+		keyName.String(e.Name),
+		keyKind.String(e.Fallback),
+		keyReason.String(string(spillway.ReasonOf(e.Err))))
+	attrs = o.message(attrs, e.Err)
+	span.AddEvent(EventNameFallback, trace.WithAttributes(attrs...))
+}
+
+// message appends err's text as error.message, unless err is nil or messages
+// are off.
+func (o *Observer) message(attrs []attribute.KeyValue, err error) []attribute.KeyValue {
+	if err == nil || !o.cfg.errorMessages {
+		return attrs
+	}
+	return append(attrs, keyMessage.String(err.Error()))
+}
