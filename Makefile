@@ -1,12 +1,16 @@
 # Spillway's build. `make test` is the whole suite, as CI runs it (.ci/run).
 GO        ?= go
-MODULES   := . bench
+MODULES   := . bench e2e
 # -race with 2 cores: keep the suite well under CI's 15-minute budget.
 TESTFLAGS ?= -race -count=1 -timeout=10m
 
-.PHONY: test vet unit bench-smoke bench fuzz tidy-check demo
+.PHONY: test deps vet unit e2e bench-smoke bench fuzz demo
 
-test: vet unit bench-smoke
+test: deps vet unit e2e bench-smoke
+
+# Tools the tests need beyond Go (promtool), installed by the project itself.
+deps:
+	@./scripts/test-deps.sh
 
 vet:
 	@for m in $(MODULES); do echo "== go vet ($$m)"; (cd $$m && $(GO) vet ./...) || exit 1; done
@@ -14,6 +18,11 @@ vet:
 
 unit:
 	$(GO) test $(TESTFLAGS) ./...
+
+# Fault injection through an in-process toxiproxy: a module of its own, so
+# that the library's go.mod stays lean.
+e2e:
+	cd e2e && $(GO) test $(TESTFLAGS) ./...
 
 # Every benchmark runs once, so a broken benchmark fails CI without timing anything.
 bench-smoke:

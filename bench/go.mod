@@ -1,6 +1,6 @@
 module github.com/spillway-dev/spillway/bench
 
-go 1.26
+go 1.26.0
 
 replace github.com/spillway-dev/spillway => ../
 
@@ -15,5 +15,6 @@ require (
 
 require (
 	github.com/bits-and-blooms/bitset v1.24.4 // indirect
+	github.com/influxdata/tdigest v0.0.1 // indirect
 	github.com/smartystreets/goconvey v1.8.1 // indirect
 )

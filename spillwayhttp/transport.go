@@ -231,6 +231,10 @@ type downstream struct {
 	// baseTimeoutErr wraps the base transport's own timeouts (dial, TLS,
 	// response header).
 	baseTimeoutErr *spillway.Error
+	// attemptHeader is the Spillway-Timeout-Ms value of an attempt bounded by
+	// the attempt limit alone, the common case: shared (and never modified)
+	// so that setting the header allocates nothing.
+	attemptHeader []string
 }
 
 func newDownstream(key string, pub *Downstream) *downstream {
@@ -243,6 +247,7 @@ func newDownstream(key string, pub *Downstream) *downstream {
 		attempt: limit(to.Attempt), total: limit(to.Total), idle: limit(to.BodyIdle),
 		attemptErr: mk(key + "/attempt"), totalErr: mk(key + "/total"), idleErr: mk(key + "/body_idle"),
 		baseTimeoutErr: mk(key),
+		attemptHeader:  []string{formatMillis(limit(to.Attempt))},
 	}
 }
 
@@ -492,9 +497,12 @@ func (t *Transport) attempt(ctx context.Context, req *http.Request, ds *downstre
 	if out.Header == nil {
 		out.Header = make(http.Header, 1)
 	}
-	if budget > 0 {
+	switch {
+	case budget > 0 && budget == ds.attempt:
+		out.Header[TimeoutHeader] = ds.attemptHeader
+	case budget > 0:
 		out.Header[TimeoutHeader] = []string{formatMillis(budget)}
-	} else {
+	default:
 		delete(out.Header, TimeoutHeader)
 	}
 	var start time.Time
