@@ -1,0 +1,364 @@
+// Command gwbench measures the gateway against the upstream alone, a bare
+// httputil.ReverseProxy (with and without a BufferPool), nginx and HAProxy
+// (Debian's packages), with wrk as the load generator, all on this machine's
+// loopback. Every target is a process of its own; the targets run
+// interleaved, several rounds, and the table reports medians and ratios
+// within the run (the 2 cores are shared by wrk, the proxy and the upstream).
+//
+//	go run ./gwbench -rounds 3 -duration 10s            # from bench/
+//
+// It needs wrk, nginx and haproxy on PATH (scripts/bench-deps.sh installs
+// them) and builds cmd/spillway itself. Nothing here runs in CI.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "upstream":
+			serveUpstream(os.Args[2])
+			return
+		case "rproxy":
+			serveReverseProxy(os.Args[2], os.Args[3], os.Args[4] == "pool")
+			return
+		}
+	}
+	rounds := flag.Int("rounds", 3, "interleaved rounds")
+	duration := flag.Duration("duration", 10*time.Second, "wrk duration per target and round")
+	conns := flag.Int("c", 64, "wrk connections")
+	repo := flag.String("repo", "..", "the repository root (to build cmd/spillway)")
+	only := flag.String("only", "", "comma-separated targets to run (default: all)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *repo, *rounds, *duration, *conns, *only); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// body is the upstream's answer: 200 bytes, as in the issue's measurement.
+var body = []byte(strings.Repeat("x", 199) + "\n")
+
+func serveUpstream(addr string) {
+	log.Fatal(http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write(body)
+	})))
+}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v := b.p.Get(); v != nil {
+		return *v.(*[]byte)
+	}
+	return make([]byte, 32<<10)
+}
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+
+func serveReverseProxy(addr, upstream string, pooled bool) {
+	u, err := url.Parse(upstream)
+	if err != nil {
+		log.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(u); r.SetXForwarded() }}
+	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second}
+	if pooled {
+		rp.BufferPool = &bufferPool{}
+	}
+	log.Fatal(http.ListenAndServe(addr, rp))
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type target struct {
+	name string
+	url  string
+}
+
+func run(ctx context.Context, repo string, rounds int, d time.Duration, conns int, only string) error {
+	dir, err := os.MkdirTemp("", "gwbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			_ = p.Process.Signal(syscall.SIGTERM)
+			_ = p.Wait()
+		}
+	}()
+	start := func(name string, args ...string) error {
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		procs = append(procs, cmd)
+		return nil
+	}
+
+	want := func(name string) bool { return only == "" || slices.Contains(strings.Split(only, ","), name) }
+	up := freeAddr()
+	if err := start(self, "upstream", up); err != nil {
+		return err
+	}
+	targets := []target{{"upstream", "http://" + up + "/"}}
+
+	for _, pooled := range []bool{false, true} {
+		addr, name, mode := freeAddr(), "reverseproxy", "bare"
+		if pooled {
+			name, mode = "reverseproxy+pool", "pool"
+		}
+		if !want(name) {
+			continue
+		}
+		if err := start(self, "rproxy", addr, "http://"+up, mode); err != nil {
+			return err
+		}
+		targets = append(targets, target{name, "http://" + addr + "/"})
+	}
+
+	if want("spillway") {
+		if err := startSpillway(ctx, repo, dir, up, start, &targets); err != nil {
+			return err
+		}
+	}
+	if want("nginx") {
+		ng := freeAddr()
+		ngConf := filepath.Join(dir, "nginx.conf")
+		if err := os.WriteFile(ngConf, []byte(fmt.Sprintf(nginxConfig, dir, dir, up, ng)), 0o600); err != nil {
+			return err
+		}
+		if err := start("nginx", "-c", ngConf, "-p", dir, "-g", "daemon off;"); err != nil {
+			return err
+		}
+		targets = append(targets, target{"nginx", "http://" + ng + "/"})
+	}
+	if want("haproxy") {
+		hp := freeAddr()
+		hpConf := filepath.Join(dir, "haproxy.cfg")
+		if err := os.WriteFile(hpConf, []byte(fmt.Sprintf(haproxyConfig, hp, up)), 0o600); err != nil {
+			return err
+		}
+		if err := start("haproxy", "-f", hpConf, "-db"); err != nil {
+			return err
+		}
+		targets = append(targets, target{"haproxy", "http://" + hp + "/"})
+	}
+	targets = slices.DeleteFunc(targets, func(t target) bool { return !want(t.name) })
+	for _, t := range targets {
+		if err := waitReady(ctx, t.url); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+	}
+	return measure(ctx, targets, rounds, d, conns)
+}
+
+// startSpillway builds cmd/spillway and serves the gateway with every policy on.
+func startSpillway(ctx context.Context, repo, dir, up string, start func(string, ...string) error, targets *[]target) error {
+	spillwayBin := filepath.Join(dir, "spillway")
+	build := exec.CommandContext(ctx, "go", "build", "-o", spillwayBin, "./cmd/spillway")
+	build.Dir, build.Stderr = repo, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building spillway: %w", err)
+	}
+	gw, admin := freeAddr(), freeAddr()
+	cfg := filepath.Join(dir, "spillway.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(spillwayConfig, gw, admin, up)), 0o600); err != nil {
+		return err
+	}
+	if err := start(spillwayBin, "serve", "-c", cfg); err != nil {
+		return err
+	}
+	*targets = append(*targets, target{"spillway", "http://" + gw + "/"})
+	return nil
+}
+
+func measure(ctx context.Context, targets []target, rounds int, d time.Duration, conns int) error {
+	results := map[string][]result{}
+	for r := 1; r <= rounds; r++ {
+		for _, t := range targets {
+			res, err := wrk(ctx, t.url, d, conns)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			fmt.Fprintf(os.Stderr, "round %d %-18s %9.0f req/s  p99 %s\n", r, t.name, res.rps, res.p99)
+			results[t.name] = append(results[t.name], res)
+		}
+	}
+	report(os.Stdout, targets, results, rounds, d, conns)
+	return nil
+}
+
+func waitReady(ctx context.Context, u string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(u)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s did not answer 200 within 30s", u)
+}
+
+type result struct {
+	rps float64
+	p99 time.Duration
+}
+
+var (
+	rpsRe = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	p99Re = regexp.MustCompile(`\s99%\s+([0-9.]+)(us|ms|s)`)
+)
+
+func wrk(ctx context.Context, u string, d time.Duration, conns int) (result, error) {
+	out, err := exec.CommandContext(ctx, "wrk", "-t2", "-c"+strconv.Itoa(conns), "-d"+d.String(), "--latency", u).CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	m := rpsRe.FindSubmatch(out)
+	p := p99Re.FindSubmatch(out)
+	if m == nil || p == nil {
+		return result{}, fmt.Errorf("cannot parse wrk output: %s", out)
+	}
+	rps, _ := strconv.ParseFloat(string(m[1]), 64)
+	v, _ := strconv.ParseFloat(string(p[1]), 64)
+	unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[string(p[2])]
+	return result{rps: rps, p99: time.Duration(v * float64(unit))}, nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func report(w io.Writer, targets []target, results map[string][]result, rounds int, d time.Duration, conns int) {
+	fmt.Fprintf(w, "wrk -t2 -c%d -d%s, 200-byte GET, medians of %d interleaved rounds\n\n", conns, d, rounds)
+	fmt.Fprintln(w, "| target | req/s | p99 | vs reverseproxy+pool | vs nginx |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	med := map[string]float64{}
+	p99 := map[string]float64{}
+	for _, t := range targets {
+		var rps, lat []float64
+		for _, r := range results[t.name] {
+			rps, lat = append(rps, r.rps), append(lat, float64(r.p99))
+		}
+		med[t.name], p99[t.name] = median(rps), median(lat)
+	}
+	ratio := func(a, b string) string {
+		if med[b] == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f×", med[a]/med[b])
+	}
+	for _, t := range targets {
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s |\n", t.name, med[t.name], time.Duration(p99[t.name]).Round(10*time.Microsecond),
+			ratio(t.name, "reverseproxy+pool"), ratio(t.name, "nginx"))
+	}
+}
+
+// spillwayConfig: every policy on (retry with budget, breaker, bulkhead,
+// timeouts), one upstream instance.
+const spillwayConfig = `listen: %s
+admin:
+  listen: %s
+upstreams:
+  app:
+    instances: [http://%s]
+    timeouts: {connect: 1s, attempt: 2s, total: 5s}
+    retry:
+      max_attempts: 3
+      backoff: {initial: 100ms, max: 5s, multiplier: 2, jitter: full}
+      budget: {ratio: 0.2, window: 10s, min_per_second: 10}
+    breaker:
+      window: {type: count, size: 100}
+      min_calls: 20
+      failure_rate: 50%%
+      open_for: 30s
+      half_open_probes: 5
+    bulkhead: {max_concurrent: 1024, max_waiting: 0, max_wait: 0s}
+    outlier: {consecutive_failures: 5, ejection: 30s, max_ejection: 300s, max_ejected: 50%%}
+routes:
+  - name: app
+    match: {path_prefix: /}
+    upstream: app
+`
+
+const nginxConfig = `worker_processes 2;
+error_log %s/nginx-error.log warn;
+pid %s/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream app { server %s; keepalive 128; }
+  server {
+    listen %s;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`
+
+const haproxyConfig = `global
+  nbthread 2
+  maxconn 8192
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind %s
+  default_backend be
+backend be
+  server s1 %s
+`
