@@ -3,6 +3,8 @@ module github.com/spillway-dev/spillway
 go 1.26.0
 
 require (
+	github.com/goccy/go-yaml v1.19.2
+	github.com/maypok86/otter/v2 v2.4.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/spf13/cobra v1.10.2
 	go.opentelemetry.io/otel v1.47.0

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"github.com/spillway-dev/spillway/config"
+)
+
+func newValidateCommand() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "validate -c FILE",
+		Short: "Check a gateway configuration file and print every problem in it",
+		Long: `validate loads a gateway configuration exactly as serve would (${VAR}
+expanded from the environment, defaults merged, every key checked) and prints
+every problem as FILE:LINE:COL: message, warnings as
+FILE:LINE:COL: warning: message, or "FILE: ok". It exits with status 1 when
+the file has an error; warnings alone do not fail it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runValidate(cmd.OutOrStdout(), file)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "", "the configuration file (YAML)")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+// runValidate prints the problems of file to w and returns an error when
+// there is at least one error (not a warning).
+func runValidate(w io.Writer, file string) error {
+	_, warnings, err := config.Load(file)
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			fmt.Fprintln(w, e.Error())
+		}
+	} else if err != nil {
+		return err
+	}
+	for _, wn := range warnings {
+		fmt.Fprintf(w, "%s:%d:%d: warning: %s\n", wn.File, wn.Line, wn.Col, wn.Msg)
+	}
+	switch {
+	case len(errs) == 1:
+		return fmt.Errorf("%s: 1 error", file)
+	case len(errs) > 1:
+		return fmt.Errorf("%s: %d errors", file, len(errs))
+	}
+	if len(warnings) == 0 {
+		fmt.Fprintf(w, "%s: ok\n", file)
+	} else {
+		fmt.Fprintf(w, "%s: ok, %d warning(s)\n", file, len(warnings))
+	}
+	return nil
+}

@@ -1,0 +1,363 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// problems renders what Parse or Load found as validate prints it.
+func problems(ws []Warning, err error) []string {
+	var out []string
+	var errs Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			out = append(out, e.Error())
+		}
+	} else if err != nil {
+		out = append(out, "not an Errors: "+err.Error())
+	}
+	for _, w := range ws {
+		out = append(out, strings.Replace(w.String(), ": ", ": warning: ", 1))
+	}
+	return out
+}
+
+// TestTestdata loads every testdata/*.yaml and compares each problem with
+// the lines of its .want file, exactly.
+func TestTestdata(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.yaml")
+	if len(files) < 4 {
+		t.Fatalf("testdata holds %d configs", len(files))
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			want, err := os.ReadFile(file + ".want")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, ws, err := Load(file)
+			got := strings.Join(problems(ws, err), "\n")
+			if got != strings.TrimSpace(string(want)) {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+const minimal = `
+upstreams:
+  a: {instances: [http://127.0.0.1:9001]}
+routes:
+  - {name: r, upstream: a}
+`
+
+func TestParseProblems(t *testing.T) {
+	env := map[string]string{"EMPTY": "", "PORT": "9002"}
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"minimal is valid", minimal, nil},
+		{"empty file", "", []string{"t.yaml:1:1: the configuration is empty: at least one route and its upstream are needed"}},
+		{"two documents", minimal + "---\nlisten: x\n", []string{"t.yaml:7:1: a configuration file holds one YAML document, found 2"}},
+		{"not a mapping", "- a\n", []string{`t.yaml:1:1: the configuration: expected a mapping, got a list`}},
+		{"unknown top-level key", "listn: 127.0.0.1:1\n" + minimal, []string{`t.yaml:1:1: unknown key "listn" in the top level; did you mean "listen"?`}},
+		{"no suggestion when nothing is near", "zzz: 1\n" + minimal, []string{`t.yaml:1:1: unknown key "zzz" in the top level (allowed: listen, tls, server, admin, queue, defaults, upstreams, routes)`}},
+		{"camelCase suggests snake_case", "server: {readHeaderTimeout: 1s}\n" + minimal, []string{`t.yaml:1:10: unknown key "readHeaderTimeout" in server; did you mean "read_header_timeout"?`}},
+		{"duplicate key", "listen: a:1\nlisten: b:2\n" + minimal, []string{`t.yaml:2:1: mapping key "listen" already defined at [1:1]`}},
+		{"merge keys refused", "defaults: &d {balance: random}\nupstreams:\n  a: {<<: *d, instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a}]\n",
+			[]string{"t.yaml:3:7: merge keys (<<) are not supported: use defaults: for what upstreams share"}},
+		{"instances in defaults", "defaults: {instances: [http://127.0.0.1:1]}\n" + minimal, []string{"t.yaml:1:12: defaults.instances: instances are not inherited; list them under each upstream"}},
+		{"upstream without instances", "upstreams:\n  a:\nroutes: [{name: r, upstream: a}]\n", []string{"t.yaml:2:3: upstreams.a: instances are required", "t.yaml:2:3: upstreams.a.instances: at least one instance is required"}},
+		{"invalid upstream name", "upstreams:\n  'a b': {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: 'a b'}]\n", []string{`t.yaml:2:3: upstreams: invalid name "a b" (letters, digits, '.', '_' and '-' only)`}},
+		{"instance with a query", "upstreams:\n  a: {instances: ['http://h:1/?x=1', http://h:1/?x=1]}\nroutes: [{name: r, upstream: a}]\n",
+			[]string{`t.yaml:2:19: upstreams.a.instances[0]: "http://h:1/?x=1" must not carry a query, fragment or user info`, `t.yaml:2:38: upstreams.a.instances[1]: "http://h:1/?x=1" must not carry a query, fragment or user info`}},
+		{"duplicate instance", "upstreams:\n  a: {instances: [http://h:1, http://h:1]}\nroutes: [{name: r, upstream: a}]\n", []string{`t.yaml:2:31: upstreams.a.instances[1]: "http://h:1" is listed twice`}},
+		{"env expands, with default", "listen: 127.0.0.1:${PORT}\nadmin: {listen: '127.0.0.1:${ADMIN_PORT:-9901}', token: '${EMPTY:-x}'}\n" + minimal, nil},
+		{"invalid env name", "listen: ${1X}\n" + minimal, []string{`t.yaml:1:9: listen: invalid variable name "1X" in ${1X}`}},
+		{"unterminated env", "listen: ${PORT\n" + minimal, []string{`t.yaml:1:9: listen: unterminated ${ in "${PORT"`}},
+		{"admin off loopback with a token", "admin: {listen: '0.0.0.0:9901', token: s3cret}\n" + minimal, nil},
+		{"admin on all interfaces", "admin: {listen: ':9901'}\n" + minimal, []string{`t.yaml:1:17: admin.listen: :9901 is not a loopback address and admin.token is empty: the admin API would be open to the network (set a token or listen on 127.0.0.1)`}},
+		{"listen not host:port", "listen: localhost\n" + minimal, []string{`t.yaml:1:9: listen: "localhost" is not a host:port address`}},
+		{"tls files missing", "tls: {cert_file: nope.pem}\n" + minimal, []string{"t.yaml:1:6: tls.key_file is required", "t.yaml:1:18: tls.cert_file: cannot read nope.pem: no such file or directory"}},
+		{"queue dir and servers", "queue: {dir: ./q, servers: ['http://n:4222']}\n" + minimal, []string{"t.yaml:1:28: queue: set dir (embedded store) or servers (external cluster), not both", `t.yaml:1:29: queue.servers[0]: "http://n:4222" is not a nats:// or tls:// URL`}},
+		{"route without name or upstream", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes:\n  - match: {path: /x}\n", []string{"t.yaml:4:5: routes[0]: name is required", "t.yaml:4:5: routes[0]: upstream is required"}},
+		{"unknown upstream without a near name", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: zzzz}]\n", []string{`t.yaml:3:30: route "r": unknown upstream "zzzz" (defined: a)`}},
+		{"fallback to itself", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, fallback: [upstream: a]}]\n", []string{`t.yaml:3:54: route "r": fallback[0]: "a" is the route's own upstream`}},
+		{"empty fallback step", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, fallback: [{}]}]\n", []string{`t.yaml:3:44: routes[0].fallback[0]: a fallback step has exactly one of upstream, stale_cache or static, found 0`}},
+		{"default without optional", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, default: {body: x}}]\n", []string{`t.yaml:3:42: route "r": default is only answered by optional routes: set optional: true, or use a static fallback step`}},
+		{"static body and file", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, fallback: [static: {body: x, file: y}]}]\n", []string{`t.yaml:3:62: routes[0].fallback[0].static: set body or file, not both`}},
+		{"match problems", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes:\n  - name: r\n    upstream: a\n    strip_prefix: true\n    match: {path: x, path_prefix: /y, host: 'h:80', methods: [get, 'BAD METHOD'], headers: {'a b': c}}\n",
+			[]string{
+				`t.yaml:7:19: route "r": match.path "x" must start with /`,
+				`t.yaml:7:19: route "r": match sets path and path_prefix: use one`,
+				`t.yaml:7:45: route "r": match.host "h:80" is matched without its port: drop the port`,
+				`t.yaml:7:68: route "r": match.methods[1]: "BAD METHOD" is not an HTTP method`,
+				`t.yaml:7:100: route "r": match.headers: "a b" is not a header name`,
+			}},
+		{"strip_prefix without path_prefix", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, strip_prefix: true}]\n", []string{`t.yaml:3:47: route "r": strip_prefix needs match.path_prefix`}},
+		{"retry on", "upstreams:\n  a: {instances: [http://127.0.0.1:1], retry: {on: [timeout, 503, 42, conect_failure]}}\nroutes: [{name: r, upstream: a}]\n",
+			[]string{`t.yaml:2:67: upstreams.a.retry.on[2]: "42" is neither one of connect_failure, timeout, reset nor an HTTP status`, `t.yaml:2:71: upstreams.a.retry.on[3]: "conect_failure" is neither one of connect_failure, timeout, reset nor an HTTP status; did you mean "connect_failure"?`}},
+		{"decorrelated mismatch", "upstreams:\n  a: {instances: [http://127.0.0.1:1], retry: {backoff: {type: decorrelated, jitter: full}}}\nroutes: [{name: r, upstream: a}]\n",
+			[]string{`t.yaml:2:86: upstreams.a.retry.backoff: type decorrelated with jitter full: decorrelated is both a growth and a jitter, use it for both or neither`}},
+		{"ordering of limits", "upstreams:\n  a:\n    instances: [http://127.0.0.1:1]\n    breaker: {open_for: 1m, max_open_for: 30s}\n    outlier: {ejection: 1m, max_ejection: 30s}\n    health: {interval: 1s, timeout: 2s}\nroutes: [{name: r, upstream: a}]\n",
+			[]string{
+				`t.yaml:4:43: upstreams.a.breaker: max_open_for (30s) is shorter than open_for (1m0s)`,
+				`t.yaml:5:43: upstreams.a.outlier: max_ejection (30s) is shorter than ejection (1m0s)`,
+				`t.yaml:6:13: upstreams.a.health.path: "" must start with / (it is required when health is set)`,
+				`t.yaml:6:37: upstreams.a.health: timeout (2s) is longer than interval (1s)`,
+			}},
+		{"negative and zero values", "server: {idle_timeout: 0s, shutdown_grace: -1s}\nupstreams:\n  a: {instances: [http://127.0.0.1:1], bulkhead: {max_concurrent: 0}, retry: {budget: {min_per_second: -1}}}\nroutes: [{name: r, upstream: a}]\n",
+			[]string{
+				"t.yaml:1:24: server.idle_timeout: must be more than 0",
+				"t.yaml:1:44: server.shutdown_grace: -1s is negative",
+				"t.yaml:3:67: upstreams.a.bulkhead.max_concurrent: 0 is less than 1",
+				"t.yaml:3:104: upstreams.a.retry.budget.min_per_second: -1 is less than 0",
+			}},
+		{"wrong shapes", "listen: [a]\nserver: 5\nupstreams:\n  a: {instances: http://127.0.0.1:1}\nroutes: [{name: r, upstream: a}]\n",
+			[]string{
+				`t.yaml:1:9: listen: expected a single value, got a list`,
+				`t.yaml:2:9: server: expected a mapping, got "5"`,
+				`t.yaml:4:18: upstreams.a.instances: expected a list, got "http://127.0.0.1:1"`,
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, ws, err := Parse("t.yaml", []byte(tt.yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+			var got []string
+			for _, p := range problems(ws, err) {
+				if !strings.Contains(p, "warning: ") {
+					got = append(got, p)
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			if (err == nil) != (cfg != nil) {
+				t.Errorf("config %v with error %v", cfg, err)
+			}
+		})
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	tests := []struct {
+		name, upstream string
+		want           []string
+	}{
+		{"the defaults warn nothing", "{}", nil},
+		{"opens on the first error", "{breaker: {min_calls: 0}}", []string{"t.yaml:3:61: warning: upstreams.a.breaker: min_calls 0: the breaker opens on the first failed call"}},
+		{"a disabled breaker warns nothing", "{breaker: {min_calls: 0, mode: disabled}}", nil},
+		{"retries without a budget", "{retry: {budget: {ratio: 0%, min_per_second: 0}}}", []string{"t.yaml:3:56: warning: upstreams.a.retry: max_attempts 3 without a budget (budget ratio and min_per_second are 0): retries can multiply the load on a failing upstream by 3"}},
+		{"no retries, no budget needed", "{retry: {max_attempts: 1, budget: {ratio: 0, min_per_second: 0}}}", nil},
+		{"equal timeouts without retries", "{retry: {max_attempts: 1}, timeouts: {attempt: 1s, total: 1s}}", nil},
+		{"a long enough time window", "{breaker: {window: {type: time, size: 10s}}}", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			yaml := "upstreams:\n  a:\n    {instances: [http://127.0.0.1:1]}\n  b: " + strings.Replace(tt.upstream, "{", "{instances: [http://127.0.0.1:1], ", 1) + "\nroutes: [{name: r, upstream: a}]\n"
+			yaml = strings.Replace(yaml, "  a:\n    {instances: [http://127.0.0.1:1]}\n  b: ", "  x: {instances: [http://127.0.0.1:1]}\n  a: ", 1)
+			_, ws, err := Parse("t.yaml", []byte(yaml), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := problems(ws, nil); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestNoRoutesWarns(t *testing.T) {
+	_, ws, err := Parse("t.yaml", []byte("listen: 127.0.0.1:8080\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := problems(ws, nil); !reflect.DeepEqual(got, []string{"t.yaml:1:1: warning: no routes: every request will be answered 404"}) {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestValueSyntax(t *testing.T) {
+	tests := []struct {
+		yaml string
+		get  func(*Upstream) any
+		want any
+	}{
+		{"timeouts: {connect: 250ms}", func(u *Upstream) any { return u.Timeouts.Connect }, 250 * time.Millisecond},
+		{"timeouts: {total: 1h30m}", func(u *Upstream) any { return u.Timeouts.Total }, 90 * time.Minute},
+		{"max_replay_body: 512KiB", func(u *Upstream) any { return u.MaxReplayBody }, int64(512 << 10)},
+		{"max_replay_body: 10MB", func(u *Upstream) any { return u.MaxReplayBody }, int64(10_000_000)},
+		{"max_replay_body: 1.5KiB", func(u *Upstream) any { return u.MaxReplayBody }, int64(1536)},
+		{"max_replay_body: 4096", func(u *Upstream) any { return u.MaxReplayBody }, int64(4096)},
+		{"max_replay_body: 0", func(u *Upstream) any { return u.MaxReplayBody }, int64(0)},
+		{"breaker: {failure_rate: 25%}", func(u *Upstream) any { return u.Breaker.FailureRate }, 0.25},
+		{"breaker: {failure_rate: 0.25}", func(u *Upstream) any { return u.Breaker.FailureRate }, 0.25},
+		{"breaker: {failure_rate: 1}", func(u *Upstream) any { return u.Breaker.FailureRate }, 1.0},
+		{"retry: {budget: {ratio: 10%}}", func(u *Upstream) any { return u.Retry.Budget.Ratio }, 0.1},
+		{"breaker: {window: {type: time}}", func(u *Upstream) any { return u.Breaker.Window }, Window{Type: "time", Size: 100, Time: 10 * time.Second}},
+		{"breaker: {window: {size: 30, type: count}}", func(u *Upstream) any { return u.Breaker.Window.Size }, 30},
+		{"retry: {backoff: {type: decorrelated}}", func(u *Upstream) any { return u.Retry.Backoff.Jitter }, "decorrelated"},
+		{"retry: {backoff: {jitter: decorrelated}}", func(u *Upstream) any { return u.Retry.Backoff.Type }, "decorrelated"},
+		{"retry: {on: [reset, 500]}", func(u *Upstream) any { return u.Retry.On }, []string{"reset", "500"}},
+		{"health: {path: /h}", func(u *Upstream) any { return *u.Health }, Health{Path: "/h", Interval: 5 * time.Second, Timeout: time.Second, UnhealthyAfter: 3, HealthyAfter: 2}},
+		{"balance: !!str random", func(u *Upstream) any { return u.Balance }, "random"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.yaml, func(t *testing.T) {
+			yaml := "upstreams:\n  a:\n    instances: [http://127.0.0.1:1]\n    " + tt.yaml + "\nroutes: [{name: r, upstream: a}]\n"
+			cfg, _, err := Parse("t.yaml", []byte(yaml), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tt.get(cfg.Upstreams["a"]); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %#v, want %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAnchorsAndAliases(t *testing.T) {
+	yaml := "upstreams:\n  a: {instances: &i [http://127.0.0.1:1], timeouts: &t {total: 9s}}\n  b: {instances: *i, timeouts: *t}\nroutes: [{name: r, upstream: b}]\n"
+	cfg, _, err := Parse("t.yaml", []byte(yaml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := cfg.Upstreams["b"]; b.Instances[0] != "http://127.0.0.1:1" || b.Timeouts.Total != 9*time.Second {
+		t.Fatalf("aliases not followed: %+v", b)
+	}
+}
+
+// TestLoadExample pins the resolved values of the example config: what it
+// sets, what it inherits from defaults:, and the built-in defaults.
+func TestLoadExample(t *testing.T) {
+	t.Setenv("SPILLWAY_ADMIN_TOKEN", "")
+	cfg, ws, err := Load("../examples/gateway/spillway.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ws) != 0 {
+		t.Errorf("warnings: %v", ws)
+	}
+	if cfg.Listen != "127.0.0.1:8080" || cfg.Admin != (Admin{Listen: "127.0.0.1:9901"}) || cfg.Queue.Dir != "./spillway-data" || cfg.Server != DefaultServer() || cfg.TLS != nil {
+		t.Errorf("top level: %+v", cfg)
+	}
+	catalog := cfg.Upstreams["catalog"]
+	want := DefaultUpstream()
+	want.Name = "catalog"
+	want.Instances = []string{"http://127.0.0.1:9001", "http://127.0.0.1:9002"}
+	want.Timeouts = Timeouts{Connect: time.Second, Attempt: 2 * time.Second, Total: 5 * time.Second}
+	want.Retry.On = []string{"connect_failure", "timeout", "502", "503", "504"}
+	want.Breaker.SlowCall = SlowCall{Duration: time.Second, Rate: 1}
+	want.Health = &Health{Path: "/healthz", Interval: 5 * time.Second, Timeout: time.Second, UnhealthyAfter: 3, HealthyAfter: 2}
+	if !reflect.DeepEqual(*catalog, want) {
+		t.Errorf("catalog:\n got %+v\nwant %+v", *catalog, want)
+	}
+	replica := cfg.Upstreams["catalog-replica"]
+	want = DefaultUpstream()
+	want.Name = "catalog-replica"
+	want.Instances = []string{"http://127.0.0.1:9011"}
+	if !reflect.DeepEqual(*replica, want) {
+		t.Errorf("catalog-replica:\n got %+v\nwant %+v", *replica, want)
+	}
+	if recs := cfg.Upstreams["recs"]; recs.Timeouts != (Timeouts{Connect: 2 * time.Second, Attempt: 300 * time.Millisecond, Total: time.Second}) {
+		t.Errorf("recs merges defaults.timeouts key by key: %+v", recs.Timeouts)
+	}
+	if len(cfg.Routes) != 3 {
+		t.Fatalf("%d routes", len(cfg.Routes))
+	}
+	r := cfg.Routes[0]
+	wantRoute := &Route{
+		Name: "catalog", Match: Match{PathPrefix: "/catalog", Methods: []string{"GET", "HEAD"}}, Upstream: "catalog", Timeout: 5 * time.Second,
+		Fallback: []Fallback{
+			{Upstream: "catalog-replica"},
+			{StaleCache: &StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000}},
+			{Static: &Static{Status: 200, Headers: map[string]string{"Content-Type": "application/json"}, Body: `{"items":[]}`}},
+		},
+	}
+	if !reflect.DeepEqual(r, wantRoute) {
+		t.Errorf("route catalog:\n got %+v\nwant %+v", r, wantRoute)
+	}
+	if r := cfg.Routes[1]; !r.Optional || r.Default.Body != "[]" || r.Timeout != time.Second {
+		t.Errorf("route recommendations: %+v", r)
+	}
+	orders := cfg.Routes[2]
+	wantAsync := Async{MaxAttempts: 20, Backoff: Backoff{Type: "exponential", Initial: time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: "full"}, Retention: 72 * time.Hour, MaxBody: 1 << 20}
+	if *orders.Async != wantAsync {
+		t.Errorf("async: %+v", *orders.Async)
+	}
+	if *orders.Fault.Delay != (FaultDelay{Percent: 0.05, Duration: 500 * time.Millisecond}) || *orders.Fault.Abort != (FaultAbort{Percent: 0.01, Status: 503}) {
+		t.Errorf("fault: %+v %+v", *orders.Fault.Delay, *orders.Fault.Abort)
+	}
+}
+
+func TestStaticFileIsReadRelativeToTheConfig(t *testing.T) {
+	cfg, _, err := Load("testdata/warnings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Routes[0].Fallback[0].Static; got.Body != "{\"items\":[]}\n" || got.File != "static/empty.json" {
+		t.Fatalf("static: %+v", got)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, _, err := Load("testdata/does-not-exist.yaml")
+	var errs Errors
+	if !errors.Is(err, os.ErrNotExist) || errors.As(err, &errs) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestDistanceAndSuggest(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		d    int
+	}{{"", "", 0}, {"abc", "", 3}, {"kitten", "sitting", 3}, {"min_call", "min_calls", 1}} {
+		if got := distance(tt.a, tt.b); got != tt.d {
+			t.Errorf("distance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.d)
+		}
+	}
+	if got := suggest("xyz", []string{"listen", "routes"}); got != "" {
+		t.Errorf("suggested %q for a key near nothing", got)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.yaml")
+	seeds = append(seeds, "../examples/gateway/spillway.yaml")
+	for _, s := range seeds {
+		data, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(minimal))
+	f.Add([]byte("a: &x [*x]\nb: !!binary x\n? [k]\n: v\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, _, err := Parse("fuzz.yaml", data, func(k string) (string, bool) { return k, k != "UNSET" })
+		if (err == nil) == (cfg == nil) {
+			t.Fatalf("config %v and error %v", cfg, err)
+		}
+		var errs Errors
+		if err != nil && (!errors.As(err, &errs) || len(errs) == 0) {
+			t.Fatalf("error is not a non-empty Errors: %v", err)
+		}
+		for _, e := range errs {
+			if e.Line < 1 || e.Col < 1 || !strings.HasPrefix(e.Error(), "fuzz.yaml:") {
+				t.Fatalf("bad position: %q", e.Error())
+			}
+		}
+	})
+}

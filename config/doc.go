@@ -1,0 +1,16 @@
+// Package config loads the gateway's YAML file (`spillway serve -c FILE`)
+// into the resolved types of types.go.
+//
+// Loading is strict and explains itself: an unknown key, a value of the
+// wrong kind and every cross-field problem is an [*Error] at the
+// FILE:LINE:COL where it was written, all of them reported at once as
+// [Errors]; settings that load but cannot work as intended (a breaker that
+// can never open, retries without a budget, ...) are returned as
+// [Warning]s. ${VAR} and ${VAR:-default} expand from the environment in
+// scalar values; durations are Go durations (250ms, 2s, 5m), percentages
+// are 50% or 0.5, sizes are 1MiB, 512KiB, 10MB or plain bytes.
+//
+// The defaults: mapping is merged key by key into every upstream (all keys
+// but instances); then every key still unset takes the built-in default
+// written in its field's comment and in docs/configuration.md.
+package config

@@ -1,0 +1,242 @@
+package config
+
+import "time"
+
+// Config is a gateway configuration after loading: ${VAR} expanded, the
+// defaults merged into every upstream, every default filled in and every
+// field validated. The gateway consumes it as it is; nothing in it is
+// optional any more except where a pointer or an empty value says "off".
+type Config struct {
+	// File is the path the configuration was loaded from ("" when parsed
+	// from memory), used in messages.
+	File string
+	// Listen is the public listener's address. Default 127.0.0.1:8080.
+	Listen string
+	// TLS, when set, serves the public listener over TLS (and HTTP/2).
+	TLS *TLS
+	// Server hardens the public listener.
+	Server Server
+	// Admin is the admin listener.
+	Admin Admin
+	// Queue is the durable queue of async routes (a later issue).
+	Queue Queue
+	// Upstreams by name.
+	Upstreams map[string]*Upstream
+	// Routes in the order they are matched: the first that matches wins.
+	Routes []*Route
+}
+
+// TLS names the certificate files of a TLS listener. Relative paths are
+// resolved against the configuration file's directory at load time.
+type TLS struct {
+	CertFile string // key cert_file
+	KeyFile  string // key key_file
+}
+
+// Server hardens the public listener (keys under server:).
+type Server struct {
+	ReadHeaderTimeout time.Duration // read_header_timeout, default 10s
+	IdleTimeout       time.Duration // idle_timeout, default 120s
+	MaxHeaderBytes    int           // max_header_bytes, default 1MiB (1<<20)
+	MaxBody           int64         // max_body, default 10MiB: larger request bodies get 413
+	ShutdownGrace     time.Duration // shutdown_grace, default 30s: in-flight requests drain this long
+}
+
+// Admin is the admin listener (keys under admin:).
+type Admin struct {
+	Listen string // listen, default 127.0.0.1:9901
+	Token  string // token: Bearer token for mutating calls; required off loopback
+}
+
+// Queue configures the durable queue (keys under queue:). Used by async
+// routes, a later issue; parsed and validated now.
+type Queue struct {
+	Dir     string   // dir, default ./spillway-data
+	Servers []string // servers: an external NATS cluster instead
+}
+
+// Upstream is one upstream after merging defaults (keys under
+// upstreams.NAME, and defaults: for everything but instances).
+type Upstream struct {
+	Name      string
+	Instances []string // instances: http:// or https:// URLs, at least one
+	Balance   string   // balance: round_robin (default) | least_request | random
+	Timeouts  Timeouts
+	Retry     Retry
+	Breaker   Breaker
+	Bulkhead  Bulkhead
+	// Health is the active health check; nil when none is configured.
+	Health  *Health
+	Outlier Outlier
+	// MaxReplayBody bounds the request body buffered for retries
+	// (max_replay_body, default 1MiB); a larger body is sent once.
+	MaxReplayBody int64
+}
+
+// Timeouts (keys under timeouts:). Defaults: connect 2s, attempt 5s, total 15s.
+type Timeouts struct {
+	Connect time.Duration
+	Attempt time.Duration
+	Total   time.Duration
+}
+
+// Retry (keys under retry:). Defaults as retry.Config{} and retry.BudgetConfig{}.
+type Retry struct {
+	MaxAttempts int // max_attempts, total, the first included; default 3
+	Backoff     Backoff
+	// On lists what is retried: connect_failure, timeout, reset, and status
+	// codes (502, 503, 504, ...). Default [connect_failure, timeout, reset, 502, 503, 504].
+	On     []string
+	Budget Budget
+	// RetryAfterMax caps a Retry-After the upstream sends
+	// (retry_after_max, default 300s, the brief's gateway cap).
+	RetryAfterMax time.Duration
+}
+
+// Backoff (keys under backoff:).
+type Backoff struct {
+	Type       string        // type: exponential (default) | constant | decorrelated
+	Initial    time.Duration // initial, default 100ms
+	Max        time.Duration // max, default 5s
+	Multiplier float64       // multiplier, default 2
+	Jitter     string        // jitter: full (default) | none | equal | decorrelated
+}
+
+// Budget (keys under budget:). Ratio and MinPerSecond may be 0 (none).
+// Note that retry.BudgetConfig reads 0 as "default": a gateway building a
+// budget from these values must pass a negative number for a 0 here.
+type Budget struct {
+	Ratio        float64       // ratio, default 0.2 (percentages accepted: 20%)
+	Window       time.Duration // window, default 10s
+	MinPerSecond float64       // min_per_second, default 10
+}
+
+// Breaker (keys under breaker:).
+type Breaker struct {
+	// Mode is closed (normal, default) | disabled | forced_open | metrics_only.
+	Mode           string
+	Window         Window
+	MinCalls       int     // min_calls, default 20
+	FailureRate    float64 // failure_rate, default 0.5 (50%)
+	SlowCall       SlowCall
+	OpenFor        time.Duration // open_for, default 30s
+	MaxOpenFor     time.Duration // max_open_for, default 5m
+	HalfOpenProbes int           // half_open_probes, default 5
+}
+
+// Window (keys under window:).
+type Window struct {
+	Type string        // type: count (default) | time
+	Size int           // size for a count window, default 100
+	Time time.Duration // size for a time window ("size: 10s"), default 10s
+}
+
+// SlowCall (keys under slow_call:). Duration 0 turns slow-call detection off.
+type SlowCall struct {
+	Duration time.Duration // duration
+	Rate     float64       // rate, default 1.0 (100%)
+}
+
+// Bulkhead (keys under bulkhead:). Defaults: 100 concurrent, no queue.
+type Bulkhead struct {
+	MaxConcurrent int           // max_concurrent
+	MaxWaiting    int           // max_waiting
+	MaxWait       time.Duration // max_wait
+}
+
+// Health is the active health check (keys under health:).
+type Health struct {
+	Path           string        // path, required
+	Interval       time.Duration // interval, default 5s (jittered ±10 %)
+	Timeout        time.Duration // timeout, default 1s
+	UnhealthyAfter int           // unhealthy_after, default 3
+	HealthyAfter   int           // healthy_after, default 2
+}
+
+// Outlier is passive outlier ejection (keys under outlier:).
+type Outlier struct {
+	ConsecutiveFailures int           // consecutive_failures, default 5; 0 turns ejection off
+	Ejection            time.Duration // ejection, default 30s (× number of ejections)
+	MaxEjection         time.Duration // max_ejection, default 300s
+	MaxEjected          float64       // max_ejected, default 0.5 (50%)
+	// PanicThreshold: when the share of usable instances falls below it,
+	// balance over all instances (panic_threshold, default 0.5 (50%)).
+	PanicThreshold float64
+}
+
+// Route is one route (an item of routes:).
+type Route struct {
+	Name        string
+	Match       Match
+	StripPrefix bool   // strip_prefix: remove Match.PathPrefix before proxying
+	Upstream    string // upstream: the name of an upstream, required unless async-only
+	// Timeout is the route's total timeout (timeout, default: the upstream's total).
+	Timeout  time.Duration
+	Fallback []Fallback // fallback: tried in order
+	Optional bool       // optional: answer Default at once while the upstream fails
+	Default  *Static    // default: required when Optional
+	Async    *Async     // async (a later issue)
+	Fault    *Fault     // fault (a later issue)
+}
+
+// Match (keys under match:). Every set condition must hold.
+type Match struct {
+	Host       string            // host, exact, without port
+	PathPrefix string            // path_prefix
+	Path       string            // path: exact
+	Methods    []string          // methods, upper case
+	Headers    map[string]string // headers: name → exact value
+}
+
+// Fallback is one step of a fallback chain: exactly one field is set.
+type Fallback struct {
+	Upstream   string      // upstream: a replica or alternative provider
+	StaleCache *StaleCache // stale_cache
+	Static     *Static     // static
+}
+
+// StaleCache (keys under stale_cache:).
+type StaleCache struct {
+	TTL           time.Duration // ttl: how long an entry is fresh (served only as fallback anyway), default 10s
+	ServeStaleFor time.Duration // serve_stale_for: how long after ttl it may still be served, default 24h
+	MaxEntries    int           // max_entries, default 10000
+}
+
+// Static is a fixed response (keys under static: and default:).
+type Static struct {
+	Status  int               // status, default 200
+	Headers map[string]string // headers
+	Body    string            // body, inline
+	File    string            // file: read at load time into Body, relative to the config file
+}
+
+// Async (keys under async:), used by the queue issue. Defaults, the
+// brief's example: max_attempts 20, backoff {initial 1s, max 5m,
+// multiplier 2, jitter full}, retention 72h, max_body 1MiB.
+type Async struct {
+	MaxAttempts int
+	Backoff     Backoff
+	Retention   time.Duration
+	MaxBody     int64
+}
+
+// Fault (keys under fault:), used by a later issue.
+type Fault struct {
+	Delay *FaultDelay
+	Abort *FaultAbort
+}
+
+// FaultDelay delays Percent of requests by Duration. Percent is a
+// fraction in [0, 1]; in the file, "percent: 5" and "percent: 5%" both
+// mean 5 % (0.05).
+type FaultDelay struct {
+	Percent  float64
+	Duration time.Duration
+}
+
+// FaultAbort answers Percent of requests (a fraction, as FaultDelay's)
+// with Status (default 503).
+type FaultAbort struct {
+	Percent float64
+	Status  int
+}

@@ -1,0 +1,310 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/goccy/go-yaml/token"
+)
+
+// readStatic loads static.file, relative to the configuration file.
+func (d *decoder) readStatic(f field, s *Static) {
+	p := s.File
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(d.dir, p)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		d.errorf(f.node(), f.path, "%s: cannot read %s: %v", key(f.path), p, unwrapPathError(err))
+		return
+	}
+	s.Body = string(data)
+}
+
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// at finds where the value of sub (like ".breaker.min_calls") of the
+// upstream at upPath was written: in the upstream, else in defaults:, else
+// the nearest enclosing key written in the upstream.
+func (d *decoder) at(upPath, sub string) (string, token.Position) {
+	for _, p := range []string{upPath + sub, "$.defaults" + sub} {
+		if pos, ok := d.set[p]; ok {
+			return p, pos
+		}
+	}
+	return d.nearest(upPath + sub)
+}
+
+// nearest returns the longest prefix of path that was written.
+func (d *decoder) nearest(path string) (string, token.Position) {
+	for p := path; p != ""; {
+		if pos, ok := d.set[p]; ok {
+			return p, pos
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return "$", token.Position{Line: 1, Column: 1}
+}
+
+// failed reports whether decoding path (or a key under it) failed already,
+// so that validation does not report the consequence a second time.
+func (d *decoder) failed(path string) bool {
+	for _, e := range d.errs {
+		if e.Path == path || strings.HasPrefix(e.Path, path+".") || strings.HasPrefix(e.Path, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *decoder) errPath(path, format string, args ...any) {
+	p, pos := d.nearest(path)
+	d.errAt(pos, p, format, args...)
+}
+
+func (d *decoder) validate(cfg *Config) {
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		d.errPath("$.listen", "listen: %q is not a host:port address", cfg.Listen)
+	}
+	if cfg.TLS != nil {
+		for _, f := range []struct {
+			name string
+			p    *string
+		}{{"cert_file", &cfg.TLS.CertFile}, {"key_file", &cfg.TLS.KeyFile}} {
+			path := "$.tls." + f.name
+			if *f.p == "" {
+				d.errPath(path, "tls.%s is required", f.name)
+				continue
+			}
+			if !filepath.IsAbs(*f.p) {
+				*f.p = filepath.Join(d.dir, *f.p)
+			}
+			if _, err := os.Stat(*f.p); err != nil {
+				d.errPath(path, "tls.%s: cannot read %s: %v", f.name, *f.p, unwrapPathError(err))
+			}
+		}
+	}
+	d.validateAdmin(cfg.Admin)
+	if _, dirSet := d.set["$.queue.dir"]; dirSet && len(cfg.Queue.Servers) > 0 {
+		d.errPath("$.queue.servers", "queue: set dir (embedded store) or servers (external cluster), not both")
+	}
+	for i, s := range cfg.Queue.Servers {
+		if u, err := url.Parse(s); err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
+			d.errPath(fmt.Sprintf("$.queue.servers[%d]", i), "queue.servers[%d]: %q is not a nats:// or tls:// URL", i, s)
+		}
+	}
+	names := make([]string, 0, len(cfg.Upstreams))
+	for name := range cfg.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		d.validateUpstream(cfg.Upstreams[name])
+	}
+	d.validateRoutes(cfg, names)
+}
+
+func (d *decoder) validateAdmin(a Admin) {
+	host, _, err := net.SplitHostPort(a.Listen)
+	if err != nil {
+		d.errPath("$.admin.listen", "admin.listen: %q is not a host:port address", a.Listen)
+		return
+	}
+	if !IsLoopback(host) && a.Token == "" {
+		d.errPath("$.admin.listen", "admin.listen: %s is not a loopback address and admin.token is empty: the admin API would be open to the network (set a token or listen on 127.0.0.1)", a.Listen)
+	}
+}
+
+// IsLoopback reports whether host (of a host:port listen address) only
+// accepts local connections: localhost or a loopback IP. An empty host
+// listens on every interface.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (d *decoder) validateUpstream(u *Upstream) {
+	up := "$.upstreams." + u.Name
+	name := "upstreams." + u.Name
+	if len(u.Instances) == 0 && !d.failed(up+".instances") {
+		d.errPath(up+".instances", "%s.instances: at least one instance is required", name)
+	}
+	for i, s := range u.Instances {
+		p := fmt.Sprintf("%s.instances[%d]", up, i)
+		pu, err := url.Parse(s)
+		switch {
+		case err != nil || pu.Host == "" || (pu.Scheme != "http" && pu.Scheme != "https"):
+			d.errPath(p, "%s.instances[%d]: %q is not an http:// or https:// URL with a host", name, i, s)
+		case pu.RawQuery != "" || pu.Fragment != "" || pu.User != nil:
+			d.errPath(p, "%s.instances[%d]: %q must not carry a query, fragment or user info", name, i, s)
+		case slices.Index(u.Instances, s) < i:
+			d.errPath(p, "%s.instances[%d]: %q is listed twice", name, i, s)
+		}
+	}
+	t := u.Timeouts
+	if t.Attempt > t.Total {
+		p, pos := d.at(up, ".timeouts.attempt")
+		d.errAt(pos, p, "%s.timeouts: attempt (%s) is longer than total (%s): attempt <= total", name, t.Attempt, t.Total)
+	} else if t.Attempt == t.Total && u.Retry.MaxAttempts > 1 {
+		p, pos := d.at(up, ".timeouts.attempt")
+		d.warnAt(pos, p, "%s.timeouts: attempt (%s) is not shorter than total (%s): the first attempt can use the whole budget and no retry will ever start", name, t.Attempt, t.Total)
+	}
+	b := u.Retry.Backoff
+	if b.Max < b.Initial {
+		p, pos := d.at(up, ".retry.backoff.max")
+		d.errAt(pos, p, "%s.retry.backoff: max (%s) is shorter than initial (%s)", name, b.Max, b.Initial)
+	}
+	if (b.Type == "decorrelated") != (b.Jitter == "decorrelated") {
+		p, pos := d.at(up, ".retry.backoff.jitter")
+		d.errAt(pos, p, "%s.retry.backoff: type %s with jitter %s: decorrelated is both a growth and a jitter, use it for both or neither", name, b.Type, b.Jitter)
+	}
+	rb := u.Retry.Budget
+	if u.Retry.MaxAttempts > 1 && rb.Ratio == 0 && rb.MinPerSecond == 0 {
+		p, pos := d.at(up, ".retry.budget")
+		d.warnAt(pos, p, "%s.retry: max_attempts %d without a budget (budget ratio and min_per_second are 0): retries can multiply the load on a failing upstream by %d", name, u.Retry.MaxAttempts, u.Retry.MaxAttempts)
+	}
+	br := u.Breaker
+	if br.MaxOpenFor < br.OpenFor {
+		p, pos := d.at(up, ".breaker.max_open_for")
+		d.errAt(pos, p, "%s.breaker: max_open_for (%s) is shorter than open_for (%s)", name, br.MaxOpenFor, br.OpenFor)
+	}
+	if br.Mode == "closed" || br.Mode == "metrics_only" {
+		if br.Window.Type == "count" && br.MinCalls > br.Window.Size {
+			p, pos := d.at(up, ".breaker.min_calls")
+			d.warnAt(pos, p, "%s.breaker: min_calls (%d) is larger than the count window (%d calls): the breaker can never open", name, br.MinCalls, br.Window.Size)
+		}
+		if br.MinCalls <= 1 {
+			p, pos := d.at(up, ".breaker.min_calls")
+			d.warnAt(pos, p, "%s.breaker: min_calls %d: the breaker opens on the first failed call", name, br.MinCalls)
+		}
+		if br.Window.Type == "time" && br.Window.Time < 2*t.Attempt {
+			p, pos := d.at(up, ".breaker.window.size")
+			d.warnAt(pos, p, "%s.breaker: the time window (%s) is shorter than 2 x the attempt timeout (%s): slow failures leave the window before they are counted", name, br.Window.Time, t.Attempt)
+		}
+	}
+	if h := u.Health; h != nil {
+		if !strings.HasPrefix(h.Path, "/") {
+			d.errPath(up+".health.path", "%s.health.path: %q must start with / (it is required when health is set)", name, h.Path)
+		}
+		if h.Timeout > h.Interval {
+			p, pos := d.at(up, ".health.timeout")
+			d.errAt(pos, p, "%s.health: timeout (%s) is longer than interval (%s)", name, h.Timeout, h.Interval)
+		}
+	}
+	if o := u.Outlier; o.MaxEjection < o.Ejection {
+		p, pos := d.at(up, ".outlier.max_ejection")
+		d.errAt(pos, p, "%s.outlier: max_ejection (%s) is shorter than ejection (%s)", name, o.MaxEjection, o.Ejection)
+	}
+}
+
+func (d *decoder) validateRoutes(cfg *Config, upstreams []string) {
+	if len(cfg.Routes) == 0 {
+		p, pos := d.nearest("$.routes")
+		d.warnAt(pos, p, "no routes: every request will be answered 404")
+	}
+	seen := map[string]int{}
+	for i, r := range cfg.Routes {
+		rp := fmt.Sprintf("$.routes[%d]", i)
+		label := fmt.Sprintf("routes[%d]", i)
+		if r.Name != "" {
+			label = fmt.Sprintf("route %q", r.Name)
+		}
+		switch {
+		case r.Name == "":
+			d.errPath(rp+".name", "routes[%d]: name is required", i)
+		case !validName(r.Name):
+			d.errPath(rp+".name", "routes[%d].name: invalid name %q (letters, digits, '.', '_' and '-' only)", i, r.Name)
+		default:
+			if j, dup := seen[r.Name]; dup {
+				d.errPath(rp+".name", "routes[%d].name: %q is already the name of routes[%d]", i, r.Name, j)
+			} else {
+				seen[r.Name] = i
+			}
+		}
+		d.validateMatch(r, rp, label)
+		up, ok := cfg.Upstreams[r.Upstream]
+		switch {
+		case r.Upstream == "" && r.Async == nil:
+			d.errPath(rp+".upstream", "%s: upstream is required", label)
+		case r.Upstream != "" && !ok:
+			d.errPath(rp+".upstream", "%s: unknown upstream %q%s", label, r.Upstream, didYouMean(r.Upstream, upstreams))
+		}
+		if r.Timeout == 0 && ok {
+			r.Timeout = up.Timeouts.Total
+		}
+		for j, fb := range r.Fallback {
+			if fb.Upstream == "" {
+				continue
+			}
+			fp := fmt.Sprintf("%s.fallback[%d].upstream", rp, j)
+			if _, ok := cfg.Upstreams[fb.Upstream]; !ok {
+				d.errPath(fp, "%s: fallback[%d]: unknown upstream %q%s", label, j, fb.Upstream, didYouMean(fb.Upstream, upstreams))
+			} else if fb.Upstream == r.Upstream {
+				d.errPath(fp, "%s: fallback[%d]: %q is the route's own upstream", label, j, fb.Upstream)
+			}
+		}
+		switch {
+		case r.Optional && r.Default == nil:
+			d.errPath(rp+".optional", "%s: an optional route needs a default: answer", label)
+		case !r.Optional && r.Default != nil:
+			d.errPath(rp+".default", "%s: default is only answered by optional routes: set optional: true, or use a static fallback step", label)
+		}
+	}
+}
+
+func (d *decoder) validateMatch(r *Route, rp, label string) {
+	m := r.Match
+	if m.PathPrefix != "" && !strings.HasPrefix(m.PathPrefix, "/") {
+		d.errPath(rp+".match.path_prefix", "%s: match.path_prefix %q must start with /", label, m.PathPrefix)
+	}
+	if m.Path != "" && !strings.HasPrefix(m.Path, "/") {
+		d.errPath(rp+".match.path", "%s: match.path %q must start with /", label, m.Path)
+	}
+	if m.Path != "" && m.PathPrefix != "" {
+		d.errPath(rp+".match.path", "%s: match sets path and path_prefix: use one", label)
+	}
+	if r.StripPrefix && m.PathPrefix == "" {
+		d.errPath(rp+".strip_prefix", "%s: strip_prefix needs match.path_prefix", label)
+	}
+	if strings.Contains(m.Host, ":") && !strings.HasPrefix(m.Host, "[") {
+		d.errPath(rp+".match.host", "%s: match.host %q is matched without its port: drop the port", label, m.Host)
+	}
+	for i, meth := range m.Methods {
+		if meth == "" || strings.ContainsFunc(meth, func(c rune) bool { return c < 'A' || c > 'Z' }) {
+			d.errPath(fmt.Sprintf("%s.match.methods[%d]", rp, i), "%s: match.methods[%d]: %q is not an HTTP method", label, i, meth)
+		}
+	}
+	for name := range m.Headers {
+		if name == "" || strings.ContainsAny(name, " :\t\r\n") {
+			d.errPath(rp+".match.headers."+name, "%s: match.headers: %q is not a header name", label, name)
+		}
+	}
+}
+
+func didYouMean(s string, candidates []string) string {
+	if sg := suggest(s, candidates); sg != "" {
+		return fmt.Sprintf("; did you mean %q?", sg)
+	}
+	if len(candidates) == 0 {
+		return " (no upstreams are defined)"
+	}
+	return fmt.Sprintf(" (defined: %s)", strings.Join(candidates, ", "))
+}
