@@ -1,0 +1,407 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/config"
+)
+
+// policyName is the Policy of this package's errors.
+const policyName = "pool"
+
+// Balancing algorithms, the values of Options.Balance.
+const (
+	RoundRobin   = "round_robin"
+	LeastRequest = "least_request"
+	Random       = "random"
+)
+
+// ErrNoHealthyInstance is the sentinel of the error Pick returns when no
+// instance is usable and panic mode does not apply.
+var ErrNoHealthyInstance = errors.New("no healthy instance")
+
+// Options configures a Pool. The configuration parts are taken as resolved
+// by package config: zero values are not replaced by defaults, except where
+// a field says so.
+type Options struct {
+	// Name is the upstream's name, used in errors and logs.
+	Name string
+	// Balance is round_robin, least_request or random. Default "" means
+	// round_robin.
+	Balance string
+	// Health configures active health checks; nil means none (every
+	// instance stays healthy).
+	Health *config.Health
+	// Outlier configures passive ejection and the panic threshold. Its zero
+	// value ejects nothing and has no panic mode.
+	Outlier config.Outlier
+	// Client sends the default health checks. Default nil: a client of its
+	// own with Health.Timeout that does not follow redirects, whose idle
+	// connections Close closes.
+	Client *http.Client
+	// Check, when set, replaces the default health check (an HTTP GET where
+	// a 2xx answer passes). It gets the instance's URL with Health.Path as
+	// its path and a context that ends after Health.Timeout or when the pool
+	// is closed; a nil error is a pass.
+	Check func(ctx context.Context, u *url.URL) error
+	// Clock times ejections. Default spillway.SystemClock.
+	Clock spillway.Clock
+	// Logger receives health and ejection transitions. Default slog.Default().
+	Logger *slog.Logger
+	// Rand returns a number in [0, 1); it draws the random and
+	// least_request choices and the health interval jitter, and must be safe
+	// for concurrent use. Default math/rand/v2.Float64.
+	Rand func() float64
+}
+
+// InstanceStatus is one instance's state, as the admin API shows it.
+type InstanceStatus struct {
+	URL      string `json:"url"`
+	Healthy  bool   `json:"healthy"`
+	Ejected  bool   `json:"ejected"`
+	InFlight int64  `json:"in_flight"`
+}
+
+// balancer is Options.Balance, parsed.
+type balancer uint8
+
+const (
+	balanceRoundRobin balancer = iota
+	balanceLeastRequest
+	balanceRandom
+)
+
+// Pool is the set of instances of one upstream. Create it with New, call
+// Start to run its health checks and Close to stop them.
+type Pool struct {
+	// rr is the round-robin counter; it is written by every Pick, so it has a
+	// cache line of its own.
+	rr atomic.Uint64
+	_  [56]byte
+	// unhealthy counts the instances that failed their health checks, and
+	// ejectedSet those whose ejectedUntil is not 0 (ejected, or whose
+	// ejection ended and was not cleared yet). While both are 0 every
+	// instance is usable and Pick neither scans nor reads the clock.
+	unhealthy  atomic.Int32
+	ejectedSet atomic.Int32
+
+	name      string
+	balance   balancer
+	instances []*Instance
+	clock     spillway.Clock
+	logger    *slog.Logger
+	rand      func() float64
+	// errNone is preallocated: a pool that refuses allocates nothing.
+	errNone *spillway.Error
+
+	outlier    config.Outlier
+	maxEjected int   // how many instances may be ejected at once
+	maxN       int32 // the ejection count at which Ejection × n reaches MaxEjection
+
+	// mu serializes ejections, so that the MaxEjected limit holds, and
+	// guards cancel and checkerDone between Start and Close.
+	mu sync.Mutex
+
+	health      *config.Health
+	check       func(ctx context.Context, u *url.URL) error
+	transport   *http.Transport // the default client's, closed by Close; nil otherwise
+	startOnce   sync.Once
+	stopOnce    sync.Once
+	cancel      context.CancelFunc
+	checkerDone chan struct{} // closed when the checker goroutine returns; nil if none started
+}
+
+// New returns a pool of the given instance URLs (http or https), or an
+// error naming what is invalid.
+func New(instances []string, o Options) (*Pool, error) {
+	if len(instances) == 0 {
+		return nil, fmt.Errorf("pool %q: no instances", o.Name)
+	}
+	p := &Pool{
+		name:    o.Name,
+		clock:   spillway.ClockOrSystem(o.Clock),
+		logger:  o.Logger,
+		rand:    o.Rand,
+		outlier: o.Outlier,
+		health:  o.Health,
+		check:   o.Check,
+		errNone: &spillway.Error{Code: spillway.ReasonNoHealthyInstance, Policy: policyName, Name: o.Name, Err: ErrNoHealthyInstance},
+	}
+	if p.logger == nil {
+		p.logger = slog.Default()
+	}
+	if p.rand == nil {
+		p.rand = rand.Float64
+	}
+	switch o.Balance {
+	case "", RoundRobin:
+		p.balance = balanceRoundRobin
+	case LeastRequest:
+		p.balance = balanceLeastRequest
+	case Random:
+		p.balance = balanceRandom
+	default:
+		return nil, fmt.Errorf("pool %q: unknown balance %q (want round_robin, least_request or random)", o.Name, o.Balance)
+	}
+	if err := p.setOutlier(o.Outlier, len(instances)); err != nil {
+		return nil, err
+	}
+	if err := p.setHealth(o); err != nil {
+		return nil, err
+	}
+	p.instances = make([]*Instance, len(instances))
+	for i, s := range instances {
+		u, err := url.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("pool %q: instance %q: %w", o.Name, s, err)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("pool %q: instance %q: want an http:// or https:// URL with a host", o.Name, s)
+		}
+		in := &Instance{URL: u, raw: s, pool: p, index: i}
+		in.healthy.Store(true)
+		if p.health != nil {
+			in.healthURL = healthURL(u, p.health.Path)
+		}
+		p.instances[i] = in
+	}
+	return p, nil
+}
+
+// healthURL returns base with path appended to its path, which it makes
+// absolute (url.JoinPath leaves it relative when base has no path).
+func healthURL(base *url.URL, path string) *url.URL {
+	u := base.JoinPath(path)
+	if !strings.HasPrefix(u.Path, "/") {
+		u.Path = "/" + u.Path
+		u.RawPath = ""
+	}
+	return u
+}
+
+// setOutlier validates o and derives the ejection limits for n instances.
+func (p *Pool) setOutlier(o config.Outlier, n int) error {
+	switch {
+	case o.MaxEjected < 0 || o.MaxEjected > 1:
+		return fmt.Errorf("pool %q: outlier max_ejected must be within [0, 1], got %v", p.name, o.MaxEjected)
+	case o.PanicThreshold < 0 || o.PanicThreshold > 1:
+		return fmt.Errorf("pool %q: outlier panic_threshold must be within [0, 1], got %v", p.name, o.PanicThreshold)
+	case o.ConsecutiveFailures < 0:
+		return fmt.Errorf("pool %q: outlier consecutive_failures must be >= 0, got %d", p.name, o.ConsecutiveFailures)
+	case o.ConsecutiveFailures > 0 && o.Ejection <= 0:
+		return fmt.Errorf("pool %q: outlier ejection must be > 0, got %v", p.name, o.Ejection)
+	}
+	if o.MaxEjected > 0 {
+		p.maxEjected = max(1, int(o.MaxEjected*float64(n)))
+	}
+	if o.ConsecutiveFailures > 0 {
+		// A cap below one ejection means no growth: every ejection lasts Ejection.
+		p.outlier.MaxEjection = max(o.MaxEjection, o.Ejection)
+		p.maxN = int32(min((p.outlier.MaxEjection+o.Ejection-1)/o.Ejection, 1<<30))
+	}
+	return nil
+}
+
+// setHealth validates o.Health and sets up the default check.
+func (p *Pool) setHealth(o Options) error {
+	h := o.Health
+	if h == nil {
+		return nil
+	}
+	switch {
+	case h.Interval <= 0:
+		return fmt.Errorf("pool %q: health interval must be > 0, got %v", p.name, h.Interval)
+	case h.Timeout <= 0:
+		return fmt.Errorf("pool %q: health timeout must be > 0, got %v", p.name, h.Timeout)
+	case h.UnhealthyAfter < 1:
+		return fmt.Errorf("pool %q: health unhealthy_after must be >= 1, got %d", p.name, h.UnhealthyAfter)
+	case h.HealthyAfter < 1:
+		return fmt.Errorf("pool %q: health healthy_after must be >= 1, got %d", p.name, h.HealthyAfter)
+	}
+	if p.check != nil {
+		return nil
+	}
+	client := o.Client
+	if client == nil {
+		p.transport = &http.Transport{
+			MaxIdleConnsPerHost: 1,
+			IdleConnTimeout:     2*h.Interval + time.Second,
+		}
+		client = &http.Client{
+			Transport: p.transport,
+			Timeout:   h.Timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		}
+	}
+	p.check = httpCheck(client)
+	return nil
+}
+
+// Name returns the upstream's name.
+func (p *Pool) Name() string { return p.name }
+
+// Instances returns the pool's instances in configuration order. The slice
+// is shared: do not modify it.
+func (p *Pool) Instances() []*Instance { return p.instances }
+
+// Pick returns the instance for the next attempt, preferring one other than
+// avoid (the previous attempt's instance; nil for a first attempt) when
+// another candidate exists. The candidates are the usable instances, or all
+// of them in panic mode. With no usable instance and no panic mode, it
+// returns a *spillway.Error of Reason no_healthy_instance wrapping
+// ErrNoHealthyInstance; its RetryAfter is set when every instance is healthy
+// but ejected (the time until the first ejection ends).
+func (p *Pool) Pick(avoid *Instance) (*Instance, error) {
+	if avoid != nil && avoid.pool != p {
+		avoid = nil
+	}
+	n := len(p.instances)
+	if p.unhealthy.Load() == 0 && p.ejectedSet.Load() == 0 {
+		return p.choose(true, 0, n, avoid), nil
+	}
+	var now int64
+	if p.ejectedSet.Load() != 0 {
+		now = p.clock.Nanotime()
+	}
+	usable := 0
+	for _, in := range p.instances {
+		if in.usable(now) {
+			usable++
+		}
+	}
+	if float64(usable) < p.outlier.PanicThreshold*float64(n) {
+		return p.choose(true, now, n, avoid), nil
+	}
+	if usable == 0 {
+		return nil, p.noneErr(now)
+	}
+	return p.choose(false, now, usable, avoid), nil
+}
+
+// choose balances over the m candidates: every instance when all is set,
+// the usable ones otherwise. avoid is left out when it is a candidate and
+// not the only one.
+func (p *Pool) choose(all bool, now int64, m int, avoid *Instance) *Instance {
+	skip := avoid
+	if skip != nil && (m == 1 || (!all && !skip.usable(now))) {
+		skip = nil
+	}
+	if skip != nil {
+		m--
+	}
+	switch p.balance {
+	case balanceRandom:
+		return p.nth(all, now, skip, p.draw(m))
+	case balanceLeastRequest:
+		ja := p.draw(m)
+		a := p.nth(all, now, skip, ja)
+		if m < 2 {
+			return a
+		}
+		// The second is drawn among the m-1 others.
+		jb := p.draw(m - 1)
+		if jb >= ja {
+			jb++
+		}
+		b := p.nth(all, now, skip, jb)
+		if b.inFlight.Load() < a.inFlight.Load() {
+			return b
+		}
+		return a
+	default:
+		return p.nth(all, now, skip, int((p.rr.Add(1)-1)%uint64(m)))
+	}
+}
+
+// draw returns a random index in [0, m).
+func (p *Pool) draw(m int) int {
+	return min(int(p.rand()*float64(m)), m-1)
+}
+
+// nth returns the j-th candidate (from 0), skip left out. When all is set
+// it is an index computation; otherwise a scan of the usable instances,
+// which, should health change under it, returns the last candidate it saw
+// (or the first instance if it saw none): a choice made a moment earlier.
+func (p *Pool) nth(all bool, now int64, skip *Instance, j int) *Instance {
+	if all {
+		if skip != nil && j >= skip.index {
+			j++
+		}
+		return p.instances[j%len(p.instances)]
+	}
+	last := p.instances[0]
+	for _, in := range p.instances {
+		if in == skip || !in.usable(now) {
+			continue
+		}
+		if j == 0 {
+			return in
+		}
+		j--
+		last = in
+	}
+	return last
+}
+
+// noneErr returns the error of a pool without usable instance at now.
+func (p *Pool) noneErr(now int64) error {
+	var soonest int64
+	for _, in := range p.instances {
+		if !in.healthy.Load() {
+			return p.errNone
+		}
+		if u := in.ejectedUntil.Load(); u > now && (soonest == 0 || u < soonest) {
+			soonest = u
+		}
+	}
+	if soonest == 0 {
+		return p.errNone
+	}
+	e := *p.errNone
+	e.RetryAfter = time.Duration(soonest - now)
+	return &e
+}
+
+// Status returns every instance's state, in configuration order.
+func (p *Pool) Status() []InstanceStatus {
+	now := p.clock.Nanotime()
+	out := make([]InstanceStatus, len(p.instances))
+	for i, in := range p.instances {
+		out[i] = InstanceStatus{
+			URL:      in.raw,
+			Healthy:  in.healthy.Load(),
+			Ejected:  in.ejected(now),
+			InFlight: in.inFlight.Load(),
+		}
+	}
+	return out
+}
+
+// EjectedCount returns how many instances are ejected now, for the
+// spillway_outlier_ejections_active metric.
+func (p *Pool) EjectedCount() int {
+	if p.ejectedSet.Load() == 0 {
+		return 0
+	}
+	now := p.clock.Nanotime()
+	n := 0
+	for _, in := range p.instances {
+		if in.ejected(now) {
+			n++
+		}
+	}
+	return n
+}
