@@ -1,0 +1,48 @@
+// Package gateway is the reverse proxy behind `spillway serve`: it routes each
+// request to an upstream named in the configuration and applies that
+// upstream's policies — a pool of instances with balancing, health checks and
+// outlier ejection, a circuit breaker, retries with a retry budget, a
+// bulkhead and time limits — then, when the upstream fails or rejects the
+// request, the route's fallback chain: a replica upstream, a stale cache,
+// a static answer, and last the brief's JSON error answer.
+//
+// # Request flow
+//
+//  1. ServeHTTP refuses what a reverse proxy must not serve: CONNECT,
+//     absolute-form and asterisk-form targets and paths with dot segments
+//     (400, reason bad_request), bodies over the configured max_body (413,
+//     body_too_large). The upstream's address always comes from the
+//     configuration, never from the request: the gateway is no open proxy.
+//  2. The first route whose match holds wins (host without port, a
+//     segment-aware path prefix or an exact path, methods, headers). No
+//     route: 404 with {"error":{"reason":"no_route","message":"..."}}.
+//  3. An optional route whose upstream's breaker is open answers its
+//     default at once (Spillway-Fallback: default).
+//  4. The request goes through an httputil.ReverseProxy (hop-by-hop headers
+//     removed, X-Forwarded-For/Proto/Host set, 32 KiB buffers from a
+//     sync.Pool) whose Transport is the upstream's spillwayhttp.Transport:
+//     retry → breaker → bulkhead → attempt, under the attempt and total
+//     limits (the route's timeout replaces the upstream's total; an incoming
+//     Spillway-Timeout-Ms header lowers it). Each attempt picks an instance
+//     from the pool, preferring another one than the previous attempt's, and
+//     reports its outcome to the instance's outlier detection. Retries happen
+//     only before anything is written to the client.
+//  5. When the upstream fails (a transport error, or a 5xx once retries are
+//     over) or rejects the request (breaker_open, bulkhead_full,
+//     budget_exhausted, no_healthy_instance, deadline_exceeded), the route's
+//     fallback chain is tried in order; when it is empty or every step
+//     fails, spillwayhttp.WriteError answers (503, 504 for
+//     deadline_exceeded) with Spillway-Reason, Retry-After and a JSON body.
+//     A route without any fallback passes an upstream's 5xx through as it is.
+//
+// # Reload
+//
+// Gateway.Reload swaps the whole routing table atomically: requests in
+// flight finish on the table they started with. An upstream whose resolved
+// configuration is deep-equal to before keeps its runtime state (pool with
+// health and ejections, breaker window and state, retry budget, bulkhead);
+// a route whose stale_cache settings are unchanged keeps its cache. Pools no
+// longer referenced are closed.
+//
+// See docs/gateway.md for the decisions taken where the issue is silent.
+package gateway

@@ -1,0 +1,142 @@
+package gateway
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/breaker"
+)
+
+// metrics are the gateway's collectors, under the brief's names. Counters and
+// histograms are fed as requests go; the gauges are read from the live state
+// at scrape time by stateCollector.
+type metrics struct {
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	attempts    *prometheus.CounterVec
+	attemptDur  *prometheus.HistogramVec
+	retries     *prometheus.CounterVec
+	rejected    *prometheus.CounterVec
+	transitions *prometheus.CounterVec
+	fallbacks   *prometheus.CounterVec
+}
+
+// The outcomes of a request, the values of the label outcome of
+// spillway_requests_total: a fixed set.
+const (
+	outcomeSuccess     = "success"      // the upstream's answer, below 500
+	outcomeUpstream5xx = "upstream_5xx" // the upstream's 5xx, passed through
+	outcomeFallback    = "fallback"     // a degraded answer: replica, stale cache, static, default
+	outcomeError       = "error"        // an error answer made by the gateway
+	outcomeNoRoute     = "no_route"     // no route matched (route label "")
+	outcomeCanceled    = "canceled"     // the client went away first
+)
+
+func newMetrics(reg *prometheus.Registry, g *Gateway) (*metrics, error) {
+	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_requests_total",
+			Help: "Requests the gateway answered, by route and outcome."}, []string{"route", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "spillway_request_duration_seconds",
+			Help: "Time from a request's arrival to the end of its answer.", Buckets: buckets}, []string{"route"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_upstream_attempts_total",
+			Help: "Attempts sent to an upstream's instances, by result."}, []string{"upstream", "result"}),
+		attemptDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "spillway_upstream_attempt_duration_seconds",
+			Help: "Time of one attempt up to its response headers.", Buckets: buckets}, []string{"upstream"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_retries_total",
+			Help: "Retries scheduled to an upstream."}, []string{"upstream"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_rejected_total",
+			Help: "Calls refused locally, by reason."}, []string{"upstream", "reason"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_circuit_transitions_total",
+			Help: "Circuit breaker state changes."}, []string{"upstream", "from", "to"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_fallback_total",
+			Help: "Degraded answers served, by kind."}, []string{"route", "kind"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.attempts, m.attemptDur, m.retries,
+		m.rejected, m.transitions, m.fallbacks, &stateCollector{g: g}} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// observer turns the policies' events of upstream name into metrics.
+func (m *metrics) observer(name string) spillway.Observer {
+	return spillway.ObserverFunc(func(e spillway.Event) {
+		switch e.Kind {
+		case spillway.EventAttempt:
+			if spillway.ReasonOf(e.Err) == spillway.ReasonNoHealthyInstance {
+				return // no attempt was sent; counted as a rejection
+			}
+			m.attempts.WithLabelValues(name, attemptResult(e.Err)).Inc()
+			m.attemptDur.WithLabelValues(name).Observe(e.Duration.Seconds())
+		case spillway.EventRetry:
+			m.retries.WithLabelValues(name).Inc()
+		case spillway.EventRejection:
+			m.rejected.WithLabelValues(name, string(e.Reason)).Inc()
+		case spillway.EventTransition:
+			m.transitions.WithLabelValues(name, e.From, e.To).Inc()
+		}
+	})
+}
+
+var (
+	descState = prometheus.NewDesc("spillway_circuit_state",
+		"1 for the breaker's current state, 0 for the others.", []string{"upstream", "state"}, nil)
+	descFailureRate = prometheus.NewDesc("spillway_circuit_failure_rate",
+		"Failure rate of the calls in the breaker's window.", []string{"upstream"}, nil)
+	descInFlight = prometheus.NewDesc("spillway_bulkhead_in_flight",
+		"Attempts holding a bulkhead slot.", []string{"upstream"}, nil)
+	descLimit = prometheus.NewDesc("spillway_bulkhead_limit",
+		"The bulkhead's concurrency limit.", []string{"upstream"}, nil)
+	descBudget = prometheus.NewDesc("spillway_retry_budget_remaining",
+		"Retries the budget would allow now.", []string{"upstream"}, nil)
+	descHealthy = prometheus.NewDesc("spillway_instance_healthy",
+		"1 when the instance passes its health checks and is not ejected.", []string{"upstream", "instance"}, nil)
+	descEjected = prometheus.NewDesc("spillway_outlier_ejections_active",
+		"Instances ejected by outlier detection now.", []string{"upstream"}, nil)
+)
+
+var breakerStates = []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOpen, breaker.ForcedOpen, breaker.Disabled, breaker.MetricsOnly}
+
+// stateCollector reads the gauges from the current routing table.
+type stateCollector struct{ g *Gateway }
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descState, descFailureRate, descInFlight, descLimit, descBudget, descHealthy, descEjected} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	t := c.g.table.Load()
+	if t == nil {
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for name, u := range t.upstreams {
+		snap := u.breaker.Snapshot()
+		for _, s := range breakerStates {
+			v := 0.0
+			if s == snap.State {
+				v = 1
+			}
+			gauge(descState, v, name, s.String())
+		}
+		gauge(descFailureRate, snap.FailureRate, name)
+		gauge(descInFlight, float64(u.bulkhead.InFlight()), name)
+		gauge(descLimit, float64(u.bulkhead.Limit()), name)
+		gauge(descBudget, u.budget.Remaining(), name)
+		for _, is := range u.pool.Status() {
+			v := 0.0
+			if is.Healthy && !is.Ejected {
+				v = 1
+			}
+			gauge(descHealthy, v, name, is.URL)
+		}
+		gauge(descEjected, float64(u.pool.EjectedCount()), name)
+	}
+}

@@ -1,0 +1,453 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/breaker"
+	"github.com/spillway-dev/spillway/config"
+	"github.com/spillway-dev/spillway/gateway/pool"
+	"github.com/spillway-dev/spillway/spillwayhttp"
+)
+
+// FallbackHeader names the kind of a degraded answer.
+const FallbackHeader = "Spillway-Fallback"
+
+// The values of FallbackHeader, and of the label kind of
+// spillway_fallback_total.
+const (
+	FallbackReplica    = "replica"
+	FallbackStaleCache = "stale-cache"
+	FallbackStatic     = "static"
+	FallbackDefault    = "default"
+)
+
+// The reasons of the answers the gateway makes before any policy runs; the
+// policies' reasons are spillway.Reason values.
+const (
+	ReasonNoRoute      = "no_route"       // 404: no route matches
+	ReasonBadRequest   = "bad_request"    // 400: CONNECT, absolute-form target, dot segments
+	ReasonBodyTooLarge = "body_too_large" // 413: the body exceeds server.max_body
+)
+
+// exchange is the state of one request as it goes through the proxy, the
+// Transport and the fallback chain. Only the goroutine serving the request
+// touches it.
+type exchange struct {
+	// in is the inbound request, whose method, host, path and headers key
+	// the stale cache.
+	in    *http.Request
+	route *route
+	// ctx is the request's context with the time budget of its
+	// Spillway-Timeout-Ms header: when it ends, the caller is done.
+	ctx context.Context
+	// up is the upstream of the current phase (the route's, then a
+	// replica's) and totalKey its Transport downstream.
+	up       *upstream
+	totalKey string
+	// preset is the instance picked for the first attempt; prev the one of
+	// the previous attempt.
+	preset, prev *pool.Instance
+	// intercept: a 5xx is not passed through but handed to the fallback
+	// chain. phase is "" for the route's upstream, FallbackReplica after.
+	intercept bool
+	phase     string
+	err       error // what the phase failed with
+	attempts  int
+	fallback  string
+	reason    string
+	outcome   string
+}
+
+type exchangeKey struct{}
+
+func exchangeOf(ctx context.Context) *exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return x
+}
+
+// bufferPool lends httputil.ReverseProxy 32 KiB copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }
+
+func (g *Gateway) newProxy() *httputil.ReverseProxy {
+	bp := &bufferPool{p: sync.Pool{New: func() any { s := make([]byte, 32<<10); return &s }}}
+	return &httputil.ReverseProxy{
+		Rewrite:        rewrite,
+		Transport:      dispatch{},
+		BufferPool:     bp,
+		ModifyResponse: modifyResponse,
+		ErrorHandler: func(_ http.ResponseWriter, r *http.Request, err error) {
+			// Nothing is written here: ServeHTTP decides after the proxy
+			// returns (fallback chain or error answer).
+			exchangeOf(r.Context()).err = err
+		},
+		ErrorLog: slog.NewLogLogger(g.opts.Logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// rewrite sends the request to the current phase's upstream; the instance is
+// chosen per attempt by the picker.
+func rewrite(pr *httputil.ProxyRequest) {
+	x := exchangeOf(pr.In.Context())
+	out := pr.Out
+	out.URL.Scheme, out.URL.Host = "http", x.up.name
+	if x.route.cfg.StripPrefix && x.route.cfg.Match.PathPrefix != "" {
+		prefix := x.route.cfg.Match.PathPrefix
+		out.URL.Path = stripPrefix(out.URL.Path, prefix)
+		if out.URL.RawPath != "" {
+			if hasPathPrefix(out.URL.RawPath, prefix) {
+				out.URL.RawPath = stripPrefix(out.URL.RawPath, prefix)
+			} else {
+				out.URL.RawPath = ""
+			}
+		}
+	}
+	// The instance's host, not the client's: X-Forwarded-Host carries that.
+	out.Host = ""
+	pr.SetXForwarded()
+}
+
+// dispatch is the proxy's Transport: the current phase's upstream's.
+type dispatch struct{}
+
+func (dispatch) RoundTrip(r *http.Request) (*http.Response, error) {
+	return exchangeOf(r.Context()).up.transport.RoundTrip(r)
+}
+
+// statusFailure is the failure of an upstream that answered 5xx once
+// retries were over.
+type statusFailure struct{ status int }
+
+func (e *statusFailure) Error() string { return "upstream answered " + strconv.Itoa(e.status) }
+
+func modifyResponse(resp *http.Response) error {
+	x := exchangeOf(resp.Request.Context())
+	if resp.StatusCode >= 500 && x.intercept {
+		return &statusFailure{status: resp.StatusCode}
+	}
+	if x.phase == FallbackReplica {
+		resp.Header.Set(FallbackHeader, FallbackReplica)
+		x.fallback = FallbackReplica
+	} else if c := x.route.cache; c != nil && cacheable(x.in, resp) {
+		c.capture(x.in, resp)
+	}
+	return nil
+}
+
+// ServeHTTP proxies r along its route (see the package documentation) and
+// writes one access log line: route, upstream, method, path (no query),
+// status, duration (seconds), attempts, reason and fallback.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	t := g.table.Load()
+	rec := &recorder{ResponseWriter: w}
+	x := &exchange{ctx: r.Context(), in: r}
+	defer func() {
+		p := recover()
+		if p != nil {
+			x.outcome = outcomeCanceled // the body was cut short (http.ErrAbortHandler)
+		}
+		g.finish(x, rec, r, start)
+		if p != nil {
+			panic(p)
+		}
+	}()
+	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") || r.URL.Host != "" || hasDotSegment(r.URL.Path) {
+		g.local(rec, x, http.StatusBadRequest, ReasonBadRequest, "the request target must be a path without dot segments; this is not a forward proxy")
+		return
+	}
+	for _, rt := range t.routes {
+		if matches(&rt.cfg.Match, r) {
+			x.route = rt
+			break
+		}
+	}
+	if x.route == nil {
+		g.local(rec, x, http.StatusNotFound, ReasonNoRoute, "no route matches the request")
+		return
+	}
+	rt := x.route
+	x.up = rt.up
+	if rt.up == nil {
+		x.reason = string(spillway.ReasonUpstreamError)
+		x.outcome = outcomeError
+		spillwayhttp.WriteError(rec, &spillway.Error{Code: spillway.ReasonUpstreamError, Policy: "gateway", Name: rt.cfg.Name}, "")
+		return
+	}
+	if max := t.cfg.Server.MaxBody; max > 0 && r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength > max {
+			g.local(rec, x, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "the request body is too large")
+			return
+		}
+		r.Body = http.MaxBytesReader(rec, r.Body, max)
+	}
+	ctx := r.Context()
+	if ms, ok := parseMillis(r.Header.Get(spillwayhttp.TimeoutHeader)); ok && ms < rt.total {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, ms, errClientBudget)
+		defer cancel()
+	}
+	x.ctx = ctx
+	req := r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
+	if rt.cfg.Optional && isOpen(rt.up.breaker.State()) {
+		g.static(rec, x, rt.cfg.Default, FallbackDefault)
+		return
+	}
+	var body []byte
+	replayable := req.Body == nil || req.Body == http.NoBody
+	if rt.hasReplica && !replayable {
+		var err error
+		if body, replayable, err = bufferBody(req, rt.up.cfg.MaxReplayBody); err != nil {
+			g.failed(rec, x, err)
+			return
+		}
+	}
+	if !spillwayhttp.Idempotent(req) && req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		// Never retried: spare the Transport the buffering of the body.
+		req.GetBody = errNoReplay
+	}
+	x.intercept = len(rt.chain) > 0 || rt.cfg.Optional
+	err := g.phase(rec, req, x, rt.up, rt.totalKey, "")
+	if err == nil {
+		return
+	}
+	if rt.cfg.Optional {
+		g.static(rec, x, rt.cfg.Default, FallbackDefault)
+		return
+	}
+	for _, s := range rt.chain {
+		switch {
+		case s.replica != nil:
+			if !replayable || !(spillwayhttp.Idempotent(req) || spillway.IsRejection(err)) || x.ctx.Err() != nil {
+				continue
+			}
+			if body != nil {
+				req.Body = io.NopCloser(bytes.NewReader(body))
+			}
+			if g.phase(rec, req, x, s.replica, s.replica.cfg.Timeouts.Total.String(), FallbackReplica) == nil {
+				g.metrics.fallbacks.WithLabelValues(rt.cfg.Name, FallbackReplica).Inc()
+				x.outcome = outcomeFallback
+				return
+			}
+		case s.cache != nil:
+			if e, ok := s.cache.lookup(r); ok {
+				x.fallback, x.outcome, x.reason = FallbackStaleCache, outcomeFallback, string(spillway.ReasonOf(err))
+				g.metrics.fallbacks.WithLabelValues(rt.cfg.Name, FallbackStaleCache).Inc()
+				e.serve(rec, r, time.Now())
+				return
+			}
+		case s.static != nil:
+			x.reason = string(spillway.ReasonOf(err))
+			g.static(rec, x, s.static, FallbackStatic)
+			return
+		}
+	}
+	g.failed(rec, x, err)
+}
+
+// phase proxies req to up; it returns nil when an answer was written, or the
+// failure (nothing written) for the fallback chain.
+func (g *Gateway) phase(w http.ResponseWriter, req *http.Request, x *exchange, up *upstream, totalKey, phase string) error {
+	x.up, x.totalKey, x.phase, x.err, x.prev = up, totalKey, phase, nil, nil
+	if phase != "" {
+		x.intercept = true
+	}
+	inst, err := up.pool.Pick(nil)
+	if err != nil {
+		g.metrics.rejected.WithLabelValues(up.name, string(spillway.ReasonNoHealthyInstance)).Inc()
+		return err
+	}
+	x.preset = inst
+	g.proxy.ServeHTTP(w, req)
+	x.preset = nil
+	if x.err == nil {
+		return nil
+	}
+	err = x.err
+	var sf *statusFailure
+	switch {
+	case errors.As(err, &sf):
+		err = &spillway.Error{Code: spillway.ReasonUpstreamError, Policy: "gateway", Name: up.name, Err: err}
+	case x.ctx.Err() != nil && req.Context().Err() != nil:
+		// The client's context or its announced budget ended.
+		err = context.Cause(x.ctx)
+	}
+	return err
+}
+
+// failed writes the error answer for err, after the fallback chain.
+func (g *Gateway) failed(w http.ResponseWriter, x *exchange, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		g.local(w, x, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "the request body is too large")
+		return
+	}
+	reason := spillway.ReasonOf(err)
+	x.reason, x.outcome = string(reason), outcomeError
+	if reason == spillway.ReasonCanceled {
+		x.outcome = outcomeCanceled
+	}
+	spillwayhttp.WriteError(w, err, x.route.up.name)
+}
+
+// static writes a fixed answer of kind (static or default).
+func (g *Gateway) static(w http.ResponseWriter, x *exchange, s *config.Static, kind string) {
+	x.fallback, x.outcome = kind, outcomeFallback
+	g.metrics.fallbacks.WithLabelValues(x.route.cfg.Name, kind).Inc()
+	h := w.Header()
+	for k, v := range s.Headers {
+		h.Set(k, v)
+	}
+	h.Set(FallbackHeader, kind)
+	h.Set("Content-Length", strconv.Itoa(len(s.Body)))
+	status := s.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, s.Body)
+}
+
+// local writes an answer the gateway makes before any policy runs, in the
+// brief's error shape: {"error":{"reason":"no_route","message":"..."}}.
+func (g *Gateway) local(w http.ResponseWriter, x *exchange, status int, reason, msg string) {
+	x.reason, x.outcome = reason, outcomeError
+	if reason == ReasonNoRoute {
+		x.outcome = outcomeNoRoute
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set(spillwayhttp.ReasonHeader, reason)
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, `{"error":{"reason":"`+reason+`","message":"`+msg+`"}}`)
+}
+
+// finish records the request's metrics and access log line.
+func (g *Gateway) finish(x *exchange, rec *recorder, r *http.Request, start time.Time) {
+	d := time.Since(start)
+	routeName, upName := "", ""
+	if x.route != nil {
+		routeName = x.route.cfg.Name
+		if x.up != nil {
+			upName = x.up.name
+		}
+	}
+	outcome := x.outcome
+	if outcome == "" {
+		switch {
+		case r.Context().Err() != nil:
+			outcome = outcomeCanceled
+		case rec.status >= 500:
+			outcome = outcomeUpstream5xx
+		default:
+			outcome = outcomeSuccess
+		}
+	}
+	g.metrics.requests.WithLabelValues(routeName, outcome).Inc()
+	if x.route != nil {
+		g.metrics.duration.WithLabelValues(routeName).Observe(d.Seconds())
+	}
+	if g.opts.AccessLog == nil {
+		return
+	}
+	g.opts.AccessLog.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		slog.String("route", routeName), slog.String("upstream", upName),
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", rec.statusOr200()), slog.Float64("duration", d.Seconds()),
+		slog.Int("attempts", x.attempts), slog.String("outcome", outcome),
+		slog.String("reason", x.reason), slog.String("fallback", x.fallback))
+}
+
+// errClientBudget ends a request whose Spillway-Timeout-Ms budget ran out.
+var errClientBudget = &spillway.Error{Code: spillway.ReasonDeadlineExceeded, Policy: "gateway",
+	Name: spillwayhttp.TimeoutHeader, Err: context.DeadlineExceeded}
+
+// errNoReplay is the GetBody of a request that is never retried.
+func errNoReplay() (io.ReadCloser, error) {
+	return nil, errors.New("gateway: request body is not replayable")
+}
+
+// parseMillis reads a Spillway-Timeout-Ms value: a positive decimal integer.
+func parseMillis(v string) (time.Duration, bool) {
+	if v == "" || len(v) > 12 {
+		return 0, false
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	return time.Duration(n) * time.Millisecond, true
+}
+
+// isOpen reports whether a breaker in state s rejects every call.
+func isOpen(s breaker.State) bool { return s == breaker.Open || s == breaker.ForcedOpen }
+
+// bufferBody reads req's body up to max bytes so that it can be sent again
+// (to a replica); a longer body is streamed once (replayable false).
+func bufferBody(req *http.Request, max int64) (body []byte, replayable bool, err error) {
+	buf, err := io.ReadAll(io.LimitReader(req.Body, max+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if int64(len(buf)) > max {
+		req.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
+		return nil, false, nil
+	}
+	req.Body.Close()
+	req.Body = io.NopCloser(bytes.NewReader(buf))
+	req.ContentLength = int64(len(buf))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	return buf, true, nil
+}
+
+// recorder remembers the status written, for the log and the metrics.
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 && code >= 200 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(p)
+}
+
+func (r *recorder) statusOr200() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
+}
+
+// Unwrap lets http.ResponseController (used by the proxy to flush and hijack)
+// reach the server's writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,316 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/breaker"
+	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/config"
+	"github.com/spillway-dev/spillway/gateway/pool"
+	"github.com/spillway-dev/spillway/retry"
+	"github.com/spillway-dev/spillway/spillwayhttp"
+)
+
+// upstream is the runtime state of one configured upstream: everything a
+// reload keeps when the upstream's configuration did not change.
+type upstream struct {
+	name      string
+	cfg       config.Upstream
+	pool      *pool.Pool
+	breaker   *breaker.Breaker
+	budget    *retry.Budget
+	bulkhead  *bulkhead.Bulkhead
+	transport *spillwayhttp.Transport
+	// base is closed with the upstream when the gateway made it.
+	base    http.RoundTripper
+	ownBase bool
+	on      retryOn
+}
+
+// retryOn is config.Retry.On resolved: what a failed attempt must have been
+// for a retry.
+type retryOn struct {
+	connect, timeout, reset bool
+	status                  map[int]bool
+}
+
+func parseRetryOn(on []string) retryOn {
+	r := retryOn{status: map[int]bool{}}
+	for _, s := range on {
+		switch s {
+		case "connect_failure":
+			r.connect = true
+		case "timeout":
+			r.timeout = true
+		case "reset":
+			r.reset = true
+		default:
+			if code, err := strconv.Atoi(s); err == nil {
+				r.status[code] = true
+			}
+		}
+	}
+	return r
+}
+
+// noneIfZero maps the configuration's "0 means none" to the retry
+// package's "negative means none" (its 0 means the default).
+func noneIfZero(v float64) float64 {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) {
+	obs := m.observer(u.Name)
+	bc := breaker.Config{
+		Name: u.Name, MinCalls: u.Breaker.MinCalls, FailureRate: u.Breaker.FailureRate,
+		SlowCallDuration: u.Breaker.SlowCall.Duration, SlowCallRate: u.Breaker.SlowCall.Rate,
+		OpenFor: u.Breaker.OpenFor, MaxOpenFor: u.Breaker.MaxOpenFor, HalfOpenProbes: u.Breaker.HalfOpenProbes,
+		ProbeTimeout: u.Timeouts.Attempt, Observer: obs,
+	}
+	if u.Breaker.Window.Type == "time" {
+		bc.Window, bc.WindowDuration = breaker.TimeWindow, u.Breaker.Window.Time
+	} else {
+		bc.WindowSize = u.Breaker.Window.Size
+	}
+	br, err := breaker.New(bc)
+	if err != nil {
+		return nil, err
+	}
+	switch u.Breaker.Mode {
+	case "disabled":
+		br.Disable()
+	case "forced_open":
+		br.ForceOpen()
+	case "metrics_only":
+		br.MetricsOnly()
+	}
+	budget, err := retry.NewBudget(retry.BudgetConfig{
+		Ratio: noneIfZero(u.Retry.Budget.Ratio), Window: u.Retry.Budget.Window, MinPerSecond: noneIfZero(u.Retry.Budget.MinPerSecond),
+	})
+	if err != nil {
+		return nil, err
+	}
+	rc := retry.Config{
+		Name: u.Name, MaxAttempts: u.Retry.MaxAttempts, Initial: u.Retry.Backoff.Initial, Max: u.Retry.Backoff.Max,
+		Multiplier: u.Retry.Backoff.Multiplier, Budget: budget, Observer: obs,
+	}
+	if u.Retry.Backoff.Type != "" {
+		if rc.Backoff, err = retry.ParseBackoffKind(u.Retry.Backoff.Type); err != nil {
+			return nil, err
+		}
+	}
+	if rc.Backoff == retry.Decorrelated {
+		// The decorrelated scheme brings its own jitter; any other kind is
+		// an error in the retry package.
+		rc.Jitter = retry.DecorrelatedJitter
+	} else if u.Retry.Backoff.Jitter != "" {
+		if rc.Jitter, err = retry.ParseJitterKind(u.Retry.Backoff.Jitter); err != nil {
+			return nil, err
+		}
+	}
+	rp, err := retry.New(rc)
+	if err != nil {
+		return nil, err
+	}
+	bh, err := bulkhead.New(bulkhead.Config{
+		Name: u.Name, MaxConcurrent: u.Bulkhead.MaxConcurrent, MaxWaiting: u.Bulkhead.MaxWaiting,
+		MaxWait: u.Bulkhead.MaxWait, Observer: obs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p, err := pool.New(u.Instances, pool.Options{
+		Name: u.Name, Balance: u.Balance, Health: u.Health, Outlier: u.Outlier, Logger: o.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	up := &upstream{name: u.Name, cfg: *u, pool: p, breaker: br, budget: budget, bulkhead: bh, on: parseRetryOn(u.Retry.On)}
+	up.base, up.ownBase = o.Base, false
+	if up.base == nil {
+		up.base, up.ownBase = spillwayhttp.NewBaseTransport(spillwayhttp.Timeouts{
+			Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt,
+		}), true
+	}
+	policies := spillwayhttp.Downstream{Breaker: br, Retry: rp, Bulkhead: bh}
+	up.transport, err = spillwayhttp.New(spillwayhttp.Config{
+		Base: &picker{up: up, m: m},
+		// A downstream per total limit: the routes that override the
+		// upstream's total share its policies under another key.
+		Key: func(r *http.Request) string { return exchangeOf(r.Context()).totalKey },
+		NewDownstream: func(key string) (*spillwayhttp.Downstream, error) {
+			total, err := time.ParseDuration(key)
+			if err != nil {
+				return nil, err
+			}
+			d := policies
+			d.Timeouts = spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt, Total: total}
+			return &d, nil
+		},
+		Retryable:     up.retryable,
+		MaxReplayBody: u.MaxReplayBody,
+		Observer:      obs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.Start()
+	return up, nil
+}
+
+// close stops the pool's health checks and drops idle connections.
+func (u *upstream) close() {
+	u.pool.Close()
+	if c, ok := u.base.(interface{ CloseIdleConnections() }); ok && u.ownBase {
+		c.CloseIdleConnections()
+	}
+}
+
+// retryable is the Transport's retry rule: idempotent requests only (or an
+// Idempotency-Key), and only for the failures retry.on lists.
+func (u *upstream) retryable(req *http.Request, resp *http.Response, err error) bool {
+	if !spillwayhttp.Idempotent(req) {
+		return false
+	}
+	if resp != nil {
+		return u.on.status[resp.StatusCode]
+	}
+	switch attemptResult(err) {
+	case resultConnect:
+		return u.on.connect
+	case resultTimeout:
+		return u.on.timeout
+	case resultReset:
+		return u.on.reset
+	}
+	return false
+}
+
+// The results of an attempt, the values of the label result of
+// spillway_upstream_attempts_total: a fixed set.
+const (
+	resultSuccess  = "success"
+	resultStatus   = "status_failure"
+	resultConnect  = "connect_failure"
+	resultTimeout  = "timeout"
+	resultReset    = "reset"
+	resultCanceled = "canceled"
+	resultError    = "error"
+)
+
+// attemptResult classifies an attempt's failure (nil: success).
+func attemptResult(err error) string {
+	var se *spillwayhttp.StatusError
+	var op *net.OpError
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case err == nil:
+		return resultSuccess
+	case errors.As(err, &se):
+		return resultStatus
+	case errors.As(err, &op) && op.Op == "dial", errors.As(err, &dns), errors.Is(err, syscall.ECONNREFUSED):
+		return resultConnect
+	case spillway.ReasonOf(err) == spillway.ReasonDeadlineExceeded, errors.As(err, &ne) && ne.Timeout():
+		return resultTimeout
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return resultReset
+	case errors.Is(err, context.Canceled):
+		return resultCanceled
+	}
+	return resultError
+}
+
+// picker is the Transport's base: it sends each attempt to an instance of
+// the pool (the one the gateway picked before the first attempt, then one
+// other than the previous attempt's) and tells the instance how it went.
+type picker struct {
+	up *upstream
+	m  *metrics
+}
+
+func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
+	x := exchangeOf(req.Context())
+	inst := x.preset
+	x.preset = nil
+	if inst == nil {
+		var err error
+		if inst, err = p.up.pool.Pick(x.prev); err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			p.m.rejected.WithLabelValues(p.up.name, string(spillway.ReasonNoHealthyInstance)).Inc()
+			return nil, err
+		}
+	}
+	x.prev = inst
+	x.attempts++
+	out := *req
+	u := *req.URL
+	u.Scheme, u.Host = inst.URL.Scheme, inst.URL.Host
+	if base := inst.URL.Path; base != "" && base != "/" {
+		u.Path = joinPath(base, u.Path)
+		if u.RawPath != "" {
+			u.RawPath = joinPath(inst.URL.EscapedPath(), u.RawPath)
+		}
+	}
+	out.URL = &u
+	out.Host = ""
+	inst.Begin()
+	resp, err := p.up.base.RoundTrip(&out)
+	if err != nil {
+		inst.End(x.ctx.Err() == nil)
+		return nil, err
+	}
+	resp.Body = &instanceBody{ReadCloser: resp.Body, inst: inst, x: x, failed: resp.StatusCode >= 500}
+	return resp, nil
+}
+
+func joinPath(base, p string) string {
+	if len(base) > 0 && base[len(base)-1] == '/' {
+		base = base[:len(base)-1]
+	}
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	return base + p
+}
+
+// instanceBody ends the instance's attempt when the response body is closed,
+// so that least_request counts a response being streamed as in flight and a
+// body cut short counts as a failure.
+type instanceBody struct {
+	io.ReadCloser
+	inst   *pool.Instance
+	x      *exchange
+	failed bool
+	ended  atomic.Bool
+}
+
+func (b *instanceBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.x.ctx.Err() == nil {
+		b.failed = true
+	}
+	return n, err
+}
+
+func (b *instanceBody) Close() error {
+	err := b.ReadCloser.Close()
+	if b.ended.CompareAndSwap(false, true) {
+		b.inst.End(b.failed)
+	}
+	return err
+}
