@@ -4,7 +4,7 @@ MODULES   := . bench e2e
 # -race with 2 cores: keep the suite well under CI's 15-minute budget.
 TESTFLAGS ?= -race -count=1 -timeout=10m
 
-.PHONY: test deps vet unit e2e bench-smoke bench fuzz demo
+.PHONY: test deps vet unit e2e bench-smoke bench bench-gateway fuzz demo
 
 test: deps vet unit e2e bench-smoke
 
@@ -32,6 +32,13 @@ bench-smoke:
 # Summarise with: go run golang.org/x/perf/cmd/benchstat@latest bench/bench.txt
 bench:
 	cd bench && $(GO) test -run=^$$ -bench=. -benchmem -count=6 -timeout=60m ./... | tee bench.txt
+
+# The gateway against the upstream alone, httputil.ReverseProxy, nginx and
+# HAProxy under wrk (not part of CI; about 3 minutes per round).
+ROUNDS ?= 3
+bench-gateway:
+	@./scripts/bench-deps.sh
+	cd bench && $(GO) run ./gwbench -rounds $(ROUNDS) -duration 10s
 
 # Each package's FuzzConfig for FUZZTIME; CI runs their seed corpora as tests.
 FUZZTIME ?= 30s

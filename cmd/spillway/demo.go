@@ -201,6 +201,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	}
 
 	start := time.Now()
+	phaseStart := start
 	opened := 0
 	ticker := time.NewTicker(o.tick)
 	defer ticker.Stop()
@@ -213,7 +214,6 @@ loop:
 		case <-ticker.C:
 		}
 		elapsed := time.Since(start)
-		idx := int(elapsed / o.phase)
 		s := stats.take()
 		opened += s.opened
 		slices.Sort(s.latencies)
@@ -222,6 +222,13 @@ loop:
 			elapsed.Round(o.tick/10).String(), demoPhases[ds.current.Load()].name, br.State(), s.calls, s.ok, s.fallbacks, s.failed,
 			s.retries, s.timeouts, formatRejected(s.rejected),
 			percentile(s.latencies, 0.50).Round(time.Millisecond/10), percentile(s.latencies, 0.99).Round(time.Millisecond/10))
+		// Each phase lasts at least o.phase, however late a tick comes: a
+		// starved process shows every phase instead of skipping one.
+		if time.Since(phaseStart) < o.phase {
+			continue
+		}
+		idx := int(ds.current.Load()) + 1
+		phaseStart = time.Now()
 		if idx >= len(demoPhases) {
 			break
 		}

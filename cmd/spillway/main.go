@@ -32,5 +32,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newVersionCommand(), newDemoCommand())
+	root.AddCommand(newValidateCommand())
+	root.AddCommand(newServeCommand())
 	return root
 }

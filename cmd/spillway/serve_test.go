@@ -1,0 +1,622 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spillway-dev/spillway/config"
+)
+
+// syncBuffer is an io.Writer that the server and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// served is a runServe running in the test's process.
+type served struct {
+	file           string
+	public, admin  string // base URLs
+	signals        chan os.Signal
+	done           chan error
+	stdout, stderr *syncBuffer
+	client         *http.Client
+	stopOnce       sync.Once
+	err            error
+}
+
+// startServe writes config (a format string whose %s are filled by args)
+// to a file and runs runServe on it until the test ends.
+func startServe(t *testing.T, config string) *served {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "spillway.yaml")
+	writeFile(t, file, config)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	s := &served{
+		file:    file,
+		signals: make(chan os.Signal, 1),
+		done:    make(chan error, 1),
+		stdout:  &syncBuffer{},
+		stderr:  &syncBuffer{},
+		client:  &http.Client{Transport: tr, Timeout: 20 * time.Second},
+	}
+	addrs := make(chan [2]string, 1)
+	go func() {
+		s.done <- runServe(context.Background(), file, s.stdout, s.stderr, s.signals, func(public, admin string) {
+			addrs <- [2]string{public, admin}
+		})
+	}()
+	select {
+	case a := <-addrs:
+		s.public, s.admin = "http://"+a[0], "http://"+a[1]
+	case err := <-s.done:
+		t.Fatalf("serve ended before it was ready: %v\nstderr:\n%s", err, s.stderr)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("serve not ready after 10s\nstderr:\n%s", s.stderr)
+	}
+	t.Cleanup(func() {
+		if err := s.stop(t); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return s
+}
+
+// stop sends SIGTERM (once) and returns runServe's result.
+func (s *served) stop(t *testing.T) error {
+	s.stopOnce.Do(func() {
+		s.signals <- syscall.SIGTERM
+		select {
+		case s.err = <-s.done:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("serve did not stop 15s after SIGTERM\nstderr:\n%s", s.stderr)
+		}
+	})
+	return s.err
+}
+
+func (s *served) do(t *testing.T, method, url, token string, body io.Reader) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func (s *served) get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	code, body, _ := s.do(t, http.MethodGet, url, "", nil)
+	return code, body
+}
+
+// eventually polls cond until it holds or 10 s passed.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("still not true after 10s: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func writeFile(t *testing.T, file, content string) {
+	t.Helper()
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// upstream answers "NAME PATH" to every request.
+func upstream(t *testing.T, name string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "%s %s", name, r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// oneRoute is a configuration with a single route /app to the upstream at %s.
+const oneRoute = `listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
+  token: s3cret
+server:
+  max_body: 1KiB
+  shutdown_grace: 10s
+upstreams:
+  app:
+    instances: [%s]
+routes:
+  - name: app
+    match: {path_prefix: /app}
+    upstream: app
+`
+
+// twoRoutes adds the route /other to the upstream other at %s.
+const twoRoutes = oneRoute + `  - name: other
+    match: {path_prefix: /other}
+    upstream: other
+`
+
+func twoRoutesConfig(app, other string) string {
+	return strings.Replace(fmt.Sprintf(twoRoutes, app), "routes:", "  other:\n    instances: ["+other+"]\nroutes:", 1)
+}
+
+func TestServeProxiesAndAnswersTheAdminEndpoints(t *testing.T) {
+	app := upstream(t, "app")
+	s := startServe(t, fmt.Sprintf(oneRoute, app.URL))
+
+	if code, body := s.get(t, s.public+"/app/items?x=1"); code != 200 || body != "app /app/items" {
+		t.Fatalf("proxied GET: %d %q", code, body)
+	}
+	if code, body := s.get(t, s.public+"/elsewhere"); code != 404 || !json.Valid([]byte(body)) {
+		t.Errorf("unmatched GET: %d %q, want a 404 JSON answer", code, body)
+	}
+	if code, body := s.get(t, s.admin+"/healthz"); code != 200 || strings.TrimSpace(body) != "ok" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, body := s.get(t, s.admin+"/readyz"); code != 200 {
+		t.Errorf("/readyz: %d %q", code, body)
+	}
+	code, metrics := s.get(t, s.admin+"/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, name := range []string{"spillway_requests_total", "spillway_request_duration_seconds", "spillway_upstream_attempts_total", "spillway_circuit_state"} {
+		if !strings.Contains(metrics, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	code, body := s.get(t, s.admin+"/api/v1/status")
+	var status struct {
+		Upstreams map[string]struct {
+			Breaker struct {
+				State       string   `json:"state"`
+				FailureRate *float64 `json:"failure_rate"`
+			} `json:"breaker"`
+			InFlight  *int `json:"in_flight"`
+			Instances []struct {
+				URL     string `json:"url"`
+				Healthy bool   `json:"healthy"`
+			} `json:"instances"`
+		} `json:"upstreams"`
+	}
+	if err := json.Unmarshal([]byte(body), &status); code != 200 || err != nil {
+		t.Fatalf("/api/v1/status: %d %v %s", code, err, body)
+	}
+	u, ok := status.Upstreams["app"]
+	if !ok || u.Breaker.State != "closed" || u.Breaker.FailureRate == nil || u.InFlight == nil ||
+		len(u.Instances) != 1 || u.Instances[0].URL != app.URL || !u.Instances[0].Healthy {
+		t.Errorf("/api/v1/status lacks the brief's shape: %s", body)
+	}
+
+	eventually(t, "an access log line on stdout", func() bool { return strings.Contains(s.stdout.String(), `"route":"app"`) })
+	line, _, _ := strings.Cut(s.stdout.String(), "\n")
+	if !json.Valid([]byte(line)) {
+		t.Errorf("the access log is not JSON: %q", line)
+	}
+	for _, want := range []string{"spillway: public " + s.public, "spillway: admin  " + s.admin, "spillway: status " + s.admin + "/api/v1/status"} {
+		if !strings.Contains(s.stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, s.stderr)
+		}
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatalf("a graceful stop returns nil, got %v", err)
+	}
+}
+
+func TestServeReloadsThroughTheAdminAPI(t *testing.T) {
+	app, other := upstream(t, "app"), upstream(t, "other")
+	s := startServe(t, fmt.Sprintf(oneRoute, app.URL))
+	reload := s.admin + "/api/v1/reload"
+
+	if code, _ := s.get(t, s.public+"/other/x"); code != 404 {
+		t.Fatalf("/other before the reload: %d, want 404", code)
+	}
+	writeFile(t, s.file, twoRoutesConfig(app.URL, other.URL))
+	for _, token := range []string{"", "wrong"} {
+		if code, body, h := s.do(t, http.MethodPost, reload, token, nil); code != 401 || h.Get("WWW-Authenticate") == "" {
+			t.Errorf("reload with token %q: %d %s, want 401", token, code, body)
+		}
+	}
+	if code, _ := s.get(t, s.public+"/other/x"); code != 404 {
+		t.Fatalf("a refused reload changed the configuration: /other answers %d", code)
+	}
+	if code, body, _ := s.do(t, http.MethodPost, reload, "s3cret", nil); code != 200 || strings.TrimSpace(body) != `{"reloaded":true}` {
+		t.Fatalf("reload with the token: %d %s", code, body)
+	}
+	if code, body := s.get(t, s.public+"/other/x"); code != 200 || body != "other /other/x" {
+		t.Fatalf("/other after the reload: %d %q", code, body)
+	}
+
+	writeFile(t, s.file, fmt.Sprintf(oneRoute, app.URL)+"bogus_key: 1\n")
+	code, body, _ := s.do(t, http.MethodPost, reload, "s3cret", nil)
+	if code != 400 || !strings.Contains(body, s.file+":") {
+		t.Errorf("reload of an invalid file: %d %s, want 400 naming the file", code, body)
+	}
+	if code, _ := s.get(t, s.public+"/other/x"); code != 200 {
+		t.Errorf("an invalid file replaced the running configuration: /other answers %d", code)
+	}
+}
+
+func TestServeReloadsOnSIGHUP(t *testing.T) {
+	app, other := upstream(t, "app"), upstream(t, "other")
+	s := startServe(t, fmt.Sprintf(oneRoute, app.URL))
+
+	writeFile(t, s.file, twoRoutesConfig(app.URL, other.URL))
+	s.signals <- syscall.SIGHUP
+	eventually(t, "/other served after SIGHUP", func() bool {
+		code, _ := s.get(t, s.public+"/other/x")
+		return code == 200
+	})
+	if !strings.Contains(s.stderr.String(), "configuration reloaded") {
+		t.Errorf("the reload is not logged:\n%s", s.stderr)
+	}
+
+	writeFile(t, s.file, "listen: 127.0.0.1:0\nupstreams:\n  app:\n    instancez: []\n")
+	s.signals <- syscall.SIGHUP
+	eventually(t, "the refusal logged", func() bool { return strings.Contains(s.stderr.String(), "reload refused") })
+	if !regexp.MustCompile(regexp.QuoteMeta(s.file) + `:4:5: `).MatchString(s.stderr.String()) {
+		t.Errorf("the refusal does not give FILE:LINE:COL:\n%s", s.stderr)
+	}
+	if code, body := s.get(t, s.public+"/other/x"); code != 200 {
+		t.Errorf("an invalid file replaced the running configuration: %d %q", code, body)
+	}
+}
+
+func TestServeDrainsInFlightRequestsOnSIGTERM(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		_, _ = io.WriteString(w, "finally")
+	}))
+	defer slow.Close()
+	s := startServe(t, fmt.Sprintf(oneRoute, slow.URL))
+
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := s.client.Get(s.public + "/app/slow")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- result{resp.StatusCode, string(b), err}
+	}()
+	<-arrived
+	s.signals <- syscall.SIGTERM
+	publicAddr := strings.TrimPrefix(s.public, "http://")
+	eventually(t, "the public listener closed", func() bool {
+		c, err := net.Dial("tcp", publicAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	select {
+	case err := <-s.done:
+		t.Fatalf("serve returned with a request in flight: %v", err)
+	default:
+	}
+	close(release)
+	if r := <-got; r.err != nil || r.code != 200 || r.body != "finally" {
+		t.Fatalf("the in-flight request: %+v, want 200 finally", r)
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("serve after draining: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not return after the drain")
+	}
+	s.stopOnce.Do(func() {})
+}
+
+func TestServeRefusesAnExposedAdminWithoutAToken(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "spillway.yaml")
+	writeFile(t, file, `listen: 127.0.0.1:0
+admin:
+  listen: 0.0.0.0:0
+upstreams:
+  app:
+    instances: [http://127.0.0.1:1]
+routes:
+  - name: app
+    match: {path_prefix: /}
+    upstream: app
+`)
+	var stderr syncBuffer
+	err := runServe(context.Background(), file, io.Discard, &stderr, nil, func(string, string) {
+		t.Error("serve started")
+	})
+	// The loader refuses it with the position of admin.listen; CheckListen
+	// guards a configuration built any other way.
+	if err == nil || !strings.Contains(err.Error()+stderr.String(), "token") {
+		t.Fatalf("runServe = %v, want a refusal that mentions the token\nstderr:\n%s", err, stderr.String())
+	}
+}
+
+func TestServeRefusesAnInvalidFileWithItsPositions(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "spillway.yaml")
+	writeFile(t, file, "listen: 127.0.0.1:0\nupstreamz: {}\n")
+	var stderr syncBuffer
+	err := runServe(context.Background(), file, io.Discard, &stderr, nil, nil)
+	if err == nil {
+		t.Fatal("an invalid file was served")
+	}
+	if !strings.Contains(stderr.String(), file+":2:1: ") {
+		t.Errorf("stderr lacks %s:2:1: ...:\n%s", file, stderr.String())
+	}
+}
+
+func TestServeAnswers413ToALargeBody(t *testing.T) {
+	app := upstream(t, "app")
+	s := startServe(t, fmt.Sprintf(oneRoute, app.URL))
+	small := strings.Repeat("x", 1024)
+	large := small + "x"
+
+	if code, body, _ := s.do(t, http.MethodPost, s.public+"/app/up", "", strings.NewReader(small)); code != 200 {
+		t.Errorf("a body of exactly max_body: %d %q", code, body)
+	}
+	if code, body, _ := s.do(t, http.MethodPost, s.public+"/app/up", "", strings.NewReader(large)); code != 413 || !strings.Contains(body, `"reason":"body_too_large"`) {
+		t.Errorf("a declared body over max_body: %d %q, want 413 JSON", code, body)
+	}
+	// A reader of unknown length is sent chunked: the limit cuts it while
+	// the gateway reads it.
+	chunked := io.MultiReader(strings.NewReader(large), strings.NewReader(large))
+	if code, body, _ := s.do(t, http.MethodPost, s.public+"/app/up", "", chunked); code != 413 || !strings.Contains(body, `"reason":"body_too_large"`) {
+		t.Errorf("a chunked body over max_body: %d %q, want 413 JSON", code, body)
+	}
+}
+
+// lineWatcher is a process's stderr: it reports the first line that
+// matches re.
+type lineWatcher struct {
+	syncBuffer
+	re    *regexp.Regexp
+	found chan string
+	once  sync.Once
+}
+
+func (w *lineWatcher) Write(p []byte) (int, error) {
+	n, err := w.syncBuffer.Write(p)
+	if m := w.re.FindStringSubmatch(w.String()); m != nil {
+		w.once.Do(func() { w.found <- m[1] })
+	}
+	return n, err
+}
+
+func TestServeProcessStartsAndStopsOnSIGTERM(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGTERM is not delivered on Windows")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "spillway")
+	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	app := upstream(t, "app")
+	file := filepath.Join(dir, "spillway.yaml")
+	writeFile(t, file, fmt.Sprintf(oneRoute, app.URL))
+
+	cmd := exec.Command(bin, "serve", "-c", file)
+	stderr := &lineWatcher{re: regexp.MustCompile(`spillway: admin +(http://\S+)\n`), found: make(chan string, 1)}
+	publicRe := regexp.MustCompile(`spillway: public (http://\S+)\n`)
+	cmd.Stdout, cmd.Stderr = io.Discard, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var adminURL string
+	select {
+	case adminURL = <-stderr.found:
+	case err := <-exited:
+		t.Fatalf("spillway serve exited at once: %v\n%s", err, stderr.String())
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Fatalf("no start lines after 20s:\n%s", stderr.String())
+	}
+	publicURL := publicRe.FindStringSubmatch(stderr.String())[1]
+
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for url, want := range map[string]string{publicURL + "/app/x": "app /app/x", adminURL + "/healthz": "ok\n"} {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != want {
+			t.Errorf("GET %s = %q, want %q", url, b, want)
+		}
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("spillway serve after SIGTERM: %v, want exit status 0\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Fatalf("spillway serve still running 20s after SIGTERM:\n%s", stderr.String())
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key to dir and
+// returns a pool that trusts it.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, roots *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "spillway test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots = x509.NewCertPool()
+	roots.AddCert(cert)
+	return certFile, keyFile, roots
+}
+
+func TestServeOverTLSWithHTTP2(t *testing.T) {
+	app := upstream(t, "app")
+	certFile, keyFile, roots := selfSigned(t, t.TempDir())
+	s := startServe(t, fmt.Sprintf("tls: {cert_file: %s, key_file: %s}\n", certFile, keyFile)+fmt.Sprintf(oneRoute, app.URL))
+	public := strings.Replace(s.public, "http://", "https://", 1)
+	if !strings.Contains(s.stderr.String(), "spillway: public "+public) {
+		t.Errorf("the start line does not give the https URL %s:\n%s", public, s.stderr)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get(public + "/app/secure")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != "app /app/secure" || resp.ProtoMajor != 2 {
+		t.Errorf("GET over TLS: %d %s %q, want 200 over HTTP/2", resp.StatusCode, resp.Proto, b)
+	}
+}
+
+func TestServeStopsWhenItsContextEnds(t *testing.T) {
+	app := upstream(t, "app")
+	file := filepath.Join(t.TempDir(), "spillway.yaml")
+	writeFile(t, file, fmt.Sprintf(oneRoute, app.URL))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runServe(ctx, file, io.Discard, io.Discard, nil, func(string, string) { cancel() })
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("runServe after its context ended: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("runServe still running 10s after its context ended")
+	}
+}
+
+func TestRestartKeysNameWhatAReloadCannotApply(t *testing.T) {
+	base := func() *config.Config {
+		return &config.Config{Listen: "127.0.0.1:8080", Server: config.Server{MaxBody: 1 << 20, IdleTimeout: time.Minute}, Admin: config.Admin{Listen: "127.0.0.1:9901"}}
+	}
+	tests := []struct {
+		name   string
+		change func(*config.Config)
+		want   string
+	}{
+		{"nothing", func(*config.Config) {}, ""},
+		{"routes only", func(c *config.Config) { c.Routes = []*config.Route{{Name: "x"}} }, ""},
+		{"max_body, applied by the gateway", func(c *config.Config) { c.Server.MaxBody = 1 }, ""},
+		{"listen", func(c *config.Config) { c.Listen = "127.0.0.1:8081" }, "listen"},
+		{"tls on", func(c *config.Config) { c.TLS = &config.TLS{CertFile: "c", KeyFile: "k"} }, "tls"},
+		{"idle timeout and token", func(c *config.Config) { c.Server.IdleTimeout = time.Hour; c.Admin.Token = "t" }, "server,admin"},
+	}
+	for _, tt := range tests {
+		next := base()
+		tt.change(next)
+		if got := strings.Join(restartKeys(base(), next), ","); got != tt.want {
+			t.Errorf("%s: restartKeys = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	withTLS := base()
+	withTLS.TLS = &config.TLS{CertFile: "c", KeyFile: "k"}
+	sameTLS := base()
+	sameTLS.TLS = &config.TLS{CertFile: "c", KeyFile: "k"}
+	if got := restartKeys(withTLS, sameTLS); len(got) != 0 {
+		t.Errorf("equal tls settings in two files: restartKeys = %v", got)
+	}
+}

@@ -1,0 +1,216 @@
+// Package admin is the gateway's admin listener: health and readiness probes,
+// Prometheus metrics, and a JSON API under /api/v1/ to inspect and operate a
+// running gateway.
+//
+// # Endpoints
+//
+// The handler is one table of endpoints (see endpoints in this file), each a
+// path, the methods it accepts, whether it mutates the gateway, and a
+// handler:
+//
+//	GET  /healthz         200 "ok" while the process runs (liveness)
+//	GET  /readyz          200 "ready" when Gateway.Ready, else 503 (readiness)
+//	GET  /metrics         Prometheus text of Gateway.Registry (promhttp)
+//	GET  /api/v1/status   Gateway.Status as JSON
+//	POST /api/v1/reload   re-read the configuration file (Options.Reload); mutating
+//
+// GET endpoints answer HEAD as well. A known path with another method gets 405
+// with an Allow header; an unknown path gets 404. Every error answer is JSON:
+// {"error":{"message":"..."}}.
+//
+// Runtime changes, the dashboard (/dashboard/), faults, jobs and events come
+// in a later issue: each is one more row in the table, mutating ones marked
+// so, under /api/v1/ for the JSON API.
+//
+// # Authorization
+//
+// Reading (probes, metrics, status) needs no credentials: the listener is on
+// loopback by default, and CheckListen refuses to expose it elsewhere without
+// a token. Every mutating call requires "Authorization: Bearer <token>",
+// compared in constant time: a missing or wrong token gets 401. When
+// Options.Token is empty, mutating calls are refused with 403 whatever the
+// request carries: without a token nobody can change the gateway through the
+// admin API, not even from loopback.
+package admin
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/spillway-dev/spillway/config"
+	"github.com/spillway-dev/spillway/gateway"
+)
+
+// Options configure Handler.
+type Options struct {
+	// Token is the Bearer token that mutating calls must carry. Empty: every
+	// mutating call is refused with 403.
+	Token string
+	// Reload re-reads the configuration file and applies it (POST
+	// /api/v1/reload). An error that is a config.Errors or a *config.Error
+	// (the file is invalid) is answered 400, any other 500. Nil: reloading
+	// is not supported, 501.
+	Reload func() error
+}
+
+// endpoint is one row of the admin API.
+type endpoint struct {
+	path     string
+	method   string // GET (HEAD implied) or POST
+	mutating bool   // requires the Bearer token
+	handle   http.HandlerFunc
+}
+
+// Handler returns the admin listener's handler for g. It is safe for
+// concurrent use and holds no state of its own besides o.
+func Handler(g *gateway.Gateway, o Options) http.Handler {
+	a := &api{g: g, o: o}
+	endpoints := []endpoint{
+		{path: "/healthz", method: http.MethodGet, handle: a.healthz},
+		{path: "/readyz", method: http.MethodGet, handle: a.readyz},
+		{path: "/metrics", method: http.MethodGet, handle: promhttp.HandlerFor(g.Registry(), promhttp.HandlerOpts{}).ServeHTTP},
+		{path: "/api/v1/status", method: http.MethodGet, handle: a.status},
+		{path: "/api/v1/reload", method: http.MethodPost, mutating: true, handle: a.reload},
+	}
+	mux := http.NewServeMux()
+	for _, e := range endpoints {
+		mux.Handle(e.path, a.guard(e))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no admin endpoint "+r.URL.Path)
+	})
+	return mux
+}
+
+// api holds what the endpoints share.
+type api struct {
+	g *gateway.Gateway
+	o Options
+}
+
+// guard enforces e's method, then its authorization, before e's handler.
+func (a *api) guard(e endpoint) http.Handler {
+	allow := e.method
+	if e.method == http.MethodGet {
+		allow = "GET, HEAD"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != e.method && (e.method != http.MethodGet || r.Method != http.MethodHead) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+e.path+": use "+allow)
+			return
+		}
+		if e.mutating && !a.authorized(w, r) {
+			return
+		}
+		e.handle(w, r)
+	})
+}
+
+// authorized checks the Bearer token of a mutating call and answers the
+// refusal itself.
+func (a *api) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if a.o.Token == "" {
+		writeError(w, http.StatusForbidden, "mutating admin calls are disabled: no admin token is configured (admin.token)")
+		return false
+	}
+	const prefix = "Bearer "
+	h := r.Header.Get("Authorization")
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) ||
+		subtle.ConstantTimeCompare([]byte(h[len(prefix):]), []byte(a.o.Token)) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="spillway-admin"`)
+		writeError(w, http.StatusUnauthorized, "a valid Authorization: Bearer <token> header is required")
+		return false
+	}
+	return true
+}
+
+func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (a *api) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !a.g.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func (a *api) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, a.g.Status())
+}
+
+func (a *api) reload(w http.ResponseWriter, _ *http.Request) {
+	if a.o.Reload == nil {
+		writeError(w, http.StatusNotImplemented, "reloading is not supported by this gateway")
+		return
+	}
+	err := a.o.Reload()
+	if err == nil {
+		writeJSON(w, http.StatusOK, map[string]bool{"reloaded": true})
+		return
+	}
+	code := http.StatusInternalServerError
+	var list config.Errors
+	var one *config.Error
+	if errors.As(err, &list) || errors.As(err, &one) {
+		code = http.StatusBadRequest
+	}
+	writeError(w, code, "reload refused, the running configuration stays: "+err.Error())
+}
+
+// errorBody is the JSON of every error answer.
+type errorBody struct {
+	Error struct {
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	var b errorBody
+	b.Error.Message = msg
+	writeJSON(w, code, b)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// CheckListen returns an error when the admin API would listen on addr
+// ("host:port") beyond loopback without a token. Loopback is a host in
+// 127.0.0.0/8, ::1 or "localhost"; an empty host or 0.0.0.0 / :: (every
+// interface) is not. With a token, any address is accepted.
+func CheckListen(addr, token string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("admin listen address %q: %w", addr, err)
+	}
+	if token != "" || isLoopback(host) {
+		return nil
+	}
+	return fmt.Errorf("refusing to serve the admin API on %q without a token: listen on loopback (127.0.0.1) or set admin.token", addr)
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
