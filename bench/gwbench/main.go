@@ -40,6 +40,9 @@ func main() {
 		case "upstream":
 			serveUpstream(os.Args[2])
 			return
+		case "blackhole":
+			serveBlackHole(os.Args[2])
+			return
 		case "rproxy":
 			serveReverseProxy(os.Args[2], os.Args[3], os.Args[4] == "pool")
 			return
@@ -50,6 +53,7 @@ func main() {
 	conns := flag.Int("c", 64, "wrk connections")
 	repo := flag.String("repo", "..", "the repository root (to build cmd/spillway)")
 	only := flag.String("only", "", "comma-separated targets to run (default: all)")
+	flag.BoolVar(&scenarios, "scenarios", true, "also run the fail-fast, added-latency and black-hole scenarios")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -57,6 +61,9 @@ func main() {
 		log.Fatal(err)
 	}
 }
+
+// scenarios says whether the run goes on past the throughput table.
+var scenarios bool
 
 // body is the upstream's answer: 200 bytes, as in the measurement.
 var body = []byte(strings.Repeat("x", 199) + "\n")
@@ -122,14 +129,25 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 			_ = p.Wait()
 		}
 	}()
-	start := func(name string, args ...string) error {
+	startCmd := func(name string, args ...string) (*exec.Cmd, error) {
 		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+		// The targets' own logs (proxy errors by the thousand in the
+		// failure scenarios) go to a file, not into the report.
+		logf, err := os.OpenFile(filepath.Join(dir, "targets.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		defer logf.Close()
+		cmd.Stdout, cmd.Stderr = io.Discard, logf
 		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		procs = append(procs, cmd)
-		return nil
+		return cmd, nil
+	}
+	start := func(name string, args ...string) error {
+		_, err := startCmd(name, args...)
+		return err
 	}
 
 	want := func(name string) bool { return only == "" || slices.Contains(strings.Split(only, ","), name) }
@@ -153,10 +171,21 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 		targets = append(targets, target{name, "http://" + addr + "/"})
 	}
 
+	var spillwayBin string
+	if want("spillway") || scenarios {
+		spillwayBin = filepath.Join(dir, "spillway")
+		build := exec.CommandContext(ctx, "go", "build", "-o", spillwayBin, "./cmd/spillway")
+		build.Dir, build.Stderr = repo, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building spillway: %w", err)
+		}
+	}
 	if want("spillway") {
-		if err := startSpillway(ctx, repo, dir, up, start, &targets); err != nil {
+		gw, admin := freeAddr(), freeAddr()
+		if err := startSpillway(dir, "main", spillwayBin, gw, admin, up, spillwayConfig, startCmd); err != nil {
 			return err
 		}
+		targets = append(targets, target{"spillway", "http://" + gw + "/"})
 	}
 	if want("nginx") {
 		ng := freeAddr()
@@ -186,43 +215,37 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
-	return measure(ctx, targets, rounds, d, conns)
-}
-
-// startSpillway builds cmd/spillway and serves the gateway with every policy on.
-func startSpillway(ctx context.Context, repo, dir, up string, start func(string, ...string) error, targets *[]target) error {
-	spillwayBin := filepath.Join(dir, "spillway")
-	build := exec.CommandContext(ctx, "go", "build", "-o", spillwayBin, "./cmd/spillway")
-	build.Dir, build.Stderr = repo, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building spillway: %w", err)
-	}
-	gw, admin := freeAddr(), freeAddr()
-	cfg := filepath.Join(dir, "spillway.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(spillwayConfig, gw, admin, up)), 0o600); err != nil {
+	med, err := measure(ctx, targets, rounds, d, conns)
+	if err != nil || !scenarios {
 		return err
 	}
-	if err := start(spillwayBin, "serve", "-c", cfg); err != nil {
-		return err
-	}
-	*targets = append(*targets, target{"spillway", "http://" + gw + "/"})
-	return nil
+	return runScenarios(ctx, dir, self, spillwayBin, up, med, d, startCmd)
 }
 
-func measure(ctx context.Context, targets []target, rounds int, d time.Duration, conns int) error {
+// startSpillway serves the gateway with the configuration tmpl (listen,
+// admin, upstream) and waits until its admin answers.
+func startSpillway(dir, name, bin, gw, admin, up, tmpl string, startCmd func(string, ...string) (*exec.Cmd, error)) error {
+	cfg := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(tmpl, gw, admin, up)), 0o600); err != nil {
+		return err
+	}
+	_, err := startCmd(bin, "serve", "-c", cfg)
+	return err
+}
+
+func measure(ctx context.Context, targets []target, rounds int, d time.Duration, conns int) (map[string]float64, error) {
 	results := map[string][]result{}
 	for r := 1; r <= rounds; r++ {
 		for _, t := range targets {
 			res, err := wrk(ctx, t.url, d, conns)
 			if err != nil {
-				return fmt.Errorf("%s: %w", t.name, err)
+				return nil, fmt.Errorf("%s: %w", t.name, err)
 			}
 			fmt.Fprintf(os.Stderr, "round %d %-18s %9.0f req/s  p99 %s\n", r, t.name, res.rps, res.p99)
 			results[t.name] = append(results[t.name], res)
 		}
 	}
-	report(os.Stdout, targets, results, rounds, d, conns)
-	return nil
+	return report(os.Stdout, targets, results, rounds, d, conns), nil
 }
 
 func waitReady(ctx context.Context, u string) error {
@@ -277,7 +300,7 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-func report(w io.Writer, targets []target, results map[string][]result, rounds int, d time.Duration, conns int) {
+func report(w io.Writer, targets []target, results map[string][]result, rounds int, d time.Duration, conns int) map[string]float64 {
 	fmt.Fprintf(w, "wrk -t2 -c%d -d%s, 200-byte GET, medians of %d interleaved rounds\n\n", conns, d, rounds)
 	fmt.Fprintln(w, "| target | req/s | p99 | vs reverseproxy+pool | vs nginx |")
 	fmt.Fprintln(w, "|---|---|---|---|---|")
@@ -300,6 +323,7 @@ func report(w io.Writer, targets []target, results map[string][]result, rounds i
 		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s |\n", t.name, med[t.name], time.Duration(p99[t.name]).Round(10*time.Microsecond),
 			ratio(t.name, "reverseproxy+pool"), ratio(t.name, "nginx"))
 	}
+	return med
 }
 
 // spillwayConfig: every policy on (retry with budget, breaker, bulkhead,

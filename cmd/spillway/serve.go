@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/spillway-dev/spillway/config"
@@ -79,7 +81,11 @@ func runServe(ctx context.Context, file string, stdout, stderr io.Writer, signal
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	g, err := gateway.New(cfg, gateway.Options{AccessLog: slog.New(slog.NewJSONHandler(stdout, nil)), Logger: logger})
+	// The process's own health (goroutines, memory, file descriptors) next to
+	// the gateway's metrics on the admin /metrics.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g, err := gateway.New(cfg, gateway.Options{AccessLog: slog.New(slog.NewJSONHandler(stdout, nil)), Logger: logger, Registry: reg})
 	if err != nil {
 		return err
 	}
