@@ -1,7 +1,8 @@
-// Command spillway is Spillway's command line: `spillway demo` shows every
-// policy at work against a simulated downstream, `spillway version` prints
-// the build. The gateway (`serve`, `validate`) and the operations kit
-// (`drill`, `map`) join it in later releases.
+// Command spillway is Spillway's command line: `spillway serve -c FILE`
+// runs the gateway, `spillway validate -c FILE` checks a configuration file
+// and prints every problem as FILE:LINE:COL, `spillway demo` shows the
+// policies at work against simulated downstreams, `spillway version` prints
+// the build. The operations kit (`drill`, `map`) joins it in a later release.
 package main
 
 import (
