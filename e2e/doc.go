@@ -6,6 +6,15 @@
 // the way real networks do, and each test counts the attempts on the server
 // side to prove what the policies did.
 //
+// The gateway tests (gateway_test.go) put the in-process gateway
+// (gateway.New behind an httptest server, configured with config.Parse) in
+// front of the same proxy: connection refused, black hole, slow, 50 % 503,
+// a reset in the middle of a body, flapping and recovery, asserting the
+// fallback served, the breaker's opening and closing, the budget's bound on
+// attempts during an outage, and no goroutine or connection left. The
+// bad-config tests check the FILE:LINE:COL lines of config.Load and of the
+// real `spillway validate -c` binary.
+//
 // It is a module of its own so that toxiproxy and its dependencies never enter
 // the root module's graph. The package has no API: everything is in its tests.
 // Run it with

@@ -230,6 +230,13 @@ func attemptResult(err error) string {
 	case errors.Is(err, context.Canceled):
 		return resultCanceled
 	}
+	if _, policy := errors.AsType[*spillway.Error](err); !policy {
+		// Any other transport error came after the connection was made and
+		// before a complete response head: the exchange broke (a connection
+		// closed inside the head, a malformed head). Nothing reached the
+		// client yet, so an idempotent request may be retried like a reset.
+		return resultReset
+	}
 	return resultError
 }
 

@@ -22,28 +22,48 @@ import (
 	"github.com/spillway-dev/spillway/timeout"
 )
 
-// demoOptions shape the demo; the defaults show every pattern within 30 s.
+// demoOptions shape both demos; the defaults show every pattern within 30 s.
 type demoOptions struct {
-	phase   time.Duration // how long each phase of the downstream lasts
-	tick    time.Duration // how often a summary line is printed
-	workers int           // concurrent callers
-	pace    time.Duration // pause between two calls of one caller
+	phase    time.Duration // how long each phase of the downstreams lasts (at least)
+	tick     time.Duration // how often a summary line is printed
+	workers  int           // concurrent callers
+	pace     time.Duration // pause between two calls of one caller
+	duration time.Duration // how long the gateway demo runs (at least its scenario)
 }
 
 func newDemoCommand() *cobra.Command {
 	o := demoOptions{}
+	var library bool
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Watch the policies keep a service answering while a simulated downstream fails",
-		Long: `demo runs Spillway's standard pipeline (fallback, total timeout, retry with
-budget, circuit breaker, bulkhead, attempt timeout) against an in-process
-downstream that goes healthy → failing → slow → recovered, and prints each
-second what the policies did. Ctrl-C stops it.`,
+		Short: "Watch the gateway and its policies keep a service answering while simulated downstreams fail",
+		Long: `demo starts the gateway from an embedded example configuration in front of
+simulated downstreams on loopback: a catalog with two instances (one fails for
+a stretch, then both), a catalog replica, a reports service that is slow now
+and then, and an optional recommendations service that fails for a while.
+A few clients send requests through the gateway; the demo prints the
+gateway's URL, the admin status and metrics URLs, and each second a summary:
+answers per route, fallbacks served (replica, stale cache, static, default),
+reasons, the catalog's breaker and instances, latency. It runs for
+--duration (longer if its phases need it); Ctrl-C stops it.
+
+demo --library runs the library demo instead: Spillway's standard pipeline
+(fallback, total timeout, retry with budget, circuit breaker, bulkhead,
+attempt timeout) against an in-process downstream that goes healthy →
+failing → slow → recovered, without a gateway.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), o)
+			if library {
+				if cmd.Flags().Changed("duration") {
+					return errors.New("demo: --duration applies to the gateway demo, not to --library (its length is 4 phases)")
+				}
+				return runDemo(cmd.Context(), cmd.OutOrStdout(), o)
+			}
+			return runGatewayDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, nil)
 		},
 	}
+	cmd.Flags().BoolVar(&library, "library", false, "run the library demo (the standard pipeline, no gateway)")
+	cmd.Flags().DurationVar(&o.duration, "duration", 30*time.Second, "how long the gateway demo runs (at least one pass of its phases)")
 	cmd.Flags().DurationVar(&o.phase, "phase", 6*time.Second, "length of each downstream phase")
 	cmd.Flags().DurationVar(&o.tick, "tick", time.Second, "interval between summary lines")
 	cmd.Flags().IntVar(&o.workers, "workers", 8, "concurrent callers")
