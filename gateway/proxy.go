@@ -76,14 +76,24 @@ func exchangeOf(ctx context.Context) *exchange {
 	return x
 }
 
-// bufferPool lends httputil.ReverseProxy 32 KiB copy buffers.
+// copyBufferSize is the size of the ReverseProxy's copy buffers.
+const copyBufferSize = 32 << 10
+
+// bufferPool lends httputil.ReverseProxy 32 KiB copy buffers. It pools array
+// pointers, which a returned slice converts back to without allocating (a
+// pool of *[]byte would allocate a slice header on every Put).
 type bufferPool struct{ p sync.Pool }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
+
+func (b *bufferPool) Put(s []byte) {
+	if cap(s) >= copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(s[:copyBufferSize]))
+	}
+}
 
 func (g *Gateway) newProxy() *httputil.ReverseProxy {
-	bp := &bufferPool{p: sync.Pool{New: func() any { s := make([]byte, 32<<10); return &s }}}
+	bp := &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
 	return &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      dispatch{},

@@ -105,6 +105,9 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 	rc := retry.Config{
 		Name: u.Name, MaxAttempts: u.Retry.MaxAttempts, Initial: u.Retry.Backoff.Initial, Max: u.Retry.Backoff.Max,
 		Multiplier: u.Retry.Backoff.Multiplier, Budget: budget, Observer: obs,
+		// The brief's gateway rule: an upstream's Retry-After is honoured up to
+		// retry_after_max (300s by default), not the backoff cap.
+		MaxRetryAfter: u.Retry.RetryAfterMax,
 	}
 	if u.Retry.Backoff.Type != "" {
 		if rc.Backoff, err = retry.ParseBackoffKind(u.Retry.Backoff.Type); err != nil {
@@ -212,18 +215,16 @@ const (
 
 // attemptResult classifies an attempt's failure (nil: success).
 func attemptResult(err error) string {
-	var se *spillwayhttp.StatusError
-	var op *net.OpError
-	var dns *net.DNSError
-	var ne net.Error
-	switch {
-	case err == nil:
+	if err == nil {
+		// Before any errors.AsType: the success path allocates nothing.
 		return resultSuccess
-	case errors.As(err, &se):
+	}
+	switch {
+	case isType[*spillwayhttp.StatusError](err):
 		return resultStatus
-	case errors.As(err, &op) && op.Op == "dial", errors.As(err, &dns), errors.Is(err, syscall.ECONNREFUSED):
+	case isDial(err), isType[*net.DNSError](err), errors.Is(err, syscall.ECONNREFUSED):
 		return resultConnect
-	case spillway.ReasonOf(err) == spillway.ReasonDeadlineExceeded, errors.As(err, &ne) && ne.Timeout():
+	case spillway.ReasonOf(err) == spillway.ReasonDeadlineExceeded, isNetTimeout(err):
 		return resultTimeout
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return resultReset
@@ -238,6 +239,21 @@ func attemptResult(err error) string {
 		return resultReset
 	}
 	return resultError
+}
+
+func isType[E error](err error) bool {
+	_, ok := errors.AsType[E](err)
+	return ok
+}
+
+func isDial(err error) bool {
+	op, ok := errors.AsType[*net.OpError](err)
+	return ok && op.Op == "dial"
+}
+
+func isNetTimeout(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
 }
 
 // picker is the Transport's base: it sends each attempt to an instance of

@@ -39,9 +39,13 @@ type Config struct {
 	// Initial is the first base delay, and the lower bound of the decorrelated
 	// scheme. Default 100ms.
 	Initial time.Duration
-	// Max caps every delay, a Retry-After hint included. Default 5s. It must
-	// not be less than Initial.
+	// Max caps every backoff delay. Default 5s. It must not be less than
+	// Initial.
 	Max time.Duration
+	// MaxRetryAfter caps a Retry-After hint carried by the error. Default Max
+	// (the brief's library rule: a hint is honoured up to the backoff cap);
+	// the gateway sets its retry_after_max (300s by default) here.
+	MaxRetryAfter time.Duration
 	// Multiplier is the exponential growth factor, at least 1. Default 2. The
 	// other schemes ignore it.
 	Multiplier float64
@@ -149,6 +153,12 @@ func (c *Config) normalize() error {
 	if c.Initial > c.Max {
 		return fmt.Errorf("retry: Initial %s must not exceed Max %s", c.Initial, c.Max)
 	}
+	switch {
+	case c.MaxRetryAfter < 0:
+		return fmt.Errorf("retry: MaxRetryAfter must not be negative, got %s", c.MaxRetryAfter)
+	case c.MaxRetryAfter == 0:
+		c.MaxRetryAfter = c.Max
+	}
 	if c.Multiplier == 0 {
 		c.Multiplier = DefaultMultiplier
 	}
@@ -210,8 +220,8 @@ func (p *Policy) Begin() spillway.RetryState {
 //   - a *spillway.Error with ErrBudgetExhausted and Cause err when the budget
 //     refused the retry.
 //
-// The delay is the backoff, raised to err's Retry-After hint if larger, and
-// capped at Max.
+// The delay is the backoff (capped at Max), raised to err's Retry-After hint
+// if larger, the hint capped at MaxRetryAfter.
 func (p *Policy) Next(ctx context.Context, s spillway.RetryState, err error) (spillway.RetryState, time.Duration, error) {
 	if !p.retryable(ctx, err) {
 		return s, 0, err
@@ -221,7 +231,7 @@ func (p *Policy) Next(ctx context.Context, s spillway.RetryState, err error) (sp
 	}
 	delay := p.Delay(s.Attempts, s.Prev)
 	if hint, ok := spillway.RetryAfterOf(err); ok && hint > delay {
-		delay = min(hint, p.cfg.Max)
+		delay = max(delay, min(hint, p.cfg.MaxRetryAfter))
 	}
 	if dl, ok := ctx.Deadline(); ok && delay >= time.Until(dl) {
 		return s, 0, p.exhausted(err)

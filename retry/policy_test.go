@@ -256,22 +256,25 @@ func TestMaxElapsedUsesTheClock(t *testing.T) {
 
 func TestRetryAfterHint(t *testing.T) {
 	tests := []struct {
-		name string
-		err  error
-		want time.Duration
+		name          string
+		err           error
+		maxRetryAfter time.Duration
+		want          time.Duration
 	}{
-		{"no hint: the backoff", errUpstream, 100 * ms},
-		{"a longer hint wins", spillway.WithRetryAfter(errUpstream, 2*time.Second), 2 * time.Second},
-		{"a hint beyond Max is capped", spillway.WithRetryAfter(errUpstream, time.Hour), 5 * time.Second},
-		{"a shorter hint leaves the backoff", spillway.WithRetryAfter(errUpstream, 10*ms), 100 * ms},
-		{"a negative hint is ignored", spillway.WithRetryAfter(errUpstream, -time.Second), 100 * ms},
-		{"a wrapped hint counts", fmt.Errorf("GET /items: %w", spillway.WithRetryAfter(errUpstream, 3*time.Second)), 3 * time.Second},
-		{"a policy error's RetryAfter counts", &spillway.Error{Code: spillway.ReasonUpstreamError, Policy: "http", RetryAfter: time.Second}, time.Second},
+		{"no hint: the backoff", errUpstream, 0, 100 * ms},
+		{"MaxRetryAfter raises the hint's cap above Max", spillway.WithRetryAfter(errUpstream, time.Minute), 300 * time.Second, time.Minute},
+		{"MaxRetryAfter caps the hint", spillway.WithRetryAfter(errUpstream, time.Hour), 300 * time.Second, 300 * time.Second},
+		{"a longer hint wins", spillway.WithRetryAfter(errUpstream, 2*time.Second), 0, 2 * time.Second},
+		{"a hint beyond Max is capped by default", spillway.WithRetryAfter(errUpstream, time.Hour), 0, 5 * time.Second},
+		{"a shorter hint leaves the backoff", spillway.WithRetryAfter(errUpstream, 10*ms), 0, 100 * ms},
+		{"a negative hint is ignored", spillway.WithRetryAfter(errUpstream, -time.Second), 0, 100 * ms},
+		{"a wrapped hint counts", fmt.Errorf("GET /items: %w", spillway.WithRetryAfter(errUpstream, 3*time.Second)), 0, 3 * time.Second},
+		{"a policy error's RetryAfter counts", &spillway.Error{Code: spillway.ReasonUpstreamError, Policy: "http", RetryAfter: time.Second}, 0, time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var ev events
-			p := retry.MustNew(retry.Config{Jitter: retry.NoJitter, Observer: &ev})
+			p := retry.MustNew(retry.Config{Jitter: retry.NoJitter, MaxRetryAfter: tt.maxRetryAfter, Observer: &ev})
 			s, d, stop := p.Next(context.Background(), spillway.RetryState{Attempts: 1}, tt.err)
 			if stop != nil || d != tt.want {
 				t.Fatalf("Next = %v, %v; want a retry after %v", d, stop, tt.want)

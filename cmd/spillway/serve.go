@@ -85,7 +85,9 @@ func runServe(ctx context.Context, file string, stdout, stderr io.Writer, signal
 	// the gateway's metrics on the admin /metrics.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	g, err := gateway.New(cfg, gateway.Options{AccessLog: slog.New(slog.NewJSONHandler(stdout, nil)), Logger: logger, Registry: reg})
+	accessLog := newBatchWriter(stdout, accessLogFlush)
+	defer accessLog.Close()
+	g, err := gateway.New(cfg, gateway.Options{AccessLog: slog.New(slog.NewJSONHandler(accessLog, nil)), Logger: logger, Registry: reg})
 	if err != nil {
 		return err
 	}
