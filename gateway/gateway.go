@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -21,6 +22,12 @@ import (
 type Options struct {
 	// AccessLog receives one line per request (see ServeHTTP); nil: none.
 	AccessLog *slog.Logger
+	// AccessLogWriter, when set, receives the same lines as JSON written by
+	// the gateway itself, one Write per line, in the shape slog's
+	// JSONHandler gives them (time, level, msg, then the fields) at a
+	// fraction of the cost; it takes precedence over AccessLog. It must be
+	// safe for concurrent use.
+	AccessLogWriter io.Writer
 	// Logger receives operational messages; nil: slog.Default().
 	Logger *slog.Logger
 	// Registry receives the gateway's metrics; nil: a new registry.

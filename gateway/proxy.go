@@ -275,6 +275,9 @@ func (g *Gateway) phase(w http.ResponseWriter, req *http.Request, x *exchange, u
 	if phase != "" {
 		x.intercept = true
 	}
+	if err := failFast(x.ctx, up.breaker); err != nil {
+		return err
+	}
 	inst, err := up.pool.Pick(nil)
 	if err != nil {
 		g.metrics.rejected.WithLabelValues(up.name, string(spillway.ReasonNoHealthyInstance)).Inc()
@@ -370,6 +373,12 @@ func (g *Gateway) finish(x *exchange, rec *recorder, r *http.Request, start time
 	if x.route != nil {
 		g.metrics.duration.WithLabelValues(routeName).Observe(d.Seconds())
 	}
+	if g.opts.AccessLogWriter != nil {
+		writeAccessLine(g.opts.AccessLogWriter, accessLine{route: routeName, upstream: upName, method: r.Method,
+			path: r.URL.Path, status: rec.statusOr200(), duration: d, attempts: x.attempts, outcome: outcome,
+			reason: x.reason, fallback: x.fallback})
+		return
+	}
 	if g.opts.AccessLog == nil {
 		return
 	}
@@ -409,6 +418,28 @@ func parseMillis(v string) (time.Duration, bool) {
 
 // isOpen reports whether a breaker in state s rejects every call.
 func isOpen(s breaker.State) bool { return s == breaker.Open || s == breaker.ForcedOpen }
+
+// errFastPathRace is the outcome of a permit that failFast took by chance
+// and hands back unused: ignored by the breaker.
+var errFastPathRace = spillway.CallerDone(errors.New("gateway: breaker checked before the proxy"))
+
+// failFast returns the breaker's rejection at once while it is open, before
+// any instance is picked or the request copied for the proxy: an answer made
+// from memory should cost what a Go server's own answer costs. The breaker
+// counts and reports the rejection as usual. When the breaker moved on
+// between State and Acquire, the permit goes back unused and the request
+// takes the normal path.
+func failFast(ctx context.Context, b *breaker.Breaker) error {
+	if !isOpen(b.State()) {
+		return nil
+	}
+	p, err := b.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	p.Release(errFastPathRace)
+	return nil
+}
 
 // bufferBody reads req's body up to max bytes so that it can be sent again
 // (to a replica); a longer body is streamed once (replayable false).

@@ -87,7 +87,7 @@ func runServe(ctx context.Context, file string, stdout, stderr io.Writer, signal
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	accessLog := newBatchWriter(stdout, accessLogFlush)
 	defer accessLog.Close()
-	g, err := gateway.New(cfg, gateway.Options{AccessLog: slog.New(slog.NewJSONHandler(accessLog, nil)), Logger: logger, Registry: reg})
+	g, err := gateway.New(cfg, gateway.Options{AccessLogWriter: accessLog, Logger: logger, Registry: reg})
 	if err != nil {
 		return err
 	}

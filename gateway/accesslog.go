@@ -1,0 +1,92 @@
+package gateway
+
+import (
+	"io"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// accessLine is one access-log record.
+type accessLine struct {
+	route, upstream, method, path string
+	status                        int
+	duration                      time.Duration
+	attempts                      int
+	outcome, reason, fallback     string
+}
+
+var lineBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// writeAccessLine writes l as one JSON line in the shape of slog's
+// JSONHandler (time, level, msg, then the fields), without slog's
+// reflection and attribute copies: the access log runs once per request.
+func writeAccessLine(w io.Writer, l accessLine) {
+	bp := lineBuffers.Get().(*[]byte)
+	b := (*bp)[:0]
+	b = append(b, `{"time":"`...)
+	b = time.Now().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","route":`...)
+	b = appendJSONString(b, l.route)
+	b = append(b, `,"upstream":`...)
+	b = appendJSONString(b, l.upstream)
+	b = append(b, `,"method":`...)
+	b = appendJSONString(b, l.method)
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, l.path)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(l.status), 10)
+	b = append(b, `,"duration":`...)
+	b = strconv.AppendFloat(b, l.duration.Seconds(), 'g', -1, 64)
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(l.attempts), 10)
+	b = append(b, `,"outcome":`...)
+	b = appendJSONString(b, l.outcome)
+	b = append(b, `,"reason":`...)
+	b = appendJSONString(b, l.reason)
+	b = append(b, `,"fallback":`...)
+	b = appendJSONString(b, l.fallback)
+	b = append(b, "}\n"...)
+	_, _ = w.Write(b)
+	*bp = b
+	lineBuffers.Put(bp)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD, as
+// encoding/json does (a request path is the client's and may hold anything).
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}

@@ -1,0 +1,52 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestAccessLineIsTheJSONOfSlog(t *testing.T) {
+	var buf bytes.Buffer
+	writeAccessLine(&buf, accessLine{route: "catalog", upstream: "catalog", method: "GET", path: "/items/\"x\"\\\n\x01\xff/ü",
+		status: 503, duration: 1500 * time.Microsecond, attempts: 3, outcome: "fallback", reason: "breaker_open", fallback: "static"})
+	line := buf.Bytes()
+	if !bytes.HasSuffix(line, []byte("}\n")) || bytes.Count(line, []byte("\n")) != 1 {
+		t.Fatalf("not one line: %q", line)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(line, &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, line)
+	}
+	want := map[string]any{"level": "INFO", "msg": "request", "route": "catalog", "upstream": "catalog", "method": "GET",
+		"path": "/items/\"x\"\\\n\x01\ufffd/ü", "status": 503.0, "duration": 0.0015, "attempts": 3.0,
+		"outcome": "fallback", "reason": "breaker_open", "fallback": "static"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, got[k], v)
+		}
+	}
+	if _, err := time.Parse(time.RFC3339Nano, got["time"].(string)); err != nil {
+		t.Errorf("time: %v", err)
+	}
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "\"\\", "\x00\x1f", "\xff\xfe", "ü€😀", "\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q encodes to invalid JSON %q: %v", s, b, err)
+		}
+		want, _ := json.Marshal(s)
+		var w string
+		_ = json.Unmarshal(want, &w)
+		if got != w {
+			t.Fatalf("%q decodes to %q, encoding/json gives %q", s, got, w)
+		}
+	})
+}
