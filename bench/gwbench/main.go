@@ -54,6 +54,7 @@ func main() {
 	repo := flag.String("repo", "..", "the repository root (to build cmd/spillway)")
 	only := flag.String("only", "", "comma-separated targets to run (default: all)")
 	flag.BoolVar(&scenarios, "scenarios", true, "also run the fail-fast, added-latency and black-hole scenarios")
+	flag.IntVar(&latencyRounds, "latency-rounds", 3, "interleaved rounds of the added-latency scenario")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -62,8 +63,12 @@ func main() {
 	}
 }
 
-// scenarios says whether the run goes on past the throughput table.
-var scenarios bool
+// scenarios says whether the run goes on past the throughput table;
+// latencyRounds is how many rounds the added-latency scenario runs.
+var (
+	scenarios     bool
+	latencyRounds int
+)
 
 // body is the upstream's answer: 200 bytes, as in the measurement.
 var body = []byte(strings.Repeat("x", 199) + "\n")
