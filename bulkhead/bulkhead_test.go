@@ -13,32 +13,13 @@ import (
 
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// recorder is an Observer that keeps every event.
-type recorder struct {
-	mu     sync.Mutex
-	events []spillway.Event
-}
-
-func (r *recorder) Observe(e spillway.Event) {
-	if e.Context == nil {
-		panic("an event of a call must carry the call's context")
-	}
-	// Kept without the context, so that tests compare events with ==.
-	e.Context = nil
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	r.mu.Unlock()
-}
-
-func (r *recorder) all() []spillway.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]spillway.Event(nil), r.events...)
-}
+// recorder keeps the events policies report.
+type recorder = spillwaytest.Recorder
 
 // result is what a background Acquire ended with.
 type result struct {
@@ -154,7 +135,7 @@ func TestFullBulkheadRejectsAtOnceByDefault(t *testing.T) {
 		t.Fatalf("Rejected = %d, want 1 (TryAcquire's refusals are not counted)", b.Rejected())
 	}
 	wantEv := spillway.Event{Kind: spillway.EventRejection, Policy: "bulkhead", Name: "db", Reason: spillway.ReasonBulkheadFull}
-	if ev := rec.all(); len(ev) != 1 || ev[0] != wantEv {
+	if ev := rec.Events(); len(ev) != 1 || ev[0] != wantEv {
 		t.Fatalf("events = %+v, want [%+v]", ev, wantEv)
 	}
 
@@ -257,8 +238,8 @@ func TestMaxWait(t *testing.T) {
 		if waited := time.Since(start); waited != 2*time.Second {
 			t.Fatalf("waited %v, want MaxWait (2s)", waited)
 		}
-		if b.Rejected() != 1 || len(rec.all()) != 1 {
-			t.Fatalf("Rejected = %d, events = %d; want 1, 1", b.Rejected(), len(rec.all()))
+		if b.Rejected() != 1 || len(rec.Events()) != 1 {
+			t.Fatalf("Rejected = %d, events = %d; want 1, 1", b.Rejected(), len(rec.Events()))
 		}
 		checkCounts(t, b, 1, 0)
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/fallback"
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -25,28 +25,8 @@ var (
 		RetryAfter: 30 * time.Second}
 )
 
-// recorder is an Observer that keeps every event.
-type recorder struct {
-	mu     sync.Mutex
-	events []spillway.Event
-}
-
-func (r *recorder) Observe(e spillway.Event) {
-	if e.Context == nil {
-		panic("an event of a call must carry the call's context")
-	}
-	// Kept without the context, so that tests compare events with ==.
-	e.Context = nil
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	r.mu.Unlock()
-}
-
-func (r *recorder) all() []spillway.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]spillway.Event(nil), r.events...)
-}
+// recorder keeps the events policies report.
+type recorder = spillwaytest.Recorder
 
 // trace records which steps ran.
 type trace struct{ ran []string }
@@ -280,7 +260,7 @@ func TestCallerGoneNeverFallsBack(t *testing.T) {
 				}
 				return
 			}
-			if served != "" || ferr != tt.err || len(tr.ran) != 0 || len(rec.all()) != 0 {
+			if served != "" || ferr != tt.err || len(tr.ran) != 0 || len(rec.Events()) != 0 {
 				t.Fatalf("Fallback = %q, %v (ran %v); want the error unchanged and no step run", served, ferr, tr.ran)
 			}
 		})
@@ -322,7 +302,7 @@ func TestObserverSeesWhoServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := spillway.Event{Kind: spillway.EventFallback, Policy: "fallback", Name: "catalog", Fallback: "static", Err: errOpen}
-	if ev := rec.all(); len(ev) != 1 || ev[0] != want {
+	if ev := rec.Events(); len(ev) != 1 || ev[0] != want {
 		t.Fatalf("events = %+v, want [%+v]", ev, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 	"github.com/spillway-dev/spillway/retry"
 )
 
@@ -25,28 +26,8 @@ func failing(calls *int, errs ...error) func(context.Context) (int, error) {
 	}
 }
 
-// events collects the events of an Observer, safely for concurrent use.
-type events struct {
-	mu sync.Mutex
-	ev []spillway.Event
-}
-
-func (e *events) Observe(ev spillway.Event) {
-	if ev.Context == nil {
-		panic("an event of a call must carry the call's context")
-	}
-	// Kept without the context, so that tests compare events with ==.
-	ev.Context = nil
-	e.mu.Lock()
-	e.ev = append(e.ev, ev)
-	e.mu.Unlock()
-}
-
-func (e *events) list() []spillway.Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]spillway.Event(nil), e.ev...)
-}
+// events keeps the events policies report.
+type events = spillwaytest.Recorder
 
 func TestAttemptsIncludeTheFirst(t *testing.T) {
 	tests := []struct {
@@ -282,7 +263,7 @@ func TestRetryAfterHint(t *testing.T) {
 			if s.Prev != tt.want {
 				t.Errorf("state's Prev = %v, want the delay %v", s.Prev, tt.want)
 			}
-			if got := ev.list(); len(got) != 1 || got[0].Delay != tt.want {
+			if got := ev.Events(); len(got) != 1 || got[0].Delay != tt.want {
 				t.Errorf("events = %+v, want one retry after %v", got, tt.want)
 			}
 		})
@@ -402,7 +383,7 @@ func TestErrors(t *testing.T) {
 				t.Errorf("err = %v, want ErrBudgetExhausted, the last error, and a rejection", err)
 			}
 			want := []spillway.Event{{Kind: spillway.EventRejection, Policy: "budget", Name: "catalog", Reason: spillway.ReasonBudgetExhausted}}
-			if got := ev.list(); fmt.Sprint(got) != fmt.Sprint(want) {
+			if got := ev.Events(); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("events = %+v, want %+v", got, want)
 			}
 
@@ -426,7 +407,7 @@ func TestObserverReportsRetries(t *testing.T) {
 			{Kind: spillway.EventRetry, Policy: "retry", Name: "catalog", Attempt: 1, Delay: 100 * ms, Err: errUpstream},
 			{Kind: spillway.EventRetry, Policy: "retry", Name: "catalog", Attempt: 2, Delay: 200 * ms, Err: errUpstream},
 		}
-		if got := ev.list(); fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := ev.Events(); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("events:\n got %+v\nwant %+v", got, want)
 		}
 	})

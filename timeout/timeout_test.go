@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 	"github.com/spillway-dev/spillway/timeout"
 )
 
@@ -19,28 +20,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var errBoom = errors.New("boom")
 
-// recorder is an Observer that keeps every event.
-type recorder struct {
-	mu     sync.Mutex
-	events []spillway.Event
-}
-
-func (r *recorder) Observe(e spillway.Event) {
-	if e.Context == nil {
-		panic("an event of a call must carry the call's context")
-	}
-	// Kept without the context, so that tests compare events with ==.
-	e.Context = nil
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	r.mu.Unlock()
-}
-
-func (r *recorder) all() []spillway.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]spillway.Event(nil), r.events...)
-}
+// recorder keeps the events policies report.
+type recorder = spillwaytest.Recorder
 
 // waitCtx blocks until its context ends and returns the context's error, as
 // a well-behaved downstream call does.
@@ -199,7 +180,7 @@ func TestWhoseDeadline(t *testing.T) {
 				if got := errors.Is(err, timeout.ErrTimeout); got != tt.wantOurs {
 					t.Fatalf("errors.Is(err, ErrTimeout) = %v, want %v (err %v)", got, tt.wantOurs, err)
 				}
-				events := rec.all()
+				events := rec.Events()
 				if !tt.wantOurs {
 					if err != tt.wantErr {
 						t.Errorf("Run = %#v, want %#v itself", err, tt.wantErr)
@@ -245,7 +226,7 @@ func TestSuccessIsNeverATimeout(t *testing.T) {
 		if err := to.Run(t.Context(), late); err != nil {
 			t.Fatalf("late success: %v", err)
 		}
-		if ev := rec.all(); len(ev) != 0 {
+		if ev := rec.Events(); len(ev) != 0 {
 			t.Fatalf("events = %v, want none", ev)
 		}
 	})
@@ -294,7 +275,7 @@ func TestFinishIsIdempotent(t *testing.T) {
 		if got := to.Finish(ctx, &withLast); got != error(&withLast) {
 			t.Fatalf("Finish(copy of cause) = %v, want it unchanged", got)
 		}
-		if n := len(rec.all()); n != 4 {
+		if n := len(rec.Events()); n != 4 {
 			t.Fatalf("events = %d, want one per Finish that saw our deadline (4)", n)
 		}
 	})
@@ -379,7 +360,7 @@ func TestPipelineTotalTimeoutDuringBackoff(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) || spillway.ReasonOf(err) != spillway.ReasonDeadlineExceeded {
 			t.Errorf("err = %v: not a deadline", err)
 		}
-		if n := len(rec.all()); n != 1 {
+		if n := len(rec.Events()); n != 1 {
 			t.Errorf("events = %d, want 1", n)
 		}
 	})
