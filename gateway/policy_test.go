@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -380,4 +381,64 @@ routes:
 	if st := h.gw.Status().Upstreams["svc"].Breaker; st.FailureRate != 0 {
 		t.Errorf("the client's own budget counted against the upstream: %+v", st)
 	}
+}
+
+// A full bulkhead is a local rejection: it reaches the fallback chain like an
+// open breaker, and without a fallback it is the brief's 503 bulkhead_full.
+func TestFullBulkheadReachesTheFallbackChain(t *testing.T) {
+	release := make(chan struct{})
+	var hits atomic.Int64
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		<-release
+		io.WriteString(w, "slow")
+	}))
+	t.Cleanup(slow.Close)
+	h := start(t, parse(t, `
+upstreams:
+  svc:
+    instances: ["${S}"]
+    bulkhead: {max_concurrent: 1}
+    retry: {max_attempts: 1}
+routes:
+  - name: plain
+    match: {path_prefix: /plain}
+    upstream: svc
+  - name: degraded
+    match: {path_prefix: /degraded}
+    upstream: svc
+    fallback:
+      - static: {status: 200, body: 'cached'}
+`, map[string]string{"S": slow.URL}))
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := h.srv.Client().Get(h.srv.URL + "/plain/first")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for hits.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first request never reached the upstream")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	resp, body := h.do(t, "GET", "/plain/second", nil, "")
+	if resp.StatusCode != 503 || resp.Header.Get("Spillway-Reason") != "bulkhead_full" || !strings.Contains(body, `"reason":"bulkhead_full"`) {
+		t.Errorf("without a fallback: %d %q %q", resp.StatusCode, resp.Header.Get("Spillway-Reason"), body)
+	}
+	resp, body = h.do(t, "GET", "/degraded/x", nil, "")
+	if resp.StatusCode != 200 || body != "cached" || resp.Header.Get("Spillway-Fallback") != "static" {
+		t.Errorf("with a static fallback: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("the upstream saw %d requests while its bulkhead was full, want 1", n)
+	}
+	close(release)
+	<-done
 }
