@@ -131,7 +131,16 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 	defer func() {
 		for _, p := range procs {
 			_ = p.Process.Signal(syscall.SIGTERM)
-			_ = p.Wait()
+		}
+		for _, p := range procs {
+			waited := make(chan struct{})
+			go func() { _ = p.Wait(); close(waited) }()
+			select {
+			case <-waited:
+			case <-time.After(5 * time.Second):
+				_ = p.Process.Kill()
+				<-waited
+			}
 		}
 	}()
 	startCmd := func(name string, args ...string) (*exec.Cmd, error) {
@@ -144,6 +153,8 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 		}
 		defer logf.Close()
 		cmd.Stdout, cmd.Stderr = io.Discard, logf
+		// The targets die with gwbench, however it ends.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
