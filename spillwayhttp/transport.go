@@ -368,9 +368,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ctx := req.Context()
+	// One clock read serves the total deadline and the first attempt.
+	now := time.Now()
 	var totalDeadline time.Time
 	if ds.total > 0 {
-		totalDeadline = time.Now().Add(ds.total)
+		totalDeadline = now.Add(ds.total)
 	}
 	rp := ds.pub.Retry
 	if err := rep.prepare(req, t.maxReplay, rp != nil && (t.anyRetryable || Idempotent(req))); err != nil {
@@ -380,7 +382,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if rp != nil {
 		rs = rp.Begin()
 	}
-	resp, err, failed := t.attempt(ctx, req, ds, &rep, 1, totalDeadline, nil)
+	resp, err, failed := t.attempt(ctx, req, ds, &rep, 1, now, totalDeadline, nil)
 	if !t.retries(req, ds, &rep, resp, err, failed) {
 		return resp, err
 	}
@@ -426,7 +428,7 @@ func (t *Transport) retryLoop(ctx context.Context, req *http.Request, ds *downst
 			return nil, context.Cause(ctx)
 		}
 		var err, f error
-		resp, err, f = t.attempt(ctx, req, ds, rep, n, totalDeadline, failed)
+		resp, err, f = t.attempt(ctx, req, ds, rep, n, time.Now(), totalDeadline, failed)
 		if !t.retries(req, ds, rep, resp, err, f) {
 			return resp, err
 		}
@@ -437,15 +439,15 @@ func (t *Transport) retryLoop(ctx context.Context, req *http.Request, ds *downst
 // attempt makes attempt n. It returns what the caller gets if no retry
 // follows (resp or err), and failed, the attempt's failure as the retry
 // policy sees it, or nil when the attempt did not fail (by Classify) and is
-// not to be retried. last is the previous attempt's failure, the cause of a
-// total timeout found before this one starts.
+// not to be retried. now is the time the attempt starts at; last is the
+// previous attempt's failure, the cause of a total timeout found before this
+// one starts.
 func (t *Transport) attempt(ctx context.Context, req *http.Request, ds *downstream, rep *replay, n int,
-	totalDeadline time.Time, last error) (resp *http.Response, err, failed error) {
+	now, totalDeadline time.Time, last error) (resp *http.Response, err, failed error) {
 	if ctx.Err() != nil {
 		err = context.Cause(ctx)
 		return nil, err, err
 	}
-	now := time.Now()
 	lim, cause := ds.attempt, ds.attemptErr
 	if !totalDeadline.IsZero() {
 		rem := totalDeadline.Sub(now)

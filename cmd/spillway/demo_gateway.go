@@ -264,25 +264,10 @@ func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, r
 		return err
 	}
 	defer g.Close()
-	publicLn, err := net.Listen("tcp", cfg.Listen)
+	p, publicLn, adminLn, err := startProcess(cfg, g, admin.Options{}, nil, logger)
 	if err != nil {
-		return fmt.Errorf("public listener: %w", err)
+		return err
 	}
-	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
-	if err != nil {
-		_ = publicLn.Close()
-		return fmt.Errorf("admin listener: %w", err)
-	}
-	p := &process{
-		log:     logger,
-		grace:   cfg.Server.ShutdownGrace,
-		public:  newServer(g, cfg.Server, logger),
-		admin:   newServer(admin.Handler(g, admin.Options{}), adminServer, logger),
-		errc:    make(chan error, 2),
-		running: 2,
-	}
-	go p.serve(p.public, publicLn, false)
-	go p.serve(p.admin, adminLn, false)
 
 	adminURL := "http://" + adminLn.Addr().String()
 	urls := demoURLs{Gateway: "http://" + publicLn.Addr().String(), Status: adminURL + "/api/v1/status", Metrics: adminURL + "/metrics"}

@@ -93,27 +93,11 @@ func runServe(ctx context.Context, file string, stdout, stderr io.Writer, signal
 	}
 	defer g.Close()
 
-	publicLn, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("public listener: %w", err)
-	}
-	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
-	if err != nil {
-		_ = publicLn.Close()
-		return fmt.Errorf("admin listener: %w", err)
-	}
 	r := &reloader{file: file, g: g, log: logger, started: cfg}
-	p := &process{
-		log:     logger,
-		grace:   cfg.Server.ShutdownGrace,
-		public:  newServer(g, cfg.Server, logger),
-		admin:   newServer(admin.Handler(g, admin.Options{Token: cfg.Admin.Token, Reload: r.reload}), adminServer, logger),
-		errc:    make(chan error, 2),
-		running: 2,
+	p, publicLn, adminLn, err := startProcess(cfg, g, admin.Options{Token: cfg.Admin.Token, Reload: r.reload}, tlsConfig, logger)
+	if err != nil {
+		return err
 	}
-	p.public.TLSConfig = tlsConfig
-	go p.serve(p.public, publicLn, tlsConfig != nil)
-	go p.serve(p.admin, adminLn, false)
 
 	scheme := "http"
 	if tlsConfig != nil {
@@ -181,6 +165,33 @@ func newServer(h http.Handler, s config.Server, logger *slog.Logger) *http.Serve
 }
 
 // process is the running pair of listeners.
+// startProcess binds the public and the admin listeners of cfg and serves
+// g and its admin API on them (the public one over TLS when tlsConfig is
+// set). The returned process stops them.
+func startProcess(cfg *config.Config, g *gateway.Gateway, ao admin.Options, tlsConfig *tls.Config, logger *slog.Logger) (*process, net.Listener, net.Listener, error) {
+	publicLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("public listener: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		_ = publicLn.Close()
+		return nil, nil, nil, fmt.Errorf("admin listener: %w", err)
+	}
+	p := &process{
+		log:     logger,
+		grace:   cfg.Server.ShutdownGrace,
+		public:  newServer(g, cfg.Server, logger),
+		admin:   newServer(admin.Handler(g, ao), adminServer, logger),
+		errc:    make(chan error, 2),
+		running: 2,
+	}
+	p.public.TLSConfig = tlsConfig
+	go p.serve(p.public, publicLn, tlsConfig != nil)
+	go p.serve(p.admin, adminLn, false)
+	return p, publicLn, adminLn, nil
+}
+
 type process struct {
 	log           *slog.Logger
 	grace         time.Duration
