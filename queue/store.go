@@ -1,0 +1,385 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults of Config, as its doc comments state them.
+const (
+	defaultDir          = "./spillway-data"
+	defaultMaxMemory    = 64 << 20
+	defaultMaxDisk      = 10 << 30
+	defaultSyncInterval = 2 * time.Minute
+	defaultDedupe       = time.Hour
+	defaultTimeout      = 2 * time.Second
+	defaultPrefix       = "SPILLWAY"
+	// embeddedMaxPayload lets a job carry a 1 MiB body (the gateway's
+	// max_body default) plus its headers; NATS's own default is 1 MiB.
+	embeddedMaxPayload = 8 << 20
+	// secretKey holds the per-store HMAC secret in the status bucket. Job
+	// ids are 32 hex digits, so it cannot collide with one.
+	secretKey = "secret"
+	// setupPause separates two attempts of a setup step.
+	setupPause = 250 * time.Millisecond
+)
+
+// queueImpl is the state behind a *Queue.
+type queueImpl struct {
+	cfg    Config
+	log    *slog.Logger
+	srv    *server.Server // nil when external
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	work   jetstream.Stream
+	dead   jetstream.Stream
+	kv     jetstream.KeyValue
+	secret []byte
+
+	subjPrefix string // lowercase prefix for subjects: "<prefix>."
+	workName   string // <PREFIX>_JOBS
+	deadName   string // <PREFIX>_DEAD
+	bucket     string // <prefix>_jobs
+
+	mu      sync.Mutex
+	closed  bool
+	workers map[*Worker]struct{}
+}
+
+func (c *Config) setDefaults() {
+	if c.Dir == "" {
+		c.Dir = defaultDir
+	}
+	if c.MaxMemory <= 0 {
+		c.MaxMemory = defaultMaxMemory
+	}
+	if c.MaxDisk <= 0 {
+		c.MaxDisk = defaultMaxDisk
+	}
+	if c.SyncInterval <= 0 {
+		c.SyncInterval = defaultSyncInterval
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.DedupeWindow <= 0 {
+		c.DedupeWindow = defaultDedupe
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = defaultTimeout
+	}
+	if c.Prefix == "" {
+		c.Prefix = defaultPrefix
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func open(ctx context.Context, cfg Config) (*Queue, error) {
+	cfg.setDefaults()
+	if !validName(cfg.Prefix) {
+		return nil, fmt.Errorf("queue: invalid prefix %q: use letters, digits, '-' and '_'", cfg.Prefix)
+	}
+	lower := strings.ToLower(cfg.Prefix)
+	q := &queueImpl{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		subjPrefix: lower + ".",
+		workName:   strings.ToUpper(cfg.Prefix) + "_JOBS",
+		deadName:   strings.ToUpper(cfg.Prefix) + "_DEAD",
+		bucket:     lower + "_jobs",
+		workers:    map[*Worker]struct{}{},
+	}
+	var err error
+	if len(cfg.Servers) == 0 {
+		err = q.startEmbedded()
+	} else {
+		err = q.connect()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := q.setup(ctx); err != nil {
+		q.shutdown()
+		return nil, err
+	}
+	return &Queue{q: q}, nil
+}
+
+// startEmbedded runs a JetStream server in the process, without a TCP
+// listener, and connects to it in-process.
+func (q *queueImpl) startEmbedded() error {
+	if err := os.MkdirAll(q.cfg.Dir, 0o750); err != nil {
+		return fmt.Errorf("queue: store directory: %w", err)
+	}
+	opts := &server.Options{
+		ServerName:         "spillway",
+		JetStream:          true,
+		StoreDir:           q.cfg.Dir,
+		JetStreamMaxMemory: q.cfg.MaxMemory,
+		JetStreamMaxStore:  q.cfg.MaxDisk,
+		SyncInterval:       q.cfg.SyncInterval,
+		SyncAlways:         q.cfg.SyncAlways,
+		MaxPayload:         embeddedMaxPayload,
+		DontListen:         true,
+		NoSigs:             true,
+		NoLog:              true,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("queue: embedded server: %w", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		s.WaitForShutdown()
+		return fmt.Errorf("queue: embedded server not ready: %w", ErrUnavailable)
+	}
+	q.srv = s
+	nc, err := nats.Connect("", nats.InProcessServer(s), nats.Name("spillway-queue"))
+	if err != nil {
+		q.shutdown()
+		return fmt.Errorf("queue: in-process connection: %w: %w", ErrUnavailable, err)
+	}
+	q.nc = nc
+	return q.newJS()
+}
+
+// connect dials an external cluster. ReconnectBufSize(-1) makes a publish
+// while disconnected fail at once instead of buffering it: the caller must
+// learn quickly that a job was not stored.
+func (q *queueImpl) connect() error {
+	c := q.cfg
+	opts := []nats.Option{
+		nats.Name("spillway-queue"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectBufSize(-1),
+		nats.Timeout(c.Timeout),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: closed by us
+				q.log.Warn("queue: disconnected from NATS", "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			q.log.Info("queue: reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+		}),
+	}
+	if c.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	}
+	if c.User != "" {
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
+	if c.Token != "" {
+		opts = append(opts, nats.Token(c.Token))
+	}
+	if t := c.TLS; t != nil {
+		if t.CA != "" {
+			opts = append(opts, nats.RootCAs(t.CA))
+		}
+		if t.Cert != "" {
+			opts = append(opts, nats.ClientCert(t.Cert, t.Key))
+		}
+		if t.CA == "" && t.Cert == "" {
+			opts = append(opts, nats.Secure())
+		}
+	}
+	nc, err := nats.Connect(strings.Join(c.Servers, ","), opts...)
+	if err != nil {
+		return fmt.Errorf("queue: connect %s: %w: %w", strings.Join(c.Servers, ","), ErrUnavailable, err)
+	}
+	q.nc = nc
+	return q.newJS()
+}
+
+func (q *queueImpl) newJS() error {
+	js, err := jetstream.New(q.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return fmt.Errorf("queue: jetstream: %w", err)
+	}
+	q.js = js
+	return nil
+}
+
+// setup creates or updates the streams and the bucket, and loads the
+// secret. Each step is retried in Timeout-long attempts until ctx ends: a
+// fresh cluster answers "no leader" or times out until it has elected one.
+func (q *queueImpl) setup(ctx context.Context) error {
+	replicas := q.cfg.Replicas
+	steps := []struct {
+		what string
+		do   func(context.Context) error
+	}{
+		{"work stream " + q.workName, func(ctx context.Context) (err error) {
+			q.work, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+				Name:        q.workName,
+				Description: "Spillway jobs waiting for delivery",
+				Subjects:    []string{q.subjPrefix + "jobs.>"},
+				Retention:   jetstream.WorkQueuePolicy,
+				Discard:     jetstream.DiscardNew,
+				Storage:     jetstream.FileStorage,
+				Duplicates:  q.cfg.DedupeWindow,
+				Replicas:    replicas,
+				AllowDirect: true,
+			})
+			return err
+		}},
+		{"dead-letter stream " + q.deadName, func(ctx context.Context) (err error) {
+			q.dead, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+				Name:        q.deadName,
+				Description: "Spillway dead letters",
+				Subjects:    []string{q.subjPrefix + "dead.>"},
+				Retention:   jetstream.LimitsPolicy,
+				Discard:     jetstream.DiscardNew,
+				Storage:     jetstream.FileStorage,
+				Duplicates:  2 * time.Minute,
+				Replicas:    replicas,
+				AllowMsgTTL: true,
+				AllowDirect: true,
+			})
+			return err
+		}},
+		{"status bucket " + q.bucket, func(ctx context.Context) (err error) {
+			q.kv, err = q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket:      q.bucket,
+				Description: "Spillway job status",
+				History:     1,
+				Storage:     jetstream.FileStorage,
+				Replicas:    replicas,
+				// Enables per-key TTLs (each record lives for its queue's
+				// Retention); the marker left when one expires is kept
+				// briefly.
+				LimitMarkerTTL: time.Minute,
+			})
+			return err
+		}},
+		{"secret", q.loadSecret},
+	}
+	for _, s := range steps {
+		if err := retrySetup(ctx, q.cfg.Timeout, s.do); err != nil {
+			return fmt.Errorf("queue: create %s: %w: %w", s.what, ErrUnavailable, err)
+		}
+	}
+	return nil
+}
+
+// loadSecret creates the store's HMAC secret, or reads the one another
+// gateway created first.
+func (q *queueImpl) loadSecret(ctx context.Context) error {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	if _, err := q.kv.Create(ctx, secretKey, b); err == nil {
+		q.secret = b
+		return nil
+	} else if !errors.Is(err, jetstream.ErrKeyExists) {
+		return err
+	}
+	e, err := q.kv.Get(ctx, secretKey)
+	if err != nil {
+		return err
+	}
+	q.secret = e.Value()
+	return nil
+}
+
+// retrySetup runs do in attempts bounded by timeout, pausing between them,
+// until one succeeds or ctx ends (returning the last error).
+func retrySetup(ctx context.Context, timeout time.Duration, do func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		err := do(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if !retryableSetup(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(setupPause):
+		}
+	}
+}
+
+// retryableSetup tells transient setup failures (no leader yet, timeouts,
+// no responders) from configuration errors that another attempt cannot fix.
+func retryableSetup(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		// 503: no leader yet, cluster or JetStream not available; 4xx:
+		// a configuration the server refuses.
+		return apiErr.Code >= 500
+	}
+	return true
+}
+
+func (q *queueImpl) shutdown() {
+	if q.nc != nil {
+		if q.nc.IsConnected() {
+			// Status writes sent without an ack are on their way.
+			_ = q.nc.FlushTimeout(q.cfg.Timeout)
+		}
+		q.nc.Close()
+	}
+	if q.srv != nil {
+		q.srv.Shutdown()
+		q.srv.WaitForShutdown()
+	}
+}
+
+func (q *queueImpl) close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	workers := make([]*Worker, 0, len(q.workers))
+	for w := range q.workers {
+		workers = append(workers, w)
+	}
+	q.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.Timeout)
+	defer cancel()
+	for _, w := range workers {
+		_ = w.Stop(ctx)
+	}
+	q.shutdown()
+	return nil
+}
+
+func (q *queueImpl) isClosed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
+}
+
+// validName reports whether s is a queue name: letters, digits, '-', '_'.
+func validName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
