@@ -90,7 +90,7 @@ func TestParseProblems(t *testing.T) {
 		{"admin on all interfaces", "admin: {listen: ':9901'}\n" + minimal, []string{`t.yaml:1:17: admin.listen: :9901 is not a loopback address and admin.token is empty: the admin API would be open to the network (set a token or listen on 127.0.0.1)`}},
 		{"listen not host:port", "listen: localhost\n" + minimal, []string{`t.yaml:1:9: listen: "localhost" is not a host:port address`}},
 		{"tls files missing", "tls: {cert_file: nope.pem}\n" + minimal, []string{"t.yaml:1:6: tls.key_file is required", "t.yaml:1:18: tls.cert_file: cannot read nope.pem: no such file or directory"}},
-		{"queue dir and servers", "queue: {dir: ./q, servers: ['http://n:4222']}\n" + minimal, []string{"t.yaml:1:28: queue: set dir (embedded store) or servers (external cluster), not both", `t.yaml:1:29: queue.servers[0]: "http://n:4222" is not a nats:// or tls:// URL`}},
+		{"queue server not a NATS URL", "queue: {servers: ['http://n:4222', 'nats://n:4222', 'ws://n:8080']}\n" + minimal, []string{`t.yaml:1:19: queue.servers[0]: "http://n:4222" is not a nats://, tls:// or ws:// URL`}},
 		{"route without name or upstream", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes:\n  - match: {path: /x}\n", []string{"t.yaml:4:5: routes[0]: name is required", "t.yaml:4:5: routes[0]: upstream is required"}},
 		{"unknown upstream without a near name", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: zzzz}]\n", []string{`t.yaml:3:30: route "r": unknown upstream "zzzz" (defined: a)`}},
 		{"fallback to itself", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, fallback: [upstream: a]}]\n", []string{`t.yaml:3:54: route "r": fallback[0]: "a" is the route's own upstream`}},
@@ -249,7 +249,7 @@ func TestLoadExample(t *testing.T) {
 	if len(ws) != 0 {
 		t.Errorf("warnings: %v", ws)
 	}
-	if cfg.Listen != "127.0.0.1:8080" || cfg.Admin != (Admin{Listen: "127.0.0.1:9901"}) || cfg.Queue.Dir != "./spillway-data" || cfg.Server != DefaultServer() || cfg.TLS != nil {
+	if cfg.Listen != "127.0.0.1:8080" || cfg.Admin != (Admin{Listen: "127.0.0.1:9901"}) || cfg.Queue.Dir != "../examples/gateway/spillway-data" || cfg.Server != DefaultServer() || cfg.TLS != nil {
 		t.Errorf("top level: %+v", cfg)
 	}
 	catalog := cfg.Upstreams["catalog"]
@@ -292,7 +292,7 @@ func TestLoadExample(t *testing.T) {
 		t.Errorf("route recommendations: %+v", r)
 	}
 	orders := cfg.Routes[2]
-	wantAsync := Async{MaxAttempts: 20, Backoff: Backoff{Type: "exponential", Initial: time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: "full"}, Retention: 72 * time.Hour, MaxBody: 1 << 20}
+	wantAsync := Async{MaxAttempts: 20, Backoff: Backoff{Type: "exponential", Initial: time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: "full"}, Retention: 72 * time.Hour, MaxBody: 1 << 20, Concurrency: 8}
 	if *orders.Async != wantAsync {
 		t.Errorf("async: %+v", *orders.Async)
 	}
@@ -360,4 +360,28 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestQueueAndAsyncValues(t *testing.T) {
+	cfg, _, err := Load("testdata/queue-embedded.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultQueue()
+	want.Dir, want.MaxMemory, want.SyncInterval, want.Token = "/var/lib/spillway", 128<<20, 30*time.Second, "s3cret"
+	want.TLS = &QueueTLS{CA: filepath.Join("testdata", "ca.pem")}
+	if !reflect.DeepEqual(cfg.Queue, want) {
+		t.Errorf("queue:\n got %+v\nwant %+v", cfg.Queue, want)
+	}
+	yaml := "queue: {sync: always, dir: data, servers: []}\nupstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, async: {concurrency: 2, ordered: true, max_body: 4KiB}}]\n"
+	cfg, _, err = Parse("/etc/spillway/t.yaml", []byte(yaml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := cfg.Queue; !q.SyncAlways || q.SyncInterval != 2*time.Minute || q.Dir != "/etc/spillway/data" {
+		t.Errorf("queue: %+v", q)
+	}
+	if a := cfg.Routes[0].Async; a.Concurrency != 2 || !a.Ordered || a.MaxBody != 4096 || a.MaxAttempts != 20 {
+		t.Errorf("async: %+v", a)
+	}
 }

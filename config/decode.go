@@ -19,6 +19,15 @@ const (
 	mib                = 1 << 20
 )
 
+// DefaultQueue is the queue: section when the file says nothing: an
+// embedded store in ./spillway-data (relative to the configuration file).
+func DefaultQueue() Queue {
+	return Queue{
+		Dir: defaultQueueDir, MaxMemory: 64 * mib, MaxDisk: 10 << 30, SyncInterval: 2 * time.Minute,
+		Replicas: 1, DedupeWindow: time.Hour, Timeout: 2 * time.Second, Prefix: "SPILLWAY",
+	}
+}
+
 // DefaultServer is the public listener's hardening when server: says nothing.
 func DefaultServer() Server {
 	return Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: mib, MaxBody: 10 * mib, ShutdownGrace: 30 * time.Second}
@@ -56,7 +65,7 @@ func defaultAsync() Async {
 	return Async{
 		MaxAttempts: 20,
 		Backoff:     Backoff{Type: "exponential", Initial: time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: "full"},
-		Retention:   72 * time.Hour, MaxBody: mib,
+		Retention:   72 * time.Hour, MaxBody: mib, Concurrency: 8,
 	}
 }
 
@@ -79,7 +88,7 @@ var (
 
 func (d *decoder) config(root ast.Node) *Config {
 	cfg := &Config{File: d.file, Listen: defaultListen, Server: DefaultServer(),
-		Admin: Admin{Listen: defaultAdminListen}, Queue: Queue{Dir: defaultQueueDir}, Upstreams: map[string]*Upstream{}}
+		Admin: Admin{Listen: defaultAdminListen}, Queue: DefaultQueue(), Upstreams: map[string]*Upstream{}}
 	var defaultsF, upstreamsF, routesF *field
 	for _, f := range d.fields(root, "$", rootKeys...) {
 		switch f.key {
@@ -107,14 +116,7 @@ func (d *decoder) config(root ast.Node) *Config {
 				}
 			}
 		case "queue":
-			for _, g := range d.fields(f.value, f.path, "dir", "servers") {
-				switch g.key {
-				case "dir":
-					d.str(g, &cfg.Queue.Dir)
-				case "servers":
-					d.strings(g, &cfg.Queue.Servers)
-				}
-			}
+			d.queue(f, &cfg.Queue)
 		case "defaults":
 			defaultsF = &f
 		case "upstreams":
@@ -149,6 +151,68 @@ func (d *decoder) config(root ast.Node) *Config {
 		}
 	}
 	return cfg
+}
+
+var queueKeys = []string{"dir", "max_memory", "max_disk", "sync", "servers", "credentials", "user", "password", "token", "tls",
+	"replicas", "dedupe_window", "timeout", "prefix"}
+
+func (d *decoder) queue(f field, q *Queue) {
+	for _, g := range d.fields(f.value, f.path, queueKeys...) {
+		switch g.key {
+		case "dir":
+			d.str(g, &q.Dir)
+		case "max_memory":
+			d.size(g, &q.MaxMemory, true)
+		case "max_disk":
+			d.size(g, &q.MaxDisk, true)
+		case "sync":
+			s, ok := d.scalar(g)
+			if !ok {
+				continue
+			}
+			switch s {
+			case "always":
+				q.SyncAlways = true
+			case "interval":
+			default:
+				if _, e := parseDuration(s); e != "" {
+					d.errorf(g.node(), g.path, "%s: %q is neither always, interval nor a duration (like 30s)", key(g.path), s)
+					continue
+				}
+				d.duration(g, &q.SyncInterval, true)
+			}
+		case "servers":
+			d.strings(g, &q.Servers)
+		case "credentials":
+			d.str(g, &q.Credentials)
+		case "user":
+			d.str(g, &q.User)
+		case "password":
+			d.str(g, &q.Password)
+		case "token":
+			d.str(g, &q.Token)
+		case "tls":
+			q.TLS = &QueueTLS{}
+			for _, h := range d.fields(g.value, g.path, "ca", "cert", "key") {
+				switch h.key {
+				case "ca":
+					d.str(h, &q.TLS.CA)
+				case "cert":
+					d.str(h, &q.TLS.Cert)
+				case "key":
+					d.str(h, &q.TLS.Key)
+				}
+			}
+		case "replicas":
+			d.integer(g, &q.Replicas, 1)
+		case "dedupe_window":
+			d.duration(g, &q.DedupeWindow, true)
+		case "timeout":
+			d.duration(g, &q.Timeout, true)
+		case "prefix":
+			d.str(g, &q.Prefix)
+		}
+	}
 }
 
 func validName(s string) bool {
@@ -453,7 +517,7 @@ func (d *decoder) route(n ast.Node, path string) *Route {
 			r.Default = d.static(f)
 		case "async":
 			a := defaultAsync()
-			for _, g := range d.fields(f.value, f.path, "max_attempts", "backoff", "retention", "max_body") {
+			for _, g := range d.fields(f.value, f.path, "max_attempts", "backoff", "retention", "max_body", "concurrency", "ordered") {
 				switch g.key {
 				case "max_attempts":
 					d.integer(g, &a.MaxAttempts, 1)
@@ -463,6 +527,10 @@ func (d *decoder) route(n ast.Node, path string) *Route {
 					d.duration(g, &a.Retention, true)
 				case "max_body":
 					d.size(g, &a.MaxBody, true)
+				case "concurrency":
+					d.integer(g, &a.Concurrency, 1)
+				case "ordered":
+					d.boolean(g, &a.Ordered)
 				}
 			}
 			r.Async = &a

@@ -18,7 +18,7 @@ type Config struct {
 	Server Server
 	// Admin is the admin listener.
 	Admin Admin
-	// Queue is the durable queue of async routes (a later issue).
+	// Queue is the durable queue of async routes.
 	Queue Queue
 	// Upstreams by name.
 	Upstreams map[string]*Upstream
@@ -48,11 +48,42 @@ type Admin struct {
 	Token  string // token: Bearer token for mutating calls; required off loopback
 }
 
-// Queue configures the durable queue (keys under queue:). Used by async
-// routes, a later issue; parsed and validated now.
+// Queue configures the durable queue of async routes (keys under queue:):
+// an embedded NATS JetStream server by default, an external NATS cluster
+// when Servers is set. The fields map one to one to queue.Config. Relative
+// paths (dir, credentials, tls files) are resolved against the
+// configuration file's directory at load time.
 type Queue struct {
-	Dir     string   // dir, default ./spillway-data
-	Servers []string // servers: an external NATS cluster instead
+	// Embedded server only.
+	Dir       string // dir, default ./spillway-data
+	MaxMemory int64  // max_memory, default 64MiB (JetStream's own default takes 75 % of RAM)
+	MaxDisk   int64  // max_disk, default 10GiB (JetStream's own default takes 75 % of the disk)
+	// SyncAlways (sync: always) fsyncs every write before it is
+	// acknowledged; otherwise the store is flushed every SyncInterval
+	// (sync: interval, JetStream's 2m default, or a duration such as 30s).
+	SyncAlways   bool
+	SyncInterval time.Duration
+
+	// External cluster only.
+	Servers     []string // servers: nats://, tls:// or ws:// URLs
+	Credentials string   // credentials: a .creds file (JWT + nkey)
+	User        string   // user
+	Password    string   // password
+	Token       string   // token
+	TLS         *QueueTLS
+
+	Replicas     int           // replicas of the streams and the status bucket, default 1 (1..5)
+	DedupeWindow time.Duration // dedupe_window: how long an Idempotency-Key dedupes, default 1h
+	Timeout      time.Duration // timeout of each store operation, default 2s
+	Prefix       string        // prefix of the streams, consumers and bucket, default SPILLWAY
+}
+
+// QueueTLS names the files of a TLS connection to an external cluster
+// (keys under queue.tls:); empty fields use the system defaults.
+type QueueTLS struct {
+	CA   string // ca: CA bundle
+	Cert string // cert: client certificate (with key)
+	Key  string // key
 }
 
 // Upstream is one upstream after merging defaults (keys under
@@ -175,7 +206,7 @@ type Route struct {
 	Fallback []Fallback // fallback: tried in order
 	Optional bool       // optional: answer Default at once while the upstream fails
 	Default  *Static    // default: required when Optional
-	Async    *Async     // async (a later issue)
+	Async    *Async     // async: accept the request into the queue, deliver it later
 	Fault    *Fault     // fault (a later issue)
 }
 
@@ -210,14 +241,18 @@ type Static struct {
 	File    string            // file: read at load time into Body, relative to the config file
 }
 
-// Async (keys under async:), used by the queue issue. Defaults, the
-// brief's example: max_attempts 20, backoff {initial 1s, max 5m,
-// multiplier 2, jitter full}, retention 72h, max_body 1MiB.
+// Async makes a route asynchronous (keys under async:): its requests are
+// stored in the queue, answered 202, and delivered to the route's upstream
+// by a worker. Defaults, the brief's example: max_attempts 20, backoff
+// {initial 1s, max 5m, multiplier 2, jitter full}, retention 72h, max_body
+// 1MiB; concurrency 8, ordered false.
 type Async struct {
-	MaxAttempts int
-	Backoff     Backoff
-	Retention   time.Duration
-	MaxBody     int64
+	MaxAttempts int           // max_attempts, delivery attempts before the dead-letter queue
+	Backoff     Backoff       // backoff between attempts (exponential; jitter none, full or equal)
+	Retention   time.Duration // retention of a job's status and of its dead letter
+	MaxBody     int64         // max_body: larger request bodies get 413
+	Concurrency int           // concurrency: deliveries at once per gateway process
+	Ordered     bool          // ordered: one at a time, in acceptance order
 }
 
 // Fault (keys under fault:), used by a later issue.

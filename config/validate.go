@@ -100,14 +100,7 @@ func (d *decoder) validate(cfg *Config) {
 		}
 	}
 	d.validateAdmin(cfg.Admin)
-	if _, dirSet := d.set["$.queue.dir"]; dirSet && len(cfg.Queue.Servers) > 0 {
-		d.errPath("$.queue.servers", "queue: set dir (embedded store) or servers (external cluster), not both")
-	}
-	for i, s := range cfg.Queue.Servers {
-		if u, err := url.Parse(s); err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
-			d.errPath(fmt.Sprintf("$.queue.servers[%d]", i), "queue.servers[%d]: %q is not a nats:// or tls:// URL", i, s)
-		}
-	}
+	d.validateQueue(&cfg.Queue)
 	names := make([]string, 0, len(cfg.Upstreams))
 	for name := range cfg.Upstreams {
 		names = append(names, name)
@@ -117,6 +110,53 @@ func (d *decoder) validate(cfg *Config) {
 		d.validateUpstream(cfg.Upstreams[name])
 	}
 	d.validateRoutes(cfg, names)
+}
+
+// validateQueue checks the queue: section and resolves its relative paths
+// against the configuration file's directory.
+func (d *decoder) validateQueue(q *Queue) {
+	for i, s := range q.Servers {
+		if u, err := url.Parse(s); err != nil || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, u.Scheme) || u.Host == "" {
+			d.errPath(fmt.Sprintf("$.queue.servers[%d]", i), "queue.servers[%d]: %q is not a nats://, tls:// or ws:// URL", i, s)
+		}
+	}
+	if q.Replicas > 5 {
+		d.errPath("$.queue.replicas", "queue.replicas: %d is more than 5 (JetStream's limit)", q.Replicas)
+	}
+	if q.Prefix == "" || strings.ContainsFunc(q.Prefix, func(c rune) bool {
+		return c != '_' && c != '-' && !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') && !('0' <= c && c <= '9')
+	}) {
+		d.errPath("$.queue.prefix", "queue.prefix: %q must be letters, digits, '-' and '_'", q.Prefix)
+	}
+	external := len(q.Servers) > 0
+	for _, k := range []string{"dir", "max_memory", "max_disk", "sync"} {
+		if pos, ok := d.set["$.queue."+k]; ok && external {
+			d.warnAt(pos, "$.queue."+k, "queue.%s only applies to the embedded store and is ignored with queue.servers", k)
+		}
+	}
+	for _, k := range []string{"credentials", "user", "password", "token", "tls"} {
+		if pos, ok := d.set["$.queue."+k]; ok && !external {
+			d.warnAt(pos, "$.queue."+k, "queue.%s only applies to an external cluster (queue.servers) and is ignored by the embedded store", k)
+		}
+	}
+	if (q.User != "") != (q.Password != "") {
+		d.errPath("$.queue.user", "queue: user and password go together")
+	}
+	for _, p := range []*string{&q.Dir, &q.Credentials} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(d.dir, *p)
+		}
+	}
+	if q.TLS != nil {
+		for _, p := range []*string{&q.TLS.CA, &q.TLS.Cert, &q.TLS.Key} {
+			if *p != "" && !filepath.IsAbs(*p) {
+				*p = filepath.Join(d.dir, *p)
+			}
+		}
+		if (q.TLS.Cert == "") != (q.TLS.Key == "") {
+			d.errPath("$.queue.tls", "queue.tls: cert and key go together")
+		}
+	}
 }
 
 func (d *decoder) validateAdmin(a Admin) {
@@ -242,7 +282,9 @@ func (d *decoder) validateRoutes(cfg *Config, upstreams []string) {
 		d.validateMatch(r, rp, label)
 		up, ok := cfg.Upstreams[r.Upstream]
 		switch {
-		case r.Upstream == "" && r.Async == nil:
+		case r.Upstream == "" && r.Async != nil:
+			d.errPath(rp+".upstream", "%s: upstream is required: an async route delivers its jobs there", label)
+		case r.Upstream == "":
 			d.errPath(rp+".upstream", "%s: upstream is required", label)
 		case r.Upstream != "" && !ok:
 			d.errPath(rp+".upstream", "%s: unknown upstream %q%s", label, r.Upstream, didYouMean(r.Upstream, upstreams))
@@ -261,12 +303,45 @@ func (d *decoder) validateRoutes(cfg *Config, upstreams []string) {
 				d.errPath(fp, "%s: fallback[%d]: %q is the route's own upstream", label, j, fb.Upstream)
 			}
 		}
+		if r.Async != nil {
+			d.validateAsync(cfg, r, rp, label)
+		}
 		switch {
 		case r.Optional && r.Default == nil:
 			d.errPath(rp+".optional", "%s: an optional route needs a default: answer", label)
 		case !r.Optional && r.Default != nil:
 			d.errPath(rp+".default", "%s: default is only answered by optional routes: set optional: true, or use a static fallback step", label)
 		}
+	}
+}
+
+// validateAsync checks an async route: it answers 202 and has no degraded
+// answer, and its name is a queue name.
+func (d *decoder) validateAsync(cfg *Config, r *Route, rp, label string) {
+	if strings.Contains(r.Name, ".") {
+		d.errPath(rp+".name", "%s: an async route's name is its queue's name: letters, digits, '-' and '_' only", label)
+	}
+	for _, k := range []string{"fallback", "optional", "default"} {
+		if _, ok := d.set[rp+"."+k]; ok {
+			d.errPath(rp+"."+k, "%s: async and %s: an async route answers 202 once the job is stored, it has no degraded answer", label, k)
+		}
+	}
+	a := r.Async
+	ap := rp + ".async"
+	if a.Backoff.Max < a.Backoff.Initial {
+		d.errPath(ap+".backoff.max", "%s: async.backoff: max (%s) is shorter than initial (%s)", label, a.Backoff.Max, a.Backoff.Initial)
+	}
+	if a.Backoff.Type == "decorrelated" || a.Backoff.Jitter == "decorrelated" {
+		d.errPath(ap+".backoff", "%s: async.backoff: the queue's backoff is exponential or constant, with jitter none, full or equal", label)
+	}
+	if a.Ordered && a.Concurrency > 1 {
+		if pos, ok := d.set[ap+".concurrency"]; ok {
+			d.warnAt(pos, ap+".concurrency", "%s: async.concurrency %d is ignored: an ordered route delivers one job at a time", label, a.Concurrency)
+		}
+	}
+	if a.MaxBody > cfg.Server.MaxBody {
+		p, pos := d.nearest(ap + ".max_body")
+		d.warnAt(pos, p, "%s: async.max_body (%d bytes) is larger than server.max_body (%d bytes): the server's limit wins", label, a.MaxBody, cfg.Server.MaxBody)
 	}
 }
 

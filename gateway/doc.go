@@ -35,14 +35,28 @@
 //     deadline_exceeded) with Spillway-Reason, Retry-After and a JSON body.
 //     A route without any fallback passes an upstream's 5xx through as it is.
 //
+// # Async routes
+//
+// A route with async: settings does not proxy. With Options.Queue set, its
+// requests (method, path, query, headers minus hop-by-hop, body up to
+// async.max_body) are stored as one job of the queue named after the route
+// and answered 202 Accepted with Location: /_spillway/jobs/<id> once the
+// store acknowledged them, or 503 queue_unavailable / queue_full when it did
+// not. GET /_spillway/jobs/<id> answers the job's status. A queue.Worker per
+// async route delivers the jobs to the route's current upstream through its
+// breaker, bulkhead, time limits and pool, without its retry policy: the
+// queue retries, dead-letters after max_attempts, and pauses while the
+// breaker is open (WorkerOptions.Gate).
+//
 // # Reload
 //
 // Gateway.Reload swaps the whole routing table atomically: requests in
 // flight finish on the table they started with. An upstream whose resolved
 // configuration is deep-equal to before keeps its runtime state (pool with
 // health and ejections, breaker window and state, retry budget, bulkhead);
-// a route whose stale_cache settings are unchanged keeps its cache. Pools no
-// longer referenced are closed.
+// a route whose stale_cache settings are unchanged keeps its cache, and an
+// async route whose async settings are unchanged keeps its worker. Pools no
+// longer referenced are closed, workers no longer wanted stopped.
 //
 // See docs/gateway.md for the decisions taken where the issue is silent.
 package gateway

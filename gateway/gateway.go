@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,11 +11,13 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway/pool"
+	"github.com/spillway-dev/spillway/queue"
 )
 
 // Options are the gateway's dependencies; the zero value of each field has a
@@ -36,6 +39,15 @@ type Options struct {
 	// spillwayhttp.NewBaseTransport per upstream, with its connect and
 	// attempt timeouts. Tests inject one.
 	Base http.RoundTripper
+	// Queue stores the requests of async routes and runs their workers;
+	// the gateway does not close it. Nil: a configuration with an async
+	// route is refused.
+	Queue *queue.Queue
+	// WorkerGrace is how long stopping a queue worker (at Reload for a
+	// route removed or changed, at Close) waits for its deliveries in
+	// flight before cancelling them (their jobs are delivered again
+	// later); default 5s.
+	WorkerGrace time.Duration
 }
 
 // Gateway is the reverse proxy. Create it with New; its methods are safe for
@@ -48,29 +60,39 @@ type Gateway struct {
 	proxy   *httputil.ReverseProxy
 	// table is the routing table in use, swapped whole by Reload.
 	table atomic.Pointer[table]
-	// mu serialises Reload and Close.
+	// mu serialises Reload and Close, and guards workers.
 	mu     sync.Mutex
 	closed bool
+	// workers are the queue workers by async route name.
+	workers map[string]*asyncWorker
+	// workerless counts the async routes whose worker could not start.
+	workerless atomic.Int64
 }
 
 // table is everything one configuration resolves to.
 type table struct {
 	cfg       *config.Config
 	routes    []*route
+	byName    map[string]*route
 	upstreams map[string]*upstream
 }
 
-// New returns a gateway serving cfg and starts the upstreams' health checks.
-// It fails when a policy rejects its settings (cfg is expected to come from
-// config.Load, validated) or when the metrics cannot be registered.
+// New returns a gateway serving cfg, starts the upstreams' health checks
+// and a queue worker per async route. It fails when a policy rejects its
+// settings (cfg is expected to come from config.Load, validated), when the
+// metrics cannot be registered, when cfg has an async route and
+// Options.Queue is nil, or when a worker cannot start.
 func New(cfg *config.Config, o Options) (*Gateway, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.WorkerGrace <= 0 {
+		o.WorkerGrace = defaultWorkerGrace
+	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	g := &Gateway{opts: o, reg: o.Registry}
+	g := &Gateway{opts: o, reg: o.Registry, workers: map[string]*asyncWorker{}}
 	m, err := newMetrics(o.Registry, g)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: metrics: %w", err)
@@ -82,6 +104,10 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.table.Store(t)
+	if err := g.syncWorkers(t); err != nil {
+		g.Close()
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -93,12 +119,15 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, err error) {
 	if cfg == nil {
 		return nil, errors.New("gateway: no configuration")
 	}
-	t = &table{cfg: cfg, upstreams: make(map[string]*upstream, len(cfg.Upstreams))}
+	t = &table{cfg: cfg, upstreams: make(map[string]*upstream, len(cfg.Upstreams)), byName: make(map[string]*route, len(cfg.Routes))}
 	defer func() {
 		if err != nil {
 			t.closeUnshared(old)
 		}
 	}()
+	if err := g.checkQueue(&table{routes: routesOf(cfg)}); err != nil {
+		return t, err
+	}
 	for name, uc := range cfg.Upstreams {
 		if old != nil {
 			if u, ok := old.upstreams[name]; ok && reflect.DeepEqual(u.cfg, *uc) {
@@ -160,8 +189,19 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, err error) {
 			}
 		}
 		t.routes = append(t.routes, r)
+		t.byName[rc.Name] = r
 	}
 	return t, nil
+}
+
+// routesOf wraps cfg's routes unresolved, for the checks that read only
+// their configuration.
+func routesOf(cfg *config.Config) []*route {
+	rs := make([]*route, len(cfg.Routes))
+	for i, rc := range cfg.Routes {
+		rs[i] = &route{cfg: rc}
+	}
+	return rs
 }
 
 // closeUnshared closes the upstreams and caches of t that other (nil: no
@@ -201,8 +241,13 @@ func (t *table) closeUnshared(other *table) int {
 // is deep-equal to its previous one keeps its pool (health, ejections),
 // breaker (state and window), retry budget and bulkhead; every route whose
 // stale_cache settings are unchanged keeps its cache. Upstreams no longer
-// configured, or changed, have their pools closed. On error the running
-// configuration stays.
+// configured, or changed, have their pools closed. An async route whose
+// async settings are unchanged keeps its queue worker (deliveries in flight
+// go on, and look the route's new upstream up for the next ones); the
+// worker of a route removed or changed is stopped (Options.WorkerGrace) and
+// a new one started. On error the running configuration stays; a worker
+// that cannot start is logged and makes Ready false, the new configuration
+// being in use.
 func (g *Gateway) Reload(cfg *config.Config) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -215,14 +260,19 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 		return err
 	}
 	g.table.Store(t)
+	if err := g.syncWorkers(t); err != nil {
+		g.opts.Logger.Error("gateway: reload: a queue worker did not start; the gateway is not ready", "error", err)
+	}
 	n := old.closeUnshared(t)
 	g.opts.Logger.Info("gateway: configuration reloaded", "routes", len(t.routes), "upstreams", len(t.upstreams),
 		"replaced_upstreams", n)
 	return nil
 }
 
-// Close stops the health checks of every upstream and drops idle upstream
-// connections. ServeHTTP must not be called afterwards.
+// Close stops the queue workers (waiting up to Options.WorkerGrace for
+// their deliveries in flight), the health checks of every upstream, and
+// drops idle upstream connections. It does not close Options.Queue.
+// ServeHTTP must not be called afterwards.
 func (g *Gateway) Close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -230,8 +280,19 @@ func (g *Gateway) Close() {
 		return
 	}
 	g.closed = true
+	ws := make([]*asyncWorker, 0, len(g.workers))
+	for name, w := range g.workers {
+		ws = append(ws, w)
+		delete(g.workers, name)
+	}
+	g.stopWorkers(ws)
 	g.table.Load().closeUnshared(nil)
 }
+
+// Queue returns Options.Queue: the store of the async routes' jobs, nil
+// when the gateway has none. The admin API reads jobs and dead letters
+// through it.
+func (g *Gateway) Queue() *queue.Queue { return g.opts.Queue }
 
 // Config returns the configuration in use.
 func (g *Gateway) Config() *config.Config { return g.table.Load().cfg }
@@ -242,6 +303,16 @@ func (g *Gateway) Registry() *prometheus.Registry { return g.reg }
 // Status is the state of every upstream, the shape of GET /api/v1/status.
 type Status struct {
 	Upstreams map[string]UpstreamStatus `json:"upstreams"`
+	// Queues are the async routes' queues, when the store answered.
+	Queues map[string]QueueStatus `json:"queues,omitempty"`
+}
+
+// QueueStatus is an async route's queue, read from the store.
+type QueueStatus struct {
+	Pending                 int     `json:"pending"`
+	InFlight                int     `json:"in_flight"`
+	DeadLetters             int     `json:"dead_letters"`
+	OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
 }
 
 // UpstreamStatus is the state of one upstream.
@@ -271,16 +342,56 @@ func (g *Gateway) Status() Status {
 			Instances: u.pool.Status(),
 		}
 	}
+	for name, st := range g.queueStats(t) {
+		if s.Queues == nil {
+			s.Queues = map[string]QueueStatus{}
+		}
+		s.Queues[name] = QueueStatus{Pending: st.Pending, InFlight: st.InFlight, DeadLetters: st.DeadLetters,
+			OldestPendingAgeSeconds: st.OldestPendingAge.Seconds()}
+	}
 	return s
 }
 
-// Ready reports whether the gateway can serve: it has at least one route, and
-// every upstream has at least one instance that is healthy and not ejected.
-// An open breaker does not make the gateway unready: its routes still answer
+// queueStats reads the stats of t's async routes from the store, each
+// within queueProbeTimeout; a route whose stats cannot be read is left out
+// (logged at debug level).
+func (g *Gateway) queueStats(t *table) map[string]queue.Stats {
+	q := g.opts.Queue
+	if q == nil {
+		return nil
+	}
+	var out map[string]queue.Stats
+	for _, r := range t.routes {
+		if r.cfg.Async == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), queueProbeTimeout)
+		st, err := q.Stats(ctx, r.cfg.Name)
+		cancel()
+		if err != nil {
+			g.opts.Logger.Debug("gateway: queue stats unavailable", "route", r.cfg.Name, "error", err)
+			continue
+		}
+		if out == nil {
+			out = map[string]queue.Stats{}
+		}
+		out[r.cfg.Name] = st
+	}
+	return out
+}
+
+// Ready reports whether the gateway can serve: it has at least one route,
+// every upstream has at least one instance that is healthy and not ejected,
+// and, with a queue, every async route has its worker and the store
+// answers a status lookup within a second (one key-value read). An open
+// breaker does not make the gateway unready: its routes still answer
 // (fallbacks, fast errors), and restarting the process would not help.
 func (g *Gateway) Ready() bool {
 	t := g.table.Load()
 	if len(t.routes) == 0 {
+		return false
+	}
+	if q := g.opts.Queue; q != nil && (g.workerless.Load() > 0 || !probeQueue(q)) {
 		return false
 	}
 	for _, u := range t.upstreams {

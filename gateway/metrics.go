@@ -19,6 +19,7 @@ type metrics struct {
 	rejected    *prometheus.CounterVec
 	transitions *prometheus.CounterVec
 	fallbacks   *prometheus.CounterVec
+	deliveries  *prometheus.CounterVec
 }
 
 // The outcomes of a request, the values of the label outcome of
@@ -30,6 +31,7 @@ const (
 	outcomeError       = "error"        // an error answer made by the gateway
 	outcomeNoRoute     = "no_route"     // no route matched (route label "")
 	outcomeCanceled    = "canceled"     // the client went away first
+	outcomeAccepted    = "accepted"     // an async route stored the request and answered 202
 )
 
 func newMetrics(reg *prometheus.Registry, g *Gateway) (*metrics, error) {
@@ -51,9 +53,12 @@ func newMetrics(reg *prometheus.Registry, g *Gateway) (*metrics, error) {
 			Help: "Circuit breaker state changes."}, []string{"upstream", "from", "to"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_fallback_total",
 			Help: "Degraded answers served, by kind."}, []string{"route", "kind"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_queue_deliveries_total",
+			Help: "Delivery attempts of an async route's jobs, by result: delivered, failed, rejected, dead (a failed attempt that exhausted max_attempts), paused."},
+			[]string{"route", "result"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.attempts, m.attemptDur, m.retries,
-		m.rejected, m.transitions, m.fallbacks, &stateCollector{g: g}} {
+		m.rejected, m.transitions, m.fallbacks, m.deliveries, &stateCollector{g: g}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -96,6 +101,12 @@ var (
 		"1 when the instance passes its health checks and is not ejected.", []string{"upstream", "instance"}, nil)
 	descEjected = prometheus.NewDesc("spillway_outlier_ejections_active",
 		"Instances ejected by outlier detection now.", []string{"upstream"}, nil)
+	descPending = prometheus.NewDesc("spillway_queue_pending",
+		"Jobs of an async route stored and not yet delivered (waiting and in flight).", []string{"route"}, nil)
+	descDead = prometheus.NewDesc("spillway_queue_dead_letters",
+		"Jobs of an async route in the dead-letter queue.", []string{"route"}, nil)
+	descOldest = prometheus.NewDesc("spillway_queue_oldest_pending_age_seconds",
+		"Age of an async route's oldest pending job; 0 when none.", []string{"route"}, nil)
 )
 
 var breakerStates = []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOpen, breaker.ForcedOpen, breaker.Disabled, breaker.MetricsOnly}
@@ -104,7 +115,8 @@ var breakerStates = []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOp
 type stateCollector struct{ g *Gateway }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descFailureRate, descInFlight, descLimit, descBudget, descHealthy, descEjected} {
+	for _, d := range []*prometheus.Desc{descState, descFailureRate, descInFlight, descLimit, descBudget, descHealthy, descEjected,
+		descPending, descDead, descOldest} {
 		ch <- d
 	}
 }
@@ -138,5 +150,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descHealthy, v, name, is.URL)
 		}
 		gauge(descEjected, float64(u.pool.EjectedCount()), name)
+	}
+	for name, st := range c.g.queueStats(t) {
+		gauge(descPending, float64(st.Pending), name)
+		gauge(descDead, float64(st.DeadLetters), name)
+		gauge(descOldest, st.OldestPendingAge.Seconds(), name)
 	}
 }

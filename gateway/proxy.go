@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,20 +115,27 @@ func rewrite(pr *httputil.ProxyRequest) {
 	x := exchangeOf(pr.In.Context())
 	out := pr.Out
 	out.URL.Scheme, out.URL.Host = "http", x.up.name
-	if x.route.cfg.StripPrefix && x.route.cfg.Match.PathPrefix != "" {
-		prefix := x.route.cfg.Match.PathPrefix
-		out.URL.Path = stripPrefix(out.URL.Path, prefix)
-		if out.URL.RawPath != "" {
-			if hasPathPrefix(out.URL.RawPath, prefix) {
-				out.URL.RawPath = stripPrefix(out.URL.RawPath, prefix)
-			} else {
-				out.URL.RawPath = ""
-			}
-		}
-	}
+	applyStripPrefix(out.URL, x.route.cfg)
 	// The instance's host, not the client's: X-Forwarded-Host carries that.
 	out.Host = ""
 	pr.SetXForwarded()
+}
+
+// applyStripPrefix removes the route's path prefix from u when the route
+// says strip_prefix.
+func applyStripPrefix(u *url.URL, rc *config.Route) {
+	if !rc.StripPrefix || rc.Match.PathPrefix == "" {
+		return
+	}
+	prefix := rc.Match.PathPrefix
+	u.Path = stripPrefix(u.Path, prefix)
+	if u.RawPath != "" {
+		if hasPathPrefix(u.RawPath, prefix) {
+			u.RawPath = stripPrefix(u.RawPath, prefix)
+		} else {
+			u.RawPath = ""
+		}
+	}
 }
 
 // dispatch is the proxy's Transport: the current phase's upstream's.
@@ -179,6 +187,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.local(rec, x, http.StatusBadRequest, ReasonBadRequest, "the request target must be a path without dot segments; this is not a forward proxy")
 		return
 	}
+	if g.opts.Queue != nil && strings.HasPrefix(r.URL.Path, JobsPath) {
+		g.jobStatus(rec, x, r)
+		return
+	}
 	for _, rt := range t.routes {
 		if matches(&rt.cfg.Match, r) {
 			x.route = rt
@@ -195,6 +207,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.reason = string(spillway.ReasonUpstreamError)
 		x.outcome = outcomeError
 		spillwayhttp.WriteError(rec, &spillway.Error{Code: spillway.ReasonUpstreamError, Policy: "gateway", Name: rt.cfg.Name}, "")
+		return
+	}
+	if rt.cfg.Async != nil {
+		g.accept(rec, x, r, t)
 		return
 	}
 	if max := t.cfg.Server.MaxBody; max > 0 && r.Body != nil && r.Body != http.NoBody {

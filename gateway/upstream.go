@@ -30,6 +30,9 @@ type upstream struct {
 	budget    *retry.Budget
 	bulkhead  *bulkhead.Bulkhead
 	transport *spillwayhttp.Transport
+	// delivery sends an async route's jobs: the same breaker, bulkhead,
+	// time limits and instances, no retry policy (the queue retries).
+	delivery *spillwayhttp.Transport
 	// base is closed with the upstream when the gateway made it.
 	base    http.RoundTripper
 	ownBase bool
@@ -164,6 +167,24 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 		},
 		Retryable:     up.retryable,
 		MaxReplayBody: u.MaxReplayBody,
+		Observer:      obs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	up.delivery, err = spillwayhttp.New(spillwayhttp.Config{
+		Base: &picker{up: up, m: m},
+		Key:  func(r *http.Request) string { return exchangeOf(r.Context()).totalKey },
+		NewDownstream: func(key string) (*spillwayhttp.Downstream, error) {
+			total, err := time.ParseDuration(key)
+			if err != nil {
+				return nil, err
+			}
+			return &spillwayhttp.Downstream{Breaker: br, Bulkhead: bh,
+				Timeouts: spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt, Total: total}}, nil
+		},
+		Retryable:     func(*http.Request, *http.Response, error) bool { return false },
+		MaxReplayBody: -1,
 		Observer:      obs,
 	})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
 	"github.com/spillway-dev/spillway/gateway/admin"
+	"github.com/spillway-dev/spillway/queue"
 )
 
 func newServeCommand() *cobra.Command {
@@ -35,8 +37,13 @@ routes to their upstreams through the policies, the admin listener answers
 /healthz, /readyz, /metrics and /api/v1/. The access log (JSON, one line per
 request) goes to stdout; the start lines and the operational log to stderr.
 
+With an async route, the durable queue opens first: the embedded NATS
+JetStream store in queue.dir, or the cluster of queue.servers.
+
 Signals: SIGTERM or SIGINT stops accepting connections and drains the requests
-in flight for up to server.shutdown_grace (a second one closes at once);
+in flight for up to server.shutdown_grace (a second one closes at once), then
+stops the queue workers (5 s for their deliveries in flight) and closes the
+queue (the embedded store is flushed);
 SIGHUP re-reads FILE and applies it, or refuses it and keeps the running
 configuration when it is invalid.`,
 		Args: cobra.NoArgs,
@@ -87,7 +94,20 @@ func runServe(ctx context.Context, file string, stdout, stderr io.Writer, signal
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	accessLog := newBatchWriter(stdout, accessLogFlush)
 	defer accessLog.Close()
-	g, err := gateway.New(cfg, gateway.Options{AccessLogWriter: accessLog, Logger: logger, Registry: reg})
+	q, err := openQueue(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	if q != nil {
+		// Deferred before g.Close, so run after it: the workers stop, then
+		// the store is flushed and closed.
+		defer func() {
+			if err := q.Close(); err != nil {
+				logger.Error("closing the queue", "error", err)
+			}
+		}()
+	}
+	g, err := gateway.New(cfg, gateway.Options{AccessLogWriter: accessLog, Logger: logger, Registry: reg, Queue: q})
 	if err != nil {
 		return err
 	}
@@ -127,6 +147,33 @@ func runServe(ctx context.Context, file string, stdout, stderr io.Writer, signal
 			return p.stop(signals, err)
 		}
 	}
+}
+
+// queueOpenTimeout bounds the opening of the queue at start: a fresh
+// cluster elects its leaders first, an embedded store recovers its files.
+const queueOpenTimeout = 30 * time.Second
+
+// openQueue opens the queue of cfg when it has an async route (nil
+// otherwise): the embedded store in queue.dir, or the external cluster of
+// queue.servers.
+func openQueue(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*queue.Queue, error) {
+	if !gateway.HasAsync(cfg) {
+		return nil, nil
+	}
+	qc := gateway.QueueConfig(cfg.Queue)
+	qc.Logger = logger
+	if len(qc.Servers) > 0 {
+		logger.Info("queue: connecting to an external NATS cluster", "servers", strings.Join(qc.Servers, ","))
+	} else {
+		logger.Info("queue: starting the embedded NATS JetStream store", "dir", qc.Dir, "sync_always", qc.SyncAlways)
+	}
+	ctx, cancel := context.WithTimeout(ctx, queueOpenTimeout)
+	defer cancel()
+	q, err := queue.Open(ctx, qc)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return q, nil
 }
 
 // loadConfig loads file, printing its warnings and errors to stderr.
@@ -305,6 +352,9 @@ func restartKeys(running, next *config.Config) []string {
 	}
 	if running.Admin != next.Admin {
 		keys = append(keys, "admin")
+	}
+	if !reflect.DeepEqual(running.Queue, next.Queue) {
+		keys = append(keys, "queue")
 	}
 	return keys
 }

@@ -604,6 +604,7 @@ func TestRestartKeysNameWhatAReloadCannotApply(t *testing.T) {
 		{"listen", func(c *config.Config) { c.Listen = "127.0.0.1:8081" }, "listen"},
 		{"tls on", func(c *config.Config) { c.TLS = &config.TLS{CertFile: "c", KeyFile: "k"} }, "tls"},
 		{"idle timeout and token", func(c *config.Config) { c.Server.IdleTimeout = time.Hour; c.Admin.Token = "t" }, "server,admin"},
+		{"queue", func(c *config.Config) { c.Queue.Servers = []string{"nats://n:4222"} }, "queue"},
 	}
 	for _, tt := range tests {
 		next := base()
@@ -618,5 +619,67 @@ func TestRestartKeysNameWhatAReloadCannotApply(t *testing.T) {
 	sameTLS.TLS = &config.TLS{CertFile: "c", KeyFile: "k"}
 	if got := restartKeys(withTLS, sameTLS); len(got) != 0 {
 		t.Errorf("equal tls settings in two files: restartKeys = %v", got)
+	}
+}
+
+// asyncRoute is a configuration whose route /orders is async, its queue's
+// store in the directory %s, delivering to the upstream at %s.
+const asyncRoute = `listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
+  token: s3cret
+queue:
+  dir: %s
+upstreams:
+  orders:
+    instances: [%s]
+routes:
+  - name: orders
+    match: {path_prefix: /orders}
+    upstream: orders
+    async: {backoff: {initial: 10ms, max: 100ms}}
+`
+
+func TestServeAsyncRouteStoresDeliversAndStops(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, r.Header.Get("Idempotency-Key")+" "+string(b))
+		mu.Unlock()
+	}))
+	defer up.Close()
+	dir := t.TempDir()
+	s := startServe(t, fmt.Sprintf(asyncRoute, dir, up.URL))
+	code, body, hdr := s.do(t, "POST", s.public+"/orders", "", strings.NewReader("order 1"))
+	var a struct{ ID string }
+	if code != http.StatusAccepted || json.Unmarshal([]byte(body), &a) != nil || hdr.Get("Location") != "/_spillway/jobs/"+a.ID {
+		t.Fatalf("POST: %d %q %v", code, body, hdr)
+	}
+	eventually(t, "the job delivered", func() bool {
+		_, body := s.get(t, s.public+"/_spillway/jobs/"+a.ID)
+		return strings.Contains(body, `"state":"delivered"`)
+	})
+	mu.Lock()
+	if len(got) != 1 || got[0] != a.ID+" order 1" {
+		t.Errorf("upstream got %q", got)
+	}
+	mu.Unlock()
+	if code, body, _ := s.do(t, "GET", s.admin+"/api/v1/jobs/"+a.ID, "s3cret", nil); code != 200 || !strings.Contains(body, `"delivered"`) {
+		t.Errorf("admin job: %d %s", code, body)
+	}
+	if _, body := s.get(t, s.admin+"/metrics"); !strings.Contains(body, `spillway_queue_deliveries_total{result="delivered",route="orders"} 1`) ||
+		!strings.Contains(body, `spillway_queue_pending{route="orders"} 0`) {
+		t.Errorf("metrics lack the queue's series")
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s.stderr.String(), "embedded NATS JetStream store") {
+		t.Errorf("stderr does not say where the store is:\n%s", s.stderr)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) == 0 {
+		t.Errorf("the store directory is empty: %v", err)
 	}
 }

@@ -8,29 +8,43 @@
 // path, the methods it accepts, whether it mutates the gateway, and a
 // handler:
 //
-//	GET  /healthz         200 "ok" while the process runs (liveness)
-//	GET  /readyz          200 "ready" when Gateway.Ready, else 503 (readiness)
-//	GET  /metrics         Prometheus text of Gateway.Registry (promhttp)
-//	GET  /api/v1/status   Gateway.Status as JSON
-//	POST /api/v1/reload   re-read the configuration file (Options.Reload); mutating
+//	GET    /healthz                             200 "ok" while the process runs (liveness)
+//	GET    /readyz                              200 "ready" when Gateway.Ready, else 503 (readiness)
+//	GET    /metrics                             Prometheus text of Gateway.Registry (promhttp)
+//	GET    /api/v1/status                       Gateway.Status as JSON
+//	POST   /api/v1/reload                       re-read the configuration file (Options.Reload); token
+//	GET    /api/v1/jobs/{id}                    a job's queue.Status; token
+//	GET    /api/v1/dead-letters                 dead letters, paged (?route=R&after=CURSOR&limit=N); token
+//	GET    /api/v1/dead-letters/{id}            one dead letter with its request's headers and body; token
+//	DELETE /api/v1/dead-letters/{id}            purge one; token
+//	POST   /api/v1/dead-letters/{id}/replay     move one back to its queue; token
+//	POST   /api/v1/dead-letters/replay?route=R  replay every dead letter of route R; token
+//	DELETE /api/v1/dead-letters?route=R         purge every dead letter of route R; token
 //
 // GET endpoints answer HEAD as well. A known path with another method gets 405
 // with an Allow header; an unknown path gets 404. Every error answer is JSON:
 // {"error":{"message":"..."}}.
 //
-// Runtime changes, the dashboard (/dashboard/), faults, jobs and events come
-// in a later issue: each is one more row in the table, mutating ones marked
-// so, under /api/v1/ for the JSON API.
+// The job and dead-letter endpoints read the queue through Gateway.Queue:
+// 501 when the gateway has none, 503 when the store does not answer, 404
+// for an unknown id, 400 for a malformed id (32 lowercase hexadecimal
+// digits), route, cursor or limit. See jobs.go for their answers.
+//
+// Runtime changes, the dashboard (/dashboard/), faults and events come in a
+// later issue: each is one more row in the table, under /api/v1/ for the
+// JSON API.
 //
 // # Authorization
 //
-// Reading (probes, metrics, status) needs no credentials: the listener is on
-// loopback by default, and CheckListen refuses to expose it elsewhere without
-// a token. Every mutating call requires "Authorization: Bearer <token>",
-// compared in constant time: a missing or wrong token gets 401. When
-// Options.Token is empty, mutating calls are refused with 403 whatever the
-// request carries: without a token nobody can change the gateway through the
-// admin API, not even from loopback.
+// Probes, metrics and status need no credentials: the listener is on
+// loopback by default, and CheckListen refuses to expose it elsewhere
+// without a token. Every other endpoint — the mutating ones, and the job
+// and dead-letter reads, since dead letters hold request bodies — requires
+// "Authorization: Bearer <token>", compared in constant time: a missing or
+// wrong token gets 401. When Options.Token is empty, those calls are refused
+// with 403 whatever the request carries: without a token nobody can change
+// the gateway or read its jobs through the admin API, not even from
+// loopback.
 package admin
 
 import (
@@ -62,10 +76,10 @@ type Options struct {
 
 // endpoint is one row of the admin API.
 type endpoint struct {
-	path     string
-	method   string // GET (HEAD implied) or POST
-	mutating bool   // requires the Bearer token
-	handle   http.HandlerFunc
+	path   string // a ServeMux pattern without method
+	method string // GET (HEAD implied), POST or DELETE
+	auth   bool   // requires the Bearer token
+	handle http.HandlerFunc
 }
 
 // Handler returns the admin listener's handler for g. It is safe for
@@ -77,11 +91,26 @@ func Handler(g *gateway.Gateway, o Options) http.Handler {
 		{path: "/readyz", method: http.MethodGet, handle: a.readyz},
 		{path: "/metrics", method: http.MethodGet, handle: promhttp.HandlerFor(g.Registry(), promhttp.HandlerOpts{}).ServeHTTP},
 		{path: "/api/v1/status", method: http.MethodGet, handle: a.status},
-		{path: "/api/v1/reload", method: http.MethodPost, mutating: true, handle: a.reload},
+		{path: "/api/v1/reload", method: http.MethodPost, auth: true, handle: a.reload},
+		{path: "/api/v1/jobs/{id}", method: http.MethodGet, auth: true, handle: a.job},
+		{path: "/api/v1/dead-letters", method: http.MethodGet, auth: true, handle: a.deadLetters},
+		{path: "/api/v1/dead-letters", method: http.MethodDelete, auth: true, handle: a.purgeAll},
+		{path: "/api/v1/dead-letters/replay", method: http.MethodPost, auth: true, handle: a.replayAll},
+		{path: "/api/v1/dead-letters/{id}", method: http.MethodGet, auth: true, handle: a.deadLetter},
+		{path: "/api/v1/dead-letters/{id}", method: http.MethodDelete, auth: true, handle: a.purge},
+		{path: "/api/v1/dead-letters/{id}/replay", method: http.MethodPost, auth: true, handle: a.replay},
 	}
 	mux := http.NewServeMux()
+	var paths []string
+	byPath := map[string][]endpoint{}
 	for _, e := range endpoints {
-		mux.Handle(e.path, a.guard(e))
+		if byPath[e.path] == nil {
+			paths = append(paths, e.path)
+		}
+		byPath[e.path] = append(byPath[e.path], e)
+	}
+	for _, p := range paths {
+		mux.Handle(p, a.guard(p, byPath[p]))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no admin endpoint "+r.URL.Path)
@@ -95,30 +124,37 @@ type api struct {
 	o Options
 }
 
-// guard enforces e's method, then its authorization, before e's handler.
-func (a *api) guard(e endpoint) http.Handler {
-	allow := e.method
-	if e.method == http.MethodGet {
-		allow = "GET, HEAD"
+// guard dispatches a request to the endpoint of path es for its method
+// (405 when none), after that endpoint's authorization.
+func (a *api) guard(path string, es []endpoint) http.Handler {
+	var methods []string
+	for _, e := range es {
+		methods = append(methods, e.method)
+		if e.method == http.MethodGet {
+			methods = append(methods, http.MethodHead)
+		}
 	}
+	allow := strings.Join(methods, ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != e.method && (e.method != http.MethodGet || r.Method != http.MethodHead) {
-			w.Header().Set("Allow", allow)
-			writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+e.path+": use "+allow)
-			return
+		for _, e := range es {
+			if r.Method == e.method || e.method == http.MethodGet && r.Method == http.MethodHead {
+				if e.auth && !a.authorized(w, r) {
+					return
+				}
+				e.handle(w, r)
+				return
+			}
 		}
-		if e.mutating && !a.authorized(w, r) {
-			return
-		}
-		e.handle(w, r)
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+path+": use "+allow)
 	})
 }
 
-// authorized checks the Bearer token of a mutating call and answers the
-// refusal itself.
+// authorized checks the Bearer token of a call that requires it and
+// answers the refusal itself.
 func (a *api) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if a.o.Token == "" {
-		writeError(w, http.StatusForbidden, "mutating admin calls are disabled: no admin token is configured (admin.token)")
+		writeError(w, http.StatusForbidden, "this admin call is disabled: no admin token is configured (admin.token)")
 		return false
 	}
 	const prefix = "Bearer "
