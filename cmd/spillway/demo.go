@@ -40,12 +40,18 @@ func newDemoCommand() *cobra.Command {
 		Long: `demo starts the gateway from an embedded example configuration in front of
 simulated downstreams on loopback: a catalog with two instances (one fails for
 a stretch, then both), a catalog replica, a reports service that is slow now
-and then, and an optional recommendations service that fails for a while.
-A few clients send requests through the gateway; the demo prints the
-gateway's URL, the admin status and metrics URLs, and each second a summary:
-answers per route, fallbacks served (replica, stale cache, static, default),
-reasons, the catalog's breaker and instances, latency. It runs for
---duration (longer if its phases need it); Ctrl-C stops it.
+and then, an optional recommendations service that fails for a while, and an
+orders service behind an async route (POST /orders answers 202 once the
+order is stored in the durable queue) that is down for two phases.
+A few clients send requests and orders through the gateway; the demo prints
+the gateway's URL, a job status URL, the admin status, metrics and
+dead-letters URLs, and each second a summary: answers per route, orders
+accepted, pending in the queue, delivered and dead-lettered, fallbacks served
+(replica, stale cache, static, default), reasons, the catalog's breaker and
+instances, latency. It runs for --duration (longer if its phases need it),
+waits for the orders queue to drain, then checks that every accepted order
+was delivered or dead-lettered. The queue's store lives in a temporary
+directory removed at exit. Ctrl-C stops it.
 
 demo --library runs the library demo instead: Spillway's standard pipeline
 (fallback, total timeout, retry with budget, circuit breaker, bulkhead,

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +12,9 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +24,7 @@ import (
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
 	"github.com/spillway-dev/spillway/gateway/admin"
+	"github.com/spillway-dev/spillway/queue"
 	"github.com/spillway-dev/spillway/spillwayhttp"
 )
 
@@ -31,7 +36,7 @@ var demoConfig []byte
 
 // The simulated downstreams, in the order they start. Each one's URL is the
 // variable DEMO_<NAME> of demo.yaml (upper case, "-" as "_").
-var demoDownstreams = []string{"catalog-a", "catalog-b", "catalog-replica", "reports", "recommendations"}
+var demoDownstreams = []string{"catalog-a", "catalog-b", "catalog-replica", "reports", "recommendations", "orders"}
 
 const (
 	// reportsSlowDelay is how late a slow answer of reports comes: twice
@@ -44,30 +49,46 @@ const (
 	// within a phase before the next one starts, however long that takes:
 	// a starved process still shows every phase.
 	phaseMinRequests = 3
+	// invalidOrderEvery makes the orders numbered 7, 7+n, 7+2n... invalid
+	// (quantity 0): orders refuses them with 422, so they are
+	// dead-lettered at once. The 7th comes early even in a short run.
+	invalidOrderEvery = 40
+	// repeatOrderEvery makes a client resend its last keyed order every
+	// n-th time it posts one, as a client does when an answer got lost.
+	repeatOrderEvery = 4
+	// drainMax bounds the wait for the orders queue to empty once the
+	// clients stopped.
+	drainMax = 30 * time.Second
 )
 
 // gatewayPhase is one step of the demo's scenario: which downstreams fail
-// (503 to every request and to their health check) and which are slow.
+// (503 to every request and to their health check), which are down (every
+// connection dropped without an answer) and which are slow.
 type gatewayPhase struct {
-	name, about   string
-	failing, slow []string
+	name, about         string
+	failing, down, slow []string
 }
 
 var gatewayPhases = []gatewayPhase{
-	{name: "healthy", about: "every downstream answers; the stale cache fills up"},
-	{name: "catalog-b-503", about: "catalog-b answers 503: retries go to catalog-a, outlier ejection and health checks take catalog-b out; recommendations fails: its default answers",
-		failing: []string{"catalog-b", "recommendations"}},
-	{name: "catalog-down", about: "both catalog instances answer 503: the breaker opens and catalog-replica answers; reports is slow: attempt timeouts, retries, its breaker opens",
-		failing: []string{"catalog-a", "catalog-b", "recommendations"}, slow: []string{"reports"}},
-	{name: "catalog+replica-down", about: "the replica fails too: the stale cache answers what was seen before, the static answer the rest; reports recovers",
+	{name: "healthy", about: "every downstream answers; the stale cache fills up; each order is delivered as soon as it is accepted"},
+	{name: "catalog-b-503", about: "catalog-b answers 503: retries go to catalog-a, outlier ejection and health checks take catalog-b out; recommendations fails: its default answers; " +
+		"orders answers 503: the gateway still answers 202 and the jobs pile up in the queue",
+		failing: []string{"catalog-b", "recommendations", "orders"}},
+	{name: "catalog-down", about: "both catalog instances answer 503: the breaker opens and catalog-replica answers; reports is slow: attempt timeouts, retries, its breaker opens; " +
+		"orders is down (connections dropped): more jobs wait",
+		failing: []string{"catalog-a", "catalog-b", "recommendations"}, down: []string{"orders"}, slow: []string{"reports"}},
+	{name: "catalog+replica-down", about: "the replica fails too: the stale cache answers what was seen before, the static answer the rest; reports recovers; " +
+		"orders is back: health checks and half-open probes let the queue drain",
 		failing: []string{"catalog-a", "catalog-b", "catalog-replica"}},
 	{name: "recovered", about: "every downstream answers again: health checks and half-open probes bring them back"},
 }
 
-// demoRequest is one kind of request the demo's clients send in turn.
+// demoRequest is one kind of request the demo's clients send in turn: a
+// GET of path, or, for an order, a POST to /orders.
 type demoRequest struct {
 	route string
 	path  func(seq int64) string
+	order bool
 }
 
 var demoRequests = []demoRequest{
@@ -77,9 +98,11 @@ var demoRequests = []demoRequest{
 	{route: "catalog", path: func(seq int64) string { return fmt.Sprintf("/catalog/items/new-%d", seq) }},
 	{route: "reports", path: func(int64) string { return "/reports/daily" }},
 	{route: "recommendations", path: func(seq int64) string { return fmt.Sprintf("/recommendations/user-%d", seq%10) }},
+	// An order, stored by the async route and delivered later.
+	{route: "orders", path: func(int64) string { return "/orders" }, order: true},
 }
 
-var demoRoutes = []string{"catalog", "reports", "recommendations"}
+var demoRoutes = []string{"catalog", "reports", "recommendations", "orders"}
 
 // scenario plays gatewayPhases: a phase ends once it lasted its length and
 // phaseMinRequests of each kind of request were answered within it.
@@ -132,10 +155,16 @@ type simulated struct {
 	name     string
 	sc       *scenario
 	requests atomic.Int64 // not counting health checks
+	orders   *orderBook   // the orders service's; nil for the others
 }
 
 func (d *simulated) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := d.sc.current()
+	if slices.Contains(p.down, d.name) {
+		// No answer at all: the server closes the connection (and logs
+		// nothing for this panic value).
+		panic(http.ErrAbortHandler)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if slices.Contains(p.failing, d.name) {
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -147,6 +176,10 @@ func (d *simulated) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n := d.requests.Add(1)
+	if d.orders != nil {
+		d.orders.serve(w, r)
+		return
+	}
 	if d.name == "reports" && (slices.Contains(p.slow, d.name) || n%reportsSlowEvery == 0) {
 		t := time.NewTimer(reportsSlowDelay)
 		defer t.Stop()
@@ -157,6 +190,48 @@ func (d *simulated) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	_, _ = fmt.Fprintf(w, `{"upstream":%q,"path":%q}`+"\n", d.name, r.URL.Path)
+}
+
+// orderBook is what the simulated orders service recorded: the jobs it
+// took (by Spillway-Job-Id), the deliveries of a job it had already taken,
+// and the invalid orders it refused.
+type orderBook struct {
+	mu          sync.Mutex
+	taken       map[string]bool
+	redelivered int
+	refused     int
+}
+
+// serve takes an order, or refuses it with 422 when its quantity is not
+// positive: a 4xx that the gateway dead-letters at once.
+func (b *orderBook) serve(w http.ResponseWriter, r *http.Request) {
+	var order struct {
+		Quantity int `json:"quantity"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&order); err != nil || order.Quantity <= 0 {
+		b.mu.Lock()
+		b.refused++
+		b.mu.Unlock()
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_, _ = io.WriteString(w, `{"error":"an order needs a positive quantity"}`)
+		return
+	}
+	id := r.Header.Get(gateway.JobIDHeader)
+	b.mu.Lock()
+	if b.taken[id] {
+		b.redelivered++ // delivery is at least once: the same job again
+	}
+	b.taken[id] = true
+	b.mu.Unlock()
+	w.WriteHeader(http.StatusCreated)
+	_, _ = fmt.Fprintf(w, `{"order":%q}`+"\n", id)
+}
+
+// counts returns the orders taken, the redeliveries and the refusals.
+func (b *orderBook) counts() (taken, redelivered, refused int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.taken), b.redelivered, b.refused
 }
 
 // routeCounts are the answers of one route: by status class, and requests
@@ -172,6 +247,9 @@ type gatewayTally struct {
 	fallbacks map[string]int  // by Spillway-Fallback
 	reasons   map[string]int  // by Spillway-Reason
 	latencies []time.Duration // of the interval only
+	// Orders answered 202 (counted in total only): new jobs, and repeated
+	// Idempotency-Keys answered with their first job's id.
+	accepted, duplicates int
 }
 
 func newGatewayTally() gatewayTally {
@@ -204,6 +282,27 @@ func (t *gatewayTally) add(route string, resp *http.Response, err error) {
 type gatewayStats struct {
 	mu            sync.Mutex
 	window, total gatewayTally
+	jobs          []string // the ids of the jobs accepted, for the final check
+}
+
+// recordJob counts an order answered 202 with job id (dup: an earlier
+// job's, for a repeated Idempotency-Key).
+func (s *gatewayStats) recordJob(id string, dup bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if dup {
+		s.total.duplicates++
+		return
+	}
+	s.total.accepted++
+	s.jobs = append(s.jobs, id)
+}
+
+// acceptedJobs returns the ids of the jobs accepted so far.
+func (s *gatewayStats) acceptedJobs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.jobs)
 }
 
 func (s *gatewayStats) record(route string, resp *http.Response, err error, d time.Duration) {
@@ -214,26 +313,34 @@ func (s *gatewayStats) record(route string, resp *http.Response, err error, d ti
 	s.total.add(route, resp, err)
 }
 
-// take returns the interval's tally and starts a new one.
-func (s *gatewayStats) take() gatewayTally {
+// take returns the interval's tally and starts a new one, and the run's
+// order counts so far (total's maps are nil).
+func (s *gatewayStats) take() (window, total gatewayTally) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w := s.window
 	s.window = newGatewayTally()
-	return w
+	return w, gatewayTally{accepted: s.total.accepted, duplicates: s.total.duplicates}
 }
 
 // demoURLs are where the running demo gateway answers.
 type demoURLs struct {
 	Gateway, Status, Metrics string
+	// Job is the status URL of the demo's first order (public, no token);
+	// DeadLetters the admin API's list of the orders route's dead letters,
+	// which needs Token.
+	Job, DeadLetters, Token string
 }
 
-// runGatewayDemo starts the simulated downstreams and the gateway of
-// demo.yaml in front of them, drives o.workers clients through the
-// scenario's phases and prints a summary line every o.tick to out (the
-// gateway's operational log goes to errOut). It runs for o.duration, longer
-// if the scenario needs it, or until ctx ends; then it stops the clients,
-// drains the gateway and stops the downstreams. ready, when not nil, is
+// runGatewayDemo starts the simulated downstreams, the durable queue (the
+// embedded store, in a temporary directory) and the gateway of demo.yaml in
+// front of them, drives o.workers clients through the scenario's phases and
+// prints a summary line every o.tick to out (the gateway's operational log
+// goes to errOut). It runs for o.duration, longer if the scenario needs it,
+// then waits for the orders queue to drain; or until ctx ends. Then it stops
+// the clients and the listeners, checks that every accepted order was
+// delivered or dead-lettered, stops the queue workers, closes the queue,
+// removes its directory and stops the downstreams. ready, when not nil, is
 // called with the gateway's URLs once it answers, before the load starts.
 func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, ready func(demoURLs)) error {
 	if o.phase <= 0 || o.tick <= 0 || o.workers <= 0 || o.pace < 0 || o.duration < 0 {
@@ -246,6 +353,15 @@ func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, r
 	if err != nil {
 		return err
 	}
+	// The store lives in a temporary directory, never in the user's
+	// working directory, and goes with the demo.
+	dir, err := os.MkdirTemp("", "spillway-demo-")
+	if err != nil {
+		return fmt.Errorf("demo: the queue's directory: %w", err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	env["DEMO_QUEUE_DIR"] = dir
+	env["DEMO_ADMIN_TOKEN"] = rand.Text()
 	cfg, warnings, err := config.Parse("demo.yaml", demoConfig, func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
@@ -259,38 +375,69 @@ func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, r
 	// Warn is the level of the health and ejection events: they show
 	// between the summary lines on a terminal.
 	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	g, err := gateway.New(cfg, gateway.Options{Logger: logger})
+	q, err := openQueue(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	// Deferred before g.Close, so run after it: the workers stop, then the
+	// store is flushed and closed, then its directory removed.
+	defer func() {
+		if err := q.Close(); err != nil {
+			logger.Error("closing the queue", "error", err)
+		}
+	}()
+	g, err := gateway.New(cfg, gateway.Options{Logger: logger, Queue: q})
 	if err != nil {
 		return err
 	}
 	defer g.Close()
-	p, publicLn, adminLn, err := startProcess(cfg, g, admin.Options{}, nil, logger)
+	p, publicLn, adminLn, err := startProcess(cfg, g, admin.Options{Token: cfg.Admin.Token}, nil, logger)
 	if err != nil {
 		return err
 	}
 
+	stats := &gatewayStats{window: newGatewayTally(), total: newGatewayTally()}
+	tr := &http.Transport{MaxIdleConnsPerHost: o.workers}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	adminURL := "http://" + adminLn.Addr().String()
-	urls := demoURLs{Gateway: "http://" + publicLn.Addr().String(), Status: adminURL + "/api/v1/status", Metrics: adminURL + "/metrics"}
+	urls := demoURLs{Gateway: "http://" + publicLn.Addr().String(), Status: adminURL + "/api/v1/status", Metrics: adminURL + "/metrics",
+		DeadLetters: adminURL + "/api/v1/dead-letters?route=orders", Token: cfg.Admin.Token}
+	// A first order, so that there is a job status to look at.
+	ld := &demoLoad{client: client, base: urls.Gateway, o: o, sc: sc, stats: stats}
+	resp, job, err := ld.postOrder(ctx, "demo-first-order", orderBody(ld.orderSeq.Add(1)))
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		if stopErr := p.stop(nil, nil); ctx.Err() != nil {
+			fmt.Fprintln(out, "interrupted before the demo started")
+			return stopErr
+		}
+		if err == nil {
+			err = fmt.Errorf("%s", resp.Status)
+		}
+		return fmt.Errorf("demo: the first order: %w", err)
+	}
+	stats.recordJob(job.ID, job.Duplicate)
+	urls.Job = urls.Gateway + gateway.JobsPath + job.ID
+
 	fmt.Fprintf(out, "Spillway gateway demo: %d clients → gateway → simulated downstreams (%s)\n", o.workers, strings.Join(demoDownstreams, ", "))
 	fmt.Fprintf(out, "  gateway  %s   (try: curl -i %s/catalog/items/1)\n", urls.Gateway, urls.Gateway)
+	fmt.Fprintf(out, "  orders   POST %s/orders answers 202 once the order is stored   (try: curl -i -d '{\"quantity\":1}' %s/orders)\n", urls.Gateway, urls.Gateway)
+	fmt.Fprintf(out, "  job      %s   (the first order's status)\n", urls.Job)
 	fmt.Fprintf(out, "  status   %s\n", urls.Status)
 	fmt.Fprintf(out, "  metrics  %s\n", urls.Metrics)
+	fmt.Fprintf(out, "  dead     curl -H 'Authorization: Bearer %s' '%s'\n", urls.Token, urls.DeadLetters)
 	fmt.Fprintf(out, "Scenario, %s a phase: %s. Ctrl-C stops the demo.\n", o.phase, phaseList())
 	fmt.Fprintln(out, "Routes: requests 2xx/4xx/5xx. Breaker, ejected and unhealthy: the catalog upstream (see the status URL).")
+	fmt.Fprintln(out, "Orders are async: pending in the queue now, delivered to the orders service and dead-lettered so far.")
 	if ready != nil {
 		ready(urls)
 	}
 
-	stats := &gatewayStats{window: newGatewayTally(), total: newGatewayTally()}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
-	tr := &http.Transport{MaxIdleConnsPerHost: o.workers}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	var wg sync.WaitGroup
-	var seq atomic.Int64
 	for i := range o.workers {
-		wg.Go(func() { drive(loadCtx, client, urls.Gateway, i, o, sc, stats, &seq) })
+		wg.Go(func() { ld.drive(loadCtx, i) })
 	}
 
 	start := time.Now()
@@ -299,12 +446,15 @@ func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, r
 	deadline := time.NewTimer(o.duration)
 	defer deadline.Stop()
 	var cause error
-	timeUp, played := false, false
+	var drainEnd <-chan time.Time // set once the clients stopped
+	timeUp, played, interrupted := false, false, false
+	peak := 0
 loop:
-	for !timeUp || !played {
+	for {
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(out, "interrupted: stopping the clients and draining the gateway")
+			fmt.Fprintln(out, "interrupted: stopping the clients, draining the gateway, stopping the queue")
+			interrupted = true
 			break loop
 		case err := <-p.errc:
 			p.running--
@@ -315,16 +465,37 @@ loop:
 		case i := <-sc.changes:
 			if i == len(gatewayPhases) {
 				played = true
-				continue
+				break
 			}
 			ph := gatewayPhases[i]
 			fmt.Fprintf(out, "── phase %d/%d %s: %s\n", i+1, len(gatewayPhases), ph.name, ph.about)
 			if i == 0 {
-				fmt.Fprintf(out, "%7s  %-20s %-14s %-14s %-15s %-44s %-34s %-9s %-7s %-9s %8s %8s\n",
-					"t", "phase", "catalog", "reports", "recommendations", "fallbacks", "reasons", "breaker", "ejected", "unhealthy", "p50", "p99")
+				printGatewayHeader(out)
 			}
+		case <-drainEnd:
+			fmt.Fprintf(out, "the orders queue did not drain within %s\n", drainMax)
+			break loop
 		case <-ticker.C:
-			printGatewayLine(out, time.Since(start).Round(o.tick/10), sc.current().name, stats.take(), g.Status().Upstreams["catalog"])
+			st := g.Status()
+			oq := ordersQueue(st, g)
+			if oq.known {
+				peak = max(peak, oq.pending)
+			}
+			w, total := stats.take()
+			printGatewayLine(out, time.Since(start).Round(o.tick/10), sc.current().name, w, total, st.Upstreams["catalog"], oq)
+			if drainEnd != nil && oq.known && oq.pending == 0 {
+				break loop
+			}
+		}
+		if timeUp && played && drainEnd == nil {
+			stopLoad()
+			wg.Wait()
+			oq := ordersQueue(g.Status(), g)
+			if oq.known && oq.pending == 0 {
+				break loop
+			}
+			fmt.Fprintln(out, "── the clients stopped: waiting for the orders queue to drain")
+			drainEnd = time.After(drainMax)
 		}
 	}
 	stopLoad()
@@ -332,32 +503,120 @@ loop:
 	if err := p.stop(nil, cause); err != nil {
 		return err
 	}
+	// The store is still open (the deferred calls close it): read back the
+	// status of every job the clients saw accepted.
+	checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	check := checkJobs(checkCtx, q, stats.acceptedJobs())
+	peak = max(peak, check.pending)
 	printGatewayTotals(out, time.Since(start), stats.total, g.Status().Upstreams["catalog"], downstreams)
+	printOrdersCheck(out, check, stats.total.duplicates, peak, downstreams, interrupted)
 	return nil
 }
 
-// drive is one client: it sends the kinds of demoRequests in turn, starting
+// demoLoad is what the demo's clients share.
+type demoLoad struct {
+	client   *http.Client
+	base     string
+	o        demoOptions
+	sc       *scenario
+	stats    *gatewayStats
+	seq      atomic.Int64 // requests sent
+	orderSeq atomic.Int64 // new orders sent
+}
+
+// drive is client i: it sends the kinds of demoRequests in turn, starting
 // at its own index, until ctx ends.
-func drive(ctx context.Context, client *http.Client, base string, i int, o demoOptions, sc *scenario, stats *gatewayStats, seq *atomic.Int64) {
+func (ld *demoLoad) drive(ctx context.Context, i int) {
+	o := ld.o
 	// Staggered starts spread the clients over the pace instead of a burst.
 	if spillway.Sleep(ctx, o.pace*time.Duration(i)/time.Duration(o.workers)) != nil {
 		return
 	}
+	var lastKey, lastBody string // the last keyed order, to resend now and then
+	orders := 0
 	for n := i; ; n++ {
 		kind := n % len(demoRequests)
 		rq := demoRequests[kind]
-		phase := sc.cur.Load()
+		phase := ld.sc.cur.Load()
 		start := time.Now()
-		resp, err := get(ctx, client, base+rq.path(seq.Add(1)))
-		if ctx.Err() != nil {
+		var resp *http.Response
+		var err error
+		if rq.order {
+			orders++
+			key, body := lastKey, lastBody
+			if key == "" || orders%repeatOrderEvery != 0 {
+				// A new order; every other one carries an Idempotency-Key.
+				seq := ld.orderSeq.Add(1)
+				key, body = "", orderBody(seq)
+				if seq%2 == 0 {
+					key = fmt.Sprintf("demo-order-%d", seq)
+				}
+			}
+			lastKey, lastBody = key, body
+			var job jobAnswer
+			// The stop does not cut an order short: its answer says
+			// whether it was stored, which the final check needs.
+			resp, job, err = ld.postOrder(context.WithoutCancel(ctx), key, body)
+			if err == nil && resp.StatusCode == http.StatusAccepted {
+				ld.stats.recordJob(job.ID, job.Duplicate)
+			}
+		} else {
+			resp, err = get(ctx, ld.client, ld.base+rq.path(ld.seq.Add(1)))
+		}
+		if ctx.Err() != nil && !rq.order {
 			return
 		}
-		stats.record(rq.route, resp, err, time.Since(start))
-		sc.answered(kind, phase)
+		ld.stats.record(rq.route, resp, err, time.Since(start))
+		ld.sc.answered(kind, phase)
 		if spillway.Sleep(ctx, o.pace) != nil {
 			return
 		}
 	}
+}
+
+// orderBody is order seq's JSON; one in invalidOrderEvery has quantity 0.
+func orderBody(seq int64) string {
+	qty := seq%3 + 1
+	if seq%invalidOrderEvery == 7 {
+		qty = 0
+	}
+	return fmt.Sprintf(`{"order":%d,"item":"item-%d","quantity":%d}`, seq, seq%5+1, qty)
+}
+
+// jobAnswer is the body of a 202.
+type jobAnswer struct {
+	ID        string `json:"id"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+// postOrder posts body to /orders with Idempotency-Key key ("" for none)
+// and reads the answer; job is set when it is a 202.
+func (ld *demoLoad) postOrder(ctx context.Context, key, body string) (*http.Response, jobAnswer, error) {
+	var job jobAnswer
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ld.base+"/orders", strings.NewReader(body))
+	if err != nil {
+		return nil, job, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set(gateway.IdempotencyKeyHeader, key)
+	}
+	resp, err := ld.client.Do(req)
+	if err != nil {
+		return nil, job, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return resp, job, err
+	}
+	if resp.StatusCode == http.StatusAccepted {
+		if err := json.Unmarshal(b, &job); err != nil || !gateway.ValidJobID(job.ID) {
+			return resp, job, fmt.Errorf("a 202 without a job id: %q", b)
+		}
+	}
+	return resp, job, nil
 }
 
 // get sends a GET and reads the whole answer (the connection is reused).
@@ -373,6 +632,76 @@ func get(ctx context.Context, client *http.Client, url string) (*http.Response, 
 	defer resp.Body.Close()
 	_, err = io.Copy(io.Discard, resp.Body)
 	return resp, err
+}
+
+// ordersState is the orders route's queue on a summary line: pending and
+// dead letters from the store (known is false when it did not answer
+// within a second), deliveries from the gateway's metrics.
+type ordersState struct {
+	known                    bool
+	pending, dead, delivered int
+}
+
+func ordersQueue(st gateway.Status, g *gateway.Gateway) ordersState {
+	qs, ok := st.Queues["orders"]
+	return ordersState{known: ok, pending: qs.Pending, dead: qs.DeadLetters, delivered: deliveries(g, "orders", "delivered")}
+}
+
+// deliveries reads spillway_queue_deliveries_total{route,result} from the
+// gateway's registry.
+func deliveries(g *gateway.Gateway, route, result string) int {
+	mfs, err := g.Registry().Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "spillway_queue_deliveries_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var r, res string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "route":
+					r = l.GetValue()
+				case "result":
+					res = l.GetValue()
+				}
+			}
+			if r == route && res == result {
+				return int(m.GetCounter().GetValue())
+			}
+		}
+	}
+	return 0
+}
+
+// jobsCheck is where the accepted jobs are at the end, read back one by one
+// from the store.
+type jobsCheck struct {
+	accepted, delivered, dead, pending int
+	lost                               int // the store does not know the id
+	unread                             int // the store did not answer
+}
+
+func checkJobs(ctx context.Context, q *queue.Queue, ids []string) jobsCheck {
+	c := jobsCheck{accepted: len(ids)}
+	for _, id := range ids {
+		st, err := q.Status(ctx, id)
+		switch {
+		case errors.Is(err, queue.ErrNotFound):
+			c.lost++
+		case err != nil:
+			c.unread++
+		case st.State == queue.StateDelivered:
+			c.delivered++
+		case st.State == queue.StateDead:
+			c.dead++
+		default:
+			c.pending++
+		}
+	}
+	return c
 }
 
 // downstreamSet is the running simulated downstreams.
@@ -394,6 +723,9 @@ func startDownstreams(sc *scenario) (*downstreamSet, map[string]string, error) {
 			return set, nil, fmt.Errorf("demo downstream %s: %w", name, err)
 		}
 		sim := &simulated{name: name, sc: sc}
+		if name == "orders" {
+			sim.orders = &orderBook{taken: map[string]bool{}}
+		}
 		srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
 		set.servers = append(set.servers, srv)
 		set.sims = append(set.sims, sim)
@@ -424,11 +756,28 @@ func phaseList() string {
 	return strings.Join(names, " → ")
 }
 
-func printGatewayLine(out io.Writer, t time.Duration, phase string, w gatewayTally, catalog gateway.UpstreamStatus) {
+// gatewayLineFormat is the layout of the header and of the summary lines.
+const gatewayLineFormat = "%7s  %-20s %-14s %-14s %-15s %-14s %8s %7s %9s %4s  %-44s %-34s %-9s %-7s %-9s %8s %8s\n"
+
+func printGatewayHeader(out io.Writer) {
+	fmt.Fprintf(out, gatewayLineFormat, "t", "phase", "catalog", "reports", "recommendations",
+		"orders", "accepted", "pending", "delivered", "dead",
+		"fallbacks", "reasons", "breaker", "ejected", "unhealthy", "p50", "p99")
+}
+
+// printGatewayLine prints the interval w: the answers per route, then the
+// orders accepted since the start (total), pending in the queue now,
+// delivered and dead-lettered so far (oq), then the catalog's state.
+func printGatewayLine(out io.Writer, t time.Duration, phase string, w, total gatewayTally, catalog gateway.UpstreamStatus, oq ordersState) {
 	slices.Sort(w.latencies)
 	ejected, unhealthy := instancesOut(catalog)
-	fmt.Fprintf(out, "%7s  %-20s %-14s %-14s %-15s %-44s %-34s %-9s %-7s %-9s %8s %8s\n",
+	pending, dead := "?", "?" // the store did not answer within a second
+	if oq.known {
+		pending, dead = strconv.Itoa(oq.pending), strconv.Itoa(oq.dead)
+	}
+	fmt.Fprintf(out, gatewayLineFormat,
 		t, phase, w.routes["catalog"], w.routes["reports"], w.routes["recommendations"],
+		w.routes["orders"], strconv.Itoa(total.accepted), pending, strconv.Itoa(oq.delivered), dead,
 		formatFallbacks(w.fallbacks), formatCounts(w.reasons), catalog.Breaker.State, ejected, unhealthy,
 		percentile(w.latencies, 0.50).Round(time.Millisecond/10), percentile(w.latencies, 0.99).Round(time.Millisecond/10))
 }
@@ -447,6 +796,33 @@ func printGatewayTotals(out io.Writer, d time.Duration, t gatewayTally, catalog 
 	fmt.Fprintf(out, "  fallbacks: %s; reasons: %s\n", formatFallbacks(t.fallbacks), formatCounts(t.reasons))
 	fmt.Fprintf(out, "  catalog breaker %s, %s instances ejected, %s unhealthy; downstream requests: %s\n",
 		catalog.Breaker.State, ejected, unhealthy, strings.Join(calls, " "))
+}
+
+// printOrdersCheck prints where every order the clients saw accepted ended
+// up, read back from the store, and what the orders service recorded.
+func printOrdersCheck(out io.Writer, c jobsCheck, duplicates, peak int, ds *downstreamSet, interrupted bool) {
+	var book *orderBook
+	for _, s := range ds.sims {
+		if s.orders != nil {
+			book = s.orders
+		}
+	}
+	taken, redelivered, refused := book.counts()
+	unread := ""
+	if c.unread > 0 {
+		unread = fmt.Sprintf(" + %d unread (the store did not answer)", c.unread)
+	}
+	fmt.Fprintf(out, "  orders: %d accepted = %d delivered + %d dead + %d pending%s: %d lost (each job's status read back from the store)\n",
+		c.accepted, c.delivered, c.dead, c.pending, unread, c.lost)
+	fmt.Fprintf(out, "  orders: %d repeated Idempotency-Keys got their first job's id; at most %d pending at once; "+
+		"the orders service took %d orders (%d delivered twice) and refused %d invalid ones (422: dead-lettered)\n",
+		duplicates, peak, taken, redelivered, refused)
+	switch {
+	case interrupted && c.pending > 0:
+		fmt.Fprintf(out, "  interrupted: the %d pending orders go with the demo's temporary store\n", c.pending)
+	case c.pending > 0:
+		fmt.Fprintf(out, "  %d orders were still pending when the demo stopped waiting\n", c.pending)
+	}
 }
 
 // String formats the counts as "requests 2xx/4xx/5xx", and the requests

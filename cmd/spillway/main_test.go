@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -113,7 +116,7 @@ func TestDemoLibraryRefusesDuration(t *testing.T) {
 }
 
 func TestGatewayDemoConfigLoadsWithoutWarnings(t *testing.T) {
-	env := map[string]string{}
+	env := map[string]string{"DEMO_QUEUE_DIR": "/tmp/spillway-demo-test", "DEMO_ADMIN_TOKEN": "demo-token"}
 	for i, name := range demoDownstreams {
 		env["DEMO_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))] = "http://127.0.0.1:" + strconv.Itoa(9001+i)
 	}
@@ -127,7 +130,7 @@ func TestGatewayDemoConfigLoadsWithoutWarnings(t *testing.T) {
 	if len(warnings) > 0 {
 		t.Errorf("the demo's configuration has warnings: %v", warnings)
 	}
-	for _, name := range []string{"catalog", "catalog-replica", "reports", "recommendations"} {
+	for _, name := range []string{"catalog", "catalog-replica", "reports", "recommendations", "orders"} {
 		up := cfg.Upstreams[name]
 		if up == nil || up.Health == nil || up.Outlier.ConsecutiveFailures == 0 {
 			t.Errorf("upstream %s: missing, or without health checks or outlier ejection", name)
@@ -138,6 +141,23 @@ func TestGatewayDemoConfigLoadsWithoutWarnings(t *testing.T) {
 	}
 	if len(cfg.Routes[0].Fallback) != 3 {
 		t.Errorf("the catalog route's fallback chain has %d steps, want replica, stale cache, static", len(cfg.Routes[0].Fallback))
+	}
+	// The store goes in the demo's temporary directory, never in the
+	// working directory; the token opens the jobs and dead-letters API.
+	if cfg.Queue.Dir != env["DEMO_QUEUE_DIR"] || len(cfg.Queue.Servers) > 0 {
+		t.Errorf("queue: dir %q, servers %v; want the embedded store in DEMO_QUEUE_DIR", cfg.Queue.Dir, cfg.Queue.Servers)
+	}
+	if cfg.Admin.Token != env["DEMO_ADMIN_TOKEN"] {
+		t.Errorf("admin.token %q, want DEMO_ADMIN_TOKEN", cfg.Admin.Token)
+	}
+	var orders *config.Route
+	for _, r := range cfg.Routes {
+		if r.Name == "orders" {
+			orders = r
+		}
+	}
+	if orders == nil || orders.Async == nil || orders.Upstream != "orders" {
+		t.Fatalf("no async route orders delivering to the orders upstream: %+v", orders)
 	}
 }
 
@@ -194,7 +214,39 @@ func getOK(t *testing.T, client *http.Client, url string) string {
 	return string(b)
 }
 
+// getWith fetches url with the admin token (none when token is empty) and
+// returns the status and body.
+func getWith(t *testing.T, client *http.Client, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Errorf("GET %s: %v", url, err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// assertNoStoreLeft checks that the demo left no store behind: neither in
+// tmp (TMPDIR of the run) nor in the working directory.
+func assertNoStoreLeft(t *testing.T, tmp string) {
+	t.Helper()
+	if left, err := os.ReadDir(tmp); err != nil || len(left) > 0 {
+		t.Errorf("the demo left %v in its temporary directory (%v)", left, err)
+	}
+	if _, err := os.Stat("spillway-data"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the demo created ./spillway-data in the working directory (%v)", err)
+	}
+}
+
 func TestGatewayDemoServesFallbacksAndTheOptionalDefault(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	var out, errOut syncBuffer
 	var urls demoURLs
 	tr := &http.Transport{}
@@ -212,8 +264,18 @@ func TestGatewayDemoServesFallbacksAndTheOptionalDefault(t *testing.T) {
 		if n := len(st.Upstreams["catalog"].Instances); n != 2 {
 			t.Errorf("status lists %d catalog instances, want 2: %+v", n, st)
 		}
-		if body := getOK(t, client, u.Metrics); !strings.Contains(body, "spillway_requests_total") {
-			t.Error("the metrics lack spillway_requests_total")
+		if body := getOK(t, client, u.Metrics); !strings.Contains(body, "spillway_queue_pending") {
+			t.Error("the metrics lack spillway_queue_pending")
+		}
+		var job struct{ State string }
+		if err := json.Unmarshal([]byte(getOK(t, client, u.Job)), &job); err != nil || job.State == "" {
+			t.Errorf("the first order's status %s: %+v %v", u.Job, job, err)
+		}
+		if code, _ := getWith(t, client, u.DeadLetters, ""); code != http.StatusUnauthorized {
+			t.Errorf("dead letters without the token: %d, want 401", code)
+		}
+		if code, body := getWith(t, client, u.DeadLetters, u.Token); code != http.StatusOK || !strings.Contains(body, `"items"`) {
+			t.Errorf("dead letters with the token: %d %s", code, body)
 		}
 	}
 	o := demoOptions{phase: 100 * time.Millisecond, tick: 50 * time.Millisecond, workers: 4, pace: time.Millisecond}
@@ -224,7 +286,8 @@ func TestGatewayDemoServesFallbacksAndTheOptionalDefault(t *testing.T) {
 	if urls.Gateway == "" {
 		t.Fatal("ready was not called")
 	}
-	for _, want := range []string{"gateway  " + urls.Gateway, "status   " + urls.Status, "metrics  " + urls.Metrics} {
+	for _, want := range []string{"gateway  " + urls.Gateway, "status   " + urls.Status, "metrics  " + urls.Metrics,
+		"job      " + urls.Job, "Bearer " + urls.Token + "' '" + urls.DeadLetters + "'"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the output lacks %q:\n%s", want, text)
 		}
@@ -258,6 +321,50 @@ func TestGatewayDemoServesFallbacksAndTheOptionalDefault(t *testing.T) {
 	if strings.Contains(errOut.String(), "warning:") {
 		t.Errorf("the embedded configuration has warnings:\n%s", errOut.String())
 	}
+	checkOrders(t, text, false)
+	assertNoStoreLeft(t, tmp)
+}
+
+// checkOrders checks the orders columns of the summary lines and the final
+// check: every order accepted was delivered or dead-lettered (or, when
+// interrupted, is still pending), none lost.
+func checkOrders(t *testing.T, text string, interrupted bool) {
+	t.Helper()
+	if !regexp.MustCompile(`(?m)^ +t +phase .* orders +accepted +pending +delivered +dead `).MatchString(text) {
+		t.Errorf("the header lacks the orders columns:\n%s", text)
+	}
+	// A summary line: catalog, reports, recommendations, orders ("n 2xx/4xx/5xx"), then accepted, pending, delivered, dead.
+	if !regexp.MustCompile(`(?m)^ +\S+ +\S+ +(\d+ \d+/\d+/\d+ +){4}\d+ +(\d+|\?) +\d+ +(\d+|\?)  `).MatchString(text) {
+		t.Errorf("no summary line with the orders columns:\n%s", text)
+	}
+	m := regexp.MustCompile(`orders: (\d+) accepted = (\d+) delivered \+ (\d+) dead \+ (\d+) pending: (\d+) lost`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no final orders check:\n%s", text)
+	}
+	n := make([]int, len(m))
+	for i := 1; i < len(m); i++ {
+		n[i], _ = strconv.Atoi(m[i])
+	}
+	accepted, delivered, dead, pending, lost := n[1], n[2], n[3], n[4], n[5]
+	if accepted == 0 || lost != 0 || accepted != delivered+dead+pending {
+		t.Errorf("orders: %d accepted, %d delivered, %d dead, %d pending, %d lost:\n%s", accepted, delivered, dead, pending, lost, text)
+	}
+	if !strings.Contains(text, " 0 lost ") {
+		t.Errorf("the final check does not say 0 lost:\n%s", text)
+	}
+	if interrupted {
+		return
+	}
+	if pending != 0 || dead == 0 || delivered == 0 {
+		t.Errorf("a full run must end with every order delivered or dead-lettered, some of each: %d delivered, %d dead, %d pending:\n%s",
+			delivered, dead, pending, text)
+	}
+	if p := regexp.MustCompile(`at most (\d+) pending at once`).FindStringSubmatch(text); p == nil || p[1] == "0" {
+		t.Errorf("no order waited in the queue while orders was down:\n%s", text)
+	}
+	if strings.Contains(text, "did not drain") {
+		t.Errorf("the orders queue did not drain:\n%s", text)
+	}
 }
 
 // waitWriter closes seen once the output contains want.
@@ -277,6 +384,8 @@ func (w *waitWriter) Write(p []byte) (int, error) {
 }
 
 func TestGatewayDemoStopsCleanlyOnCancel(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// The first summary line of the first phase: the clients are running.
@@ -300,6 +409,8 @@ func TestGatewayDemoStopsCleanlyOnCancel(t *testing.T) {
 	if !strings.Contains(text, "interrupted") || !strings.Contains(text, "done after") {
 		t.Fatalf("no interrupt notice or final summary:\n%s", text)
 	}
+	checkOrders(t, text, true)
+	assertNoStoreLeft(t, tmp)
 }
 
 func TestGatewayDemoRejectsBadOptions(t *testing.T) {
