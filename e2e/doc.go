@@ -15,6 +15,18 @@
 // bad-config tests check the FILE:LINE:COL lines of config.Load and of the
 // real `spillway validate -c` binary.
 //
+// The async tests (async_*_test.go, one TestAsync) run the real `spillway
+// serve` binary with async routes: kill -9 and restart on the same embedded
+// store five times while clients post (every 202'd job delivered, none
+// applied twice by an upstream that dedupes on Idempotency-Key); an upstream
+// down for a while (attempts bounded while the breaker is open, everything
+// delivered after, in acceptance order on an ordered route); a poison job
+// dead-lettered after max_attempts, listed and replayed through the admin
+// API; a full store (503 queue_full) and an unavailable one (an external
+// nats-server started in the test, stopped and restarted: 503
+// queue_unavailable, then 202 again); and two gateways sharing one external
+// NATS server with every job delivered exactly once.
+//
 // It is a module of its own so that toxiproxy and its dependencies never enter
 // the root module's graph. The package has no API: everything is in its tests.
 // Run it with

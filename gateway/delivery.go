@@ -143,8 +143,13 @@ func (g *Gateway) stopWorkers(ws []*asyncWorker) {
 }
 
 // gate pauses a route's worker while its upstream's breaker is open: the
-// rest of the open time (one second for a forced-open breaker), so that no
+// rest of the open time up to maxPause (one second for a forced-open
+// breaker), so that no
 // attempt is burnt while it cannot succeed.
+// maxPause bounds a pause of delivery: the gate looks at the breaker again
+// at least this often, and a paused job comes back at least this soon.
+const maxPause = 5 * time.Second
+
 func (g *Gateway) gate(name string) func() time.Duration {
 	return func() time.Duration {
 		rt := g.table.Load().byName[name]
@@ -154,7 +159,7 @@ func (g *Gateway) gate(name string) func() time.Duration {
 		snap := rt.up.breaker.Snapshot()
 		switch {
 		case snap.RetryAfter > 0:
-			return snap.RetryAfter
+			return min(snap.RetryAfter, maxPause)
 		case snap.State == breaker.ForcedOpen:
 			return time.Second
 		}
@@ -255,6 +260,11 @@ func deliveryResult(ctx context.Context, up *upstream, resp *http.Response, err 
 			if !ok || ra <= 0 {
 				ra = time.Second
 			}
+			// The store keeps the delay, across a restart too: a paused
+			// job must not wait out a long open time that a restart or a
+			// manual reset ends. While the breaker stays open the gate
+			// fetches nothing anyway.
+			ra = min(ra, maxPause)
 			return queue.Result{Outcome: queue.Paused, Reason: string(spillway.ReasonOf(err)), RetryAfter: ra}
 		case ctx.Err() != nil:
 			// The worker is stopping: the job is left for redelivery.

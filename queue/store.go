@@ -18,9 +18,12 @@ import (
 
 // Defaults of Config, as its doc comments state them.
 const (
-	defaultDir          = "./spillway-data"
-	defaultMaxMemory    = 64 << 20
-	defaultMaxDisk      = 10 << 30
+	defaultDir       = "./spillway-data"
+	defaultMaxMemory = 64 << 20
+	defaultMaxDisk   = 10 << 30
+	// workQueueShare is the work stream's share of an embedded MaxDisk,
+	// in tenths.
+	workQueueShare      = 8
 	defaultSyncInterval = 2 * time.Minute
 	defaultDedupe       = time.Hour
 	defaultTimeout      = 2 * time.Second
@@ -219,6 +222,14 @@ func (q *queueImpl) newJS() error {
 // fresh cluster answers "no leader" or times out until it has elected one.
 func (q *queueImpl) setup(ctx context.Context) error {
 	replicas := q.cfg.Replicas
+	// Embedded, the work stream may fill only workQueueShare of MaxDisk:
+	// when it is full, new jobs are refused (queue_full) while the status
+	// records and dead letters of the jobs being delivered still have room
+	// — a delivery must be able to record itself to free space.
+	workMax := int64(-1)
+	if q.srv != nil {
+		workMax = q.cfg.MaxDisk / 10 * workQueueShare
+	}
 	steps := []struct {
 		what string
 		do   func(context.Context) error
@@ -234,6 +245,7 @@ func (q *queueImpl) setup(ctx context.Context) error {
 				Duplicates:  q.cfg.DedupeWindow,
 				Replicas:    replicas,
 				AllowDirect: true,
+				MaxBytes:    workMax,
 			})
 			return err
 		}},

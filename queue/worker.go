@@ -328,8 +328,14 @@ func (w *workerImpl) process(m jetstream.Msg) {
 			// Stored before the ack: a redelivery after a lost ack finds
 			// it and is not handed to the handler again.
 			rec.State = StateDelivered
-			w.putRecord(id, rec)
-			_ = m.Ack()
+			if !w.putRecord(id, rec) {
+				// The ack frees the job's space in the store: try again
+				// after it, so the status does not stay behind.
+				_ = m.Ack()
+				w.putRecord(id, rec)
+			} else {
+				_ = m.Ack()
+			}
 			w.report(res, false)
 			return
 		case Paused:
@@ -399,10 +405,14 @@ func (w *workerImpl) bury(ctx context.Context, m jetstream.Msg, j *Job, rec reco
 
 // putRecord writes a status record and waits for its ack. It does not
 // use the handler's context: a record is written even while stopping.
-func (w *workerImpl) putRecord(id string, rec record) {
+// putRecord writes the job's status record and reports whether the store
+// acknowledged it; a failure is logged.
+func (w *workerImpl) putRecord(id string, rec record) bool {
 	if err := w.q.putRecord(context.Background(), id, rec, w.p.Retention); err != nil {
 		w.q.log.Warn("queue: status write failed", "queue", w.name, "id", id, "error", err)
+		return false
 	}
+	return true
 }
 
 func (w *workerImpl) report(r Result, dead bool) {

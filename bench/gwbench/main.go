@@ -6,6 +6,7 @@
 // within the run (the 2 cores are shared by wrk, the proxy and the upstream).
 //
 //	go run ./gwbench -rounds 3 -duration 10s            # from bench/
+//	go run ./gwbench -scenario async -duration 10s      # an async route (wrk only)
 //
 // It needs wrk, nginx and haproxy on PATH (scripts/bench-deps.sh installs
 // them) and builds cmd/spillway itself. Nothing here runs in CI.
@@ -55,10 +56,20 @@ func main() {
 	only := flag.String("only", "", "comma-separated targets to run (default: all)")
 	flag.BoolVar(&scenarios, "scenarios", true, "also run the fail-fast, added-latency and black-hole scenarios")
 	flag.IntVar(&latencyRounds, "latency-rounds", 3, "interleaved rounds of the added-latency scenario")
+	scenario := flag.String("scenario", "", `"async": measure an async route (accepted/s, delivery jobs/s) instead of the proxy targets`)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *repo, *rounds, *duration, *conns, *only); err != nil {
+	var err error
+	switch *scenario {
+	case "":
+		err = run(ctx, *repo, *rounds, *duration, *conns, *only)
+	case "async":
+		err = runAsyncScenario(ctx, *repo, *duration, *conns)
+	default:
+		err = fmt.Errorf("unknown -scenario %q (want async, or none)", *scenario)
+	}
+	if err != nil {
 		log.Fatal(err)
 	}
 }
