@@ -4,7 +4,7 @@ MODULES   := . bench e2e
 # -race with 2 cores: keep the suite well under CI's 15-minute budget.
 TESTFLAGS ?= -race -count=1 -timeout=10m
 
-.PHONY: test deps vet unit e2e bench-smoke bench bench-gateway fuzz demo
+.PHONY: test deps vet unit e2e bench-smoke bench bench-gateway bench-async fuzz demo
 
 # The unit tests run last, so that the run closes on their results.
 test: deps vet bench-smoke e2e unit
@@ -40,6 +40,13 @@ ROUNDS ?= 3
 bench-gateway:
 	@./scripts/bench-deps.sh
 	cd bench && $(GO) run ./gwbench -rounds $(ROUNDS) -duration 10s
+
+# An async route: accepted jobs/s (202) and p99 with the embedded store, 256 B
+# and 64 KiB bodies, default sync and sync: always; then the delivery rate to a
+# healthy upstream (not part of CI; about 2 minutes).
+bench-async:
+	@./scripts/bench-deps.sh
+	cd bench && $(GO) run ./gwbench -scenario async -duration 10s
 
 # Each package's FuzzConfig for FUZZTIME; CI runs their seed corpora as tests.
 FUZZTIME ?= 30s
