@@ -10,6 +10,9 @@ import (
 
 // accessLine is one access-log record.
 type accessLine struct {
+	// time is the line's time: when the request ended, read once for the
+	// duration and the line.
+	time                          time.Time
 	route, upstream, method, path string
 	status                        int
 	duration                      time.Duration
@@ -26,7 +29,7 @@ func writeAccessLine(w io.Writer, l accessLine) {
 	bp := lineBuffers.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"time":"`...)
-	b = time.Now().AppendFormat(b, time.RFC3339Nano)
+	b = l.time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"INFO","msg":"request","route":`...)
 	b = appendJSONString(b, l.route)
 	b = append(b, `,"upstream":`...)

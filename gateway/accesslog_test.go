@@ -9,7 +9,7 @@ import (
 
 func TestAccessLineIsTheJSONOfSlog(t *testing.T) {
 	var buf bytes.Buffer
-	writeAccessLine(&buf, accessLine{route: "catalog", upstream: "catalog", method: "GET", path: "/items/\"x\"\\\n\x01\xff/ü",
+	writeAccessLine(&buf, accessLine{time: time.Now(), route: "catalog", upstream: "catalog", method: "GET", path: "/items/\"x\"\\\n\x01\xff/ü",
 		status: 503, duration: 1500 * time.Microsecond, attempts: 3, outcome: "fallback", reason: "breaker_open", fallback: "static"})
 	line := buf.Bytes()
 	if !bytes.HasSuffix(line, []byte("}\n")) || bytes.Count(line, []byte("\n")) != 1 {

@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"slices"
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spillway-dev/spillway"
@@ -66,24 +69,118 @@ func newMetrics(reg *prometheus.Registry, g *Gateway) (*metrics, error) {
 	return m, nil
 }
 
-// observer turns the policies' events of upstream name into metrics.
-func (m *metrics) observer(name string) spillway.Observer {
-	return spillway.ObserverFunc(func(e spillway.Event) {
-		switch e.Kind {
-		case spillway.EventAttempt:
-			if spillway.ReasonOf(e.Err) == spillway.ReasonNoHealthyInstance {
-				return // no attempt was sent; counted as a rejection
-			}
-			m.attempts.WithLabelValues(name, attemptResult(e.Err)).Inc()
-			m.attemptDur.WithLabelValues(name).Observe(e.Duration.Seconds())
-		case spillway.EventRetry:
-			m.retries.WithLabelValues(name).Inc()
-		case spillway.EventRejection:
-			m.rejected.WithLabelValues(name, string(e.Reason)).Inc()
-		case spillway.EventTransition:
-			m.transitions.WithLabelValues(name, e.From, e.To).Inc()
+// child is a metric child (a counter or an observer of fixed label values)
+// resolved by its first use and read without a lookup after:
+// WithLabelValues hashes the label values and takes the vector's lock on
+// every call, and the gateway feeds several series per request. A series
+// appears on /metrics when first fed, as with WithLabelValues.
+type child[M any] struct{ p atomic.Pointer[M] }
+
+// get returns the child, resolving it on first use (concurrent first uses
+// resolve the same child).
+func (c *child[M]) get(resolve func() M) M {
+	if m := c.p.Load(); m != nil {
+		return *m
+	}
+	m := resolve()
+	c.p.Store(&m)
+	return m
+}
+
+// outcomes are the values of the label outcome of spillway_requests_total.
+var outcomes = [...]string{outcomeSuccess, outcomeUpstream5xx, outcomeFallback, outcomeError, outcomeNoRoute,
+	outcomeCanceled, outcomeAccepted}
+
+// fallbackKinds are the values of the label kind of spillway_fallback_total.
+var fallbackKinds = [...]string{FallbackReplica, FallbackStaleCache, FallbackStatic, FallbackDefault}
+
+// attemptResults are the values of the label result of
+// spillway_upstream_attempts_total.
+var attemptResults = [...]string{resultSuccess, resultStatus, resultConnect, resultTimeout, resultReset,
+	resultCanceled, resultError}
+
+// rejections are the reasons of the local refusals, the values of the label
+// reason of spillway_rejected_total.
+var rejections = [...]spillway.Reason{spillway.ReasonBreakerOpen, spillway.ReasonBulkheadFull,
+	spillway.ReasonBudgetExhausted, spillway.ReasonNoHealthyInstance, spillway.ReasonThrottled}
+
+// routeMetrics are the metric children of one route.
+type routeMetrics struct {
+	requests  [len(outcomes)]child[prometheus.Counter]
+	duration  child[prometheus.Observer]
+	fallbacks [len(fallbackKinds)]child[prometheus.Counter]
+}
+
+// request counts a request of route rt (nil: none matched) that ended with
+// outcome, and observes its duration d (in seconds) when a route matched.
+func (m *metrics) request(rt *route, outcome string, d float64) {
+	i := slices.Index(outcomes[:], outcome)
+	if rt == nil || i < 0 {
+		name := ""
+		if rt != nil {
+			name = rt.cfg.Name
+			m.duration.WithLabelValues(name).Observe(d)
 		}
-	})
+		m.requests.WithLabelValues(name, outcome).Inc()
+		return
+	}
+	rt.metrics.requests[i].get(func() prometheus.Counter { return m.requests.WithLabelValues(rt.cfg.Name, outcome) }).Inc()
+	rt.metrics.duration.get(func() prometheus.Observer { return m.duration.WithLabelValues(rt.cfg.Name) }).Observe(d)
+}
+
+// fallback counts a degraded answer of kind on route rt.
+func (m *metrics) fallback(rt *route, kind string) {
+	i := slices.Index(fallbackKinds[:], kind)
+	if i < 0 {
+		m.fallbacks.WithLabelValues(rt.cfg.Name, kind).Inc()
+		return
+	}
+	rt.metrics.fallbacks[i].get(func() prometheus.Counter { return m.fallbacks.WithLabelValues(rt.cfg.Name, kind) }).Inc()
+}
+
+// upstreamMetrics turns the policies' events of one upstream into metrics:
+// it is the Observer of the upstream's policies.
+type upstreamMetrics struct {
+	m          *metrics
+	name       string
+	attempts   [len(attemptResults)]child[prometheus.Counter]
+	attemptDur child[prometheus.Observer]
+	retries    child[prometheus.Counter]
+	rejected   [len(rejections)]child[prometheus.Counter]
+}
+
+func (m *metrics) upstream(name string) *upstreamMetrics { return &upstreamMetrics{m: m, name: name} }
+
+func (u *upstreamMetrics) Observe(e spillway.Event) {
+	switch e.Kind {
+	case spillway.EventAttempt:
+		if e.Err != nil && spillway.ReasonOf(e.Err) == spillway.ReasonNoHealthyInstance {
+			return // no attempt was sent; counted as a rejection
+		}
+		result := attemptResult(e.Err)
+		if i := slices.Index(attemptResults[:], result); i >= 0 {
+			u.attempts[i].get(func() prometheus.Counter { return u.m.attempts.WithLabelValues(u.name, result) }).Inc()
+		} else {
+			u.m.attempts.WithLabelValues(u.name, result).Inc()
+		}
+		u.attemptDur.get(func() prometheus.Observer { return u.m.attemptDur.WithLabelValues(u.name) }).Observe(e.Duration.Seconds())
+	case spillway.EventRetry:
+		u.retries.get(func() prometheus.Counter { return u.m.retries.WithLabelValues(u.name) }).Inc()
+	case spillway.EventRejection:
+		u.reject(e.Reason)
+	case spillway.EventTransition:
+		u.m.transitions.WithLabelValues(u.name, e.From, e.To).Inc()
+	}
+}
+
+// reject counts a call refused locally for reason.
+func (u *upstreamMetrics) reject(reason spillway.Reason) {
+	i := slices.Index(rejections[:], reason)
+	if i < 0 {
+		u.m.rejected.WithLabelValues(u.name, string(reason)).Inc()
+		return
+	}
+	u.rejected[i].get(func() prometheus.Counter { return u.m.rejected.WithLabelValues(u.name, string(reason)) }).Inc()
 }
 
 var (

@@ -43,15 +43,22 @@ const (
 
 // exchange is the state of one request as it goes through the proxy, the
 // Transport and the fallback chain. Only the goroutine serving the request
-// touches it.
+// touches it. It is the context of the request the proxy gets: ctx carrying
+// the exchange itself as a value, which spares a context.WithValue. It holds
+// what each request needs once (the recorder, the first attempt's URL and
+// instance body), which spares their allocations.
 type exchange struct {
 	// in is the inbound request, whose method, host, path and headers key
-	// the stale cache.
-	in    *http.Request
-	route *route
+	// the stale cache; out is its copy for the proxy, made by request.
+	in, out *http.Request
+	route   *route
 	// ctx is the request's context with the time budget of its
 	// Spillway-Timeout-Ms header: when it ends, the caller is done.
 	ctx context.Context
+	rec recorder
+	// url and body are the first attempt's (see picker.RoundTrip).
+	url  url.URL
+	body instanceBody
 	// up is the upstream of the current phase (the route's, then a
 	// replica's) and totalKey its Transport downstream.
 	up       *upstream
@@ -75,6 +82,27 @@ type exchangeKey struct{}
 func exchangeOf(ctx context.Context) *exchange {
 	x, _ := ctx.Value(exchangeKey{}).(*exchange)
 	return x
+}
+
+func (x *exchange) Deadline() (time.Time, bool) { return x.ctx.Deadline() }
+func (x *exchange) Done() <-chan struct{}       { return x.ctx.Done() }
+func (x *exchange) Err() error                  { return x.ctx.Err() }
+
+func (x *exchange) Value(key any) any {
+	if key == (exchangeKey{}) {
+		return x
+	}
+	return x.ctx.Value(key)
+}
+
+// request returns the inbound request's copy for the proxy, under the
+// exchange's context, making it on first use: a request that fails fast
+// needs none.
+func (x *exchange) request() *http.Request {
+	if x.out == nil {
+		x.out = x.in.WithContext(x)
+	}
+	return x.out
 }
 
 // copyBufferSize is the size of the ReverseProxy's copy buffers.
@@ -171,8 +199,9 @@ func modifyResponse(resp *http.Response) error {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	t := g.table.Load()
-	rec := &recorder{ResponseWriter: w}
 	x := &exchange{ctx: r.Context(), in: r}
+	rec := &x.rec
+	rec.ResponseWriter = w
 	defer func() {
 		p := recover()
 		if p != nil {
@@ -227,26 +256,25 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 	}
 	x.ctx = ctx
-	req := r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
 	if rt.cfg.Optional && isOpen(rt.up.breaker.State()) {
 		g.static(rec, x, rt.cfg.Default, FallbackDefault)
 		return
 	}
 	var body []byte
-	replayable := req.Body == nil || req.Body == http.NoBody
+	replayable := r.Body == nil || r.Body == http.NoBody
 	if rt.hasReplica && !replayable {
 		var err error
-		if body, replayable, err = bufferBody(req, rt.up.cfg.MaxReplayBody); err != nil {
+		if body, replayable, err = bufferBody(x.request(), rt.up.cfg.MaxReplayBody); err != nil {
 			g.failed(rec, x, err)
 			return
 		}
 	}
-	if !spillwayhttp.Idempotent(req) && req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+	if !replayable && !spillwayhttp.Idempotent(r) && r.GetBody == nil {
 		// Never retried: spare the Transport the buffering of the body.
-		req.GetBody = errNoReplay
+		x.request().GetBody = errNoReplay
 	}
 	x.intercept = len(rt.chain) > 0 || rt.cfg.Optional
-	err := g.phase(rec, req, x, rt.up, rt.totalKey, "")
+	err := g.phase(rec, x, rt.up, rt.totalKey, "")
 	if err == nil {
 		return
 	}
@@ -257,21 +285,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, s := range rt.chain {
 		switch {
 		case s.replica != nil:
-			if !replayable || !(spillwayhttp.Idempotent(req) || spillway.IsRejection(err)) || x.ctx.Err() != nil {
+			if !replayable || !(spillwayhttp.Idempotent(r) || spillway.IsRejection(err)) || x.ctx.Err() != nil {
 				continue
 			}
 			if body != nil {
-				req.Body = io.NopCloser(bytes.NewReader(body))
+				x.request().Body = io.NopCloser(bytes.NewReader(body))
 			}
-			if g.phase(rec, req, x, s.replica, s.replica.cfg.Timeouts.Total.String(), FallbackReplica) == nil {
-				g.metrics.fallbacks.WithLabelValues(rt.cfg.Name, FallbackReplica).Inc()
+			if g.phase(rec, x, s.replica, s.replica.cfg.Timeouts.Total.String(), FallbackReplica) == nil {
+				g.metrics.fallback(rt, FallbackReplica)
 				x.outcome = outcomeFallback
 				return
 			}
 		case s.cache != nil:
 			if e, ok := s.cache.lookup(r); ok {
 				x.fallback, x.outcome, x.reason = FallbackStaleCache, outcomeFallback, string(spillway.ReasonOf(err))
-				g.metrics.fallbacks.WithLabelValues(rt.cfg.Name, FallbackStaleCache).Inc()
+				g.metrics.fallback(rt, FallbackStaleCache)
 				e.serve(rec, r, time.Now())
 				return
 			}
@@ -284,9 +312,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.failed(rec, x, err)
 }
 
-// phase proxies req to up; it returns nil when an answer was written, or the
-// failure (nothing written) for the fallback chain.
-func (g *Gateway) phase(w http.ResponseWriter, req *http.Request, x *exchange, up *upstream, totalKey, phase string) error {
+// phase proxies x's request to up; it returns nil when an answer was
+// written, or the failure (nothing written) for the fallback chain.
+func (g *Gateway) phase(w http.ResponseWriter, x *exchange, up *upstream, totalKey, phase string) error {
 	x.up, x.totalKey, x.phase, x.err, x.prev = up, totalKey, phase, nil, nil
 	if phase != "" {
 		x.intercept = true
@@ -296,21 +324,20 @@ func (g *Gateway) phase(w http.ResponseWriter, req *http.Request, x *exchange, u
 	}
 	inst, err := up.pool.Pick(nil)
 	if err != nil {
-		g.metrics.rejected.WithLabelValues(up.name, string(spillway.ReasonNoHealthyInstance)).Inc()
+		up.metrics.reject(spillway.ReasonNoHealthyInstance)
 		return err
 	}
 	x.preset = inst
-	g.proxy.ServeHTTP(w, req)
+	g.proxy.ServeHTTP(w, x.request())
 	x.preset = nil
 	if x.err == nil {
 		return nil
 	}
 	err = x.err
-	var sf *statusFailure
 	switch {
-	case errors.As(err, &sf):
+	case isType[*statusFailure](err):
 		err = &spillway.Error{Code: spillway.ReasonUpstreamError, Policy: "gateway", Name: up.name, Err: err}
-	case x.ctx.Err() != nil && req.Context().Err() != nil:
+	case x.ctx.Err() != nil:
 		// The client's context or its announced budget ended.
 		err = context.Cause(x.ctx)
 	}
@@ -319,8 +346,9 @@ func (g *Gateway) phase(w http.ResponseWriter, req *http.Request, x *exchange, u
 
 // failed writes the error answer for err, after the fallback chain.
 func (g *Gateway) failed(w http.ResponseWriter, x *exchange, err error) {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	// Only a request body can be too large; errors.AsType allocates, and
+	// the answers of a failing upstream are a hot path.
+	if x.in.Body != http.NoBody && isType[*http.MaxBytesError](err) {
 		g.local(w, x, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "the request body is too large")
 		return
 	}
@@ -335,7 +363,7 @@ func (g *Gateway) failed(w http.ResponseWriter, x *exchange, err error) {
 // static writes a fixed answer of kind (static or default).
 func (g *Gateway) static(w http.ResponseWriter, x *exchange, s *config.Static, kind string) {
 	x.fallback, x.outcome = kind, outcomeFallback
-	g.metrics.fallbacks.WithLabelValues(x.route.cfg.Name, kind).Inc()
+	g.metrics.fallback(x.route, kind)
 	h := w.Header()
 	for k, v := range s.Headers {
 		h.Set(k, v)
@@ -366,7 +394,8 @@ func (g *Gateway) local(w http.ResponseWriter, x *exchange, status int, reason, 
 
 // finish records the request's metrics and access log line.
 func (g *Gateway) finish(x *exchange, rec *recorder, r *http.Request, start time.Time) {
-	d := time.Since(start)
+	end := time.Now()
+	d := end.Sub(start)
 	routeName, upName := "", ""
 	if x.route != nil {
 		routeName = x.route.cfg.Name
@@ -385,12 +414,9 @@ func (g *Gateway) finish(x *exchange, rec *recorder, r *http.Request, start time
 			outcome = outcomeSuccess
 		}
 	}
-	g.metrics.requests.WithLabelValues(routeName, outcome).Inc()
-	if x.route != nil {
-		g.metrics.duration.WithLabelValues(routeName).Observe(d.Seconds())
-	}
+	g.metrics.request(x.route, outcome, d.Seconds())
 	if g.opts.AccessLogWriter != nil {
-		writeAccessLine(g.opts.AccessLogWriter, accessLine{route: routeName, upstream: upName, method: r.Method,
+		writeAccessLine(g.opts.AccessLogWriter, accessLine{time: end, route: routeName, upstream: upName, method: r.Method,
 			path: r.URL.Path, status: rec.statusOr200(), duration: d, attempts: x.attempts, outcome: outcome,
 			reason: x.reason, fallback: x.fallback})
 		return

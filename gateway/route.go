@@ -22,6 +22,7 @@ type route struct {
 	// hasReplica is set when the chain has an upstream step: request bodies
 	// are then buffered so that the replica can be sent the same body.
 	hasReplica bool
+	metrics    routeMetrics
 }
 
 // step is one step of a fallback chain: exactly one field is set.

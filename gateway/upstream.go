@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -37,6 +38,7 @@ type upstream struct {
 	base    http.RoundTripper
 	ownBase bool
 	on      retryOn
+	metrics *upstreamMetrics
 }
 
 // retryOn is config.Retry.On resolved: what a failed attempt must have been
@@ -75,7 +77,7 @@ func noneIfZero(v float64) float64 {
 }
 
 func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) {
-	obs := m.observer(u.Name)
+	obs := m.upstream(u.Name)
 	bc := breaker.Config{
 		Name: u.Name, MinCalls: u.Breaker.MinCalls, FailureRate: u.Breaker.FailureRate,
 		SlowCallDuration: u.Breaker.SlowCall.Duration, SlowCallRate: u.Breaker.SlowCall.Rate,
@@ -143,16 +145,20 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 	if err != nil {
 		return nil, err
 	}
-	up := &upstream{name: u.Name, cfg: *u, pool: p, breaker: br, budget: budget, bulkhead: bh, on: parseRetryOn(u.Retry.On)}
+	up := &upstream{name: u.Name, cfg: *u, pool: p, breaker: br, budget: budget, bulkhead: bh, on: parseRetryOn(u.Retry.On),
+		metrics: obs}
 	up.base, up.ownBase = o.Base, false
 	if up.base == nil {
-		up.base, up.ownBase = spillwayhttp.NewBaseTransport(spillwayhttp.Timeouts{
-			Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt,
-		}), true
+		base := spillwayhttp.NewBaseTransport(spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt})
+		// Its wait for the response headers is bounded by the attempt limit,
+		// whose timer starts earlier (before the dial) and fires first: a
+		// second timer per request would never fire.
+		base.ResponseHeaderTimeout = 0
+		up.base, up.ownBase = base, true
 	}
 	policies := spillwayhttp.Downstream{Breaker: br, Retry: rp, Bulkhead: bh}
 	up.transport, err = spillwayhttp.New(spillwayhttp.Config{
-		Base: &picker{up: up, m: m},
+		Base: &picker{up: up},
 		// A downstream per total limit: the routes that override the
 		// upstream's total share its policies under another key.
 		Key: func(r *http.Request) string { return exchangeOf(r.Context()).totalKey },
@@ -168,12 +174,15 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 		Retryable:     up.retryable,
 		MaxReplayBody: u.MaxReplayBody,
 		Observer:      obs,
+		// The proxy's outgoing request, whose header it copied: the
+		// deadline header goes into it.
+		ReuseHeader: true,
 	})
 	if err != nil {
 		return nil, err
 	}
 	up.delivery, err = spillwayhttp.New(spillwayhttp.Config{
-		Base: &picker{up: up, m: m},
+		Base: &picker{up: up},
 		Key:  func(r *http.Request) string { return exchangeOf(r.Context()).totalKey },
 		NewDownstream: func(key string) (*spillwayhttp.Downstream, error) {
 			total, err := time.ParseDuration(key)
@@ -280,11 +289,12 @@ func isNetTimeout(err error) bool {
 // picker is the Transport's base: it sends each attempt to an instance of
 // the pool (the one the gateway picked before the first attempt, then one
 // other than the previous attempt's) and tells the instance how it went.
-type picker struct {
-	up *upstream
-	m  *metrics
-}
+type picker struct{ up *upstream }
 
+// RoundTrip sets the instance on req, the Transport's request of this
+// attempt (see spillwayhttp.Config.Base). The first attempt's URL and
+// instance body live in the exchange; a later attempt's are its own, as the
+// previous attempt's request may still be read by the base transport.
 func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	x := exchangeOf(req.Context())
 	inst := x.preset
@@ -295,14 +305,17 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 			if req.Body != nil {
 				req.Body.Close()
 			}
-			p.m.rejected.WithLabelValues(p.up.name, string(spillway.ReasonNoHealthyInstance)).Inc()
+			p.up.metrics.reject(spillway.ReasonNoHealthyInstance)
 			return nil, err
 		}
 	}
 	x.prev = inst
 	x.attempts++
-	out := *req
-	u := *req.URL
+	u, body := &x.url, &x.body
+	if x.attempts > 1 {
+		u, body = new(url.URL), new(instanceBody)
+	}
+	*u = *req.URL
 	u.Scheme, u.Host = inst.URL.Scheme, inst.URL.Host
 	if base := inst.URL.Path; base != "" && base != "/" {
 		u.Path = joinPath(base, u.Path)
@@ -310,15 +323,16 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 			u.RawPath = joinPath(inst.URL.EscapedPath(), u.RawPath)
 		}
 	}
-	out.URL = &u
-	out.Host = ""
+	req.URL = u
+	req.Host = ""
 	inst.Begin()
-	resp, err := p.up.base.RoundTrip(&out)
+	resp, err := p.up.base.RoundTrip(req)
 	if err != nil {
 		inst.End(x.ctx.Err() == nil)
 		return nil, err
 	}
-	resp.Body = &instanceBody{ReadCloser: resp.Body, inst: inst, x: x, failed: resp.StatusCode >= 500}
+	body.ReadCloser, body.inst, body.x, body.failed = resp.Body, inst, x, resp.StatusCode >= 500
+	resp.Body = body
 	return resp, nil
 }
 

@@ -1,11 +1,12 @@
 package spillwayhttp
 
 import (
-	"encoding/json"
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/bulkhead"
@@ -67,18 +68,6 @@ func Protect(b *bulkhead.Bulkhead, next http.Handler, opts ...ProtectOption) htt
 	})
 }
 
-// errorBody is the brief's JSON error answer.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Reason            spillway.Reason `json:"reason"`
-	Upstream          string          `json:"upstream"`
-	Message           string          `json:"message"`
-	RetryAfterSeconds int64           `json:"retry_after_seconds,omitempty"`
-}
-
 // messages are the error bodies' messages, one per reason. They are fixed
 // sentences, not err.Error(), which may name internal hosts or addresses.
 var messages = map[spillway.Reason]string{
@@ -122,25 +111,110 @@ func WriteError(w http.ResponseWriter, err error, upstream string) {
 	if reason == "" {
 		reason = spillway.ReasonUpstreamError
 	}
-	d := errorDetail{Reason: reason, Upstream: upstream, Message: messages[reason]}
-	if d.Message == "" {
-		d.Message = string(reason)
+	msg := messages[reason]
+	if msg == "" {
+		msg = string(reason)
 	}
+	var retryAfter int64
 	if ra, ok := spillway.RetryAfterOf(err); ok && ra > 0 {
-		d.RetryAfterSeconds = int64(math.Ceil(ra.Seconds()))
+		retryAfter = int64(math.Ceil(ra.Seconds()))
 	}
-	body, merr := json.Marshal(errorBody{Error: d})
-	if merr != nil {
-		// A struct of strings and an integer always marshals.
-		panic(merr)
-	}
+	bp := errorBodies.Get().(*[]byte)
+	body := appendErrorBody((*bp)[:0], reason, upstream, msg, retryAfter)
+	// The values share one array, as in http.Header.Clone, each capped so
+	// that appending to one never overwrites the next; the keys are
+	// canonical.
+	v := make([]string, 4)
+	v[0], v[1], v[2] = "application/json", string(reason), strconv.Itoa(len(body))
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set(ReasonHeader, string(reason))
-	if d.RetryAfterSeconds > 0 {
-		h.Set("Retry-After", strconv.FormatInt(d.RetryAfterSeconds, 10))
+	h["Content-Type"], h[ReasonHeader], h["Content-Length"] = v[0:1:1], v[1:2:2], v[2:3:3]
+	if retryAfter > 0 {
+		v[3] = strconv.FormatInt(retryAfter, 10)
+		h["Retry-After"] = v[3:4:4]
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(StatusOf(reason))
 	_, _ = w.Write(body)
+	*bp = body
+	errorBodies.Put(bp)
+}
+
+// errorBodies lends WriteError the buffers it encodes its bodies in: an
+// error answer is the fast path of a failing downstream, served at the rate
+// of a Go server's own answers.
+var errorBodies = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// appendErrorBody appends the brief's error body, as encoding/json would
+// marshal it from
+//
+//	{Error: {Reason, Upstream, Message string; RetryAfterSeconds int64 `json:",omitempty"`}}
+//
+// (HTML characters escaped), without its reflection.
+func appendErrorBody(b []byte, reason spillway.Reason, upstream, msg string, retryAfter int64) []byte {
+	b = append(b, `{"error":{"reason":`...)
+	b = appendJSONString(b, string(reason))
+	b = append(b, `,"upstream":`...)
+	b = appendJSONString(b, upstream)
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, msg)
+	if retryAfter != 0 {
+		b = append(b, `,"retry_after_seconds":`...)
+		b = strconv.AppendInt(b, retryAfter, 10)
+	}
+	return append(b, "}}"...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as encoding/json marshals a string: quotes,
+// backslashes and control characters escaped (\b, \f, \n, \r, \t
+// short), <, > and & escaped for HTML, U+2028 and U+2029 escaped, invalid
+// UTF-8 replaced by U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

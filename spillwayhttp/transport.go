@@ -158,7 +158,10 @@ const DefaultMaxReplayBody = 1 << 20
 // classification and retry rule.
 type Config struct {
 	// Base sends the attempts. Default NewBaseTransport(DefaultTimeouts), a
-	// transport of the Transport's own.
+	// transport of the Transport's own. Each attempt hands it a request of
+	// the attempt's own (a shallow copy with the attempt's context, body and
+	// header), whose fields Base may set, to send it elsewhere for
+	// instance, without copying it again; what they point to is shared.
 	Base http.RoundTripper
 	// Key names the downstream a request goes to; each key gets its own
 	// policies. Default: the request URL's host (host:port as written).
@@ -195,6 +198,14 @@ type Config struct {
 	// cuts a request short; the default downstreams' policies report to it
 	// too. Default nil.
 	Observer spillway.Observer
+	// ReuseHeader lets the first attempt of a request carry TimeoutHeader in
+	// the request's own Header instead of a copy of it, which spares a copy
+	// per request; retries always get a copy. Set it only when the requests
+	// are the Transport's alone once handed over and their Header may be
+	// changed, as with the outgoing requests of an httputil.ReverseProxy,
+	// which copied the inbound headers for them. Default false: RoundTrip
+	// does not modify the request, as http.RoundTripper asks.
+	ReuseHeader bool
 }
 
 // Transport is an http.RoundTripper that sends each request through the
@@ -213,6 +224,7 @@ type Transport struct {
 	anyRetryable bool
 	maxReplay    int64
 	obs          spillway.Observer
+	reuseHeader  bool
 
 	// ds is a copy-on-write map: the hot path loads it without any lock or
 	// allocation; mu serialises the creation of downstreams.
@@ -257,6 +269,7 @@ func New(cfg Config) (*Transport, error) {
 	t := &Transport{
 		base: cfg.Base, key: cfg.Key, newDS: cfg.NewDownstream, classify: cfg.Classify,
 		retryable: cfg.Retryable, anyRetryable: cfg.Retryable != nil, maxReplay: cfg.MaxReplayBody, obs: cfg.Observer,
+		reuseHeader: cfg.ReuseHeader,
 	}
 	if t.base == nil {
 		t.base = NewBaseTransport(DefaultTimeouts)
@@ -495,9 +508,13 @@ func (t *Transport) attempt(ctx context.Context, req *http.Request, ds *downstre
 	}
 	out := req.WithContext(a.ctx)
 	out.Body = body
-	out.Header = req.Header.Clone()
-	if out.Header == nil {
-		out.Header = make(http.Header, 1)
+	if n > 1 || !t.reuseHeader || out.Header == nil {
+		// A retry's copy: the previous attempt's request may still be read
+		// by the base transport (its body being written).
+		out.Header = req.Header.Clone()
+		if out.Header == nil {
+			out.Header = make(http.Header, 1)
+		}
 	}
 	switch {
 	case budget > 0 && budget == ds.attempt:

@@ -501,6 +501,43 @@ func TestRoundTripDoesNotModifyTheRequest(t *testing.T) {
 	}
 }
 
+// roundTripFunc adapts a function to http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestReuseHeaderSetsTheDeadlineInTheRequestsOwnHeaderOnTheFirstAttemptOnly(t *testing.T) {
+	var attempts []http.Header
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		attempts = append(attempts, r.Header)
+		r.Header.Set("X-Attempt", strconv.Itoa(len(attempts)))
+		status := http.StatusServiceUnavailable
+		if len(attempts) == 2 {
+			status = http.StatusOK
+		}
+		return &http.Response{StatusCode: status, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	})
+	tr := transport(t, spillwayhttp.Config{Base: base, ReuseHeader: true},
+		&spillwayhttp.Downstream{Retry: fastRetry(t, retry.Config{NoBudget: true})})
+	req, _ := http.NewRequest(http.MethodGet, "http://upstream/", nil)
+	req.Header.Set("X-Test", "1")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(attempts) != 2 || resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d attempts, status %d; want 2, 200", len(attempts), resp.StatusCode)
+	}
+	// The first attempt's header is the request's own; the retry's a copy.
+	if req.Header.Get(spillwayhttp.TimeoutHeader) == "" || req.Header.Get("X-Attempt") != "1" {
+		t.Errorf("request header %v, want the first attempt's", req.Header)
+	}
+	if h := attempts[1]; h.Get("X-Test") != "1" || h.Get(spillwayhttp.TimeoutHeader) == "" || h.Get("X-Attempt") != "2" {
+		t.Errorf("retry header %v, want a copy with its own deadline", h)
+	}
+}
+
 func TestDownstreamsAreMadeOncePerKey(t *testing.T) {
 	s1 := newServer(t, func(w http.ResponseWriter, r *http.Request, n int64) {})
 	s2 := newServer(t, func(w http.ResponseWriter, r *http.Request, n int64) {})
