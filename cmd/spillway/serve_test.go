@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -681,5 +682,18 @@ func TestServeAsyncRouteStoresDeliversAndStops(t *testing.T) {
 	}
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) == 0 {
 		t.Errorf("the store directory is empty: %v", err)
+	}
+}
+
+func TestTuneGCRaisesTheTargetUnlessGOGCIsSet(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	tuneGC(func(string) string { return "50" })
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set: GC percent %d, want it left at 100", got)
+	}
+	tuneGC(func(string) string { return "" })
+	if got := debug.SetGCPercent(100); got != gatewayGCPercent {
+		t.Errorf("without GOGC: GC percent %d, want %d", got, gatewayGCPercent)
 	}
 }
