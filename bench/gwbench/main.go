@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,7 +46,12 @@ func main() {
 			serveBlackHole(os.Args[2])
 			return
 		case "rproxy":
-			serveReverseProxy(os.Args[2], os.Args[3], os.Args[4] == "pool")
+			if os.Args[4] == "pool+gogc400" {
+				// The collector setting spillway serve uses by default, so
+				// that its share of the difference can be told apart.
+				debug.SetGCPercent(400)
+			}
+			serveReverseProxy(os.Args[2], os.Args[3], os.Args[4] != "bare")
 			return
 		}
 	}
@@ -184,11 +190,8 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 	}
 	targets := []target{{"upstream", "http://" + up + "/"}}
 
-	for _, pooled := range []bool{false, true} {
-		addr, name, mode := freeAddr(), "reverseproxy", "bare"
-		if pooled {
-			name, mode = "reverseproxy+pool", "pool"
-		}
+	for _, mode := range []string{"bare", "pool", "pool+gogc400"} {
+		addr, name := freeAddr(), map[string]string{"bare": "reverseproxy", "pool": "reverseproxy+pool", "pool+gogc400": "reverseproxy+pool+gogc400"}[mode]
 		if !want(name) {
 			continue
 		}

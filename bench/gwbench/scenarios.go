@@ -11,11 +11,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
-
-	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 // serveBlackHole accepts connections and never answers them.
@@ -55,6 +55,13 @@ func runScenarios(ctx context.Context, dir, self, bin, up string, med map[string
 	if err != nil {
 		return fmt.Errorf("fail-fast: %w", err)
 	}
+	// The same answers at about half that rate, paced: the p99 of an
+	// answer from memory when the machine is not saturated.
+	ffConns, ffDelay := pacing(int(ff.rps / 2))
+	ffHalf, err := paced(ctx, dir, "http://"+gw+"/", d, ffConns, ffDelay)
+	if err != nil {
+		return fmt.Errorf("fail-fast, paced: %w", err)
+	}
 	rp := freeAddr()
 	if _, err := startCmd(self, "rproxy", rp, "http://"+dead, "pool"); err != nil {
 		return err
@@ -70,36 +77,57 @@ func runScenarios(ctx context.Context, dir, self, bin, up string, med map[string
 	fmt.Fprintln(out, "| target | answers/s | p99 | vs upstream direct (healthy) |")
 	fmt.Fprintln(out, "|---|---|---|---|")
 	fmt.Fprintf(out, "| spillway, breaker open (503 breaker_open) | %.0f | %s | %.2f× |\n", ff.rps, ff.p99.Round(10*time.Microsecond), ff.rps/med["upstream"])
+	fmt.Fprintf(out, "| spillway, breaker open, paced at about half that rate (wrk -c%d, %d ms between a connection's requests) | %.0f | %s (p50 %s) | - |\n",
+		ffConns, ffDelay, ffHalf.rps, ffHalf.p99.Round(10*time.Microsecond), ffHalf.p50.Round(10*time.Microsecond))
 	fmt.Fprintf(out, "| reverseproxy+pool (502 per refused dial) | %.0f | %s | %.2f× |\n", rpDead.rps, rpDead.p99.Round(10*time.Microsecond), rpDead.rps/med["upstream"])
 
 	// 2. Latency added at half of the gateway's maximum rate, interleaved
 	// rounds: a single pair is at the mercy of one GC or scheduling hiccup
-	// on these 2 shared cores.
+	// on these 2 shared cores. The load is wrk paced by a Lua delay (each
+	// connection waits between its requests), not a Go load generator in
+	// this process: at this rate vegeta took a core of its own and
+	// saturated the machine (p99 of seconds for every target).
 	rate := int(med["spillway"] / 2)
 	if rate > 0 {
 		gwMain, err := mainGateway(dir)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "\nConstant rate %d req/s (half of spillway's median maximum) for %s, vegeta, %d interleaved rounds\n\n", rate, d, latencyRounds)
-		fmt.Fprintln(out, "| round | upstream p50 | upstream p99 | spillway p50 | spillway p99 | p99 added |")
-		fmt.Fprintln(out, "|---|---|---|---|---|---|")
-		var added []float64
-		for r := 1; r <= latencyRounds; r++ {
-			direct, err := attack(ctx, "http://"+up+"/", rate, d)
-			if err != nil {
-				return err
-			}
-			via, err := attack(ctx, gwMain, rate, d)
-			if err != nil {
-				return err
-			}
-			a := via.Latencies.P99 - direct.Latencies.P99
-			added = append(added, float64(a))
-			fmt.Fprintf(out, "| %d | %s | %s | %s | %s | %s |\n", r, direct.Latencies.P50.Round(time.Microsecond), direct.Latencies.P99.Round(time.Microsecond),
-				via.Latencies.P50.Round(time.Microsecond), via.Latencies.P99.Round(time.Microsecond), a.Round(time.Microsecond))
+		// A pooled ReverseProxy at the same rate: what one bare Go hop adds.
+		rpLat := freeAddr()
+		if _, err := startCmd(self, "rproxy", rpLat, "http://"+up, "pool"); err != nil {
+			return err
 		}
-		fmt.Fprintf(out, "\nmedian p99 added by the gateway: %s\n", time.Duration(median(added)).Round(time.Microsecond))
+		if err := waitAnswer(ctx, "http://"+rpLat+"/"); err != nil {
+			return err
+		}
+		conns, delay := pacing(rate)
+		fmt.Fprintf(out, "\nAbout %d req/s (half of spillway's median maximum) for %s: wrk -t2 -c%d, each connection waiting %d ms between its requests (closed loop), %d interleaved rounds\n\n",
+			rate, d, conns, delay, latencyRounds)
+		fmt.Fprintln(out, "| round | upstream req/s | upstream p50 | upstream p99 | reverseproxy+pool p50 | p99 | p99 added | spillway req/s | spillway p50 | spillway p99 | p99 added |")
+		fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|")
+		var added, rpAdded []float64
+		for r := 1; r <= latencyRounds; r++ {
+			direct, err := paced(ctx, dir, "http://"+up+"/", d, conns, delay)
+			if err != nil {
+				return err
+			}
+			hop, err := paced(ctx, dir, "http://"+rpLat+"/", d, conns, delay)
+			if err != nil {
+				return err
+			}
+			via, err := paced(ctx, dir, gwMain, d, conns, delay)
+			if err != nil {
+				return err
+			}
+			a, ra := via.p99-direct.p99, hop.p99-direct.p99
+			added, rpAdded = append(added, float64(a)), append(rpAdded, float64(ra))
+			us := func(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
+			fmt.Fprintf(out, "| %d | %.0f | %s | %s | %s | %s | %s | %.0f | %s | %s | %s |\n", r, direct.rps, us(direct.p50), us(direct.p99),
+				us(hop.p50), us(hop.p99), us(ra), via.rps, us(via.p50), us(via.p99), us(a))
+		}
+		fmt.Fprintf(out, "\nmedian p99 added: spillway %s, reverseproxy+pool %s\n",
+			time.Duration(median(added)).Round(time.Microsecond), time.Duration(median(rpAdded)).Round(time.Microsecond))
 	}
 
 	// 3. A black-hole upstream and 2000 concurrent clients.
@@ -190,18 +218,43 @@ func waitAnswer(ctx context.Context, u string) error {
 	return fmt.Errorf("%s did not answer within 30s", u)
 }
 
-func attack(ctx context.Context, u string, rate int, d time.Duration) (*vegeta.Metrics, error) {
-	tr := vegeta.NewStaticTargeter(vegeta.Target{Method: "GET", URL: u})
-	atk := vegeta.NewAttacker(vegeta.KeepAlive(true), vegeta.Connections(256))
-	var m vegeta.Metrics
-	for res := range atk.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, d, "gwbench") {
-		m.Add(res)
-		if ctx.Err() != nil {
-			atk.Stop()
-		}
+// pacing returns the wrk connections and the delay (ms) between one
+// connection's requests that make about rate requests per second.
+func pacing(rate int) (conns, delayMS int) {
+	conns = 128
+	delayMS = max(1, (conns*1000+rate/2)/rate)
+	return conns, delayMS
+}
+
+// pacedResult is a paced wrk run: its rate and latency percentiles.
+type pacedResult struct {
+	rps      float64
+	p50, p99 time.Duration
+}
+
+var p50Re = regexp.MustCompile(`\s50%\s+([0-9.]+)(us|ms|s)`)
+
+// paced runs wrk with a Lua delay of delayMS between the requests of each
+// connection.
+func paced(ctx context.Context, dir, u string, d time.Duration, conns, delayMS int) (pacedResult, error) {
+	script := filepath.Join(dir, fmt.Sprintf("paced-%d.lua", delayMS))
+	if err := os.WriteFile(script, []byte(fmt.Sprintf("function delay()\n  return %d\nend\n", delayMS)), 0o600); err != nil {
+		return pacedResult{}, err
 	}
-	m.Close()
-	return &m, ctx.Err()
+	out, err := exec.CommandContext(ctx, "wrk", "-t2", "-c"+strconv.Itoa(conns), "-d"+d.String(), "--latency", "-s", script, u).CombinedOutput()
+	if err != nil {
+		return pacedResult{}, fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	m, p5, p9 := rpsRe.FindSubmatch(out), p50Re.FindSubmatch(out), p99Re.FindSubmatch(out)
+	if m == nil || p5 == nil || p9 == nil {
+		return pacedResult{}, fmt.Errorf("cannot parse wrk output: %s", out)
+	}
+	dur := func(v, unit []byte) time.Duration {
+		f, _ := strconv.ParseFloat(string(v), 64)
+		return time.Duration(f * float64(map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[string(unit)]))
+	}
+	rps, _ := strconv.ParseFloat(string(m[1]), 64)
+	return pacedResult{rps: rps, p50: dur(p5[1], p5[2]), p99: dur(p9[1], p9[2])}, nil
 }
 
 // mainGateway returns the URL of the main run's gateway, from its config.
