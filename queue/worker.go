@@ -349,12 +349,7 @@ func (w *workerImpl) process(m jetstream.Msg) {
 			// uncounted attempts, not the in_flight record.
 			w.putRecord(id, rec)
 			w.report(res, false)
-			if !w.p.Ordered {
-				_ = m.NakWithDelay(d)
-				return
-			}
-			if !w.sleep(w.fetchCtx, d) {
-				_ = m.Nak()
+			if !w.holdFor(m, d) {
 				return
 			}
 		case Failed:
@@ -369,12 +364,7 @@ func (w *workerImpl) process(m jetstream.Msg) {
 			rec.State, rec.NextAttempt = StateRetrying, rec.Updated.Add(d)
 			w.putRecord(id, rec)
 			w.report(res, false)
-			if !w.p.Ordered {
-				_ = m.NakWithDelay(d)
-				return
-			}
-			if !w.sleep(w.fetchCtx, d) {
-				_ = m.Nak()
+			if !w.holdFor(m, d) {
 				return
 			}
 		default: // Rejected, or an unknown outcome
@@ -405,6 +395,23 @@ func (w *workerImpl) bury(ctx context.Context, m jetstream.Msg, j *Job, rec reco
 
 // putRecord writes a status record and waits for its ack. It does not
 // use the handler's context: a record is written even while stopping.
+// holdFor puts job m off for d. Unordered, it goes back to the store with
+// that delay (any worker may take it then) and holdFor returns false: the
+// handler is done with it. Ordered, the worker keeps it and waits in place,
+// so that nothing behind it overtakes it: true once d has passed, false
+// (the job given back) if the worker stops first.
+func (w *workerImpl) holdFor(m jetstream.Msg, d time.Duration) bool {
+	if !w.p.Ordered {
+		_ = m.NakWithDelay(d)
+		return false
+	}
+	if !w.sleep(w.fetchCtx, d) {
+		_ = m.Nak()
+		return false
+	}
+	return true
+}
+
 // putRecord writes the job's status record and reports whether the store
 // acknowledged it; a failure is logged.
 func (w *workerImpl) putRecord(id string, rec record) bool {

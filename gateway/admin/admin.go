@@ -60,6 +60,7 @@ import (
 
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/queue"
 )
 
 // Options configure Handler.
@@ -94,11 +95,11 @@ func Handler(g *gateway.Gateway, o Options) http.Handler {
 		{path: "/api/v1/reload", method: http.MethodPost, auth: true, handle: a.reload},
 		{path: "/api/v1/jobs/{id}", method: http.MethodGet, auth: true, handle: a.job},
 		{path: "/api/v1/dead-letters", method: http.MethodGet, auth: true, handle: a.deadLetters},
-		{path: "/api/v1/dead-letters", method: http.MethodDelete, auth: true, handle: a.purgeAll},
-		{path: "/api/v1/dead-letters/replay", method: http.MethodPost, auth: true, handle: a.replayAll},
+		{path: "/api/v1/dead-letters", method: http.MethodDelete, auth: true, handle: a.routeDeadLetters("purged", (*queue.Queue).PurgeAll)},
+		{path: "/api/v1/dead-letters/replay", method: http.MethodPost, auth: true, handle: a.routeDeadLetters("replayed", (*queue.Queue).ReplayAll)},
 		{path: "/api/v1/dead-letters/{id}", method: http.MethodGet, auth: true, handle: a.deadLetter},
-		{path: "/api/v1/dead-letters/{id}", method: http.MethodDelete, auth: true, handle: a.purge},
-		{path: "/api/v1/dead-letters/{id}/replay", method: http.MethodPost, auth: true, handle: a.replay},
+		{path: "/api/v1/dead-letters/{id}", method: http.MethodDelete, auth: true, handle: a.oneDeadLetter("purged", (*queue.Queue).Purge)},
+		{path: "/api/v1/dead-letters/{id}/replay", method: http.MethodPost, auth: true, handle: a.oneDeadLetter("replayed", (*queue.Queue).Replay)},
 	}
 	mux := http.NewServeMux()
 	var paths []string

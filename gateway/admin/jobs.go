@@ -215,68 +215,43 @@ func (a *api) deadLetter(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d)
 }
 
-func (a *api) replay(w http.ResponseWriter, r *http.Request) {
-	q := a.queue(w)
-	if q == nil {
-		return
+// oneDeadLetter answers a call on one dead letter ({id} in the path): do
+// acts on it, and the answer is {"<verb>":1,"id":"<id>"}.
+func (a *api) oneDeadLetter(verb string, do func(q *queue.Queue, ctx context.Context, id string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := a.queue(w)
+		if q == nil {
+			return
+		}
+		id, ok := pathID(w, r)
+		if !ok {
+			return
+		}
+		if err := do(q, r.Context(), id); err != nil {
+			queueFailed(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{verb: 1, "id": id})
 	}
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	if err := q.Replay(r.Context(), id); err != nil {
-		queueFailed(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"replayed": 1, "id": id})
 }
 
-func (a *api) replayAll(w http.ResponseWriter, r *http.Request) {
-	q := a.queue(w)
-	if q == nil {
-		return
+// routeDeadLetters answers a call on every dead letter of one route (the
+// required ?route=): do acts on them, and the answer is {"<verb>":n}.
+func (a *api) routeDeadLetters(verb string, do func(q *queue.Queue, ctx context.Context, route string) (int, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := a.queue(w)
+		if q == nil {
+			return
+		}
+		route, ok := routeParam(w, r, true)
+		if !ok {
+			return
+		}
+		n, err := do(q, r.Context(), route)
+		if err != nil {
+			queueFailed(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]int{verb: n})
 	}
-	route, ok := routeParam(w, r, true)
-	if !ok {
-		return
-	}
-	n, err := q.ReplayAll(r.Context(), route)
-	if err != nil {
-		queueFailed(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
-}
-
-func (a *api) purge(w http.ResponseWriter, r *http.Request) {
-	q := a.queue(w)
-	if q == nil {
-		return
-	}
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	if err := q.Purge(r.Context(), id); err != nil {
-		queueFailed(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"purged": 1, "id": id})
-}
-
-func (a *api) purgeAll(w http.ResponseWriter, r *http.Request) {
-	q := a.queue(w)
-	if q == nil {
-		return
-	}
-	route, ok := routeParam(w, r, true)
-	if !ok {
-		return
-	}
-	n, err := q.PurgeAll(r.Context(), route)
-	if err != nil {
-		queueFailed(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]int{"purged": n})
 }
