@@ -114,12 +114,19 @@ func queueFailed(w http.ResponseWriter, err error) {
 	}
 }
 
-func (a *api) job(w http.ResponseWriter, r *http.Request) {
+// queueAndID returns the gateway's queue and the {id} of the path, or
+// answers the error (501 without a queue, 400 for a malformed id) and false.
+func (a *api) queueAndID(w http.ResponseWriter, r *http.Request) (*queue.Queue, string, bool) {
 	q := a.queue(w)
 	if q == nil {
-		return
+		return nil, "", false
 	}
 	id, ok := pathID(w, r)
+	return q, id, ok
+}
+
+func (a *api) job(w http.ResponseWriter, r *http.Request) {
+	q, id, ok := a.queueAndID(w, r)
 	if !ok {
 		return
 	}
@@ -184,11 +191,7 @@ func (a *api) deadLetters(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) deadLetter(w http.ResponseWriter, r *http.Request) {
-	q := a.queue(w)
-	if q == nil {
-		return
-	}
-	id, ok := pathID(w, r)
+	q, id, ok := a.queueAndID(w, r)
 	if !ok {
 		return
 	}
@@ -219,11 +222,7 @@ func (a *api) deadLetter(w http.ResponseWriter, r *http.Request) {
 // acts on it, and the answer is {"<verb>":1,"id":"<id>"}.
 func (a *api) oneDeadLetter(verb string, do func(q *queue.Queue, ctx context.Context, id string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		q := a.queue(w)
-		if q == nil {
-			return
-		}
-		id, ok := pathID(w, r)
+		q, id, ok := a.queueAndID(w, r)
 		if !ok {
 			return
 		}
