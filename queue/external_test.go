@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // TestScaleOutTwoQueues runs two Queues (two gateways) on one external
@@ -115,12 +118,57 @@ func TestServerDownUnavailable(t *testing.T) {
 	}
 }
 
+// TestOpenUnreachable: with no server to reach, Open keeps trying until
+// its context ends, then fails with ErrUnavailable.
 func TestOpenUnreachable(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	const wait = 600 * time.Millisecond
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
+	start := time.Now()
 	_, err := Open(ctx, Config{Servers: []string{"nats://127.0.0.1:1"}, Timeout: 200 * time.Millisecond})
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Open = %v, want ErrUnavailable", err)
+	}
+	if took := time.Since(start); took < wait {
+		t.Fatalf("Open gave up after %v, before its context ended (%v)", took, wait)
+	}
+}
+
+// TestOpenWaitsForTheServer: Spillway may start before NATS; Open connects
+// once the server is up, within its context.
+func TestOpenWaitsForTheServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	type opened struct {
+		q   *Queue
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		q, err := Open(t.Context(), Config{Servers: []string{fmt.Sprintf("nats://127.0.0.1:%d", port)}, Timeout: 200 * time.Millisecond, Prefix: "LATE"})
+		done <- opened{q, err}
+	}()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(),
+		NoSigs: true, NoLog: true, JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	o := <-done
+	if o.err != nil {
+		t.Fatalf("Open = %v, want it connected once the server started", o.err)
+	}
+	defer o.q.Close()
+	if _, _, err := o.q.Enqueue(t.Context(), "orders", Message{Data: []byte("x")}); err != nil {
+		t.Fatal(err)
 	}
 }
 

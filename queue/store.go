@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -109,7 +110,7 @@ func open(ctx context.Context, cfg Config) (*Queue, error) {
 	if len(cfg.Servers) == 0 {
 		err = q.startEmbedded()
 	} else {
-		err = q.connect()
+		err = q.connect(ctx)
 	}
 	if err != nil {
 		return nil, err
@@ -163,13 +164,50 @@ func (q *queueImpl) startEmbedded() error {
 // connect dials an external cluster. ReconnectBufSize(-1) makes a publish
 // while disconnected fail at once instead of buffering it: the caller must
 // learn quickly that a job was not stored.
-func (q *queueImpl) connect() error {
+// connect connects to the external servers. While none can be reached
+// (refused, or no answer within Timeout) it tries again every
+// connectRetry until ctx ends, so that Spillway may start before the
+// cluster; any other failure (credentials refused, a TLS or file error)
+// ends it at once.
+func (q *queueImpl) connect(ctx context.Context) error {
+	for {
+		timeout := q.cfg.Timeout
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = max(min(timeout, time.Until(dl)), time.Millisecond)
+		}
+		err := q.dial(timeout)
+		if err == nil || !unreachable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(connectRetry):
+		}
+	}
+}
+
+// connectRetry is the pause between two connection attempts of Open.
+const connectRetry = 250 * time.Millisecond
+
+// unreachable reports whether a connection failed for want of a server
+// that answers, which waiting may cure.
+func unreachable(err error) bool {
+	if errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// dial makes one connection attempt, each server URL bounded by timeout.
+func (q *queueImpl) dial(timeout time.Duration) error {
 	c := q.cfg
 	opts := []nats.Option{
 		nats.Name("spillway-queue"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectBufSize(-1),
-		nats.Timeout(c.Timeout),
+		nats.Timeout(timeout),
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil: closed by us
