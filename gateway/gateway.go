@@ -236,6 +236,26 @@ func (t *table) closeUnshared(other *table) int {
 	return n
 }
 
+// removed returns the names of the upstreams and routes of old that t
+// does not have.
+func removed(old, t *table) (upstreams, routes []string) {
+	for name := range old.upstreams {
+		if _, ok := t.upstreams[name]; !ok {
+			upstreams = append(upstreams, name)
+		}
+	}
+	kept := make(map[string]bool, len(t.routes))
+	for _, r := range t.routes {
+		kept[r.cfg.Name] = true
+	}
+	for _, r := range old.routes {
+		if !kept[r.cfg.Name] {
+			routes = append(routes, r.cfg.Name)
+		}
+	}
+	return upstreams, routes
+}
+
 // Reload atomically replaces the configuration with cfg. Requests in flight
 // finish on the previous table. Every upstream whose resolved configuration
 // is deep-equal to its previous one keeps its pool (health, ejections),
@@ -264,6 +284,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 		g.opts.Logger.Error("gateway: reload: a queue worker did not start; the gateway is not ready", "error", err)
 	}
 	n := old.closeUnshared(t)
+	g.metrics.forget(removed(old, t))
 	g.opts.Logger.Info("gateway: configuration reloaded", "routes", len(t.routes), "upstreams", len(t.upstreams),
 		"replaced_upstreams", n)
 	return nil

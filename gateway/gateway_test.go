@@ -211,3 +211,57 @@ routes:
 	// 200 items of /shoes
 	// 404 {"error":{"reason":"no_route","message":"no route matches the request"}}
 }
+
+// TestReloadForgetsTheSeriesOfRemovedUpstreamsAndRoutes: after a reload
+// that removes an upstream and its route, /metrics has no series of them,
+// and the kept ones stay.
+func TestReloadForgetsTheSeriesOfRemovedUpstreamsAndRoutes(t *testing.T) {
+	be := newBackend(t, "ok")
+	const both = `
+upstreams:
+  kept: {instances: ["${B}"]}
+  gone: {instances: ["${B}"]}
+routes:
+  - {name: kept, match: {path_prefix: /kept}, upstream: kept}
+  - {name: gone, match: {path_prefix: /gone}, upstream: gone}
+`
+	const one = `
+upstreams:
+  kept: {instances: ["${B}"]}
+routes:
+  - {name: kept, match: {path_prefix: /kept}, upstream: kept}
+`
+	vars := map[string]string{"B": be.URL}
+	h := start(t, parse(t, both, vars))
+	h.do(t, "GET", "/kept", nil, "")
+	h.do(t, "GET", "/gone", nil, "")
+	series := func(value string) int {
+		mfs, err := h.gw.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, lp := range m.GetLabel() {
+					if (lp.GetName() == "upstream" || lp.GetName() == "route") && lp.GetValue() == value {
+						n++
+					}
+				}
+			}
+		}
+		return n
+	}
+	if series("gone") == 0 || series("kept") == 0 {
+		t.Fatalf("before reload: %d series of gone, %d of kept; want both > 0", series("gone"), series("kept"))
+	}
+	if err := h.gw.Reload(parse(t, one, vars)); err != nil {
+		t.Fatal(err)
+	}
+	if n := series("gone"); n != 0 {
+		t.Errorf("after reload: %d series of the removed upstream and route, want 0", n)
+	}
+	if series("kept") == 0 {
+		t.Error("after reload: the kept upstream's series are gone")
+	}
+}

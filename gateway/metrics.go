@@ -69,6 +69,28 @@ func newMetrics(reg *prometheus.Registry, g *Gateway) (*metrics, error) {
 	return m, nil
 }
 
+// forget deletes the series of the upstreams and routes a reload removed,
+// so that /metrics stops reporting what is no longer configured. (An
+// answer still in flight on the previous configuration may feed a deleted
+// series: that last count is not exported.)
+func (m *metrics) forget(upstreams, routes []string) {
+	type vec interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}
+	for _, u := range upstreams {
+		l := prometheus.Labels{"upstream": u}
+		for _, v := range []vec{m.attempts, m.attemptDur, m.retries, m.rejected, m.transitions} {
+			v.DeletePartialMatch(l)
+		}
+	}
+	for _, r := range routes {
+		l := prometheus.Labels{"route": r}
+		for _, v := range []vec{m.requests, m.duration, m.fallbacks, m.deliveries} {
+			v.DeletePartialMatch(l)
+		}
+	}
+}
+
 // child is a metric child (a counter or an observer of fixed label values)
 // resolved by its first use and read without a lookup after:
 // WithLabelValues hashes the label values and takes the vector's lock on
