@@ -377,6 +377,9 @@ func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, r
 	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	q, err := openQueue(ctx, cfg, logger)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // Ctrl-C while the store was opening: nothing ran yet
+		}
 		return err
 	}
 	// Deferred before g.Close, so run after it: the workers stop, then the
