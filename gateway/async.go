@@ -28,18 +28,8 @@ const (
 const queueProbeTimeout = time.Second
 
 // ValidJobID reports whether id has the shape of a job id: 32 lowercase
-// hexadecimal digits.
-func ValidJobID(id string) bool {
-	if len(id) != 32 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+// hexadecimal digits (queue.ValidID).
+func ValidJobID(id string) bool { return queue.ValidID(id) }
 
 // accept stores r as a job of its async route and answers 202, or 413 when
 // the body is too large, or 503 when the store did not acknowledge it.

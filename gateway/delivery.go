@@ -16,6 +16,7 @@ import (
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/queue"
+	"github.com/spillway-dev/spillway/spillwayhttp"
 )
 
 // Headers of a delivered job.
@@ -196,12 +197,14 @@ func (g *Gateway) deliverer(name string) queue.Handler {
 		if err != nil {
 			return queue.Result{Outcome: queue.Rejected, Reason: "bad_job"}
 		}
-		req, err := deliveryRequest(ctx, rt, sr, j)
+		// The exchange is the request's context (it answers exchangeOf).
+		x := &exchange{ctx: ctx, route: rt, up: rt.up, totalKey: rt.totalKey}
+		req, err := deliveryRequest(x, rt, sr, j)
 		if err != nil {
 			return queue.Result{Outcome: queue.Rejected, Reason: "bad_job"}
 		}
-		x := &exchange{ctx: ctx, in: req, route: rt, up: rt.up, totalKey: rt.totalKey}
-		resp, err := rt.up.delivery.RoundTrip(req.WithContext(context.WithValue(ctx, exchangeKey{}, x)))
+		x.in = req
+		resp, err := rt.up.delivery.RoundTrip(req)
 		return deliveryResult(ctx, rt.up, resp, err)
 	}
 }
@@ -287,29 +290,11 @@ func deliveryResult(ctx context.Context, up *upstream, resp *http.Response, err 
 		if s == http.StatusTooManyRequests {
 			reason = string(spillway.ReasonThrottled)
 		}
-		ra := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		ra, _ := spillwayhttp.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		if max := up.cfg.Retry.RetryAfterMax; ra > max {
 			ra = max
 		}
 		return queue.Result{Outcome: queue.Failed, Status: s, Reason: reason, RetryAfter: ra}
 	}
 	return queue.Result{Outcome: queue.Rejected, Status: s, Reason: "upstream_rejected"}
-}
-
-// retryAfter reads a Retry-After value: whole seconds or an HTTP date; 0
-// when absent or unreadable.
-func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 || n > 1<<31 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

@@ -74,7 +74,7 @@ func deadLetterOf(m *jetstream.RawStreamMsg) DeadLetter {
 }
 
 func (q *queueImpl) deadLetterByID(ctx context.Context, id string) (DeadLetter, error) {
-	if !validID(id) {
+	if !ValidID(id) {
 		return DeadLetter{}, fmt.Errorf("%w: dead letter %q", ErrNotFound, id)
 	}
 	m, err := q.lastBySubject(ctx, q.dead, q.deadSubject("*", id))

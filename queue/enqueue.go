@@ -52,9 +52,10 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// validID reports whether id has the shape of a job id (so that it cannot
-// inject subject tokens or wildcards).
-func validID(id string) bool {
+// ValidID reports whether id has the shape of a job id, 32 lowercase
+// hexadecimal digits (so that it cannot inject subject tokens or
+// wildcards).
+func ValidID(id string) bool {
 	if len(id) != 32 {
 		return false
 	}
@@ -119,9 +120,8 @@ func isFull(err error) bool {
 			10047, // insufficient storage resources
 			10054: // message size exceeds maximum
 			return true
-		case 10077: // store failed: look at why
-			return fullText(apiErr.Description)
 		}
+		// Any other code (10077, store failed, among them): look at why.
 		return fullText(apiErr.Description)
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {

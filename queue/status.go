@@ -77,7 +77,7 @@ func (q *queueImpl) getRecord(ctx context.Context, id string) (r record, found b
 }
 
 func (q *queueImpl) status(ctx context.Context, id string) (Status, error) {
-	if !validID(id) {
+	if !ValidID(id) {
 		return Status{}, fmt.Errorf("%w: job %q", ErrNotFound, id)
 	}
 	if q.isClosed() {

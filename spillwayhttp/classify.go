@@ -72,10 +72,10 @@ func failingStatus(code int) bool {
 	return code >= 500 || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests
 }
 
-// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date
+// ParseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date
 // (RFC 9110 §10.2.3), relative to now. A date in the past means 0; a value
-// that is neither is ignored (ok false).
-func parseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
+// that is neither is ignored (ok false); a huge delay saturates.
+func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 	if v == "" {
 		return 0, false
 	}

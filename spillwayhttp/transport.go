@@ -554,7 +554,7 @@ func (t *Transport) attempt(ctx context.Context, req *http.Request, ds *downstre
 				failed = err
 			} else {
 				failed = &StatusError{StatusCode: resp.StatusCode}
-				if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+				if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 					failed = spillway.WithRetryAfter(failed, d)
 				}
 			}
