@@ -43,6 +43,7 @@ func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, 
 		cfg = d.config(root)
 		d.validate(cfg)
 	}
+	d.redact()
 	if d.errs != nil {
 		sortErrors(d.errs)
 		return nil, nil, d.errs
@@ -62,6 +63,9 @@ type decoder struct {
 	warns   []Warning
 	set     map[string]token.Position
 	anchors map[string]ast.Node
+	// expanded lists the environment values ${VAR} expanded to, which
+	// redact keeps out of the messages.
+	expanded []envValue
 }
 
 func (d *decoder) parse(data []byte) ast.Node {
@@ -328,7 +332,7 @@ func (d *decoder) scalar(f field) (string, bool) {
 		d.errorf(f.value, f.path, "%s: expected a single value, got %s", key(f.path), describe(f.value))
 		return "", false
 	}
-	out, err := expand(s, d.env)
+	out, err := expand(s, d.lookupEnv)
 	if err != nil {
 		d.errorf(f.value, f.path, "%s: %v", key(f.path), err)
 		return "", false
