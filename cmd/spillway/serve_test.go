@@ -288,6 +288,18 @@ func TestServeReloadsThroughTheAdminAPI(t *testing.T) {
 	if code, _ := s.get(t, s.public+"/other/x"); code != 200 {
 		t.Errorf("an invalid file replaced the running configuration: /other answers %d", code)
 	}
+
+	// A refused reload neither answers nor logs a value that came from the
+	// environment (issue 9, item 10).
+	t.Setenv("SPILLWAY_TEST_SECRET", "hunter2-reload")
+	writeFile(t, s.file, fmt.Sprintf(oneRoute, app.URL)+"    timeout: ${SPILLWAY_TEST_SECRET}\n")
+	code, body, _ = s.do(t, http.MethodPost, reload, "s3cret", nil)
+	if code != 400 || strings.Contains(body, "hunter2") || !strings.Contains(body, "${SPILLWAY_TEST_SECRET}") {
+		t.Errorf("reload of a file with a bad value from the environment: %d %s", code, body)
+	}
+	if strings.Contains(s.stderr.String(), "hunter2") {
+		t.Errorf("the log echoes a value from the environment:\n%s", s.stderr)
+	}
 }
 
 func TestServeReloadsOnSIGHUP(t *testing.T) {
