@@ -7,6 +7,8 @@
 //
 //	go run ./gwbench -rounds 3 -duration 10s            # from bench/
 //	go run ./gwbench -scenario async -duration 10s      # an async route (wrk only)
+//	go run ./gwbench -only upstream,spillway -baseline /tmp/old -scenarios=false
+//	                                                     # this tree against another checkout
 //
 // It needs wrk, nginx and haproxy on PATH (scripts/bench-deps.sh installs
 // them) and builds cmd/spillway itself. Nothing here runs in CI.
@@ -60,6 +62,7 @@ func main() {
 	conns := flag.Int("c", 64, "wrk connections")
 	repo := flag.String("repo", "..", "the repository root (to build cmd/spillway)")
 	only := flag.String("only", "", "comma-separated targets to run (default: all)")
+	flag.StringVar(&baseline, "baseline", "", `another checkout of the repository (a git worktree of an earlier commit): its spillway runs as the target "spillway-baseline", interleaved with this one`)
 	flag.BoolVar(&scenarios, "scenarios", true, "also run the fail-fast, added-latency and black-hole scenarios")
 	flag.IntVar(&latencyRounds, "latency-rounds", 3, "interleaved rounds of the added-latency scenario")
 	scenario := flag.String("scenario", "", `"async": measure an async route (accepted/s, delivery jobs/s) instead of the proxy targets`)
@@ -85,6 +88,8 @@ func main() {
 var (
 	scenarios     bool
 	latencyRounds int
+	// baseline is the -baseline checkout, "" for none.
+	baseline string
 )
 
 // body is the upstream's answer: 200 bytes, as in the issue's measurement.
@@ -217,6 +222,19 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 		}
 		targets = append(targets, target{"spillway", "http://" + gw + "/"})
 	}
+	if baseline != "" {
+		bin := filepath.Join(dir, "spillway-baseline")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/spillway")
+		build.Dir, build.Stderr = baseline, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building the baseline spillway: %w", err)
+		}
+		gw, admin := freeAddr(), freeAddr()
+		if err := startSpillway(dir, "baseline", bin, gw, admin, up, spillwayConfig, startCmd); err != nil {
+			return err
+		}
+		targets = append(targets, target{"spillway-baseline", "http://" + gw + "/"})
+	}
 	if want("nginx") {
 		ng := freeAddr()
 		ngConf := filepath.Join(dir, "nginx.conf")
@@ -239,7 +257,7 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 		}
 		targets = append(targets, target{"haproxy", "http://" + hp + "/"})
 	}
-	targets = slices.DeleteFunc(targets, func(t target) bool { return !want(t.name) })
+	targets = slices.DeleteFunc(targets, func(t target) bool { return !want(t.name) && t.name != "spillway-baseline" })
 	for _, t := range targets {
 		if err := waitReady(ctx, t.url); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
