@@ -1,12 +1,15 @@
 package gateway_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // personal is an upstream that answers /c/me with the data of the session
@@ -143,5 +146,249 @@ routes:
 			t.Errorf("route limit ended (client budget %q): got %d %q fallback %q, want the stale entry",
 				budget, resp.StatusCode, body, resp.Header.Get("Spillway-Fallback"))
 		}
+	}
+}
+
+// downable answers "answer <cookie header>" with the headers of the case its
+// path names, or 503 once down is set.
+type downable struct {
+	*httptest.Server
+	down atomic.Bool
+}
+
+func newDownable(t *testing.T, headers map[string]map[string]string) *downable {
+	d := &downable{}
+	d.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		name := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+		for k, v := range headers[name] {
+			w.Header().Set(k, v)
+		}
+		_, _ = io.WriteString(w, "answer "+r.Header.Get("Cookie"))
+	}))
+	t.Cleanup(d.Close)
+	return d
+}
+
+// TestStaleCacheAndCookies: a request with a cookie is neither stored nor
+// answered from the cache, unless each of its cookies is one the route
+// ignores (ignore_cookies): then it is treated as one without cookies.
+func TestStaleCacheAndCookies(t *testing.T) {
+	up := newDownable(t, nil)
+	h := start(t, parse(t, `
+upstreams:
+  svc: {instances: ["${B}"], retry: {max_attempts: 1}}
+routes:
+  - name: plain
+    match: {path_prefix: /plain}
+    upstream: svc
+    fallback: [stale_cache: {}]
+  - name: ign
+    match: {path_prefix: /ign}
+    upstream: svc
+    fallback: [stale_cache: {ignore_cookies: [_ga, _gid]}]
+`, map[string]string{"B": up.URL}))
+	fill := []struct{ path, cookie string }{
+		{"/plain/a", "session=alice"},
+		{"/plain/b", ""},
+		{"/ign/a", "_ga=GA1.1; _gid=x"},
+		{"/ign/b", "_ga=GA1.1; session=alice"},
+	}
+	for _, f := range fill {
+		if resp, _ := h.do(t, "GET", f.path, map[string]string{"Cookie": f.cookie}, ""); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", f.path, resp.StatusCode)
+		}
+	}
+	up.down.Store(true)
+	tests := []struct {
+		path, cookie string
+		want         int
+	}{
+		{"/plain/a", "session=alice", 503}, // not stored...
+		{"/plain/a", "", 503},              // ...for anyone
+		{"/plain/b", "", 200},
+		{"/plain/b", "session=bob", 503}, // not served to a request with a cookie
+		{"/ign/a", "", 200},
+		{"/ign/a", "_gid=y", 200},
+		{"/ign/a", "_ga=GA1.2; theme=dark", 503},
+		{"/ign/b", "", 503},
+	}
+	for _, tt := range tests {
+		resp, body := h.do(t, "GET", tt.path, map[string]string{"Cookie": tt.cookie}, "")
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s with Cookie %q: got %d %q, want %d", tt.path, tt.cookie, resp.StatusCode, body, tt.want)
+		}
+		if strings.Contains(body, "alice") {
+			t.Errorf("%s with Cookie %q: got alice's answer %q", tt.path, tt.cookie, body)
+		}
+	}
+}
+
+// TestStaleCacheRFC9111Exclusions: what a shared cache that serves its
+// entries only stale must not store (RFC 9111 §3, §3.5, §4.2.4, §5.2), and
+// what it may.
+func TestStaleCacheRFC9111Exclusions(t *testing.T) {
+	tests := []struct {
+		name   string
+		req    map[string]string
+		resp   map[string]string
+		stored bool
+	}{
+		{name: "plain", stored: true},
+		{name: "public", resp: map[string]string{"Cache-Control": "public, max-age=60"}, stored: true},
+		{name: "vary", resp: map[string]string{"Vary": "Accept-Language"}, stored: true},
+		{name: "no-store", resp: map[string]string{"Cache-Control": "no-store"}},
+		{name: "private", resp: map[string]string{"Cache-Control": "max-age=60, private"}},
+		{name: "private-fields", resp: map[string]string{"Cache-Control": `private="X-User"`}},
+		{name: "no-cache", resp: map[string]string{"Cache-Control": "no-cache"}},
+		{name: "no-cache-fields", resp: map[string]string{"Cache-Control": `no-cache="Set-Cookie"`}},
+		{name: "must-revalidate", resp: map[string]string{"Cache-Control": "max-age=60, must-revalidate"}},
+		{name: "proxy-revalidate", resp: map[string]string{"Cache-Control": "Proxy-Revalidate"}},
+		{name: "s-maxage", resp: map[string]string{"Cache-Control": "public, S-MAXAGE=60"}},
+		{name: "set-cookie", resp: map[string]string{"Set-Cookie": "id=1"}},
+		{name: "vary-star", resp: map[string]string{"Vary": "*"}},
+		{name: "authorization", req: map[string]string{"Authorization": "Bearer x"}},
+		{name: "request-no-store", req: map[string]string{"Cache-Control": "no-store"}},
+		{name: "cookie", req: map[string]string{"Cookie": "session=x"}},
+	}
+	headers := map[string]map[string]string{}
+	for _, tt := range tests {
+		headers[tt.name] = tt.resp
+	}
+	up := newDownable(t, headers)
+	h := start(t, parse(t, `
+upstreams:
+  svc: {instances: ["${B}"], retry: {max_attempts: 1}}
+routes:
+  - {name: svc, match: {path_prefix: /}, upstream: svc, fallback: [stale_cache: {}]}
+`, map[string]string{"B": up.URL}))
+	for _, tt := range tests {
+		if resp, _ := h.do(t, "GET", "/rfc/"+tt.name, tt.req, ""); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", tt.name, resp.StatusCode)
+		}
+	}
+	up.down.Store(true)
+	for _, tt := range tests {
+		resp, body := h.do(t, "GET", "/rfc/"+tt.name, nil, "")
+		if got := resp.Header.Get("Spillway-Fallback") == "stale-cache"; got != tt.stored {
+			t.Errorf("%s: served from the cache %v (%d %q), want %v", tt.name, got, resp.StatusCode, body, tt.stored)
+		}
+	}
+}
+
+// TestStaleCacheBoundedByBytes: distinct answers of 100 KiB, 4 MB in all,
+// to a cache of max_bytes 1MiB keep what it holds under 1 MiB (at most 10
+// such answers are served stale afterwards), as spillway_cache_bytes
+// shows; an answer over max_entry_bytes is not stored at all. The second
+// route's max_entries still bounds the count.
+func TestStaleCacheBoundedByBytes(t *testing.T) {
+	const size, n = 100 << 10, 40
+	var down atomic.Bool
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		body := size
+		if r.URL.Path == "/bytes/big" {
+			body = 200 << 10
+		}
+		_, _ = io.WriteString(w, strings.Repeat("x", body))
+	}))
+	t.Cleanup(up.Close)
+	h := start(t, parse(t, `
+upstreams:
+  svc: {instances: ["${B}"], retry: {max_attempts: 1}}
+routes:
+  - name: bytes
+    match: {path_prefix: /bytes}
+    upstream: svc
+    fallback: [stale_cache: {max_bytes: 1MiB, max_entry_bytes: 128KiB}]
+  - name: count
+    match: {path_prefix: /count}
+    upstream: svc
+    fallback: [stale_cache: {max_entries: 5}]
+`, map[string]string{"B": up.URL}))
+	for i := range n {
+		h.do(t, "GET", fmt.Sprintf("/bytes/x?q=%d", i), nil, "")
+		h.do(t, "GET", fmt.Sprintf("/count/x?q=%d", i), nil, "")
+	}
+	h.do(t, "GET", "/bytes/big", nil, "")
+	// Each answer is stored before its handler returns, then logged.
+	eventually(t, "the access log lines", func() bool { return strings.Count(h.log.String(), "\n") == 2*n+1 })
+	held := func(metric, route string) float64 {
+		t.Helper()
+		mfs, err := h.gw.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				if mf.GetName() == metric && m.GetLabel()[0].GetValue() == route {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+		t.Fatalf("no %s{route=%q}", metric, route)
+		return 0
+	}
+	if b := held("spillway_cache_bytes", "bytes"); b > 1<<20 || b < size {
+		t.Errorf("spillway_cache_bytes{route=bytes} = %v, want at least one answer and at most 1 MiB", b)
+	}
+	if e := held("spillway_cache_entries", "count"); e > 5 || e < 1 {
+		t.Errorf("spillway_cache_entries{route=count} = %v, want 1 to 5", e)
+	}
+	if problems, err := testutil.GatherAndLint(h.gw.Registry(), "spillway_cache_bytes", "spillway_cache_entries"); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+	down.Store(true)
+	served := 0
+	for i := range n {
+		if resp, _ := h.do(t, "GET", fmt.Sprintf("/bytes/x?q=%d", i), nil, ""); resp.Header.Get("Spillway-Fallback") == "stale-cache" {
+			served++
+		}
+	}
+	if served == 0 || served*size > 1<<20 {
+		t.Errorf("%d answers of %d bytes served stale, want 1 to %d", served, size, (1<<20)/size)
+	}
+	if resp, _ := h.do(t, "GET", "/bytes/big", nil, ""); resp.StatusCode != 503 {
+		t.Errorf("an answer over max_entry_bytes was stored: %d", resp.StatusCode)
+	}
+}
+
+// TestReloadKeepsAnUnchangedStaleCache: a reload that keeps a route's
+// stale_cache settings (ignore_cookies included) keeps its entries; one
+// that changes them starts an empty cache.
+func TestReloadKeepsAnUnchangedStaleCache(t *testing.T) {
+	up := newDownable(t, nil)
+	const yaml = `
+upstreams:
+  svc: {instances: ["${B}"], retry: {max_attempts: 1}}
+routes:
+  - {name: svc, match: {path_prefix: /}, upstream: svc, fallback: [stale_cache: {ignore_cookies: [%s], max_bytes: 2MiB}]}
+`
+	vars := map[string]string{"B": up.URL}
+	h := start(t, parse(t, fmt.Sprintf(yaml, "_ga"), vars))
+	h.do(t, "GET", "/x", nil, "")
+	eventually(t, "the access log line", func() bool { return strings.Count(h.log.String(), "\n") == 1 })
+	up.down.Store(true)
+	stale := func() bool {
+		resp, _ := h.do(t, "GET", "/x", nil, "")
+		return resp.Header.Get("Spillway-Fallback") == "stale-cache"
+	}
+	if err := h.gw.Reload(parse(t, fmt.Sprintf(yaml, "_ga"), vars)); err != nil {
+		t.Fatal(err)
+	}
+	if !stale() {
+		t.Error("unchanged settings: the entry is gone")
+	}
+	if err := h.gw.Reload(parse(t, fmt.Sprintf(yaml, "_ga, _gid"), vars)); err != nil {
+		t.Fatal(err)
+	}
+	if stale() {
+		t.Error("changed ignore_cookies: the old cache was kept")
 	}
 }

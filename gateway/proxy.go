@@ -187,7 +187,7 @@ func modifyResponse(resp *http.Response) error {
 	if x.phase == FallbackReplica {
 		resp.Header.Set(FallbackHeader, FallbackReplica)
 		x.fallback = FallbackReplica
-	} else if c := x.route.cache; c != nil && cacheable(x.in, resp) {
+	} else if c := x.route.cache; c != nil && c.cacheable(x.in, resp) {
 		c.capture(x.in, resp)
 	}
 	return nil
