@@ -95,6 +95,15 @@ func TestParseProblems(t *testing.T) {
 		{"unknown upstream without a near name", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: zzzz}]\n", []string{`t.yaml:3:30: route "r": unknown upstream "zzzz" (defined: a)`}},
 		{"fallback to itself", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, fallback: [upstream: a]}]\n", []string{`t.yaml:3:54: route "r": fallback[0]: "a" is the route's own upstream`}},
 		{"empty fallback step", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, fallback: [{}]}]\n", []string{`t.yaml:3:44: routes[0].fallback[0]: a fallback step has exactly one of upstream, stale_cache or static, found 0`}},
+		{"stale_cache limits and cookies", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes:\n  - {name: r, upstream: a, fallback: [stale_cache: {max_bytes: 1MiB, max_entry_bytes: 2MiB}]}\n  - {name: s, upstream: a, fallback: [stale_cache: {max_bytes: 4GiB, max_entry_bytes: 2GiB, ignore_cookies: [_ga, 'a b', '']}]}\n",
+			[]string{
+				`t.yaml:4:87: routes[0].fallback[0].stale_cache.max_entry_bytes: 2097152 bytes is more than max_bytes (1048576): such an entry could never be stored`,
+				`t.yaml:5:87: routes[1].fallback[0].stale_cache.max_entry_bytes: 2147483648 bytes is more than 1GiB`,
+				`t.yaml:5:115: routes[1].fallback[0].stale_cache.ignore_cookies[1]: not a cookie name (letters, digits and !#$%&'*+-.^_` + "`" + `|~ only)`,
+				`t.yaml:5:122: routes[1].fallback[0].stale_cache.ignore_cookies[2]: not a cookie name (letters, digits and !#$%&'*+-.^_` + "`" + `|~ only)`,
+			}},
+		{"two stale caches", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, fallback: [stale_cache: {}, stale_cache: {ttl: 1s}]}]\n",
+			[]string{`t.yaml:3:74: route "r": fallback[1]: a route has one stale_cache step (fallback[0] is one)`}},
 		{"default without optional", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, default: {body: x}}]\n", []string{`t.yaml:3:42: route "r": default is only answered by optional routes: set optional: true, or use a static fallback step`}},
 		{"static body and file", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, fallback: [static: {body: x, file: y}]}]\n", []string{`t.yaml:3:62: routes[0].fallback[0].static: set body or file, not both`}},
 		{"match problems", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes:\n  - name: r\n    upstream: a\n    strip_prefix: true\n    match: {path: x, path_prefix: /y, host: 'h:80', methods: [get, 'BAD METHOD'], headers: {'a b': c}}\n",
@@ -281,7 +290,7 @@ func TestLoadExample(t *testing.T) {
 		Name: "catalog", Match: Match{PathPrefix: "/catalog", Methods: []string{"GET", "HEAD"}}, Upstream: "catalog", Timeout: 5 * time.Second,
 		Fallback: []Fallback{
 			{Upstream: "catalog-replica"},
-			{StaleCache: &StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000}},
+			{StaleCache: &StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000, MaxBytes: 64 << 20, MaxEntryBytes: 1 << 20, IgnoreCookies: []string{"_ga", "_gid"}}},
 			{Static: &Static{Status: 200, Headers: map[string]string{"Content-Type": "application/json"}, Body: `{"items":[]}`}},
 		},
 	}
@@ -360,6 +369,26 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestStaleCacheValues(t *testing.T) {
+	yaml := "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes:\n" +
+		"  - {name: r, upstream: a, fallback: [stale_cache: {max_bytes: 512KiB, ignore_cookies: []}]}\n" +
+		"  - {name: s, upstream: a, fallback: [stale_cache: {max_entries: 5, max_entry_bytes: 64KiB, ignore_cookies: [_ga, _gid]}]}\n"
+	cfg, _, err := Parse("t.yaml", []byte(yaml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A max_bytes below 1MiB lowers the default max_entry_bytes; an empty
+	// ignore_cookies is nil, as an absent one.
+	want := StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000, MaxBytes: 512 << 10, MaxEntryBytes: 512 << 10}
+	if got := *cfg.Routes[0].Fallback[0].StaleCache; !reflect.DeepEqual(got, want) {
+		t.Errorf("r:\n got %+v\nwant %+v", got, want)
+	}
+	want = StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 5, MaxBytes: 64 << 20, MaxEntryBytes: 64 << 10, IgnoreCookies: []string{"_ga", "_gid"}}
+	if got := *cfg.Routes[1].Fallback[0].StaleCache; !reflect.DeepEqual(got, want) {
+		t.Errorf("s:\n got %+v\nwant %+v", got, want)
+	}
 }
 
 func TestQueueAndAsyncValues(t *testing.T) {

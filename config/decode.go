@@ -570,18 +570,7 @@ func (d *decoder) fallbackStep(n ast.Node, path string) Fallback {
 		case "upstream":
 			d.str(f, &fb.Upstream)
 		case "stale_cache":
-			sc := StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000}
-			for _, g := range d.fields(f.value, f.path, "ttl", "serve_stale_for", "max_entries") {
-				switch g.key {
-				case "ttl":
-					d.duration(g, &sc.TTL, true)
-				case "serve_stale_for":
-					d.duration(g, &sc.ServeStaleFor, false)
-				case "max_entries":
-					d.integer(g, &sc.MaxEntries, 1)
-				}
-			}
-			fb.StaleCache = &sc
+			fb.StaleCache = d.staleCache(f)
 		case "static":
 			fb.Static = d.static(f)
 		}
@@ -590,6 +579,72 @@ func (d *decoder) fallbackStep(n ast.Node, path string) Fallback {
 		d.errorf(n, path, "%s: a fallback step has exactly one of upstream, stale_cache or static, found %d", key(path), len(fields))
 	}
 	return fb
+}
+
+// maxCacheEntryBytes bounds stale_cache.max_entry_bytes: an entry's weight
+// in the cache is a uint32, and a fallback answer of a gigabyte held in
+// memory is already a mistake.
+const maxCacheEntryBytes = 1 << 30
+
+func (d *decoder) staleCache(f field) *StaleCache {
+	sc := &StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000, MaxBytes: 64 * mib}
+	var entryBytes *field
+	for _, g := range d.fields(f.value, f.path, "ttl", "serve_stale_for", "max_entries", "max_bytes", "max_entry_bytes", "ignore_cookies") {
+		switch g.key {
+		case "ttl":
+			d.duration(g, &sc.TTL, true)
+		case "serve_stale_for":
+			d.duration(g, &sc.ServeStaleFor, false)
+		case "max_entries":
+			d.integer(g, &sc.MaxEntries, 1)
+		case "max_bytes":
+			d.size(g, &sc.MaxBytes, true)
+		case "max_entry_bytes":
+			d.size(g, &sc.MaxEntryBytes, true)
+			entryBytes = &g
+		case "ignore_cookies":
+			d.cookieNames(g, &sc.IgnoreCookies)
+		}
+	}
+	switch {
+	case entryBytes == nil:
+		sc.MaxEntryBytes = min(mib, sc.MaxBytes)
+	case sc.MaxEntryBytes > sc.MaxBytes:
+		d.errorf(entryBytes.node(), entryBytes.path, "%s: %d bytes is more than max_bytes (%d): such an entry could never be stored",
+			key(entryBytes.path), sc.MaxEntryBytes, sc.MaxBytes)
+	case sc.MaxEntryBytes > maxCacheEntryBytes:
+		d.errorf(entryBytes.node(), entryBytes.path, "%s: %d bytes is more than 1GiB", key(entryBytes.path), sc.MaxEntryBytes)
+	}
+	return sc
+}
+
+// cookieNames reads a list of cookie names (RFC 6265 tokens); an empty
+// list is nil, as an absent one, so that both compare equal on reload.
+func (d *decoder) cookieNames(f field, dst *[]string) {
+	d.strings(f, dst)
+	for i, name := range *dst {
+		if !validToken(name) {
+			p := fmt.Sprintf("%s[%d]", f.path, i)
+			d.errPath(p, "%s: not a cookie name (letters, digits and !#$%%&'*+-.^_`|~ only)", key(p))
+		}
+	}
+	if len(*dst) == 0 {
+		*dst = nil
+	}
+}
+
+// validToken reports whether s is an RFC 9110 token, which cookie names
+// are (RFC 6265 §4.1.1).
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') && !('0' <= c && c <= '9') && !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *decoder) static(f field) *Static {

@@ -231,6 +231,17 @@ type StaleCache struct {
 	TTL           time.Duration // ttl: how long an entry is fresh (served only as fallback anyway), default 10s
 	ServeStaleFor time.Duration // serve_stale_for: how long after ttl it may still be served, default 24h
 	MaxEntries    int           // max_entries, default 10000
+	// MaxBytes bounds the bytes held (keys, header names and values,
+	// bodies): max_bytes, default 64MiB.
+	MaxBytes int64
+	// MaxEntryBytes is the largest entry stored, counted as MaxBytes counts:
+	// max_entry_bytes, default 1MiB (max_bytes when smaller), at most
+	// max_bytes.
+	MaxEntryBytes int64
+	// IgnoreCookies names the cookies that do not make a request personal
+	// (analytics, consent): ignore_cookies. A request with any other cookie
+	// is neither stored nor answered from the cache.
+	IgnoreCookies []string
 }
 
 // Static is a fixed response (keys under static: and default:).

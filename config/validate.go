@@ -292,7 +292,16 @@ func (d *decoder) validateRoutes(cfg *Config, upstreams []string) {
 		if r.Timeout == 0 && ok {
 			r.Timeout = up.Timeouts.Total
 		}
+		cacheStep := -1
 		for j, fb := range r.Fallback {
+			if fb.StaleCache != nil {
+				// The route's own upstream fills one cache: a second would
+				// never hold anything.
+				if cacheStep >= 0 {
+					d.errPath(fmt.Sprintf("%s.fallback[%d].stale_cache", rp, j), "%s: fallback[%d]: a route has one stale_cache step (fallback[%d] is one)", label, j, cacheStep)
+				}
+				cacheStep = j
+			}
 			if fb.Upstream == "" {
 				continue
 			}

@@ -34,6 +34,12 @@
 //     fails, spillwayhttp.WriteError answers (503, 504 for
 //     deadline_exceeded) with Spillway-Reason, Retry-After and a JSON body.
 //     A route without any fallback passes an upstream's 5xx through as it is.
+//     A request that fails on its own deadline (its Spillway-Timeout-Ms
+//     budget, or its connection) gets 504 and no fallback at all. The
+//     stale cache stores no answer to a request with credentials
+//     (Authorization, cookies but those of ignore_cookies) and follows
+//     RFC 9111's rules for a shared cache that serves only stale entries,
+//     within max_bytes and max_entries.
 //
 // # Async routes
 //

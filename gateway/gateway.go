@@ -178,7 +178,7 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, err error) {
 				r.chain = append(r.chain, step{replica: u})
 				r.hasReplica = true
 			case f.StaleCache != nil:
-				if c := oldCaches[rc.Name]; c != nil && c.cfg == *f.StaleCache {
+				if c := oldCaches[rc.Name]; c != nil && reflect.DeepEqual(c.cfg, *f.StaleCache) {
 					r.cache = c
 				} else if r.cache, err = newStaleCache(*f.StaleCache); err != nil {
 					return t, fmt.Errorf("gateway: route %q: stale_cache: %w", rc.Name, err)

@@ -223,7 +223,7 @@ upstreams:
   gone: {instances: ["${B}"]}
 routes:
   - {name: kept, match: {path_prefix: /kept}, upstream: kept}
-  - {name: gone, match: {path_prefix: /gone}, upstream: gone}
+  - {name: gone, match: {path_prefix: /gone}, upstream: gone, fallback: [stale_cache: {}]}
 `
 	const one = `
 upstreams:
@@ -252,6 +252,9 @@ routes:
 		}
 		return n
 	}
+	if n, err := testutil.GatherAndCount(h.gw.Registry(), "spillway_cache_bytes", "spillway_cache_entries"); err != nil || n != 2 {
+		t.Fatalf("before reload: %d series of the stale cache (%v), want 2", n, err)
+	}
 	if series("gone") == 0 || series("kept") == 0 {
 		t.Fatalf("before reload: %d series of gone, %d of kept; want both > 0", series("gone"), series("kept"))
 	}
@@ -260,6 +263,9 @@ routes:
 	}
 	if n := series("gone"); n != 0 {
 		t.Errorf("after reload: %d series of the removed upstream and route, want 0", n)
+	}
+	if n, _ := testutil.GatherAndCount(h.gw.Registry(), "spillway_cache_bytes", "spillway_cache_entries"); n != 0 {
+		t.Errorf("after reload: %d series of the removed route's stale cache, want 0", n)
 	}
 	if series("kept") == 0 {
 		t.Error("after reload: the kept upstream's series are gone")

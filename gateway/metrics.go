@@ -226,6 +226,10 @@ var (
 		"Jobs of an async route in the dead-letter queue.", []string{"route"}, nil)
 	descOldest = prometheus.NewDesc("spillway_queue_oldest_pending_age_seconds",
 		"Age of an async route's oldest pending job; 0 when none.", []string{"route"}, nil)
+	descCacheEntries = prometheus.NewDesc("spillway_cache_entries",
+		"Entries in a route's stale cache (a response with Vary is two: its Vary names and the answer).", []string{"route"}, nil)
+	descCacheBytes = prometheus.NewDesc("spillway_cache_bytes",
+		"Bytes held by a route's stale cache: keys, header names and values, bodies.", []string{"route"}, nil)
 )
 
 var breakerStates = []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOpen, breaker.ForcedOpen, breaker.Disabled, breaker.MetricsOnly}
@@ -235,7 +239,7 @@ type stateCollector struct{ g *Gateway }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descFailureRate, descInFlight, descLimit, descBudget, descHealthy, descEjected,
-		descPending, descDead, descOldest} {
+		descPending, descDead, descOldest, descCacheEntries, descCacheBytes} {
 		ch <- d
 	}
 }
@@ -269,6 +273,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descHealthy, v, name, is.URL)
 		}
 		gauge(descEjected, float64(u.pool.EjectedCount()), name)
+	}
+	for _, r := range t.routes {
+		if r.cache != nil {
+			n, size := r.cache.held()
+			gauge(descCacheEntries, float64(n), r.cfg.Name)
+			gauge(descCacheBytes, float64(size), r.cfg.Name)
+		}
 	}
 	for name, st := range c.g.queueStats(t) {
 		gauge(descPending, float64(st.Pending), name)

@@ -187,7 +187,7 @@ func modifyResponse(resp *http.Response) error {
 	if x.phase == FallbackReplica {
 		resp.Header.Set(FallbackHeader, FallbackReplica)
 		x.fallback = FallbackReplica
-	} else if c := x.route.cache; c != nil && cacheable(x.in, resp) {
+	} else if c := x.route.cache; c != nil && c.cacheable(x.in, resp) {
 		c.capture(x.in, resp)
 	}
 	return nil
@@ -275,7 +275,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x.intercept = len(rt.chain) > 0 || rt.cfg.Optional
 	err := g.phase(rec, x, rt.up, rt.totalKey, "")
-	if err == nil {
+	if err == nil || g.callerDone(rec, x) {
 		return
 	}
 	if rt.cfg.Optional {
@@ -285,7 +285,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, s := range rt.chain {
 		switch {
 		case s.replica != nil:
-			if !replayable || !(spillwayhttp.Idempotent(r) || spillway.IsRejection(err)) || x.ctx.Err() != nil {
+			if !replayable || !(spillwayhttp.Idempotent(r) || spillway.IsRejection(err)) {
 				continue
 			}
 			if body != nil {
@@ -294,6 +294,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if g.phase(rec, x, s.replica, s.replica.cfg.Timeouts.Total.String(), FallbackReplica) == nil {
 				g.metrics.fallback(rt, FallbackReplica)
 				x.outcome = outcomeFallback
+				return
+			}
+			if g.callerDone(rec, x) { // during the replica's attempt
 				return
 			}
 		case s.cache != nil:
@@ -342,6 +345,21 @@ func (g *Gateway) phase(w http.ResponseWriter, x *exchange, up *upstream, totalK
 		err = context.Cause(x.ctx)
 	}
 	return err
+}
+
+// callerDone answers x when the caller's own deadline ended: its
+// Spillway-Timeout-Ms budget (504 deadline_exceeded) or its connection. It
+// reports whether it did. Such a failure is the caller's, not the
+// upstream's, and gets no fallback: any client could otherwise force one
+// by announcing a tiny budget, and be served a stale entry, a replica's or
+// a static answer instead of the upstream's. The end of the route's own
+// total limit is the upstream's failure: the fallback chain answers it.
+func (g *Gateway) callerDone(w http.ResponseWriter, x *exchange) bool {
+	if x.ctx.Err() == nil {
+		return false
+	}
+	g.failed(w, x, context.Cause(x.ctx))
+	return true
 }
 
 // failed writes the error answer for err, after the fallback chain.
