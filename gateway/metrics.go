@@ -238,6 +238,9 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		descPending, descDead, descOldest} {
 		ch <- d
 	}
+	for _, d := range storeDescs {
+		ch <- d
+	}
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -274,5 +277,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descPending, float64(st.Pending), name)
 		gauge(descDead, float64(st.DeadLetters), name)
 		gauge(descOldest, st.OldestPendingAge.Seconds(), name)
+	}
+	if h, ok := c.g.storeHealth(); ok {
+		collectStore(ch, h)
 	}
 }
