@@ -24,7 +24,7 @@ func TestStatusShowsTheEmbeddedStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st struct {
-		Upstreams map[string]any     `json:"upstreams"`
+		Upstreams map[string]any      `json:"upstreams"`
 		Store     gateway.StoreStatus `json:"store"`
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
