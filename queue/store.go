@@ -225,7 +225,7 @@ func (q *queueImpl) dial(timeout time.Duration) error {
 		nats.MaxPingsOutstanding(maxPingsOut),
 		nats.FlusherTimeout(c.Timeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil { // nil: closed by us
+			if err != nil { // nil: closed by us, or a forced reconnection (logged)
 				q.log.Warn("queue: disconnected from NATS", "error", q.redact.Replace(err.Error()))
 			}
 		}),
