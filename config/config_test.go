@@ -414,3 +414,27 @@ func TestQueueAndAsyncValues(t *testing.T) {
 		t.Errorf("async: %+v", a)
 	}
 }
+
+// TestQueuePingInterval: queue.ping_interval defaults to 1s, is taken with
+// queue.servers, refused below 100ms, and ignored (with a warning) by the
+// embedded store.
+func TestQueuePingInterval(t *testing.T) {
+	const rest = "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, async: {}}]\n"
+	parse := func(queue string) (*Config, []string, error) {
+		cfg, ws, err := Parse("t.yaml", []byte("queue: "+queue+"\n"+rest), nil)
+		return cfg, problems(ws, nil), err
+	}
+	if cfg, _, err := parse("{servers: [nats://n:4222]}"); err != nil || cfg.Queue.PingInterval != time.Second {
+		t.Errorf("default: %v %v, want 1s", cfg.Queue.PingInterval, err)
+	}
+	if cfg, ws, err := parse("{servers: [nats://n:4222], ping_interval: 5s}"); err != nil || len(ws) > 0 || cfg.Queue.PingInterval != 5*time.Second {
+		t.Errorf("ping_interval: 5s: %v %v %v", cfg.Queue.PingInterval, ws, err)
+	}
+	_, _, err := parse("{servers: [nats://n:4222], ping_interval: 50ms}")
+	if got, want := problems(nil, err), []string{"t.yaml:1:50: queue.ping_interval: 50ms is less than 100ms (pings that often load the servers for no faster failover)"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ping_interval: 50ms:\n got %q\nwant %q", got, want)
+	}
+	if _, ws, err := parse("{ping_interval: 5s}"); err != nil || !reflect.DeepEqual(ws, []string{"t.yaml:1:24: warning: queue.ping_interval only applies to an external cluster (queue.servers) and is ignored by the embedded store"}) {
+		t.Errorf("embedded: %q %v", ws, err)
+	}
+}

@@ -25,6 +25,7 @@ func DefaultQueue() Queue {
 	return Queue{
 		Dir: defaultQueueDir, MaxMemory: 64 * mib, MaxDisk: 10 << 30, SyncInterval: 2 * time.Minute,
 		Replicas: 1, DedupeWindow: time.Hour, Timeout: 2 * time.Second, Prefix: "SPILLWAY",
+		PingInterval: time.Second,
 	}
 }
 
@@ -154,7 +155,7 @@ func (d *decoder) config(root ast.Node) *Config {
 }
 
 var queueKeys = []string{"dir", "max_memory", "max_disk", "sync", "servers", "credentials", "user", "password", "token", "tls",
-	"replicas", "dedupe_window", "timeout", "prefix"}
+	"replicas", "dedupe_window", "timeout", "prefix", "ping_interval"}
 
 func (d *decoder) queue(f field, q *Queue) {
 	for _, g := range d.fields(f.value, f.path, queueKeys...) {
@@ -211,6 +212,8 @@ func (d *decoder) queue(f field, q *Queue) {
 			d.duration(g, &q.Timeout, true)
 		case "prefix":
 			d.str(g, &q.Prefix)
+		case "ping_interval":
+			d.duration(g, &q.PingInterval, true)
 		}
 	}
 }

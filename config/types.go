@@ -71,6 +71,10 @@ type Queue struct {
 	Password    string   // password
 	Token       string   // token
 	TLS         *QueueTLS
+	// PingInterval (ping_interval) is how often the connection pings the
+	// server it is on, default 1s: a server that leaves pings unanswered for
+	// 3 intervals is left for another one of the cluster.
+	PingInterval time.Duration
 
 	Replicas     int           // replicas of the streams and the status bucket, default 1 (1..5)
 	DedupeWindow time.Duration // dedupe_window: how long an Idempotency-Key dedupes, default 1h

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml/token"
 )
@@ -112,6 +113,10 @@ func (d *decoder) validate(cfg *Config) {
 	d.validateRoutes(cfg, names)
 }
 
+// minPingInterval is the shortest queue.ping_interval: a round trip to a
+// healthy server on a congested network may take tens of milliseconds.
+const minPingInterval = 100 * time.Millisecond
+
 // validateQueue checks the queue: section and resolves its relative paths
 // against the configuration file's directory.
 func (d *decoder) validateQueue(q *Queue) {
@@ -134,7 +139,11 @@ func (d *decoder) validateQueue(q *Queue) {
 			d.warnAt(pos, "$.queue."+k, "queue.%s only applies to the embedded store and is ignored with queue.servers", k)
 		}
 	}
-	for _, k := range []string{"credentials", "user", "password", "token", "tls"} {
+	if q.PingInterval < minPingInterval {
+		d.errPath("$.queue.ping_interval", "queue.ping_interval: %s is less than %s (pings that often load the servers for no faster failover)",
+			q.PingInterval, minPingInterval)
+	}
+	for _, k := range []string{"credentials", "user", "password", "token", "tls", "ping_interval"} {
 		if pos, ok := d.set["$.queue."+k]; ok && !external {
 			d.warnAt(pos, "$.queue."+k, "queue.%s only applies to an external cluster (queue.servers) and is ignored by the embedded store", k)
 		}

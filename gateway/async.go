@@ -156,6 +156,7 @@ func QueueConfig(c config.Queue) queue.Config {
 		SyncAlways: c.SyncAlways, SyncInterval: c.SyncInterval,
 		CredsFile: c.Credentials, User: c.User, Password: c.Password, Token: c.Token,
 		Replicas: c.Replicas, DedupeWindow: c.DedupeWindow, Timeout: c.Timeout, Prefix: c.Prefix,
+		PingInterval: c.PingInterval,
 	}
 	if c.TLS != nil {
 		qc.TLS = &queue.TLS{CA: c.TLS.CA, Cert: c.TLS.Cert, Key: c.TLS.Key}

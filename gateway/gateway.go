@@ -326,6 +326,9 @@ type Status struct {
 	Upstreams map[string]UpstreamStatus `json:"upstreams"`
 	// Queues are the async routes' queues, when the store answered.
 	Queues map[string]QueueStatus `json:"queues,omitempty"`
+	// Store is the state of the queue's store, when the gateway has a
+	// queue.
+	Store *StoreStatus `json:"store,omitempty"`
 }
 
 // QueueStatus is an async route's queue, read from the store.
@@ -351,7 +354,9 @@ type BreakerStatus struct {
 	FailureRate float64 `json:"failure_rate"`
 }
 
-// Status returns the state of every upstream of the configuration in use.
+// Status returns the state of every upstream of the configuration in use
+// and, with a queue, of its queues and its store (read from the store,
+// each within a second).
 func (g *Gateway) Status() Status {
 	t := g.table.Load()
 	s := Status{Upstreams: make(map[string]UpstreamStatus, len(t.upstreams))}
@@ -369,6 +374,9 @@ func (g *Gateway) Status() Status {
 		}
 		s.Queues[name] = QueueStatus{Pending: st.Pending, InFlight: st.InFlight, DeadLetters: st.DeadLetters,
 			OldestPendingAgeSeconds: st.OldestPendingAge.Seconds()}
+	}
+	if h, ok := g.storeHealth(); ok {
+		s.Store = storeStatus(h, g.opts.Queue.Embedded())
 	}
 	return s
 }

@@ -242,6 +242,9 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		descPending, descDead, descOldest, descCacheEntries, descCacheBytes} {
 		ch <- d
 	}
+	for _, d := range storeDescs {
+		ch <- d
+	}
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -285,5 +288,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descPending, float64(st.Pending), name)
 		gauge(descDead, float64(st.DeadLetters), name)
 		gauge(descOldest, st.OldestPendingAge.Seconds(), name)
+	}
+	if h, ok := c.g.storeHealth(); ok {
+		collectStore(ch, h)
 	}
 }

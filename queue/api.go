@@ -74,6 +74,14 @@ type Config struct {
 	Password  string
 	Token     string
 	TLS       *TLS
+	// PingInterval is how often the client pings the server it is
+	// connected to (external cluster only); default 1s. A server that
+	// leaves two pings unanswered at the next tick (3 × PingInterval) is
+	// left for another one of the cluster. Raise it with Timeout on a
+	// high-latency link. Apart from pings, stallLimit (3) publishes in a
+	// row without an answer within 5 × Timeout also move the connection
+	// (see Health and docs/async.md).
+	PingInterval time.Duration
 
 	// Replicas of each stream and of the status bucket; default 1. Use 3 on
 	// a three-node cluster.

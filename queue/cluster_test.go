@@ -23,6 +23,8 @@ import (
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
+
+	"github.com/spillway-dev/spillway/internal/natstest"
 )
 
 // startExternal runs a NATS server with JetStream on 127.0.0.1 with the
@@ -245,54 +247,15 @@ func TestExternalMutualTLS(t *testing.T) {
 	})
 }
 
-// startCluster runs n NATS servers with JetStream as one cluster "c".
-// Each is given routes to every cluster port (its own is ignored), as a
-// static cluster is configured: JetStream sizes its meta group from the
-// routes. The cluster ports are picked free before the servers start. It
-// returns as soon as the servers accept clients, before JetStream has
-// elected a leader.
+// startCluster runs n NATS servers with JetStream as one cluster "c"
+// (natstest.StartCluster). It returns as soon as the servers accept
+// clients, before JetStream has elected a leader.
 func startCluster(t *testing.T, n int) []*server.Server {
 	t.Helper()
-	ports := make([]int, n)
-	routes := make([]string, n)
-	var ls []net.Listener
-	for i := range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i])
-	}
-	for _, l := range ls {
-		l.Close()
-	}
+	c := natstest.StartCluster(t, n)
 	servers := make([]*server.Server, n)
 	for i := range n {
-		s, err := server.NewServer(&server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1),
-			Host:       "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: t.TempDir(),
-			JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 256 << 20,
-			Cluster: server.ClusterOpts{Name: "c", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
-			NoSigs:  true, NoLog: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Start()
-		t.Cleanup(func() {
-			s.Shutdown()
-			s.WaitForShutdown()
-		})
-		servers[i] = s
-	}
-	for _, s := range servers {
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("server %s not ready", s.Name())
-		}
+		servers[i] = c.Server(i)
 	}
 	return servers
 }

@@ -32,6 +32,17 @@
 // (default 1h) a second Enqueue with the same key stores nothing and
 // returns the same id with duplicate set.
 //
+// # An external cluster
+//
+// The connection moves to another server of the cluster when its server
+// stops answering: pings every [Config.PingInterval] (default 1s, the
+// server left after 3 unanswered intervals), and a forced reconnection
+// after 3 publishes in a row got no answer within 5 × [Config.Timeout],
+// at most every 30 s. [Queue.Health] reports the server the connection is
+// on and, for each stream, its leader and the state of its replicas
+// (current, lagging, offline). Logs and errors show the server URLs
+// without their user information ([RedactURL]).
+//
 // # Guarantees
 //
 // Delivery is at least once: a handler may see a job again when a worker

@@ -59,6 +59,11 @@ type queueImpl struct {
 	mu      sync.Mutex
 	closed  bool
 	workers map[*Worker]struct{}
+
+	// External connection only.
+	redact *strings.Replacer // hides the servers' user information
+	stalls stallGuard        // publishes without an answer, see conn.go
+	bg     sync.WaitGroup    // forced reconnections in progress
 }
 
 func (c *Config) setDefaults() {
@@ -86,6 +91,9 @@ func (c *Config) setDefaults() {
 	if c.Prefix == "" {
 		c.Prefix = defaultPrefix
 	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = defaultPingInterval
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -105,6 +113,7 @@ func open(ctx context.Context, cfg Config) (*Queue, error) {
 		deadName:   strings.ToUpper(cfg.Prefix) + "_DEAD",
 		bucket:     lower + "_jobs",
 		workers:    map[*Worker]struct{}{},
+		redact:     secretsReplacer(cfg.Servers),
 	}
 	var err error
 	if len(cfg.Servers) == 0 {
@@ -161,9 +170,6 @@ func (q *queueImpl) startEmbedded() error {
 	return q.newJS()
 }
 
-// connect dials an external cluster. ReconnectBufSize(-1) makes a publish
-// while disconnected fail at once instead of buffering it: the caller must
-// learn quickly that a job was not stored.
 // connect connects to the external servers. While none can be reached
 // (refused, or no answer within Timeout) it tries again every
 // connectRetry until ctx ends, so that Spillway may start before the
@@ -201,6 +207,12 @@ func unreachable(err error) bool {
 }
 
 // dial makes one connection attempt, each server URL bounded by timeout.
+// ReconnectBufSize(-1) makes a publish while disconnected fail at once
+// instead of buffering it: the caller must learn quickly that a job was not
+// stored. The pings and the flusher timeout make a connection to a server
+// that stopped answering fail (see conn.go), and the client reconnects to
+// another one. Logs and errors show the URLs without their user
+// information.
 func (q *queueImpl) dial(timeout time.Duration) error {
 	c := q.cfg
 	opts := []nats.Option{
@@ -209,15 +221,34 @@ func (q *queueImpl) dial(timeout time.Duration) error {
 		nats.ReconnectBufSize(-1),
 		nats.Timeout(timeout),
 		nats.RetryOnFailedConnect(false),
+		nats.PingInterval(c.PingInterval),
+		nats.MaxPingsOutstanding(maxPingsOut),
+		nats.FlusherTimeout(c.Timeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil { // nil: closed by us
-				q.log.Warn("queue: disconnected from NATS", "error", err)
+			if err != nil { // nil: closed by us, or a forced reconnection (logged)
+				q.log.Warn("queue: disconnected from NATS", "error", q.redact.Replace(err.Error()))
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			q.log.Info("queue: reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+			q.log.Info("queue: reconnected to NATS", "server", nc.ConnectedServerName(), "url", RedactURL(nc.ConnectedUrl()))
 		}),
 	}
+	opts = append(opts, authOptions(c)...)
+	nc, err := nats.Connect(strings.Join(c.Servers, ","), opts...)
+	if err != nil {
+		return q.redactErr(fmt.Errorf("queue: connect %s: %w: %w", redactURLs(c.Servers), ErrUnavailable, err))
+	}
+	q.nc = nc
+	if err := q.newJS(); err != nil {
+		return err
+	}
+	q.js = watchedJS{JetStream: q.js, q: q}
+	return nil
+}
+
+// authOptions are the credentials and TLS options of c.
+func authOptions(c Config) []nats.Option {
+	var opts []nats.Option
 	if c.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(c.CredsFile))
 	}
@@ -238,12 +269,7 @@ func (q *queueImpl) dial(timeout time.Duration) error {
 			opts = append(opts, nats.Secure())
 		}
 	}
-	nc, err := nats.Connect(strings.Join(c.Servers, ","), opts...)
-	if err != nil {
-		return fmt.Errorf("queue: connect %s: %w: %w", strings.Join(c.Servers, ","), ErrUnavailable, err)
-	}
-	q.nc = nc
-	return q.newJS()
+	return opts
 }
 
 func (q *queueImpl) newJS() error {
@@ -386,6 +412,7 @@ func (q *queueImpl) shutdown() {
 		}
 		q.nc.Close()
 	}
+	q.bg.Wait()
 	if q.srv != nil {
 		q.srv.Shutdown()
 		q.srv.WaitForShutdown()

@@ -183,7 +183,11 @@ func openQueue(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*q
 	qc := gateway.QueueConfig(cfg.Queue)
 	qc.Logger = logger
 	if len(qc.Servers) > 0 {
-		logger.Info("queue: connecting to an external NATS cluster", "servers", strings.Join(qc.Servers, ","))
+		servers := make([]string, len(qc.Servers))
+		for i, s := range qc.Servers {
+			servers[i] = queue.RedactURL(s) // a URL may carry credentials
+		}
+		logger.Info("queue: connecting to an external NATS cluster", "servers", strings.Join(servers, ","))
 	} else {
 		logger.Info("queue: starting the embedded NATS JetStream store", "dir", qc.Dir, "sync_always", qc.SyncAlways)
 	}
