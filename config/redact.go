@@ -2,8 +2,7 @@ package config
 
 import (
 	"cmp"
-	"net/url"
-	"slices"
+		"slices"
 	"strconv"
 	"strings"
 )
@@ -57,33 +56,4 @@ func (d *decoder) redact() {
 	for i := range d.warns {
 		d.warns[i].Msg = r.Replace(d.warns[i].Msg)
 	}
-}
-
-// RedactURL returns s with the password of its user info replaced by
-// "xxxxx" (as url.URL.Redacted does), also when s does not parse as a
-// URL: the text between "://" and the last "@" before the path is the
-// user info then. Use it wherever a configured URL is logged or put in an
-// error.
-func RedactURL(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Redacted()
-	}
-	_, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		return s
-	}
-	authority := rest
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		authority = rest[:i]
-	}
-	at := strings.LastIndexByte(authority, '@')
-	if at < 0 {
-		return s
-	}
-	user, _, hasPass := strings.Cut(authority[:at], ":")
-	if !hasPass {
-		return s
-	}
-	prefix := s[:len(s)-len(rest)]
-	return prefix + user + ":xxxxx" + rest[at:]
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/spillway-dev/spillway/internal/redact"
 )
 
 // readStatic loads static.file, relative to the configuration file.
@@ -122,7 +124,7 @@ const minPingInterval = 100 * time.Millisecond
 func (d *decoder) validateQueue(q *Queue) {
 	for i, s := range q.Servers {
 		if u, err := url.Parse(s); err != nil || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, u.Scheme) || u.Host == "" {
-			d.errPath(fmt.Sprintf("$.queue.servers[%d]", i), "queue.servers[%d]: %q is not a nats://, tls:// or ws:// URL", i, RedactURL(s))
+			d.errPath(fmt.Sprintf("$.queue.servers[%d]", i), "queue.servers[%d]: %q is not a nats://, tls:// or ws:// URL", i, redact.URL(s))
 		}
 	}
 	if q.Replicas > 5 {
@@ -201,11 +203,11 @@ func (d *decoder) validateUpstream(u *Upstream) {
 		pu, err := url.Parse(s)
 		switch {
 		case err != nil || pu.Host == "" || (pu.Scheme != "http" && pu.Scheme != "https"):
-			d.errPath(p, "%s.instances[%d]: %q is not an http:// or https:// URL with a host", name, i, RedactURL(s))
+			d.errPath(p, "%s.instances[%d]: %q is not an http:// or https:// URL with a host", name, i, redact.URL(s))
 		case pu.RawQuery != "" || pu.Fragment != "" || pu.User != nil:
-			d.errPath(p, "%s.instances[%d]: %q must not carry a query, fragment or user info", name, i, RedactURL(s))
+			d.errPath(p, "%s.instances[%d]: %q must not carry a query, fragment or user info", name, i, redact.URL(s))
 		case slices.Index(u.Instances, s) < i:
-			d.errPath(p, "%s.instances[%d]: %q is listed twice", name, i, RedactURL(s))
+			d.errPath(p, "%s.instances[%d]: %q is listed twice", name, i, redact.URL(s))
 		}
 	}
 	t := u.Timeouts

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spillway-dev/spillway/internal/redact"
 )
 
 // How an external connection leaves a server that stopped answering.
@@ -146,26 +148,7 @@ func (q *queueImpl) forceReconnect() {
 // becomes nats://REDACTED@host:4222. Everything before the last '@' after
 // the scheme is hidden, so that a URL that does not parse (a password with
 // a '/' or a '#') is hidden too. For logs and error messages.
-func RedactURL(s string) string {
-	start, at := userInfo(s)
-	if at < 0 {
-		return s
-	}
-	return s[:start] + "REDACTED" + s[at:]
-}
-
-// userInfo returns where the user information of URL s starts and where
-// it ends (its '@'); at is -1 when s has none.
-func userInfo(s string) (start, at int) {
-	if i := strings.Index(s, "://"); i >= 0 {
-		start = i + len("://")
-	}
-	at = strings.LastIndex(s[start:], "@")
-	if at < 0 {
-		return start, -1
-	}
-	return start, start + at
-}
+func RedactURL(s string) string { return redact.URL(s) }
 
 // redactURLs is RedactURL of each of servers, comma separated.
 func redactURLs(servers []string) string {
@@ -184,7 +167,7 @@ func redactURLs(servers []string) string {
 func secretsReplacer(servers []string) *strings.Replacer {
 	var pairs []string
 	for _, s := range servers {
-		if start, at := userInfo(s); at > start { // a non-empty user information
+		if start, at := redact.UserInfo(s); at > start { // a non-empty user information
 			pairs = append(pairs, s, RedactURL(s), s[start:at], "REDACTED")
 		}
 	}
