@@ -26,13 +26,16 @@ import (
 )
 
 // startExternal runs a NATS server with JetStream on 127.0.0.1 with the
-// given options (authentication, TLS) on top of the test defaults, shut
-// down at the end of the test.
+// given options (authentication, TLS, a storage limit) on top of the test
+// defaults, shut down at the end of the test.
 func startExternal(t *testing.T, opts server.Options) *server.Server {
 	t.Helper()
 	opts.Host, opts.Port = "127.0.0.1", -1
 	opts.JetStream, opts.StoreDir = true, t.TempDir()
-	opts.JetStreamMaxMemory, opts.JetStreamMaxStore = 16<<20, 256<<20
+	opts.JetStreamMaxMemory = 16 << 20
+	if opts.JetStreamMaxStore == 0 {
+		opts.JetStreamMaxStore = 4 << 30
+	}
 	opts.NoSigs, opts.NoLog = true, true
 	s, err := server.NewServer(&opts)
 	if err != nil {
@@ -274,7 +277,7 @@ func startCluster(t *testing.T, n int) []*server.Server {
 			ServerName: fmt.Sprintf("n%d", i+1),
 			Host:       "127.0.0.1", Port: -1,
 			JetStream: true, StoreDir: t.TempDir(),
-			JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 256 << 20,
+			JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 4 << 30,
 			Cluster: server.ClusterOpts{Name: "c", Host: "127.0.0.1", Port: ports[i]},
 			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
 			NoSigs:  true, NoLog: true,
