@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ func DefaultQueue() Queue {
 	return Queue{
 		Dir: defaultQueueDir, MaxMemory: 64 * mib, MaxDisk: 10 << 30, SyncInterval: 2 * time.Minute,
 		Replicas: 1, DedupeWindow: time.Hour, Timeout: 2 * time.Second, Prefix: "SPILLWAY",
+		DeadLetters: DeadLetters{MaxMessages: 100_000},
 	}
 }
 
@@ -154,7 +156,7 @@ func (d *decoder) config(root ast.Node) *Config {
 }
 
 var queueKeys = []string{"dir", "max_memory", "max_disk", "sync", "servers", "credentials", "user", "password", "token", "tls",
-	"replicas", "dedupe_window", "timeout", "prefix"}
+	"replicas", "dedupe_window", "timeout", "prefix", "dead_letters"}
 
 func (d *decoder) queue(f field, q *Queue) {
 	for _, g := range d.fields(f.value, f.path, queueKeys...) {
@@ -211,8 +213,52 @@ func (d *decoder) queue(f field, q *Queue) {
 			d.duration(g, &q.Timeout, true)
 		case "prefix":
 			d.str(g, &q.Prefix)
+		case "dead_letters":
+			for _, h := range d.fields(g.value, g.path, "max_bytes", "max_messages") {
+				switch h.key {
+				case "max_bytes":
+					d.size(h, &q.DeadLetters.MaxBytes, true)
+				case "max_messages":
+					d.integer(h, &q.DeadLetters.MaxMessages, 1)
+				}
+			}
 		}
 	}
+}
+
+// keyScope decodes async.key_scope: route (dst ""), or header:NAME (dst
+// the canonical NAME).
+func (d *decoder) keyScope(f field, dst *string) {
+	s, ok := d.scalar(f)
+	if !ok {
+		return
+	}
+	name, isHeader := strings.CutPrefix(s, "header:")
+	name = strings.TrimSpace(name)
+	switch {
+	case s == "route":
+		*dst = ""
+	case !isHeader || !validToken(name):
+		d.errorf(f.node(), f.path, "%s: %q is neither route nor header:NAME (a header name such as header:X-Api-Key)", key(f.path), s)
+	case textproto.CanonicalMIMEHeaderKey(name) == "Idempotency-Key":
+		d.errorf(f.node(), f.path, "%s: the scope is a client identity, not the Idempotency-Key itself", key(f.path))
+	default:
+		*dst = textproto.CanonicalMIMEHeaderKey(name)
+	}
+}
+
+// validToken reports whether s is an HTTP token (RFC 9110 §5.6.2), the
+// syntax of a header name.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') && !('0' <= c && c <= '9') && !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
 }
 
 func validName(s string) bool {
@@ -517,7 +563,7 @@ func (d *decoder) route(n ast.Node, path string) *Route {
 			r.Default = d.static(f)
 		case "async":
 			a := defaultAsync()
-			for _, g := range d.fields(f.value, f.path, "max_attempts", "backoff", "retention", "max_body", "concurrency", "ordered") {
+			for _, g := range d.fields(f.value, f.path, "max_attempts", "backoff", "retention", "max_body", "concurrency", "ordered", "key_scope") {
 				switch g.key {
 				case "max_attempts":
 					d.integer(g, &a.MaxAttempts, 1)
@@ -531,6 +577,8 @@ func (d *decoder) route(n ast.Node, path string) *Route {
 					d.integer(g, &a.Concurrency, 1)
 				case "ordered":
 					d.boolean(g, &a.Ordered)
+				case "key_scope":
+					d.keyScope(g, &a.KeyScopeHeader)
 				}
 			}
 			r.Async = &a
