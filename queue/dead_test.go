@@ -177,3 +177,59 @@ func TestExternalTooSmallForDeadLetters(t *testing.T) {
 	}
 	_ = q.Close()
 }
+
+// TestReopenWithAnotherDeadLetterBound: a store reopened with a smaller
+// dead-letter bound (the work stream's share grows into the room the dead
+// letters give back) and then a larger one opens both times; the dead
+// letters stored above the new bound stay until the next one needs room.
+func TestReopenWithAnotherDeadLetterBound(t *testing.T) {
+	dir := t.TempDir()
+	open := func(deadMax int64) *Queue {
+		t.Helper()
+		q, err := Open(t.Context(), Config{Dir: dir, MaxDisk: 64 << 20, DeadLetterMaxBytes: deadMax, Prefix: "RE"})
+		if err != nil {
+			t.Fatalf("open with DeadLetterMaxBytes %d: %v", deadMax, err)
+		}
+		return q
+	}
+	bury := func(q *Queue, n int, drops *dropCounter) {
+		t.Helper()
+		w, err := q.Consume("orders", fast(Policy{}), newRecorder(rejectBad).handle, WorkerOptions{OnDeadLetterDropped: drops.dropped})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stopWorker(t, w)
+		bad := make([]byte, 1_000_000)
+		bad[0] = 'b'
+		for range n {
+			id, _, err := q.Enqueue(t.Context(), "orders", Message{Data: bad})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitState(t, q, id, StateDead)
+		}
+	}
+	count := func(q *Queue) int {
+		t.Helper()
+		st, err := q.Stats(t.Context(), "orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.DeadLetters
+	}
+	q := open(20 << 20)
+	bury(q, 8, &dropCounter{})
+	_ = q.Close()
+
+	q = open(3 << 20)
+	if n := count(q); n != 8 {
+		t.Fatalf("%d dead letters after reopening with a smaller bound, want the 8 kept", n)
+	}
+	drops := &dropCounter{}
+	bury(q, 1, drops)
+	if n, d := count(q), len(drops.all()); n > 3 || n+d != 9 {
+		t.Fatalf("%d dead letters kept and %d dropped, want at most 3 kept of 9", n, d)
+	}
+	_ = q.Close()
+	_ = open(20 << 20).Close()
+}

@@ -295,12 +295,24 @@ func (q *queueImpl) shares() (work, dead, status int64) {
 // secret. Each step is retried in Timeout-long attempts until ctx ends: a
 // fresh cluster answers "no leader" or times out until it has elected one.
 func (q *queueImpl) setup(ctx context.Context) error {
+	if err := q.runSteps(ctx, q.streamSteps()); err != nil {
+		return err
+	}
+	return q.runSteps(ctx, []setupStep{{"secret", q.loadSecret}})
+}
+
+// setupStep is one step of setup: what it makes, and how.
+type setupStep struct {
+	what string
+	do   func(context.Context) error
+}
+
+// streamSteps creates or updates the work stream, the dead-letter stream
+// and the status bucket with their shares of the store.
+func (q *queueImpl) streamSteps() []setupStep {
 	replicas := q.cfg.Replicas
 	workMax, deadMax, statusMax := q.shares()
-	steps := []struct {
-		what string
-		do   func(context.Context) error
-	}{
+	return []setupStep{
 		{"work stream " + q.workName, func(ctx context.Context) (err error) {
 			q.work, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 				Name:        q.workName,
@@ -323,7 +335,7 @@ func (q *queueImpl) setup(ctx context.Context) error {
 				Subjects:    []string{q.subjPrefix + "dead.>"},
 				Retention:   jetstream.LimitsPolicy,
 				// Discard new, not old: the worker deletes the oldest
-				// letters itself when one does not fit (dropDeadLetters),
+				// letters itself when one does not fit (dropOldestDead),
 				// so that it can count and log them.
 				Discard:     jetstream.DiscardNew,
 				Storage:     jetstream.FileStorage,
@@ -351,13 +363,30 @@ func (q *queueImpl) setup(ctx context.Context) error {
 			})
 			return err
 		}},
-		{"secret", q.loadSecret},
 	}
+}
+
+// runSteps runs steps in order, each retried as retrySetup does. A stream
+// whose share cannot be reserved yet is tried again after the others: when
+// the shares change (queue.dead_letters.max_bytes), a stream that grows
+// needs the room that one updated after it gives back.
+func (q *queueImpl) runSteps(ctx context.Context, steps []setupStep) error {
+	var later []setupStep
 	for _, s := range steps {
 		err := retrySetup(ctx, q.cfg.Timeout, s.do)
 		if cannotReserve(err) {
+			later = append(later, s)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("queue: create %s: %w: %w", s.what, ErrUnavailable, err)
+		}
+	}
+	for _, s := range later {
+		err := retrySetup(ctx, q.cfg.Timeout, s.do)
+		if cannotReserve(err) {
 			return fmt.Errorf("queue: create %s: %w: the store cannot reserve the streams' bounds (dead letters: %d bytes): "+
-				"lower DeadLetterMaxBytes or give the account more JetStream storage: %w", s.what, ErrUnavailable, deadMax, err)
+				"lower DeadLetterMaxBytes or give the account more JetStream storage: %w", s.what, ErrUnavailable, q.cfg.DeadLetterMaxBytes, err)
 		}
 		if err != nil {
 			return fmt.Errorf("queue: create %s: %w: %w", s.what, ErrUnavailable, err)
