@@ -141,52 +141,6 @@ func (q *queueImpl) enqueue(ctx context.Context, name string, m Message) (string
 	return id, ack.Duplicate, nil
 }
 
-// sameMessage checks that the stored job id, a duplicate of a message
-// with digest sum, was stored for the same fingerprint. The job is looked
-// for where it is at each step of its life, in an order that cannot miss
-// it: the work stream (until it is acknowledged, after its final status
-// is written), the status bucket, and the dead letters. A job found
-// nowhere (its status expired before the dedupe window) cannot be
-// compared and is taken for another message. A lookup that fails leaves
-// the answer unknown: ErrUncertain, so that the caller retries.
-func (q *queueImpl) sameMessage(ctx context.Context, name, id, sum string) error {
-	stored, err := q.storedDigest(ctx, name, id)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%w: job %s was stored before; comparing it: %v", ErrUncertain, id, err)
-	case stored != sum:
-		return fmt.Errorf("%w: in queue %s", ErrKeyReused, name)
-	}
-	return nil
-}
-
-// storedDigest returns the digest of job id of queue name, "" when the
-// job is found nowhere.
-func (q *queueImpl) storedDigest(ctx context.Context, name, id string) (string, error) {
-	m, err := q.lastBySubject(ctx, q.work, q.workSubject(name, id))
-	if err == nil {
-		return m.Header.Get(hdrDigest), nil
-	}
-	if !errors.Is(err, ErrNotFound) {
-		return "", err
-	}
-	r, found, err := q.getRecord(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	if found {
-		return r.Digest, nil
-	}
-	m, err = q.lastBySubject(ctx, q.dead, q.deadSubject(name, id))
-	if errors.Is(err, ErrNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return m.Header.Get(hdrDigest), nil
-}
-
 // publishError maps a failed publish to ErrFull or ErrUnavailable (the
 // store refused the message or never got it), ErrUncertain (it was sent
 // and no answer came: the store may have kept it), or ErrClosed.
