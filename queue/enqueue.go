@@ -58,8 +58,8 @@ func (q *queueImpl) keyedID(name, scope, key string) string {
 	return hex.EncodeToString(mac.Sum(nil)[:16])
 }
 
-// digest is what a keyed job stores of its fingerprint (fp, or else its
-// header and data): 16 bytes of SHA-256, in hex.
+// digest is what a keyed job stores of m.Fingerprint (or, without one, of
+// its header and data): 16 bytes of SHA-256, in hex.
 func digest(m *Message) string {
 	h := sha256.New()
 	if m.Fingerprint != nil {
