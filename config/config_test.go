@@ -91,6 +91,16 @@ func TestParseProblems(t *testing.T) {
 		{"listen not host:port", "listen: localhost\n" + minimal, []string{`t.yaml:1:9: listen: "localhost" is not a host:port address`}},
 		{"tls files missing", "tls: {cert_file: nope.pem}\n" + minimal, []string{"t.yaml:1:6: tls.key_file is required", "t.yaml:1:18: tls.cert_file: cannot read nope.pem: no such file or directory"}},
 		{"queue server not a NATS URL", "queue: {servers: ['http://n:4222', 'nats://n:4222', 'ws://n:8080']}\n" + minimal, []string{`t.yaml:1:19: queue.servers[0]: "http://n:4222" is not a nats://, tls:// or ws:// URL`}},
+		{"dead letters over half the store", "queue: {max_disk: 1GiB, dead_letters: {max_bytes: 600MiB}}\n" + minimal,
+			[]string{"t.yaml:1:51: queue.dead_letters.max_bytes (629145600 bytes) is more than half of queue.max_disk (1073741824 bytes): the work stream and the status records need the rest"}},
+		{"dead letters zero", "queue: {dead_letters: {max_bytes: 0, max_messages: 0}}\n" + minimal,
+			[]string{"t.yaml:1:35: queue.dead_letters.max_bytes: must be more than 0", "t.yaml:1:52: queue.dead_letters.max_messages: 0 is less than 1"}},
+		{"key_scope", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes:\n  - {name: r, upstream: a, async: {key_scope: client_ip}}\n  - {name: s, upstream: a, async: {key_scope: 'header:'}}\n  - {name: u, upstream: a, async: {key_scope: 'header:Idempotency-Key'}}\n",
+			[]string{
+				`t.yaml:4:47: routes[0].async.key_scope: "client_ip" is neither route nor header:NAME (a header name such as header:X-Api-Key)`,
+				`t.yaml:5:47: routes[1].async.key_scope: "header:" is neither route nor header:NAME (a header name such as header:X-Api-Key)`,
+				`t.yaml:6:47: routes[2].async.key_scope: the scope is a client identity, not the Idempotency-Key itself`,
+			}},
 		{"route without name or upstream", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes:\n  - match: {path: /x}\n", []string{"t.yaml:4:5: routes[0]: name is required", "t.yaml:4:5: routes[0]: upstream is required"}},
 		{"unknown upstream without a near name", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: zzzz}]\n", []string{`t.yaml:3:30: route "r": unknown upstream "zzzz" (defined: a)`}},
 		{"fallback to itself", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, fallback: [upstream: a]}]\n", []string{`t.yaml:3:54: route "r": fallback[0]: "a" is the route's own upstream`}},
@@ -399,6 +409,7 @@ func TestQueueAndAsyncValues(t *testing.T) {
 	want := DefaultQueue()
 	want.Dir, want.MaxMemory, want.SyncInterval, want.Token = "/var/lib/spillway", 128<<20, 30*time.Second, "s3cret"
 	want.TLS = &QueueTLS{CA: filepath.Join("testdata", "ca.pem")}
+	want.DeadLetters.MaxBytes = want.MaxDisk / 10
 	if !reflect.DeepEqual(cfg.Queue, want) {
 		t.Errorf("queue:\n got %+v\nwant %+v", cfg.Queue, want)
 	}
@@ -410,8 +421,23 @@ func TestQueueAndAsyncValues(t *testing.T) {
 	if q := cfg.Queue; !q.SyncAlways || q.SyncInterval != 2*time.Minute || q.Dir != "/etc/spillway/data" {
 		t.Errorf("queue: %+v", q)
 	}
-	if a := cfg.Routes[0].Async; a.Concurrency != 2 || !a.Ordered || a.MaxBody != 4096 || a.MaxAttempts != 20 {
+	if a := cfg.Routes[0].Async; a.Concurrency != 2 || !a.Ordered || a.MaxBody != 4096 || a.MaxAttempts != 20 || a.KeyScopeHeader != "" {
 		t.Errorf("async: %+v", a)
+	}
+	yaml = "queue: {max_disk: 1GiB, dead_letters: {max_bytes: 200MiB, max_messages: 500}}\nupstreams:\n  a: {instances: [http://127.0.0.1:1]}\n" +
+		"routes: [{name: r, upstream: a, async: {key_scope: 'header:x-api-key'}}]\n"
+	if cfg, _, err = Parse("t.yaml", []byte(yaml), nil); err != nil {
+		t.Fatal(err)
+	}
+	if dl := cfg.Queue.DeadLetters; dl.MaxBytes != 200<<20 || dl.MaxMessages != 500 {
+		t.Errorf("dead_letters: %+v", dl)
+	}
+	if h := cfg.Routes[0].Async.KeyScopeHeader; h != "X-Api-Key" {
+		t.Errorf("key_scope: header %q, want the canonical X-Api-Key", h)
+	}
+	// External, the cluster's disk is unknown: 1GiB.
+	if cfg, _, err = Parse("t.yaml", []byte("queue: {servers: ['nats://n:4222']}\n"+minimal), nil); err != nil || cfg.Queue.DeadLetters.MaxBytes != 1<<30 {
+		t.Errorf("external dead_letters: %+v %v", cfg.Queue.DeadLetters, err)
 	}
 }
 

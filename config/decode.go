@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ func DefaultQueue() Queue {
 		Dir: defaultQueueDir, MaxMemory: 64 * mib, MaxDisk: 10 << 30, SyncInterval: 2 * time.Minute,
 		Replicas: 1, DedupeWindow: time.Hour, Timeout: 2 * time.Second, Prefix: "SPILLWAY",
 		PingInterval: time.Second,
+		DeadLetters:  DeadLetters{MaxMessages: 100_000},
 	}
 }
 
@@ -155,7 +157,7 @@ func (d *decoder) config(root ast.Node) *Config {
 }
 
 var queueKeys = []string{"dir", "max_memory", "max_disk", "sync", "servers", "credentials", "user", "password", "token", "tls",
-	"replicas", "dedupe_window", "timeout", "prefix", "ping_interval"}
+	"replicas", "dedupe_window", "timeout", "prefix", "ping_interval", "dead_letters"}
 
 func (d *decoder) queue(f field, q *Queue) {
 	for _, g := range d.fields(f.value, f.path, queueKeys...) {
@@ -214,8 +216,52 @@ func (d *decoder) queue(f field, q *Queue) {
 			d.str(g, &q.Prefix)
 		case "ping_interval":
 			d.duration(g, &q.PingInterval, true)
+		case "dead_letters":
+			for _, h := range d.fields(g.value, g.path, "max_bytes", "max_messages") {
+				switch h.key {
+				case "max_bytes":
+					d.size(h, &q.DeadLetters.MaxBytes, true)
+				case "max_messages":
+					d.integer(h, &q.DeadLetters.MaxMessages, 1)
+				}
+			}
 		}
 	}
+}
+
+// keyScope decodes async.key_scope: route (dst ""), or header:NAME (dst
+// the canonical NAME).
+func (d *decoder) keyScope(f field, dst *string) {
+	s, ok := d.scalar(f)
+	if !ok {
+		return
+	}
+	name, isHeader := strings.CutPrefix(s, "header:")
+	name = strings.TrimSpace(name)
+	switch {
+	case s == "route":
+		*dst = ""
+	case !isHeader || !validToken(name):
+		d.errorf(f.node(), f.path, "%s: %q is neither route nor header:NAME (a header name such as header:X-Api-Key)", key(f.path), s)
+	case textproto.CanonicalMIMEHeaderKey(name) == "Idempotency-Key":
+		d.errorf(f.node(), f.path, "%s: the scope is a client identity, not the Idempotency-Key itself", key(f.path))
+	default:
+		*dst = textproto.CanonicalMIMEHeaderKey(name)
+	}
+}
+
+// validToken reports whether s is an HTTP token (RFC 9110 §5.6.2), the
+// syntax of a header name and of a cookie name (RFC 6265 §4.1.1).
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') && !('0' <= c && c <= '9') && !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
 }
 
 func validName(s string) bool {
@@ -520,7 +566,7 @@ func (d *decoder) route(n ast.Node, path string) *Route {
 			r.Default = d.static(f)
 		case "async":
 			a := defaultAsync()
-			for _, g := range d.fields(f.value, f.path, "max_attempts", "backoff", "retention", "max_body", "concurrency", "ordered") {
+			for _, g := range d.fields(f.value, f.path, "max_attempts", "backoff", "retention", "max_body", "concurrency", "ordered", "key_scope") {
 				switch g.key {
 				case "max_attempts":
 					d.integer(g, &a.MaxAttempts, 1)
@@ -534,6 +580,8 @@ func (d *decoder) route(n ast.Node, path string) *Route {
 					d.integer(g, &a.Concurrency, 1)
 				case "ordered":
 					d.boolean(g, &a.Ordered)
+				case "key_scope":
+					d.keyScope(g, &a.KeyScopeHeader)
 				}
 			}
 			r.Async = &a
@@ -634,20 +682,6 @@ func (d *decoder) cookieNames(f field, dst *[]string) {
 	if len(*dst) == 0 {
 		*dst = nil
 	}
-}
-
-// validToken reports whether s is an RFC 9110 token, which cookie names
-// are (RFC 6265 §4.1.1).
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') && !('0' <= c && c <= '9') && !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
 }
 
 func (d *decoder) static(f field) *Static {

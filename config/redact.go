@@ -2,7 +2,7 @@ package config
 
 import (
 	"cmp"
-		"slices"
+	"slices"
 	"strconv"
 	"strings"
 )

@@ -80,6 +80,17 @@ type Queue struct {
 	DedupeWindow time.Duration // dedupe_window: how long an Idempotency-Key dedupes, default 1h
 	Timeout      time.Duration // timeout of each store operation, default 2s
 	Prefix       string        // prefix of the streams, consumers and bucket, default SPILLWAY
+	DeadLetters  DeadLetters   // dead_letters: the dead-letter stream's bounds
+}
+
+// DeadLetters bounds the dead-letter stream (keys under
+// queue.dead_letters:); when a new dead letter does not fit, the oldest
+// are dropped (and counted). Defaults: max_bytes 10 % of max_disk
+// embedded (at most half of it), 1GiB with an external cluster;
+// max_messages 100000.
+type DeadLetters struct {
+	MaxBytes    int64 // max_bytes
+	MaxMessages int   // max_messages
 }
 
 // QueueTLS names the files of a TLS connection to an external cluster
@@ -268,6 +279,11 @@ type Async struct {
 	MaxBody     int64         // max_body: larger request bodies get 413
 	Concurrency int           // concurrency: deliveries at once per gateway process
 	Ordered     bool          // ordered: one at a time, in acceptance order
+	// KeyScopeHeader scopes Idempotency-Key by a client identity, the
+	// value of this header (key_scope: header:NAME, canonical name): two
+	// clients' keys never meet. "" (key_scope: route, the default): the
+	// keys are shared by every client of the route.
+	KeyScopeHeader string
 }
 
 // Fault (keys under fault:), used by a later issue.

@@ -153,6 +153,7 @@ func (d *decoder) validateQueue(q *Queue) {
 	if (q.User != "") != (q.Password != "") {
 		d.errPath("$.queue.user", "queue: user and password go together")
 	}
+	d.validateDeadLetters(q, external)
 	for _, p := range []*string{&q.Dir, &q.Credentials} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(d.dir, *p)
@@ -167,6 +168,24 @@ func (d *decoder) validateQueue(q *Queue) {
 		if (q.TLS.Cert == "") != (q.TLS.Key == "") {
 			d.errPath("$.queue.tls", "queue.tls: cert and key go together")
 		}
+	}
+}
+
+// validateDeadLetters fills in the dead-letter stream's byte bound when
+// the file leaves it out (10 % of max_disk embedded, 1GiB external: the
+// cluster's disk is unknown) and checks that the embedded store's shares
+// fit: the dead letters may take at most half of max_disk, the status
+// records take 10 % and the work stream the rest.
+func (d *decoder) validateDeadLetters(q *Queue, external bool) {
+	dl := &q.DeadLetters
+	switch {
+	case dl.MaxBytes == 0 && external:
+		dl.MaxBytes = 1 << 30
+	case dl.MaxBytes == 0:
+		dl.MaxBytes = q.MaxDisk / 10
+	case !external && dl.MaxBytes > q.MaxDisk/2:
+		d.errPath("$.queue.dead_letters.max_bytes", "queue.dead_letters.max_bytes (%d bytes) is more than half of queue.max_disk (%d bytes): the work stream and the status records need the rest",
+			dl.MaxBytes, q.MaxDisk)
 	}
 }
 

@@ -87,7 +87,7 @@ func startNATSCluster(t *testing.T, bin string, n int) []*natsNode {
 		conf := fmt.Sprintf(`server_name: %s
 listen: 127.0.0.1:%d
 http: 127.0.0.1:%d
-jetstream {store_dir: %q, max_memory_store: 64MB, max_file_store: 1GB}
+jetstream {store_dir: %q, max_memory_store: 64MB, max_file_store: 4GB}
 cluster {name: c, listen: 127.0.0.1:%d, routes: [%s]}
 `, node.name, node.port, node.monitor, filepath.Join(dir, "js"), node.cls, strings.Join(routes, ", "))
 		file := filepath.Join(dir, "nats.conf")

@@ -25,8 +25,15 @@ import (
 // reverse order).
 func openQueue(t *testing.T) *queue.Queue {
 	t.Helper()
-	q, err := queue.Open(t.Context(), queue.Config{Dir: t.TempDir(), Prefix: "GWT",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return openQueueWith(t, queue.Config{Dir: t.TempDir()})
+}
+
+// openQueueWith opens cfg (prefix GWT, logs discarded), closed as
+// openQueue's.
+func openQueueWith(t *testing.T, cfg queue.Config) *queue.Queue {
+	t.Helper()
+	cfg.Prefix, cfg.Logger = "GWT", slog.New(slog.NewTextHandler(io.Discard, nil))
+	q, err := queue.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +258,7 @@ func TestAsyncIdempotencyKeyDedupes(t *testing.T) {
 	h := startAsync(t, asyncConfig(t, u, "", ""), openQueue(t))
 	key := map[string]string{"Idempotency-Key": "order-42"}
 	a := h.post(t, "/orders", key, "one")
-	b := h.post(t, "/orders", key, "two")
+	b := h.post(t, "/orders", key, "one")
 	if a.ID != b.ID || a.Duplicate || !b.Duplicate {
 		t.Fatalf("first %+v, second %+v: want one id, the second a duplicate", a, b)
 	}

@@ -111,7 +111,9 @@ func (g *Gateway) syncWorkers(t *table) error {
 		for _, res := range deliveryResults {
 			g.metrics.deliveries.WithLabelValues(name, res)
 		}
-		w, err := g.opts.Queue.Consume(name, p, g.deliverer(name), queue.WorkerOptions{Gate: g.gate(name), OnResult: g.onResult})
+		g.metrics.deadDropped.WithLabelValues(name)
+		w, err := g.opts.Queue.Consume(name, p, g.deliverer(name), queue.WorkerOptions{Gate: g.gate(name), OnResult: g.onResult,
+			OnDeadLetterDropped: g.onDeadLetterDropped})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("gateway: route %q: starting its queue worker: %w", name, err))
 			continue
@@ -181,6 +183,13 @@ func (g *Gateway) onResult(name string, r queue.Result, dead bool) {
 		res = deliveryDead
 	}
 	g.metrics.deliveries.WithLabelValues(name, res).Inc()
+}
+
+// onDeadLetterDropped counts a dead letter dropped by one of this
+// process's workers. It may be another route's (the oldest of the stream
+// go first), even one a reload removed.
+func (g *Gateway) onDeadLetterDropped(route, _ string) {
+	g.metrics.deadDropped.WithLabelValues(route).Inc()
 }
 
 // deliverer is the queue handler of the async route name: it sends each job

@@ -47,8 +47,12 @@
 // requests (method, path, query, headers minus hop-by-hop, body up to
 // async.max_body) are stored as one job of the queue named after the route
 // and answered 202 Accepted with Location: /_spillway/jobs/<id> once the
-// store acknowledged them, or 503 queue_unavailable / queue_full when it did
-// not. GET /_spillway/jobs/<id> answers the job's status. A queue.Worker per
+// store acknowledged them, 503 queue_unavailable / queue_full when it
+// refused them, 504 queue_timeout when it did not answer in time (the job
+// may have been stored). An Idempotency-Key (bounded; scoped by a client
+// header with async.key_scope) dedupes; reused for another request it gets
+// 409 idempotency_key_reused. GET /_spillway/jobs/<id> answers the job's
+// status. A queue.Worker per
 // async route delivers the jobs to the route's current upstream through its
 // breaker, bulkhead, time limits and pool, without its retry policy: the
 // queue retries, dead-letters after max_attempts, and pauses while the

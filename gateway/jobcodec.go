@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -85,6 +87,12 @@ func kept(r *http.Request, name string) bool {
 // a body longer than max fails with errBodyTooLarge, a read error is
 // returned as it is.
 func encodeRequest(b []byte, r *http.Request, max int64) ([]byte, error) {
+	return appendRequestBody(encodeHead(b, r), r, max)
+}
+
+// encodeHead appends the encoding of r without its body to b: the body
+// comes last, as it is.
+func encodeHead(b []byte, r *http.Request) []byte {
 	b = append(b, jobFormat)
 	b = appendString(b, r.Method)
 	b = appendString(b, r.URL.EscapedPath())
@@ -112,10 +120,57 @@ func encodeRequest(b []byte, r *http.Request, max int64) ([]byte, error) {
 			b = appendString(b, v)
 		}
 	}
+	return b
+}
+
+// appendRequestBody appends r's body to b (see encodeRequest).
+func appendRequestBody(b []byte, r *http.Request, max int64) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return b, nil
 	}
 	return appendBody(b, r.Body, r.ContentLength, max)
+}
+
+// attemptHeaders describe one attempt of a request rather than what it
+// asks for: tracing, request ids, the date. A client's retry carries fresh
+// ones, and is still the same request.
+var attemptHeaders = map[string]bool{
+	"Date": true, "Traceparent": true, "Tracestate": true, "Baggage": true, "B3": true, "Sentry-Trace": true,
+	"Uber-Trace-Id": true, "X-Amzn-Trace-Id": true, "X-Cloud-Trace-Context": true, "X-Request-Id": true,
+	"X-Correlation-Id": true,
+}
+
+// fingerprint identifies what a keyed request asks for, to tell a retry
+// from another request reusing its Idempotency-Key: a SHA-256 of its
+// method, path, query, the headers it is stored with (in name order)
+// minus attemptHeaders and X-B3-*, and its body. Host is left out: the
+// route decides where it goes, and two gateways of one store have two.
+func fingerprint(r *http.Request, body []byte) []byte {
+	h := sha256.New()
+	var lb [binary.MaxVarintLen64]byte
+	field := func(s string) {
+		h.Write(lb[:binary.PutUvarint(lb[:], uint64(len(s)))])
+		_, _ = io.WriteString(h, s)
+	}
+	var arr [32]string
+	names := arr[:0]
+	for name := range r.Header {
+		if kept(r, name) && !attemptHeaders[name] && !strings.HasPrefix(name, "X-B3-") {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	field(r.Method)
+	field(r.URL.EscapedPath())
+	field(r.URL.RawQuery)
+	for _, name := range names {
+		for _, v := range r.Header[name] {
+			field(name)
+			field(v)
+		}
+	}
+	h.Write(body)
+	return h.Sum(nil)
 }
 
 // appendBody reads body to its end into b's spare capacity, growing b as

@@ -23,6 +23,7 @@ type metrics struct {
 	transitions *prometheus.CounterVec
 	fallbacks   *prometheus.CounterVec
 	deliveries  *prometheus.CounterVec
+	deadDropped *prometheus.CounterVec
 }
 
 // The outcomes of a request, the values of the label outcome of
@@ -59,9 +60,12 @@ func newMetrics(reg *prometheus.Registry, g *Gateway) (*metrics, error) {
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_queue_deliveries_total",
 			Help: "Delivery attempts of an async route's jobs, by result: delivered, failed, rejected, dead (a failed attempt that exhausted max_attempts), paused."},
 			[]string{"route", "result"}),
+		deadDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_queue_dead_letters_dropped_total",
+			Help: "Dead letters of an async route dropped by this process to keep the dead-letter stream within queue.dead_letters (the oldest first), or not kept because one alone exceeds it."},
+			[]string{"route"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.attempts, m.attemptDur, m.retries,
-		m.rejected, m.transitions, m.fallbacks, m.deliveries, &stateCollector{g: g}} {
+		m.rejected, m.transitions, m.fallbacks, m.deliveries, m.deadDropped, &stateCollector{g: g}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -85,7 +89,7 @@ func (m *metrics) forget(upstreams, routes []string) {
 	}
 	for _, r := range routes {
 		l := prometheus.Labels{"route": r}
-		for _, v := range []vec{m.requests, m.duration, m.fallbacks, m.deliveries} {
+		for _, v := range []vec{m.requests, m.duration, m.fallbacks, m.deliveries, m.deadDropped} {
 			v.DeletePartialMatch(l)
 		}
 	}

@@ -12,17 +12,34 @@ import (
 // Sentinel errors. Each is wrapped with context (fmt.Errorf("...: %w")) and
 // usable with errors.Is.
 var (
-	// ErrUnavailable: the store cannot be reached or did not acknowledge in
-	// time (NATS down, no JetStream leader, timeout). Reason code
-	// "queue_unavailable". Nothing was stored.
+	// ErrUnavailable: the store refused the job or could not be reached
+	// before it was sent (not connected, no stream answering, no JetStream
+	// leader). Reason code "queue_unavailable". Nothing was stored.
 	ErrUnavailable = errors.New("queue: store unavailable")
 	// ErrFull: the store refused the job for lack of space (disk/memory
 	// limit, stream limits with discard new). Reason code "queue_full".
 	// Nothing was stored.
 	ErrFull = errors.New("queue: store full")
+	// ErrUncertain: the job was sent but its outcome is unknown: no
+	// acknowledgement came within Config.Timeout (or the caller's context
+	// ended first), or the connection was lost while waiting for it. The
+	// store may have kept it. Reason code "queue_timeout". Retrying with
+	// the same Message.Key stores it at most once (within the dedupe
+	// window); without a key a retry may store it twice.
+	ErrUncertain = errors.New("queue: outcome unknown, the job may have been stored")
+	// ErrInvalidKey: Message.Key is longer than MaxKeyLen bytes or holds a
+	// byte that is not visible ASCII. Reason code "idempotency_key_invalid".
+	// Nothing was sent.
+	ErrInvalidKey = errors.New("queue: invalid idempotency key")
+	// ErrKeyReused: Message.Key was used within the dedupe window for a
+	// message with another Fingerprint (or one that can no longer be
+	// compared). Reason code "idempotency_key_reused". Nothing new was
+	// stored, and the stored job's id is not returned.
+	ErrKeyReused = errors.New("queue: idempotency key already used for another message")
 	// ErrNotFound: no job, status or dead letter with that id.
 	ErrNotFound = errors.New("queue: not found")
-	// ErrClosed: the Queue was closed.
+	// ErrClosed: the Queue was closed. A call under way when Close began
+	// may also wrap ErrUncertain.
 	ErrClosed = errors.New("queue: closed")
 )
 
@@ -30,20 +47,50 @@ var (
 const (
 	ReasonUnavailable = "queue_unavailable"
 	ReasonFull        = "queue_full"
+	ReasonTimeout     = "queue_timeout"
+	ReasonKeyInvalid  = "idempotency_key_invalid"
+	ReasonKeyReused   = "idempotency_key_reused"
 )
 
-// ReasonOf maps an error of this package to its reason code: ReasonFull for
-// ErrFull, ReasonUnavailable for ErrUnavailable, ErrClosed and any other
-// error; "" for nil.
+// ReasonOf maps an error of this package to its reason code: ReasonTimeout
+// for ErrUncertain, ReasonFull for ErrFull, ReasonKeyInvalid for
+// ErrInvalidKey, ReasonKeyReused for ErrKeyReused, ReasonUnavailable for
+// ErrUnavailable, ErrClosed and any other error; "" for nil.
 func ReasonOf(err error) string {
 	switch {
 	case err == nil:
 		return ""
+	case errors.Is(err, ErrUncertain):
+		return ReasonTimeout
 	case errors.Is(err, ErrFull):
 		return ReasonFull
+	case errors.Is(err, ErrInvalidKey):
+		return ReasonKeyInvalid
+	case errors.Is(err, ErrKeyReused):
+		return ReasonKeyReused
 	default:
 		return ReasonUnavailable
 	}
+}
+
+// MaxKeyLen bounds Message.Key, in bytes. The store remembers every key
+// of the dedupe window (as a fixed-size id derived from it, not the key
+// itself), and the key travels in the job's headers.
+const MaxKeyLen = 256
+
+// ValidKey reports whether key is a usable idempotency key: 1 to MaxKeyLen
+// bytes of visible ASCII ('!' to '~'), as a header value can carry it
+// unchanged.
+func ValidKey(key string) bool {
+	if key == "" || len(key) > MaxKeyLen {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < '!' || key[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // Config configures Open. The zero value runs an embedded NATS server with
@@ -58,7 +105,11 @@ type Config struct {
 	Dir string // JetStream store directory; default "./spillway-data"
 	// MaxMemory and MaxDisk are the JetStream limits given to the embedded
 	// server (JetStream's own defaults would take 75 % of RAM and of the
-	// disk). Defaults: 64 MiB and 10 GiB.
+	// disk). Defaults: 64 MiB and 10 GiB. MaxDisk is shared out: the
+	// dead-letter stream gets DeadLetterMaxBytes, the status bucket 10 %,
+	// the work stream the rest (80 % by default). JetStream reserves each
+	// share when it creates the stream, and no stream can grow past its
+	// own: dead letters and status records never take the room of new jobs.
 	MaxMemory int64
 	MaxDisk   int64
 	// SyncAlways makes the embedded server fsync every write before it
@@ -86,6 +137,15 @@ type Config struct {
 	// Replicas of each stream and of the status bucket; default 1. Use 3 on
 	// a three-node cluster.
 	Replicas int
+	// DeadLetterMaxBytes and DeadLetterMaxMessages bound the dead-letter
+	// stream. When a new dead letter does not fit, the oldest ones are
+	// deleted to make room (WorkerOptions.OnDeadLetterDropped counts them);
+	// a dead letter larger than the whole bound is dropped itself.
+	// Defaults: 10 % of MaxDisk embedded (at most half of it), 1 GiB on an
+	// external cluster (where it is reserved against the account's
+	// JetStream storage, times Replicas); 100,000 messages.
+	DeadLetterMaxBytes    int64
+	DeadLetterMaxMessages int64
 	// DedupeWindow is how long an idempotency key dedupes (JetStream's
 	// Duplicates window on the work stream); default 1h.
 	DedupeWindow time.Duration
@@ -134,11 +194,23 @@ func (q *Queue) Embedded() bool { return q.q.srv != nil }
 
 // Message is what Enqueue stores.
 type Message struct {
-	// Key is the idempotency key; "" for none. Two Enqueue calls with the
-	// same queue name and Key within the dedupe window store one job and
-	// return the same id (the id of a keyed job is derived from the key with
-	// a per-store secret, so it is stable and still unguessable).
+	// Key is the idempotency key; "" for none; otherwise 1 to MaxKeyLen
+	// bytes of visible ASCII (ValidKey). Two Enqueue calls with the same
+	// queue name, Scope and Key within the dedupe window store one job and
+	// return the same id (the id of a keyed job is derived from them with a
+	// per-store secret, so it is stable and still unguessable).
 	Key string
+	// Scope is the identity of the client that owns Key (an API key, an
+	// authenticated subject): keys dedupe only within one Scope, so that a
+	// client cannot reach another's job by guessing its key. It enters the
+	// id's derivation and is not stored. "" for none (keys shared by every
+	// caller of the queue).
+	Scope string
+	// Fingerprint identifies what a keyed message asks for, so that a retry
+	// can be told from another message reusing its key: a duplicate whose
+	// Fingerprint differs from the stored job's fails with ErrKeyReused.
+	// nil: a digest of Header and Data. Only a digest of it is stored.
+	Fingerprint []byte
 	// Header is metadata stored with the job and given back in Job.Header.
 	Header http.Header
 	// Data is the payload.
@@ -148,9 +220,11 @@ type Message struct {
 // Enqueue stores m in the named queue and returns its id only once the
 // store has acknowledged it (persisted). The id is 32 lowercase hex digits:
 // random 128 bits, or derived from m.Key. duplicate is true when the key
-// was seen within the dedupe window (nothing new was stored). Errors wrap
-// ErrUnavailable or ErrFull (nothing stored), or ErrClosed. name must be a
-// valid queue name: letters, digits, '-' and '_'.
+// was seen within the dedupe window for the same Fingerprint (nothing new
+// was stored). Errors wrap ErrUnavailable or ErrFull (nothing stored),
+// ErrUncertain (sent, outcome unknown), ErrInvalidKey (nothing sent),
+// ErrKeyReused (the key belongs to another message), or ErrClosed. name
+// must be a valid queue name: letters, digits, '-' and '_'.
 func (q *Queue) Enqueue(ctx context.Context, name string, m Message) (id string, duplicate bool, err error) {
 	return q.q.enqueue(ctx, name, m)
 }
@@ -242,6 +316,8 @@ type Job struct {
 	// Attempt is the number of this attempt, 1 for the first.
 	Attempt  int
 	Enqueued time.Time
+
+	digest string // of a keyed job's fingerprint (hdrDigest)
 }
 
 // Handler delivers one job. ctx ends when the worker stops (the job is then
@@ -258,6 +334,11 @@ type WorkerOptions struct {
 	// outcome: Delivered, Failed (will be retried), Rejected or Failed that
 	// exhausted MaxAttempts (dead is true), Paused. For metrics.
 	OnResult func(queue string, r Result, dead bool)
+	// OnDeadLetterDropped, if set, is called for each dead letter this
+	// worker deleted to make room in the dead-letter stream (the oldest,
+	// of any queue), or did not keep because it alone exceeds the stream's
+	// bound; queue and id are the dropped letter's.
+	OnDeadLetterDropped func(queue, id string)
 }
 
 // Worker delivers the jobs of one queue. Several Workers on the same queue

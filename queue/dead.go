@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,27 +23,110 @@ func (q *queueImpl) deadFilter(name string) string {
 // toDead publishes the dead-letter copy of job j and waits for its
 // acknowledgement. The message id makes a second copy of the same death
 // (after a crash between this and the work message's ack) a duplicate.
-func (q *queueImpl) toDead(ctx context.Context, j *Job, r record, retention time.Duration) error {
+// When the dead-letter stream is at its bound, the oldest letters are
+// deleted until the copy fits; a copy that cannot fit even in an empty
+// stream is not kept. dropped (if set) is told of each letter lost so.
+// Either way toDead returns nil: the job may leave the work stream.
+func (q *queueImpl) toDead(ctx context.Context, j *Job, r record, retention time.Duration, dropped func(queue, id string)) error {
 	m := &nats.Msg{Subject: q.deadSubject(j.Queue, j.ID), Data: j.Data, Header: nats.Header{}}
 	putUserHeader(m.Header, j.Header)
 	if j.Key != "" {
 		m.Header.Set(hdrKey, j.Key)
+		m.Header.Set(hdrDigest, j.digest)
 	}
 	m.Header.Set(hdrEnqueued, j.Enqueued.UTC().Format(time.RFC3339Nano))
 	m.Header.Set(hdrAttempts, strconv.Itoa(r.Attempts))
 	m.Header.Set(hdrLastStatus, strconv.Itoa(r.LastStatus))
 	m.Header.Set(hdrLastReason, r.LastReason)
 	m.Header.Set(hdrDied, r.Updated.UTC().Format(time.RFC3339Nano))
-	ctx, cancel := context.WithTimeout(ctx, q.cfg.Timeout)
-	defer cancel()
 	opts := []jetstream.PublishOpt{jetstream.WithMsgID("dead:" + j.ID + ":" + strconv.Itoa(r.Attempts))}
 	if retention > 0 {
 		opts = append(opts, jetstream.WithMsgTTL(retention))
 	}
+	if deadSize(m) > q.cfg.DeadLetterMaxBytes {
+		q.droppedLetter(j.Queue, j.ID, "larger than the dead-letter stream's bound, not kept", dropped)
+		return nil
+	}
+	for {
+		err := q.publishDead(ctx, m, opts)
+		if err == nil || !atStreamLimit(err) {
+			return err
+		}
+		switch err := q.dropOldestDead(ctx, dropped); {
+		case errors.Is(err, ErrNotFound):
+			// Empty, and it still does not fit.
+			q.droppedLetter(j.Queue, j.ID, "does not fit in the empty dead-letter stream, not kept", dropped)
+			return nil
+		case err != nil:
+			return err
+		}
+	}
+}
+
+func (q *queueImpl) publishDead(ctx context.Context, m *nats.Msg, opts []jetstream.PublishOpt) error {
+	ctx, cancel := context.WithTimeout(ctx, q.cfg.Timeout)
+	defer cancel()
 	if _, err := q.js.PublishMsg(ctx, m, opts...); err != nil {
 		return q.publishError(err)
 	}
 	return nil
+}
+
+// deadSize estimates the bytes m takes in the dead-letter stream, as
+// JetStream counts them against MaxBytes (its own record overhead, and
+// the headers the publish options add, included).
+func deadSize(m *nats.Msg) int64 {
+	n := len(m.Subject) + len(m.Data) + 128
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return int64(n)
+}
+
+// atStreamLimit reports whether a publish was refused by the stream's own
+// bound (MaxBytes or MaxMsgs, discard new), not by the server's or the
+// account's: deleting letters of this stream makes room only then.
+func atStreamLimit(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	d := strings.ToLower(apiErr.Description)
+	return strings.Contains(d, "maximum bytes") || strings.Contains(d, "maximum messages")
+}
+
+// dropOldestDead deletes the oldest dead letter of any queue, to make room
+// for a new one: ErrNotFound when there is none. A letter deleted by
+// someone else meanwhile is not counted; the caller tries again.
+func (q *queueImpl) dropOldestDead(ctx context.Context, dropped func(queue, id string)) error {
+	m, err := q.nextDead(ctx, q.deadFilter(""), 1)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, q.cfg.Timeout)
+	defer cancel()
+	err = q.dead.DeleteMsg(dctx, m.Sequence)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound), errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful):
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w: delete dead letter %d: %w", ErrUnavailable, m.Sequence, err)
+	}
+	d := deadLetterOf(m)
+	q.droppedLetter(d.Queue, d.ID, "the oldest, deleted: the dead-letter stream is full", dropped)
+	return nil
+}
+
+// droppedLetter logs a dead letter lost to the stream's bound and reports
+// it to dropped.
+func (q *queueImpl) droppedLetter(queue, id, why string, dropped func(queue, id string)) {
+	q.log.Warn("queue: dead letter dropped: "+why, "queue", queue, "id", id,
+		"max_bytes", q.cfg.DeadLetterMaxBytes, "max_messages", q.cfg.DeadLetterMaxMessages)
+	if dropped != nil {
+		dropped(queue, id)
+	}
 }
 
 func deadLetterOf(m *jetstream.RawStreamMsg) DeadLetter {
@@ -63,6 +147,7 @@ func deadLetterOf(m *jetstream.RawStreamMsg) DeadLetter {
 			Data:     m.Data,
 			Attempt:  attempts,
 			Enqueued: headerTime(h, hdrEnqueued),
+			digest:   h.Get(hdrDigest),
 		},
 		Seq:        m.Sequence,
 		Attempts:   attempts,
@@ -142,7 +227,7 @@ func (q *queueImpl) replay(ctx context.Context, id string) error {
 // is never taken for a duplicate of the original idempotency key.
 func (q *queueImpl) replayLetter(ctx context.Context, d DeadLetter) error {
 	now := time.Now().UTC()
-	r := record{Queue: d.Queue, State: StateQueued, Enqueued: d.Enqueued, Updated: now}
+	r := record{Queue: d.Queue, State: StateQueued, Enqueued: d.Enqueued, Updated: now, Digest: d.digest}
 	if err := q.putRecord(ctx, d.ID, r, d.retention); err != nil {
 		return err
 	}
@@ -150,6 +235,7 @@ func (q *queueImpl) replayLetter(ctx context.Context, d DeadLetter) error {
 	putUserHeader(m.Header, d.Header)
 	if d.Key != "" {
 		m.Header.Set(hdrKey, d.Key)
+		m.Header.Set(hdrDigest, d.digest)
 	}
 	m.Header.Set(hdrEnqueued, d.Enqueued.UTC().Format(time.RFC3339Nano))
 	pctx, cancel := context.WithTimeout(ctx, q.cfg.Timeout)

@@ -21,16 +21,27 @@
 //     paused delivery ([Paused]) is not an attempt.
 //   - Dead-letter stream PREFIX_DEAD: a job that was [Rejected] or failed
 //     [Policy.MaxAttempts] times is copied there (kept for Retention), then
-//     removed from the work stream. [Queue.Replay] puts it back.
+//     removed from the work stream. [Queue.Replay] puts it back. It is
+//     bounded ([Config.DeadLetterMaxBytes], [Config.DeadLetterMaxMessages]):
+//     the oldest letters are dropped to make room, and reported
+//     ([WorkerOptions.OnDeadLetterDropped]).
+//
+// Embedded, [Config.MaxDisk] is shared out: dead letters 10 % (by
+// default), status records 10 %, the work stream the rest. Each share is
+// its stream's MaxBytes, which JetStream reserves when it creates the
+// stream: a full dead-letter stream never stops new jobs.
 //
 // # Ids and deduplication
 //
 // A job id is 32 hex digits: 128 random bits, or, for a job with an
-// idempotency key ([Message.Key]), an HMAC of the queue name and key
-// under a secret kept in the store (stable, unguessable). A keyed job is
-// published with Nats-Msg-Id "<queue>:<key>": within [Config.DedupeWindow]
-// (default 1h) a second Enqueue with the same key stores nothing and
-// returns the same id with duplicate set.
+// idempotency key ([Message.Key], at most [MaxKeyLen] bytes), an HMAC of
+// the queue name, key and [Message.Scope] under a secret kept in the
+// store (stable, unguessable). A keyed job is published with its id as
+// Nats-Msg-Id (a fixed size, whatever the key): within
+// [Config.DedupeWindow] (default 1h) a second Enqueue with the same key
+// stores nothing and returns the same id with duplicate set — if its
+// [Message.Fingerprint] is the stored job's; otherwise it fails with
+// [ErrKeyReused].
 //
 // # An external cluster
 //
@@ -60,7 +71,9 @@
 //
 // # Errors
 //
-// Enqueue fails with [ErrUnavailable] (store unreachable, no ack in
-// [Config.Timeout]) or [ErrFull] (no room): nothing was stored in either
-// case. [ReasonOf] maps them to reason codes.
+// Enqueue fails with [ErrUnavailable] (store unreachable, or it refused
+// the job) or [ErrFull] (no room): nothing was stored in either case; or
+// with [ErrUncertain] when the job was sent but no acknowledgement came
+// within [Config.Timeout]: it may have been stored, and a retry with the
+// same key finds it. [ReasonOf] maps them to reason codes.
 package queue

@@ -25,7 +25,9 @@ func Example() {
 
 	id, _, err := q.Enqueue(ctx, "emails", queue.Message{Key: "welcome-42", Data: []byte("to: ada@example.com")})
 	if err != nil {
-		fmt.Println("not stored:", queue.ReasonOf(err)) // queue_full or queue_unavailable
+		// queue_full or queue_unavailable: not stored; queue_timeout: may
+		// have been stored, retry with the same key.
+		fmt.Println("enqueue failed:", queue.ReasonOf(err))
 		return
 	}
 	delivered := make(chan struct{})
@@ -47,13 +49,17 @@ func Example() {
 	}
 	fmt.Println(st.State, st.Attempts, st.LastStatus)
 
-	// The same idempotency key again: nothing new is stored.
-	again, duplicate, _ := q.Enqueue(ctx, "emails", queue.Message{Key: "welcome-42"})
+	// The same message with its idempotency key again: nothing new is
+	// stored. Another message with that key is refused.
+	again, duplicate, _ := q.Enqueue(ctx, "emails", queue.Message{Key: "welcome-42", Data: []byte("to: ada@example.com")})
 	fmt.Println(again == id, duplicate)
+	_, _, err = q.Enqueue(ctx, "emails", queue.Message{Key: "welcome-42", Data: []byte("to: eve@example.com")})
+	fmt.Println(queue.ReasonOf(err))
 	// Output:
 	// sending "to: ada@example.com" (attempt 1)
 	// delivered 1 250
 	// true true
+	// idempotency_key_reused
 }
 
 // Dead letters: list them page by page, then replay them all.

@@ -102,6 +102,9 @@ func TestServerDownUnavailable(t *testing.T) {
 	}
 	s.Shutdown()
 	s.WaitForShutdown()
+	// A publish written before the client saw the server go would be an
+	// unknown outcome (ErrUncertain), not a refusal.
+	eventually(t, "the client to see the server gone", func() bool { return !q.q.nc.IsConnected() })
 	for range 3 {
 		start := time.Now()
 		_, _, err := q.Enqueue(t.Context(), "orders", Message{Data: []byte("x")})
@@ -153,7 +156,7 @@ func TestOpenWaitsForTheServer(t *testing.T) {
 		done <- opened{q, err}
 	}()
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(),
-		NoSigs: true, NoLog: true, JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 64 << 20})
+		NoSigs: true, NoLog: true, JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 4 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}

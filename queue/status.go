@@ -23,6 +23,9 @@ type record struct {
 	Enqueued    time.Time `json:"enqueued"`
 	Updated     time.Time `json:"updated"`
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// Digest is the job's hdrDigest, kept here for the duplicates that
+	// come once the job has left the work stream.
+	Digest string `json:"digest,omitempty"`
 }
 
 func (r record) status(id string) Status {

@@ -22,9 +22,15 @@ const (
 	defaultDir       = "./spillway-data"
 	defaultMaxMemory = 64 << 20
 	defaultMaxDisk   = 10 << 30
-	// workQueueShare is the work stream's share of an embedded MaxDisk,
-	// in tenths.
-	workQueueShare      = 8
+	// statusShare is the status bucket's share of an embedded MaxDisk,
+	// and the default share of the dead-letter stream, in tenths; the
+	// work stream has the rest.
+	statusShare = 1
+	deadShare   = 1
+	// externalDeadBytes and defaultDeadMsgs bound the dead-letter stream
+	// by default: the size of an external cluster's disk is unknown.
+	externalDeadBytes   = 1 << 30
+	defaultDeadMsgs     = 100_000
 	defaultSyncInterval = 2 * time.Minute
 	defaultDedupe       = time.Hour
 	defaultTimeout      = 2 * time.Second
@@ -94,6 +100,15 @@ func (c *Config) setDefaults() {
 	if c.PingInterval <= 0 {
 		c.PingInterval = defaultPingInterval
 	}
+	if c.DeadLetterMaxBytes <= 0 {
+		c.DeadLetterMaxBytes = externalDeadBytes
+		if len(c.Servers) == 0 {
+			c.DeadLetterMaxBytes = c.MaxDisk / 10 * deadShare
+		}
+	}
+	if c.DeadLetterMaxMessages <= 0 {
+		c.DeadLetterMaxMessages = defaultDeadMsgs
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -103,6 +118,10 @@ func open(ctx context.Context, cfg Config) (*Queue, error) {
 	cfg.setDefaults()
 	if !validName(cfg.Prefix) {
 		return nil, fmt.Errorf("queue: invalid prefix %q: use letters, digits, '-' and '_'", cfg.Prefix)
+	}
+	if len(cfg.Servers) == 0 && cfg.DeadLetterMaxBytes > cfg.MaxDisk/2 {
+		return nil, fmt.Errorf("queue: DeadLetterMaxBytes (%d) is more than half of MaxDisk (%d): the work stream and the status records need the rest",
+			cfg.DeadLetterMaxBytes, cfg.MaxDisk)
 	}
 	lower := strings.ToLower(cfg.Prefix)
 	q := &queueImpl{
@@ -281,23 +300,45 @@ func (q *queueImpl) newJS() error {
 	return nil
 }
 
+// shares returns the byte limits of the work stream, the dead-letter
+// stream and the status bucket (-1: none). Embedded, they share MaxDisk
+// out exactly: JetStream refuses a stream whose MaxBytes does not fit in
+// what the others reserved, and each stream refuses what exceeds its own
+// (discard new), so none can take another's room — new jobs are refused
+// (queue_full) only when the work stream's own share is full, while a
+// delivery can still record its status and dead letter. External, the
+// account's limits are the operator's; only the dead letters are bounded.
+func (q *queueImpl) shares() (work, dead, status int64) {
+	if q.srv == nil {
+		return -1, q.cfg.DeadLetterMaxBytes, -1
+	}
+	status = q.cfg.MaxDisk / 10 * statusShare
+	dead = q.cfg.DeadLetterMaxBytes
+	return q.cfg.MaxDisk - status - dead, dead, status
+}
+
 // setup creates or updates the streams and the bucket, and loads the
 // secret. Each step is retried in Timeout-long attempts until ctx ends: a
 // fresh cluster answers "no leader" or times out until it has elected one.
 func (q *queueImpl) setup(ctx context.Context) error {
-	replicas := q.cfg.Replicas
-	// Embedded, the work stream may fill only workQueueShare of MaxDisk:
-	// when it is full, new jobs are refused (queue_full) while the status
-	// records and dead letters of the jobs being delivered still have room
-	// — a delivery must be able to record itself to free space.
-	workMax := int64(-1)
-	if q.srv != nil {
-		workMax = q.cfg.MaxDisk / 10 * workQueueShare
+	if err := q.runSteps(ctx, q.streamSteps()); err != nil {
+		return err
 	}
-	steps := []struct {
-		what string
-		do   func(context.Context) error
-	}{
+	return q.runSteps(ctx, []setupStep{{"secret", q.loadSecret}})
+}
+
+// setupStep is one step of setup: what it makes, and how.
+type setupStep struct {
+	what string
+	do   func(context.Context) error
+}
+
+// streamSteps creates or updates the work stream, the dead-letter stream
+// and the status bucket with their shares of the store.
+func (q *queueImpl) streamSteps() []setupStep {
+	replicas := q.cfg.Replicas
+	workMax, deadMax, statusMax := q.shares()
+	return []setupStep{
 		{"work stream " + q.workName, func(ctx context.Context) (err error) {
 			q.work, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 				Name:        q.workName,
@@ -319,12 +360,17 @@ func (q *queueImpl) setup(ctx context.Context) error {
 				Description: "Spillway dead letters",
 				Subjects:    []string{q.subjPrefix + "dead.>"},
 				Retention:   jetstream.LimitsPolicy,
+				// Discard new, not old: the worker deletes the oldest
+				// letters itself when one does not fit (dropOldestDead),
+				// so that it can count and log them.
 				Discard:     jetstream.DiscardNew,
 				Storage:     jetstream.FileStorage,
 				Duplicates:  2 * time.Minute,
 				Replicas:    replicas,
 				AllowMsgTTL: true,
 				AllowDirect: true,
+				MaxBytes:    deadMax,
+				MaxMsgs:     q.cfg.DeadLetterMaxMessages,
 			})
 			return err
 		}},
@@ -335,6 +381,7 @@ func (q *queueImpl) setup(ctx context.Context) error {
 				History:     1,
 				Storage:     jetstream.FileStorage,
 				Replicas:    replicas,
+				MaxBytes:    statusMax,
 				// Enables per-key TTLs (each record lives for its queue's
 				// Retention); the marker left when one expires is kept
 				// briefly.
@@ -342,14 +389,44 @@ func (q *queueImpl) setup(ctx context.Context) error {
 			})
 			return err
 		}},
-		{"secret", q.loadSecret},
 	}
+}
+
+// runSteps runs steps in order, each retried as retrySetup does. A stream
+// whose share cannot be reserved yet is tried again after the others: when
+// the shares change (queue.dead_letters.max_bytes), a stream that grows
+// needs the room that one updated after it gives back.
+func (q *queueImpl) runSteps(ctx context.Context, steps []setupStep) error {
+	var later []setupStep
 	for _, s := range steps {
-		if err := retrySetup(ctx, q.cfg.Timeout, s.do); err != nil {
+		err := retrySetup(ctx, q.cfg.Timeout, s.do)
+		if cannotReserve(err) {
+			later = append(later, s)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("queue: create %s: %w: %w", s.what, ErrUnavailable, err)
+		}
+	}
+	for _, s := range later {
+		err := retrySetup(ctx, q.cfg.Timeout, s.do)
+		if cannotReserve(err) {
+			return fmt.Errorf("queue: create %s: %w: the store cannot reserve the streams' bounds (dead letters: %d bytes): "+
+				"lower DeadLetterMaxBytes or give the account more JetStream storage: %w", s.what, ErrUnavailable, q.cfg.DeadLetterMaxBytes, err)
+		}
+		if err != nil {
 			return fmt.Errorf("queue: create %s: %w: %w", s.what, ErrUnavailable, err)
 		}
 	}
 	return nil
+}
+
+// cannotReserve reports whether JetStream refused a stream because its
+// MaxBytes does not fit in the storage left unreserved (the server's or
+// the account's): waiting does not cure that.
+func cannotReserve(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10047
 }
 
 // loadSecret creates the store's HMAC secret, or reads the one another
@@ -399,7 +476,7 @@ func retryableSetup(err error) bool {
 	if errors.As(err, &apiErr) {
 		// 503: no leader yet, cluster or JetStream not available; 4xx:
 		// a configuration the server refuses.
-		return apiErr.Code >= 500
+		return apiErr.Code >= 500 && !cannotReserve(err)
 	}
 	return true
 }

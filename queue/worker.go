@@ -285,7 +285,7 @@ func (w *workerImpl) process(m jetstream.Msg) {
 	id := subject[strings.LastIndexByte(subject, '.')+1:]
 	h := m.Headers()
 	j := &Job{ID: id, Queue: w.name, Key: h.Get(hdrKey), Header: userHeader(h), Data: m.Data(),
-		Enqueued: headerTime(h, hdrEnqueued)}
+		Enqueued: headerTime(h, hdrEnqueued), digest: h.Get(hdrDigest)}
 	var rec record
 	if meta, err := m.Metadata(); err == nil && meta.NumDelivered > 1 {
 		// A redelivery: the status record knows how many attempts were
@@ -304,7 +304,7 @@ func (w *workerImpl) process(m jetstream.Msg) {
 			rec = r
 		}
 	}
-	rec.Queue, rec.Enqueued = w.name, j.Enqueued
+	rec.Queue, rec.Enqueued, rec.Digest = w.name, j.Enqueued, j.digest
 	if rec.Attempts >= w.p.MaxAttempts {
 		// The last attempt was cut short (a crash): nothing is left.
 		w.bury(ctx, m, j, rec, Result{Outcome: Failed, Status: rec.LastStatus, Reason: rec.LastReason})
@@ -383,7 +383,7 @@ func (w *workerImpl) bury(ctx context.Context, m jetstream.Msg, j *Job, rec reco
 	if rec.Updated.IsZero() {
 		rec.Updated = time.Now().UTC()
 	}
-	if err := w.q.toDead(ctx, j, rec, w.p.Retention); err != nil {
+	if err := w.q.toDead(ctx, j, rec, w.p.Retention, w.o.OnDeadLetterDropped); err != nil {
 		w.q.log.Warn("queue: dead-lettering failed, will retry", "queue", w.name, "id", j.ID, "error", err)
 		_ = m.NakWithDelay(defaultPause)
 		return

@@ -99,12 +99,16 @@ func validRoute(s string) bool {
 	return true
 }
 
-// queueFailed answers a queue error: 404 for ErrNotFound, 503 when the
-// store is unavailable, full or closed, else 500.
+// queueFailed answers a queue error: 404 for ErrNotFound, 504 when the
+// store did not answer a change in time (it may have been made), 503 when
+// the store is unavailable, full or closed, else 500.
 func queueFailed(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, queue.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no job or dead letter has this id")
+	case errors.Is(err, queue.ErrUncertain):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusGatewayTimeout, "the queue did not answer in time, the change may have been made: "+queue.ReasonOf(err))
 	case errors.Is(err, queue.ErrUnavailable), errors.Is(err, queue.ErrFull), errors.Is(err, queue.ErrClosed),
 		errors.Is(err, context.DeadlineExceeded):
 		w.Header().Set("Retry-After", "1")

@@ -42,7 +42,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			ServerName: fmt.Sprintf("n%d", i+1),
 			Host:       "127.0.0.1", Port: clientPorts[i],
 			JetStream: true, StoreDir: t.TempDir(),
-			JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 256 << 20,
+			JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 4 << 30, // the queue reserves 1 GiB × replicas for dead letters
 			Cluster: server.ClusterOpts{Name: "c", Host: "127.0.0.1", Port: clusterPorts[i]},
 			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
 			NoSigs:  true, NoLog: true,
