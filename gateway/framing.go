@@ -256,7 +256,7 @@ func (f *framing) endLine() {
 			return
 		}
 		// A trailer field is a field line like a header's.
-		if kept[0] == ' ' || kept[0] == '\t' || n <= lineKeep && bytes.IndexByte(kept, ':') < 0 {
+		if _, ok := fieldName(n, kept); !ok {
 			f.fail()
 			return
 		}
@@ -284,21 +284,33 @@ func (f *framing) requestLine(n int, kept []byte) {
 	f.startLine(stHeader)
 }
 
-// header reads a header field line of n bytes, kept its first bytes.
-func (f *framing) header(n int, kept []byte) {
+// fieldName returns the position of the colon of a field line of n
+// bytes, kept its first bytes (-1 when beyond them), and whether the line
+// is a field line: a token, a colon, no obs-fold (a line starting with
+// white space, which Go's server joins to the previous one).
+func fieldName(n int, kept []byte) (colon int, ok bool) {
 	if kept[0] == ' ' || kept[0] == '\t' {
-		f.fail() // obs-fold, which Go's server joins to the previous line
-		return
+		return 0, false
 	}
-	colon := bytes.IndexByte(kept, ':')
+	colon = bytes.IndexByte(kept, ':')
 	name := kept
 	if colon >= 0 {
 		name = kept[:colon]
 	}
-	if colon == 0 || colon < 0 && n <= lineKeep || !isToken(name) {
+	return colon, colon != 0 && (colon > 0 || n > lineKeep) && isToken(name)
+}
+
+// header reads a header field line of n bytes, kept its first bytes.
+func (f *framing) header(n int, kept []byte) {
+	colon, ok := fieldName(n, kept)
+	if !ok {
 		f.fail()
 		return
 	}
+	if colon < 0 {
+		return // a name longer than lineKeep: neither of the two
+	}
+	name := kept[:colon]
 	switch {
 	case len(name) == len("Content-Length") && asciiEqualFold(name, "content-length"):
 		f.nCL++

@@ -143,6 +143,18 @@ func (c *publicConn) Read(p []byte) (int, error) {
 // 400 and closes the connection.
 var errAmbiguousFraming = errors.New("gateway: ambiguous request framing")
 
+// CloseWrite shuts the writing side down when the connection under can:
+// net/http does it before closing a connection whose client may still be
+// sending, so that its last answer is not lost to a reset.
+func (c *publicConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // connectionState returns the TLS state of c (nil when plain), which
 // net/http cannot set on the requests of a connection it does not see as
 // a *tls.Conn. Requests come once the handshake is complete.
@@ -191,6 +203,9 @@ func (c *writeTimeoutConn) Write(p []byte) (n int, err error) {
 		}
 	}
 }
+
+// CloseWrite is publicConn's.
+func (c *writeTimeoutConn) CloseWrite() error { return closeWrite(c.Conn) }
 
 func (c *writeTimeoutConn) SetWriteDeadline(t time.Time) error {
 	c.setUser(t)
