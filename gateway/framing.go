@@ -22,9 +22,9 @@ import (
 //     field), or one in an HTTP/1.0 request;
 //   - more than one Content-Length field, or a value that is not 1 to 18
 //     digits;
-//   - an obs-fold line (starting with a space or a tab), a field name with
-//     a character outside token (a space before the colon), a line without
-//     a colon;
+//   - an obs-fold line (starting with a space or a tab), a line without a
+//     colon or with an empty name, a trailer field name with a character
+//     outside token (net/http refuses such a header name itself);
 //   - a line not ended by CRLF, a CR anywhere else;
 //   - a request line whose version is neither HTTP/1.1 nor HTTP/1.0;
 //   - chunked framing that is not exactly size[;extension] CRLF, data, CRLF
@@ -256,7 +256,7 @@ func (f *framing) endLine() {
 			return
 		}
 		// A trailer field is a field line like a header's.
-		if _, ok := fieldName(n, kept); !ok {
+		if _, ok := fieldName(n, kept, true); !ok {
 			f.fail()
 			return
 		}
@@ -286,23 +286,31 @@ func (f *framing) requestLine(n int, kept []byte) {
 
 // fieldName returns the position of the colon of a field line of n
 // bytes, kept its first bytes (-1 when beyond them), and whether the line
-// is a field line: a token, a colon, no obs-fold (a line starting with
-// white space, which Go's server joins to the previous one).
-func fieldName(n int, kept []byte) (colon int, ok bool) {
+// is a field line: a name, a colon, no obs-fold (a line starting with
+// white space, which Go's server joins to the previous one). With token,
+// the name must be a token; Go's server checks the names of the header
+// itself (400), not those of the trailer.
+func fieldName(n int, kept []byte, token bool) (colon int, ok bool) {
 	if kept[0] == ' ' || kept[0] == '\t' {
 		return 0, false
 	}
 	colon = bytes.IndexByte(kept, ':')
-	name := kept
-	if colon >= 0 {
-		name = kept[:colon]
+	if colon == 0 || colon < 0 && n <= lineKeep {
+		return colon, false
 	}
-	return colon, colon != 0 && (colon > 0 || n > lineKeep) && isToken(name)
+	if token {
+		name := kept
+		if colon > 0 {
+			name = kept[:colon]
+		}
+		return colon, isToken(name)
+	}
+	return colon, true
 }
 
 // header reads a header field line of n bytes, kept its first bytes.
 func (f *framing) header(n int, kept []byte) {
-	colon, ok := fieldName(n, kept)
+	colon, ok := fieldName(n, kept, false)
 	if !ok {
 		f.fail()
 		return

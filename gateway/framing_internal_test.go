@@ -31,8 +31,8 @@ var framingCases = []struct {
 	{"two TE fields", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", true},
 	{"TE upper case", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n0\r\n\r\n", true},
 	{"TE xchunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", true},
-	{"space before the colon", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", true},
-	{"tab before the colon", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n", true},
+	// A space or a tab before the colon: net/http refuses the header name
+	// itself (see TestSmugglingIsRefusedAndTheConnectionClosed).
 	{"obs-fold", "POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n\tTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", true},
 	{"obs-fold of the TE value", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", true},
 	{"TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", true},
@@ -133,5 +133,18 @@ func TestFramingWithholdsTheEndOfAHeadGoWouldAnswer501(t *testing.T) {
 		if got := f.feed([]byte(in)); got != len(in) || !f.isBad() {
 			t.Errorf("%q: feed = %d of %d, bad %v", in, got, len(in), f.isBad())
 		}
+	}
+}
+
+// BenchmarkFramingFeed measures the framing check of a typical request
+// head, read whole.
+func BenchmarkFramingFeed(b *testing.B) {
+	head := []byte("GET /catalog/items?page=2 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: Go-http-client/1.1\r\n" +
+		"Accept: application/json\r\nAccept-Encoding: gzip\r\n\r\n")
+	var f framing
+	b.SetBytes(int64(len(head)))
+	b.ReportAllocs()
+	for b.Loop() {
+		f.feed(head)
 	}
 }

@@ -172,55 +172,78 @@ func (c *publicConn) connectionState() *tls.ConnectionState {
 
 // writeTimeoutConn bounds each write by a deadline that moves while the
 // write makes progress: a write fails once no byte could be written for
-// timeout. It sits under TLS, where a timed-out write could not go on.
-// A deadline its user sets (tls's 5 s for a close_notify) is kept when it
-// is earlier.
+// timeout (up to a sixteenth more: the deadline is moved only once a
+// sixteenth of timeout went by since it was last set, which spares a
+// timer update per write and per request). It sits under TLS, where a
+// timed-out write could not go on. A deadline its user sets (tls's 5 s for
+// a close_notify) is kept when earlier; the user's zero deadline, which
+// net/http sets after each request, leaves the conn's own in force.
 type writeTimeoutConn struct {
 	net.Conn
 	timeout time.Duration
-	// userDeadline is the write deadline the user set, in Unix nanoseconds;
-	// 0 when none.
-	userDeadline atomic.Int64
+	// armed is when the connection's own deadline was last set (monoNow),
+	// 0 when the socket's deadline is not its own; user is the deadline its
+	// user set (monoNow's scale), 0 when none.
+	armed, user atomic.Int64
 }
+
+// epoch is the origin of monoNow.
+var epoch = time.Now()
+
+// monoNow is the time on the monotonic clock, in nanoseconds since epoch:
+// a wall clock step must not make a deadline look fresh.
+func monoNow() int64 { return int64(time.Since(epoch)) }
 
 func (c *writeTimeoutConn) Write(p []byte) (n int, err error) {
 	for {
-		now := time.Now()
-		dl := now.Add(c.timeout)
-		user := c.userDeadline.Load()
-		if user != 0 && user < dl.UnixNano() {
-			dl = time.Unix(0, user)
-		}
-		if err := c.Conn.SetWriteDeadline(dl); err != nil {
+		if err := c.arm(); err != nil {
 			return n, err
 		}
 		m, err := c.Conn.Write(p[n:])
 		n += m
 		// A timeout after some progress is not a stall: go on with a new
 		// deadline, unless it was the user's.
-		if err == nil || m == 0 || !errors.Is(err, os.ErrDeadlineExceeded) || user != 0 && time.Now().UnixNano() >= user {
+		if err == nil || m == 0 || !errors.Is(err, os.ErrDeadlineExceeded) || c.user.Load() != 0 {
 			return n, err
 		}
+		c.armed.Store(0)
 	}
+}
+
+// arm sets the write deadline before a write: timeout and a sixteenth
+// ahead, unless the one set less than a sixteenth of timeout ago stands,
+// or the user's when it is earlier.
+func (c *writeTimeoutConn) arm() error {
+	now := monoNow()
+	if user := c.user.Load(); user != 0 {
+		return c.Conn.SetWriteDeadline(epoch.Add(time.Duration(min(user, now+int64(c.timeout)))))
+	}
+	if armed := c.armed.Load(); armed != 0 && now-armed < int64(c.timeout/16) {
+		return nil
+	}
+	c.armed.Store(now)
+	return c.Conn.SetWriteDeadline(epoch.Add(time.Duration(now) + c.timeout + c.timeout/16))
 }
 
 // CloseWrite is publicConn's.
 func (c *writeTimeoutConn) CloseWrite() error { return closeWrite(c.Conn) }
 
 func (c *writeTimeoutConn) SetWriteDeadline(t time.Time) error {
-	c.setUser(t)
+	if t.IsZero() {
+		c.user.Store(0)
+		if c.armed.Load() != 0 {
+			return nil // the connection's own deadline stays
+		}
+		return c.Conn.SetWriteDeadline(t)
+	}
+	c.user.Store(max(int64(t.Sub(epoch)), 1))
+	c.armed.Store(0)
 	return c.Conn.SetWriteDeadline(t)
 }
 
 func (c *writeTimeoutConn) SetDeadline(t time.Time) error {
-	c.setUser(t)
-	return c.Conn.SetDeadline(t)
-}
-
-func (c *writeTimeoutConn) setUser(t time.Time) {
-	var ns int64
-	if !t.IsZero() {
-		ns = t.UnixNano()
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return err
 	}
-	c.userDeadline.Store(ns)
+	return c.SetWriteDeadline(t)
 }
