@@ -55,7 +55,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // upstream connections, and the bulkhead slots they held go back.
 func TestClientsThatNeverReadReleaseTheirUpstreamConnections(t *testing.T) {
 	up := newEndlessUpstream(t)
-	g, addr := serveGateway(t, parse(t, fmt.Sprintf(appRoute, up.URL), nil), gateway.ListenerOptions{WriteTimeout: 200 * time.Millisecond})
+	// A second: long enough to see the slots held, short for a test.
+	g, addr := serveGateway(t, parse(t, fmt.Sprintf(appRoute, up.URL), nil), gateway.ListenerOptions{WriteTimeout: time.Second})
 	const clients = 5
 	for range clients {
 		c, err := net.Dial("tcp", addr)
