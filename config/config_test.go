@@ -268,7 +268,7 @@ func TestLoadExample(t *testing.T) {
 	if len(ws) != 0 {
 		t.Errorf("warnings: %v", ws)
 	}
-	if cfg.Listen != "127.0.0.1:8080" || cfg.Admin != (Admin{Listen: "127.0.0.1:9901"}) || cfg.Queue.Dir != "../examples/gateway/spillway-data" || cfg.Server != DefaultServer() || cfg.TLS != nil {
+	if cfg.Listen != "127.0.0.1:8080" || !reflect.DeepEqual(cfg.Admin, Admin{Listen: "127.0.0.1:9901"}) || cfg.Queue.Dir != "../examples/gateway/spillway-data" || cfg.Server != DefaultServer() || cfg.TLS != nil {
 		t.Errorf("top level: %+v", cfg)
 	}
 	catalog := cfg.Upstreams["catalog"]

@@ -33,7 +33,8 @@ func DefaultQueue() Queue {
 
 // DefaultServer is the public listener's hardening when server: says nothing.
 func DefaultServer() Server {
-	return Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: mib, MaxBody: 10 * mib, ShutdownGrace: 30 * time.Second}
+	return Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: mib, MaxBody: 10 * mib, ShutdownGrace: 30 * time.Second,
+		WriteTimeout: 60 * time.Second}
 }
 
 // DefaultUpstream is what an upstream gets for every key that neither it
@@ -85,7 +86,7 @@ func (u Upstream) clone() Upstream {
 var (
 	rootKeys     = []string{"listen", "tls", "server", "admin", "queue", "defaults", "upstreams", "routes"}
 	upstreamKeys = []string{"instances", "balance", "timeouts", "retry", "breaker", "bulkhead", "health", "outlier", "max_replay_body"}
-	routeKeys    = []string{"name", "match", "strip_prefix", "upstream", "timeout", "fallback", "optional", "default", "async", "fault"}
+	routeKeys    = []string{"name", "match", "strip_prefix", "allow_unsafe_paths", "upstream", "timeout", "fallback", "optional", "default", "async", "fault"}
 	staticKeys   = []string{"status", "headers", "body", "file"}
 )
 
@@ -110,12 +111,14 @@ func (d *decoder) config(root ast.Node) *Config {
 		case "server":
 			d.server(f, &cfg.Server)
 		case "admin":
-			for _, g := range d.fields(f.value, f.path, "listen", "token") {
+			for _, g := range d.fields(f.value, f.path, "listen", "token", "allowed_hosts") {
 				switch g.key {
 				case "listen":
 					d.str(g, &cfg.Admin.Listen)
 				case "token":
 					d.str(g, &cfg.Admin.Token)
+				case "allowed_hosts":
+					d.strings(g, &cfg.Admin.AllowedHosts)
 				}
 			}
 		case "queue":
@@ -307,7 +310,7 @@ func (d *decoder) stringMap(f field, dst *map[string]string) {
 }
 
 func (d *decoder) server(f field, s *Server) {
-	for _, g := range d.fields(f.value, f.path, "read_header_timeout", "idle_timeout", "max_header_bytes", "max_body", "shutdown_grace") {
+	for _, g := range d.fields(f.value, f.path, "read_header_timeout", "idle_timeout", "max_header_bytes", "max_body", "shutdown_grace", "write_timeout") {
 		switch g.key {
 		case "read_header_timeout":
 			d.duration(g, &s.ReadHeaderTimeout, true)
@@ -325,6 +328,8 @@ func (d *decoder) server(f field, s *Server) {
 			d.size(g, &s.MaxBody, true)
 		case "shutdown_grace":
 			d.duration(g, &s.ShutdownGrace, false)
+		case "write_timeout":
+			d.duration(g, &s.WriteTimeout, true)
 		}
 	}
 }
@@ -552,6 +557,8 @@ func (d *decoder) route(n ast.Node, path string) *Route {
 			d.match(f, &r.Match)
 		case "strip_prefix":
 			d.boolean(f, &r.StripPrefix)
+		case "allow_unsafe_paths":
+			d.boolean(f, &r.AllowUnsafePaths)
 		case "upstream":
 			d.str(f, &r.Upstream)
 		case "timeout":

@@ -40,12 +40,20 @@ type Server struct {
 	MaxHeaderBytes    int           // max_header_bytes, default 1MiB (1<<20)
 	MaxBody           int64         // max_body, default 10MiB: larger request bodies get 413
 	ShutdownGrace     time.Duration // shutdown_grace, default 30s: in-flight requests drain this long
+	// WriteTimeout is the longest a write to a client may make no progress
+	// (write_timeout, default 60s): past it the response is abandoned and
+	// its upstream connection closed.
+	WriteTimeout time.Duration
 }
 
 // Admin is the admin listener (keys under admin:).
 type Admin struct {
 	Listen string // listen, default 127.0.0.1:9901
 	Token  string // token: Bearer token for mutating calls; required off loopback
+	// AllowedHosts are Host names the admin listener answers besides
+	// loopback names and its own address (allowed_hosts): any other Host
+	// is refused (DNS rebinding).
+	AllowedHosts []string
 }
 
 // Queue configures the durable queue of async routes (keys under queue:):
@@ -214,8 +222,12 @@ type Outlier struct {
 type Route struct {
 	Name        string
 	Match       Match
-	StripPrefix bool   // strip_prefix: remove Match.PathPrefix before proxying
-	Upstream    string // upstream: the name of an upstream, required unless async-only
+	StripPrefix bool // strip_prefix: remove Match.PathPrefix before proxying
+	// AllowUnsafePaths (allow_unsafe_paths) forwards paths that some
+	// upstreams resolve outside the route (a leading //, a backslash, a
+	// control character, /..;/, double-encoded dots), refused by default.
+	AllowUnsafePaths bool
+	Upstream         string // upstream: the name of an upstream, required unless async-only
 	// Timeout is the route's total timeout (timeout, default: the upstream's total).
 	Timeout  time.Duration
 	Fallback []Fallback // fallback: tried in order

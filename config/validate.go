@@ -198,6 +198,26 @@ func (d *decoder) validateAdmin(a Admin) {
 	if !IsLoopback(host) && a.Token == "" {
 		d.errPath("$.admin.listen", "admin.listen: %s is not a loopback address and admin.token is empty: the admin API would be open to the network (set a token or listen on 127.0.0.1)", a.Listen)
 	}
+	for i, h := range a.AllowedHosts {
+		if !validHostName(h) {
+			d.errPath(fmt.Sprintf("$.admin.allowed_hosts[%d]", i), "admin.allowed_hosts[%d]: not a host name or an IP address (write it without scheme, port or path)", i)
+		}
+	}
+}
+
+// validHostName reports whether h is a DNS name (letters, digits, '-' and
+// '.', at most 253 bytes) or an IP address (an IPv6 one with or without
+// brackets).
+func validHostName(h string) bool {
+	if net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")) != nil {
+		return true
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	return !strings.ContainsFunc(h, func(c rune) bool {
+		return c != '-' && c != '.' && !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') && !('0' <= c && c <= '9')
+	})
 }
 
 // IsLoopback reports whether host (of a host:port listen address) only

@@ -75,7 +75,9 @@ func benchUpstream(b *testing.B) *httptest.Server {
 }
 
 // benchGateway serves a gateway of configuration tmpl (one instance at
-// upstream) on loopback, its access log going to io.Discard.
+// upstream) on loopback as spillway serve does (NewListener with its
+// framing check and write timeout, ConfigureServer), its access log going
+// to io.Discard.
 func benchGateway(b *testing.B, tmpl, upstream string) (*gateway.Gateway, *httptest.Server) {
 	cfg, _, err := config.Parse("bench.yaml", []byte(fmt.Sprintf(tmpl, upstream)), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -88,7 +90,11 @@ func benchGateway(b *testing.B, tmpl, upstream string) (*gateway.Gateway, *httpt
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := httptest.NewServer(g)
+	s := httptest.NewUnstartedServer(g)
+	o := gateway.ListenerOptions{WriteTimeout: cfg.Server.WriteTimeout}
+	s.Listener = gateway.NewListener(s.Listener, o)
+	gateway.ConfigureServer(s.Config, o)
+	s.Start()
 	b.Cleanup(func() {
 		s.Close()
 		g.Close()

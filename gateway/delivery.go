@@ -219,7 +219,8 @@ func (g *Gateway) deliverer(name string) queue.Handler {
 }
 
 // deliveryRequest rebuilds the stored request for the route's upstream, as
-// the proxy's rewrite does: strip_prefix, X-Forwarded-* from the stored
+// the proxy's rewrite does: strip_prefix, the headers only a proxy may set
+// (untrustedHeader) removed, X-Forwarded-* and X-Real-IP from the stored
 // request, the instance's Host; and the job's headers.
 func deliveryRequest(ctx context.Context, rt *route, sr *StoredRequest, j *queue.Job) (*http.Request, error) {
 	p, err := url.PathUnescape(sr.Path)
@@ -232,6 +233,7 @@ func deliveryRequest(ctx context.Context, rt *route, sr *StoredRequest, j *queue
 	}
 	applyStripPrefix(u, rt.cfg)
 	h := sr.Header
+	stripUntrusted(h)
 	if h.Get(IdempotencyKeyHeader) == "" {
 		h.Set(IdempotencyKeyHeader, j.ID)
 	}
@@ -239,6 +241,7 @@ func deliveryRequest(ctx context.Context, rt *route, sr *StoredRequest, j *queue
 	h.Set(AttemptHeader, strconv.Itoa(j.Attempt))
 	if ip, _, err := net.SplitHostPort(sr.RemoteAddr); err == nil {
 		h.Set("X-Forwarded-For", ip)
+		setRealIP(h)
 	}
 	if sr.Host != "" {
 		h.Set("X-Forwarded-Host", sr.Host)

@@ -8,19 +8,29 @@
 //
 // # Request flow
 //
-//  1. ServeHTTP refuses what a reverse proxy must not serve: CONNECT,
-//     absolute-form and asterisk-form targets and paths with dot segments
-//     (400, reason bad_request), bodies over the configured max_body (413,
-//     body_too_large). The upstream's address always comes from the
-//     configuration, never from the request: the gateway is no open proxy.
+//  1. ServeHTTP refuses what a reverse proxy must not serve: a request of
+//     a connection whose framing a proxy in front could read otherwise
+//     (request smuggling: 400 and Connection: close, see NewListener),
+//     CONNECT, absolute-form and asterisk-form targets and paths with dot
+//     segments (400, reason bad_request), bodies over the configured
+//     max_body (413, body_too_large). The upstream's address always comes
+//     from the configuration, never from the request: the gateway is no
+//     open proxy. A Connection header may not name the headers the gateway
+//     decides on or sets (Idempotency-Key, X-Forwarded-*, ...): those
+//     names are taken out of it.
 //  2. The first route whose match holds wins (host without port, a
 //     segment-aware path prefix or an exact path, methods, headers). No
-//     route: 404 with {"error":{"reason":"no_route","message":"..."}}.
+//     route: 404 with {"error":{"reason":"no_route","message":"..."}}. A
+//     path that some upstreams would resolve outside the route once
+//     stripped or decoded again (//host, a backslash, /..;/, %252e%252e)
+//     gets 400 unless the route allows it.
 //  3. An optional route whose upstream's breaker is open answers its
 //     default at once (Spillway-Fallback: default).
 //  4. The request goes through an httputil.ReverseProxy (hop-by-hop headers
-//     removed, X-Forwarded-For/Proto/Host set, 32 KiB buffers from a
-//     sync.Pool) whose Transport is the upstream's spillwayhttp.Transport:
+//     and the client's X-Real-IP, True-Client-IP, X-Original-URL, ...
+//     removed, X-Forwarded-For/Proto/Host and X-Real-IP set, 32 KiB buffers
+//     from a sync.Pool) whose Transport is the upstream's
+//     spillwayhttp.Transport:
 //     retry → breaker → bulkhead → attempt, under the attempt and total
 //     limits (the route's timeout replaces the upstream's total; an incoming
 //     Spillway-Timeout-Ms header lowers it). Each attempt picks an instance

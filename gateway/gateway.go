@@ -342,7 +342,8 @@ type QueueStatus struct {
 // UpstreamStatus is the state of one upstream.
 type UpstreamStatus struct {
 	Breaker BreakerStatus `json:"breaker"`
-	// InFlight counts the attempts holding a bulkhead slot.
+	// InFlight counts the attempts holding a bulkhead slot: waiting for
+	// their response headers, or streaming the response body.
 	InFlight  int                   `json:"in_flight"`
 	Instances []pool.InstanceStatus `json:"instances"`
 }

@@ -37,7 +37,7 @@ const (
 // policies' reasons are spillway.Reason values.
 const (
 	ReasonNoRoute      = "no_route"       // 404: no route matches
-	ReasonBadRequest   = "bad_request"    // 400: CONNECT, absolute-form target, dot segments
+	ReasonBadRequest   = "bad_request"    // 400: ambiguous framing, CONNECT, absolute-form target, unsafe path
 	ReasonBodyTooLarge = "body_too_large" // 413: the body exceeds server.max_body
 )
 
@@ -146,7 +146,9 @@ func rewrite(pr *httputil.ProxyRequest) {
 	applyStripPrefix(out.URL, x.route.cfg)
 	// The instance's host, not the client's: X-Forwarded-Host carries that.
 	out.Host = ""
+	stripUntrusted(out.Header)
 	pr.SetXForwarded()
+	setRealIP(out.Header)
 }
 
 // applyStripPrefix removes the route's path prefix from u when the route
@@ -208,12 +210,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			x.outcome = outcomeCanceled // the body was cut short (http.ErrAbortHandler)
 		}
 		g.finish(x, rec, r, start)
+		if rec.streamTimeout > 0 {
+			rec.streamDeadline(true)
+		}
 		if p != nil {
 			panic(p)
 		}
 	}()
-	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") || r.URL.Host != "" || hasDotSegment(r.URL.Path) {
-		g.local(rec, x, http.StatusBadRequest, ReasonBadRequest, "the request target must be a path without dot segments; this is not a forward proxy")
+	if g.screen(rec, x, r) {
 		return
 	}
 	if g.opts.Queue != nil && strings.HasPrefix(r.URL.Path, JobsPath) {
@@ -231,6 +235,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt := x.route
+	if g.checkPath(rec, x, r, rt.cfg) {
+		return
+	}
 	x.up = rt.up
 	if rt.up == nil {
 		x.reason = string(spillway.ReasonUpstreamError)
@@ -526,6 +533,11 @@ func bufferBody(req *http.Request, max int64) (body []byte, replayable bool, err
 type recorder struct {
 	http.ResponseWriter
 	status int
+	// streamTimeout, set for an HTTP/2 stream of a NewListener connection,
+	// bounds each write and flush of the response: the client's flow
+	// control can stall a stream while the connection's writes go on. An
+	// HTTP/1 response is bounded by its connection's writes.
+	streamTimeout time.Duration
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -539,7 +551,36 @@ func (r *recorder) Write(p []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
-	return r.ResponseWriter.Write(p)
+	if r.streamTimeout == 0 {
+		return r.ResponseWriter.Write(p)
+	}
+	r.streamDeadline(true)
+	n, err := r.ResponseWriter.Write(p)
+	r.streamDeadline(false)
+	return n, err
+}
+
+// FlushError flushes the response (http.ResponseController calls it).
+func (r *recorder) FlushError() error {
+	if r.streamTimeout == 0 {
+		return http.NewResponseController(r.ResponseWriter).Flush()
+	}
+	r.streamDeadline(true)
+	err := http.NewResponseController(r.ResponseWriter).Flush()
+	r.streamDeadline(false)
+	return err
+}
+
+// streamDeadline sets the write deadline of an HTTP/2 stream streamTimeout
+// ahead (on) or lifts it: a stream may wait for its upstream as long as it
+// takes, not for its client. A deadline left on bounds what the server
+// writes once the handler returned (the end of the buffered body).
+func (r *recorder) streamDeadline(on bool) {
+	var dl time.Time
+	if on {
+		dl = time.Now().Add(r.streamTimeout)
+	}
+	_ = http.NewResponseController(r.ResponseWriter).SetWriteDeadline(dl)
 }
 
 func (r *recorder) statusOr200() int {

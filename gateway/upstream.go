@@ -177,6 +177,9 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 		// The proxy's outgoing request, whose header it copied: the
 		// deadline header goes into it.
 		ReuseHeader: true,
+		// A response streams at the client's pace: it is in flight at the
+		// upstream until its body is done.
+		BulkheadSpansBody: true,
 	})
 	if err != nil {
 		return nil, err
@@ -192,9 +195,10 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 			return &spillwayhttp.Downstream{Breaker: br, Bulkhead: bh,
 				Timeouts: spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt, Total: total}}, nil
 		},
-		Retryable:     func(*http.Request, *http.Response, error) bool { return false },
-		MaxReplayBody: -1,
-		Observer:      obs,
+		Retryable:         func(*http.Request, *http.Response, error) bool { return false },
+		MaxReplayBody:     -1,
+		Observer:          obs,
+		BulkheadSpansBody: true,
 	})
 	if err != nil {
 		return nil, err

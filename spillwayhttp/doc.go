@@ -19,7 +19,9 @@
 // attempt. Each attempt acquires the breaker and the bulkhead, sends a copy
 // of the request with the header TimeoutHeader, and releases both permits
 // exactly once, when the response headers arrive (or the attempt fails): the
-// outcome is known then, and a slow reader of a body holds no slot.
+// outcome is known then, and a slow reader of a body holds no slot. With
+// Config.BulkheadSpansBody the bulkhead slot is held until the body is read
+// to its end or closed instead.
 //
 // Classification (Config.Classify, default DefaultClassify): transport
 // errors, 5xx, 408 and 429 are failures; every other response, 4xx included,

@@ -117,7 +117,8 @@ type Downstream struct {
 	// Retry re-sends failed attempts; its budget (retry.Config.Budget, or
 	// the policy's own) is the downstream's one retry budget.
 	Retry *retry.Policy
-	// Bulkhead bounds the attempts waiting for their response headers.
+	// Bulkhead bounds the attempts waiting for their response headers,
+	// and with Config.BulkheadSpansBody the responses whose body is open.
 	Bulkhead *bulkhead.Bulkhead
 	// Timeouts are the downstream's time limits; zero fields mean
 	// DefaultTimeouts.
@@ -206,6 +207,15 @@ type Config struct {
 	// which copied the inbound headers for them. Default false: RoundTrip
 	// does not modify the request, as http.RoundTripper asks.
 	ReuseHeader bool
+	// BulkheadSpansBody keeps an attempt's bulkhead slot until the body of
+	// the response returned is read to its end or closed, instead of
+	// releasing it when the headers arrive: the bulkhead then bounds the
+	// exchanges in flight at the downstream, bodies being streamed
+	// included, which is what a proxy streaming bodies at its clients' pace
+	// needs. A response whose body is never closed keeps its slot forever.
+	// Default false. The breaker permit goes back at the headers either
+	// way: the outcome is known then.
+	BulkheadSpansBody bool
 }
 
 // Transport is an http.RoundTripper that sends each request through the
@@ -225,6 +235,7 @@ type Transport struct {
 	maxReplay    int64
 	obs          spillway.Observer
 	reuseHeader  bool
+	spanBody     bool
 
 	// ds is a copy-on-write map: the hot path loads it without any lock or
 	// allocation; mu serialises the creation of downstreams.
@@ -269,7 +280,7 @@ func New(cfg Config) (*Transport, error) {
 	t := &Transport{
 		base: cfg.Base, key: cfg.Key, newDS: cfg.NewDownstream, classify: cfg.Classify,
 		retryable: cfg.Retryable, anyRetryable: cfg.Retryable != nil, maxReplay: cfg.MaxReplayBody, obs: cfg.Observer,
-		reuseHeader: cfg.ReuseHeader,
+		reuseHeader: cfg.ReuseHeader, spanBody: cfg.BulkheadSpansBody,
 	}
 	if t.base == nil {
 		t.base = NewBaseTransport(DefaultTimeouts)
@@ -563,9 +574,12 @@ func (t *Transport) attempt(ctx context.Context, req *http.Request, ds *downstre
 			release = spillway.CallerDone(errIgnored)
 		}
 	}
-	// The permits go back when the headers arrive: the outcome is known, and
-	// the body is the caller's to read at its own pace.
-	hp.Release(release)
+	// The breaker's permit goes back when the headers arrive: the outcome
+	// is known. So does the bulkhead's, unless the body is to hold it.
+	if err != nil || !t.spanBody {
+		hp.Release(release)
+		hp = spillway.Permit{}
+	}
 	bp.Release(release)
 	if t.obs != nil {
 		t.obs.Observe(spillway.Event{Kind: spillway.EventAttempt, Context: ctx, Policy: "http", Name: ds.key,
@@ -575,7 +589,7 @@ func (t *Transport) attempt(ctx context.Context, req *http.Request, ds *downstre
 		a.cancel(nil)
 		return nil, err, failed
 	}
-	a.wrap(resp, t)
+	a.wrap(resp, t, hp)
 	return resp, nil, failed
 }
 
@@ -705,14 +719,19 @@ type attempt struct {
 	body  io.ReadCloser
 	idle  time.Duration
 	obs   spillway.Observer
+	// slot is the bulkhead slot the body holds (Config.BulkheadSpansBody),
+	// released once, at the body's end or close; released says it was.
+	slot     spillway.Permit
+	released atomic.Bool
 }
 
 func (a *attempt) fire() { a.cancel(a.cause.Load()) }
 
-// wrap makes a the body of resp. The headers' timer has stopped, so the
-// cause can change hands.
-func (a *attempt) wrap(resp *http.Response, t *Transport) {
-	a.body, a.idle, a.obs = resp.Body, a.ds.idle, t.obs
+// wrap makes a the body of resp, holding slot (a zero Permit when the
+// body holds none). The headers' timer has stopped, so the cause can
+// change hands.
+func (a *attempt) wrap(resp *http.Response, t *Transport, slot spillway.Permit) {
+	a.body, a.idle, a.obs, a.slot = resp.Body, a.ds.idle, t.obs, slot
 	if a.idle > 0 {
 		a.cause.Store(a.ds.idleErr)
 		if a.timer == nil {
@@ -735,8 +754,10 @@ func (a *attempt) Read(p []byte) (int, error) {
 	}
 	if err != nil {
 		if err == io.EOF {
-			// The connection is back in the pool by now; free the context.
+			// The connection is back in the pool by now; free the context
+			// and the slot.
 			a.cancel(nil)
+			a.releaseSlot()
 		} else if context.Cause(a.ctx) == error(a.ds.idleErr) {
 			if a.obs != nil {
 				a.obs.Observe(spillway.Event{Kind: spillway.EventTimeout, Context: a.ctx, Policy: "timeout",
@@ -755,5 +776,14 @@ func (a *attempt) Close() error {
 	}
 	err := a.body.Close()
 	a.cancel(nil)
+	a.releaseSlot()
 	return err
+}
+
+// releaseSlot gives the body's bulkhead slot back, once: a body may be
+// read to its end and then closed, or closed by another goroutine.
+func (a *attempt) releaseSlot() {
+	if a.slot.Releaser() != nil && a.released.CompareAndSwap(false, true) {
+		a.slot.Release(nil)
+	}
 }

@@ -619,3 +619,49 @@ func TestBufferedBodyKeepsBytes(t *testing.T) {
 		t.Errorf("server got %d bytes, want the %d sent", len(got), len(payload))
 	}
 }
+
+// TestBulkheadSpansBodyHoldsTheSlotUntilTheBodyIsDone: with
+// BulkheadSpansBody a response being streamed counts as in flight until
+// its body is read to the end or closed; without, the slot goes back at
+// the headers.
+func TestBulkheadSpansBodyHoldsTheSlotUntilTheBodyIsDone(t *testing.T) {
+	s := newServer(t, func(w http.ResponseWriter, _ *http.Request, _ int64) {
+		_, _ = io.WriteString(w, strings.Repeat("x", 64<<10))
+	})
+	for _, span := range []bool{true, false} {
+		bh := newBulkhead(t, bulkhead.Config{MaxConcurrent: 1})
+		c := &http.Client{Transport: transport(t, spillwayhttp.Config{BulkheadSpansBody: span}, &spillwayhttp.Downstream{Bulkhead: bh})}
+		resp, err := c.Get(s.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := bh.InFlight(), map[bool]int{true: 1, false: 0}[span]; got != want {
+			t.Errorf("span %v: %d in flight with the body open, want %d", span, got, want)
+		}
+		second, err := c.Get(s.URL)
+		if err == nil {
+			second.Body.Close()
+		}
+		if span != (spillway.ReasonOf(err) == spillway.ReasonBulkheadFull) {
+			t.Errorf("span %v: a second call while the body is open: %v", span, err)
+		}
+		// Read to the end, then closed: released once.
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if bh.InFlight() != 0 {
+			t.Errorf("span %v: %d in flight once the body was read, want 0", span, bh.InFlight())
+		}
+		resp.Body.Close()
+		if bh.InFlight() != 0 {
+			t.Errorf("span %v: %d in flight once the body was closed, want 0", span, bh.InFlight())
+		}
+		// Closed before its end: released too.
+		resp, err = c.Get(s.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if bh.InFlight() != 0 {
+			t.Errorf("span %v: %d in flight once a half-read body was closed, want 0", span, bh.InFlight())
+		}
+	}
+}

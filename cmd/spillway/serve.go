@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -83,6 +84,17 @@ func tuneGC(getenv func(string) string) {
 	}
 }
 
+// adminHosts are the Host names the admin listener answers besides
+// loopback names and the address a connection came to: admin.allowed_hosts
+// and the host of admin.listen when it is a name.
+func adminHosts(a config.Admin) []string {
+	hosts := slices.Clone(a.AllowedHosts)
+	if h, _, err := net.SplitHostPort(a.Listen); err == nil && h != "" && net.ParseIP(h) == nil {
+		hosts = append(hosts, h)
+	}
+	return hosts
+}
+
 // adminServer hardens the admin listener; its answers are small and quick.
 var adminServer = config.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 
@@ -134,7 +146,8 @@ func runServe(ctx context.Context, file string, stdout, stderr io.Writer, signal
 	defer g.Close()
 
 	r := &reloader{file: file, g: g, log: logger, started: cfg}
-	p, publicLn, adminLn, err := startProcess(cfg, g, admin.Options{Token: cfg.Admin.Token, Reload: r.reload}, tlsConfig, logger)
+	ao := admin.Options{Token: cfg.Admin.Token, Reload: r.reload, AllowedHosts: adminHosts(cfg.Admin)}
+	p, publicLn, adminLn, err := startProcess(cfg, g, ao, tlsConfig, logger)
 	if err != nil {
 		return err
 	}
@@ -257,9 +270,12 @@ func startProcess(cfg *config.Config, g *gateway.Gateway, ao admin.Options, tlsC
 		errc:    make(chan error, 2),
 		running: 2,
 	}
-	p.public.TLSConfig = tlsConfig
-	go p.serve(p.public, publicLn, tlsConfig != nil)
-	go p.serve(p.admin, adminLn, false)
+	// The listener terminates TLS itself, so that the gateway's framing
+	// check reads the requests in clear (see gateway.ListenerOptions).
+	lo := gateway.ListenerOptions{TLSConfig: tlsConfig, WriteTimeout: cfg.Server.WriteTimeout}
+	gateway.ConfigureServer(p.public, lo)
+	go p.serve(p.public, gateway.NewListener(publicLn, lo))
+	go p.serve(p.admin, adminLn)
 	return p, publicLn, adminLn, nil
 }
 
@@ -271,14 +287,8 @@ type process struct {
 	running       int        // Serve calls that have not reported on errc
 }
 
-func (p *process) serve(s *http.Server, ln net.Listener, useTLS bool) {
-	var err error
-	if useTLS {
-		err = s.ServeTLS(ln, "", "")
-	} else {
-		err = s.Serve(ln)
-	}
-	p.errc <- err
+func (p *process) serve(s *http.Server, ln net.Listener) {
+	p.errc <- s.Serve(ln)
 }
 
 // stop shuts the listeners down: the public one stops accepting and drains
@@ -374,7 +384,7 @@ func restartKeys(running, next *config.Config) []string {
 	if rs != ns {
 		keys = append(keys, "server")
 	}
-	if running.Admin != next.Admin {
+	if !reflect.DeepEqual(running.Admin, next.Admin) {
 		keys = append(keys, "admin")
 	}
 	if !reflect.DeepEqual(running.Queue, next.Queue) {

@@ -25,6 +25,12 @@
 // with an Allow header; an unknown path gets 404. Every error answer is JSON:
 // {"error":{"message":"..."}}.
 //
+// A request whose Host is neither a loopback name, the address it came to,
+// nor one of Options.AllowedHosts gets 421 with
+// {"error":{"reason":"host_not_allowed","message":"..."}}, whatever its
+// path: a web page cannot reach the API through a name it controls (DNS
+// rebinding).
+//
 // The job and dead-letter endpoints read the queue through Gateway.Queue:
 // 501 when the gateway has none, 503 when the store does not answer, 404
 // for an unknown id, 400 for a malformed id (32 lowercase hexadecimal
@@ -61,6 +67,7 @@ import (
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
 	"github.com/spillway-dev/spillway/queue"
+	"github.com/spillway-dev/spillway/spillwayhttp"
 )
 
 // Options configure Handler.
@@ -73,6 +80,12 @@ type Options struct {
 	// (the file is invalid) is answered 400, any other 500. Nil: reloading
 	// is not supported, 501.
 	Reload func() error
+	// AllowedHosts are the Host names (without port, any case) answered
+	// besides loopback names (localhost, 127.0.0.0/8, ::1) and the IP
+	// address the connection came to. Any other Host gets 421: a page a
+	// browser loaded from another site cannot reach the admin API by
+	// pointing its own name at this address (DNS rebinding).
+	AllowedHosts []string
 }
 
 // endpoint is one row of the admin API.
@@ -116,7 +129,46 @@ func Handler(g *gateway.Gateway, o Options) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no admin endpoint "+r.URL.Path)
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.hostAllowed(r) {
+			writeReason(w, http.StatusMisdirectedRequest, ReasonHostNotAllowed,
+				"this admin listener does not answer for that Host: use a loopback name, its address, or a name of admin.allowed_hosts")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// ReasonHostNotAllowed is the reason of the 421 answer to a Host that is
+// neither a loopback name, the listener's address nor an allowed host.
+const ReasonHostNotAllowed = "host_not_allowed"
+
+// hostAllowed reports whether r's Host (its port ignored) is a loopback
+// name, the IP address r came to, or one of Options.AllowedHosts.
+func (a *api) hostAllowed(r *http.Request) bool {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), ".")
+	if host == "" {
+		return false
+	}
+	if isLoopback(host) {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		if ta, isTCP := local.(*net.TCPAddr); ok && isTCP && ta.IP.Equal(ip) {
+			return true
+		}
+	}
+	for _, h := range a.o.AllowedHosts {
+		if strings.EqualFold(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), host) {
+			return true
+		}
+	}
+	return false
 }
 
 // api holds what the endpoints share.
@@ -210,13 +262,23 @@ func (a *api) reload(w http.ResponseWriter, _ *http.Request) {
 // errorBody is the JSON of every error answer.
 type errorBody struct {
 	Error struct {
+		Reason  string `json:"reason,omitempty"`
 		Message string `json:"message"`
 	} `json:"error"`
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
+	writeReason(w, code, "", msg)
+}
+
+// writeReason writes an error answer that names its reason, in the body
+// and in the Spillway-Reason header as the public listener's answers do.
+func writeReason(w http.ResponseWriter, code int, reason, msg string) {
 	var b errorBody
-	b.Error.Message = msg
+	b.Error.Reason, b.Error.Message = reason, msg
+	if reason != "" {
+		w.Header().Set(spillwayhttp.ReasonHeader, reason)
+	}
 	writeJSON(w, code, b)
 }
 

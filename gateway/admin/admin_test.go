@@ -44,8 +44,9 @@ func newGateway(t testing.TB, upstream, extra string) *gateway.Gateway {
 	return g
 }
 
+// serve calls h as a local client would: Host localhost.
 func serve(h http.Handler, method, path, auth string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(method, path, nil)
+	req := httptest.NewRequest(method, "http://localhost:9901"+path, nil)
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
@@ -212,10 +213,10 @@ routes:
 	h := admin.Handler(g, admin.Options{Token: "a-long-random-token"})
 
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://localhost:9901/healthz", nil))
 	fmt.Print(rec.Code, " ", rec.Body)
 	rec = httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/reload", nil))
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "http://localhost:9901/api/v1/reload", nil))
 	fmt.Print(rec.Code, " ", rec.Body)
 	// Output:
 	// 200 ok

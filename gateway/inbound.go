@@ -1,0 +1,243 @@
+package gateway
+
+import (
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+
+	"github.com/spillway-dev/spillway/config"
+)
+
+// screen refuses, before routing, a request the gateway must not forward,
+// and prepares the others: it answers (and returns true) a request of a
+// connection whose framing check failed (400 and Connection: close),
+// CONNECT, an absolute-form or asterisk-form target, a path with dot
+// segments; it sets r.TLS on a connection whose TLS the listener
+// terminated, bounds the writes of an HTTP/2 stream (see
+// ListenerOptions.WriteTimeout), and takes out of r's Connection header
+// the names a client may not make hop-by-hop (protectHeaders).
+func (g *Gateway) screen(rec *recorder, x *exchange, r *http.Request) bool {
+	if c := connOf(r.Context()); c != nil {
+		if r.ProtoMajor == 1 && c.f.isBad() {
+			// Whatever else the connection carries may be framed
+			// otherwise by a proxy in front: nothing more is read from it.
+			rec.Header().Set("Connection", "close")
+			g.local(rec, x, http.StatusBadRequest, ReasonBadRequest,
+				"ambiguous request framing (RFC 9112 6.3): Content-Length with Transfer-Encoding, a transfer coding other than chunked, a duplicate Content-Length, obs-fold or a bare CR or LF")
+			return true
+		}
+		if r.TLS == nil {
+			// net/http sets it only on the connections it decrypts; the
+			// request is the handler's alone until the proxy copies it.
+			r.TLS = c.connectionState()
+		}
+		if r.ProtoMajor == 2 {
+			rec.streamTimeout = c.writeTimeout
+		}
+	}
+	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") || r.URL.Host != "" || hasDotSegment(r.URL.Path) {
+		g.local(rec, x, http.StatusBadRequest, ReasonBadRequest, "the request target must be a path without dot segments; this is not a forward proxy")
+		return true
+	}
+	protectHeaders(r.Header)
+	return false
+}
+
+// protectHeaders removes from h's Connection header the names of the
+// headers the gateway decides on or sets (Idempotency-Key, Host,
+// Content-Length, Transfer-Encoding, Forwarded, X-Real-IP, X-Forwarded-*,
+// Spillway-*): the proxy drops the headers a Connection header names, so a
+// client naming Idempotency-Key would have its POST retried (the decision
+// reads the inbound request) and sent without its key. The other tokens
+// stay.
+func protectHeaders(h http.Header) {
+	vs := h["Connection"]
+	if len(vs) == 0 || !anyToken(vs, protectedHeader) {
+		return
+	}
+	var kept []string
+	for _, v := range vs {
+		for item := range strings.SplitSeq(v, ",") {
+			if item = textproto.TrimString(item); item != "" && !protectedHeader(item) {
+				kept = append(kept, item)
+			}
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = []string{strings.Join(kept, ", ")}
+}
+
+// anyToken reports whether an item of the comma-separated lists vs
+// satisfies f.
+func anyToken(vs []string, f func(string) bool) bool {
+	for _, v := range vs {
+		for item := range strings.SplitSeq(v, ",") {
+			if f(textproto.TrimString(item)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// protectedHeader reports whether a Connection header may not name the
+// header name (any case).
+func protectedHeader(name string) bool {
+	for _, p := range [...]string{"Idempotency-Key", "Host", "Content-Length", "Transfer-Encoding", "Forwarded", "X-Real-Ip"} {
+		if strings.EqualFold(name, p) {
+			return true
+		}
+	}
+	return hasPrefixFold(name, "X-Forwarded-") || hasPrefixFold(name, "Spillway-")
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// untrustedHeader reports whether the header name (canonical) is one that
+// upstreams may trust to say who the client is or which URL it asked for,
+// and that only a proxy may set: the gateway removes it from what a client
+// sent (it sets X-Forwarded-For, -Host, -Proto and X-Real-IP itself). Names
+// written with '_' for '-' count too: CGI-style servers read both alike.
+func untrustedHeader(name string) bool {
+	switch name {
+	case "X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "Client-Ip", "X-Cluster-Client-Ip", "Cf-Connecting-Ip",
+		"Cf-Connecting-Ipv6", "Fastly-Client-Ip", "X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr", "X-Proxyuser-Ip",
+		"X-Envoy-External-Address", "X-Original-Url", "X-Original-Uri", "X-Rewrite-Url", "X-Envoy-Original-Path",
+		"X-Original-Host", "X-Host", "X-Forwarded", "Forwarded", "X-Original-Forwarded-For":
+		return true
+	}
+	if strings.HasPrefix(name, "X-Forwarded-") {
+		return true
+	}
+	if strings.IndexByte(name, '_') >= 0 {
+		return untrustedHeader(textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(name, "_", "-")))
+	}
+	return false
+}
+
+// stripUntrusted removes the untrustedHeader headers from h.
+func stripUntrusted(h http.Header) {
+	for name := range h {
+		if untrustedHeader(name) {
+			delete(h, name)
+		}
+	}
+}
+
+// setRealIP sets h's X-Real-IP to its X-Forwarded-For, which the proxy has
+// just set to the client's address alone. They share the value's slice:
+// neither is modified in place afterwards, and this spares an allocation
+// per request.
+func setRealIP(h http.Header) {
+	if v := h["X-Forwarded-For"]; len(v) == 1 {
+		h["X-Real-Ip"] = v
+	}
+}
+
+// checkPath refuses (400, and returns true) a request whose path, as it
+// will be sent (after rt's strip_prefix), some upstreams would resolve
+// outside the route (see unsafePath), unless rt allows it.
+func (g *Gateway) checkPath(w http.ResponseWriter, x *exchange, r *http.Request, rt *config.Route) bool {
+	if rt.AllowUnsafePaths {
+		return false
+	}
+	p, raw := r.URL.Path, r.URL.RawPath
+	if rt.StripPrefix && rt.Match.PathPrefix != "" {
+		p = stripPrefix(p, rt.Match.PathPrefix)
+		if raw != "" && hasPathPrefix(raw, rt.Match.PathPrefix) {
+			raw = stripPrefix(raw, rt.Match.PathPrefix)
+		}
+	}
+	if unsafePath(p) || raw != "" && unsafePath(raw) {
+		g.local(w, x, http.StatusBadRequest, ReasonBadRequest,
+			"the path as sent could resolve outside the route: a leading //, a backslash, a control character, or a dot segment once decoded or before a ;")
+		return true
+	}
+	return false
+}
+
+// maxDecodes is how many times unsafePath decodes a path: enough for the
+// double and triple encodings (%252e, %25252e) of upstreams that decode
+// more than once.
+const maxDecodes = 3
+
+// unsafePath reports whether p, a path to send, could be resolved outside
+// the route by some upstream: it starts with "//" (a network-path
+// reference: //host/x), or, in it or in any of its maxDecodes successive
+// percent-decodings, it has a backslash (a separator on Windows and to
+// some normalisers), a control character (%00 truncates in C), or a
+// segment that is "." or ".." before any ';' (Tomcat and Jetty drop path
+// parameters: /..;/ is /../). Plain dot segments are refused before
+// routing whatever the route says.
+func unsafePath(p string) bool {
+	if strings.HasPrefix(p, "//") {
+		return true
+	}
+	if !hasPathSpecial(p) {
+		return false
+	}
+	for i := 0; ; i++ {
+		if strings.IndexByte(p, '\\') >= 0 || hasControl(p) || hasDotParamSegment(p) {
+			return true
+		}
+		if i == maxDecodes || strings.IndexByte(p, '%') < 0 {
+			return false
+		}
+		d, err := url.PathUnescape(p)
+		if err != nil {
+			// Not an escape an upstream could decode either.
+			return false
+		}
+		p = d
+	}
+}
+
+// hasPathSpecial reports whether p has a byte unsafePath looks into: one
+// of . \ % ; or a control character. Most paths have none.
+func hasPathSpecial(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if pathSpecial[p[i]] {
+			return true
+		}
+	}
+	return false
+}
+
+var pathSpecial = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	for _, c := range "\x7f.\\%;" {
+		t[c] = true
+	}
+	return t
+}()
+
+func hasControl(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// hasDotParamSegment reports whether a segment of p is "." or ".." once
+// its path parameters (from the first ';') are dropped.
+func hasDotParamSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if i := strings.IndexByte(seg, ';'); i >= 0 {
+			seg = seg[:i]
+		}
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
