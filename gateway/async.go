@@ -220,7 +220,7 @@ func QueueConfig(c config.Queue) queue.Config {
 		SyncAlways: c.SyncAlways, SyncInterval: c.SyncInterval,
 		CredsFile: c.Credentials, User: c.User, Password: c.Password, Token: c.Token,
 		Replicas: c.Replicas, DedupeWindow: c.DedupeWindow, Timeout: c.Timeout, Prefix: c.Prefix,
-		PingInterval: c.PingInterval,
+		PingInterval:       c.PingInterval,
 		DeadLetterMaxBytes: c.DeadLetters.MaxBytes, DeadLetterMaxMessages: int64(c.DeadLetters.MaxMessages),
 	}
 	if c.TLS != nil {
