@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -21,6 +20,8 @@ import (
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
 	"github.com/spillway-dev/spillway/spillwayhttp"
+
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
 
 // The gateway harness is four pieces on loopback:
@@ -180,24 +181,6 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// syncBuffer is a buffer for loggers written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // gwFixture is one test's upstream behind toxiproxy, replica, gateway and
 // client.
 type gwFixture struct {
@@ -206,8 +189,8 @@ type gwFixture struct {
 	replica *upstream
 	base    *gwBase
 	gw      *gateway.Gateway
-	srv     *httptest.Server // the gateway's public listener
-	serr    *syncBuffer      // the listener's error log (panics land here)
+	srv     *httptest.Server     // the gateway's public listener
+	serr    *spillwaytest.Buffer // the listener's error log (panics land here)
 	client  *http.Client
 	flaky   atomic.Int64 // hits on /flaky
 	started time.Time
@@ -225,7 +208,7 @@ func newGateway(t *testing.T, set map[string]string, leaks ...goleak.Option) *gw
 	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, append(leaks, before)...) })
 
-	f := &gwFixture{base: newGWBase(), serr: &syncBuffer{}, started: time.Now()}
+	f := &gwFixture{base: newGWBase(), serr: &spillwaytest.Buffer{}, started: time.Now()}
 	mux := routes()
 	mux.HandleFunc("/flaky", func(w http.ResponseWriter, r *http.Request) {
 		// Every other request answers 503, the first one included.

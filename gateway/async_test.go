@@ -18,6 +18,8 @@ import (
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
 	"github.com/spillway-dev/spillway/queue"
+
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
 
 // openQueue opens an embedded queue (in-process, no TCP port) in a temp
@@ -43,7 +45,7 @@ func openQueueWith(t *testing.T, cfg queue.Config) *queue.Queue {
 
 func startAsync(t *testing.T, cfg *config.Config, q *queue.Queue) *harness {
 	t.Helper()
-	h := &harness{log: &syncBuffer{}}
+	h := &harness{log: &spillwaytest.Buffer{}}
 	var err error
 	h.gw, err = gateway.New(cfg, gateway.Options{
 		AccessLog: slog.New(slog.NewJSONHandler(h.log, nil)),

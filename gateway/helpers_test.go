@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
+
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
 
 // backend is an upstream instance on 127.0.0.1 whose answer a test changes.
@@ -55,24 +56,7 @@ func (b *backend) last() *http.Request {
 type harness struct {
 	gw  *gateway.Gateway
 	srv *httptest.Server
-	log *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log *spillwaytest.Buffer
 }
 
 // parse resolves a YAML configuration; vars replaces ${NAME} references.
@@ -90,7 +74,7 @@ func parse(t *testing.T, yaml string, vars map[string]string) *config.Config {
 
 func start(t *testing.T, cfg *config.Config) *harness {
 	t.Helper()
-	h := &harness{log: &syncBuffer{}}
+	h := &harness{log: &spillwaytest.Buffer{}}
 	var err error
 	h.gw, err = gateway.New(cfg, gateway.Options{
 		AccessLog: slog.New(slog.NewJSONHandler(h.log, nil)),

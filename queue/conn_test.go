@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/spillway-dev/spillway/internal/natstest"
+
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
 
 func TestRedactURL(t *testing.T) {
@@ -95,7 +97,7 @@ func TestConnectionLogsHideCredentials(t *testing.T) {
 	s := start()
 	// Without JetStream Open cannot finish, but it has connected and
 	// logs what the connection does.
-	var log syncBuffer
+	var log spillwaytest.Buffer
 	q := &queueImpl{cfg: Config{Servers: []string{fmt.Sprintf("nats://%s@127.0.0.1:%d", token, opts.Port)}},
 		log: slog.New(slog.NewTextHandler(&log, nil))}
 	q.cfg.setDefaults()
@@ -127,24 +129,6 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer is a log destination the test reads while the queue writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestStallGuard: a reconnection is forced by stallLimit publishes in a row
@@ -321,7 +305,7 @@ func (f *freezer) close() {
 func TestStalledServerIsLeft(t *testing.T) {
 	c := natstest.StartCluster(t, 3)
 	f := newFreezer(t, strings.TrimPrefix(c.URLs()[0], "nats://"))
-	var log syncBuffer
+	var log spillwaytest.Buffer
 	openCtx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	const timeout = 500 * time.Millisecond

@@ -1,33 +1,16 @@
 package main
 
 import (
-	"bytes"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestBatchWriterFlushesEveryIntervalAndOnClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var out lockedBuffer
+		var out spillwaytest.Buffer
 		w := newBatchWriter(&out, 100*time.Millisecond)
 		if _, err := w.Write([]byte("one\n")); err != nil {
 			t.Fatal(err)

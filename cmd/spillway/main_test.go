@@ -20,6 +20,8 @@ import (
 
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
+
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -247,7 +249,7 @@ func assertNoStoreLeft(t *testing.T, tmp string) {
 func TestGatewayDemoServesFallbacksAndTheOptionalDefault(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	var out, errOut syncBuffer
+	var out, errOut spillwaytest.Buffer
 	var urls demoURLs
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
@@ -369,14 +371,14 @@ func checkOrders(t *testing.T, text string, interrupted bool) {
 
 // waitWriter closes seen once the output contains want.
 type waitWriter struct {
-	syncBuffer
+	spillwaytest.Buffer
 	want string
 	seen chan struct{}
 	once sync.Once
 }
 
 func (w *waitWriter) Write(p []byte) (int, error) {
-	n, err := w.syncBuffer.Write(p)
+	n, err := w.Buffer.Write(p)
 	if strings.Contains(w.String(), w.want) {
 		w.once.Do(func() { close(w.seen) })
 	}
@@ -392,7 +394,7 @@ func TestGatewayDemoStopsCleanlyOnCancel(t *testing.T) {
 	w := &waitWriter{want: "  healthy  ", seen: make(chan struct{})}
 	cmd := newRootCommand()
 	cmd.SetOut(w)
-	cmd.SetErr(&syncBuffer{})
+	cmd.SetErr(&spillwaytest.Buffer{})
 	cmd.SetArgs([]string{"demo", "--phase", "1h", "--tick", "20ms", "--workers", "3"})
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()

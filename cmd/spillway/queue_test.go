@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spillway-dev/spillway/config"
+
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
 
 // TestOpenQueueHidesCredentials: openQueue logs the servers of
@@ -28,7 +30,7 @@ func TestOpenQueueHidesCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log syncBuffer
+	var log spillwaytest.Buffer
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	q, err := openQueue(ctx, cfg, slog.New(slog.NewTextHandler(&log, nil)))

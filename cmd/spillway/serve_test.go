@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -30,25 +29,9 @@ import (
 	"time"
 
 	"github.com/spillway-dev/spillway/config"
+
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
-
-// syncBuffer is an io.Writer that the server and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // served is a runServe running in the test's process.
 type served struct {
@@ -56,7 +39,7 @@ type served struct {
 	public, admin  string // base URLs
 	signals        chan os.Signal
 	done           chan error
-	stdout, stderr *syncBuffer
+	stdout, stderr *spillwaytest.Buffer
 	client         *http.Client
 	stopOnce       sync.Once
 	err            error
@@ -74,8 +57,8 @@ func startServe(t *testing.T, config string) *served {
 		file:    file,
 		signals: make(chan os.Signal, 1),
 		done:    make(chan error, 1),
-		stdout:  &syncBuffer{},
-		stderr:  &syncBuffer{},
+		stdout:  &spillwaytest.Buffer{},
+		stderr:  &spillwaytest.Buffer{},
 		client:  &http.Client{Transport: tr, Timeout: 20 * time.Second},
 	}
 	addrs := make(chan [2]string, 1)
@@ -396,7 +379,7 @@ routes:
     match: {path_prefix: /}
     upstream: app
 `)
-	var stderr syncBuffer
+	var stderr spillwaytest.Buffer
 	err := runServe(context.Background(), file, io.Discard, &stderr, nil, func(string, string) {
 		t.Error("serve started")
 	})
@@ -410,7 +393,7 @@ routes:
 func TestServeRefusesAnInvalidFileWithItsPositions(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "spillway.yaml")
 	writeFile(t, file, "listen: 127.0.0.1:0\nupstreamz: {}\n")
-	var stderr syncBuffer
+	var stderr spillwaytest.Buffer
 	err := runServe(context.Background(), file, io.Discard, &stderr, nil, nil)
 	if err == nil {
 		t.Fatal("an invalid file was served")
@@ -443,14 +426,14 @@ func TestServeAnswers413ToALargeBody(t *testing.T) {
 // lineWatcher is a process's stderr: it reports the first line that
 // matches re.
 type lineWatcher struct {
-	syncBuffer
+	spillwaytest.Buffer
 	re    *regexp.Regexp
 	found chan string
 	once  sync.Once
 }
 
 func (w *lineWatcher) Write(p []byte) (int, error) {
-	n, err := w.syncBuffer.Write(p)
+	n, err := w.Buffer.Write(p)
 	if m := w.re.FindStringSubmatch(w.String()); m != nil {
 		w.once.Do(func() { w.found <- m[1] })
 	}
