@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/spillway-dev/spillway/internal/natstest"
 )
 
 // The cluster harness runs the store as it runs in production, three
@@ -53,21 +53,6 @@ func (n *natsNode) signal(t *testing.T, sig syscall.Signal) {
 	}
 }
 
-// freeTCPPorts returns n distinct ports free on 127.0.0.1.
-func freeTCPPorts(t *testing.T, n int) []int {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports
-}
-
 // startNATSCluster starts n nats-server processes named n1…nN, with
 // JetStream in temp dirs, forming cluster "c" on loopback. Each is
 // continued and killed when the test ends (and dies with the test process
@@ -75,7 +60,7 @@ func freeTCPPorts(t *testing.T, n int) []int {
 // answers: JetStream may still be electing its leaders.
 func startNATSCluster(t *testing.T, bin string, n int) []*natsNode {
 	t.Helper()
-	ports := freeTCPPorts(t, 3*n)
+	ports := natstest.FreePorts(t, 3*n)
 	nodes := make([]*natsNode, n)
 	routes := make([]string, n)
 	for i := range nodes {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/spillway-dev/spillway/internal/natstest"
 	"github.com/spillway-dev/spillway/internal/stallproxy"
 	"github.com/spillway-dev/spillway/queue"
 )
@@ -132,19 +133,8 @@ func TestAsyncKeyScope(t *testing.T) {
 // that the request may have been stored — not 503 queue_unavailable "not
 // stored", which it was. A retry with the same key gets the stored job.
 func TestAsyncUnconfirmedAnswers504(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+	s := natstest.Start(t, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
 		NoSigs: true, NoLog: true, JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 4 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
 	p, err := stallproxy.New(s.Addr().String())
 	if err != nil {
 		t.Fatal(err)

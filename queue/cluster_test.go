@@ -39,19 +39,7 @@ func startExternal(t *testing.T, opts server.Options) *server.Server {
 		opts.JetStreamMaxStore = 4 << 30
 	}
 	opts.NoSigs, opts.NoLog = true, true
-	s, err := server.NewServer(&opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	return s
+	return natstest.Start(t, &opts)
 }
 
 // openDeliverOne opens cfg, enqueues one job and waits for a worker to

@@ -77,22 +77,10 @@ func TestConnectErrorHidesCredentials(t *testing.T) {
 // a token in the user's place, which nats.go's own redaction shows).
 func TestConnectionLogsHideCredentials(t *testing.T) {
 	const token = "s3cr3t-token"
-	opts := server.Options{Host: "127.0.0.1", Port: freePort(t), Authorization: token, NoSigs: true, NoLog: true}
+	opts := server.Options{Host: "127.0.0.1", Port: natstest.FreePorts(t, 1)[0], Authorization: token, NoSigs: true, NoLog: true}
 	start := func() *server.Server {
 		o := opts // NewServer keeps what it is given
-		s, err := server.NewServer(&o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Start()
-		t.Cleanup(func() {
-			s.Shutdown()
-			s.WaitForShutdown()
-		})
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatal("server not ready")
-		}
-		return s
+		return natstest.Start(t, &o)
 	}
 	s := start()
 	// Without JetStream Open cannot finish, but it has connected and
@@ -117,18 +105,6 @@ func TestConnectionLogsHideCredentials(t *testing.T) {
 	if !strings.Contains(log.String(), "REDACTED@127.0.0.1") {
 		t.Errorf("the log does not name the server:\n%s", log.String())
 	}
-}
-
-// freePort returns a TCP port free on 127.0.0.1, for a server that must
-// come back on the same one.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestStallGuard: a reconnection is forced by stallLimit publishes in a row

@@ -30,7 +30,7 @@ type Cluster struct {
 // before JetStream has elected a leader.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	ports := freePorts(t, 2*n)
+	ports := FreePorts(t, 2*n)
 	clusterPorts, clientPorts := ports[:n], ports[n:]
 	routes := make([]string, n)
 	for i, p := range clusterPorts {
@@ -64,8 +64,27 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	return c
 }
 
-// freePorts returns n TCP ports free on 127.0.0.1 when it returns.
-func freePorts(t testing.TB, n int) []int {
+// Start starts a NATS server with opts as they are, shut down when the
+// test ends, and waits until it accepts clients.
+func Start(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("nats server %s not ready", opts.ServerName)
+	}
+	return s
+}
+
+// FreePorts returns n TCP ports free on 127.0.0.1 when it returns.
+func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	ports := make([]int, n)
 	for i := range n {
