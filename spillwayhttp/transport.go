@@ -539,7 +539,7 @@ func (t *Transport) attempt(ctx context.Context, req *http.Request, ds *downstre
 	if t.obs != nil {
 		start = time.Now()
 	}
-	resp, err = t.base.RoundTrip(out)
+	resp, err = t.roundTrip(out, a, hp, bp)
 	if a.timer != nil && !a.timer.Stop() {
 		// Our limit fired: whatever came back is cut off.
 		if err == nil {
@@ -591,6 +591,34 @@ func (t *Transport) attempt(ctx context.Context, req *http.Request, ds *downstre
 	}
 	a.wrap(resp, t, hp)
 	return resp, nil, failed
+}
+
+// roundTrip sends one attempt through the base transport. If the base
+// panics (or calls runtime.Goexit), the attempt's permits are released with
+// a *spillway.PanicError, its timer stopped and its context cancelled before
+// the panic goes on, as the root Pipeline does: a panicking base never
+// leaks a bulkhead slot or a half-open probe.
+func (t *Transport) roundTrip(out *http.Request, a *attempt, hp, bp spillway.Permit) (resp *http.Response, err error) {
+	done := false
+	defer func() {
+		if done {
+			return
+		}
+		r := recover()
+		perr := &spillway.PanicError{Value: r}
+		if a.timer != nil {
+			a.timer.Stop()
+		}
+		a.cancel(perr)
+		hp.Release(perr)
+		bp.Release(perr)
+		if r != nil {
+			panic(r)
+		}
+	}()
+	resp, err = t.base.RoundTrip(out)
+	done = true
+	return resp, err
 }
 
 // isTotal reports whether err is the total timeout of ds, which ends the
