@@ -118,7 +118,7 @@ func (s *clientStream) openLocked(last error) error {
 			last = err
 			continue
 		}
-		cs, err := s.streamer(s.ctx, s.desc, s.cc, s.method, s.opts...)
+		cs, err := s.newStream(&p)
 		if err != nil {
 			p.release(s.c.streamOutcome(s.ctx, err))
 			last = err
@@ -127,6 +127,44 @@ func (s *clientStream) openLocked(last error) error {
 		s.cs, s.p = cs, p
 		return nil
 	}
+}
+
+// newStream opens a stream holding p. If the streamer panics (or calls
+// runtime.Goexit), p is released with a *spillway.PanicError before the
+// panic goes on, as an attempt of the unary interceptor does.
+func (s *clientStream) newStream(p *permits) (cs grpc.ClientStream, err error) {
+	done := false
+	defer func() {
+		if !done {
+			r := recover()
+			p.release(&spillway.PanicError{Value: r})
+			if r != nil {
+				panic(r)
+			}
+		}
+	}()
+	cs, err = s.streamer(s.ctx, s.desc, s.cc, s.method, s.opts...)
+	done = true
+	return cs, err
+}
+
+// recv is cs.RecvMsg(m). If it panics (or calls runtime.Goexit), the
+// stream ends: its permits are released with a *spillway.PanicError before
+// the panic goes on.
+func (s *clientStream) recv(cs grpc.ClientStream, m any) (err error) {
+	done := false
+	defer func() {
+		if !done {
+			r := recover()
+			s.finish(&spillway.PanicError{Value: r})
+			if r != nil {
+				panic(r)
+			}
+		}
+	}()
+	err = cs.RecvMsg(m)
+	done = true
+	return err
 }
 
 // finishLocked ends the stream with outcome: its permits are released with
@@ -195,7 +233,7 @@ func (s *clientStream) failed(cs grpc.ClientStream, err error) (bool, error) {
 func (s *clientStream) RecvMsg(m any) error {
 	for {
 		cs := s.current()
-		err := cs.RecvMsg(m)
+		err := s.recv(cs, m)
 		if err == nil {
 			if !s.fixed.Load() {
 				s.mu.Lock()
