@@ -234,7 +234,6 @@ type Route struct {
 	Optional bool       // optional: answer Default at once while the upstream fails
 	Default  *Static    // default: required when Optional
 	Async    *Async     // async: accept the request into the queue, deliver it later
-	Fault    *Fault     // fault (a later issue)
 }
 
 // Match (keys under match:). Every set condition must hold.
@@ -296,25 +295,4 @@ type Async struct {
 	// clients' keys never meet. "" (key_scope: route, the default): the
 	// keys are shared by every client of the route.
 	KeyScopeHeader string
-}
-
-// Fault (keys under fault:), used by a later issue.
-type Fault struct {
-	Delay *FaultDelay
-	Abort *FaultAbort
-}
-
-// FaultDelay delays Percent of requests by Duration. Percent is a
-// fraction in [0, 1]; in the file, "percent: 5" and "percent: 5%" both
-// mean 5 % (0.05).
-type FaultDelay struct {
-	Percent  float64
-	Duration time.Duration
-}
-
-// FaultAbort answers Percent of requests (a fraction, as FaultDelay's)
-// with Status (default 503).
-type FaultAbort struct {
-	Percent float64
-	Status  int
 }
