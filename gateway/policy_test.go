@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 	"github.com/spillway-dev/spillway/spillwayhttp"
 )
 
@@ -441,4 +444,26 @@ routes:
 	}
 	close(release)
 	<-done
+}
+
+// The gateway's own breaker opening reaches the operational log at Warn.
+func TestBreakerOpeningIsLoggedAtWarn(t *testing.T) {
+	primary := newBackend(t, "fresh")
+	primary.status.Store(500)
+	logs := &spillwaytest.Buffer{}
+	g, err := gateway.New(parse(t, fallbackYAML, map[string]string{"PRIMARY": primary.URL, "REPLICA": primary.URL}),
+		gateway.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for range 2 {
+		g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/bare", nil))
+	}
+	if st := g.Status().Upstreams["bare"].Breaker.State; st != "open" {
+		t.Fatalf("breaker %s, want open", st)
+	}
+	if want := `level=WARN msg="gateway: breaker open" upstream=bare from=closed to=open`; !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, logs)
+	}
 }
