@@ -4,7 +4,7 @@ MODULES   := . bench e2e
 # -race with 2 cores: keep the suite well under CI's 15-minute budget.
 TESTFLAGS ?= -race -count=1 -timeout=10m
 
-.PHONY: test deps vet unit e2e bench-smoke bench bench-gateway bench-async fuzz demo
+.PHONY: test deps vet unit e2e bench-smoke bench bench-gateway bench-async fuzz demo build
 
 # The unit tests run last, so that the run closes on their results.
 test: deps vet bench-smoke e2e unit
@@ -56,3 +56,10 @@ fuzz:
 
 demo:
 	$(GO) run ./cmd/spillway demo
+
+# The spillway binary, its version stamped from git (a tag, else the
+# revision, "-dirty" with uncommitted changes): the go command records no
+# VCS information in a git worktree or with -buildvcs=false.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o spillway ./cmd/spillway
