@@ -84,7 +84,7 @@ func (u Upstream) clone() Upstream {
 }
 
 var (
-	rootKeys     = []string{"listen", "tls", "server", "admin", "queue", "defaults", "upstreams", "routes"}
+	rootKeys     = []string{"listen", "tls", "server", "admin", "readiness", "queue", "defaults", "upstreams", "routes"}
 	upstreamKeys = []string{"instances", "balance", "timeouts", "retry", "breaker", "bulkhead", "health", "outlier", "max_replay_body"}
 	routeKeys    = []string{"name", "match", "strip_prefix", "allow_unsafe_paths", "upstream", "timeout", "fallback", "optional", "default", "async", "fault"}
 	staticKeys   = []string{"status", "headers", "body", "file"}
@@ -120,6 +120,10 @@ func (d *decoder) config(root ast.Node) *Config {
 				case "allowed_hosts":
 					d.strings(g, &cfg.Admin.AllowedHosts)
 				}
+			}
+		case "readiness":
+			for _, g := range d.fields(f.value, f.path, "required_upstreams") {
+				d.strings(g, &cfg.Readiness.RequiredUpstreams)
 			}
 		case "queue":
 			d.queue(f, &cfg.Queue)

@@ -18,12 +18,25 @@ type Config struct {
 	Server Server
 	// Admin is the admin listener.
 	Admin Admin
+	// Readiness says what the admin /readyz requires (keys under readiness:).
+	Readiness Readiness
 	// Queue is the durable queue of async routes.
 	Queue Queue
 	// Upstreams by name.
 	Upstreams map[string]*Upstream
 	// Routes in the order they are matched: the first that matches wins.
 	Routes []*Route
+}
+
+// Readiness (keys under readiness:) is what the gateway needs, beyond
+// serving its routes, to report itself ready on the admin /readyz.
+type Readiness struct {
+	// RequiredUpstreams (required_upstreams) names the upstreams that must
+	// each have an instance healthy and not ejected. Default none: an
+	// upstream that is down does not make the gateway unready, since its
+	// routes still answer (fallbacks, fast errors) and a restart or a
+	// load balancer taking the gateway out would not bring it back.
+	RequiredUpstreams []string
 }
 
 // TLS names the certificate files of a TLS listener. Relative paths are

@@ -113,6 +113,28 @@ func (d *decoder) validate(cfg *Config) {
 		d.validateUpstream(cfg.Upstreams[name])
 	}
 	d.validateRoutes(cfg, names)
+	d.validateReadiness(cfg, names)
+}
+
+// validateReadiness checks that readiness names configured upstreams, once
+// each. (An item that failed to decode was dropped: the indexes would not
+// match the file.)
+func (d *decoder) validateReadiness(cfg *Config, upstreams []string) {
+	const path = "$.readiness.required_upstreams"
+	if d.failed(path) {
+		return
+	}
+	seen := map[string]bool{}
+	for i, name := range cfg.Readiness.RequiredUpstreams {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		switch _, ok := cfg.Upstreams[name]; {
+		case !ok:
+			d.errPath(p, "readiness.required_upstreams[%d]: unknown upstream %q%s", i, name, didYouMean(name, upstreams))
+		case seen[name]:
+			d.errPath(p, "readiness.required_upstreams[%d]: %q is listed twice", i, name)
+		}
+		seen[name] = true
+	}
 }
 
 // minPingInterval is the shortest queue.ping_interval: a round trip to a
