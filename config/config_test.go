@@ -471,3 +471,47 @@ func TestQueuePingInterval(t *testing.T) {
 		t.Errorf("embedded: %q %v", ws, err)
 	}
 }
+
+// A bad value is reported once: the default (or inherited value) that
+// stands in for it is not compared with the other values of a rule, which
+// would report a second error about a value the file does not contain.
+func TestNoSecondErrorFromAReplacedValue(t *testing.T) {
+	const head = "upstreams:\n  a:\n    instances: [http://127.0.0.1:1]\n"
+	const tail = "routes: [{name: r, upstream: a}]\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"attempt without a unit, total shorter than its default", head + "    timeouts: {attempt: 10, total: 2s}\n" + tail,
+			`t.yaml:4:25: upstreams.a.timeouts.attempt: duration "10" needs a unit, like 10s or 10ms`},
+		{"bad total, attempt longer than its default", head + "    timeouts: {total: 1x, attempt: 20s}\n" + tail,
+			`t.yaml:4:23: upstreams.a.timeouts.total: invalid duration "1x" (write 250ms, 2s, 5m, 1h30m)`},
+		{"bad attempt inherited from defaults", "defaults: {timeouts: {attempt: 10}}\n" + head + "    timeouts: {total: 2s}\n" + tail,
+			`t.yaml:1:32: defaults.timeouts.attempt: duration "10" needs a unit, like 10s or 10ms`},
+		{"timeouts not a mapping", head + "    timeouts: 2s\n" + "defaults: {timeouts: {attempt: 10s, total: 20s}}\n" + tail,
+			`t.yaml:4:15: upstreams.a.timeouts: expected a mapping, got "2s"`},
+		{"bad backoff max", head + "    retry: {backoff: {initial: 10s, max: 5}}\n" + tail,
+			`t.yaml:4:42: upstreams.a.retry.backoff.max: duration "5" needs a unit, like 5s or 5ms`},
+		{"bad backoff type", head + "    retry: {backoff: {type: decorelated, jitter: decorrelated}}\n" + tail,
+			`t.yaml:4:29: upstreams.a.retry.backoff.type: "decorelated" is not one of exponential, constant, decorrelated; did you mean "decorrelated"?`},
+		{"bad max_open_for", head + "    breaker: {open_for: 10m, max_open_for: 1}\n" + tail,
+			`t.yaml:4:44: upstreams.a.breaker.max_open_for: duration "1" needs a unit, like 1s or 1ms`},
+		{"bad health interval", head + "    health: {path: /h, interval: 1, timeout: 6s}\n" + tail,
+			`t.yaml:4:34: upstreams.a.health.interval: duration "1" needs a unit, like 1s or 1ms`},
+		{"bad max_ejection", head + "    outlier: {ejection: 10m, max_ejection: 1}\n" + tail,
+			`t.yaml:4:44: upstreams.a.outlier.max_ejection: duration "1" needs a unit, like 1s or 1ms`},
+		{"bad async backoff max", head + "routes: [{name: r, upstream: a, async: {backoff: {initial: 10m, max: 5}}}]\n",
+			`t.yaml:4:70: routes[0].async.backoff.max: duration "5" needs a unit, like 5s or 5ms`},
+		{"bad stale_cache max_bytes", head + "routes: [{name: r, upstream: a, fallback: [stale_cache: {max_bytes: 1 MiBs, max_entry_bytes: 100MiB}]}]\n",
+			`t.yaml:4:69: routes[0].fallback[0].stale_cache.max_bytes: invalid size "1 MiBs" (write 1MiB, 512KiB, 10MB or a number of bytes)`},
+		{"bad queue max_disk", "queue: {max_disk: 1x, dead_letters: {max_bytes: 6GiB}}\n" + head + tail,
+			`t.yaml:1:19: queue.max_disk: invalid size "1x" (write 1MiB, 512KiB, 10MB or a number of bytes)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ws, err := Parse("t.yaml", []byte(tt.yaml), nil)
+			if got := strings.Join(problems(ws, err), "\n"); got != tt.want {
+				t.Errorf("got:\n%s\nwant only:\n%s", got, tt.want)
+			}
+		})
+	}
+}

@@ -674,7 +674,7 @@ func (d *decoder) staleCache(f field) *StaleCache {
 	switch {
 	case entryBytes == nil:
 		sc.MaxEntryBytes = min(mib, sc.MaxBytes)
-	case sc.MaxEntryBytes > sc.MaxBytes:
+	case sc.MaxEntryBytes > sc.MaxBytes && !d.failed(f.path+".max_bytes"):
 		d.errorf(entryBytes.node(), entryBytes.path, "%s: %d bytes is more than max_bytes (%d): such an entry could never be stored",
 			key(entryBytes.path), sc.MaxEntryBytes, sc.MaxBytes)
 	case sc.MaxEntryBytes > maxCacheEntryBytes:
