@@ -4,7 +4,7 @@ MODULES   := . bench e2e
 # -race with 2 cores: keep the suite well under CI's 15-minute budget.
 TESTFLAGS ?= -race -count=1 -timeout=10m
 
-.PHONY: test deps vet unit e2e bench-smoke bench bench-gateway bench-async fuzz demo
+.PHONY: test deps vet fmt unit e2e bench-smoke bench bench-gateway bench-async fuzz demo build
 
 # The unit tests run last, so that the run closes on their results.
 test: deps vet bench-smoke e2e unit
@@ -13,9 +13,15 @@ test: deps vet bench-smoke e2e unit
 deps:
 	@./scripts/test-deps.sh
 
-vet:
+vet: fmt
 	@for m in $(MODULES); do echo "== go vet ($$m)"; (cd $$m && $(GO) vet ./...) || exit 1; done
-	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
+
+# Every recipe writes to its own stdout and stderr only: opening /dev/stderr
+# or /dev/tty would truncate (or miss) a file `make test > out.txt 2>&1`
+# writes to.
+fmt:
+	@echo "== gofmt -l ."
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "$$out"; echo "gofmt: files above need formatting"; exit 1; fi
 
 unit:
 	$(GO) test $(TESTFLAGS) ./...
@@ -56,3 +62,10 @@ fuzz:
 
 demo:
 	$(GO) run ./cmd/spillway demo
+
+# The spillway binary, its version stamped from git (a tag, else the
+# revision, "-dirty" with uncommitted changes): the go command records no
+# VCS information in a git worktree or with -buildvcs=false.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o spillway ./cmd/spillway

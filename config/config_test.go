@@ -72,7 +72,7 @@ func TestParseProblems(t *testing.T) {
 		{"two documents", minimal + "---\nlisten: x\n", []string{"t.yaml:7:1: a configuration file holds one YAML document, found 2"}},
 		{"not a mapping", "- a\n", []string{`t.yaml:1:1: the configuration: expected a mapping, got a list`}},
 		{"unknown top-level key", "listn: 127.0.0.1:1\n" + minimal, []string{`t.yaml:1:1: unknown key "listn" in the top level; did you mean "listen"?`}},
-		{"no suggestion when nothing is near", "zzz: 1\n" + minimal, []string{`t.yaml:1:1: unknown key "zzz" in the top level (allowed: listen, tls, server, admin, queue, defaults, upstreams, routes)`}},
+		{"no suggestion when nothing is near", "zzz: 1\n" + minimal, []string{`t.yaml:1:1: unknown key "zzz" in the top level (allowed: listen, tls, server, admin, readiness, queue, defaults, upstreams, routes)`}},
 		{"camelCase suggests snake_case", "server: {readHeaderTimeout: 1s}\n" + minimal, []string{`t.yaml:1:10: unknown key "readHeaderTimeout" in server; did you mean "read_header_timeout"?`}},
 		{"duplicate key", "listen: a:1\nlisten: b:2\n" + minimal, []string{`t.yaml:2:1: mapping key "listen" already defined at [1:1]`}},
 		{"merge keys refused", "defaults: &d {balance: random}\nupstreams:\n  a: {<<: *d, instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a}]\n",
@@ -124,6 +124,16 @@ func TestParseProblems(t *testing.T) {
 				`t.yaml:7:68: route "r": match.methods[1]: "BAD METHOD" is not an HTTP method`,
 				`t.yaml:7:100: route "r": match.headers: "a b" is not a header name`,
 			}},
+		{"readiness names configured upstreams, once", "upstreams:\n  catalog: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: catalog}]\nreadiness: {required_upstreams: [catalog, catalgo, catalog, other]}\n",
+			[]string{
+				`t.yaml:4:43: readiness.required_upstreams[1]: unknown upstream "catalgo"; did you mean "catalog"?`,
+				`t.yaml:4:52: readiness.required_upstreams[2]: "catalog" is listed twice`,
+				`t.yaml:4:61: readiness.required_upstreams[3]: unknown upstream "other" (defined: catalog)`,
+			}},
+		{"readiness with a bad item is one error", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a}]\nreadiness: {required_upstreams: [{x: 1}, zz]}\n",
+			[]string{`t.yaml:4:34: readiness.required_upstreams[0]: expected a single value, got a mapping`}},
+		{"fault is refused until it is built", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes:\n  - name: r\n    upstream: a\n    fault: {abort: {percent: 1}}\n",
+			[]string{`t.yaml:6:5: routes[0].fault: fault injection is not available yet: remove fault: from the route`}},
 		{"strip_prefix without path_prefix", "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a, strip_prefix: true}]\n", []string{`t.yaml:3:47: route "r": strip_prefix needs match.path_prefix`}},
 		{"retry on", "upstreams:\n  a: {instances: [http://127.0.0.1:1], retry: {on: [timeout, 503, 42, conect_failure]}}\nroutes: [{name: r, upstream: a}]\n",
 			[]string{`t.yaml:2:67: upstreams.a.retry.on[2]: "42" is neither one of connect_failure, timeout, reset nor an HTTP status`, `t.yaml:2:71: upstreams.a.retry.on[3]: "conect_failure" is neither one of connect_failure, timeout, reset nor an HTTP status; did you mean "connect_failure"?`}},
@@ -315,9 +325,6 @@ func TestLoadExample(t *testing.T) {
 	if *orders.Async != wantAsync {
 		t.Errorf("async: %+v", *orders.Async)
 	}
-	if *orders.Fault.Delay != (FaultDelay{Percent: 0.05, Duration: 500 * time.Millisecond}) || *orders.Fault.Abort != (FaultAbort{Percent: 0.01, Status: 503}) {
-		t.Errorf("fault: %+v %+v", *orders.Fault.Delay, *orders.Fault.Abort)
-	}
 }
 
 func TestStaticFileIsReadRelativeToTheConfig(t *testing.T) {
@@ -462,5 +469,49 @@ func TestQueuePingInterval(t *testing.T) {
 	}
 	if _, ws, err := parse("{ping_interval: 5s}"); err != nil || !reflect.DeepEqual(ws, []string{"t.yaml:1:24: warning: queue.ping_interval only applies to an external cluster (queue.servers) and is ignored by the embedded store"}) {
 		t.Errorf("embedded: %q %v", ws, err)
+	}
+}
+
+// A bad value is reported once: the default (or inherited value) that
+// stands in for it is not compared with the other values of a rule, which
+// would report a second error about a value the file does not contain.
+func TestNoSecondErrorFromAReplacedValue(t *testing.T) {
+	const head = "upstreams:\n  a:\n    instances: [http://127.0.0.1:1]\n"
+	const tail = "routes: [{name: r, upstream: a}]\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"attempt without a unit, total shorter than its default", head + "    timeouts: {attempt: 10, total: 2s}\n" + tail,
+			`t.yaml:4:25: upstreams.a.timeouts.attempt: duration "10" needs a unit, like 10s or 10ms`},
+		{"bad total, attempt longer than its default", head + "    timeouts: {total: 1x, attempt: 20s}\n" + tail,
+			`t.yaml:4:23: upstreams.a.timeouts.total: invalid duration "1x" (write 250ms, 2s, 5m, 1h30m)`},
+		{"bad attempt inherited from defaults", "defaults: {timeouts: {attempt: 10}}\n" + head + "    timeouts: {total: 2s}\n" + tail,
+			`t.yaml:1:32: defaults.timeouts.attempt: duration "10" needs a unit, like 10s or 10ms`},
+		{"timeouts not a mapping", head + "    timeouts: 2s\n" + "defaults: {timeouts: {attempt: 10s, total: 20s}}\n" + tail,
+			`t.yaml:4:15: upstreams.a.timeouts: expected a mapping, got "2s"`},
+		{"bad backoff max", head + "    retry: {backoff: {initial: 10s, max: 5}}\n" + tail,
+			`t.yaml:4:42: upstreams.a.retry.backoff.max: duration "5" needs a unit, like 5s or 5ms`},
+		{"bad backoff type", head + "    retry: {backoff: {type: decorelated, jitter: decorrelated}}\n" + tail,
+			`t.yaml:4:29: upstreams.a.retry.backoff.type: "decorelated" is not one of exponential, constant, decorrelated; did you mean "decorrelated"?`},
+		{"bad max_open_for", head + "    breaker: {open_for: 10m, max_open_for: 1}\n" + tail,
+			`t.yaml:4:44: upstreams.a.breaker.max_open_for: duration "1" needs a unit, like 1s or 1ms`},
+		{"bad health interval", head + "    health: {path: /h, interval: 1, timeout: 6s}\n" + tail,
+			`t.yaml:4:34: upstreams.a.health.interval: duration "1" needs a unit, like 1s or 1ms`},
+		{"bad max_ejection", head + "    outlier: {ejection: 10m, max_ejection: 1}\n" + tail,
+			`t.yaml:4:44: upstreams.a.outlier.max_ejection: duration "1" needs a unit, like 1s or 1ms`},
+		{"bad async backoff max", head + "routes: [{name: r, upstream: a, async: {backoff: {initial: 10m, max: 5}}}]\n",
+			`t.yaml:4:70: routes[0].async.backoff.max: duration "5" needs a unit, like 5s or 5ms`},
+		{"bad stale_cache max_bytes", head + "routes: [{name: r, upstream: a, fallback: [stale_cache: {max_bytes: 1 MiBs, max_entry_bytes: 100MiB}]}]\n",
+			`t.yaml:4:69: routes[0].fallback[0].stale_cache.max_bytes: invalid size "1 MiBs" (write 1MiB, 512KiB, 10MB or a number of bytes)`},
+		{"bad queue max_disk", "queue: {max_disk: 1x, dead_letters: {max_bytes: 6GiB}}\n" + head + tail,
+			`t.yaml:1:19: queue.max_disk: invalid size "1x" (write 1MiB, 512KiB, 10MB or a number of bytes)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ws, err := Parse("t.yaml", []byte(tt.yaml), nil)
+			if got := strings.Join(problems(ws, err), "\n"); got != tt.want {
+				t.Errorf("got:\n%s\nwant only:\n%s", got, tt.want)
+			}
+		})
 	}
 }

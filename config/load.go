@@ -56,13 +56,16 @@ func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, 
 // decoded (set) so that cross-field validation can point at the value the
 // user wrote, or at the defaults: entry it was inherited from.
 type decoder struct {
-	file    string
-	dir     string
-	env     func(string) (string, bool)
-	errs    Errors
-	warns   []Warning
-	set     map[string]token.Position
-	anchors map[string]ast.Node
+	file string
+	dir  string
+	env  func(string) (string, bool)
+	errs Errors
+	// decodeErrs counts the errors of decoding (errs[:decodeErrs]): the
+	// values they leave at a default or an inherited value (see replaced).
+	decodeErrs int
+	warns      []Warning
+	set        map[string]token.Position
+	anchors    map[string]ast.Node
 	// expanded lists the environment values ${VAR} expanded to, which
 	// redact keeps out of the messages.
 	expanded []envValue

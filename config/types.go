@@ -18,12 +18,25 @@ type Config struct {
 	Server Server
 	// Admin is the admin listener.
 	Admin Admin
+	// Readiness says what the admin /readyz requires (keys under readiness:).
+	Readiness Readiness
 	// Queue is the durable queue of async routes.
 	Queue Queue
 	// Upstreams by name.
 	Upstreams map[string]*Upstream
 	// Routes in the order they are matched: the first that matches wins.
 	Routes []*Route
+}
+
+// Readiness (keys under readiness:) is what the gateway needs, beyond
+// serving its routes, to report itself ready on the admin /readyz.
+type Readiness struct {
+	// RequiredUpstreams (required_upstreams) names the upstreams that must
+	// each have an instance healthy and not ejected. Default none: an
+	// upstream that is down does not make the gateway unready, since its
+	// routes still answer (fallbacks, fast errors) and a restart or a
+	// load balancer taking the gateway out would not bring it back.
+	RequiredUpstreams []string
 }
 
 // TLS names the certificate files of a TLS listener. Relative paths are
@@ -234,7 +247,6 @@ type Route struct {
 	Optional bool       // optional: answer Default at once while the upstream fails
 	Default  *Static    // default: required when Optional
 	Async    *Async     // async: accept the request into the queue, deliver it later
-	Fault    *Fault     // fault (a later issue)
 }
 
 // Match (keys under match:). Every set condition must hold.
@@ -296,25 +308,4 @@ type Async struct {
 	// clients' keys never meet. "" (key_scope: route, the default): the
 	// keys are shared by every client of the route.
 	KeyScopeHeader string
-}
-
-// Fault (keys under fault:), used by a later issue.
-type Fault struct {
-	Delay *FaultDelay
-	Abort *FaultAbort
-}
-
-// FaultDelay delays Percent of requests by Duration. Percent is a
-// fraction in [0, 1]; in the file, "percent: 5" and "percent: 5%" both
-// mean 5 % (0.05).
-type FaultDelay struct {
-	Percent  float64
-	Duration time.Duration
-}
-
-// FaultAbort answers Percent of requests (a fraction, as FaultDelay's)
-// with Status (default 503).
-type FaultAbort struct {
-	Percent float64
-	Status  int
 }

@@ -75,12 +75,44 @@ func (d *decoder) failed(path string) bool {
 	return false
 }
 
+// replaced reports whether the value of sub (like ".timeouts.attempt") of
+// the upstream at upPath is not one the file wrote, because decoding it, a
+// key above it, or the defaults: value it inherits failed: a default stands
+// in for it. A rule that compares it with another value is skipped: its
+// message would be about a value the file does not contain, after the
+// error that already names the bad one.
+func (d *decoder) replaced(upPath string, subs ...string) bool {
+	for _, sub := range subs {
+		if d.decodeFailed(upPath + sub) {
+			return true
+		}
+		if _, own := d.set[upPath+sub]; !own && d.decodeFailed("$.defaults"+sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeFailed reports whether decoding path, a key under it or a key
+// above it failed. (Validation's own errors do not count: they are placed
+// at the nearest key written, often above the value they are about.)
+func (d *decoder) decodeFailed(path string) bool {
+	for _, e := range d.errs[:d.decodeErrs] {
+		if e.Path == path || strings.HasPrefix(path, e.Path+".") || strings.HasPrefix(path, e.Path+"[") ||
+			strings.HasPrefix(e.Path, path+".") || strings.HasPrefix(e.Path, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *decoder) errPath(path, format string, args ...any) {
 	p, pos := d.nearest(path)
 	d.errAt(pos, p, format, args...)
 }
 
 func (d *decoder) validate(cfg *Config) {
+	d.decodeErrs = len(d.errs)
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		d.errPath("$.listen", "listen: %q is not a host:port address", cfg.Listen)
 	}
@@ -113,6 +145,28 @@ func (d *decoder) validate(cfg *Config) {
 		d.validateUpstream(cfg.Upstreams[name])
 	}
 	d.validateRoutes(cfg, names)
+	d.validateReadiness(cfg, names)
+}
+
+// validateReadiness checks that readiness names configured upstreams, once
+// each. (An item that failed to decode was dropped: the indexes would not
+// match the file.)
+func (d *decoder) validateReadiness(cfg *Config, upstreams []string) {
+	const path = "$.readiness.required_upstreams"
+	if d.failed(path) {
+		return
+	}
+	seen := map[string]bool{}
+	for i, name := range cfg.Readiness.RequiredUpstreams {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		switch _, ok := cfg.Upstreams[name]; {
+		case !ok:
+			d.errPath(p, "readiness.required_upstreams[%d]: unknown upstream %q%s", i, name, didYouMean(name, upstreams))
+		case seen[name]:
+			d.errPath(p, "readiness.required_upstreams[%d]: %q is listed twice", i, name)
+		}
+		seen[name] = true
+	}
 }
 
 // minPingInterval is the shortest queue.ping_interval: a round trip to a
@@ -183,7 +237,7 @@ func (d *decoder) validateDeadLetters(q *Queue, external bool) {
 		dl.MaxBytes = 1 << 30
 	case dl.MaxBytes == 0:
 		dl.MaxBytes = q.MaxDisk / 10
-	case !external && dl.MaxBytes > q.MaxDisk/2:
+	case !external && dl.MaxBytes > q.MaxDisk/2 && !d.decodeFailed("$.queue.max_disk"):
 		d.errPath("$.queue.dead_letters.max_bytes", "queue.dead_letters.max_bytes (%d bytes) is more than half of queue.max_disk (%d bytes): the work stream and the status records need the rest",
 			dl.MaxBytes, q.MaxDisk)
 	}
@@ -250,19 +304,22 @@ func (d *decoder) validateUpstream(u *Upstream) {
 		}
 	}
 	t := u.Timeouts
-	if t.Attempt > t.Total {
+	switch {
+	case d.replaced(up, ".timeouts.attempt", ".timeouts.total"):
+		// Reported already; a default stands in for one of them.
+	case t.Attempt > t.Total:
 		p, pos := d.at(up, ".timeouts.attempt")
 		d.errAt(pos, p, "%s.timeouts: attempt (%s) is longer than total (%s): attempt <= total", name, t.Attempt, t.Total)
-	} else if t.Attempt == t.Total && u.Retry.MaxAttempts > 1 {
+	case t.Attempt == t.Total && u.Retry.MaxAttempts > 1:
 		p, pos := d.at(up, ".timeouts.attempt")
 		d.warnAt(pos, p, "%s.timeouts: attempt (%s) is not shorter than total (%s): the first attempt can use the whole budget and no retry will ever start", name, t.Attempt, t.Total)
 	}
 	b := u.Retry.Backoff
-	if b.Max < b.Initial {
+	if b.Max < b.Initial && !d.replaced(up, ".retry.backoff.max", ".retry.backoff.initial") {
 		p, pos := d.at(up, ".retry.backoff.max")
 		d.errAt(pos, p, "%s.retry.backoff: max (%s) is shorter than initial (%s)", name, b.Max, b.Initial)
 	}
-	if (b.Type == "decorrelated") != (b.Jitter == "decorrelated") {
+	if (b.Type == "decorrelated") != (b.Jitter == "decorrelated") && !d.replaced(up, ".retry.backoff.type", ".retry.backoff.jitter") {
 		p, pos := d.at(up, ".retry.backoff.jitter")
 		d.errAt(pos, p, "%s.retry.backoff: type %s with jitter %s: decorrelated is both a growth and a jitter, use it for both or neither", name, b.Type, b.Jitter)
 	}
@@ -272,7 +329,7 @@ func (d *decoder) validateUpstream(u *Upstream) {
 		d.warnAt(pos, p, "%s.retry: max_attempts %d without a budget (budget ratio and min_per_second are 0): retries can multiply the load on a failing upstream by %d", name, u.Retry.MaxAttempts, u.Retry.MaxAttempts)
 	}
 	br := u.Breaker
-	if br.MaxOpenFor < br.OpenFor {
+	if br.MaxOpenFor < br.OpenFor && !d.replaced(up, ".breaker.max_open_for", ".breaker.open_for") {
 		p, pos := d.at(up, ".breaker.max_open_for")
 		d.errAt(pos, p, "%s.breaker: max_open_for (%s) is shorter than open_for (%s)", name, br.MaxOpenFor, br.OpenFor)
 	}
@@ -294,12 +351,12 @@ func (d *decoder) validateUpstream(u *Upstream) {
 		if !strings.HasPrefix(h.Path, "/") {
 			d.errPath(up+".health.path", "%s.health.path: %q must start with / (it is required when health is set)", name, h.Path)
 		}
-		if h.Timeout > h.Interval {
+		if h.Timeout > h.Interval && !d.replaced(up, ".health.timeout", ".health.interval") {
 			p, pos := d.at(up, ".health.timeout")
 			d.errAt(pos, p, "%s.health: timeout (%s) is longer than interval (%s)", name, h.Timeout, h.Interval)
 		}
 	}
-	if o := u.Outlier; o.MaxEjection < o.Ejection {
+	if o := u.Outlier; o.MaxEjection < o.Ejection && !d.replaced(up, ".outlier.max_ejection", ".outlier.ejection") {
 		p, pos := d.at(up, ".outlier.max_ejection")
 		d.errAt(pos, p, "%s.outlier: max_ejection (%s) is shorter than ejection (%s)", name, o.MaxEjection, o.Ejection)
 	}
@@ -387,7 +444,7 @@ func (d *decoder) validateAsync(cfg *Config, r *Route, rp, label string) {
 	}
 	a := r.Async
 	ap := rp + ".async"
-	if a.Backoff.Max < a.Backoff.Initial {
+	if a.Backoff.Max < a.Backoff.Initial && !d.decodeFailed(ap+".backoff.max") && !d.decodeFailed(ap+".backoff.initial") {
 		d.errPath(ap+".backoff.max", "%s: async.backoff: max (%s) is shorter than initial (%s)", label, a.Backoff.Max, a.Backoff.Initial)
 	}
 	if a.Backoff.Type == "decorrelated" || a.Backoff.Jitter == "decorrelated" {

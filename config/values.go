@@ -116,9 +116,8 @@ func parseDuration(s string) (time.Duration, string) {
 }
 
 // percent accepts 50% or a fraction 0.5, and stores the fraction; it must
-// lie in [0%, 100%]. With plainIsPercent a bare number is a percentage
-// (the fault keys named percent: "percent: 5" is 5%).
-func (d *decoder) percent(f field, dst *float64, plainIsPercent bool) {
+// lie in [0%, 100%].
+func (d *decoder) percent(f field, dst *float64) {
 	s, ok := d.scalar(f)
 	if !ok {
 		return
@@ -130,12 +129,12 @@ func (d *decoder) percent(f field, dst *float64, plainIsPercent bool) {
 		d.errorf(f.node(), f.path, "%s: expected a percentage like 50%% or 0.5, got %q", key(f.path), s)
 		return
 	}
-	if isPct || plainIsPercent {
+	if isPct {
 		n /= 100
 	}
 	if n < 0 || n > 1 {
 		hint := ""
-		if !isPct && !plainIsPercent && n <= 100 {
+		if !isPct && n <= 100 {
 			hint = " (a plain number is a fraction: write " + s + "% for a percentage)"
 		}
 		d.errorf(f.node(), f.path, "%s: %s is not between 0%% and 100%%%s", key(f.path), s, hint)

@@ -89,6 +89,8 @@ func TestSchemaRefusesBrokenConfigs(t *testing.T) {
 		{"two kinds in one fallback step", "routes:\n  - name: r\n    upstream: a\n    fallback: [{upstream: b, static: {body: x}}]\n", "/routes/0/fallback/0"},
 		{"route without name", "routes:\n  - upstream: a\n", "name"},
 		{"status out of range", "routes:\n  - name: r\n    fallback: [static: {status: 700}]\n", "/routes/0/fallback/0/static/status"},
+		{"readiness key misspelt", "readiness: {required_upstream: [a]}\n", "required_upstream"},
+		{"fault is not offered", "routes:\n  - name: r\n    fault: {abort: {percent: 1}}\n", "fault"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -410,12 +410,14 @@ func (g *Gateway) queueStats(t *table) map[string]queue.Stats {
 	return out
 }
 
-// Ready reports whether the gateway can serve: it has at least one route,
-// every upstream has at least one instance that is healthy and not ejected,
-// and, with a queue, every async route has its worker and the store
-// answers a status lookup within a second (one key-value read). An open
-// breaker does not make the gateway unready: its routes still answer
-// (fallbacks, fast errors), and restarting the process would not help.
+// Ready reports whether the gateway can serve: it has at least one route;
+// with a queue, every async route has its worker and the store answers a
+// status lookup within a second (one key-value read); and every upstream
+// named in readiness.required_upstreams has at least one instance that is
+// healthy and not ejected. By default no upstream is required: an upstream
+// that is down, like an open breaker, does not make the gateway unready,
+// since its routes still answer (fallbacks, fast errors) and neither a
+// restart nor a load balancer taking the gateway out would bring it back.
 func (g *Gateway) Ready() bool {
 	t := g.table.Load()
 	if len(t.routes) == 0 {
@@ -424,17 +426,21 @@ func (g *Gateway) Ready() bool {
 	if q := g.opts.Queue; q != nil && (g.workerless.Load() > 0 || !probeQueue(q)) {
 		return false
 	}
-	for _, u := range t.upstreams {
-		usable := false
-		for _, is := range u.pool.Status() {
-			if is.Healthy && !is.Ejected {
-				usable = true
-				break
-			}
-		}
-		if !usable {
+	for _, name := range t.cfg.Readiness.RequiredUpstreams {
+		u, ok := t.upstreams[name]
+		if !ok || !u.usable() {
 			return false
 		}
 	}
 	return true
+}
+
+// usable reports whether u has an instance healthy and not ejected.
+func (u *upstream) usable() bool {
+	for _, is := range u.pool.Status() {
+		if is.Healthy && !is.Ejected {
+			return true
+		}
+	}
+	return false
 }

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"log/slog"
 	"slices"
 	"sync/atomic"
 
@@ -24,6 +26,8 @@ type metrics struct {
 	fallbacks   *prometheus.CounterVec
 	deliveries  *prometheus.CounterVec
 	deadDropped *prometheus.CounterVec
+	// log receives the breakers' transitions (Options.Logger).
+	log *slog.Logger
 }
 
 // The outcomes of a request, the values of the label outcome of
@@ -41,6 +45,7 @@ const (
 func newMetrics(reg *prometheus.Registry, g *Gateway) (*metrics, error) {
 	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	m := &metrics{
+		log: g.opts.Logger,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_requests_total",
 			Help: "Requests the gateway answered, by route and outcome."}, []string{"route", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "spillway_request_duration_seconds",
@@ -196,7 +201,20 @@ func (u *upstreamMetrics) Observe(e spillway.Event) {
 		u.reject(e.Reason)
 	case spillway.EventTransition:
 		u.m.transitions.WithLabelValues(u.name, e.From, e.To).Inc()
+		u.m.logTransition(u.name, e)
 	}
+}
+
+// logTransition logs a breaker's change of state: at Warn when it starts
+// refusing calls (open, forced_open), at Info otherwise (half_open, closed:
+// the upstream is being tried again, or is back). Transitions are rare, so
+// this costs a request nothing.
+func (m *metrics) logTransition(upstream string, e spillway.Event) {
+	level := slog.LevelInfo
+	if e.To == breaker.Open.String() || e.To == breaker.ForcedOpen.String() {
+		level = slog.LevelWarn
+	}
+	m.log.Log(context.Background(), level, "gateway: breaker "+e.To, "upstream", upstream, "from", e.From, "to", e.To)
 }
 
 // reject counts a call refused locally for reason.

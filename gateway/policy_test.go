@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 	"github.com/spillway-dev/spillway/spillwayhttp"
 )
 
@@ -273,10 +276,9 @@ routes:
 	}
 }
 
-func TestNoHealthyInstance(t *testing.T) {
-	be := newBackend(t, "")
-	be.status.Store(500)
-	h := start(t, parse(t, `
+// noHealthyYAML: svc's one instance is ejected for an hour by its first
+// failure.
+const noHealthyYAML = `
 upstreams:
   svc:
     instances: ["${B}"]
@@ -284,7 +286,12 @@ upstreams:
     outlier: {consecutive_failures: 1, ejection: 1h, max_ejection: 1h, max_ejected: 100%, panic_threshold: 0}
 routes:
   - {name: svc, match: {path_prefix: /}, upstream: svc}
-`, map[string]string{"B": be.URL}))
+`
+
+func TestNoHealthyInstance(t *testing.T) {
+	be := newBackend(t, "")
+	be.status.Store(500)
+	h := start(t, parse(t, noHealthyYAML, map[string]string{"B": be.URL}))
 	if resp, _ := h.do(t, "GET", "/", nil, ""); resp.StatusCode != 500 {
 		t.Fatalf("first request: %d", resp.StatusCode)
 	}
@@ -295,8 +302,17 @@ routes:
 	if be.hits.Load() != 1 {
 		t.Fatalf("ejected instance got %d requests", be.hits.Load())
 	}
+	// The gateway still answers (here a fast 503; a fallback would serve):
+	// one upstream down does not take it out of its load balancer...
+	if !h.gw.Ready() {
+		t.Error("not Ready with one upstream down and no readiness.required_upstreams")
+	}
+	// ...unless the operator says the upstream is required.
+	if err := h.gw.Reload(parse(t, "readiness: {required_upstreams: [svc]}\n"+noHealthyYAML, map[string]string{"B": be.URL})); err != nil {
+		t.Fatal(err)
+	}
 	if h.gw.Ready() {
-		t.Error("Ready with no usable instance")
+		t.Error("Ready with a required upstream without a usable instance")
 	}
 }
 
@@ -441,4 +457,26 @@ routes:
 	}
 	close(release)
 	<-done
+}
+
+// The gateway's own breaker opening reaches the operational log at Warn.
+func TestBreakerOpeningIsLoggedAtWarn(t *testing.T) {
+	primary := newBackend(t, "fresh")
+	primary.status.Store(500)
+	logs := &spillwaytest.Buffer{}
+	g, err := gateway.New(parse(t, fallbackYAML, map[string]string{"PRIMARY": primary.URL, "REPLICA": primary.URL}),
+		gateway.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for range 2 {
+		g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/bare", nil))
+	}
+	if st := g.Status().Upstreams["bare"].Breaker.State; st != "open" {
+		t.Fatalf("breaker %s, want open", st)
+	}
+	if want := `level=WARN msg="gateway: breaker open" upstream=bare from=closed to=open`; !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, logs)
+	}
 }

@@ -1,8 +1,9 @@
 // Command spillway is Spillway's command line: `spillway serve -c FILE`
 // runs the gateway, `spillway validate -c FILE` checks a configuration file
 // and prints every problem as FILE:LINE:COL, `spillway demo` shows the
-// policies at work against simulated downstreams, `spillway version` prints
-// the build. The operations kit (`drill`, `map`) joins it in a later release.
+// policies at work against simulated downstreams, `spillway version` (or
+// `spillway --version`) prints the build. The operations kit (`drill`,
+// `map`) joins it in a later release.
 package main
 
 import (
@@ -31,7 +32,10 @@ func newRootCommand() *cobra.Command {
 		Short:         "Keep a service answering when what it depends on is slow, flaky or down",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// spillway --version prints what spillway version prints.
+		Version: versionString(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newVersionCommand(), newDemoCommand())
 	root.AddCommand(newValidateCommand())
 	root.AddCommand(newServeCommand())

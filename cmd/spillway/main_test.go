@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +37,49 @@ func TestVersion(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "spillway ") || !strings.Contains(out.String(), "go1.") {
 		t.Fatalf("version printed %q", out.String())
+	}
+}
+
+// spillway --version is spillway version.
+func TestVersionFlag(t *testing.T) {
+	run := func(arg string) string {
+		cmd := newRootCommand()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetArgs([]string{arg})
+		if err := cmd.Execute(); err != nil {
+			t.Fatalf("spillway %s: %v", arg, err)
+		}
+		return out.String()
+	}
+	if flag, sub := run("--version"), run("version"); flag != sub {
+		t.Errorf("--version printed %q, version %q", flag, sub)
+	}
+}
+
+// A build reports what it was built from: never "(devel)" alone.
+func TestBuildVersion(t *testing.T) {
+	const rev = "4160cef705eacbd766bec8e5c9961b273a5db17a"
+	vcs := func(modified string) []debug.BuildSetting {
+		return []debug.BuildSetting{{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: modified}}
+	}
+	tests := []struct {
+		name, set string
+		bi        *debug.BuildInfo
+		want      string
+	}{
+		{"ldflags wins", "v1.2.3", &debug.BuildInfo{Main: debug.Module{Version: "v0.9.0"}}, "v1.2.3"},
+		{"go install @version", "", &debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}, Settings: vcs("false")}, "v1.2.3"},
+		{"pseudo-version of a checkout", "", &debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261206091528-4160cef705ea+dirty"}}, "v0.0.0-20261206091528-4160cef705ea+dirty"},
+		{"devel with a clean revision", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("false")}, "4160cef705ea"},
+		{"devel with a dirty revision", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("true")}, "4160cef705ea-dirty"},
+		{"nothing recorded", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, noVersion},
+		{"no build info", "", nil, noVersion},
+	}
+	for _, tt := range tests {
+		if got := buildVersion(tt.set, tt.bi); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }
 

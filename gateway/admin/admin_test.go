@@ -147,11 +147,11 @@ func TestReloadOutcomes(t *testing.T) {
 func TestReadyzFollowsTheGateway(t *testing.T) {
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) }))
 	defer down.Close()
-	g := newGateway(t, down.URL, "    health: {path: /healthz, interval: 20ms, timeout: 10ms, unhealthy_after: 1}\n")
+	g := newGateway(t, down.URL, "    health: {path: /healthz, interval: 20ms, timeout: 10ms, unhealthy_after: 1}\nreadiness: {required_upstreams: [app]}\n")
 	h := admin.Handler(g, admin.Options{})
 	for deadline := time.Now().Add(10 * time.Second); serve(h, "GET", "/readyz", "").Code != 503; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("/readyz still 200 10s after the only instance failed its health checks")
+			t.Fatal("/readyz still 200 10s after the only instance of a required upstream failed its health checks")
 		}
 	}
 	if rec := serve(h, "GET", "/healthz", ""); rec.Code != 200 {

@@ -46,9 +46,9 @@
 // Health.Path as its path: a 2xx answer passes, anything else (a redirect
 // included) fails. Options.Check replaces it. Instances start healthy;
 // Health.UnhealthyAfter consecutive failures make one unhealthy and
-// Health.HealthyAfter consecutive passes make it healthy again. Both
-// transitions are logged at Warn. [Pool.Close] stops the goroutine and waits
-// for it.
+// Health.HealthyAfter consecutive passes make it healthy again. Going
+// unhealthy is logged at Warn, coming back at Info (as an ejection and its
+// end). [Pool.Close] stops the goroutine and waits for it.
 //
 // # Passive outlier ejection
 //

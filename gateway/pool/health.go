@@ -109,7 +109,7 @@ func (p *Pool) checkOne(ctx context.Context, in *Instance) {
 		if !in.healthy.Load() && in.passes >= p.health.HealthyAfter {
 			in.healthy.Store(true)
 			p.unhealthy.Add(-1)
-			p.logger.Warn("spillway: instance healthy", "upstream", p.name, "instance", in.raw, "passes", in.passes)
+			p.logger.Info("spillway: instance healthy", "upstream", p.name, "instance", in.raw, "passes", in.passes)
 		}
 		return
 	}

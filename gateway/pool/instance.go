@@ -92,7 +92,7 @@ func (i *Instance) ejected(now int64) bool {
 	if i.ejectedUntil.CompareAndSwap(u, 0) {
 		i.pool.ejectedSet.Add(-1)
 		i.consecFails.Store(0)
-		i.pool.logger.Warn("spillway: instance back from ejection", "upstream", i.pool.name, "instance", i.raw)
+		i.pool.logger.Info("spillway: instance back from ejection", "upstream", i.pool.name, "instance", i.raw)
 	}
 	return false
 }
