@@ -104,6 +104,14 @@ func (q *queueImpl) status(ctx context.Context, id string) (Status, error) {
 	if !errors.Is(err, ErrNotFound) {
 		return Status{}, err
 	}
+	// A worker may have taken the job between the two reads: it writes
+	// the job's record before it removes the job from the work stream, so
+	// a second read of the record finds it.
+	if r, found, err := q.getRecord(ctx, id); err != nil {
+		return Status{}, err
+	} else if found {
+		return r.status(id), nil
+	}
 	d, err := q.deadLetterByID(ctx, id)
 	if err != nil {
 		return Status{}, err
