@@ -187,12 +187,18 @@ func (g *Gateway) applyBreaker(old, next *upstream, p *plan) error {
 			setBreakerMode(br, mode)
 		}
 	})
+	typeChanged := was.Breaker.Window.Type != u.Breaker.Window.Type
 	how := "state, open deadline and window kept"
-	if modeChanged {
-		how = "the mode's transition made; window kept"
+	if modeChanged || typeChanged {
+		how = "kept what the resets do not name"
 	}
 	p.applied(Change{Upstream: u.Name, Part: "breaker", Detail: d + "; " + how})
-	if was.Breaker.Window.Type != u.Breaker.Window.Type {
+	if modeChanged {
+		p.reset(Change{Upstream: u.Name, Part: "breaker.state", Detail: fmt.Sprintf("mode %s → %s: moved as by a manual transition "+
+			"(to closed from other than metrics_only, or to metrics_only from other than closed, starts an empty window)",
+			cmp.Or(was.Breaker.Mode, "closed"), cmp.Or(mode, "closed"))})
+	}
+	if typeChanged {
 		p.reset(Change{Upstream: u.Name, Part: "breaker.window", Detail: fmt.Sprintf(
 			"window type %s → %s: a new, empty window; the breaker's state kept", windowType(was), windowType(u))})
 	}

@@ -352,3 +352,63 @@ func TestManyReloadsUnderLoad(t *testing.T) {
 		t.Errorf("at the end: %d in flight, want 0", n)
 	}
 }
+
+const modeYAML = `
+upstreams:
+  svc:
+    instances: ["${S}"]
+    retry: {max_attempts: 1}
+    breaker: {mode: %s}
+routes:
+  - {name: svc, match: {path_prefix: /}, upstream: svc}
+`
+
+// A mode change is a manual transition, named among the resets.
+func TestReloadBreakerModeChange(t *testing.T) {
+	be := newBackend(t, "x")
+	vars := map[string]string{"S": be.URL}
+	h := start(t, parse(t, fmt.Sprintf(modeYAML, "forced_open"), vars))
+	if resp, _ := h.do(t, "GET", "/", nil, ""); resp.Header.Get("Spillway-Reason") != "breaker_open" {
+		t.Fatalf("forced_open: %d, want breaker_open", resp.StatusCode)
+	}
+	cs := apply(t, h, fmt.Sprintf(modeYAML, "closed"), vars)
+	if resp, body := h.do(t, "GET", "/", nil, ""); resp.StatusCode != 200 || body != "x" {
+		t.Errorf("after mode closed: %d %q", resp.StatusCode, body)
+	}
+	if !hasChange(cs.Resets, "breaker.state", "mode forced_open → closed") {
+		t.Errorf("resets = %+v, want the breaker's mode transition", cs.Resets)
+	}
+}
+
+const resetsYAML = `
+upstreams:
+  svc:
+    instances: ["${S}"]
+    timeouts: {connect: %s}
+    retry: {max_attempts: %d, budget: {ratio: %s}}
+routes:
+  - {name: svc, match: {path_prefix: /}, upstream: svc}
+`
+
+// What cannot change in place is named among the resets; what can, among
+// the changes only.
+func TestReloadNamesResets(t *testing.T) {
+	be := newBackend(t, "x")
+	vars := map[string]string{"S": be.URL}
+	h := start(t, parse(t, fmt.Sprintf(resetsYAML, "2s", 3, "20%"), vars))
+	cs := apply(t, h, fmt.Sprintf(resetsYAML, "2s", 2, "20%"), vars)
+	if !hasChange(cs.Applied, "retry", "retry.max_attempts 3 → 2") || len(cs.Resets) != 0 {
+		t.Errorf("max_attempts: %+v, want one change and no reset", cs)
+	}
+	cs = apply(t, h, fmt.Sprintf(resetsYAML, "1s", 2, "10%"), vars)
+	if !hasChange(cs.Resets, "retry.budget", "retry.budget.ratio 0.2 → 0.1") || !hasChange(cs.Resets, "connections", "timeouts.connect") ||
+		!hasChange(cs.Applied, "timeouts", "timeouts.connect 2s → 1s") {
+		t.Errorf("budget and connect: %+v, want the budget and the connections reset", cs)
+	}
+	if resp, body := h.do(t, "GET", "/", nil, ""); resp.StatusCode != 200 || body != "x" {
+		t.Errorf("after the reloads: %d %q", resp.StatusCode, body)
+	}
+	if cs = apply(t, h, fmt.Sprintf(resetsYAML, "1s", 2, "10%"), vars); len(cs.Applied)+len(cs.Resets) != 0 {
+		t.Errorf("the same file again: %+v, want nothing", cs)
+	}
+}
