@@ -412,3 +412,30 @@ func TestReloadNamesResets(t *testing.T) {
 		t.Errorf("the same file again: %+v, want nothing", cs)
 	}
 }
+
+// A refused reload changes nothing: the steps that change the running
+// policies run only once the whole configuration is built.
+func TestRefusedApplyChangesNoRunningPolicy(t *testing.T) {
+	be := newBackend(t, "x")
+	vars := map[string]string{"S": be.URL}
+	two := `
+upstreams:
+  svc:
+    instances: ["${S}"]
+    breaker: {mode: %s}
+  other: {instances: ["${S}"]}
+routes:
+  - {name: svc, match: {path_prefix: /}, upstream: svc}
+  - {name: other, match: {path_prefix: /other}, upstream: other}
+`
+	h := start(t, parse(t, fmt.Sprintf(two, "forced_open"), vars))
+	cfg := parse(t, fmt.Sprintf(two, "closed"), vars)
+	// Refused by the bulkhead, whichever upstream is built first.
+	cfg.Upstreams["other"].Bulkhead.MaxConcurrent = -1
+	if _, err := h.gw.Apply(cfg); err == nil {
+		t.Fatal("Apply of a bulkhead of -1 succeeded")
+	}
+	if resp, _ := h.do(t, "GET", "/", nil, ""); resp.Header.Get("Spillway-Reason") != "breaker_open" {
+		t.Errorf("after a refused reload: %d, want the breaker still forced open", resp.StatusCode)
+	}
+}
