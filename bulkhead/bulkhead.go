@@ -87,7 +87,8 @@ type Bulkhead struct {
 	maxWaiting atomic.Int64
 	rejected   atomic.Uint64
 
-	maxWait time.Duration
+	// maxWait is read by the callers that queue only (the slow path).
+	maxWait atomic.Int64
 	obs     spillway.Observer
 	// errFull is preallocated: refusing a call allocates nothing.
 	errFull *spillway.Error
@@ -124,12 +125,12 @@ func New(cfg Config) (*Bulkhead, error) {
 		cfg.MaxConcurrent = DefaultMaxConcurrent
 	}
 	b := &Bulkhead{
-		maxWait: cfg.MaxWait,
 		obs:     cfg.Observer,
 		errFull: &spillway.Error{Code: spillway.ReasonBulkheadFull, Policy: policyName, Name: cfg.Name, Err: ErrFull},
 	}
 	b.limit.Store(int64(cfg.MaxConcurrent))
 	b.maxWaiting.Store(int64(cfg.MaxWaiting))
+	b.maxWait.Store(int64(cfg.MaxWait))
 	return b, nil
 }
 
@@ -178,6 +179,20 @@ func (b *Bulkhead) Resize(maxConcurrent, maxWaiting int) error {
 	b.maxWaiting.Store(int64(maxWaiting))
 	b.dispatchLocked()
 	b.mu.Unlock()
+	return nil
+}
+
+// MaxWait returns how long a queued caller waits for a slot (0: until its
+// context ends).
+func (b *Bulkhead) MaxWait() time.Duration { return time.Duration(b.maxWait.Load()) }
+
+// SetMaxWait sets MaxWait at run time (d >= 0). Callers already queued keep
+// the limit they started waiting with.
+func (b *Bulkhead) SetMaxWait(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("bulkhead: SetMaxWait d must be >= 0, got %v", d)
+	}
+	b.maxWait.Store(int64(d))
 	return nil
 }
 
@@ -304,8 +319,8 @@ func (b *Bulkhead) acquireSlow(ctx context.Context) error {
 // wait blocks until w is granted a slot, ctx ends or MaxWait passes.
 func (b *Bulkhead) wait(ctx context.Context, w *waiter) error {
 	var expired <-chan time.Time
-	if b.maxWait > 0 {
-		t := time.NewTimer(b.maxWait)
+	if mw := time.Duration(b.maxWait.Load()); mw > 0 {
+		t := time.NewTimer(mw)
 		defer t.Stop()
 		expired = t.C
 	}

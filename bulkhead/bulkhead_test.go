@@ -521,3 +521,23 @@ func TestPipelineGuard(t *testing.T) {
 	}
 	checkCounts(t, b, 0, 0)
 }
+
+func TestSetMaxWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1, MaxWaiting: 1})
+		held := mustAcquire(t, b)
+		if err := b.SetMaxWait(-1); err == nil {
+			t.Error("SetMaxWait(-1) succeeded")
+		}
+		if err := b.SetMaxWait(time.Second); err != nil || b.MaxWait() != time.Second {
+			t.Fatalf("SetMaxWait(1s): %v, MaxWait %v", err, b.MaxWait())
+		}
+		start := time.Now()
+		r := <-acquireAsync(t.Context(), b)
+		if !errors.Is(r.err, bulkhead.ErrFull) || time.Since(start) != time.Second {
+			t.Errorf("queued caller: %v after %v, want ErrFull after 1s", r.err, time.Since(start))
+		}
+		held.Release(nil)
+		checkCounts(t, b, 0, 0)
+	})
+}

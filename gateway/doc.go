@@ -70,13 +70,18 @@
 //
 // # Reload
 //
-// Gateway.Reload swaps the whole routing table atomically: requests in
-// flight finish on the table they started with. An upstream whose resolved
-// configuration is deep-equal to before keeps its runtime state (pool with
-// health and ejections, breaker window and state, retry budget, bulkhead);
-// a route whose stale_cache settings are unchanged keeps its cache, and an
-// async route whose async settings are unchanged keeps its worker. Pools no
-// longer referenced are closed, workers no longer wanted stopped.
+// Gateway.Apply (and Reload, which logs what it returns) changes the
+// running upstreams in place and swaps the routing table atomically:
+// requests in flight finish on the table they started with. A changed
+// upstream keeps its breaker (Reconfigure: state and window), bulkhead
+// (Resize: calls in flight), retry budget (unless its settings change),
+// connection pool (unless timeouts.connect changes) and the health and
+// ejection state of the instances that stay; its transports and retry
+// policy, which hold no state, are rebuilt. Apply returns every change
+// applied and every state reset (the admin reload's answer). A route whose
+// stale_cache settings are unchanged keeps its cache, and an async route
+// whose async settings are unchanged keeps its worker. Pools no longer
+// referenced are closed, workers no longer wanted stopped.
 //
 // See docs/gateway.md for the decisions taken where the issue is silent.
 package gateway

@@ -99,7 +99,8 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	}
 	g.metrics = m
 	g.proxy = g.newProxy()
-	t, err := g.build(cfg, nil)
+	// Nothing to commit: every upstream is new.
+	t, _, err := g.build(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -111,13 +112,14 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	return g, nil
 }
 
-// build resolves cfg into a table, reusing from old the upstreams whose
-// configuration is unchanged and the caches of the routes whose stale_cache
-// settings are unchanged. On error, what it made is closed and old is
-// untouched.
-func (g *Gateway) build(cfg *config.Config, old *table) (t *table, err error) {
+// build resolves cfg into a table: the upstreams of old still configured
+// are applied in place (see Apply; the steps that change their running
+// policies are in p, to run before t is used), and the routes whose
+// stale_cache settings are unchanged keep their caches. On error, what it
+// made is closed and old is untouched.
+func (g *Gateway) build(cfg *config.Config, old *table) (t *table, p *plan, err error) {
 	if cfg == nil {
-		return nil, errors.New("gateway: no configuration")
+		return nil, nil, errors.New("gateway: no configuration")
 	}
 	t = &table{cfg: cfg, upstreams: make(map[string]*upstream, len(cfg.Upstreams)), byName: make(map[string]*route, len(cfg.Routes))}
 	defer func() {
@@ -126,20 +128,11 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, err error) {
 		}
 	}()
 	if err := g.checkQueue(&table{routes: routesOf(cfg)}); err != nil {
-		return t, err
+		return t, nil, err
 	}
-	for name, uc := range cfg.Upstreams {
-		if old != nil {
-			if u, ok := old.upstreams[name]; ok && reflect.DeepEqual(u.cfg, *uc) {
-				t.upstreams[name] = u
-				continue
-			}
-		}
-		u, err := newUpstream(uc, &g.opts, g.metrics)
-		if err != nil {
-			return t, fmt.Errorf("gateway: upstream %q: %w", name, err)
-		}
-		t.upstreams[name] = u
+	p = newPlan()
+	if err := g.buildUpstreams(cfg, old, t, p); err != nil {
+		return t, nil, err
 	}
 	oldCaches := map[string]*staleCache{}
 	if old != nil {
@@ -160,7 +153,7 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, err error) {
 		r := &route{cfg: rc}
 		if rc.Upstream != "" {
 			if r.up, err = lookup(rc.Name, rc.Upstream); err != nil {
-				return t, err
+				return t, nil, err
 			}
 			r.total = r.up.cfg.Timeouts.Total
 			if rc.Timeout > 0 {
@@ -173,7 +166,7 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, err error) {
 			case f.Upstream != "":
 				u, err := lookup(rc.Name, f.Upstream)
 				if err != nil {
-					return t, err
+					return t, nil, err
 				}
 				r.chain = append(r.chain, step{replica: u})
 				r.hasReplica = true
@@ -181,7 +174,7 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, err error) {
 				if c := oldCaches[rc.Name]; c != nil && reflect.DeepEqual(c.cfg, *f.StaleCache) {
 					r.cache = c
 				} else if r.cache, err = newStaleCache(*f.StaleCache); err != nil {
-					return t, fmt.Errorf("gateway: route %q: stale_cache: %w", rc.Name, err)
+					return t, nil, fmt.Errorf("gateway: route %q: stale_cache: %w", rc.Name, err)
 				}
 				r.chain = append(r.chain, step{cache: r.cache})
 			case f.Static != nil:
@@ -191,7 +184,42 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, err error) {
 		t.routes = append(t.routes, r)
 		t.byName[rc.Name] = r
 	}
-	return t, nil
+	return t, p, nil
+}
+
+// buildUpstreams puts cfg's upstreams into t: new ones for the names old
+// does not have, the others applied in place.
+func (g *Gateway) buildUpstreams(cfg *config.Config, old, t *table, p *plan) error {
+	for name, uc := range cfg.Upstreams {
+		var u *upstream
+		var err error
+		if prev := old.upstream(name); prev != nil {
+			u, err = g.applyUpstream(prev, uc, p)
+		} else {
+			u, err = newUpstream(uc, &g.opts, g.metrics)
+			p.applied(Change{Upstream: name, Part: "upstream", Detail: "added"})
+		}
+		if err != nil {
+			return fmt.Errorf("gateway: upstream %q: %w", name, err)
+		}
+		t.upstreams[name] = u
+	}
+	if old != nil {
+		for name := range old.upstreams {
+			if _, ok := cfg.Upstreams[name]; !ok {
+				p.applied(Change{Upstream: name, Part: "upstream", Detail: "removed: its pool closed, its state dropped"})
+			}
+		}
+	}
+	return nil
+}
+
+// upstream returns t's upstream name, nil when t is nil or has none.
+func (t *table) upstream(name string) *upstream {
+	if t == nil {
+		return nil
+	}
+	return t.upstreams[name]
 }
 
 // routesOf wraps cfg's routes unresolved, for the checks that read only
@@ -204,14 +232,18 @@ func routesOf(cfg *config.Config) []*route {
 	return rs
 }
 
-// closeUnshared closes the upstreams and caches of t that other (nil: no
-// table) does not use: the pools' health checks and the caches' clean-up
-// goroutines stop. It returns the number of upstreams closed.
-func (t *table) closeUnshared(other *table) int {
+// closeUnshared closes the pools, base transports and caches of t that
+// other (nil: no table) does not use: the pools' health checks and the
+// caches' clean-up goroutines stop, the transports drop their idle
+// connections.
+func (t *table) closeUnshared(other *table) {
 	keep := map[any]bool{}
 	if other != nil {
 		for _, u := range other.upstreams {
-			keep[u] = true
+			keep[u.pool] = true
+			if u.ownBase {
+				keep[u.base] = true
+			}
 		}
 		for _, r := range other.routes {
 			if r.cache != nil {
@@ -219,12 +251,16 @@ func (t *table) closeUnshared(other *table) int {
 			}
 		}
 	}
-	n := 0
 	for _, u := range t.upstreams {
-		if !keep[u] {
-			keep[u] = true
-			u.close()
-			n++
+		if !keep[u.pool] {
+			keep[u.pool] = true
+			u.pool.Close()
+		}
+		// Only the gateway's own bases, *http.Transport, are map keys:
+		// Options.Base may be of a type that is not comparable.
+		if c, ok := u.base.(interface{ CloseIdleConnections() }); ok && u.ownBase && !keep[u.base] {
+			keep[u.base] = true
+			c.CloseIdleConnections()
 		}
 	}
 	for _, r := range t.routes {
@@ -233,7 +269,6 @@ func (t *table) closeUnshared(other *table) int {
 			r.cache.close()
 		}
 	}
-	return n
 }
 
 // removed returns the names of the upstreams and routes of old that t
@@ -256,37 +291,15 @@ func removed(old, t *table) (upstreams, routes []string) {
 	return upstreams, routes
 }
 
-// Reload atomically replaces the configuration with cfg. Requests in flight
-// finish on the previous table. Every upstream whose resolved configuration
-// is deep-equal to its previous one keeps its pool (health, ejections),
-// breaker (state and window), retry budget and bulkhead; every route whose
-// stale_cache settings are unchanged keeps its cache. Upstreams no longer
-// configured, or changed, have their pools closed. An async route whose
-// async settings are unchanged keeps its queue worker (deliveries in flight
-// go on, and look the route's new upstream up for the next ones); the
-// worker of a route removed or changed is stopped (Options.WorkerGrace) and
-// a new one started. On error the running configuration stays; a worker
-// that cannot start is logged and makes Ready false, the new configuration
-// being in use.
+// Reload applies cfg (see Apply) and logs, once, what it changed and what
+// it reset.
 func (g *Gateway) Reload(cfg *config.Config) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return errors.New("gateway: closed")
-	}
-	old := g.table.Load()
-	t, err := g.build(cfg, old)
+	cs, err := g.Apply(cfg)
 	if err != nil {
 		return err
 	}
-	g.table.Store(t)
-	if err := g.syncWorkers(t); err != nil {
-		g.opts.Logger.Error("gateway: reload: a queue worker did not start; the gateway is not ready", "error", err)
-	}
-	n := old.closeUnshared(t)
-	g.metrics.forget(removed(old, t))
-	g.opts.Logger.Info("gateway: configuration reloaded", "routes", len(t.routes), "upstreams", len(t.upstreams),
-		"replaced_upstreams", n)
+	applied, resets := cs.Lines()
+	g.opts.Logger.Info("gateway: configuration reloaded", "changes", applied, "resets", resets)
 	return nil
 }
 

@@ -76,8 +76,8 @@ func noneIfZero(v float64) float64 {
 	return v
 }
 
-func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) {
-	obs := m.upstream(u.Name)
+// breakerConfig is the breaker's configuration for u, without its mode.
+func breakerConfig(u *config.Upstream, obs *upstreamMetrics) breaker.Config {
 	bc := breaker.Config{
 		Name: u.Name, MinCalls: u.Breaker.MinCalls, FailureRate: u.Breaker.FailureRate,
 		SlowCallDuration: u.Breaker.SlowCall.Duration, SlowCallRate: u.Breaker.SlowCall.Rate,
@@ -89,24 +89,37 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 	} else {
 		bc.WindowSize = u.Breaker.Window.Size
 	}
-	br, err := breaker.New(bc)
-	if err != nil {
-		return nil, err
-	}
-	switch u.Breaker.Mode {
+	return bc
+}
+
+// setBreakerMode moves br to the configured mode; "closed" (or "") moves a
+// breaker in a manual mode back to normal operation and leaves one in
+// normal operation (closed, open or half-open) as it is.
+func setBreakerMode(br *breaker.Breaker, mode string) {
+	switch mode {
 	case "disabled":
 		br.Disable()
 	case "forced_open":
 		br.ForceOpen()
 	case "metrics_only":
 		br.MetricsOnly()
+	default:
+		switch br.State() {
+		case breaker.Disabled, breaker.ForcedOpen, breaker.MetricsOnly:
+			_ = br.TransitionTo(breaker.Closed)
+		}
 	}
-	budget, err := retry.NewBudget(retry.BudgetConfig{
+}
+
+func newBudget(u *config.Upstream) (*retry.Budget, error) {
+	return retry.NewBudget(retry.BudgetConfig{
 		Ratio: noneIfZero(u.Retry.Budget.Ratio), Window: u.Retry.Budget.Window, MinPerSecond: noneIfZero(u.Retry.Budget.MinPerSecond),
 	})
-	if err != nil {
-		return nil, err
-	}
+}
+
+// newRetry returns u's retry policy, spending from budget. A policy holds
+// no state of its own: a reload replaces it.
+func newRetry(u *config.Upstream, budget *retry.Budget, obs *upstreamMetrics) (*retry.Policy, error) {
 	rc := retry.Config{
 		Name: u.Name, MaxAttempts: u.Retry.MaxAttempts, Initial: u.Retry.Backoff.Initial, Max: u.Retry.Backoff.Max,
 		Multiplier: u.Retry.Backoff.Multiplier, Budget: budget, Observer: obs,
@@ -114,6 +127,7 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 		// retry_after_max (300s by default), not the backoff cap.
 		MaxRetryAfter: u.Retry.RetryAfterMax,
 	}
+	var err error
 	if u.Retry.Backoff.Type != "" {
 		if rc.Backoff, err = retry.ParseBackoffKind(u.Retry.Backoff.Type); err != nil {
 			return nil, err
@@ -128,25 +142,26 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 			return nil, err
 		}
 	}
-	rp, err := retry.New(rc)
-	if err != nil {
-		return nil, err
-	}
-	bh, err := bulkhead.New(bulkhead.Config{
+	return retry.New(rc)
+}
+
+func newBulkhead(u *config.Upstream, obs *upstreamMetrics) (*bulkhead.Bulkhead, error) {
+	return bulkhead.New(bulkhead.Config{
 		Name: u.Name, MaxConcurrent: u.Bulkhead.MaxConcurrent, MaxWaiting: u.Bulkhead.MaxWaiting,
 		MaxWait: u.Bulkhead.MaxWait, Observer: obs,
 	})
-	if err != nil {
-		return nil, err
-	}
-	p, err := pool.New(u.Instances, pool.Options{
+}
+
+// newPool returns u's pool, not started.
+func newPool(u *config.Upstream, o *Options) (*pool.Pool, error) {
+	return pool.New(u.Instances, pool.Options{
 		Name: u.Name, Balance: u.Balance, Health: u.Health, Outlier: u.Outlier, Logger: o.Logger,
 	})
-	if err != nil {
-		return nil, err
-	}
-	up := &upstream{name: u.Name, cfg: *u, pool: p, breaker: br, budget: budget, bulkhead: bh, on: parseRetryOn(u.Retry.On),
-		metrics: obs}
+}
+
+// setBase sets the transport that sends up's attempts: Options.Base, or
+// one of its own with u's connect and attempt limits.
+func (up *upstream) setBase(u *config.Upstream, o *Options) {
 	up.base, up.ownBase = o.Base, false
 	if up.base == nil {
 		base := spillwayhttp.NewBaseTransport(spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt})
@@ -156,6 +171,42 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 		base.ResponseHeaderTimeout = 0
 		up.base, up.ownBase = base, true
 	}
+}
+
+func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) {
+	up := &upstream{name: u.Name, cfg: *u, on: parseRetryOn(u.Retry.On), metrics: m.upstream(u.Name)}
+	var err error
+	if up.breaker, err = breaker.New(breakerConfig(u, up.metrics)); err != nil {
+		return nil, err
+	}
+	setBreakerMode(up.breaker, u.Breaker.Mode)
+	if up.budget, err = newBudget(u); err != nil {
+		return nil, err
+	}
+	if up.bulkhead, err = newBulkhead(u, up.metrics); err != nil {
+		return nil, err
+	}
+	if up.pool, err = newPool(u, o); err != nil {
+		return nil, err
+	}
+	up.setBase(u, o)
+	if err := up.wire(); err != nil {
+		return nil, err
+	}
+	up.pool.Start()
+	return up, nil
+}
+
+// wire builds up's transports over its policies, pool and base. They hold
+// no state of their own beyond a cache of policy sets: a reload builds new
+// ones around the policies it keeps.
+func (up *upstream) wire() error {
+	u := &up.cfg
+	rp, err := newRetry(u, up.budget, up.metrics)
+	if err != nil {
+		return err
+	}
+	br, bh := up.breaker, up.bulkhead
 	policies := spillwayhttp.Downstream{Breaker: br, Retry: rp, Bulkhead: bh}
 	up.transport, err = spillwayhttp.New(spillwayhttp.Config{
 		Base: &picker{up: up},
@@ -173,7 +224,7 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 		},
 		Retryable:     up.retryable,
 		MaxReplayBody: u.MaxReplayBody,
-		Observer:      obs,
+		Observer:      up.metrics,
 		// The proxy's outgoing request, whose header it copied: the
 		// deadline header goes into it.
 		ReuseHeader: true,
@@ -182,7 +233,7 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 		BulkheadSpansBody: true,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	up.delivery, err = spillwayhttp.New(spillwayhttp.Config{
 		Base: &picker{up: up},
@@ -197,22 +248,10 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 		},
 		Retryable:         func(*http.Request, *http.Response, error) bool { return false },
 		MaxReplayBody:     -1,
-		Observer:          obs,
+		Observer:          up.metrics,
 		BulkheadSpansBody: true,
 	})
-	if err != nil {
-		return nil, err
-	}
-	p.Start()
-	return up, nil
-}
-
-// close stops the pool's health checks and drops idle connections.
-func (u *upstream) close() {
-	u.pool.Close()
-	if c, ok := u.base.(interface{ CloseIdleConnections() }); ok && u.ownBase {
-		c.CloseIdleConnections()
-	}
+	return err
 }
 
 // retryable is the Transport's retry rule: idempotent requests only (or an

@@ -170,7 +170,7 @@ func runServe(ctx context.Context, file string, stdout, stderr io.Writer, signal
 			return p.stop(signals, nil)
 		case s := <-signals:
 			if s == syscall.SIGHUP {
-				_ = r.reload()
+				_, _ = r.reload() // logged
 				continue
 			}
 			logger.Info("signal received: draining", "signal", s.String(), "grace", p.grace)
@@ -342,10 +342,11 @@ type reloader struct {
 }
 
 // reload applies the file, or refuses it and keeps the running
-// configuration when it is invalid. The listeners' settings (listen, tls,
+// configuration when it is invalid, and returns what the gateway changed
+// and reset, logged in one line. The listeners' settings (listen, tls,
 // server but max_body, admin) take effect only at the next start: a change
 // is logged.
-func (r *reloader) reload() error {
+func (r *reloader) reload() (gateway.Changes, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cfg, warnings, err := config.Load(r.file)
@@ -357,17 +358,20 @@ func (r *reloader) reload() error {
 			r.log.Error("configuration error", "error", line)
 		}
 		r.log.Error("reload refused: the running configuration stays", "file", r.file)
-		return err
+		return gateway.Changes{}, err
 	}
 	if keys := restartKeys(r.started, cfg); len(keys) > 0 {
 		r.log.Warn("changed settings take effect at the next restart", "keys", strings.Join(keys, ","))
 	}
-	if err := r.g.Reload(cfg); err != nil {
+	cs, err := r.g.Apply(cfg)
+	if err != nil {
 		r.log.Error("reload failed: the running configuration stays", "file", r.file, "error", err)
-		return err
+		return gateway.Changes{}, err
 	}
-	// The gateway logs the reload it applied (once, with what changed).
-	return nil
+	applied, resets := cs.Lines()
+	r.log.Info("configuration reloaded", "file", r.file, "upstreams", len(cfg.Upstreams), "routes", len(cfg.Routes),
+		"changes", applied, "resets", resets)
+	return cs, nil
 }
 
 // restartKeys lists the top-level keys whose change a reload cannot apply.

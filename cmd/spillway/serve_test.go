@@ -256,8 +256,10 @@ func TestServeReloadsThroughTheAdminAPI(t *testing.T) {
 	if code, _ := s.get(t, s.public+"/other/x"); code != 404 {
 		t.Fatalf("a refused reload changed the configuration: /other answers %d", code)
 	}
-	if code, body, _ := s.do(t, http.MethodPost, reload, "s3cret", nil); code != 200 || strings.TrimSpace(body) != `{"reloaded":true}` {
-		t.Fatalf("reload with the token: %d %s", code, body)
+	want := `{"reloaded":true,"changes":[{"route":"other","part":"route","detail":"added"},` +
+		`{"upstream":"other","part":"upstream","detail":"added"}],"resets":[]}`
+	if code, body, _ := s.do(t, http.MethodPost, reload, "s3cret", nil); code != 200 || strings.TrimSpace(body) != want {
+		t.Fatalf("reload with the token: %d %s, want 200 %s", code, body, want)
 	}
 	if code, body := s.get(t, s.public+"/other/x"); code != 200 || body != "other /other/x" {
 		t.Fatalf("/other after the reload: %d %q", code, body)
@@ -295,6 +297,13 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 		code, _ := s.get(t, s.public+"/other/x")
 		return code == 200
 	})
+	// Logged once, with what changed (the line follows the table swap:
+	// wait for it).
+	eventually(t, "the reload logged", func() bool { return strings.Contains(s.stderr.String(), "configuration reloaded") })
+	if n := strings.Count(s.stderr.String(), "configuration reloaded"); n != 1 ||
+		!regexp.MustCompile(`configuration reloaded.*changes="\[route other: route: added upstream other: upstream: added\]" resets=\[\]`).MatchString(s.stderr.String()) {
+		t.Errorf("the reload is not logged once with its changes:\n%s", s.stderr)
+	}
 
 	writeFile(t, s.file, "listen: 127.0.0.1:0\nupstreams:\n  app:\n    instancez: []\n")
 	s.signals <- syscall.SIGHUP

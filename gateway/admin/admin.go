@@ -12,7 +12,7 @@
 //	GET    /readyz                              200 "ready" when Gateway.Ready, else 503 (readiness)
 //	GET    /metrics                             Prometheus text of Gateway.Registry (promhttp)
 //	GET    /api/v1/status                       Gateway.Status as JSON
-//	POST   /api/v1/reload                       re-read the configuration file (Options.Reload); token
+//	POST   /api/v1/reload                       re-read the configuration file (Options.Reload): changes, resets; token
 //	GET    /api/v1/jobs/{id}                    a job's queue.Status; token
 //	GET    /api/v1/dead-letters                 dead letters, paged (?route=R&after=CURSOR&limit=N); token
 //	GET    /api/v1/dead-letters/{id}            one dead letter with its request's headers and body; token
@@ -76,10 +76,11 @@ type Options struct {
 	// mutating call is refused with 403.
 	Token string
 	// Reload re-reads the configuration file and applies it (POST
-	// /api/v1/reload). An error that is a config.Errors or a *config.Error
-	// (the file is invalid) is answered 400, any other 500. Nil: reloading
-	// is not supported, 501.
-	Reload func() error
+	// /api/v1/reload), returning what Gateway.Apply changed and reset; the
+	// answer is {"reloaded":true,"changes":[...],"resets":[...]}. An error
+	// that is a config.Errors or a *config.Error (the file is invalid) is
+	// answered 400, any other 500. Nil: reloading is not supported, 501.
+	Reload func() (gateway.Changes, error)
 	// AllowedHosts are the Host names (without port, any case) answered
 	// besides loopback names (localhost, 127.0.0.0/8, ::1) and the IP
 	// address the connection came to. Any other Host gets 421: a page a
@@ -240,14 +241,22 @@ func (a *api) status(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, a.g.Status())
 }
 
+// reloaded is the answer of a reload: "reloaded" for the clients written
+// before the changes were listed, then every change applied and every
+// state reset.
+type reloaded struct {
+	Reloaded bool `json:"reloaded"`
+	gateway.Changes
+}
+
 func (a *api) reload(w http.ResponseWriter, _ *http.Request) {
 	if a.o.Reload == nil {
 		writeError(w, http.StatusNotImplemented, "reloading is not supported by this gateway")
 		return
 	}
-	err := a.o.Reload()
+	cs, err := a.o.Reload()
 	if err == nil {
-		writeJSON(w, http.StatusOK, map[string]bool{"reloaded": true})
+		writeJSON(w, http.StatusOK, reloaded{Reloaded: true, Changes: cs})
 		return
 	}
 	code := http.StatusInternalServerError

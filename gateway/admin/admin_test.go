@@ -62,7 +62,10 @@ func TestEndpoints(t *testing.T) {
 	// One proxied request, so that the request metrics have a series.
 	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/app/x", nil))
 	reloads := 0
-	h := admin.Handler(g, admin.Options{Token: "s3cret", Reload: func() error { reloads++; return nil }})
+	h := admin.Handler(g, admin.Options{Token: "s3cret", Reload: func() (gateway.Changes, error) {
+		reloads++
+		return gateway.Changes{Applied: []gateway.Change{}, Resets: []gateway.Change{}}, nil
+	}})
 
 	tests := []struct {
 		method, path, auth string
@@ -84,8 +87,8 @@ func TestEndpoints(t *testing.T) {
 		{method: "POST", path: "/api/v1/reload", auth: "Bearer s3cret0", code: 401, json: true},
 		{method: "POST", path: "/api/v1/reload", auth: "Basic s3cret", code: 401, json: true},
 		{method: "POST", path: "/api/v1/reload", auth: "s3cret", code: 401, json: true},
-		{method: "POST", path: "/api/v1/reload", auth: "Bearer s3cret", code: 200, body: `{"reloaded":true}`, json: true},
-		{method: "POST", path: "/api/v1/reload", auth: "bearer s3cret", code: 200, body: `{"reloaded":true}`, json: true},
+		{method: "POST", path: "/api/v1/reload", auth: "Bearer s3cret", code: 200, body: `{"reloaded":true,"changes":[],"resets":[]}`, json: true},
+		{method: "POST", path: "/api/v1/reload", auth: "bearer s3cret", code: 200, body: `{"reloaded":true,"changes":[],"resets":[]}`, json: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+tt.path+" "+tt.auth, func(t *testing.T) {
@@ -108,7 +111,10 @@ func TestEndpoints(t *testing.T) {
 
 func TestMutatingCallsAreRefusedWithoutAToken(t *testing.T) {
 	g := newGateway(t, "http://127.0.0.1:1", "")
-	h := admin.Handler(g, admin.Options{Reload: func() error { t.Error("Reload ran without a token configured"); return nil }})
+	h := admin.Handler(g, admin.Options{Reload: func() (gateway.Changes, error) {
+		t.Error("Reload ran without a token configured")
+		return gateway.Changes{}, nil
+	}})
 	for _, auth := range []string{"", "Bearer ", "Bearer anything"} {
 		if rec := serve(h, "POST", "/api/v1/reload", auth); rec.Code != 403 || !json.Valid(rec.Body.Bytes()) {
 			t.Errorf("auth %q: %d %q, want 403 JSON", auth, rec.Code, rec.Body)
@@ -119,19 +125,30 @@ func TestMutatingCallsAreRefusedWithoutAToken(t *testing.T) {
 	}
 }
 
+// fails is an Options.Reload that returns err.
+func fails(err error) func() (gateway.Changes, error) {
+	return func() (gateway.Changes, error) { return gateway.Changes{}, err }
+}
+
 func TestReloadOutcomes(t *testing.T) {
 	g := newGateway(t, "http://127.0.0.1:1", "")
 	invalid := config.Errors{{File: "s.yaml", Line: 3, Col: 5, Msg: "unknown key"}}
 	tests := []struct {
 		name   string
-		reload func() error
+		reload func() (gateway.Changes, error)
 		code   int
 		body   string
 	}{
 		{"unsupported", nil, 501, "not supported"},
-		{"invalid file", func() error { return invalid }, 400, "s.yaml:3:5: unknown key"},
-		{"one wrapped error", func() error { return fmt.Errorf("load: %w", invalid[0]) }, 400, "s.yaml:3:5"},
-		{"gateway failure", func() error { return errors.New("boom") }, 500, "boom"},
+		{"invalid file", fails(invalid), 400, "s.yaml:3:5: unknown key"},
+		{"one wrapped error", fails(fmt.Errorf("load: %w", invalid[0])), 400, "s.yaml:3:5"},
+		{"gateway failure", fails(errors.New("boom")), 500, "boom"},
+		{"changes", func() (gateway.Changes, error) {
+			return gateway.Changes{
+				Applied: []gateway.Change{{Upstream: "u", Part: "bulkhead", Detail: "bulkhead.max_concurrent 1 → 2"}},
+				Resets:  []gateway.Change{{Upstream: "u", Part: "retry.budget", Detail: "a new budget"}},
+			}, nil
+		}, 200, `{"reloaded":true,"changes":[{"upstream":"u","part":"bulkhead","detail":"bulkhead.max_concurrent 1 → 2"}],"resets":[{"upstream":"u","part":"retry.budget","detail":"a new budget"}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

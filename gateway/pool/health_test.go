@@ -247,3 +247,35 @@ func TestDefaultHTTPCheck(t *testing.T) {
 	srv.Close()
 	waitFor(false)
 }
+
+// Health carries over too, and only while the new pool checks health.
+func TestInheritKeepsHealth(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		checks := newFakeChecks()
+		checks.set("a:1", true)
+		old := mustNew(t, threeURLs, pool.Options{Health: health, Check: checks.check})
+		old.Start()
+		synctest.Wait()
+		for range health.UnhealthyAfter - 1 {
+			time.Sleep(health.Interval + health.Interval/10)
+			synctest.Wait()
+		}
+		if h := healthy(old); h[0] {
+			t.Fatalf("before: healthy %v, want a unhealthy", h)
+		}
+		old.Close()
+		next := mustNew(t, threeURLs[:2], pool.Options{Health: health, Check: checks.check})
+		next.Inherit(old)
+		if h := healthy(next); h[0] || !h[1] {
+			t.Errorf("with health checks: healthy %v, want [false true]", h)
+		}
+		if _, err := next.Pick(nil); err != nil {
+			t.Fatal(err)
+		}
+		unchecked := mustNew(t, threeURLs[:2], pool.Options{})
+		unchecked.Inherit(old)
+		if h := healthy(unchecked); !h[0] || !h[1] {
+			t.Errorf("without health checks: healthy %v, want every instance healthy", h)
+		}
+	})
+}

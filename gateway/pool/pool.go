@@ -405,3 +405,44 @@ func (p *Pool) EjectedCount() int {
 	}
 	return n
 }
+
+// Inherit carries over from old the state of the instances p shares with it
+// (the same configured URL): health, ejection (its end, its count for the
+// growth of the next one) and the count of failed attempts in a row, so
+// that a reload changing the instance list or the pool's settings does not
+// bring an ejected or unhealthy instance back. The counts of consecutive
+// health check results start again from zero (only old's checker may read
+// them), and without health checks in p every instance is healthy. Call it
+// before p.Start and before p takes traffic; it returns the URLs of old
+// that p does not have.
+func (p *Pool) Inherit(old *Pool) (dropped []string) {
+	byURL := make(map[string]*Instance, len(old.instances))
+	for _, in := range old.instances {
+		byURL[in.raw] = in
+	}
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	for _, in := range p.instances {
+		prev, ok := byURL[in.raw]
+		if !ok {
+			continue
+		}
+		delete(byURL, in.raw)
+		if p.health != nil && !prev.healthy.Load() {
+			in.healthy.Store(false)
+			p.unhealthy.Add(1)
+		}
+		in.consecFails.Store(prev.consecFails.Load())
+		in.ejections, in.lastUntil = prev.ejections, prev.lastUntil
+		if u := prev.ejectedUntil.Load(); u != 0 {
+			in.ejectedUntil.Store(u)
+			p.ejectedSet.Add(1)
+		}
+	}
+	for _, in := range old.instances {
+		if _, gone := byURL[in.raw]; gone {
+			dropped = append(dropped, in.raw)
+		}
+	}
+	return dropped
+}

@@ -416,3 +416,33 @@ func TestStatus(t *testing.T) {
 		t.Fatal("Name or URL wrong")
 	}
 }
+
+// An instance list change keeps the ejection of the instances that stay:
+// a reload must not bring an ejected instance back early.
+func TestInheritKeepsEjectionOfInstancesThatStay(t *testing.T) {
+	clock := spillway.NewManualClock(0)
+	old := mustNew(t, threeURLs, pool.Options{Clock: clock, Outlier: outlier(1, 0)})
+	fail(old.Instances()[1], 3) // b ejected
+	fail(old.Instances()[2], 2) // c one failure short of an ejection
+	next := mustNew(t, []string{"http://b:2", "http://c:3", "http://d:4"}, pool.Options{Clock: clock, Outlier: outlier(1, 0)})
+	dropped := next.Inherit(old)
+	if len(dropped) != 1 || dropped[0] != "http://a:1" {
+		t.Errorf("dropped = %v, want [http://a:1]", dropped)
+	}
+	st := next.Status()
+	if !st[0].Ejected || st[1].Ejected || st[2].Ejected {
+		t.Fatalf("after Inherit: %+v, want b still ejected, c and d not", st)
+	}
+	if n := next.EjectedCount(); n != 1 {
+		t.Errorf("EjectedCount = %d, want 1", n)
+	}
+	for range 20 {
+		if in := pick(t, next, nil); in.String() == "http://b:2" {
+			t.Fatal("Pick chose the ejected instance carried over")
+		}
+	}
+	fail(next.Instances()[1], 1) // c's third failure in a row: carried over
+	if !next.Status()[1].Ejected {
+		t.Error("c's failures in a row were not carried over")
+	}
+}
