@@ -274,14 +274,12 @@ func (s *clientStream) SendMsg(m any) error {
 	}
 	s.mu.Unlock()
 	err := cs.SendMsg(m)
-	if err != nil && kept {
-		s.mu.Lock()
-		replaced := s.cs != cs
-		s.mu.Unlock()
-		if replaced {
-			// m was replayed on the stream that replaced cs.
-			return nil
-		}
+	if err == io.EOF && kept {
+		// The stream broke, and m is kept: it is replayed if RecvMsg
+		// retries the stream (m may already have been, on the stream that
+		// replaced cs), and RecvMsg reports the failure otherwise — as
+		// gRPC reports a stream's failure through RecvMsg, not SendMsg.
+		return nil
 	}
 	return err
 }
