@@ -96,7 +96,7 @@ func (s *clientStream) current() grpc.ClientStream {
 	return s.cs
 }
 
-// openLocked opens the stream, retrying establishment failures, after the
+// openLocked opens the stream, retrying the failures to open it, after the
 // failure last of the previous stream (nil for the first). It returns the
 // error the stream ends with when no stream could be opened. mu must be held.
 func (s *clientStream) openLocked(last error) error {
