@@ -31,6 +31,13 @@ func (p *permits) release(err error) {
 	*p = permits{}
 }
 
+// releaseBreaker releases the breaker's permit alone, with err, keeping the
+// bulkhead's.
+func (p *permits) releaseBreaker(err error) {
+	p[0].Release(err)
+	p[0] = spillway.Permit{}
+}
+
 // acquire takes d's breaker and bulkhead permits, or returns the rejection
 // with nothing held.
 func acquire(ctx context.Context, d *Downstream) (p permits, err error) {

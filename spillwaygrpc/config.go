@@ -86,8 +86,8 @@ type Config struct {
 	Retryable func(err error) bool
 	// MaxReplay is how many sent messages a stream keeps so that it can be
 	// opened again and replayed; a stream that sent more is not retried.
-	// Default DefaultMaxReplay; negative means none (streams are never
-	// retried after they are established).
+	// Default DefaultMaxReplay; negative means none (a stream is retried only
+	// when it cannot be opened, never once it is open).
 	MaxReplay int
 }
 

@@ -54,17 +54,24 @@
 // # Streams
 //
 // StreamClientInterceptor applies the policies to a stream's establishment.
-// The breaker's and the bulkhead's permits are held while the stream lives
-// and released exactly once, when RecvMsg returns io.EOF (success) or an
-// error (classified as above), when a RecvMsg succeeds on a stream whose
-// server sends a single message, when Header fails, or when the stream's
-// context ends (the caller's doing: not counted). A stream is retried only
-// while no message has been received from the server and every message sent
-// so far (at most Config.MaxReplay) is kept for replay: the failed stream's
-// permits are released, new ones are taken, the stream is opened again, the
-// messages and a CloseSend are replayed, and RecvMsg goes on transparently.
-// The attempt timeout does not apply to streams: a stream lives as long as
-// its context.
+// A stream is established when the server proves it answers: the first
+// RecvMsg succeeds, or Header returns the server's headers. Then the
+// breaker's permit is released as a success, so that a stream that lives for
+// hours is neither a failed half-open probe once it outlives the breaker's
+// ProbeTimeout nor a slow call: the breaker judges how fast a stream is
+// established, not how long it lives. A failure before that is released as
+// classified above; a failure after it is not counted by the breaker (its
+// permit is gone; the next streams' establishment shows a downstream that is
+// down). The bulkhead's slot is held while the stream lives and released
+// exactly once, when RecvMsg returns io.EOF or an error, when a RecvMsg
+// succeeds on a stream whose server sends a single message, when Header
+// fails, or when the stream's context ends (the caller's doing: not
+// counted). A stream is retried only until it is established and while
+// every message sent so far (at most Config.MaxReplay) is kept for replay:
+// the failed stream's permits are released, new ones are taken, the stream
+// is opened again, the messages and a CloseSend are replayed, and RecvMsg
+// goes on transparently. The attempt timeout does not apply to streams: a
+// stream lives as long as its context.
 //
 // # Servers
 //

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
@@ -33,6 +34,25 @@ type scripted struct {
 	// failAfterFirst makes a server stream fail with it after its first
 	// message.
 	failAfterFirst error
+	// hold, when set, keeps each server stream open after its first message
+	// (after its headers with headersFirst) until hold is closed.
+	hold chan struct{}
+	// headersFirst makes a server stream send its headers before it runs
+	// streamScript or sends any message.
+	headersFirst bool
+}
+
+// wait waits for hold, if set, or for the end of the stream's ctx.
+func (s *scripted) wait(ctx context.Context) error {
+	if s.hold == nil {
+		return nil
+	}
+	select {
+	case <-s.hold:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (s *scripted) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
@@ -47,6 +67,14 @@ func (s *scripted) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*tes
 
 func (s *scripted) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallServer) error {
 	n := s.streams.Add(1)
+	if s.headersFirst {
+		if err := stream.SendHeader(metadata.MD{}); err != nil {
+			return err
+		}
+		if err := s.wait(stream.Context()); err != nil {
+			return err
+		}
+	}
 	if s.streamScript != nil {
 		if err := s.streamScript(n); err != nil {
 			return err
@@ -56,8 +84,16 @@ func (s *scripted) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, s
 		if err := stream.Send(&testpb.StreamingOutputCallResponse{}); err != nil {
 			return err
 		}
-		if i == 0 && s.failAfterFirst != nil {
+		if i > 0 {
+			continue
+		}
+		if s.failAfterFirst != nil {
 			return s.failAfterFirst
+		}
+		if !s.headersFirst {
+			if err := s.wait(stream.Context()); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

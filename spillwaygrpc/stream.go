@@ -15,10 +15,12 @@ import (
 
 // StreamClientInterceptor returns an interceptor that applies the
 // downstream's breaker, bulkhead and retry policy to each stream's
-// establishment, holds the breaker's and the bulkhead's permits while the
-// stream lives and releases them exactly once when it ends. A stream is
-// retried while no message has been received and its sent messages can be
-// replayed; see the package documentation for the rules.
+// establishment. The breaker's permit is released as a success once the
+// stream is established (its headers or its first message arrived), or with
+// the stream's failure before that; the bulkhead's slot is held while the
+// stream lives and released exactly once when it ends. A stream is retried
+// until it is established while its sent messages can be replayed; see the
+// package documentation for the rules.
 func StreamClientInterceptor(cfg Config) grpc.StreamClientInterceptor {
 	c := newClient(cfg)
 	return c.stream
@@ -52,7 +54,9 @@ func (c *client) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Cli
 
 // clientStream is a stream under the policies. While it may still be
 // retried, mu guards the current stream and the replay buffer; once fixed is
-// set, cs never changes again and is read without the lock.
+// set, cs never changes again and is read without the lock. Once established
+// is set, the breaker's permit has been released and p holds only the
+// bulkhead's.
 type clientStream struct {
 	c        *client
 	d        *Downstream
@@ -63,15 +67,16 @@ type clientStream struct {
 	streamer grpc.Streamer
 	opts     []grpc.CallOption
 
-	fixed     atomic.Bool
-	mu        sync.Mutex
-	cs        grpc.ClientStream
-	p         permits
-	rs        spillway.RetryState
-	sent      []any
-	closeSent bool
-	done      bool
-	stopAfter func() bool
+	fixed       atomic.Bool
+	established atomic.Bool
+	mu          sync.Mutex
+	cs          grpc.ClientStream
+	p           permits
+	rs          spillway.RetryState
+	sent        []any
+	closeSent   bool
+	done        bool
+	stopAfter   func() bool
 }
 
 // fix records that the stream can no longer be retried. mu must be held, or
@@ -91,7 +96,7 @@ func (s *clientStream) current() grpc.ClientStream {
 	return s.cs
 }
 
-// openLocked opens the stream, retrying establishment failures, after the
+// openLocked opens the stream, retrying the failures to open it, after the
 // failure last of the previous stream (nil for the first). It returns the
 // error the stream ends with when no stream could be opened. mu must be held.
 func (s *clientStream) openLocked(last error) error {
@@ -167,6 +172,27 @@ func (s *clientStream) recv(cs grpc.ClientStream, m any) (err error) {
 	return err
 }
 
+// establish records that cs, if it is still the current stream, proved that
+// the downstream answers: its headers or its first message arrived. The
+// stream is no longer retried (gRPC's retry design commits a call at its
+// headers too) and the breaker's permit is released as a success, so that a
+// long-lived stream neither counts as a failed half-open probe once it
+// outlives ProbeTimeout nor as a slow call; the bulkhead's slot stays held
+// until the stream ends. A failure after this point is not counted by the
+// breaker: it has no permit left to count it with.
+func (s *clientStream) establish(cs grpc.ClientStream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cs != cs || s.established.Load() {
+		return
+	}
+	if !s.fixed.Load() {
+		s.fix()
+	}
+	s.p.releaseBreaker(nil)
+	s.established.Store(true)
+}
+
 // finishLocked ends the stream with outcome: its permits are released with
 // it, once. mu must be held.
 func (s *clientStream) finishLocked(outcome error) {
@@ -227,20 +253,17 @@ func (s *clientStream) failed(cs grpc.ClientStream, err error) (bool, error) {
 	return true, nil
 }
 
-// RecvMsg receives a message from the current stream. A failure before any
-// message was received is retried transparently when the rules allow it; the
-// end of the stream releases its permits.
+// RecvMsg receives a message from the current stream. A failure before the
+// stream is established is retried transparently when the rules allow it;
+// the first message establishes it, and the end of the stream releases what
+// it still holds.
 func (s *clientStream) RecvMsg(m any) error {
 	for {
 		cs := s.current()
 		err := s.recv(cs, m)
 		if err == nil {
-			if !s.fixed.Load() {
-				s.mu.Lock()
-				if s.cs == cs {
-					s.fix()
-				}
-				s.mu.Unlock()
+			if !s.established.Load() {
+				s.establish(cs)
 			}
 			if !s.desc.ServerStreams {
 				// The one response ends the stream: gRPC has finished it.
@@ -297,12 +320,17 @@ func (s *clientStream) CloseSend() error {
 	return cs.CloseSend()
 }
 
-// Header returns the current stream's header metadata. A failure ends the
-// stream (gRPC's own streams report failures through RecvMsg instead).
+// Header returns the current stream's header metadata. Headers establish
+// the stream; a failure ends it (gRPC's own streams report failures through
+// RecvMsg instead, and return no headers: nil headers establish nothing).
 func (s *clientStream) Header() (metadata.MD, error) {
-	md, err := s.current().Header()
-	if err != nil {
+	cs := s.current()
+	md, err := cs.Header()
+	switch {
+	case err != nil:
 		s.finish(s.c.streamOutcome(s.ctx, err))
+	case md != nil && !s.established.Load():
+		s.establish(cs)
 	}
 	return md, err
 }
