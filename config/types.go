@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/goccy/go-yaml/token"
+)
 
 // Config is a gateway configuration after loading: ${VAR} expanded, the
 // defaults merged into every upstream, every default filled in and every
@@ -26,6 +30,19 @@ type Config struct {
 	Upstreams map[string]*Upstream
 	// Routes in the order they are matched: the first that matches wins.
 	Routes []*Route
+	// set is where Parse read every key written, by YAML path: WarningAt
+	// places the problems found after Parse.
+	set map[string]token.Position
+}
+
+// WarningAt returns a warning about the value at path (a YAML path like
+// $.upstreams.catalog.breaker.min_calls) placed where the file wrote it: the
+// key itself, the defaults: entry an upstream inherits it from, or else the
+// nearest enclosing key written. gateway.Check uses it for the warnings of
+// the policies it builds, which config does not know.
+func (c *Config) WarningAt(path, msg string) Warning {
+	p, pos := positionIn(c.set, path)
+	return Warning{File: c.File, Line: pos.Line, Col: pos.Column, Path: p, Msg: msg}
 }
 
 // Readiness (keys under readiness:) is what the gateway needs, beyond
