@@ -22,6 +22,11 @@ type edgeKey struct {
 	yaml string
 	// route puts yaml in the route rather than the upstream.
 	route bool
+	// async: the key is an async route's; New needs a queue for it, so
+	// only config and Check are compared, and the queue policy the worker
+	// would get (policyOf) must hold no value the queue reads as its
+	// default (<= 0).
+	async bool
 	huge  string
 	// eff reads the running value; want is what the docs promise for a
 	// value the configuration accepted (c is the parsed upstream or route).
@@ -163,8 +168,32 @@ var edgeKeys = []edgeKey{
 		eff: cacheCfg(func(c config.StaleCache) any { return c.MaxBytes }), want: routeCache(func(c config.StaleCache) any { return c.MaxBytes })},
 	{yaml: "fallback: [{stale_cache: {max_entry_bytes: %s}}]", route: true, huge: hugeSize,
 		eff: cacheCfg(func(c config.StaleCache) any { return c.MaxEntryBytes }), want: routeCache(func(c config.StaleCache) any { return c.MaxEntryBytes })},
-	// The async keys: New needs a queue for them, so only config and
-	// Check are compared (TestCheckAsync).
+	{yaml: "timeout: %s", route: true, huge: hugeDuration,
+		eff:  func(g *Gateway) any { return g.table.Load().routes[0].total },
+		want: func(c *config.Config) any { return c.Routes[0].Timeout }},
+	{yaml: "async: {max_attempts: %s}", route: true, async: true, huge: hugeInt},
+	{yaml: "async: {retention: %s}", route: true, async: true, huge: hugeDuration},
+	{yaml: "async: {max_body: %s}", route: true, async: true, huge: hugeSize},
+	{yaml: "async: {concurrency: %s}", route: true, async: true, huge: hugeInt},
+	{yaml: "async: {backoff: {initial: %s, max: 2562047h}}", route: true, async: true, huge: hugeDuration},
+	{yaml: "async: {backoff: {max: %s}}", route: true, async: true, huge: hugeDuration},
+	{yaml: "async: {backoff: {multiplier: %s}}", route: true, async: true, huge: hugeFloat},
+}
+
+// checkAsync: Check accepts what config accepted, and the worker's queue
+// policy carries every value as written (the queue reads <= 0 as its
+// default).
+func checkAsync(t *testing.T, cfg *config.Config) {
+	t.Helper()
+	if _, err := Check(cfg); err != nil {
+		requirePlaced(t, "Check", err)
+		return
+	}
+	a := cfg.Routes[0].Async
+	p := policyOf(a)
+	if p.MaxAttempts <= 0 || p.Retention <= 0 || p.Concurrency <= 0 || p.Backoff.Initial <= 0 || p.Backoff.Max <= 0 || p.Backoff.Multiplier < 1 || a.MaxBody <= 0 {
+		t.Errorf("the queue would run a default for %+v (max_body %d)", p, a.MaxBody)
+	}
 }
 
 func cacheCfg(f func(config.StaleCache) any) func(*Gateway) any {
@@ -204,6 +233,10 @@ func TestValidateAgreesWithServe(t *testing.T) {
 				cfg, _, err := config.Parse("t.yaml", []byte(edgeConfig(k, v)), nil)
 				if err != nil {
 					requirePlaced(t, "config", err)
+					return
+				}
+				if k.async {
+					checkAsync(t, cfg)
 					return
 				}
 				_, checkErr := Check(cfg)
@@ -264,5 +297,48 @@ func TestValidateAgreesWithServeKnownCases(t *testing.T) {
 	}
 	if _, _, err := config.Parse("t.yaml", []byte(edgeConfig(edgeKey{yaml: "breaker: {min_calls: 0, failure_rate: 0%}"}, "")), nil); err == nil {
 		t.Error("min_calls 0 and failure_rate 0% load: the breaker would run with its defaults, 20 calls and 50 %")
+	}
+}
+
+// TestApplyBudgetAllowsNoRetry: a reload into a budget of 0 and 0 runs one
+// attempt per request, and a reload out of it gets a budget again.
+func TestApplyBudgetAllowsNoRetry(t *testing.T) {
+	parse := func(set string) *config.Config {
+		cfg, _, err := config.Parse("t.yaml", []byte(edgeConfig(edgeKey{yaml: set}, "")), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	g, err := New(parse("retry: {max_attempts: 3}"), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := g.Apply(parse("retry: {max_attempts: 3, budget: {ratio: 0, min_per_second: 0}}")); err != nil {
+		t.Fatal(err)
+	}
+	if up := upOf(g); up.budget != nil || retryOf(up).MaxAttempts != 1 {
+		t.Fatalf("after the reload: budget %v, %d attempts; want none, 1", up.budget, retryOf(up).MaxAttempts)
+	}
+	// The budget gauge of an upstream without a budget reads 0.
+	mfs, err := g.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() == "spillway_retry_budget_remaining" {
+			found = len(mf.GetMetric()) == 1 && mf.GetMetric()[0].GetGauge().GetValue() == 0
+		}
+	}
+	if !found {
+		t.Error("spillway_retry_budget_remaining is not 0 for an upstream that allows no retry")
+	}
+	if _, err := g.Apply(parse("retry: {max_attempts: 3}")); err != nil {
+		t.Fatal(err)
+	}
+	if up := upOf(g); up.budget == nil || retryOf(up).MaxAttempts != 3 {
+		t.Fatalf("back to the default budget: budget %v, %d attempts; want one, 3", up.budget, retryOf(up).MaxAttempts)
 	}
 }
