@@ -16,8 +16,8 @@ import (
 // Check builds everything New would build for cfg (every upstream's
 // breaker, retry budget and policy, bulkhead, pool and transports, every
 // route and its fallback chain) through the same constructors, then
-// releases it: it listens on nothing, starts no health check, queue worker
-// or goroutine, and needs no queue for async routes. It returns the error
+// releases it: it listens on nothing, starts no health check or queue
+// worker, leaves no goroutine behind, and needs no queue for async routes. It returns the error
 // New would return, or the warnings of the policies built, each placed at
 // the key it is about (see config.Config.WarningAt). spillway validate
 // and serve call it, so that validate accepts exactly what serve runs.
