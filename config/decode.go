@@ -457,7 +457,7 @@ func (d *decoder) retry(f field, r *Retry) {
 				}
 			}
 		case "retry_after_max":
-			d.duration(g, &r.RetryAfterMax, false)
+			d.duration(g, &r.RetryAfterMax, true)
 		}
 	}
 }
@@ -509,16 +509,16 @@ func (d *decoder) breaker(f field, b *Breaker) {
 				d.windowSize(*sizeF, &b.Window)
 			}
 		case "min_calls":
-			d.integer(g, &b.MinCalls, 0)
+			d.integer(g, &b.MinCalls, 1)
 		case "failure_rate":
-			d.percent(g, &b.FailureRate)
+			d.rate(g, &b.FailureRate)
 		case "slow_call":
 			for _, h := range d.fields(g.value, g.path, "duration", "rate") {
 				switch h.key {
 				case "duration":
 					d.duration(h, &b.SlowCall.Duration, false)
 				case "rate":
-					d.percent(h, &b.SlowCall.Rate)
+					d.rate(h, &b.SlowCall.Rate)
 				}
 			}
 		case "open_for":

@@ -4,9 +4,12 @@
 // Loading is strict and explains itself: an unknown key, a value of the
 // wrong kind and every cross-field problem is an [*Error] at the
 // FILE:LINE:COL where it was written, all of them reported at once as
-// [Errors]; settings that load but cannot work as intended (a breaker that
-// can never open, retries without a budget, ...) are returned as
-// [Warning]s. ${VAR} and ${VAR:-default} expand from the environment in
+// [Errors]; settings that load but cannot work as intended (an attempt
+// timeout as long as the total, a budget that allows no retry, ...) are
+// returned as [Warning]s. The policies' own warnings (a breaker that can
+// never open, ...) and the values a policy refuses when it is built come
+// from gateway.Check, which builds what serve would run and places them
+// with [Config.WarningAt]. ${VAR} and ${VAR:-default} expand from the environment in
 // scalar values; durations are Go durations (250ms, 2s, 5m), percentages
 // are 50% or 0.5, sizes are 1MiB, 512KiB, 10MB or plain bytes.
 //

@@ -14,7 +14,7 @@ defaults:
 upstreams:
   catalog:
     instances: [http://127.0.0.1:9001]
-    breaker: {min_calls: 200}
+    timeouts: {total: 2s}
 routes:
   - name: catalog
     match: {path_prefix: /catalog}
@@ -31,8 +31,8 @@ routes:
 		fmt.Println(w)
 	}
 	// Output:
-	// 2s 2s 15s 0.5
-	// spillway.yaml:7:26: upstreams.catalog.breaker: min_calls (200) is larger than the count window (100 calls): the breaker can never open
+	// 2s 2s 2s 0.5
+	// spillway.yaml:3:23: upstreams.catalog.timeouts: attempt (2s) is not shorter than total (2s): the first attempt can use the whole budget and no retry will ever start
 }
 
 func ExampleErrors() {

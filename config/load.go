@@ -42,6 +42,7 @@ func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, 
 	if d.errs == nil {
 		cfg = d.config(root)
 		d.validate(cfg)
+		cfg.set = d.set
 	}
 	d.redact()
 	if d.errs != nil {

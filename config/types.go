@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/goccy/go-yaml/token"
+)
 
 // Config is a gateway configuration after loading: ${VAR} expanded, the
 // defaults merged into every upstream, every default filled in and every
@@ -26,6 +30,19 @@ type Config struct {
 	Upstreams map[string]*Upstream
 	// Routes in the order they are matched: the first that matches wins.
 	Routes []*Route
+	// set is where Parse read every key written, by YAML path: WarningAt
+	// places the problems found after Parse.
+	set map[string]token.Position
+}
+
+// WarningAt returns a warning about the value at path (a YAML path like
+// $.upstreams.catalog.breaker.min_calls) placed where the file wrote it: the
+// key itself, the defaults: entry an upstream inherits it from, or else the
+// nearest enclosing key written. gateway.Check uses it for the warnings of
+// the policies it builds, which config does not know.
+func (c *Config) WarningAt(path, msg string) Warning {
+	p, pos := positionIn(c.set, path)
+	return Warning{File: c.File, Line: pos.Line, Col: pos.Column, Path: p, Msg: msg}
 }
 
 // Readiness (keys under readiness:) is what the gateway needs, beyond
@@ -169,9 +186,11 @@ type Backoff struct {
 	Jitter     string        // jitter: full (default) | none | equal | decorrelated
 }
 
-// Budget (keys under budget:). Ratio and MinPerSecond may be 0 (none).
-// Note that retry.BudgetConfig reads 0 as "default": a gateway building a
-// budget from these values must pass a negative number for a 0 here.
+// Budget (keys under budget:). Ratio and MinPerSecond may be 0 (none);
+// both 0 is a budget that allows no retry (one attempt per request).
+// Note that retry.BudgetConfig reads 0 as "default" and refuses both
+// negative: the gateway passes a negative number for one 0, and builds no
+// budget and a single attempt for both.
 type Budget struct {
 	Ratio        float64       // ratio, default 0.2 (percentages accepted: 20%)
 	Window       time.Duration // window, default 10s

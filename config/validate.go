@@ -38,21 +38,34 @@ func unwrapPathError(err error) error {
 }
 
 // at finds where the value of sub (like ".breaker.min_calls") of the
-// upstream at upPath was written: in the upstream, else in defaults:, else
-// the nearest enclosing key written in the upstream.
+// upstream at upPath was written (see positionIn).
 func (d *decoder) at(upPath, sub string) (string, token.Position) {
-	for _, p := range []string{upPath + sub, "$.defaults" + sub} {
-		if pos, ok := d.set[p]; ok {
-			return p, pos
+	return positionIn(d.set, upPath+sub)
+}
+
+// positionIn finds where the value at path was written in set: the key
+// itself; for an upstream's key, else the defaults: entry it inherits;
+// else the nearest enclosing key written.
+func positionIn(set map[string]token.Position, path string) (string, token.Position) {
+	if pos, ok := set[path]; ok {
+		return path, pos
+	}
+	if rest, ok := strings.CutPrefix(path, "$.upstreams."); ok {
+		if _, sub, ok := strings.Cut(rest, "."); ok {
+			if pos, ok := set["$.defaults."+sub]; ok {
+				return "$.defaults." + sub, pos
+			}
 		}
 	}
-	return d.nearest(upPath + sub)
+	return nearest(set, path)
 }
 
 // nearest returns the longest prefix of path that was written.
-func (d *decoder) nearest(path string) (string, token.Position) {
+func (d *decoder) nearest(path string) (string, token.Position) { return nearest(d.set, path) }
+
+func nearest(set map[string]token.Position, path string) (string, token.Position) {
 	for p := path; p != ""; {
-		if pos, ok := d.set[p]; ok {
+		if pos, ok := set[p]; ok {
 			return p, pos
 		}
 		i := strings.LastIndexAny(p, ".[")
@@ -326,27 +339,16 @@ func (d *decoder) validateUpstream(u *Upstream) {
 	rb := u.Retry.Budget
 	if u.Retry.MaxAttempts > 1 && rb.Ratio == 0 && rb.MinPerSecond == 0 {
 		p, pos := d.at(up, ".retry.budget")
-		d.warnAt(pos, p, "%s.retry: max_attempts %d without a budget (budget ratio and min_per_second are 0): retries can multiply the load on a failing upstream by %d", name, u.Retry.MaxAttempts, u.Retry.MaxAttempts)
+		d.warnAt(pos, p, "%s.retry: max_attempts %d with a budget of ratio 0 and min_per_second 0: the budget allows no retry, every request gets one attempt (max_attempts: 1 says so)", name, u.Retry.MaxAttempts)
 	}
 	br := u.Breaker
 	if br.MaxOpenFor < br.OpenFor && !d.replaced(up, ".breaker.max_open_for", ".breaker.open_for") {
 		p, pos := d.at(up, ".breaker.max_open_for")
 		d.errAt(pos, p, "%s.breaker: max_open_for (%s) is shorter than open_for (%s)", name, br.MaxOpenFor, br.OpenFor)
 	}
-	if br.Mode == "closed" || br.Mode == "metrics_only" {
-		if br.Window.Type == "count" && br.MinCalls > br.Window.Size {
-			p, pos := d.at(up, ".breaker.min_calls")
-			d.warnAt(pos, p, "%s.breaker: min_calls (%d) is larger than the count window (%d calls): the breaker can never open", name, br.MinCalls, br.Window.Size)
-		}
-		if br.MinCalls <= 1 {
-			p, pos := d.at(up, ".breaker.min_calls")
-			d.warnAt(pos, p, "%s.breaker: min_calls %d: the breaker opens on the first failed call", name, br.MinCalls)
-		}
-		if br.Window.Type == "time" && br.Window.Time < 2*t.Attempt {
-			p, pos := d.at(up, ".breaker.window.size")
-			d.warnAt(pos, p, "%s.breaker: the time window (%s) is shorter than 2 x the attempt timeout (%s): slow failures leave the window before they are counted", name, br.Window.Time, t.Attempt)
-		}
-	}
+	// The breaker's own warnings (a window it can never open on, one failed
+	// call that opens it, a time window shorter than two attempts) come from
+	// breaker.Config.Warnings, through gateway.Check.
 	if h := u.Health; h != nil {
 		if !strings.HasPrefix(h.Path, "/") {
 			d.errPath(up+".health.path", "%s.health.path: %q must start with / (it is required when health is set)", name, h.Path)

@@ -143,6 +143,17 @@ func (d *decoder) percent(f field, dst *float64) {
 	*dst = n
 }
 
+// rate accepts a percentage above 0 %: a share that trips a breaker, for
+// which 0 % would trip on calls that all succeeded.
+func (d *decoder) rate(f field, dst *float64) {
+	n := -1.0
+	if d.percent(f, &n); n == 0 {
+		d.errorf(f.node(), f.path, "%s: must be more than 0%% (at 0%% the breaker would open on calls that all succeeded)", key(f.path))
+	} else if n > 0 {
+		*dst = n
+	}
+}
+
 var sizeUnits = []struct {
 	suffix string
 	mult   int64

@@ -72,7 +72,7 @@ func policyOf(a *config.Async) queue.Policy {
 
 // checkQueue refuses a table with async routes when the gateway has no queue.
 func (g *Gateway) checkQueue(t *table) error {
-	if g.opts.Queue != nil {
+	if g.opts.Queue != nil || g.opts.check {
 		return nil
 	}
 	for _, r := range t.routes {

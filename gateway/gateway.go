@@ -48,6 +48,10 @@ type Options struct {
 	// flight before cancelling them (their jobs are delivered again
 	// later); default 5s.
 	WorkerGrace time.Duration
+
+	// check builds without starting anything: no health checks, and async
+	// routes need no queue (see Check).
+	check bool
 }
 
 // Gateway is the reverse proxy. Create it with New; its methods are safe for
@@ -149,7 +153,7 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, p *plan, err 
 		}
 		return u, nil
 	}
-	for _, rc := range cfg.Routes {
+	for i, rc := range cfg.Routes {
 		r := &route{cfg: rc}
 		if rc.Upstream != "" {
 			if r.up, err = lookup(rc.Name, rc.Upstream); err != nil {
@@ -161,7 +165,7 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, p *plan, err 
 			}
 			r.totalKey = r.total.String()
 		}
-		for _, f := range rc.Fallback {
+		for j, f := range rc.Fallback {
 			switch {
 			case f.Upstream != "":
 				u, err := lookup(rc.Name, f.Upstream)
@@ -174,7 +178,8 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, p *plan, err 
 				if c := oldCaches[rc.Name]; c != nil && reflect.DeepEqual(c.cfg, *f.StaleCache) {
 					r.cache = c
 				} else if r.cache, err = newStaleCache(*f.StaleCache); err != nil {
-					return t, nil, fmt.Errorf("gateway: route %q: stale_cache: %w", rc.Name, err)
+					return t, nil, &placedError{path: fmt.Sprintf("$.routes[%d].fallback[%d].stale_cache", i, j),
+						err: fmt.Errorf("gateway: route %q: stale_cache: %w", rc.Name, err)}
 				}
 				r.chain = append(r.chain, step{cache: r.cache})
 			case f.Static != nil:
@@ -200,7 +205,7 @@ func (g *Gateway) buildUpstreams(cfg *config.Config, old, t *table, p *plan) err
 			p.applied(Change{Upstream: name, Part: "upstream", Detail: "added"})
 		}
 		if err != nil {
-			return fmt.Errorf("gateway: upstream %q: %w", name, err)
+			return &placedError{path: "$.upstreams." + name, err: fmt.Errorf("gateway: upstream %q: %w", name, err)}
 		}
 		t.upstreams[name] = u
 	}

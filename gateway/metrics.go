@@ -289,7 +289,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descFailureRate, snap.FailureRate, name)
 		gauge(descInFlight, float64(u.bulkhead.InFlight()), name)
 		gauge(descLimit, float64(u.bulkhead.Limit()), name)
-		gauge(descBudget, u.budget.Remaining(), name)
+		budget := 0.0 // an upstream that allows no retry has no budget
+		if u.budget != nil {
+			budget = u.budget.Remaining()
+		}
+		gauge(descBudget, budget, name)
 		for _, is := range u.pool.Status() {
 			v := 0.0
 			if is.Healthy && !is.Ejected {

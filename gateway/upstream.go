@@ -111,7 +111,20 @@ func setBreakerMode(br *breaker.Breaker, mode string) {
 	}
 }
 
+// noRetries reports whether u's budget is ratio 0 and min_per_second 0:
+// the configuration's "a budget that allows no retry" (see
+// docs/configuration.md), which the retry package cannot express (both
+// negative is an error there), so the gateway makes one attempt per request
+// and keeps no budget.
+func noRetries(u *config.Upstream) bool {
+	return u.Retry.Budget.Ratio == 0 && u.Retry.Budget.MinPerSecond == 0
+}
+
+// newBudget returns u's retry budget; nil when u allows no retry.
 func newBudget(u *config.Upstream) (*retry.Budget, error) {
+	if noRetries(u) {
+		return nil, nil
+	}
 	return retry.NewBudget(retry.BudgetConfig{
 		Ratio: noneIfZero(u.Retry.Budget.Ratio), Window: u.Retry.Budget.Window, MinPerSecond: noneIfZero(u.Retry.Budget.MinPerSecond),
 	})
@@ -120,6 +133,15 @@ func newBudget(u *config.Upstream) (*retry.Budget, error) {
 // newRetry returns u's retry policy, spending from budget. A policy holds
 // no state of its own: a reload replaces it.
 func newRetry(u *config.Upstream, budget *retry.Budget, obs *upstreamMetrics) (*retry.Policy, error) {
+	rc, err := retryConfig(u, budget, obs)
+	if err != nil {
+		return nil, err
+	}
+	return retry.New(rc)
+}
+
+// retryConfig is the retry package's configuration for u.
+func retryConfig(u *config.Upstream, budget *retry.Budget, obs *upstreamMetrics) (retry.Config, error) {
 	rc := retry.Config{
 		Name: u.Name, MaxAttempts: u.Retry.MaxAttempts, Initial: u.Retry.Backoff.Initial, Max: u.Retry.Backoff.Max,
 		Multiplier: u.Retry.Backoff.Multiplier, Budget: budget, Observer: obs,
@@ -127,10 +149,13 @@ func newRetry(u *config.Upstream, budget *retry.Budget, obs *upstreamMetrics) (*
 		// retry_after_max (300s by default), not the backoff cap.
 		MaxRetryAfter: u.Retry.RetryAfterMax,
 	}
+	if noRetries(u) {
+		rc.MaxAttempts = 1
+	}
 	var err error
 	if u.Retry.Backoff.Type != "" {
 		if rc.Backoff, err = retry.ParseBackoffKind(u.Retry.Backoff.Type); err != nil {
-			return nil, err
+			return rc, err
 		}
 	}
 	if rc.Backoff == retry.Decorrelated {
@@ -139,10 +164,10 @@ func newRetry(u *config.Upstream, budget *retry.Budget, obs *upstreamMetrics) (*
 		rc.Jitter = retry.DecorrelatedJitter
 	} else if u.Retry.Backoff.Jitter != "" {
 		if rc.Jitter, err = retry.ParseJitterKind(u.Retry.Backoff.Jitter); err != nil {
-			return nil, err
+			return rc, err
 		}
 	}
-	return retry.New(rc)
+	return rc, nil
 }
 
 func newBulkhead(u *config.Upstream, obs *upstreamMetrics) (*bulkhead.Bulkhead, error) {
@@ -193,7 +218,9 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 	if err := up.wire(); err != nil {
 		return nil, err
 	}
-	up.pool.Start()
+	if !o.check {
+		up.pool.Start()
+	}
 	return up, nil
 }
 
@@ -223,7 +250,7 @@ func (up *upstream) wire() error {
 			return &d, nil
 		},
 		Retryable:     up.retryable,
-		MaxReplayBody: u.MaxReplayBody,
+		MaxReplayBody: replayBody(u),
 		Observer:      up.metrics,
 		// The proxy's outgoing request, whose header it copied: the
 		// deadline header goes into it.
@@ -252,6 +279,16 @@ func (up *upstream) wire() error {
 		BulkheadSpansBody: true,
 	})
 	return err
+}
+
+// replayBody is spillwayhttp's MaxReplayBody for u: max_replay_body 0
+// buffers nothing (a body is sent once, never retried), which spillwayhttp
+// writes as a negative value (its 0 means its default, 1 MiB).
+func replayBody(u *config.Upstream) int64 {
+	if u.MaxReplayBody == 0 {
+		return -1
+	}
+	return u.MaxReplayBody
 }
 
 // retryable is the Transport's retry rule: idempotent requests only (or an

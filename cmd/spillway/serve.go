@@ -215,7 +215,7 @@ func openQueue(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*q
 
 // loadConfig loads file, printing its warnings and errors to stderr.
 func loadConfig(file string, stderr io.Writer) (*config.Config, error) {
-	cfg, warnings, err := config.Load(file)
+	cfg, warnings, err := loadAndCheck(file)
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w.String())
 	}
@@ -349,7 +349,7 @@ type reloader struct {
 func (r *reloader) reload() (gateway.Changes, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cfg, warnings, err := config.Load(r.file)
+	cfg, warnings, err := loadAndCheck(r.file)
 	for _, w := range warnings {
 		r.log.Warn("configuration warning", "warning", w.String())
 	}

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/spf13/cobra"
 	"github.com/spillway-dev/spillway/config"
+	"github.com/spillway-dev/spillway/gateway"
 )
 
 func newValidateCommand() *cobra.Command {
@@ -15,7 +18,9 @@ func newValidateCommand() *cobra.Command {
 		Use:   "validate -c FILE",
 		Short: "Check a gateway configuration file and print every problem in it",
 		Long: `validate loads a gateway configuration exactly as serve would (${VAR}
-expanded from the environment, defaults merged, every key checked) and prints
+expanded from the environment, defaults merged, every key checked), builds
+every upstream's policies, pool and routes with serve's constructors (without
+listening or starting anything), and prints
 every problem as FILE:LINE:COL: message, warnings as
 FILE:LINE:COL: warning: message, or "FILE: ok". It exits with status 1 when
 the file has an error; warnings alone do not fail it.`,
@@ -32,7 +37,7 @@ the file has an error; warnings alone do not fail it.`,
 // runValidate prints the problems of file to w and returns an error when
 // there is at least one error (not a warning).
 func runValidate(w io.Writer, file string) error {
-	_, warnings, err := config.Load(file)
+	_, warnings, err := loadAndCheck(file)
 	var errs config.Errors
 	if errors.As(err, &errs) {
 		for _, e := range errs {
@@ -56,4 +61,23 @@ func runValidate(w io.Writer, file string) error {
 		fmt.Fprintf(w, "%s: ok, %d warning(s)\n", file, len(warnings))
 	}
 	return nil
+}
+
+// loadAndCheck loads file and builds what serve would run from it
+// (gateway.Check): validate and serve accept the same files and report the
+// same warnings, the configuration's and the policies', sorted by position.
+func loadAndCheck(file string) (*config.Config, []config.Warning, error) {
+	cfg, warnings, err := config.Load(file)
+	if err != nil {
+		return nil, warnings, err
+	}
+	more, err := gateway.Check(cfg)
+	if err != nil {
+		return nil, warnings, err
+	}
+	warnings = append(warnings, more...)
+	slices.SortStableFunc(warnings, func(a, b config.Warning) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+	})
+	return cfg, warnings, nil
 }

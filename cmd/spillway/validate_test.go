@@ -44,7 +44,7 @@ func TestValidate(t *testing.T) {
 			name: "warnings alone pass",
 			yaml: "upstreams:\n  a:\n    instances: [http://127.0.0.1:9001]\n    breaker: {min_calls: 1}\nroutes:\n  - {name: r, upstream: a}\n",
 			want: []string{
-				"FILE:4:26: warning: upstreams.a.breaker: min_calls 1: the breaker opens on the first failed call",
+				"FILE:4:26: warning: upstreams.a.breaker.min_calls: MinCalls is 1: the breaker opens on the first failed call",
 				"FILE: ok, 1 warning(s)",
 			},
 		},
@@ -57,6 +57,14 @@ func TestValidate(t *testing.T) {
 				`FILE:7:25: route "r": unknown upstream "b"; did you mean "a"?`,
 			},
 			wantErr: "FILE: 3 errors",
+		},
+		{
+			// config accepts the duration; the breaker, built as serve
+			// builds it, refuses it: validate says so at the key.
+			name:    "a policy refuses a value",
+			yaml:    "upstreams:\n  a:\n    instances: [http://127.0.0.1:9001]\n    breaker: {window: {type: time, size: 5ns}}\nroutes:\n  - {name: r, upstream: a}\n",
+			want:    []string{`FILE:4:42: gateway: upstream "a": breaker: WindowDuration must be at least 1ns per bucket, got 5ns for 10 buckets`},
+			wantErr: "FILE: 1 error",
 		},
 		{
 			name:    "one error",
