@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/spillway-dev/spillway/internal/natstest"
 )
 
 // TestScaleOutTwoQueues runs two Queues (two gateways) on one external
@@ -155,16 +157,8 @@ func TestOpenWaitsForTheServer(t *testing.T) {
 		q, err := Open(t.Context(), Config{Servers: []string{fmt.Sprintf("nats://127.0.0.1:%d", port)}, Timeout: 200 * time.Millisecond, Prefix: "LATE"})
 		done <- opened{q, err}
 	}()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(),
+	natstest.Start(t, &server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(),
 		NoSigs: true, NoLog: true, JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 4 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
 	o := <-done
 	if o.err != nil {
 		t.Fatalf("Open = %v, want it connected once the server started", o.err)
