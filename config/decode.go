@@ -83,24 +83,17 @@ func (u Upstream) clone() Upstream {
 	return u
 }
 
-var (
-	rootKeys     = []string{"listen", "tls", "server", "admin", "readiness", "queue", "defaults", "upstreams", "routes"}
-	upstreamKeys = []string{"instances", "balance", "timeouts", "retry", "breaker", "bulkhead", "health", "outlier", "max_replay_body"}
-	routeKeys    = []string{"name", "match", "strip_prefix", "allow_unsafe_paths", "upstream", "timeout", "fallback", "optional", "default", "async", "fault"}
-	staticKeys   = []string{"status", "headers", "body", "file"}
-)
-
 func (d *decoder) config(root ast.Node) *Config {
 	cfg := &Config{File: d.file, Listen: defaultListen, Server: DefaultServer(),
 		Admin: Admin{Listen: defaultAdminListen}, Queue: DefaultQueue(), Upstreams: map[string]*Upstream{}}
 	var defaultsF, upstreamsF, routesF *field
-	for _, f := range d.fields(root, "$", rootKeys...) {
+	for _, f := range d.fields(root, "$", rootKeys.names()...) {
 		switch f.key {
 		case "listen":
 			d.str(f, &cfg.Listen)
 		case "tls":
 			cfg.TLS = &TLS{}
-			for _, g := range d.fields(f.value, f.path, "cert_file", "key_file") {
+			for _, g := range d.fields(f.value, f.path, tlsKeys.names()...) {
 				switch g.key {
 				case "cert_file":
 					d.str(g, &cfg.TLS.CertFile)
@@ -111,7 +104,7 @@ func (d *decoder) config(root ast.Node) *Config {
 		case "server":
 			d.server(f, &cfg.Server)
 		case "admin":
-			for _, g := range d.fields(f.value, f.path, "listen", "token", "allowed_hosts") {
+			for _, g := range d.fields(f.value, f.path, adminKeys.names()...) {
 				switch g.key {
 				case "listen":
 					d.str(g, &cfg.Admin.Listen)
@@ -122,7 +115,7 @@ func (d *decoder) config(root ast.Node) *Config {
 				}
 			}
 		case "readiness":
-			for _, g := range d.fields(f.value, f.path, "required_upstreams") {
+			for _, g := range d.fields(f.value, f.path, readinessKeys.names()...) {
 				d.strings(g, &cfg.Readiness.RequiredUpstreams)
 			}
 		case "queue":
@@ -163,11 +156,8 @@ func (d *decoder) config(root ast.Node) *Config {
 	return cfg
 }
 
-var queueKeys = []string{"dir", "max_memory", "max_disk", "sync", "servers", "credentials", "user", "password", "token", "tls",
-	"replicas", "dedupe_window", "timeout", "prefix", "ping_interval", "dead_letters"}
-
 func (d *decoder) queue(f field, q *Queue) {
-	for _, g := range d.fields(f.value, f.path, queueKeys...) {
+	for _, g := range d.fields(f.value, f.path, queueKeys.names()...) {
 		switch g.key {
 		case "dir":
 			d.str(g, &q.Dir)
@@ -203,7 +193,7 @@ func (d *decoder) queue(f field, q *Queue) {
 			d.str(g, &q.Token)
 		case "tls":
 			q.TLS = &QueueTLS{}
-			for _, h := range d.fields(g.value, g.path, "ca", "cert", "key") {
+			for _, h := range d.fields(g.value, g.path, queueTLSKeys.names()...) {
 				switch h.key {
 				case "ca":
 					d.str(h, &q.TLS.CA)
@@ -224,7 +214,7 @@ func (d *decoder) queue(f field, q *Queue) {
 		case "ping_interval":
 			d.duration(g, &q.PingInterval, true)
 		case "dead_letters":
-			for _, h := range d.fields(g.value, g.path, "max_bytes", "max_messages") {
+			for _, h := range d.fields(g.value, g.path, deadLetterKeys.names()...) {
 				switch h.key {
 				case "max_bytes":
 					d.size(h, &q.DeadLetters.MaxBytes, true)
@@ -314,7 +304,7 @@ func (d *decoder) stringMap(f field, dst *map[string]string) {
 }
 
 func (d *decoder) server(f field, s *Server) {
-	for _, g := range d.fields(f.value, f.path, "read_header_timeout", "idle_timeout", "max_header_bytes", "max_body", "shutdown_grace", "write_timeout") {
+	for _, g := range d.fields(f.value, f.path, serverKeys.names()...) {
 		switch g.key {
 		case "read_header_timeout":
 			d.duration(g, &s.ReadHeaderTimeout, true)
@@ -341,7 +331,7 @@ func (d *decoder) server(f field, s *Server) {
 // upstream overlays the keys of n onto u; isDefaults refuses instances,
 // which are never inherited.
 func (d *decoder) upstream(n ast.Node, path string, u *Upstream, isDefaults bool) {
-	for _, f := range d.fields(n, path, upstreamKeys...) {
+	for _, f := range d.fields(n, path, upstreamKeys.names()...) {
 		switch f.key {
 		case "instances":
 			if isDefaults {
@@ -352,7 +342,7 @@ func (d *decoder) upstream(n ast.Node, path string, u *Upstream, isDefaults bool
 		case "balance":
 			d.oneOf(f, &u.Balance, "round_robin", "least_request", "random")
 		case "timeouts":
-			for _, g := range d.fields(f.value, f.path, "connect", "attempt", "total") {
+			for _, g := range d.fields(f.value, f.path, timeoutKeys.names()...) {
 				switch g.key {
 				case "connect":
 					d.duration(g, &u.Timeouts.Connect, true)
@@ -367,7 +357,7 @@ func (d *decoder) upstream(n ast.Node, path string, u *Upstream, isDefaults bool
 		case "breaker":
 			d.breaker(f, &u.Breaker)
 		case "bulkhead":
-			for _, g := range d.fields(f.value, f.path, "max_concurrent", "max_waiting", "max_wait") {
+			for _, g := range d.fields(f.value, f.path, bulkheadKeys.names()...) {
 				switch g.key {
 				case "max_concurrent":
 					d.integer(g, &u.Bulkhead.MaxConcurrent, 1)
@@ -382,7 +372,7 @@ func (d *decoder) upstream(n ast.Node, path string, u *Upstream, isDefaults bool
 				h := defaultHealth()
 				u.Health = &h
 			}
-			for _, g := range d.fields(f.value, f.path, "path", "interval", "timeout", "unhealthy_after", "healthy_after") {
+			for _, g := range d.fields(f.value, f.path, healthKeys.names()...) {
 				switch g.key {
 				case "path":
 					d.str(g, &u.Health.Path)
@@ -398,7 +388,7 @@ func (d *decoder) upstream(n ast.Node, path string, u *Upstream, isDefaults bool
 			}
 		case "outlier":
 			o := &u.Outlier
-			for _, g := range d.fields(f.value, f.path, "consecutive_failures", "ejection", "max_ejection", "max_ejected", "panic_threshold") {
+			for _, g := range d.fields(f.value, f.path, outlierKeys.names()...) {
 				switch g.key {
 				case "consecutive_failures":
 					d.integer(g, &o.ConsecutiveFailures, 0)
@@ -421,7 +411,7 @@ func (d *decoder) upstream(n ast.Node, path string, u *Upstream, isDefaults bool
 var retryOn = []string{"connect_failure", "timeout", "reset"}
 
 func (d *decoder) retry(f field, r *Retry) {
-	for _, g := range d.fields(f.value, f.path, "max_attempts", "backoff", "on", "budget", "retry_after_max") {
+	for _, g := range d.fields(f.value, f.path, retryKeys.names()...) {
 		switch g.key {
 		case "max_attempts":
 			d.integer(g, &r.MaxAttempts, 1)
@@ -446,7 +436,7 @@ func (d *decoder) retry(f field, r *Retry) {
 			}
 			r.On = on
 		case "budget":
-			for _, h := range d.fields(g.value, g.path, "ratio", "window", "min_per_second") {
+			for _, h := range d.fields(g.value, g.path, budgetKeys.names()...) {
 				switch h.key {
 				case "ratio":
 					d.percent(h, &r.Budget.Ratio)
@@ -464,7 +454,7 @@ func (d *decoder) retry(f field, r *Retry) {
 
 func (d *decoder) backoff(f field, b *Backoff) {
 	typeSet, jitterSet := false, false
-	for _, g := range d.fields(f.value, f.path, "type", "initial", "max", "multiplier", "jitter") {
+	for _, g := range d.fields(f.value, f.path, backoffKeys.names()...) {
 		switch g.key {
 		case "type":
 			typeSet = true
@@ -491,13 +481,13 @@ func (d *decoder) backoff(f field, b *Backoff) {
 }
 
 func (d *decoder) breaker(f field, b *Breaker) {
-	for _, g := range d.fields(f.value, f.path, "mode", "window", "min_calls", "failure_rate", "slow_call", "open_for", "max_open_for", "half_open_probes") {
+	for _, g := range d.fields(f.value, f.path, breakerKeys.names()...) {
 		switch g.key {
 		case "mode":
 			d.oneOf(g, &b.Mode, "closed", "disabled", "forced_open", "metrics_only")
 		case "window":
 			var sizeF *field
-			for _, h := range d.fields(g.value, g.path, "type", "size") {
+			for _, h := range d.fields(g.value, g.path, windowKeys.names()...) {
 				switch h.key {
 				case "type":
 					d.oneOf(h, &b.Window.Type, "count", "time")
@@ -513,7 +503,7 @@ func (d *decoder) breaker(f field, b *Breaker) {
 		case "failure_rate":
 			d.rate(g, &b.FailureRate)
 		case "slow_call":
-			for _, h := range d.fields(g.value, g.path, "duration", "rate") {
+			for _, h := range d.fields(g.value, g.path, slowCallKeys.names()...) {
 				switch h.key {
 				case "duration":
 					d.duration(h, &b.SlowCall.Duration, false)
@@ -553,7 +543,7 @@ func (d *decoder) windowSize(f field, w *Window) {
 
 func (d *decoder) route(n ast.Node, path string) *Route {
 	r := &Route{}
-	for _, f := range d.fields(n, path, routeKeys...) {
+	for _, f := range d.fields(n, path, routeKeys.names()...) {
 		switch f.key {
 		case "name":
 			d.str(f, &r.Name)
@@ -577,7 +567,7 @@ func (d *decoder) route(n ast.Node, path string) *Route {
 			r.Default = d.static(f)
 		case "async":
 			a := defaultAsync()
-			for _, g := range d.fields(f.value, f.path, "max_attempts", "backoff", "retention", "max_body", "concurrency", "ordered", "key_scope") {
+			for _, g := range d.fields(f.value, f.path, asyncKeys.names()...) {
 				switch g.key {
 				case "max_attempts":
 					d.integer(g, &a.MaxAttempts, 1)
@@ -607,7 +597,7 @@ func (d *decoder) route(n ast.Node, path string) *Route {
 }
 
 func (d *decoder) match(f field, m *Match) {
-	for _, g := range d.fields(f.value, f.path, "host", "path_prefix", "path", "methods", "headers") {
+	for _, g := range d.fields(f.value, f.path, matchKeys.names()...) {
 		switch g.key {
 		case "host":
 			d.str(g, &m.Host)
@@ -629,7 +619,7 @@ func (d *decoder) match(f field, m *Match) {
 
 func (d *decoder) fallbackStep(n ast.Node, path string) Fallback {
 	var fb Fallback
-	fields := d.fields(n, path, "upstream", "stale_cache", "static")
+	fields := d.fields(n, path, fallbackKeys.names()...)
 	for _, f := range fields {
 		switch f.key {
 		case "upstream":
@@ -654,7 +644,7 @@ const maxCacheEntryBytes = 1 << 30
 func (d *decoder) staleCache(f field) *StaleCache {
 	sc := &StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000, MaxBytes: 64 * mib}
 	var entryBytes *field
-	for _, g := range d.fields(f.value, f.path, "ttl", "serve_stale_for", "max_entries", "max_bytes", "max_entry_bytes", "ignore_cookies") {
+	for _, g := range d.fields(f.value, f.path, staleCacheKeys.names()...) {
 		switch g.key {
 		case "ttl":
 			d.duration(g, &sc.TTL, true)
@@ -701,7 +691,7 @@ func (d *decoder) cookieNames(f field, dst *[]string) {
 func (d *decoder) static(f field) *Static {
 	s := &Static{Status: 200}
 	var fileF *field
-	for _, g := range d.fields(f.value, f.path, staticKeys...) {
+	for _, g := range d.fields(f.value, f.path, staticKeys.names()...) {
 		switch g.key {
 		case "status":
 			d.status(g, &s.Status)

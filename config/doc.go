@@ -13,6 +13,10 @@
 // scalar values; durations are Go durations (250ms, 2s, 5m), percentages
 // are 50% or 0.5, sizes are 1MiB, 512KiB, 10MB or plain bytes.
 //
+// The keys each mapping allows are declared once, in keys.go, and read
+// by the decoder's cases; [Keys] lists their paths, which tests hold the
+// JSON Schema (docs/spillway.schema.json) and docs/configuration.md to.
+//
 // The defaults: mapping is merged key by key into every upstream (all keys
 // but instances); then every key still unset takes the built-in default
 // written in its field's comment and in docs/configuration.md.
