@@ -224,13 +224,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.jobStatus(rec, x, r)
 		return
 	}
-	for _, rt := range t.routes {
-		if matches(&rt.cfg.Match, r) {
-			x.route = rt
-			break
-		}
-	}
-	if x.route == nil {
+	if x.route = t.match(r); x.route == nil {
 		g.local(rec, x, http.StatusNotFound, ReasonNoRoute, "no route matches the request")
 		return
 	}
@@ -249,12 +243,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.accept(rec, x, r, t)
 		return
 	}
-	if max := t.cfg.Server.MaxBody; max > 0 && r.Body != nil && r.Body != http.NoBody {
-		if r.ContentLength > max {
-			g.local(rec, x, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "the request body is too large")
-			return
-		}
-		r.Body = http.MaxBytesReader(rec, r.Body, max)
+	if g.tooLarge(rec, x, r, t.cfg.Server.MaxBody) {
+		return
 	}
 	ctx := r.Context()
 	if ms, ok := parseMillis(r.Header.Get(spillwayhttp.TimeoutHeader)); ok && ms < rt.total {
@@ -289,7 +279,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.static(rec, x, rt.cfg.Default, FallbackDefault)
 		return
 	}
-	for _, s := range rt.chain {
+	g.fallBack(rec, x, r, body, replayable, err)
+}
+
+// fallBack answers x after its upstream failed with err: the steps of its
+// route's fallback chain in order (a replica, the stale cache, a static
+// answer), or the error answer when none answers. body is the request body
+// buffered for a replica (nil when there is none to resend); replayable
+// says whether the request can be sent again.
+func (g *Gateway) fallBack(rec *recorder, x *exchange, r *http.Request, body []byte, replayable bool, err error) {
+	for _, s := range x.route.chain {
 		switch {
 		case s.replica != nil:
 			if !replayable || !(spillwayhttp.Idempotent(r) || spillway.IsRejection(err)) {
@@ -299,7 +298,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				x.request().Body = io.NopCloser(bytes.NewReader(body))
 			}
 			if g.phase(rec, x, s.replica, s.replica.cfg.Timeouts.Total.String(), FallbackReplica) == nil {
-				g.metrics.fallback(rt, FallbackReplica)
+				g.metrics.fallback(x.route, FallbackReplica)
 				x.outcome = outcomeFallback
 				return
 			}
@@ -309,7 +308,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case s.cache != nil:
 			if e, ok := s.cache.lookup(r); ok {
 				x.fallback, x.outcome, x.reason = FallbackStaleCache, outcomeFallback, string(spillway.ReasonOf(err))
-				g.metrics.fallback(rt, FallbackStaleCache)
+				g.metrics.fallback(x.route, FallbackStaleCache)
 				e.serve(rec, r, time.Now())
 				return
 			}
@@ -320,6 +319,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	g.failed(rec, x, err)
+}
+
+// tooLarge answers 413 (and returns true) when r announces a body over max
+// (0: no limit); otherwise it bounds r's body to max, so that a longer
+// chunked body fails when it is read.
+func (g *Gateway) tooLarge(rec *recorder, x *exchange, r *http.Request, max int64) bool {
+	if max <= 0 || r.Body == nil || r.Body == http.NoBody {
+		return false
+	}
+	if r.ContentLength > max {
+		g.local(rec, x, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "the request body is too large")
+		return true
+	}
+	r.Body = http.MaxBytesReader(rec, r.Body, max)
+	return false
 }
 
 // phase proxies x's request to up; it returns nil when an answer was

@@ -32,6 +32,17 @@ type step struct {
 	static  *config.Static
 }
 
+// match returns the first route of t whose conditions r satisfies, nil
+// when none does.
+func (t *table) match(r *http.Request) *route {
+	for _, rt := range t.routes {
+		if matches(&rt.cfg.Match, r) {
+			return rt
+		}
+	}
+	return nil
+}
+
 // matches reports whether r satisfies every condition of m.
 func matches(m *config.Match, r *http.Request) bool {
 	if m.Host != "" && !strings.EqualFold(m.Host, hostOnly(r.Host)) {
