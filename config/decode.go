@@ -2,13 +2,13 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/textproto"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/goccy/go-yaml/ast"
 )
 
 // Built-in defaults, from the brief's table "Defaults and where they come
@@ -83,147 +83,95 @@ func (u Upstream) clone() Upstream {
 	return u
 }
 
-func (d *decoder) config(root ast.Node) *Config {
+// config resolves the decoded file: the built-in defaults, overlaid by
+// what the file writes; the defaults: mapping overlaid on the built-in
+// upstream, and each upstream overlaid on that.
+func (d *decoder) config(y *fileYAML) *Config {
 	cfg := &Config{File: d.file, Listen: defaultListen, Server: DefaultServer(),
 		Admin: Admin{Listen: defaultAdminListen}, Queue: DefaultQueue(), Upstreams: map[string]*Upstream{}}
-	var defaultsF, upstreamsF, routesF *field
-	for _, f := range d.fields(root, "$", rootKeys.names()...) {
-		switch f.key {
-		case "listen":
-			d.str(f, &cfg.Listen)
-		case "tls":
-			cfg.TLS = &TLS{}
-			for _, g := range d.fields(f.value, f.path, tlsKeys.names()...) {
-				switch g.key {
-				case "cert_file":
-					d.str(g, &cfg.TLS.CertFile)
-				case "key_file":
-					d.str(g, &cfg.TLS.KeyFile)
-				}
-			}
-		case "server":
-			d.server(f, &cfg.Server)
-		case "admin":
-			for _, g := range d.fields(f.value, f.path, adminKeys.names()...) {
-				switch g.key {
-				case "listen":
-					d.str(g, &cfg.Admin.Listen)
-				case "token":
-					d.str(g, &cfg.Admin.Token)
-				case "allowed_hosts":
-					d.strings(g, &cfg.Admin.AllowedHosts)
-				}
-			}
-		case "readiness":
-			for _, g := range d.fields(f.value, f.path, readinessKeys.names()...) {
-				d.strings(g, &cfg.Readiness.RequiredUpstreams)
-			}
-		case "queue":
-			d.queue(f, &cfg.Queue)
-		case "defaults":
-			defaultsF = &f
-		case "upstreams":
-			upstreamsF = &f
-		case "routes":
-			routesF = &f
-		}
-	}
+	d.apply(reflect.ValueOf(cfg).Elem(), reflect.ValueOf(y).Elem())
 	base := DefaultUpstream()
-	if defaultsF != nil {
-		d.upstream(defaultsF.value, defaultsF.path, &base, true)
-	}
-	if upstreamsF != nil {
-		for _, f := range d.fields(upstreamsF.value, upstreamsF.path) {
-			u := base.clone()
-			u.Name = f.key
-			if !validName(f.key) {
-				d.errorf(f.keyN, f.path, "upstreams: invalid name %q (letters, digits, '.', '_' and '-' only)", f.key)
-			}
-			if f.value == nil {
-				d.errorf(f.keyN, f.path, "%s: instances are required", key(f.path))
-			}
-			d.upstream(f.value, f.path, &u, false)
-			cfg.Upstreams[f.key] = &u
+	d.upstream(&base, &y.Defaults)
+	for _, name := range slices.Sorted(maps.Keys(y.Upstreams)) {
+		p := "$.upstreams." + name
+		if !validName(name) {
+			d.errAt(d.keyAt[p], p, "upstreams: invalid name %q (letters, digits, '.', '_' and '-' only)", name)
 		}
-	}
-	if routesF != nil {
-		for i, n := range d.items(*routesF) {
-			p := fmt.Sprintf("%s[%d]", routesF.path, i)
-			d.set[p] = posOf(n)
-			cfg.Routes = append(cfg.Routes, d.route(n, p))
+		if d.null[p] {
+			d.errAt(d.keyAt[p], p, "%s: instances are required", key(p))
 		}
+		u := base.clone()
+		u.Name = name
+		if uy := y.Upstreams[name]; uy != nil {
+			d.upstream(&u, uy)
+		}
+		cfg.Upstreams[name] = &u
+	}
+	for i := range y.Routes {
+		cfg.Routes = append(cfg.Routes, d.route(&y.Routes[i], fmt.Sprintf("$.routes[%d]", i)))
 	}
 	return cfg
 }
 
-func (d *decoder) queue(f field, q *Queue) {
-	for _, g := range d.fields(f.value, f.path, queueKeys.names()...) {
-		switch g.key {
-		case "dir":
-			d.str(g, &q.Dir)
-		case "max_memory":
-			d.size(g, &q.MaxMemory, true)
-		case "max_disk":
-			d.size(g, &q.MaxDisk, true)
-		case "sync":
-			s, ok := d.scalar(g)
-			if !ok {
-				continue
-			}
-			switch s {
-			case "always":
-				q.SyncAlways = true
-			case "interval":
-			default:
-				if _, e := parseDuration(s); e != "" {
-					d.errorf(g.node(), g.path, "%s: %q is neither always, interval nor a duration (like 30s)", key(g.path), s)
-					continue
-				}
-				d.duration(g, &q.SyncInterval, true)
-			}
-		case "servers":
-			d.strings(g, &q.Servers)
-		case "credentials":
-			d.str(g, &q.Credentials)
-		case "user":
-			d.str(g, &q.User)
-		case "password":
-			d.str(g, &q.Password)
-		case "token":
-			d.str(g, &q.Token)
-		case "tls":
-			q.TLS = &QueueTLS{}
-			for _, h := range d.fields(g.value, g.path, queueTLSKeys.names()...) {
-				switch h.key {
-				case "ca":
-					d.str(h, &q.TLS.CA)
-				case "cert":
-					d.str(h, &q.TLS.Cert)
-				case "key":
-					d.str(h, &q.TLS.Key)
-				}
-			}
-		case "replicas":
-			d.integer(g, &q.Replicas, 1)
-		case "dedupe_window":
-			d.duration(g, &q.DedupeWindow, true)
-		case "timeout":
-			d.duration(g, &q.Timeout, true)
-		case "prefix":
-			d.str(g, &q.Prefix)
-		case "ping_interval":
-			d.duration(g, &q.PingInterval, true)
-		case "dead_letters":
-			for _, h := range d.fields(g.value, g.path, deadLetterKeys.names()...) {
-				switch h.key {
-				case "max_bytes":
-					d.size(h, &q.DeadLetters.MaxBytes, true)
-				case "max_messages":
-					d.integer(h, &q.DeadLetters.MaxMessages, 1)
-				}
-			}
+// upstream overlays the keys of y onto u.
+func (d *decoder) upstream(u *Upstream, y *upstreamYAML) {
+	d.apply(reflect.ValueOf(u).Elem(), reflect.ValueOf(y).Elem())
+	impliedDecorrelated(&u.Retry.Backoff, &y.Retry.Backoff)
+}
+
+// impliedDecorrelated completes a backoff that names decorrelated on one
+// side only: the decorrelated scheme is both a growth and a jitter.
+func impliedDecorrelated(b *Backoff, y *backoffYAML) {
+	typeSet, jitterSet := y.Type.f != nil, y.Jitter.f != nil
+	if typeSet && !jitterSet && b.Type == "decorrelated" {
+		b.Jitter = "decorrelated"
+	}
+	if jitterSet && !typeSet && b.Jitter == "decorrelated" {
+		b.Type = "decorrelated"
+	}
+}
+
+func (d *decoder) route(y *routeYAML, path string) *Route {
+	r := &Route{}
+	d.apply(reflect.ValueOf(r).Elem(), reflect.ValueOf(y).Elem())
+	if r.Async != nil {
+		impliedDecorrelated(&r.Async.Backoff, &y.Async.Backoff)
+	}
+	for j := range y.Fallback {
+		sy, step := &y.Fallback[j], &r.Fallback[j]
+		if n := written(reflect.ValueOf(sy).Elem()); n != 1 {
+			p := fmt.Sprintf("%s.fallback[%d]", path, j)
+			d.errAt(d.set[p], p, "%s: a fallback step has exactly one of %s, found %d", key(p), oneOfKeys(reflect.TypeFor[fallbackYAML]()), n)
+		}
+		if step.StaleCache != nil {
+			d.staleCache(step.StaleCache, sy.StaleCache)
+		}
+		if step.Static != nil {
+			d.static(step.Static, sy.Static)
 		}
 	}
+	if r.Default != nil {
+		d.static(r.Default, y.Default)
+	}
+	return r
+}
+
+// written counts the keys a schema struct holds: the file wrote them.
+func written(v reflect.Value) int {
+	n := 0
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if l, ok := f.Interface().(leaf); ok && l.f != nil || !ok && !f.IsZero() {
+			n++
+		}
+	}
+	return n
+}
+
+// oneOfKeys writes the keys of the schema struct t as "a, b or c".
+func oneOfKeys(t reflect.Type) string {
+	names := keyNames(t)
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // keyScope decodes async.key_scope: route (dst ""), or header:NAME (dst
@@ -273,254 +221,6 @@ func validName(s string) bool {
 	return true
 }
 
-func (d *decoder) strings(f field, dst *[]string) {
-	items := d.items(f)
-	out := make([]string, 0, len(items))
-	for i, n := range items {
-		p := fmt.Sprintf("%s[%d]", f.path, i)
-		d.set[p] = posOf(n)
-		var s string
-		before := len(d.errs)
-		d.str(field{key: f.key, path: p, keyN: f.keyN, value: n}, &s)
-		if len(d.errs) == before {
-			out = append(out, s)
-		}
-	}
-	*dst = out
-}
-
-func (d *decoder) stringMap(f field, dst *map[string]string) {
-	m := map[string]string{}
-	for _, g := range d.fields(f.value, f.path) {
-		var s string
-		if g.value == nil {
-			d.errorf(g.keyN, g.path, "%s: a value is required", key(g.path))
-			continue
-		}
-		d.str(g, &s)
-		m[g.key] = s
-	}
-	*dst = m
-}
-
-func (d *decoder) server(f field, s *Server) {
-	for _, g := range d.fields(f.value, f.path, serverKeys.names()...) {
-		switch g.key {
-		case "read_header_timeout":
-			d.duration(g, &s.ReadHeaderTimeout, true)
-		case "idle_timeout":
-			d.duration(g, &s.IdleTimeout, true)
-		case "max_header_bytes":
-			n := int64(s.MaxHeaderBytes)
-			d.size(g, &n, true)
-			if n > 1<<30 {
-				d.errorf(g.node(), g.path, "%s: at most 1GiB", key(g.path))
-			} else {
-				s.MaxHeaderBytes = int(n)
-			}
-		case "max_body":
-			d.size(g, &s.MaxBody, true)
-		case "shutdown_grace":
-			d.duration(g, &s.ShutdownGrace, false)
-		case "write_timeout":
-			d.duration(g, &s.WriteTimeout, true)
-		}
-	}
-}
-
-// upstream overlays the keys of n onto u; isDefaults refuses instances,
-// which are never inherited.
-func (d *decoder) upstream(n ast.Node, path string, u *Upstream, isDefaults bool) {
-	for _, f := range d.fields(n, path, upstreamKeys.names()...) {
-		switch f.key {
-		case "instances":
-			if isDefaults {
-				d.errorf(f.keyN, f.path, "defaults.instances: instances are not inherited; list them under each upstream")
-				continue
-			}
-			d.strings(f, &u.Instances)
-		case "balance":
-			d.oneOf(f, &u.Balance, "round_robin", "least_request", "random")
-		case "timeouts":
-			for _, g := range d.fields(f.value, f.path, timeoutKeys.names()...) {
-				switch g.key {
-				case "connect":
-					d.duration(g, &u.Timeouts.Connect, true)
-				case "attempt":
-					d.duration(g, &u.Timeouts.Attempt, true)
-				case "total":
-					d.duration(g, &u.Timeouts.Total, true)
-				}
-			}
-		case "retry":
-			d.retry(f, &u.Retry)
-		case "breaker":
-			d.breaker(f, &u.Breaker)
-		case "bulkhead":
-			for _, g := range d.fields(f.value, f.path, bulkheadKeys.names()...) {
-				switch g.key {
-				case "max_concurrent":
-					d.integer(g, &u.Bulkhead.MaxConcurrent, 1)
-				case "max_waiting":
-					d.integer(g, &u.Bulkhead.MaxWaiting, 0)
-				case "max_wait":
-					d.duration(g, &u.Bulkhead.MaxWait, false)
-				}
-			}
-		case "health":
-			if u.Health == nil {
-				h := defaultHealth()
-				u.Health = &h
-			}
-			for _, g := range d.fields(f.value, f.path, healthKeys.names()...) {
-				switch g.key {
-				case "path":
-					d.str(g, &u.Health.Path)
-				case "interval":
-					d.duration(g, &u.Health.Interval, true)
-				case "timeout":
-					d.duration(g, &u.Health.Timeout, true)
-				case "unhealthy_after":
-					d.integer(g, &u.Health.UnhealthyAfter, 1)
-				case "healthy_after":
-					d.integer(g, &u.Health.HealthyAfter, 1)
-				}
-			}
-		case "outlier":
-			o := &u.Outlier
-			for _, g := range d.fields(f.value, f.path, outlierKeys.names()...) {
-				switch g.key {
-				case "consecutive_failures":
-					d.integer(g, &o.ConsecutiveFailures, 0)
-				case "ejection":
-					d.duration(g, &o.Ejection, true)
-				case "max_ejection":
-					d.duration(g, &o.MaxEjection, true)
-				case "max_ejected":
-					d.percent(g, &o.MaxEjected)
-				case "panic_threshold":
-					d.percent(g, &o.PanicThreshold)
-				}
-			}
-		case "max_replay_body":
-			d.size(f, &u.MaxReplayBody, false)
-		}
-	}
-}
-
-var retryOn = []string{"connect_failure", "timeout", "reset"}
-
-func (d *decoder) retry(f field, r *Retry) {
-	for _, g := range d.fields(f.value, f.path, retryKeys.names()...) {
-		switch g.key {
-		case "max_attempts":
-			d.integer(g, &r.MaxAttempts, 1)
-		case "backoff":
-			d.backoff(g, &r.Backoff)
-		case "on":
-			var on []string
-			d.strings(g, &on)
-			for i, s := range on {
-				if contains(retryOn, s) {
-					continue
-				}
-				if code, err := strconv.Atoi(s); err == nil && code >= 100 && code <= 599 {
-					continue
-				}
-				p := fmt.Sprintf("%s[%d]", g.path, i)
-				msg := fmt.Sprintf("%s: %q is neither one of %s nor an HTTP status", key(p), s, strings.Join(retryOn, ", "))
-				if sg := suggest(s, retryOn); sg != "" {
-					msg += fmt.Sprintf("; did you mean %q?", sg)
-				}
-				d.errorf(d.items(g)[i], p, "%s", msg)
-			}
-			r.On = on
-		case "budget":
-			for _, h := range d.fields(g.value, g.path, budgetKeys.names()...) {
-				switch h.key {
-				case "ratio":
-					d.percent(h, &r.Budget.Ratio)
-				case "window":
-					d.duration(h, &r.Budget.Window, true)
-				case "min_per_second":
-					d.number(h, &r.Budget.MinPerSecond, 0)
-				}
-			}
-		case "retry_after_max":
-			d.duration(g, &r.RetryAfterMax, true)
-		}
-	}
-}
-
-func (d *decoder) backoff(f field, b *Backoff) {
-	typeSet, jitterSet := false, false
-	for _, g := range d.fields(f.value, f.path, backoffKeys.names()...) {
-		switch g.key {
-		case "type":
-			typeSet = true
-			d.oneOf(g, &b.Type, "exponential", "constant", "decorrelated")
-		case "initial":
-			d.duration(g, &b.Initial, true)
-		case "max":
-			d.duration(g, &b.Max, true)
-		case "multiplier":
-			d.number(g, &b.Multiplier, 1)
-		case "jitter":
-			jitterSet = true
-			d.oneOf(g, &b.Jitter, "full", "none", "equal", "decorrelated")
-		}
-	}
-	// The decorrelated scheme is both a growth and a jitter: naming it on
-	// one side implies the other.
-	if typeSet && !jitterSet && b.Type == "decorrelated" {
-		b.Jitter = "decorrelated"
-	}
-	if jitterSet && !typeSet && b.Jitter == "decorrelated" {
-		b.Type = "decorrelated"
-	}
-}
-
-func (d *decoder) breaker(f field, b *Breaker) {
-	for _, g := range d.fields(f.value, f.path, breakerKeys.names()...) {
-		switch g.key {
-		case "mode":
-			d.oneOf(g, &b.Mode, "closed", "disabled", "forced_open", "metrics_only")
-		case "window":
-			var sizeF *field
-			for _, h := range d.fields(g.value, g.path, windowKeys.names()...) {
-				switch h.key {
-				case "type":
-					d.oneOf(h, &b.Window.Type, "count", "time")
-				case "size":
-					sizeF = &h
-				}
-			}
-			if sizeF != nil {
-				d.windowSize(*sizeF, &b.Window)
-			}
-		case "min_calls":
-			d.integer(g, &b.MinCalls, 1)
-		case "failure_rate":
-			d.rate(g, &b.FailureRate)
-		case "slow_call":
-			for _, h := range d.fields(g.value, g.path, slowCallKeys.names()...) {
-				switch h.key {
-				case "duration":
-					d.duration(h, &b.SlowCall.Duration, false)
-				case "rate":
-					d.rate(h, &b.SlowCall.Rate)
-				}
-			}
-		case "open_for":
-			d.duration(g, &b.OpenFor, true)
-		case "max_open_for":
-			d.duration(g, &b.MaxOpenFor, true)
-		case "half_open_probes":
-			d.integer(g, &b.HalfOpenProbes, 1)
-		}
-	}
-}
-
 // windowSize reads size as a number of calls or a duration, as the
 // window's type (given beside it or inherited) says.
 func (d *decoder) windowSize(f field, w *Window) {
@@ -541,175 +241,100 @@ func (d *decoder) windowSize(f field, w *Window) {
 	d.integer(f, &w.Size, 1)
 }
 
-func (d *decoder) route(n ast.Node, path string) *Route {
-	r := &Route{}
-	for _, f := range d.fields(n, path, routeKeys.names()...) {
-		switch f.key {
-		case "name":
-			d.str(f, &r.Name)
-		case "match":
-			d.match(f, &r.Match)
-		case "strip_prefix":
-			d.boolean(f, &r.StripPrefix)
-		case "allow_unsafe_paths":
-			d.boolean(f, &r.AllowUnsafePaths)
-		case "upstream":
-			d.str(f, &r.Upstream)
-		case "timeout":
-			d.duration(f, &r.Timeout, true)
-		case "fallback":
-			for i, s := range d.items(f) {
-				r.Fallback = append(r.Fallback, d.fallbackStep(s, fmt.Sprintf("%s[%d]", f.path, i)))
-			}
-		case "optional":
-			d.boolean(f, &r.Optional)
-		case "default":
-			r.Default = d.static(f)
-		case "async":
-			a := defaultAsync()
-			for _, g := range d.fields(f.value, f.path, asyncKeys.names()...) {
-				switch g.key {
-				case "max_attempts":
-					d.integer(g, &a.MaxAttempts, 1)
-				case "backoff":
-					d.backoff(g, &a.Backoff)
-				case "retention":
-					d.duration(g, &a.Retention, true)
-				case "max_body":
-					d.size(g, &a.MaxBody, true)
-				case "concurrency":
-					d.integer(g, &a.Concurrency, 1)
-				case "ordered":
-					d.boolean(g, &a.Ordered)
-				case "key_scope":
-					d.keyScope(g, &a.KeyScopeHeader)
-				}
-			}
-			r.Async = &a
-		case "fault":
-			// Known, so that it is not "unknown key", but refused: a fault
-			// that the file asks for and the gateway does not inject would
-			// make a drill pass for the wrong reason.
-			d.errorf(f.keyN, f.path, "%s: fault injection is not available yet: remove fault: from the route", key(f.path))
-		}
-	}
-	return r
-}
-
-func (d *decoder) match(f field, m *Match) {
-	for _, g := range d.fields(f.value, f.path, matchKeys.names()...) {
-		switch g.key {
-		case "host":
-			d.str(g, &m.Host)
-			m.Host = strings.ToLower(m.Host)
-		case "path_prefix":
-			d.str(g, &m.PathPrefix)
-		case "path":
-			d.str(g, &m.Path)
-		case "methods":
-			d.strings(g, &m.Methods)
-			for i := range m.Methods {
-				m.Methods[i] = strings.ToUpper(m.Methods[i])
-			}
-		case "headers":
-			d.stringMap(g, &m.Headers)
-		}
-	}
-}
-
-func (d *decoder) fallbackStep(n ast.Node, path string) Fallback {
-	var fb Fallback
-	fields := d.fields(n, path, fallbackKeys.names()...)
-	for _, f := range fields {
-		switch f.key {
-		case "upstream":
-			d.str(f, &fb.Upstream)
-		case "stale_cache":
-			fb.StaleCache = d.staleCache(f)
-		case "static":
-			fb.Static = d.static(f)
-		}
-	}
-	if len(fields) != 1 && d.resolve(n) != nil {
-		d.errorf(n, path, "%s: a fallback step has exactly one of upstream, stale_cache or static, found %d", key(path), len(fields))
-	}
-	return fb
-}
-
 // maxCacheEntryBytes bounds stale_cache.max_entry_bytes: an entry's weight
 // in the cache is a uint32, and a fallback answer of a gigabyte held in
 // memory is already a mistake.
 const maxCacheEntryBytes = 1 << 30
 
-func (d *decoder) staleCache(f field) *StaleCache {
-	sc := &StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000, MaxBytes: 64 * mib}
-	var entryBytes *field
-	for _, g := range d.fields(f.value, f.path, staleCacheKeys.names()...) {
-		switch g.key {
-		case "ttl":
-			d.duration(g, &sc.TTL, true)
-		case "serve_stale_for":
-			d.duration(g, &sc.ServeStaleFor, false)
-		case "max_entries":
-			d.integer(g, &sc.MaxEntries, 1)
-		case "max_bytes":
-			d.size(g, &sc.MaxBytes, true)
-		case "max_entry_bytes":
-			d.size(g, &sc.MaxEntryBytes, true)
-			entryBytes = &g
-		case "ignore_cookies":
-			d.cookieNames(g, &sc.IgnoreCookies)
-		}
-	}
+// staleCache checks max_entry_bytes against max_bytes, or derives it.
+func (d *decoder) staleCache(sc *StaleCache, y *staleCacheYAML) {
+	e := y.MaxEntryBytes.f
 	switch {
-	case entryBytes == nil:
+	case e == nil:
 		sc.MaxEntryBytes = min(mib, sc.MaxBytes)
-	case sc.MaxEntryBytes > sc.MaxBytes && !d.failed(f.path+".max_bytes"):
-		d.errorf(entryBytes.node(), entryBytes.path, "%s: %d bytes is more than max_bytes (%d): such an entry could never be stored",
-			key(entryBytes.path), sc.MaxEntryBytes, sc.MaxBytes)
+	case sc.MaxEntryBytes > sc.MaxBytes && (y.MaxBytes.f == nil || !d.failed(y.MaxBytes.f.path)):
+		d.errorf(e.node(), e.path, "%s: %d bytes is more than max_bytes (%d): such an entry could never be stored",
+			key(e.path), sc.MaxEntryBytes, sc.MaxBytes)
 	case sc.MaxEntryBytes > maxCacheEntryBytes:
-		d.errorf(entryBytes.node(), entryBytes.path, "%s: %d bytes is more than 1GiB", key(entryBytes.path), sc.MaxEntryBytes)
-	}
-	return sc
-}
-
-// cookieNames reads a list of cookie names (RFC 6265 tokens); an empty
-// list is nil, as an absent one, so that both compare equal on reload.
-func (d *decoder) cookieNames(f field, dst *[]string) {
-	d.strings(f, dst)
-	for i, name := range *dst {
-		if !validToken(name) {
-			p := fmt.Sprintf("%s[%d]", f.path, i)
-			d.errPath(p, "%s: not a cookie name (letters, digits and !#$%%&'*+-.^_`|~ only)", key(p))
-		}
-	}
-	if len(*dst) == 0 {
-		*dst = nil
+		d.errorf(e.node(), e.path, "%s: %d bytes is more than 1GiB", key(e.path), sc.MaxEntryBytes)
 	}
 }
 
-func (d *decoder) static(f field) *Static {
-	s := &Static{Status: 200}
-	var fileF *field
-	for _, g := range d.fields(f.value, f.path, staticKeys.names()...) {
-		switch g.key {
-		case "status":
-			d.status(g, &s.Status)
-		case "headers":
-			d.stringMap(g, &s.Headers)
-		case "body":
-			d.str(g, &s.Body)
-		case "file":
-			d.str(g, &s.File)
-			fileF = &g
-		}
+// cookieName accepts a cookie name (an RFC 6265 token).
+func (d *decoder) cookieName(f field, dst *string) {
+	s, ok := d.scalar(f)
+	if !ok {
+		return
 	}
-	if fileF != nil && s.File != "" {
-		if _, hasBody := d.set[f.path+".body"]; hasBody {
-			d.errorf(fileF.keyN, fileF.path, "%s: set body or file, not both", key(f.path))
-		} else {
-			d.readStatic(*fileF, s)
-		}
+	if !validToken(s) {
+		d.errorf(f.node(), f.path, "%s: not a cookie name (letters, digits and !#$%%&'*+-.^_`|~ only)", key(f.path))
+		return
 	}
-	return s
+	*dst = s
+}
+
+// static reads file, relative to the configuration file, into the body.
+func (d *decoder) static(s *Static, y *staticYAML) {
+	file := y.File.f
+	if file == nil || s.File == "" {
+		return
+	}
+	if y.Body.f != nil {
+		d.errorf(file.keyN, file.path, "%s: set body or file, not both", key(parentPath(file.path)))
+		return
+	}
+	d.readStatic(*file, s)
+}
+
+// parentPath is the path of the mapping that holds the key at path.
+func parentPath(path string) string { return path[:strings.LastIndexByte(path, '.')] }
+
+// sync decodes queue.sync: always, interval (the default interval) or a
+// duration.
+func (d *decoder) sync(f field, q *Queue) {
+	s, ok := d.scalar(f)
+	if !ok {
+		return
+	}
+	switch s {
+	case "always":
+		q.SyncAlways = true
+	case "interval":
+	default:
+		if _, e := parseDuration(s); e != "" {
+			d.errorf(f.node(), f.path, "%s: %q is neither always, interval nor a duration (like 30s)", key(f.path), s)
+			return
+		}
+		d.duration(f, &q.SyncInterval, true)
+	}
+}
+
+var retryConditions = []string{"connect_failure", "timeout", "reset"}
+
+// retryOn accepts what a retry may be for: a failure or an HTTP status.
+func (d *decoder) retryOn(f field, dst *string) {
+	s, ok := d.scalar(f)
+	if !ok {
+		return
+	}
+	if code, err := strconv.Atoi(s); slices.Contains(retryConditions, s) || err == nil && code >= 100 && code <= 599 {
+		*dst = s
+		return
+	}
+	msg := fmt.Sprintf("%s: %q is neither one of %s nor an HTTP status", key(f.path), s, strings.Join(retryConditions, ", "))
+	if sg := suggest(s, retryConditions); sg != "" {
+		msg += fmt.Sprintf("; did you mean %q?", sg)
+	}
+	d.errorf(f.node(), f.path, "%s", msg)
+}
+
+// headerBytes accepts a size of at most 1GiB.
+func (d *decoder) headerBytes(f field, dst *int) {
+	n := int64(*dst)
+	d.size(f, &n, true)
+	if n > 1<<30 {
+		d.errorf(f.node(), f.path, "%s: at most 1GiB", key(f.path))
+		return
+	}
+	*dst = int(n)
 }

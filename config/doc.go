@@ -13,9 +13,15 @@
 // scalar values; durations are Go durations (250ms, 2s, 5m), percentages
 // are 50% or 0.5, sizes are 1MiB, 512KiB, 10MB or plain bytes.
 //
-// The keys each mapping allows are declared once, in keys.go, and read
-// by the decoder's cases; [Keys] lists their paths, which tests hold the
-// JSON Schema (docs/spillway.schema.json) and docs/configuration.md to.
+// Each key is spelled once, in a yaml tag of the schema (schema.go): one
+// struct per mapping of the file. Decoding shapes the YAML tree to the
+// schema (every unknown key, with "did you mean", and every value of the
+// wrong shape reported at once), decodes it with goccy/go-yaml's strict
+// struct decoding, and parses each value into the field of the same name
+// of the resolved types, by the field's type and the tag's options
+// (durations, sizes, percentages, enums). [Keys] lists the tags' paths,
+// which tests hold the JSON Schema (docs/spillway.schema.json) and
+// docs/configuration.md to.
 //
 // The defaults: mapping is merged key by key into every upstream (all keys
 // but instances); then every key still unset takes the built-in default

@@ -2,10 +2,12 @@ package config
 
 import (
 	"errors"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestKeysAreWhatTheDecoderAccepts holds Keys to the decoder, so that the
@@ -76,4 +78,57 @@ func isAt(e *Error, k string) bool {
 	p = strings.Replace(p, "$.upstreams.x", "$.upstreams.*", 1)
 	k = "$." + k
 	return p == k || strings.HasPrefix(p, k+".") || strings.HasPrefix(p, k+"[")
+}
+
+// TestSchemaFillsTheResolvedTypes holds each schema struct (schema.go) to
+// the resolved type it fills (types.go): apply parses a leaf into the
+// field of the same name, and would silently drop a key whose field has no
+// twin or a type it cannot parse into. It also holds Keys to the schema:
+// every yaml tag, nested ones included, is one path of Keys or RefusedKeys.
+func TestSchemaFillsTheResolvedTypes(t *testing.T) {
+	parsable := []reflect.Type{reflect.TypeFor[string](), reflect.TypeFor[bool](), reflect.TypeFor[int](),
+		reflect.TypeFor[int64](), reflect.TypeFor[time.Duration](), reflect.TypeFor[float64]()}
+	all := append(Keys(), RefusedKeys()...)
+	tags := 0
+	var pair func(schema, resolved reflect.Type, prefix string)
+	pair = func(schema, resolved reflect.Type, prefix string) {
+		for i := range schema.NumField() {
+			sf := schema.Field(i)
+			name := prefix + yamlName(sf)
+			tags++
+			if !slices.Contains(all, name) {
+				t.Errorf("%s.%s (key %s) is not in Keys or RefusedKeys", schema.Name(), sf.Name, name)
+			}
+			o := optionsOf(sf.Tag)
+			if sf.Type == refusedType || o.kind == "apart" {
+				continue
+			}
+			rf, ok := resolved.FieldByName(sf.Name)
+			if !ok {
+				t.Errorf("%s.%s (key %s) has no field %s.%s to fill", schema.Name(), sf.Name, name, resolved.Name(), sf.Name)
+				continue
+			}
+			st, rt, suffix := sf.Type, rf.Type, ""
+			if st.Kind() == reflect.Slice || st.Kind() == reflect.Map {
+				suffix = map[reflect.Kind]string{reflect.Slice: "[]", reflect.Map: ".*"}[st.Kind()]
+				st, rt = st.Elem(), rt.Elem()
+			}
+			if st.Kind() == reflect.Pointer {
+				st, rt = st.Elem(), rt.Elem()
+			}
+			_, ownParser := parsers[o.kind]
+			switch {
+			case st == leafType && !ownParser && !slices.Contains(parsable, rt):
+				t.Errorf("%s.%s (key %s): apply cannot parse into %s", schema.Name(), sf.Name, name, rt)
+			case st != leafType:
+				pair(st, rt, name+suffix+".")
+			}
+		}
+	}
+	pair(reflect.TypeFor[fileYAML](), reflect.TypeFor[Config](), "")
+	pair(reflect.TypeFor[upstreamYAML](), reflect.TypeFor[Upstream](), "upstreams.*.")
+	pair(reflect.TypeFor[routeYAML](), reflect.TypeFor[Route](), "routes[].")
+	if tags < 100 {
+		t.Errorf("%d yaml tags paired", tags)
+	}
 }

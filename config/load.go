@@ -1,10 +1,13 @@
 package config
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -30,7 +33,8 @@ func Load(path string) (*Config, []Warning, error) {
 // and its warnings, or an [Errors] listing every problem found, sorted by
 // position. It never panics, whatever data holds.
 func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, []Warning, error) {
-	d := &decoder{file: file, dir: filepath.Dir(file), env: env, set: map[string]token.Position{}, anchors: map[string]ast.Node{}}
+	d := &decoder{file: file, dir: filepath.Dir(file), env: env, set: map[string]token.Position{}, keyAt: map[string]token.Position{},
+		null: map[string]bool{}, anchors: map[string]ast.Node{}, leaves: map[ast.Node]field{}}
 	if file == "" {
 		d.dir = "."
 	}
@@ -40,7 +44,7 @@ func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, 
 	root := d.parse(data)
 	var cfg *Config
 	if d.errs == nil {
-		cfg = d.config(root)
+		cfg = d.config(d.decode(root))
 		d.validate(cfg)
 		cfg.set = d.set
 	}
@@ -53,9 +57,10 @@ func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, 
 	return cfg, d.warns, nil
 }
 
-// decoder walks the YAML AST. It records the position of every key it
-// decoded (set) so that cross-field validation can point at the value the
-// user wrote, or at the defaults: entry it was inherited from.
+// decoder decodes the YAML AST into the schema (schema.go) and resolves
+// it. It records the position of every key it decoded (set) so that
+// cross-field validation can point at the value the user wrote, or at the
+// defaults: entry it was inherited from.
 type decoder struct {
 	file string
 	dir  string
@@ -66,7 +71,15 @@ type decoder struct {
 	decodeErrs int
 	warns      []Warning
 	set        map[string]token.Position
-	anchors    map[string]ast.Node
+	// keyAt is where each key was written, by path (set holds where its
+	// value was); null holds the paths of the sections written without a
+	// value ("a:" and nothing after it).
+	keyAt   map[string]token.Position
+	null    map[string]bool
+	anchors map[string]ast.Node
+	// leaves is which field each leaf node is: the positions and paths
+	// the messages of apply name.
+	leaves map[ast.Node]field
 	// expanded lists the environment values ${VAR} expanded to, which
 	// redact keeps out of the messages.
 	expanded []envValue
@@ -101,6 +114,30 @@ func (d *decoder) parse(data []byte) ast.Node {
 		return nil
 	}
 	return bodies[0]
+}
+
+// decode shapes root to the schema (reporting what does not fit) and
+// decodes it with goccy/go-yaml's strict struct decoding: an unknown key
+// left would be an error, and each leaf gets the field it is.
+func (d *decoder) decode(root ast.Node) *fileYAML {
+	root = d.shape(root, reflect.TypeFor[fileYAML](), field{path: "$"}, nil)
+	var y fileYAML
+	ctx := context.WithValue(context.Background(), decoderKey{}, d)
+	err := yaml.NewDecoder(bytes.NewReader(nil), yaml.DisallowUnknownField()).DecodeFromNodeContext(ctx, root, &y)
+	if err != nil && d.errs == nil {
+		// What shape let through and goccy refuses (a tag it cannot
+		// apply, ...), at goccy's position.
+		pos, msg := token.Position{Line: 1, Column: 1}, err.Error()
+		var ye yaml.Error
+		if errors.As(err, &ye) {
+			msg = ye.GetMessage()
+			if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+				pos = *tk.Position
+			}
+		}
+		d.errAt(pos, "$", "%s", msg)
+	}
+	return &y
 }
 
 func (d *decoder) errAt(pos token.Position, path, format string, args ...any) {
@@ -183,86 +220,6 @@ func (f field) node() ast.Node {
 func isNull(n ast.Node) bool {
 	_, ok := n.(*ast.NullNode)
 	return n == nil || ok
-}
-
-// fields returns the entries of the mapping n. With allowed, any other key
-// is an error with a "did you mean" suggestion; the positions of the keys
-// returned are recorded. A null n is an empty mapping.
-func (d *decoder) fields(n ast.Node, path string, allowed ...string) []field {
-	n = d.resolve(n)
-	var pairs []*ast.MappingValueNode
-	switch m := n.(type) {
-	case nil, *ast.NullNode:
-		return nil
-	case *ast.MappingNode:
-		pairs = m.Values
-	case *ast.MappingValueNode:
-		pairs = []*ast.MappingValueNode{m}
-	default:
-		where := key(path)
-		if where == "" {
-			where = "the configuration"
-		}
-		d.errorf(n, path, "%s: expected a mapping, got %s", where, describe(n))
-		return nil
-	}
-	out := make([]field, 0, len(pairs))
-	for _, p := range pairs {
-		if p == nil {
-			continue
-		}
-		kn := d.resolve(p.Key)
-		if mk, ok := kn.(*ast.MappingKeyNode); ok {
-			kn = d.resolve(mk.Value)
-		}
-		if _, ok := kn.(*ast.MergeKeyNode); ok {
-			d.errorf(kn, path, "merge keys (<<) are not supported: use defaults: for what upstreams share")
-			continue
-		}
-		k, ok := scalarText(kn)
-		if !ok {
-			d.errorf(p.Key, path, "%s: a key must be a plain string", key(path))
-			continue
-		}
-		sub := path + "." + k
-		if allowed != nil && !contains(allowed, k) {
-			where := key(path)
-			if where == "" {
-				where = "the top level"
-			}
-			if s := suggest(k, allowed); s != "" {
-				d.errorf(kn, sub, "unknown key %q in %s; did you mean %q?", k, where, s)
-			} else {
-				d.errorf(kn, sub, "unknown key %q in %s (allowed: %s)", k, where, strings.Join(allowed, ", "))
-			}
-			continue
-		}
-		v := d.resolve(p.Value)
-		if isNull(v) {
-			v = nil
-		}
-		f := field{key: k, path: sub, keyN: kn, value: v}
-		d.set[sub] = posOf(f.node())
-		out = append(out, f)
-	}
-	return out
-}
-
-// items returns the elements of the sequence n (a null n is empty).
-func (d *decoder) items(f field) []ast.Node {
-	switch s := f.value.(type) {
-	case nil:
-		return nil
-	case *ast.SequenceNode:
-		out := make([]ast.Node, len(s.Values))
-		for i, v := range s.Values {
-			out[i] = d.resolve(v)
-		}
-		return out
-	default:
-		d.errorf(f.node(), f.path, "%s: expected a list, got %s", key(f.path), describe(f.value))
-		return nil
-	}
 }
 
 func describe(n ast.Node) string {

@@ -1,0 +1,258 @@
+package config
+
+// The file's schema: one Go type per mapping of the file, one field per
+// key. A key is spelled once, in its field's yaml tag; the decoder (the
+// shape check of walk.go, goccy/go-yaml's strict struct decoding, and apply
+// of apply.go) and Keys read the tags, so a key written in a file, accepted
+// by the decoder and listed by Keys is the same key.
+//
+// A field is named as the field of the resolved type (types.go) it fills,
+// and a leaf holds a value as written until apply parses it into that
+// field, by the field's Go type and the cfg tag's options:
+//
+//   - time.Duration: a duration, more than 0; zero: 0 allowed.
+//   - int64: a size (1MiB, 512KiB, 10MB, bytes), more than 0; zero: 0 allowed.
+//   - int, float64: a number, at least 1; zero: at least 0.
+//   - float64 with percent: a share 50% or 0.5; with rate: a share above 0%.
+//   - string with a values tag: one of the values listed.
+//   - any other option names a parser of its own (parsers in apply.go).
+//
+// refused:"MSG" marks a key known but refused with MSG (a feature not built
+// yet), refuse:"KEY: MSG" the key of the mapping below that is refused
+// there.
+
+// fileYAML: the top level of the file (Config).
+type fileYAML struct {
+	Listen    leaf          `yaml:"listen"`
+	TLS       *tlsYAML      `yaml:"tls"`
+	Server    serverYAML    `yaml:"server"`
+	Admin     adminYAML     `yaml:"admin"`
+	Readiness readinessYAML `yaml:"readiness"`
+	Queue     queueYAML     `yaml:"queue"`
+	// The defaults: mapping, the upstreams and the routes are resolved
+	// apart (decode.go): the defaults are merged into every upstream.
+	Defaults  upstreamYAML             `yaml:"defaults" cfg:"apart" refuse:"instances: instances are not inherited; list them under each upstream"`
+	Upstreams map[string]*upstreamYAML `yaml:"upstreams" cfg:"apart"`
+	Routes    []routeYAML              `yaml:"routes" cfg:"apart"`
+}
+
+// tlsYAML: keys under tls: (TLS).
+type tlsYAML struct {
+	CertFile leaf `yaml:"cert_file"`
+	KeyFile  leaf `yaml:"key_file"`
+}
+
+// serverYAML: keys under server: (Server).
+type serverYAML struct {
+	ReadHeaderTimeout leaf `yaml:"read_header_timeout"`
+	IdleTimeout       leaf `yaml:"idle_timeout"`
+	MaxHeaderBytes    leaf `yaml:"max_header_bytes" cfg:"header_bytes"`
+	MaxBody           leaf `yaml:"max_body"`
+	ShutdownGrace     leaf `yaml:"shutdown_grace" cfg:"zero"`
+	WriteTimeout      leaf `yaml:"write_timeout"`
+}
+
+// adminYAML: keys under admin: (Admin).
+type adminYAML struct {
+	Listen       leaf   `yaml:"listen"`
+	Token        leaf   `yaml:"token"`
+	AllowedHosts []leaf `yaml:"allowed_hosts"`
+}
+
+// readinessYAML: keys under readiness: (Readiness).
+type readinessYAML struct {
+	RequiredUpstreams []leaf `yaml:"required_upstreams"`
+}
+
+// queueYAML: keys under queue: (Queue).
+type queueYAML struct {
+	Dir          leaf            `yaml:"dir"`
+	MaxMemory    leaf            `yaml:"max_memory"`
+	MaxDisk      leaf            `yaml:"max_disk"`
+	SyncAlways   leaf            `yaml:"sync" cfg:"sync"`
+	Servers      []leaf          `yaml:"servers"`
+	Credentials  leaf            `yaml:"credentials"`
+	User         leaf            `yaml:"user"`
+	Password     leaf            `yaml:"password"`
+	Token        leaf            `yaml:"token"`
+	TLS          *queueTLSYAML   `yaml:"tls"`
+	Replicas     leaf            `yaml:"replicas"`
+	DedupeWindow leaf            `yaml:"dedupe_window"`
+	Timeout      leaf            `yaml:"timeout"`
+	Prefix       leaf            `yaml:"prefix"`
+	PingInterval leaf            `yaml:"ping_interval"`
+	DeadLetters  deadLettersYAML `yaml:"dead_letters"`
+}
+
+// queueTLSYAML: keys under queue.tls: (QueueTLS).
+type queueTLSYAML struct {
+	CA   leaf `yaml:"ca"`
+	Cert leaf `yaml:"cert"`
+	Key  leaf `yaml:"key"`
+}
+
+// deadLettersYAML: keys under queue.dead_letters: (DeadLetters).
+type deadLettersYAML struct {
+	MaxBytes    leaf `yaml:"max_bytes"`
+	MaxMessages leaf `yaml:"max_messages"`
+}
+
+// upstreamYAML: keys under upstreams.NAME: and defaults: (Upstream).
+type upstreamYAML struct {
+	Instances     []leaf       `yaml:"instances"`
+	Balance       leaf         `yaml:"balance" values:"round_robin least_request random"`
+	Timeouts      timeoutsYAML `yaml:"timeouts"`
+	Retry         retryYAML    `yaml:"retry"`
+	Breaker       breakerYAML  `yaml:"breaker"`
+	Bulkhead      bulkheadYAML `yaml:"bulkhead"`
+	Health        *healthYAML  `yaml:"health"`
+	Outlier       outlierYAML  `yaml:"outlier"`
+	MaxReplayBody leaf         `yaml:"max_replay_body" cfg:"zero"`
+}
+
+// timeoutsYAML: keys under timeouts: (Timeouts).
+type timeoutsYAML struct {
+	Connect leaf `yaml:"connect"`
+	Attempt leaf `yaml:"attempt"`
+	Total   leaf `yaml:"total"`
+}
+
+// retryYAML: keys under retry: (Retry).
+type retryYAML struct {
+	MaxAttempts   leaf        `yaml:"max_attempts"`
+	Backoff       backoffYAML `yaml:"backoff"`
+	On            []leaf      `yaml:"on" cfg:"retry_on"`
+	Budget        budgetYAML  `yaml:"budget"`
+	RetryAfterMax leaf        `yaml:"retry_after_max"`
+}
+
+// backoffYAML: keys under backoff:, of retry: and of async: (Backoff).
+type backoffYAML struct {
+	Type       leaf `yaml:"type" values:"exponential constant decorrelated"`
+	Initial    leaf `yaml:"initial"`
+	Max        leaf `yaml:"max"`
+	Multiplier leaf `yaml:"multiplier"`
+	Jitter     leaf `yaml:"jitter" values:"full none equal decorrelated"`
+}
+
+// budgetYAML: keys under retry.budget: (Budget).
+type budgetYAML struct {
+	Ratio        leaf `yaml:"ratio" cfg:"percent"`
+	Window       leaf `yaml:"window"`
+	MinPerSecond leaf `yaml:"min_per_second" cfg:"zero"`
+}
+
+// breakerYAML: keys under breaker: (Breaker).
+type breakerYAML struct {
+	Mode           leaf         `yaml:"mode" values:"closed disabled forced_open metrics_only"`
+	Window         windowYAML   `yaml:"window"`
+	MinCalls       leaf         `yaml:"min_calls"`
+	FailureRate    leaf         `yaml:"failure_rate" cfg:"rate"`
+	SlowCall       slowCallYAML `yaml:"slow_call"`
+	OpenFor        leaf         `yaml:"open_for"`
+	MaxOpenFor     leaf         `yaml:"max_open_for"`
+	HalfOpenProbes leaf         `yaml:"half_open_probes"`
+}
+
+// windowYAML's size is a number of calls or a duration, as the type says:
+// it is parsed after type (the field order), with the type inherited or
+// written beside it.
+type windowYAML struct {
+	Type leaf `yaml:"type" values:"count time"`
+	Size leaf `yaml:"size" cfg:"window_size"`
+}
+
+// slowCallYAML: keys under breaker.slow_call: (SlowCall).
+type slowCallYAML struct {
+	Duration leaf `yaml:"duration" cfg:"zero"`
+	Rate     leaf `yaml:"rate" cfg:"rate"`
+}
+
+// bulkheadYAML: keys under bulkhead: (Bulkhead).
+type bulkheadYAML struct {
+	MaxConcurrent leaf `yaml:"max_concurrent"`
+	MaxWaiting    leaf `yaml:"max_waiting" cfg:"zero"`
+	MaxWait       leaf `yaml:"max_wait" cfg:"zero"`
+}
+
+// healthYAML: keys under health: (Health).
+type healthYAML struct {
+	// Path has no default: validate requires it once health: is written.
+	Path           leaf `yaml:"path"`
+	Interval       leaf `yaml:"interval"`
+	Timeout        leaf `yaml:"timeout"`
+	UnhealthyAfter leaf `yaml:"unhealthy_after"`
+	HealthyAfter   leaf `yaml:"healthy_after"`
+}
+
+// outlierYAML: keys under outlier: (Outlier).
+type outlierYAML struct {
+	// consecutive_failures: 0 turns ejection off.
+	ConsecutiveFailures leaf `yaml:"consecutive_failures" cfg:"zero"`
+	Ejection            leaf `yaml:"ejection"`
+	MaxEjection         leaf `yaml:"max_ejection"`
+	MaxEjected          leaf `yaml:"max_ejected" cfg:"percent"`
+	PanicThreshold      leaf `yaml:"panic_threshold" cfg:"percent"`
+}
+
+// routeYAML: keys of an item of routes: (Route).
+type routeYAML struct {
+	Name             leaf           `yaml:"name"`
+	Match            matchYAML      `yaml:"match"`
+	StripPrefix      leaf           `yaml:"strip_prefix"`
+	AllowUnsafePaths leaf           `yaml:"allow_unsafe_paths"`
+	Upstream         leaf           `yaml:"upstream"`
+	Timeout          leaf           `yaml:"timeout"`
+	Fallback         []fallbackYAML `yaml:"fallback"`
+	Optional         leaf           `yaml:"optional"`
+	Default          *staticYAML    `yaml:"default"`
+	Async            *asyncYAML     `yaml:"async"`
+	// A fault that the file asks for and the gateway does not inject would
+	// make a drill pass for the wrong reason.
+	Fault refusedKey `yaml:"fault" refused:"fault injection is not available yet: remove fault: from the route"`
+}
+
+// matchYAML: keys under match: (Match).
+type matchYAML struct {
+	Host       leaf            `yaml:"host" cfg:"host"`
+	PathPrefix leaf            `yaml:"path_prefix"`
+	Path       leaf            `yaml:"path"`
+	Methods    []leaf          `yaml:"methods" cfg:"method"`
+	Headers    map[string]leaf `yaml:"headers"`
+}
+
+// fallbackYAML: keys of a fallback step (Fallback): exactly one is written.
+type fallbackYAML struct {
+	Upstream   leaf            `yaml:"upstream"`
+	StaleCache *staleCacheYAML `yaml:"stale_cache"`
+	Static     *staticYAML     `yaml:"static"`
+}
+
+// staleCacheYAML: keys under stale_cache: (StaleCache).
+type staleCacheYAML struct {
+	TTL           leaf   `yaml:"ttl"`
+	ServeStaleFor leaf   `yaml:"serve_stale_for" cfg:"zero"`
+	MaxEntries    leaf   `yaml:"max_entries"`
+	MaxBytes      leaf   `yaml:"max_bytes"`
+	MaxEntryBytes leaf   `yaml:"max_entry_bytes"`
+	IgnoreCookies []leaf `yaml:"ignore_cookies" cfg:"cookie"`
+}
+
+// staticYAML: keys under static: and default: (Static).
+type staticYAML struct {
+	Status  leaf            `yaml:"status" cfg:"status"`
+	Headers map[string]leaf `yaml:"headers"`
+	Body    leaf            `yaml:"body"`
+	File    leaf            `yaml:"file"`
+}
+
+// asyncYAML: keys under async: (Async).
+type asyncYAML struct {
+	MaxAttempts    leaf        `yaml:"max_attempts"`
+	Backoff        backoffYAML `yaml:"backoff"`
+	Retention      leaf        `yaml:"retention"`
+	MaxBody        leaf        `yaml:"max_body"`
+	Concurrency    leaf        `yaml:"concurrency"`
+	Ordered        leaf        `yaml:"ordered"`
+	KeyScopeHeader leaf        `yaml:"key_scope" cfg:"key_scope"`
+}
