@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/spillway-dev/spillway/breaker"
+	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/config"
 )
 
@@ -172,7 +173,8 @@ func (g *Gateway) applyBreaker(old, next *upstream, p *plan) error {
 	if d == "" {
 		return nil
 	}
-	bc := breakerConfig(u, next.metrics)
+	bc := u.BreakerConfig()
+	bc.Observer = next.metrics
 	// Validated here, applied at commit: a refused reload changes nothing.
 	if _, err := breaker.New(bc); err != nil {
 		return err
@@ -216,7 +218,7 @@ func applyBulkhead(old, next *upstream, p *plan) error {
 	}
 	// A bulkhead of the new settings validates them and resolves their
 	// defaults; the running one takes its limits.
-	want, err := newBulkhead(&next.cfg, nil)
+	want, err := bulkhead.New(next.cfg.BulkheadConfig())
 	if err != nil {
 		return err
 	}

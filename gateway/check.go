@@ -57,12 +57,12 @@ func policyWarnings(cfg *config.Config, up *upstream) []config.Warning {
 	// A breaker in a manual mode judges no rate: its thresholds cannot
 	// misbehave.
 	if m := u.Breaker.Mode; m == "closed" || m == "metrics_only" || m == "" {
-		for _, w := range breakerConfig(u, nil).Warnings() {
+		for _, w := range u.BreakerConfig().Warnings() {
 			msgs = append(msgs, strings.TrimPrefix(w, "breaker: "))
 		}
 	}
 	nb := len(msgs) // the breaker's, then the retry policy's
-	if rc, err := retryConfig(u, up.budget, nil); err == nil {
+	if rc, err := u.RetryConfig(up.budget); err == nil {
 		for _, w := range rc.Warnings() {
 			// The gateway always passes the multiplier (2 by default): it
 			// is worth a warning only when the file wrote it.

@@ -67,31 +67,6 @@ func parseRetryOn(on []string) retryOn {
 	return r
 }
 
-// noneIfZero maps the configuration's "0 means none" to the retry
-// package's "negative means none" (its 0 means the default).
-func noneIfZero(v float64) float64 {
-	if v == 0 {
-		return -1
-	}
-	return v
-}
-
-// breakerConfig is the breaker's configuration for u, without its mode.
-func breakerConfig(u *config.Upstream, obs *upstreamMetrics) breaker.Config {
-	bc := breaker.Config{
-		Name: u.Name, MinCalls: u.Breaker.MinCalls, FailureRate: u.Breaker.FailureRate,
-		SlowCallDuration: u.Breaker.SlowCall.Duration, SlowCallRate: u.Breaker.SlowCall.Rate,
-		OpenFor: u.Breaker.OpenFor, MaxOpenFor: u.Breaker.MaxOpenFor, HalfOpenProbes: u.Breaker.HalfOpenProbes,
-		ProbeTimeout: u.Timeouts.Attempt, Observer: obs,
-	}
-	if u.Breaker.Window.Type == "time" {
-		bc.Window, bc.WindowDuration = breaker.TimeWindow, u.Breaker.Window.Time
-	} else {
-		bc.WindowSize = u.Breaker.Window.Size
-	}
-	return bc
-}
-
 // setBreakerMode moves br to the configured mode; "closed" (or "") moves a
 // breaker in a manual mode back to normal operation and leaves one in
 // normal operation (closed, open or half-open) as it is.
@@ -111,70 +86,30 @@ func setBreakerMode(br *breaker.Breaker, mode string) {
 	}
 }
 
-// noRetries reports whether u's budget is ratio 0 and min_per_second 0:
-// the configuration's "a budget that allows no retry" (see
-// docs/configuration.md), which the retry package cannot express (both
-// negative is an error there), so the gateway makes one attempt per request
-// and keeps no budget.
-func noRetries(u *config.Upstream) bool {
-	return u.Retry.Budget.Ratio == 0 && u.Retry.Budget.MinPerSecond == 0
-}
-
 // newBudget returns u's retry budget; nil when u allows no retry.
 func newBudget(u *config.Upstream) (*retry.Budget, error) {
-	if noRetries(u) {
+	bc, ok := u.BudgetConfig()
+	if !ok {
 		return nil, nil
 	}
-	return retry.NewBudget(retry.BudgetConfig{
-		Ratio: noneIfZero(u.Retry.Budget.Ratio), Window: u.Retry.Budget.Window, MinPerSecond: noneIfZero(u.Retry.Budget.MinPerSecond),
-	})
+	return retry.NewBudget(bc)
 }
 
 // newRetry returns u's retry policy, spending from budget. A policy holds
 // no state of its own: a reload replaces it.
 func newRetry(u *config.Upstream, budget *retry.Budget, obs *upstreamMetrics) (*retry.Policy, error) {
-	rc, err := retryConfig(u, budget, obs)
+	rc, err := u.RetryConfig(budget)
 	if err != nil {
 		return nil, err
 	}
+	rc.Observer = obs
 	return retry.New(rc)
 }
 
-// retryConfig is the retry package's configuration for u.
-func retryConfig(u *config.Upstream, budget *retry.Budget, obs *upstreamMetrics) (retry.Config, error) {
-	rc := retry.Config{
-		Name: u.Name, MaxAttempts: u.Retry.MaxAttempts, Initial: u.Retry.Backoff.Initial, Max: u.Retry.Backoff.Max,
-		Multiplier: u.Retry.Backoff.Multiplier, Budget: budget, Observer: obs,
-		// The brief's gateway rule: an upstream's Retry-After is honoured up to
-		// retry_after_max (300s by default), not the backoff cap.
-		MaxRetryAfter: u.Retry.RetryAfterMax,
-	}
-	if noRetries(u) {
-		rc.MaxAttempts = 1
-	}
-	var err error
-	if u.Retry.Backoff.Type != "" {
-		if rc.Backoff, err = retry.ParseBackoffKind(u.Retry.Backoff.Type); err != nil {
-			return rc, err
-		}
-	}
-	if rc.Backoff == retry.Decorrelated {
-		// The decorrelated scheme brings its own jitter; any other kind is
-		// an error in the retry package.
-		rc.Jitter = retry.DecorrelatedJitter
-	} else if u.Retry.Backoff.Jitter != "" {
-		if rc.Jitter, err = retry.ParseJitterKind(u.Retry.Backoff.Jitter); err != nil {
-			return rc, err
-		}
-	}
-	return rc, nil
-}
-
 func newBulkhead(u *config.Upstream, obs *upstreamMetrics) (*bulkhead.Bulkhead, error) {
-	return bulkhead.New(bulkhead.Config{
-		Name: u.Name, MaxConcurrent: u.Bulkhead.MaxConcurrent, MaxWaiting: u.Bulkhead.MaxWaiting,
-		MaxWait: u.Bulkhead.MaxWait, Observer: obs,
-	})
+	bc := u.BulkheadConfig()
+	bc.Observer = obs
+	return bulkhead.New(bc)
 }
 
 // newPool returns u's pool, not started.
@@ -201,7 +136,9 @@ func (up *upstream) setBase(u *config.Upstream, o *Options) {
 func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) {
 	up := &upstream{name: u.Name, cfg: *u, on: parseRetryOn(u.Retry.On), metrics: m.upstream(u.Name)}
 	var err error
-	if up.breaker, err = breaker.New(breakerConfig(u, up.metrics)); err != nil {
+	bc := u.BreakerConfig()
+	bc.Observer = up.metrics
+	if up.breaker, err = breaker.New(bc); err != nil {
 		return nil, err
 	}
 	setBreakerMode(up.breaker, u.Breaker.Mode)
