@@ -171,8 +171,17 @@ type slowCallYAML struct {
 // bulkheadYAML: keys under bulkhead: (Bulkhead).
 type bulkheadYAML struct {
 	MaxConcurrent leaf `yaml:"max_concurrent"`
-	MaxWaiting    leaf `yaml:"max_waiting" cfg:"zero"`
-	MaxWait       leaf `yaml:"max_wait" cfg:"zero"`
+	MaxWaiting    leaf `yaml:"max_waiting" cfg:"zero"` // 0: rejected at once when full
+	MaxWait       leaf `yaml:"max_wait" cfg:"zero"`    // 0: a queued call waits for its deadline
+}
+
+// outlierYAML: keys under outlier: (Outlier).
+type outlierYAML struct {
+	ConsecutiveFailures leaf `yaml:"consecutive_failures" cfg:"zero"` // 0 turns ejection off
+	Ejection            leaf `yaml:"ejection"`
+	MaxEjection         leaf `yaml:"max_ejection"`
+	MaxEjected          leaf `yaml:"max_ejected" cfg:"percent"`
+	PanicThreshold      leaf `yaml:"panic_threshold" cfg:"percent"`
 }
 
 // healthYAML: keys under health: (Health).
@@ -183,16 +192,6 @@ type healthYAML struct {
 	Timeout        leaf `yaml:"timeout"`
 	UnhealthyAfter leaf `yaml:"unhealthy_after"`
 	HealthyAfter   leaf `yaml:"healthy_after"`
-}
-
-// outlierYAML: keys under outlier: (Outlier).
-type outlierYAML struct {
-	// consecutive_failures: 0 turns ejection off.
-	ConsecutiveFailures leaf `yaml:"consecutive_failures" cfg:"zero"`
-	Ejection            leaf `yaml:"ejection"`
-	MaxEjection         leaf `yaml:"max_ejection"`
-	MaxEjected          leaf `yaml:"max_ejected" cfg:"percent"`
-	PanicThreshold      leaf `yaml:"panic_threshold" cfg:"percent"`
 }
 
 // routeYAML: keys of an item of routes: (Route).
