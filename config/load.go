@@ -354,15 +354,6 @@ func validEnvName(s string) bool {
 	return true
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // suggest returns the candidate nearest to s by edit distance, or "" when
 // none is near enough to be what was meant.
 func suggest(s string, candidates []string) string {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -206,7 +207,7 @@ func (d *decoder) oneOf(f field, dst *string, values ...string) {
 	if !ok {
 		return
 	}
-	if !contains(values, s) {
+	if !slices.Contains(values, s) {
 		msg := key(f.path) + ": " + strconv.Quote(s) + " is not one of " + strings.Join(values, ", ")
 		if sg := suggest(s, values); sg != "" {
 			msg += "; did you mean " + strconv.Quote(sg) + "?"
