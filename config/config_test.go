@@ -153,6 +153,9 @@ func TestParseProblems(t *testing.T) {
 				"t.yaml:3:67: upstreams.a.bulkhead.max_concurrent: 0 is less than 1",
 				"t.yaml:3:104: upstreams.a.retry.budget.min_per_second: -1 is less than 0",
 			}},
+		{"a bad value an alias uses again is reported once, where it was written",
+			"defaults: {timeouts: &t {attempt: 10}}\nupstreams:\n  a: {instances: [http://127.0.0.1:1], timeouts: *t}\nroutes: [{name: r, upstream: a}]\n",
+			[]string{`t.yaml:1:35: defaults.timeouts.attempt: duration "10" needs a unit, like 10s or 10ms`}},
 		{"wrong shapes", "listen: [a]\nserver: 5\nupstreams:\n  a: {instances: http://127.0.0.1:1}\nroutes: [{name: r, upstream: a}]\n",
 			[]string{
 				`t.yaml:1:9: listen: expected a single value, got a list`,

@@ -53,11 +53,13 @@ func position(file string, line, col int) string {
 }
 
 // sortErrors orders problems by position, keeping the discovery order of
-// problems at the same place.
-func sortErrors(es Errors) {
+// problems at the same place, and reports a problem once: a value that an
+// alias uses again is parsed, and refused, at each use.
+func sortErrors(es Errors) Errors {
 	slices.SortStableFunc(es, func(a, b *Error) int {
 		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
 	})
+	return slices.CompactFunc(es, func(a, b *Error) bool { return *a == *b })
 }
 
 func sortWarnings(ws []Warning) {

@@ -50,8 +50,7 @@ func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, 
 	}
 	d.redact()
 	if d.errs != nil {
-		sortErrors(d.errs)
-		return nil, nil, d.errs
+		return nil, nil, sortErrors(d.errs)
 	}
 	sortWarnings(d.warns)
 	return cfg, d.warns, nil
