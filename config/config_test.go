@@ -519,3 +519,18 @@ func TestNoSecondErrorFromAReplacedValue(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkParse measures loading the example configuration: the cost a
+// start, a validate and each reload pay.
+func BenchmarkParse(b *testing.B) {
+	data, err := os.ReadFile("../examples/gateway/spillway.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := func(string) (string, bool) { return "", true }
+	for b.Loop() {
+		if _, _, err := Parse("../examples/gateway/spillway.yaml", data, env); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"reflect"
 	"strings"
+	"sync"
 )
 
 // Keys returns the path of every key the decoder accepts, sections
@@ -72,12 +73,20 @@ func keyNames(t reflect.Type) []string {
 	return out
 }
 
+// fieldsByKey caches schemaFields: the schema is fixed, and every mapping
+// of every file is checked against it.
+var fieldsByKey sync.Map // reflect.Type → map[string]reflect.StructField
+
 // schemaFields returns the fields of the schema struct t by key.
 func schemaFields(t reflect.Type) map[string]reflect.StructField {
+	if m, ok := fieldsByKey.Load(t); ok {
+		return m.(map[string]reflect.StructField)
+	}
 	out := make(map[string]reflect.StructField, t.NumField())
 	for i := range t.NumField() {
 		out[yamlName(t.Field(i))] = t.Field(i)
 	}
+	fieldsByKey.Store(t, out)
 	return out
 }
 
