@@ -189,8 +189,8 @@ type Backoff struct {
 // Budget (keys under budget:). Ratio and MinPerSecond may be 0 (none);
 // both 0 is a budget that allows no retry (one attempt per request).
 // Note that retry.BudgetConfig reads 0 as "default" and refuses both
-// negative: the gateway passes a negative number for one 0, and builds no
-// budget and a single attempt for both.
+// negative: [Upstream.BudgetConfig] writes a negative number for one 0,
+// and no budget (and [Upstream.RetryConfig] a single attempt) for both.
 type Budget struct {
 	Ratio        float64       // ratio, default 0.2 (percentages accepted: 20%)
 	Window       time.Duration // window, default 10s
