@@ -57,17 +57,6 @@ func (o leafOptions) least() int {
 	return 1
 }
 
-// sectionDefaults are the values of a section that exists only when the
-// file writes it: each key it does not write takes these.
-var sectionDefaults = map[reflect.Type]func() any{
-	reflect.TypeFor[Health](): func() any { h := defaultHealth(); return &h },
-	reflect.TypeFor[Async]():  func() any { a := defaultAsync(); return &a },
-	reflect.TypeFor[StaleCache](): func() any {
-		return &StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000, MaxBytes: 64 * mib}
-	},
-	reflect.TypeFor[Static](): func() any { return &Static{Status: 200} },
-}
-
 // apply parses the leaves of src, a schema struct, into the fields of the
 // same name of dst, a resolved struct: what src does not write keeps its
 // value in dst, the default or the value inherited. Fields tagged

@@ -73,6 +73,17 @@ func defaultAsync() Async {
 	}
 }
 
+// sectionDefaults are the values of a section that exists only when the
+// file writes it: each key it does not write takes these.
+var sectionDefaults = map[reflect.Type]func() any{
+	reflect.TypeFor[Health](): func() any { h := defaultHealth(); return &h },
+	reflect.TypeFor[Async]():  func() any { a := defaultAsync(); return &a },
+	reflect.TypeFor[StaleCache](): func() any {
+		return &StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000, MaxBytes: 64 * mib}
+	},
+	reflect.TypeFor[Static](): func() any { return &Static{Status: 200} },
+}
+
 func (u Upstream) clone() Upstream {
 	u.Instances = slices.Clone(u.Instances)
 	u.Retry.On = slices.Clone(u.Retry.On)

@@ -21,9 +21,9 @@ var (
 // of the tree (a section of the wrong shape is replaced by an empty one),
 // so that what is left decodes without an error and the defaults stand in
 // for what was taken out. shape records where every key and list item was
-// written (set, keyAt) and which field each leaf is (leaves). It returns
-// the node to keep in n's place, or nil to remove it.
-// refuse lists the keys refused in the mapping n, if any (key → message).
+// written (set, keyAt) and which field each leaf is (leaves). refuse
+// lists the keys refused in the mapping n, if any (key → message). shape
+// returns the node to keep in n's place, or nil to remove it.
 func (d *decoder) shape(n ast.Node, t reflect.Type, f field, refuse map[string]string) ast.Node {
 	f.value = d.resolve(n)
 	if f.key != "" && isNull(f.value) {
