@@ -20,12 +20,15 @@ type refusedKey struct{}
 type decoderKey struct{}
 
 // UnmarshalYAML implements yaml.NodeUnmarshalerContext: n is a node shape
-// recorded as a leaf (through an alias, the anchor's value).
+// recorded as a leaf (through an alias, the anchor's value). A node it did
+// not record is still parsed, named by goccy's path, rather than dropped.
 func (l *leaf) UnmarshalYAML(ctx context.Context, n ast.Node) error {
 	d := ctx.Value(decoderKey{}).(*decoder)
-	if f, ok := d.leaves[n]; ok {
-		l.f = &f
+	f, ok := d.leaves[n]
+	if !ok {
+		f = field{path: n.GetPath(), keyN: n, value: d.resolve(n)}
 	}
+	l.f = &f
 	return nil
 }
 
