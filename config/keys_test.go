@@ -2,9 +2,14 @@ package config
 
 import (
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +135,56 @@ func TestSchemaFillsTheResolvedTypes(t *testing.T) {
 	pair(reflect.TypeFor[routeYAML](), reflect.TypeFor[Route](), "routes[].")
 	if tags < 100 {
 		t.Errorf("%d yaml tags paired", tags)
+	}
+}
+
+// TestPathLiteralsNameKeys holds the key paths the package's code writes
+// (validation places its messages at "$.queue.max_disk", at an upstream's
+// ".timeouts.attempt", ...) to Keys: a path that names no key would place
+// its message at the nearest key written instead, silently. An absolute
+// literal ("$.a.b", or the prefix "$.a.") must begin a key's path; a
+// relative one (".a.b") must be a run of a key's path.
+func TestPathLiteralsNameKeys(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pathLit := regexp.MustCompile(`^\$?(\.[a-z_]+)+\.?$`)
+	keys := Keys()
+	found := 0
+	fset := token.NewFileSet()
+	for _, file := range files {
+		if strings.HasSuffix(file, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			lit, ok := n.(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				return true
+			}
+			s, _ := strconv.Unquote(lit.Value)
+			if !pathLit.MatchString(s) {
+				return true
+			}
+			found++
+			rel, absolute := strings.CutPrefix(s, "$")
+			if !strings.HasSuffix(rel, ".") {
+				rel += "."
+			}
+			if !slices.ContainsFunc(keys, func(k string) bool {
+				k = "." + strings.NewReplacer("[]", "", ".*", "").Replace(k) + "."
+				return absolute && strings.HasPrefix(k, rel) || !absolute && strings.Contains(k, rel)
+			}) {
+				t.Errorf("%s: %q names no key of Keys", fset.Position(lit.Pos()), s)
+			}
+			return true
+		})
+	}
+	if found < 30 {
+		t.Errorf("found %d path literals", found)
 	}
 }
