@@ -17,6 +17,9 @@ package config
 //   - string with a values tag: one of the values listed.
 //   - any other option names a parser of its own (parsers in apply.go).
 //
+// only:"embedded" or only:"external" marks a queue: key that one kind of
+// store ignores (validate warns when it is written for the other).
+//
 // refused:"MSG" marks a key known but refused with MSG (a feature not built
 // yet), refuse:"KEY: MSG" the key of the mapping below that is refused
 // there.
@@ -66,21 +69,21 @@ type readinessYAML struct {
 
 // queueYAML: keys under queue: (Queue).
 type queueYAML struct {
-	Dir          leaf            `yaml:"dir"`
-	MaxMemory    leaf            `yaml:"max_memory"`
-	MaxDisk      leaf            `yaml:"max_disk"`
-	SyncAlways   leaf            `yaml:"sync" cfg:"sync"`
+	Dir          leaf            `yaml:"dir" only:"embedded"`
+	MaxMemory    leaf            `yaml:"max_memory" only:"embedded"`
+	MaxDisk      leaf            `yaml:"max_disk" only:"embedded"`
+	SyncAlways   leaf            `yaml:"sync" cfg:"sync" only:"embedded"`
 	Servers      []leaf          `yaml:"servers"`
-	Credentials  leaf            `yaml:"credentials"`
-	User         leaf            `yaml:"user"`
-	Password     leaf            `yaml:"password"`
-	Token        leaf            `yaml:"token"`
-	TLS          *queueTLSYAML   `yaml:"tls"`
+	Credentials  leaf            `yaml:"credentials" only:"external"`
+	User         leaf            `yaml:"user" only:"external"`
+	Password     leaf            `yaml:"password" only:"external"`
+	Token        leaf            `yaml:"token" only:"external"`
+	TLS          *queueTLSYAML   `yaml:"tls" only:"external"`
 	Replicas     leaf            `yaml:"replicas"`
 	DedupeWindow leaf            `yaml:"dedupe_window"`
 	Timeout      leaf            `yaml:"timeout"`
 	Prefix       leaf            `yaml:"prefix"`
-	PingInterval leaf            `yaml:"ping_interval"`
+	PingInterval leaf            `yaml:"ping_interval" only:"external"`
 	DeadLetters  deadLettersYAML `yaml:"dead_letters"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -203,19 +204,10 @@ func (d *decoder) validateQueue(q *Queue) {
 		d.errPath("$.queue.prefix", "queue.prefix: %q must be letters, digits, '-' and '_'", q.Prefix)
 	}
 	external := len(q.Servers) > 0
-	for _, k := range []string{"dir", "max_memory", "max_disk", "sync"} {
-		if pos, ok := d.set["$.queue."+k]; ok && external {
-			d.warnAt(pos, "$.queue."+k, "queue.%s only applies to the embedded store and is ignored with queue.servers", k)
-		}
-	}
+	d.ignoredQueueKeys(external)
 	if q.PingInterval < minPingInterval {
 		d.errPath("$.queue.ping_interval", "queue.ping_interval: %s is less than %s (pings that often load the servers for no faster failover)",
 			q.PingInterval, minPingInterval)
-	}
-	for _, k := range []string{"credentials", "user", "password", "token", "tls", "ping_interval"} {
-		if pos, ok := d.set["$.queue."+k]; ok && !external {
-			d.warnAt(pos, "$.queue."+k, "queue.%s only applies to an external cluster (queue.servers) and is ignored by the embedded store", k)
-		}
 	}
 	if (q.User != "") != (q.Password != "") {
 		d.errPath("$.queue.user", "queue: user and password go together")
@@ -234,6 +226,23 @@ func (d *decoder) validateQueue(q *Queue) {
 		}
 		if (q.TLS.Cert == "") != (q.TLS.Key == "") {
 			d.errPath("$.queue.tls", "queue.tls: cert and key go together")
+		}
+	}
+}
+
+// ignoredQueueKeys warns of the queue: keys written that the store in
+// use ignores: those tagged only:"embedded" in the schema with an external
+// cluster, those tagged only:"external" with the embedded store.
+func (d *decoder) ignoredQueueKeys(external bool) {
+	for _, sf := range reflect.VisibleFields(reflect.TypeFor[queueYAML]()) {
+		k := yamlName(sf)
+		pos, written := d.set["$.queue."+k]
+		switch only := sf.Tag.Get("only"); {
+		case !written:
+		case only == "embedded" && external:
+			d.warnAt(pos, "$.queue."+k, "queue.%s only applies to the embedded store and is ignored with queue.servers", k)
+		case only == "external" && !external:
+			d.warnAt(pos, "$.queue."+k, "queue.%s only applies to an external cluster (queue.servers) and is ignored by the embedded store", k)
 		}
 	}
 }
