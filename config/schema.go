@@ -17,6 +17,9 @@ package config
 //   - string with a values tag: one of the values listed.
 //   - any other option names a parser of its own (parsers in apply.go).
 //
+// answer:"degraded" marks a route key that gives a degraded answer, which
+// an async route (answered 202) cannot have.
+//
 // only:"embedded" or only:"external" marks a queue: key that one kind of
 // store ignores (validate warns when it is written for the other).
 //
@@ -205,9 +208,9 @@ type routeYAML struct {
 	AllowUnsafePaths leaf           `yaml:"allow_unsafe_paths"`
 	Upstream         leaf           `yaml:"upstream"`
 	Timeout          leaf           `yaml:"timeout"`
-	Fallback         []fallbackYAML `yaml:"fallback"`
-	Optional         leaf           `yaml:"optional"`
-	Default          *staticYAML    `yaml:"default"`
+	Fallback         []fallbackYAML `yaml:"fallback" answer:"degraded"`
+	Optional         leaf           `yaml:"optional" answer:"degraded"`
+	Default          *staticYAML    `yaml:"default" answer:"degraded"`
 	Async            *asyncYAML     `yaml:"async"`
 	// A fault that the file asks for and the gateway does not inject would
 	// make a drill pass for the wrong reason.

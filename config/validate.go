@@ -131,22 +131,7 @@ func (d *decoder) validate(cfg *Config) {
 		d.errPath("$.listen", "listen: %q is not a host:port address", cfg.Listen)
 	}
 	if cfg.TLS != nil {
-		for _, f := range []struct {
-			name string
-			p    *string
-		}{{"cert_file", &cfg.TLS.CertFile}, {"key_file", &cfg.TLS.KeyFile}} {
-			path := "$.tls." + f.name
-			if *f.p == "" {
-				d.errPath(path, "tls.%s is required", f.name)
-				continue
-			}
-			if !filepath.IsAbs(*f.p) {
-				*f.p = filepath.Join(d.dir, *f.p)
-			}
-			if _, err := os.Stat(*f.p); err != nil {
-				d.errPath(path, "tls.%s: cannot read %s: %v", f.name, *f.p, unwrapPathError(err))
-			}
-		}
+		d.validateTLS(cfg.TLS)
 	}
 	d.validateAdmin(cfg.Admin)
 	d.validateQueue(&cfg.Queue)
@@ -160,6 +145,25 @@ func (d *decoder) validate(cfg *Config) {
 	}
 	d.validateRoutes(cfg, names)
 	d.validateReadiness(cfg, names)
+}
+
+// validateTLS requires each file of tls: (every key of the schema's
+// tlsYAML), and resolves it against the configuration file's directory.
+func (d *decoder) validateTLS(tls *TLS) {
+	for _, sf := range reflect.VisibleFields(reflect.TypeFor[tlsYAML]()) {
+		name, p := yamlName(sf), reflect.ValueOf(tls).Elem().FieldByName(sf.Name).Addr().Interface().(*string)
+		path := "$.tls." + name
+		if *p == "" {
+			d.errPath(path, "tls.%s is required", name)
+			continue
+		}
+		if !filepath.IsAbs(*p) {
+			*p = filepath.Join(d.dir, *p)
+		}
+		if _, err := os.Stat(*p); err != nil {
+			d.errPath(path, "tls.%s: cannot read %s: %v", name, *p, unwrapPathError(err))
+		}
+	}
 }
 
 // validateReadiness checks that readiness names configured upstreams, once
@@ -448,8 +452,9 @@ func (d *decoder) validateAsync(cfg *Config, r *Route, rp, label string) {
 	if strings.Contains(r.Name, ".") {
 		d.errPath(rp+".name", "%s: an async route's name is its queue's name: letters, digits, '-' and '_' only", label)
 	}
-	for _, k := range []string{"fallback", "optional", "default"} {
-		if _, ok := d.set[rp+"."+k]; ok {
+	for _, sf := range reflect.VisibleFields(reflect.TypeFor[routeYAML]()) {
+		k := yamlName(sf)
+		if _, ok := d.set[rp+"."+k]; ok && sf.Tag.Get("answer") == "degraded" {
 			d.errPath(rp+"."+k, "%s: async and %s: an async route answers 202 once the job is stored, it has no degraded answer", label, k)
 		}
 	}
