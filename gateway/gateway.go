@@ -163,7 +163,7 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, p *plan, err 
 			if rc.Timeout > 0 {
 				r.total = rc.Timeout
 			}
-			r.totalKey = r.total.String()
+			r.totalKey = r.up.limit(r.total)
 		}
 		for j, f := range rc.Fallback {
 			switch {

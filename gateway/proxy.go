@@ -297,7 +297,7 @@ func (g *Gateway) fallBack(rec *recorder, x *exchange, r *http.Request, body []b
 			if body != nil {
 				x.request().Body = io.NopCloser(bytes.NewReader(body))
 			}
-			if g.phase(rec, x, s.replica, s.replica.cfg.Timeouts.Total.String(), FallbackReplica) == nil {
+			if g.phase(rec, x, s.replica, s.replica.totalKey, FallbackReplica) == nil {
 				g.metrics.fallback(x.route, FallbackReplica)
 				x.outcome = outcomeFallback
 				return

@@ -3,11 +3,13 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -24,16 +26,29 @@ import (
 // upstream is the runtime state of one configured upstream: everything a
 // reload keeps when the upstream's configuration did not change.
 type upstream struct {
-	name      string
-	cfg       config.Upstream
-	pool      *pool.Pool
-	breaker   *breaker.Breaker
-	budget    *retry.Budget
-	bulkhead  *bulkhead.Bulkhead
+	name     string
+	cfg      config.Upstream
+	pool     *pool.Pool
+	breaker  *breaker.Breaker
+	budget   *retry.Budget
+	bulkhead *bulkhead.Bulkhead
+	// retry is the proxy's retry policy, spending from budget; wire makes
+	// it (it holds no state of its own).
+	retry     *retry.Policy
 	transport *spillwayhttp.Transport
 	// delivery sends an async route's jobs: the same breaker, bulkhead,
 	// time limits and instances, no retry policy (the queue retries).
 	delivery *spillwayhttp.Transport
+	// limits are up's policies under each total time limit its requests
+	// run under, by the key its transports know them by: a string, as
+	// spillwayhttp.Config.Key asks, made once per limit (Duration.String)
+	// and never parsed back. limit adds one at table build time, before
+	// any request runs under it; entries stay, since an upstream a reload
+	// keeps unchanged serves the old table's requests and the new one's.
+	limits sync.Map // string → *totalLimit
+	// totalKey is the key of the upstream's own timeouts.total: a replica
+	// phase's.
+	totalKey string
 	// base is closed with the upstream when the gateway made it.
 	base    http.RoundTripper
 	ownBase bool
@@ -224,31 +239,62 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 	return up, nil
 }
 
+// totalLimit is an upstream's policies under one total time limit: those
+// of the proxy's transport and those of the delivery transport.
+type totalLimit struct {
+	proxy, delivery spillwayhttp.Downstream
+}
+
+// limit returns the key of up's downstreams under the total time limit
+// total, making them on first use (see upstream.limits).
+func (up *upstream) limit(total time.Duration) string {
+	key := total.String()
+	if _, ok := up.limits.Load(key); ok {
+		return key
+	}
+	u := &up.cfg
+	to := spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt, Total: total}
+	up.limits.LoadOrStore(key, &totalLimit{
+		proxy:    spillwayhttp.Downstream{Breaker: up.breaker, Retry: up.retry, Bulkhead: up.bulkhead, Timeouts: to},
+		delivery: spillwayhttp.Downstream{Breaker: up.breaker, Bulkhead: up.bulkhead, Timeouts: to},
+	})
+	return key
+}
+
+// downstream is a NewDownstream of up's transports: the policies limit
+// made for key.
+func (up *upstream) downstream(key string, delivery bool) (*spillwayhttp.Downstream, error) {
+	v, ok := up.limits.Load(key)
+	if !ok {
+		return nil, fmt.Errorf("gateway: upstream %q: no policies for the total limit %s", up.name, key)
+	}
+	l := v.(*totalLimit)
+	if delivery {
+		return &l.delivery, nil
+	}
+	return &l.proxy, nil
+}
+
+// downstreamKey is the Key of up's transports: the total limit of the
+// request's route (or replica phase), set on its exchange.
+func downstreamKey(r *http.Request) string { return exchangeOf(r.Context()).totalKey }
+
 // wire builds up's transports over its policies, pool and base. They hold
 // no state of their own beyond a cache of policy sets: a reload builds new
-// ones around the policies it keeps.
+// ones around the policies it keeps. A downstream per total limit: the
+// routes that override the upstream's total share its policies under
+// another key.
 func (up *upstream) wire() error {
 	u := &up.cfg
-	rp, err := newRetry(u, up.budget, up.metrics)
-	if err != nil {
+	var err error
+	if up.retry, err = newRetry(u, up.budget, up.metrics); err != nil {
 		return err
 	}
-	br, bh := up.breaker, up.bulkhead
-	policies := spillwayhttp.Downstream{Breaker: br, Retry: rp, Bulkhead: bh}
+	up.totalKey = up.limit(u.Timeouts.Total)
 	up.transport, err = spillwayhttp.New(spillwayhttp.Config{
-		Base: &picker{up: up},
-		// A downstream per total limit: the routes that override the
-		// upstream's total share its policies under another key.
-		Key: func(r *http.Request) string { return exchangeOf(r.Context()).totalKey },
-		NewDownstream: func(key string) (*spillwayhttp.Downstream, error) {
-			total, err := time.ParseDuration(key)
-			if err != nil {
-				return nil, err
-			}
-			d := policies
-			d.Timeouts = spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt, Total: total}
-			return &d, nil
-		},
+		Base:          &picker{up: up},
+		Key:           downstreamKey,
+		NewDownstream: func(key string) (*spillwayhttp.Downstream, error) { return up.downstream(key, false) },
 		Retryable:     up.retryable,
 		MaxReplayBody: replayBody(u),
 		Observer:      up.metrics,
@@ -263,16 +309,9 @@ func (up *upstream) wire() error {
 		return err
 	}
 	up.delivery, err = spillwayhttp.New(spillwayhttp.Config{
-		Base: &picker{up: up},
-		Key:  func(r *http.Request) string { return exchangeOf(r.Context()).totalKey },
-		NewDownstream: func(key string) (*spillwayhttp.Downstream, error) {
-			total, err := time.ParseDuration(key)
-			if err != nil {
-				return nil, err
-			}
-			return &spillwayhttp.Downstream{Breaker: br, Bulkhead: bh,
-				Timeouts: spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt, Total: total}}, nil
-		},
+		Base:              &picker{up: up},
+		Key:               downstreamKey,
+		NewDownstream:     func(key string) (*spillwayhttp.Downstream, error) { return up.downstream(key, true) },
 		Retryable:         func(*http.Request, *http.Response, error) bool { return false },
 		MaxReplayBody:     -1,
 		Observer:          up.metrics,
