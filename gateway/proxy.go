@@ -17,6 +17,8 @@ import (
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/config"
+	"github.com/spillway-dev/spillway/gateway/async"
+	"github.com/spillway-dev/spillway/gateway/internal/reply"
 	"github.com/spillway-dev/spillway/gateway/pool"
 	"github.com/spillway-dev/spillway/spillwayhttp"
 )
@@ -36,9 +38,9 @@ const (
 // The reasons of the answers the gateway makes before any policy runs; the
 // policies' reasons are spillway.Reason values.
 const (
-	ReasonNoRoute      = "no_route"       // 404: no route matches
-	ReasonBadRequest   = "bad_request"    // 400: ambiguous framing, CONNECT, absolute-form target, unsafe path
-	ReasonBodyTooLarge = "body_too_large" // 413: the body exceeds server.max_body
+	ReasonNoRoute      = "no_route"         // 404: no route matches
+	ReasonBadRequest   = reply.BadRequest   // 400: ambiguous framing, CONNECT, absolute-form target, unsafe path
+	ReasonBodyTooLarge = reply.BodyTooLarge // 413: the body exceeds server.max_body
 )
 
 // exchange is the state of one request as it goes through the proxy, the
@@ -220,8 +222,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.screen(rec, x, r) {
 		return
 	}
-	if g.opts.Queue != nil && strings.HasPrefix(r.URL.Path, JobsPath) {
-		g.jobStatus(rec, x, r)
+	if g.jobs != nil && strings.HasPrefix(r.URL.Path, async.JobsPath) {
+		answered(x, g.jobs.JobStatus(rec, r))
 		return
 	}
 	if x.route = t.match(r); x.route == nil {
@@ -240,7 +242,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rt.cfg.Async != nil {
-		g.accept(rec, x, r, t)
+		answered(x, g.jobs.Accept(rec, r, rt.cfg, t.cfg.Server.MaxBody))
 		return
 	}
 	if g.tooLarge(rec, x, r, t.cfg.Server.MaxBody) {
@@ -424,11 +426,7 @@ func (g *Gateway) local(w http.ResponseWriter, x *exchange, status int, reason, 
 	if reason == ReasonNoRoute {
 		x.outcome = outcomeNoRoute
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set(spillwayhttp.ReasonHeader, reason)
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, `{"error":{"reason":"`+reason+`","message":"`+msg+`"}}`)
+	reply.Error(w, status, reason, msg)
 }
 
 // finish records the request's metrics and access log line.

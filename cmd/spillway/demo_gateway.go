@@ -23,6 +23,7 @@ import (
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/gateway/async"
 	"github.com/spillway-dev/spillway/gateway/admin"
 	"github.com/spillway-dev/spillway/queue"
 	"github.com/spillway-dev/spillway/spillwayhttp"
@@ -216,7 +217,7 @@ func (b *orderBook) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"error":"an order needs a positive quantity"}`)
 		return
 	}
-	id := r.Header.Get(gateway.JobIDHeader)
+	id := r.Header.Get(async.JobIDHeader)
 	b.mu.Lock()
 	if b.taken[id] {
 		b.redelivered++ // delivery is at least once: the same job again
@@ -420,7 +421,7 @@ func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, r
 		return fmt.Errorf("demo: the first order: %w", err)
 	}
 	stats.recordJob(job.ID, job.Duplicate)
-	urls.Job = urls.Gateway + gateway.JobsPath + job.ID
+	urls.Job = urls.Gateway + async.JobsPath + job.ID
 
 	fmt.Fprintf(out, "Spillway gateway demo: %d clients → gateway → simulated downstreams (%s)\n", o.workers, strings.Join(demoDownstreams, ", "))
 	fmt.Fprintf(out, "  gateway  %s   (try: curl -i %s/catalog/items/1)\n", urls.Gateway, urls.Gateway)
@@ -603,7 +604,7 @@ func (ld *demoLoad) postOrder(ctx context.Context, key, body string) (*http.Resp
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if key != "" {
-		req.Header.Set(gateway.IdempotencyKeyHeader, key)
+		req.Header.Set(async.IdempotencyKeyHeader, key)
 	}
 	resp, err := ld.client.Do(req)
 	if err != nil {
@@ -615,7 +616,7 @@ func (ld *demoLoad) postOrder(ctx context.Context, key, body string) (*http.Resp
 		return resp, job, err
 	}
 	if resp.StatusCode == http.StatusAccepted {
-		if err := json.Unmarshal(b, &job); err != nil || !gateway.ValidJobID(job.ID) {
+		if err := json.Unmarshal(b, &job); err != nil || !async.ValidJobID(job.ID) {
 			return resp, job, fmt.Errorf("a 202 without a job id: %q", b)
 		}
 	}

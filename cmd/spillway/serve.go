@@ -25,6 +25,7 @@ import (
 
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/gateway/async"
 	"github.com/spillway-dev/spillway/gateway/admin"
 	"github.com/spillway-dev/spillway/queue"
 )
@@ -190,10 +191,10 @@ const queueOpenTimeout = 30 * time.Second
 // otherwise): the embedded store in queue.dir, or the external cluster of
 // queue.servers.
 func openQueue(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*queue.Queue, error) {
-	if !gateway.HasAsync(cfg) {
+	if !async.HasAsync(cfg) {
 		return nil, nil
 	}
-	qc := gateway.QueueConfig(cfg.Queue)
+	qc := async.QueueConfig(cfg.Queue)
 	qc.Logger = logger
 	if len(qc.Servers) > 0 {
 		servers := make([]string, len(qc.Servers))
