@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -23,8 +23,9 @@ import (
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
-	"github.com/spillway-dev/spillway/gateway/async"
 	"github.com/spillway-dev/spillway/gateway/admin"
+	"github.com/spillway-dev/spillway/gateway/async"
+	"github.com/spillway-dev/spillway/internal/server"
 	"github.com/spillway-dev/spillway/queue"
 	"github.com/spillway-dev/spillway/spillwayhttp"
 )
@@ -324,8 +325,8 @@ func (s *gatewayStats) take() (window, total gatewayTally) {
 	return w, gatewayTally{accepted: s.total.accepted, duplicates: s.total.duplicates}
 }
 
-// demoURLs are where the running demo gateway answers.
-type demoURLs struct {
+// URLs are where the running demo gateway answers.
+type URLs struct {
 	Gateway, Status, Metrics string
 	// Job is the status URL of the demo's first order (public, no token);
 	// DeadLetters the admin API's list of the orders route's dead letters,
@@ -333,21 +334,21 @@ type demoURLs struct {
 	Job, DeadLetters, Token string
 }
 
-// runGatewayDemo starts the simulated downstreams, the durable queue (the
+// RunGateway starts the simulated downstreams, the durable queue (the
 // embedded store, in a temporary directory) and the gateway of demo.yaml in
-// front of them, drives o.workers clients through the scenario's phases and
-// prints a summary line every o.tick to out (the gateway's operational log
-// goes to errOut). It runs for o.duration, longer if the scenario needs it,
+// front of them, drives o.Workers clients through the scenario's phases and
+// prints a summary line every o.Tick to out (the gateway's operational log
+// goes to errOut). It runs for o.Duration, longer if the scenario needs it,
 // then waits for the orders queue to drain; or until ctx ends. Then it stops
 // the clients and the listeners, checks that every accepted order was
 // delivered or dead-lettered, stops the queue workers, closes the queue,
 // removes its directory and stops the downstreams. ready, when not nil, is
 // called with the gateway's URLs once it answers, before the load starts.
-func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, ready func(demoURLs)) error {
-	if o.phase <= 0 || o.tick <= 0 || o.workers <= 0 || o.pace < 0 || o.duration < 0 {
+func RunGateway(ctx context.Context, out, errOut io.Writer, o Options, ready func(URLs)) error {
+	if o.Phase <= 0 || o.Tick <= 0 || o.Workers <= 0 || o.Pace < 0 || o.Duration < 0 {
 		return errors.New("demo: --phase, --tick and --workers must be positive, --pace and --duration not negative")
 	}
-	sc := newScenario(o.phase)
+	sc := newScenario(o.Phase)
 
 	downstreams, env, err := startDownstreams(sc)
 	defer downstreams.stop()
@@ -376,7 +377,7 @@ func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, r
 	// Warn is the level of the health and ejection events: they show
 	// between the summary lines on a terminal.
 	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	q, err := openQueue(ctx, cfg, logger)
+	q, err := server.OpenQueue(ctx, cfg, logger)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // Ctrl-C while the store was opening: nothing ran yet
@@ -395,23 +396,23 @@ func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, r
 		return err
 	}
 	defer g.Close()
-	p, publicLn, adminLn, err := startProcess(cfg, g, admin.Options{Token: cfg.Admin.Token}, nil, logger)
+	p, err := server.Start(cfg, g, admin.Options{Token: cfg.Admin.Token}, nil, logger)
 	if err != nil {
 		return err
 	}
 
 	stats := &gatewayStats{window: newGatewayTally(), total: newGatewayTally()}
-	tr := &http.Transport{MaxIdleConnsPerHost: o.workers}
+	tr := &http.Transport{MaxIdleConnsPerHost: o.Workers}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	adminURL := "http://" + adminLn.Addr().String()
-	urls := demoURLs{Gateway: "http://" + publicLn.Addr().String(), Status: adminURL + "/api/v1/status", Metrics: adminURL + "/metrics",
+	adminURL := "http://" + p.Admin.Addr().String()
+	urls := URLs{Gateway: "http://" + p.Public.Addr().String(), Status: adminURL + "/api/v1/status", Metrics: adminURL + "/metrics",
 		DeadLetters: adminURL + "/api/v1/dead-letters?route=orders", Token: cfg.Admin.Token}
 	// A first order, so that there is a job status to look at.
 	ld := &demoLoad{client: client, base: urls.Gateway, o: o, sc: sc, stats: stats}
 	resp, job, err := ld.postOrder(ctx, "demo-first-order", orderBody(ld.orderSeq.Add(1)))
 	if err != nil || resp.StatusCode != http.StatusAccepted {
-		if stopErr := p.stop(nil, nil); ctx.Err() != nil {
+		if stopErr := p.Stop(nil, nil); ctx.Err() != nil {
 			fmt.Fprintln(out, "interrupted before the demo started")
 			return stopErr
 		}
@@ -423,14 +424,14 @@ func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, r
 	stats.recordJob(job.ID, job.Duplicate)
 	urls.Job = urls.Gateway + async.JobsPath + job.ID
 
-	fmt.Fprintf(out, "Spillway gateway demo: %d clients → gateway → simulated downstreams (%s)\n", o.workers, strings.Join(demoDownstreams, ", "))
+	fmt.Fprintf(out, "Spillway gateway demo: %d clients → gateway → simulated downstreams (%s)\n", o.Workers, strings.Join(demoDownstreams, ", "))
 	fmt.Fprintf(out, "  gateway  %s   (try: curl -i %s/catalog/items/1)\n", urls.Gateway, urls.Gateway)
 	fmt.Fprintf(out, "  orders   POST %s/orders answers 202 once the order is stored   (try: curl -i -d '{\"quantity\":1}' %s/orders)\n", urls.Gateway, urls.Gateway)
 	fmt.Fprintf(out, "  job      %s   (the first order's status)\n", urls.Job)
 	fmt.Fprintf(out, "  status   %s\n", urls.Status)
 	fmt.Fprintf(out, "  metrics  %s\n", urls.Metrics)
 	fmt.Fprintf(out, "  dead     curl -H 'Authorization: Bearer %s' '%s'\n", urls.Token, urls.DeadLetters)
-	fmt.Fprintf(out, "Scenario, %s a phase: %s. Ctrl-C stops the demo.\n", o.phase, phaseList())
+	fmt.Fprintf(out, "Scenario, %s a phase: %s. Ctrl-C stops the demo.\n", o.Phase, phaseList())
 	fmt.Fprintln(out, "Routes: requests 2xx/4xx/5xx. Breaker, ejected and unhealthy: the catalog upstream (see the status URL).")
 	fmt.Fprintln(out, "Orders are async: pending in the queue now, delivered to the orders service and dead-lettered so far.")
 	if ready != nil {
@@ -440,14 +441,14 @@ func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, r
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	var wg sync.WaitGroup
-	for i := range o.workers {
+	for i := range o.Workers {
 		wg.Go(func() { ld.drive(loadCtx, i) })
 	}
 
 	start := time.Now()
-	ticker := time.NewTicker(o.tick)
+	ticker := time.NewTicker(o.Tick)
 	defer ticker.Stop()
-	deadline := time.NewTimer(o.duration)
+	deadline := time.NewTimer(o.Duration)
 	defer deadline.Stop()
 	var cause error
 	var drainEnd <-chan time.Time // set once the clients stopped
@@ -460,8 +461,7 @@ loop:
 			fmt.Fprintln(out, "interrupted: stopping the clients, draining the gateway, stopping the queue")
 			interrupted = true
 			break loop
-		case err := <-p.errc:
-			p.running--
+		case err := <-p.Failed():
 			cause = err
 			break loop
 		case <-deadline.C:
@@ -486,7 +486,7 @@ loop:
 				peak = max(peak, oq.pending)
 			}
 			w, total := stats.take()
-			printGatewayLine(out, time.Since(start).Round(o.tick/10), sc.current().name, w, total, st.Upstreams["catalog"], oq)
+			printGatewayLine(out, time.Since(start).Round(o.Tick/10), sc.current().name, w, total, st.Upstreams["catalog"], oq)
 			if drainEnd != nil && oq.known && oq.pending == 0 {
 				break loop
 			}
@@ -504,7 +504,7 @@ loop:
 	}
 	stopLoad()
 	wg.Wait()
-	if err := p.stop(nil, cause); err != nil {
+	if err := p.Stop(nil, cause); err != nil {
 		return err
 	}
 	// The store is still open (the deferred calls close it): read back the
@@ -522,7 +522,7 @@ loop:
 type demoLoad struct {
 	client   *http.Client
 	base     string
-	o        demoOptions
+	o        Options
 	sc       *scenario
 	stats    *gatewayStats
 	seq      atomic.Int64 // requests sent
@@ -534,7 +534,7 @@ type demoLoad struct {
 func (ld *demoLoad) drive(ctx context.Context, i int) {
 	o := ld.o
 	// Staggered starts spread the clients over the pace instead of a burst.
-	if spillway.Sleep(ctx, o.pace*time.Duration(i)/time.Duration(o.workers)) != nil {
+	if spillway.Sleep(ctx, o.Pace*time.Duration(i)/time.Duration(o.Workers)) != nil {
 		return
 	}
 	var lastKey, lastBody string // the last keyed order, to resend now and then
@@ -573,7 +573,7 @@ func (ld *demoLoad) drive(ctx context.Context, i int) {
 		}
 		ld.stats.record(rq.route, resp, err, time.Since(start))
 		ld.sc.answered(kind, phase)
-		if spillway.Sleep(ctx, o.pace) != nil {
+		if spillway.Sleep(ctx, o.Pace) != nil {
 			return
 		}
 	}
