@@ -364,15 +364,9 @@ func RunGateway(ctx context.Context, out, errOut io.Writer, o Options, ready fun
 	defer func() { _ = os.RemoveAll(dir) }()
 	env["DEMO_QUEUE_DIR"] = dir
 	env["DEMO_ADMIN_TOKEN"] = rand.Text()
-	cfg, warnings, err := config.Parse("demo.yaml", demoConfig, func(k string) (string, bool) {
-		v, ok := env[k]
-		return v, ok
-	})
-	for _, w := range warnings {
-		fmt.Fprintf(errOut, "warning: %s\n", w.String())
-	}
+	cfg, err := parseConfig(env, errOut)
 	if err != nil {
-		return fmt.Errorf("demo: the embedded configuration: %w", err)
+		return err
 	}
 	// Warn is the level of the health and ejection events: they show
 	// between the summary lines on a terminal.
@@ -423,7 +417,43 @@ func RunGateway(ctx context.Context, out, errOut io.Writer, o Options, ready fun
 	}
 	stats.recordJob(job.ID, job.Duplicate)
 	urls.Job = urls.Gateway + async.JobsPath + job.ID
+	printBanner(out, o, urls)
+	if ready != nil {
+		ready(urls)
+	}
+	run := &gatewayRun{out: out, o: o, g: g, p: p, sc: sc, stats: stats, ld: ld}
+	cause, interrupted := run.play(ctx)
+	if err := p.Stop(nil, cause); err != nil {
+		return err
+	}
+	// The store is still open (the deferred calls close it): read back the
+	// status of every job the clients saw accepted.
+	checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	check := checkJobs(checkCtx, q, stats.acceptedJobs())
+	printGatewayTotals(out, time.Since(run.start), stats.total, g.Status().Upstreams["catalog"], downstreams)
+	printOrdersCheck(out, check, stats.total.duplicates, max(run.peak, check.pending), downstreams, interrupted)
+	return nil
+}
 
+// parseConfig parses demo.yaml with env's variables, printing its warnings
+// to errOut.
+func parseConfig(env map[string]string, errOut io.Writer) (*config.Config, error) {
+	cfg, warnings, err := config.Parse("demo.yaml", demoConfig, func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	})
+	for _, w := range warnings {
+		fmt.Fprintf(errOut, "warning: %s\n", w.String())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("demo: the embedded configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// printBanner prints what the demo runs and the URLs to try.
+func printBanner(out io.Writer, o Options, urls URLs) {
 	fmt.Fprintf(out, "Spillway gateway demo: %d clients → gateway → simulated downstreams (%s)\n", o.Workers, strings.Join(demoDownstreams, ", "))
 	fmt.Fprintf(out, "  gateway  %s   (try: curl -i %s/catalog/items/1)\n", urls.Gateway, urls.Gateway)
 	fmt.Fprintf(out, "  orders   POST %s/orders answers 202 once the order is stored   (try: curl -i -d '{\"quantity\":1}' %s/orders)\n", urls.Gateway, urls.Gateway)
@@ -434,88 +464,98 @@ func RunGateway(ctx context.Context, out, errOut io.Writer, o Options, ready fun
 	fmt.Fprintf(out, "Scenario, %s a phase: %s. Ctrl-C stops the demo.\n", o.Phase, phaseList())
 	fmt.Fprintln(out, "Routes: requests 2xx/4xx/5xx. Breaker, ejected and unhealthy: the catalog upstream (see the status URL).")
 	fmt.Fprintln(out, "Orders are async: pending in the queue now, delivered to the orders service and dead-lettered so far.")
-	if ready != nil {
-		ready(urls)
-	}
+}
 
+// gatewayRun is the gateway demo once its gateway answers.
+type gatewayRun struct {
+	out   io.Writer
+	o     Options
+	g     *gateway.Gateway
+	p     *server.Process
+	sc    *scenario
+	stats *gatewayStats
+	ld    *demoLoad
+	start time.Time
+	peak  int // the most orders pending at once that a summary line saw
+}
+
+// play drives the clients through the scenario and prints a summary line
+// every o.Tick. Once o.Duration is over and the scenario played, it stops
+// the clients and waits for the orders queue to drain (up to drainMax).
+// It ends early when ctx ends (interrupted) or a listener fails (cause);
+// the clients are stopped when it returns.
+func (run *gatewayRun) play(ctx context.Context) (cause error, interrupted bool) {
 	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
 	var wg sync.WaitGroup
-	for i := range o.Workers {
-		wg.Go(func() { ld.drive(loadCtx, i) })
+	stopClients := func() {
+		stopLoad()
+		wg.Wait()
 	}
-
-	start := time.Now()
-	ticker := time.NewTicker(o.Tick)
+	defer stopClients()
+	for i := range run.o.Workers {
+		wg.Go(func() { run.ld.drive(loadCtx, i) })
+	}
+	run.start = time.Now()
+	ticker := time.NewTicker(run.o.Tick)
 	defer ticker.Stop()
-	deadline := time.NewTimer(o.Duration)
+	deadline := time.NewTimer(run.o.Duration)
 	defer deadline.Stop()
-	var cause error
 	var drainEnd <-chan time.Time // set once the clients stopped
-	timeUp, played, interrupted := false, false, false
-	peak := 0
-loop:
+	timeUp, played := false, false
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(out, "interrupted: stopping the clients, draining the gateway, stopping the queue")
-			interrupted = true
-			break loop
-		case err := <-p.Failed():
-			cause = err
-			break loop
+			fmt.Fprintln(run.out, "interrupted: stopping the clients, draining the gateway, stopping the queue")
+			return nil, true
+		case err := <-run.p.Failed():
+			return err, false
 		case <-deadline.C:
 			timeUp = true
-		case i := <-sc.changes:
+		case i := <-run.sc.changes:
 			if i == len(gatewayPhases) {
 				played = true
-				break
-			}
-			ph := gatewayPhases[i]
-			fmt.Fprintf(out, "── phase %d/%d %s: %s\n", i+1, len(gatewayPhases), ph.name, ph.about)
-			if i == 0 {
-				printGatewayHeader(out)
+			} else {
+				run.announce(i)
 			}
 		case <-drainEnd:
-			fmt.Fprintf(out, "the orders queue did not drain within %s\n", drainMax)
-			break loop
+			fmt.Fprintf(run.out, "the orders queue did not drain within %s\n", drainMax)
+			return nil, false
 		case <-ticker.C:
-			st := g.Status()
-			oq := ordersQueue(st, g)
-			if oq.known {
-				peak = max(peak, oq.pending)
-			}
-			w, total := stats.take()
-			printGatewayLine(out, time.Since(start).Round(o.Tick/10), sc.current().name, w, total, st.Upstreams["catalog"], oq)
-			if drainEnd != nil && oq.known && oq.pending == 0 {
-				break loop
+			if drained := run.summary(); drained && drainEnd != nil {
+				return nil, false
 			}
 		}
 		if timeUp && played && drainEnd == nil {
-			stopLoad()
-			wg.Wait()
-			oq := ordersQueue(g.Status(), g)
-			if oq.known && oq.pending == 0 {
-				break loop
+			stopClients()
+			if oq := ordersQueue(run.g.Status(), run.g); oq.known && oq.pending == 0 {
+				return nil, false
 			}
-			fmt.Fprintln(out, "── the clients stopped: waiting for the orders queue to drain")
+			fmt.Fprintln(run.out, "── the clients stopped: waiting for the orders queue to drain")
 			drainEnd = time.After(drainMax)
 		}
 	}
-	stopLoad()
-	wg.Wait()
-	if err := p.Stop(nil, cause); err != nil {
-		return err
+}
+
+// announce prints the start of phase i of the scenario.
+func (run *gatewayRun) announce(i int) {
+	ph := gatewayPhases[i]
+	fmt.Fprintf(run.out, "── phase %d/%d %s: %s\n", i+1, len(gatewayPhases), ph.name, ph.about)
+	if i == 0 {
+		printGatewayHeader(run.out)
 	}
-	// The store is still open (the deferred calls close it): read back the
-	// status of every job the clients saw accepted.
-	checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	check := checkJobs(checkCtx, q, stats.acceptedJobs())
-	peak = max(peak, check.pending)
-	printGatewayTotals(out, time.Since(start), stats.total, g.Status().Upstreams["catalog"], downstreams)
-	printOrdersCheck(out, check, stats.total.duplicates, peak, downstreams, interrupted)
-	return nil
+}
+
+// summary prints the summary line of the last interval and reports
+// whether the orders queue is known to be empty.
+func (run *gatewayRun) summary() (drained bool) {
+	st := run.g.Status()
+	oq := ordersQueue(st, run.g)
+	if oq.known {
+		run.peak = max(run.peak, oq.pending)
+	}
+	w, total := run.stats.take()
+	printGatewayLine(run.out, time.Since(run.start).Round(run.o.Tick/10), run.sc.current().name, w, total, st.Upstreams["catalog"], oq)
+	return oq.known && oq.pending == 0
 }
 
 // demoLoad is what the demo's clients share.
