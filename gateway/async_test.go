@@ -17,6 +17,7 @@ import (
 
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/gateway/async"
 	"github.com/spillway-dev/spillway/queue"
 
 	"github.com/spillway-dev/spillway/internal/spillwaytest"
@@ -137,7 +138,7 @@ func (h *harness) post(t *testing.T, path string, hdr map[string]string, body st
 	if err := json.Unmarshal([]byte(b), &a); err != nil {
 		t.Fatalf("202 body %q: %v", b, err)
 	}
-	if !gateway.ValidJobID(a.ID) || a.StatusURL != "/_spillway/jobs/"+a.ID || resp.Header.Get("Location") != a.StatusURL {
+	if !async.ValidJobID(a.ID) || a.StatusURL != "/_spillway/jobs/"+a.ID || resp.Header.Get("Location") != a.StatusURL {
 		t.Fatalf("202: Location %q, body %q", resp.Header.Get("Location"), b)
 	}
 	return a
@@ -146,7 +147,7 @@ func (h *harness) post(t *testing.T, path string, hdr map[string]string, body st
 // status reads a job's status through the public listener.
 func (h *harness) status(t *testing.T, id string) queue.Status {
 	t.Helper()
-	resp, b := h.do(t, "GET", gateway.JobsPath+id, nil, "")
+	resp, b := h.do(t, "GET", async.JobsPath+id, nil, "")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status of %s: %d %s", id, resp.StatusCode, b)
 	}
@@ -325,10 +326,10 @@ func TestJobStatusEndpoint(t *testing.T) {
 		code         int
 		reason       string
 	}{
-		{"GET", gateway.JobsPath + "0123456789abcdef0123456789abcdef", 404, "job_not_found"},
-		{"GET", gateway.JobsPath + "not-an-id", 400, "bad_request"},
-		{"GET", gateway.JobsPath + "0123456789ABCDEF0123456789ABCDEF", 400, "bad_request"},
-		{"POST", gateway.JobsPath + "0123456789abcdef0123456789abcdef", 405, "method_not_allowed"},
+		{"GET", async.JobsPath + "0123456789abcdef0123456789abcdef", 404, "job_not_found"},
+		{"GET", async.JobsPath + "not-an-id", 400, "bad_request"},
+		{"GET", async.JobsPath + "0123456789ABCDEF0123456789ABCDEF", 400, "bad_request"},
+		{"POST", async.JobsPath + "0123456789abcdef0123456789abcdef", 405, "method_not_allowed"},
 	} {
 		resp, body := h.do(t, tt.method, tt.path, nil, "")
 		if resp.StatusCode != tt.code || resp.Header.Get("Spillway-Reason") != tt.reason || !json.Valid([]byte(body)) {

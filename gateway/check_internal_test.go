@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spillway-dev/spillway/config"
+	"github.com/spillway-dev/spillway/gateway/async"
 )
 
 // edgeKey is one numeric key of an upstream or a route: how to write it,
@@ -24,7 +25,7 @@ type edgeKey struct {
 	route bool
 	// async: the key is an async route's; New needs a queue for it, so
 	// only config and Check are compared, and the queue policy the worker
-	// would get (policyOf) must hold no value the queue reads as its
+	// would get (async.QueuePolicy) must hold no value the queue reads as its
 	// default (<= 0).
 	async bool
 	huge  string
@@ -190,7 +191,7 @@ func checkAsync(t *testing.T, cfg *config.Config) {
 		return
 	}
 	a := cfg.Routes[0].Async
-	p := policyOf(a)
+	p := async.QueuePolicy(a)
 	if p.MaxAttempts <= 0 || p.Retention <= 0 || p.Concurrency <= 0 || p.Backoff.Initial <= 0 || p.Backoff.Max <= 0 || p.Backoff.Multiplier < 1 || a.MaxBody <= 0 {
 		t.Errorf("the queue would run a default for %+v (max_body %d)", p, a.MaxBody)
 	}

@@ -62,11 +62,16 @@
 // may have been stored). An Idempotency-Key (bounded; scoped by a client
 // header with async.key_scope) dedupes; reused for another request it gets
 // 409 idempotency_key_reused. GET /_spillway/jobs/<id> answers the job's
-// status. A queue.Worker per
-// async route delivers the jobs to the route's current upstream through its
-// breaker, bulkhead, time limits and pool, without its retry policy: the
-// queue retries, dead-letters after max_attempts, and pauses while the
-// breaker is open (WorkerOptions.Gate).
+// status. A queue.Worker per async route delivers the jobs to the route's
+// current upstream through its breaker, bulkhead, time limits and pool,
+// without its retry policy: the queue retries, dead-letters after
+// max_attempts, and pauses while the breaker is open (WorkerOptions.Gate).
+// All of it lives in package gateway/async, which this package constructs
+// and reaches through a small interface (jobs: Accept, JobStatus); async
+// reaches the gateway only through async.Upstreams (Deliver a job's
+// request along its route, the breaker state of its upstream), which this
+// package implements (async.go). Package gateway imports gateway/async,
+// never the other way round.
 //
 // # Reload
 //
@@ -82,6 +87,37 @@
 // stale_cache settings are unchanged keeps its cache, and an async route
 // whose async settings are unchanged keeps its worker. Pools no longer
 // referenced are closed, workers no longer wanted stopped.
+//
+// # Files, in the order a request travels
+//
+//   - listener.go, framing.go: the public listener (NewListener,
+//     ConfigureServer) and its reading of each connection's framing, which
+//     marks the requests a proxy in front could read otherwise.
+//   - inbound.go: what ServeHTTP refuses or rewrites before any route
+//     (screen, checkPath, the headers only a proxy may set).
+//   - proxy.go: ServeHTTP itself, the request's steps in order; the
+//     exchange, the request's state and context; the ReverseProxy's hooks
+//     (rewrite, dispatch, modifyResponse) and a phase of the request at one
+//     upstream (phase).
+//   - route.go: the routing table's match and a route resolved against
+//     its upstreams.
+//   - upstream.go: an upstream's policies, pool and transports, one
+//     downstream of policies per total time limit, made at table build.
+//   - attempt.go: one attempt, the transports' base (picker: an instance
+//     per attempt), its outcome for the instance, its classification and
+//     the retry rule.
+//   - fallback.go, cache.go: the fallback chain (replica, stale cache,
+//     static answer) and the error answer; the stale cache.
+//   - async.go: the async routes' side of the gateway (see above).
+//   - accesslog.go, metrics.go: what a request leaves behind (finish).
+//   - gateway.go, apply.go, check.go: the Gateway and its table (New,
+//     Status, Ready, Close), live changes (Apply, Reload), and Check,
+//     which builds without starting anything.
+//
+// Below it (it imports them): gateway/pool (instances, balancing, health
+// checks, outlier ejection), gateway/async (the async routes) and
+// gateway/internal/reply (the error answers both write). Above it:
+// gateway/admin, the admin API, which imports gateway.
 //
 // See docs/gateway.md for the decisions taken where the issue is silent.
 package gateway

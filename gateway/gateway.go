@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spillway-dev/spillway/config"
+	"github.com/spillway-dev/spillway/gateway/async"
 	"github.com/spillway-dev/spillway/gateway/pool"
 	"github.com/spillway-dev/spillway/queue"
 )
@@ -64,13 +64,13 @@ type Gateway struct {
 	proxy   *httputil.ReverseProxy
 	// table is the routing table in use, swapped whole by Reload.
 	table atomic.Pointer[table]
-	// mu serialises Reload and Close, and guards workers.
+	// mu serialises Reload and Close.
 	mu     sync.Mutex
 	closed bool
-	// workers are the queue workers by async route name.
-	workers map[string]*asyncWorker
-	// workerless counts the async routes whose worker could not start.
-	workerless atomic.Int64
+	// asyncRoutes runs the async routes' queue workers, nil without
+	// Options.Queue; jobs is the same, as the request path knows it.
+	asyncRoutes *async.Routes
+	jobs        jobs
 }
 
 // table is everything one configuration resolves to.
@@ -96,13 +96,18 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	g := &Gateway{opts: o, reg: o.Registry, workers: map[string]*asyncWorker{}}
+	g := &Gateway{opts: o, reg: o.Registry}
 	m, err := newMetrics(o.Registry, g)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: metrics: %w", err)
 	}
 	g.metrics = m
 	g.proxy = g.newProxy()
+	if o.Queue != nil {
+		g.asyncRoutes = async.New(o.Queue, deliveries{g}, async.Options{Logger: o.Logger, WorkerGrace: o.WorkerGrace,
+			Deliveries: m.deliveries, DeadDropped: m.deadDropped})
+		g.jobs = g.asyncRoutes
+	}
 	// Nothing to commit: every upstream is new.
 	t, _, err := g.build(cfg, nil)
 	if err != nil {
@@ -114,6 +119,15 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// syncWorkers makes the running queue workers those of t's async routes
+// (async.Routes.Sync). g.mu is held, or g is not shared yet.
+func (g *Gateway) syncWorkers(t *table) error {
+	if g.asyncRoutes == nil {
+		return nil
+	}
+	return g.asyncRoutes.Sync(t.cfg)
 }
 
 // build resolves cfg into a table: the upstreams of old still configured
@@ -131,7 +145,7 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, p *plan, err 
 			t.closeUnshared(old)
 		}
 	}()
-	if err := g.checkQueue(&table{routes: routesOf(cfg)}); err != nil {
+	if err := g.checkQueue(cfg); err != nil {
 		return t, nil, err
 	}
 	p = newPlan()
@@ -163,7 +177,7 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, p *plan, err 
 			if rc.Timeout > 0 {
 				r.total = rc.Timeout
 			}
-			r.totalKey = r.total.String()
+			r.totalKey = r.up.limit(r.total)
 		}
 		for j, f := range rc.Fallback {
 			switch {
@@ -225,16 +239,6 @@ func (t *table) upstream(name string) *upstream {
 		return nil
 	}
 	return t.upstreams[name]
-}
-
-// routesOf wraps cfg's routes unresolved, for the checks that read only
-// their configuration.
-func routesOf(cfg *config.Config) []*route {
-	rs := make([]*route, len(cfg.Routes))
-	for i, rc := range cfg.Routes {
-		rs[i] = &route{cfg: rc}
-	}
-	return rs
 }
 
 // closeUnshared closes the pools, base transports and caches of t that
@@ -319,12 +323,9 @@ func (g *Gateway) Close() {
 		return
 	}
 	g.closed = true
-	ws := make([]*asyncWorker, 0, len(g.workers))
-	for name, w := range g.workers {
-		ws = append(ws, w)
-		delete(g.workers, name)
+	if g.asyncRoutes != nil {
+		g.asyncRoutes.Close()
 	}
-	g.stopWorkers(ws)
 	g.table.Load().closeUnshared(nil)
 }
 
@@ -347,14 +348,6 @@ type Status struct {
 	// Store is the state of the queue's store, when the gateway has a
 	// queue.
 	Store *StoreStatus `json:"store,omitempty"`
-}
-
-// QueueStatus is an async route's queue, read from the store.
-type QueueStatus struct {
-	Pending                 int     `json:"pending"`
-	InFlight                int     `json:"in_flight"`
-	DeadLetters             int     `json:"dead_letters"`
-	OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
 }
 
 // UpstreamStatus is the state of one upstream.
@@ -387,45 +380,10 @@ func (g *Gateway) Status() Status {
 			Instances: u.pool.Status(),
 		}
 	}
-	for name, st := range g.queueStats(t) {
-		if s.Queues == nil {
-			s.Queues = map[string]QueueStatus{}
-		}
-		s.Queues[name] = QueueStatus{Pending: st.Pending, InFlight: st.InFlight, DeadLetters: st.DeadLetters,
-			OldestPendingAgeSeconds: st.OldestPendingAge.Seconds()}
-	}
-	if h, ok := g.storeHealth(); ok {
-		s.Store = storeStatus(h, g.opts.Queue.Embedded())
+	if g.asyncRoutes != nil {
+		s.Queues, s.Store = g.asyncRoutes.Status(t.cfg)
 	}
 	return s
-}
-
-// queueStats reads the stats of t's async routes from the store, each
-// within queueProbeTimeout; a route whose stats cannot be read is left out
-// (logged at debug level).
-func (g *Gateway) queueStats(t *table) map[string]queue.Stats {
-	q := g.opts.Queue
-	if q == nil {
-		return nil
-	}
-	var out map[string]queue.Stats
-	for _, r := range t.routes {
-		if r.cfg.Async == nil {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), queueProbeTimeout)
-		st, err := q.Stats(ctx, r.cfg.Name)
-		cancel()
-		if err != nil {
-			g.opts.Logger.Debug("gateway: queue stats unavailable", "route", r.cfg.Name, "error", err)
-			continue
-		}
-		if out == nil {
-			out = map[string]queue.Stats{}
-		}
-		out[r.cfg.Name] = st
-	}
-	return out
 }
 
 // Ready reports whether the gateway can serve: it has at least one route;
@@ -441,7 +399,7 @@ func (g *Gateway) Ready() bool {
 	if len(t.routes) == 0 {
 		return false
 	}
-	if q := g.opts.Queue; q != nil && (g.workerless.Load() > 0 || !probeQueue(q)) {
+	if g.asyncRoutes != nil && !g.asyncRoutes.Ready() {
 		return false
 	}
 	for _, name := range t.cfg.Readiness.RequiredUpstreams {

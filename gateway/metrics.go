@@ -10,6 +10,7 @@ import (
 
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
+	"github.com/spillway-dev/spillway/gateway/async"
 )
 
 // metrics are the gateway's collectors, under the brief's names. Counters and
@@ -242,12 +243,6 @@ var (
 		"1 when the instance passes its health checks and is not ejected.", []string{"upstream", "instance"}, nil)
 	descEjected = prometheus.NewDesc("spillway_outlier_ejections_active",
 		"Instances ejected by outlier detection now.", []string{"upstream"}, nil)
-	descPending = prometheus.NewDesc("spillway_queue_pending",
-		"Jobs of an async route stored and not yet delivered (waiting and in flight).", []string{"route"}, nil)
-	descDead = prometheus.NewDesc("spillway_queue_dead_letters",
-		"Jobs of an async route in the dead-letter queue.", []string{"route"}, nil)
-	descOldest = prometheus.NewDesc("spillway_queue_oldest_pending_age_seconds",
-		"Age of an async route's oldest pending job; 0 when none.", []string{"route"}, nil)
 	descCacheEntries = prometheus.NewDesc("spillway_cache_entries",
 		"Entries in a route's stale cache (a response with Vary is two: its Vary names and the answer).", []string{"route"}, nil)
 	descCacheBytes = prometheus.NewDesc("spillway_cache_bytes",
@@ -261,12 +256,10 @@ type stateCollector struct{ g *Gateway }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descFailureRate, descInFlight, descLimit, descBudget, descHealthy, descEjected,
-		descPending, descDead, descOldest, descCacheEntries, descCacheBytes} {
+		descCacheEntries, descCacheBytes} {
 		ch <- d
 	}
-	for _, d := range storeDescs {
-		ch <- d
-	}
+	async.Describe(ch)
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -310,12 +303,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descCacheBytes, float64(size), r.cfg.Name)
 		}
 	}
-	for name, st := range c.g.queueStats(t) {
-		gauge(descPending, float64(st.Pending), name)
-		gauge(descDead, float64(st.DeadLetters), name)
-		gauge(descOldest, st.OldestPendingAge.Seconds(), name)
-	}
-	if h, ok := c.g.storeHealth(); ok {
-		collectStore(ch, h)
+	if c.g.asyncRoutes != nil {
+		c.g.asyncRoutes.Collect(ch, t.cfg)
 	}
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/config"
+	"github.com/spillway-dev/spillway/gateway/async"
+	"github.com/spillway-dev/spillway/gateway/internal/reply"
 	"github.com/spillway-dev/spillway/gateway/pool"
 	"github.com/spillway-dev/spillway/spillwayhttp"
 )
@@ -36,9 +37,9 @@ const (
 // The reasons of the answers the gateway makes before any policy runs; the
 // policies' reasons are spillway.Reason values.
 const (
-	ReasonNoRoute      = "no_route"       // 404: no route matches
-	ReasonBadRequest   = "bad_request"    // 400: ambiguous framing, CONNECT, absolute-form target, unsafe path
-	ReasonBodyTooLarge = "body_too_large" // 413: the body exceeds server.max_body
+	ReasonNoRoute      = "no_route"         // 404: no route matches
+	ReasonBadRequest   = reply.BadRequest   // 400: ambiguous framing, CONNECT, absolute-form target, unsafe path
+	ReasonBodyTooLarge = reply.BodyTooLarge // 413: the body exceeds server.max_body
 )
 
 // exchange is the state of one request as it goes through the proxy, the
@@ -220,8 +221,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.screen(rec, x, r) {
 		return
 	}
-	if g.opts.Queue != nil && strings.HasPrefix(r.URL.Path, JobsPath) {
-		g.jobStatus(rec, x, r)
+	if g.jobs != nil && strings.HasPrefix(r.URL.Path, async.JobsPath) {
+		answered(x, g.jobs.JobStatus(rec, r))
 		return
 	}
 	if x.route = t.match(r); x.route == nil {
@@ -240,7 +241,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rt.cfg.Async != nil {
-		g.accept(rec, x, r, t)
+		answered(x, g.jobs.Accept(rec, r, rt.cfg, t.cfg.Server.MaxBody))
 		return
 	}
 	if g.tooLarge(rec, x, r, t.cfg.Server.MaxBody) {
@@ -280,45 +281,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.fallBack(rec, x, r, body, replayable, err)
-}
-
-// fallBack answers x after its upstream failed with err: the steps of its
-// route's fallback chain in order (a replica, the stale cache, a static
-// answer), or the error answer when none answers. body is the request body
-// buffered for a replica (nil when there is none to resend); replayable
-// says whether the request can be sent again.
-func (g *Gateway) fallBack(rec *recorder, x *exchange, r *http.Request, body []byte, replayable bool, err error) {
-	for _, s := range x.route.chain {
-		switch {
-		case s.replica != nil:
-			if !replayable || !(spillwayhttp.Idempotent(r) || spillway.IsRejection(err)) {
-				continue
-			}
-			if body != nil {
-				x.request().Body = io.NopCloser(bytes.NewReader(body))
-			}
-			if g.phase(rec, x, s.replica, s.replica.cfg.Timeouts.Total.String(), FallbackReplica) == nil {
-				g.metrics.fallback(x.route, FallbackReplica)
-				x.outcome = outcomeFallback
-				return
-			}
-			if g.callerDone(rec, x) { // during the replica's attempt
-				return
-			}
-		case s.cache != nil:
-			if e, ok := s.cache.lookup(r); ok {
-				x.fallback, x.outcome, x.reason = FallbackStaleCache, outcomeFallback, string(spillway.ReasonOf(err))
-				g.metrics.fallback(x.route, FallbackStaleCache)
-				e.serve(rec, r, time.Now())
-				return
-			}
-		case s.static != nil:
-			x.reason = string(spillway.ReasonOf(err))
-			g.static(rec, x, s.static, FallbackStatic)
-			return
-		}
-	}
-	g.failed(rec, x, err)
 }
 
 // tooLarge answers 413 (and returns true) when r announces a body over max
@@ -368,55 +330,6 @@ func (g *Gateway) phase(w http.ResponseWriter, x *exchange, up *upstream, totalK
 	return err
 }
 
-// callerDone answers x when the caller's own deadline ended: its
-// Spillway-Timeout-Ms budget (504 deadline_exceeded) or its connection. It
-// reports whether it did. Such a failure is the caller's, not the
-// upstream's, and gets no fallback: any client could otherwise force one
-// by announcing a tiny budget, and be served a stale entry, a replica's or
-// a static answer instead of the upstream's. The end of the route's own
-// total limit is the upstream's failure: the fallback chain answers it.
-func (g *Gateway) callerDone(w http.ResponseWriter, x *exchange) bool {
-	if x.ctx.Err() == nil {
-		return false
-	}
-	g.failed(w, x, context.Cause(x.ctx))
-	return true
-}
-
-// failed writes the error answer for err, after the fallback chain.
-func (g *Gateway) failed(w http.ResponseWriter, x *exchange, err error) {
-	// Only a request body can be too large; errors.AsType allocates, and
-	// the answers of a failing upstream are a hot path.
-	if x.in.Body != http.NoBody && isType[*http.MaxBytesError](err) {
-		g.local(w, x, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "the request body is too large")
-		return
-	}
-	reason := spillway.ReasonOf(err)
-	x.reason, x.outcome = string(reason), outcomeError
-	if reason == spillway.ReasonCanceled {
-		x.outcome = outcomeCanceled
-	}
-	spillwayhttp.WriteError(w, err, x.route.up.name)
-}
-
-// static writes a fixed answer of kind (static or default).
-func (g *Gateway) static(w http.ResponseWriter, x *exchange, s *config.Static, kind string) {
-	x.fallback, x.outcome = kind, outcomeFallback
-	g.metrics.fallback(x.route, kind)
-	h := w.Header()
-	for k, v := range s.Headers {
-		h.Set(k, v)
-	}
-	h.Set(FallbackHeader, kind)
-	h.Set("Content-Length", strconv.Itoa(len(s.Body)))
-	status := s.Status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, s.Body)
-}
-
 // local writes an answer the gateway makes before any policy runs, in the
 // brief's error shape: {"error":{"reason":"no_route","message":"..."}}.
 func (g *Gateway) local(w http.ResponseWriter, x *exchange, status int, reason, msg string) {
@@ -424,11 +337,7 @@ func (g *Gateway) local(w http.ResponseWriter, x *exchange, status int, reason, 
 	if reason == ReasonNoRoute {
 		x.outcome = outcomeNoRoute
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set(spillwayhttp.ReasonHeader, reason)
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, `{"error":{"reason":"`+reason+`","message":"`+msg+`"}}`)
+	reply.Error(w, status, reason, msg)
 }
 
 // finish records the request's metrics and access log line.
@@ -520,27 +429,6 @@ func failFast(ctx context.Context, b *breaker.Breaker) error {
 	}
 	p.Release(errFastPathRace)
 	return nil
-}
-
-// bufferBody reads req's body up to max bytes so that it can be sent again
-// (to a replica); a longer body is streamed once (replayable false).
-func bufferBody(req *http.Request, max int64) (body []byte, replayable bool, err error) {
-	buf, err := io.ReadAll(io.LimitReader(req.Body, max+1))
-	if err != nil {
-		return nil, false, err
-	}
-	if int64(len(buf)) > max {
-		req.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
-		return nil, false, nil
-	}
-	req.Body.Close()
-	req.Body = io.NopCloser(bytes.NewReader(buf))
-	req.ContentLength = int64(len(buf))
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
-	return buf, true, nil
 }
 
 // recorder remembers the status written, for the log and the metrics.

@@ -1,18 +1,12 @@
 package gateway
 
 import (
-	"context"
-	"errors"
-	"io"
-	"net"
+	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
-	"sync/atomic"
-	"syscall"
+	"sync"
 	"time"
 
-	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/config"
@@ -24,16 +18,29 @@ import (
 // upstream is the runtime state of one configured upstream: everything a
 // reload keeps when the upstream's configuration did not change.
 type upstream struct {
-	name      string
-	cfg       config.Upstream
-	pool      *pool.Pool
-	breaker   *breaker.Breaker
-	budget    *retry.Budget
-	bulkhead  *bulkhead.Bulkhead
+	name     string
+	cfg      config.Upstream
+	pool     *pool.Pool
+	breaker  *breaker.Breaker
+	budget   *retry.Budget
+	bulkhead *bulkhead.Bulkhead
+	// retry is the proxy's retry policy, spending from budget; wire makes
+	// it (it holds no state of its own).
+	retry     *retry.Policy
 	transport *spillwayhttp.Transport
 	// delivery sends an async route's jobs: the same breaker, bulkhead,
 	// time limits and instances, no retry policy (the queue retries).
 	delivery *spillwayhttp.Transport
+	// limits are up's policies under each total time limit its requests
+	// run under, by the key its transports know them by: a string, as
+	// spillwayhttp.Config.Key asks, made once per limit (Duration.String)
+	// and never parsed back. limit adds one at table build time, before
+	// any request runs under it; entries stay, since an upstream a reload
+	// keeps unchanged serves the old table's requests and the new one's.
+	limits sync.Map // string → *totalLimit
+	// totalKey is the key of the upstream's own timeouts.total: a replica
+	// phase's.
+	totalKey string
 	// base is closed with the upstream when the gateway made it.
 	base    http.RoundTripper
 	ownBase bool
@@ -161,31 +168,62 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 	return up, nil
 }
 
+// totalLimit is an upstream's policies under one total time limit: those
+// of the proxy's transport and those of the delivery transport.
+type totalLimit struct {
+	proxy, delivery spillwayhttp.Downstream
+}
+
+// limit returns the key of up's downstreams under the total time limit
+// total, making them on first use (see upstream.limits).
+func (up *upstream) limit(total time.Duration) string {
+	key := total.String()
+	if _, ok := up.limits.Load(key); ok {
+		return key
+	}
+	u := &up.cfg
+	to := spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt, Total: total}
+	up.limits.LoadOrStore(key, &totalLimit{
+		proxy:    spillwayhttp.Downstream{Breaker: up.breaker, Retry: up.retry, Bulkhead: up.bulkhead, Timeouts: to},
+		delivery: spillwayhttp.Downstream{Breaker: up.breaker, Bulkhead: up.bulkhead, Timeouts: to},
+	})
+	return key
+}
+
+// downstream is a NewDownstream of up's transports: the policies limit
+// made for key.
+func (up *upstream) downstream(key string, delivery bool) (*spillwayhttp.Downstream, error) {
+	v, ok := up.limits.Load(key)
+	if !ok {
+		return nil, fmt.Errorf("gateway: upstream %q: no policies for the total limit %s", up.name, key)
+	}
+	l := v.(*totalLimit)
+	if delivery {
+		return &l.delivery, nil
+	}
+	return &l.proxy, nil
+}
+
+// downstreamKey is the Key of up's transports: the total limit of the
+// request's route (or replica phase), set on its exchange.
+func downstreamKey(r *http.Request) string { return exchangeOf(r.Context()).totalKey }
+
 // wire builds up's transports over its policies, pool and base. They hold
 // no state of their own beyond a cache of policy sets: a reload builds new
-// ones around the policies it keeps.
+// ones around the policies it keeps. A downstream per total limit: the
+// routes that override the upstream's total share its policies under
+// another key.
 func (up *upstream) wire() error {
 	u := &up.cfg
-	rp, err := newRetry(u, up.budget, up.metrics)
-	if err != nil {
+	var err error
+	if up.retry, err = newRetry(u, up.budget, up.metrics); err != nil {
 		return err
 	}
-	br, bh := up.breaker, up.bulkhead
-	policies := spillwayhttp.Downstream{Breaker: br, Retry: rp, Bulkhead: bh}
+	up.totalKey = up.limit(u.Timeouts.Total)
 	up.transport, err = spillwayhttp.New(spillwayhttp.Config{
-		Base: &picker{up: up},
-		// A downstream per total limit: the routes that override the
-		// upstream's total share its policies under another key.
-		Key: func(r *http.Request) string { return exchangeOf(r.Context()).totalKey },
-		NewDownstream: func(key string) (*spillwayhttp.Downstream, error) {
-			total, err := time.ParseDuration(key)
-			if err != nil {
-				return nil, err
-			}
-			d := policies
-			d.Timeouts = spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt, Total: total}
-			return &d, nil
-		},
+		Base:          &picker{up: up},
+		Key:           downstreamKey,
+		NewDownstream: func(key string) (*spillwayhttp.Downstream, error) { return up.downstream(key, false) },
 		Retryable:     up.retryable,
 		MaxReplayBody: replayBody(u),
 		Observer:      up.metrics,
@@ -200,16 +238,9 @@ func (up *upstream) wire() error {
 		return err
 	}
 	up.delivery, err = spillwayhttp.New(spillwayhttp.Config{
-		Base: &picker{up: up},
-		Key:  func(r *http.Request) string { return exchangeOf(r.Context()).totalKey },
-		NewDownstream: func(key string) (*spillwayhttp.Downstream, error) {
-			total, err := time.ParseDuration(key)
-			if err != nil {
-				return nil, err
-			}
-			return &spillwayhttp.Downstream{Breaker: br, Bulkhead: bh,
-				Timeouts: spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt, Total: total}}, nil
-		},
+		Base:              &picker{up: up},
+		Key:               downstreamKey,
+		NewDownstream:     func(key string) (*spillwayhttp.Downstream, error) { return up.downstream(key, true) },
 		Retryable:         func(*http.Request, *http.Response, error) bool { return false },
 		MaxReplayBody:     -1,
 		Observer:          up.metrics,
@@ -226,166 +257,4 @@ func replayBody(u *config.Upstream) int64 {
 		return -1
 	}
 	return u.MaxReplayBody
-}
-
-// retryable is the Transport's retry rule: idempotent requests only (or an
-// Idempotency-Key), and only for the failures retry.on lists.
-func (u *upstream) retryable(req *http.Request, resp *http.Response, err error) bool {
-	if !spillwayhttp.Idempotent(req) {
-		return false
-	}
-	if resp != nil {
-		return u.on.status[resp.StatusCode]
-	}
-	switch attemptResult(err) {
-	case resultConnect:
-		return u.on.connect
-	case resultTimeout:
-		return u.on.timeout
-	case resultReset:
-		return u.on.reset
-	}
-	return false
-}
-
-// The results of an attempt, the values of the label result of
-// spillway_upstream_attempts_total: a fixed set.
-const (
-	resultSuccess  = "success"
-	resultStatus   = "status_failure"
-	resultConnect  = "connect_failure"
-	resultTimeout  = "timeout"
-	resultReset    = "reset"
-	resultCanceled = "canceled"
-	resultError    = "error"
-)
-
-// attemptResult classifies an attempt's failure (nil: success).
-func attemptResult(err error) string {
-	if err == nil {
-		// Before any errors.AsType: the success path allocates nothing.
-		return resultSuccess
-	}
-	switch {
-	case isType[*spillwayhttp.StatusError](err):
-		return resultStatus
-	case isDial(err), isType[*net.DNSError](err), errors.Is(err, syscall.ECONNREFUSED):
-		return resultConnect
-	case spillway.ReasonOf(err) == spillway.ReasonDeadlineExceeded, isNetTimeout(err):
-		return resultTimeout
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return resultReset
-	case errors.Is(err, context.Canceled):
-		return resultCanceled
-	}
-	if _, policy := errors.AsType[*spillway.Error](err); !policy {
-		// Any other transport error came after the connection was made and
-		// before a complete response head: the exchange broke (a connection
-		// closed inside the head, a malformed head). Nothing reached the
-		// client yet, so an idempotent request may be retried like a reset.
-		return resultReset
-	}
-	return resultError
-}
-
-func isType[E error](err error) bool {
-	_, ok := errors.AsType[E](err)
-	return ok
-}
-
-func isDial(err error) bool {
-	op, ok := errors.AsType[*net.OpError](err)
-	return ok && op.Op == "dial"
-}
-
-func isNetTimeout(err error) bool {
-	ne, ok := errors.AsType[net.Error](err)
-	return ok && ne.Timeout()
-}
-
-// picker is the Transport's base: it sends each attempt to an instance of
-// the pool (the one the gateway picked before the first attempt, then one
-// other than the previous attempt's) and tells the instance how it went.
-type picker struct{ up *upstream }
-
-// RoundTrip sets the instance on req, the Transport's request of this
-// attempt (see spillwayhttp.Config.Base). The first attempt's URL and
-// instance body live in the exchange; a later attempt's are its own, as the
-// previous attempt's request may still be read by the base transport.
-func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
-	x := exchangeOf(req.Context())
-	inst := x.preset
-	x.preset = nil
-	if inst == nil {
-		var err error
-		if inst, err = p.up.pool.Pick(x.prev); err != nil {
-			if req.Body != nil {
-				req.Body.Close()
-			}
-			p.up.metrics.reject(spillway.ReasonNoHealthyInstance)
-			return nil, err
-		}
-	}
-	x.prev = inst
-	x.attempts++
-	u, body := &x.url, &x.body
-	if x.attempts > 1 {
-		u, body = new(url.URL), new(instanceBody)
-	}
-	*u = *req.URL
-	u.Scheme, u.Host = inst.URL.Scheme, inst.URL.Host
-	if base := inst.URL.Path; base != "" && base != "/" {
-		u.Path = joinPath(base, u.Path)
-		if u.RawPath != "" {
-			u.RawPath = joinPath(inst.URL.EscapedPath(), u.RawPath)
-		}
-	}
-	req.URL = u
-	req.Host = ""
-	inst.Begin()
-	resp, err := p.up.base.RoundTrip(req)
-	if err != nil {
-		inst.End(x.ctx.Err() == nil)
-		return nil, err
-	}
-	body.ReadCloser, body.inst, body.x, body.failed = resp.Body, inst, x, resp.StatusCode >= 500
-	resp.Body = body
-	return resp, nil
-}
-
-func joinPath(base, p string) string {
-	if len(base) > 0 && base[len(base)-1] == '/' {
-		base = base[:len(base)-1]
-	}
-	if p == "" || p[0] != '/' {
-		p = "/" + p
-	}
-	return base + p
-}
-
-// instanceBody ends the instance's attempt when the response body is closed,
-// so that least_request counts a response being streamed as in flight and a
-// body cut short counts as a failure.
-type instanceBody struct {
-	io.ReadCloser
-	inst   *pool.Instance
-	x      *exchange
-	failed bool
-	ended  atomic.Bool
-}
-
-func (b *instanceBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && b.x.ctx.Err() == nil {
-		b.failed = true
-	}
-	return n, err
-}
-
-func (b *instanceBody) Close() error {
-	err := b.ReadCloser.Close()
-	if b.ended.CompareAndSwap(false, true) {
-		b.inst.End(b.failed)
-	}
-	return err
 }

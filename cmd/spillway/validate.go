@@ -1,15 +1,14 @@
 package main
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 
 	"github.com/spf13/cobra"
+
 	"github.com/spillway-dev/spillway/config"
-	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/internal/server"
 )
 
 func newValidateCommand() *cobra.Command {
@@ -37,7 +36,7 @@ the file has an error; warnings alone do not fail it.`,
 // runValidate prints the problems of file to w and returns an error when
 // there is at least one error (not a warning).
 func runValidate(w io.Writer, file string) error {
-	_, warnings, err := loadAndCheck(file)
+	_, warnings, err := server.LoadAndCheck(file)
 	var errs config.Errors
 	if errors.As(err, &errs) {
 		for _, e := range errs {
@@ -61,23 +60,4 @@ func runValidate(w io.Writer, file string) error {
 		fmt.Fprintf(w, "%s: ok, %d warning(s)\n", file, len(warnings))
 	}
 	return nil
-}
-
-// loadAndCheck loads file and builds what serve would run from it
-// (gateway.Check): validate and serve accept the same files and report the
-// same warnings, the configuration's and the policies', sorted by position.
-func loadAndCheck(file string) (*config.Config, []config.Warning, error) {
-	cfg, warnings, err := config.Load(file)
-	if err != nil {
-		return nil, warnings, err
-	}
-	more, err := gateway.Check(cfg)
-	if err != nil {
-		return nil, warnings, err
-	}
-	warnings = append(warnings, more...)
-	slices.SortStableFunc(warnings, func(a, b config.Warning) int {
-		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
-	})
-	return cfg, warnings, nil
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/gateway/async"
 	"github.com/spillway-dev/spillway/queue"
 )
 
@@ -65,7 +65,7 @@ func (a *api) queue(w http.ResponseWriter) *queue.Queue {
 // pathID reads and checks the {id} of the path, or answers 400.
 func pathID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := r.PathValue("id")
-	if !gateway.ValidJobID(id) {
+	if !async.ValidJobID(id) {
 		writeError(w, http.StatusBadRequest, "a job id is 32 lowercase hexadecimal digits, got "+strconv.Quote(id))
 		return "", false
 	}
@@ -142,7 +142,7 @@ func (a *api) job(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-func item(dl queue.DeadLetter, sr *gateway.StoredRequest) DeadLetterItem {
+func item(dl queue.DeadLetter, sr *async.StoredRequest) DeadLetterItem {
 	it := DeadLetterItem{ID: dl.ID, Route: dl.Queue, Attempts: dl.Attempts, LastStatus: dl.LastStatus,
 		LastReason: dl.LastReason, Died: dl.Died, Enqueued: dl.Enqueued, Seq: dl.Seq}
 	if sr != nil {
@@ -185,7 +185,7 @@ func (a *api) deadLetters(w http.ResponseWriter, r *http.Request) {
 	}
 	out := DeadLetterPage{Items: make([]DeadLetterItem, 0, len(page))}
 	for _, dl := range page {
-		sr, _ := gateway.DecodeStoredRequest(dl.Data)
+		sr, _ := async.DecodeStoredRequest(dl.Data)
 		out.Items = append(out.Items, item(dl, sr))
 	}
 	if next != 0 {
@@ -204,11 +204,11 @@ func (a *api) deadLetter(w http.ResponseWriter, r *http.Request) {
 		queueFailed(w, err)
 		return
 	}
-	sr, err := gateway.DecodeStoredRequest(dl.Data)
+	sr, err := async.DecodeStoredRequest(dl.Data)
 	if err != nil {
 		// Not a gateway job (another producer on the same store): its data
 		// is shown as the body.
-		sr = &gateway.StoredRequest{Body: dl.Data}
+		sr = &async.StoredRequest{Body: dl.Data}
 	}
 	d := DeadLetterDetail{DeadLetterItem: item(dl, sr), Query: sr.RawQuery, Headers: sr.Header, BodyEncoding: "utf-8"}
 	if d.Headers == nil {

@@ -1,12 +1,21 @@
-package gateway
+package async
 
 import (
 	"context"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/queue"
 )
+
+// QueueStatus is an async route's queue, read from the store.
+type QueueStatus struct {
+	Pending                 int     `json:"pending"`
+	InFlight                int     `json:"in_flight"`
+	DeadLetters             int     `json:"dead_letters"`
+	OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
+}
 
 // StoreStatus is the state of the queue's store (queue.Health), the
 // "store" object of GET /api/v1/status.
@@ -42,23 +51,62 @@ type ReplicaStatus struct {
 	ActiveSeconds float64 `json:"active_seconds"`
 }
 
-// storeHealth reads the store's health within queueProbeTimeout; ok is
-// false when the gateway has no queue or the queue is closed.
-func (g *Gateway) storeHealth() (h queue.Health, ok bool) {
-	q := g.opts.Queue
-	if q == nil {
-		return h, false
+// Status returns the queues of cfg's async routes whose stats the store
+// gave, and the store's state when it answered; each read within
+// queueProbeTimeout.
+func (rs *Routes) Status(cfg *config.Config) (map[string]QueueStatus, *StoreStatus) {
+	var qs map[string]QueueStatus
+	for name, st := range rs.queueStats(cfg) {
+		if qs == nil {
+			qs = map[string]QueueStatus{}
+		}
+		qs[name] = QueueStatus{Pending: st.Pending, InFlight: st.InFlight, DeadLetters: st.DeadLetters,
+			OldestPendingAgeSeconds: st.OldestPendingAge.Seconds()}
 	}
+	h, ok := rs.storeHealth()
+	if !ok {
+		return qs, nil
+	}
+	return qs, storeStatus(h, rs.q.Embedded())
+}
+
+// queueStats reads the stats of cfg's async routes from the store, each
+// within queueProbeTimeout; a route whose stats cannot be read is left out
+// (logged at debug level).
+func (rs *Routes) queueStats(cfg *config.Config) map[string]queue.Stats {
+	var out map[string]queue.Stats
+	for _, r := range cfg.Routes {
+		if r.Async == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), queueProbeTimeout)
+		st, err := rs.q.Stats(ctx, r.Name)
+		cancel()
+		if err != nil {
+			rs.opts.Logger.Debug("gateway: queue stats unavailable", "route", r.Name, "error", err)
+			continue
+		}
+		if out == nil {
+			out = map[string]queue.Stats{}
+		}
+		out[r.Name] = st
+	}
+	return out
+}
+
+// storeHealth reads the store's health within queueProbeTimeout; ok is
+// false when the queue is closed or the store did not answer.
+func (rs *Routes) storeHealth() (h queue.Health, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), queueProbeTimeout)
 	defer cancel()
-	h, err := q.Health(ctx)
+	h, err := rs.q.Health(ctx)
 	if err != nil {
-		g.opts.Logger.Debug("gateway: store health unavailable", "error", err)
+		rs.opts.Logger.Debug("gateway: store health unavailable", "error", err)
 		return h, false
 	}
 	for _, s := range h.Streams {
 		if s.Err != nil {
-			g.opts.Logger.Debug("gateway: stream state unavailable", "stream", s.Name, "error", s.Err)
+			rs.opts.Logger.Debug("gateway: stream state unavailable", "stream", s.Name, "error", s.Err)
 		}
 	}
 	return h, true
@@ -83,6 +131,12 @@ func storeStatus(h queue.Health, embedded bool) *StoreStatus {
 }
 
 var (
+	descPending = prometheus.NewDesc("spillway_queue_pending",
+		"Jobs of an async route stored and not yet delivered (waiting and in flight).", []string{"route"}, nil)
+	descDead = prometheus.NewDesc("spillway_queue_dead_letters",
+		"Jobs of an async route in the dead-letter queue.", []string{"route"}, nil)
+	descOldest = prometheus.NewDesc("spillway_queue_oldest_pending_age_seconds",
+		"Age of an async route's oldest pending job; 0 when none.", []string{"route"}, nil)
 	descStoreConnected = prometheus.NewDesc("spillway_queue_store_connected",
 		"1 while the queue's connection to its store is up.", nil, nil)
 	descStoreReconnects = prometheus.NewDesc("spillway_queue_store_reconnects_total",
@@ -98,10 +152,30 @@ var (
 		"Time since the stream's leader last heard from the replica; 0 for the leader.", []string{"stream", "replica"}, nil)
 )
 
-var storeDescs = []*prometheus.Desc{descStoreConnected, descStoreReconnects, descStoreLeader, descStoreReplicas,
+var descs = []*prometheus.Desc{descPending, descDead, descOldest, descStoreConnected, descStoreReconnects, descStoreLeader, descStoreReplicas,
 	descStoreLag, descStoreActive}
 
 var replicaStates = [...]string{queue.ReplicaCurrent, queue.ReplicaLagging, queue.ReplicaOffline}
+
+// Describe sends the descriptors of the gauges Collect sends.
+func Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range descs {
+		ch <- d
+	}
+}
+
+// Collect sends the gauges of the queues of cfg's async routes and of the
+// store, read from the store at scrape time.
+func (rs *Routes) Collect(ch chan<- prometheus.Metric, cfg *config.Config) {
+	for name, st := range rs.queueStats(cfg) {
+		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(st.Pending), name)
+		ch <- prometheus.MustNewConstMetric(descDead, prometheus.GaugeValue, float64(st.DeadLetters), name)
+		ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, st.OldestPendingAge.Seconds(), name)
+	}
+	if h, ok := rs.storeHealth(); ok {
+		collectStore(ch, h)
+	}
+}
 
 // collectStore sends the store's health as metrics. A stream without a
 // known leader has its leader series at 0 and no replica series (only its

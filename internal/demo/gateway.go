@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -24,6 +24,8 @@ import (
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
 	"github.com/spillway-dev/spillway/gateway/admin"
+	"github.com/spillway-dev/spillway/gateway/async"
+	"github.com/spillway-dev/spillway/internal/server"
 	"github.com/spillway-dev/spillway/queue"
 	"github.com/spillway-dev/spillway/spillwayhttp"
 )
@@ -216,7 +218,7 @@ func (b *orderBook) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"error":"an order needs a positive quantity"}`)
 		return
 	}
-	id := r.Header.Get(gateway.JobIDHeader)
+	id := r.Header.Get(async.JobIDHeader)
 	b.mu.Lock()
 	if b.taken[id] {
 		b.redelivered++ // delivery is at least once: the same job again
@@ -323,8 +325,8 @@ func (s *gatewayStats) take() (window, total gatewayTally) {
 	return w, gatewayTally{accepted: s.total.accepted, duplicates: s.total.duplicates}
 }
 
-// demoURLs are where the running demo gateway answers.
-type demoURLs struct {
+// URLs are where the running demo gateway answers.
+type URLs struct {
 	Gateway, Status, Metrics string
 	// Job is the status URL of the demo's first order (public, no token);
 	// DeadLetters the admin API's list of the orders route's dead letters,
@@ -332,21 +334,21 @@ type demoURLs struct {
 	Job, DeadLetters, Token string
 }
 
-// runGatewayDemo starts the simulated downstreams, the durable queue (the
+// RunGateway starts the simulated downstreams, the durable queue (the
 // embedded store, in a temporary directory) and the gateway of demo.yaml in
-// front of them, drives o.workers clients through the scenario's phases and
-// prints a summary line every o.tick to out (the gateway's operational log
-// goes to errOut). It runs for o.duration, longer if the scenario needs it,
+// front of them, drives o.Workers clients through the scenario's phases and
+// prints a summary line every o.Tick to out (the gateway's operational log
+// goes to errOut). It runs for o.Duration, longer if the scenario needs it,
 // then waits for the orders queue to drain; or until ctx ends. Then it stops
 // the clients and the listeners, checks that every accepted order was
 // delivered or dead-lettered, stops the queue workers, closes the queue,
 // removes its directory and stops the downstreams. ready, when not nil, is
 // called with the gateway's URLs once it answers, before the load starts.
-func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, ready func(demoURLs)) error {
-	if o.phase <= 0 || o.tick <= 0 || o.workers <= 0 || o.pace < 0 || o.duration < 0 {
+func RunGateway(ctx context.Context, out, errOut io.Writer, o Options, ready func(URLs)) error {
+	if o.Phase <= 0 || o.Tick <= 0 || o.Workers <= 0 || o.Pace < 0 || o.Duration < 0 {
 		return errors.New("demo: --phase, --tick and --workers must be positive, --pace and --duration not negative")
 	}
-	sc := newScenario(o.phase)
+	sc := newScenario(o.Phase)
 
 	downstreams, env, err := startDownstreams(sc)
 	defer downstreams.stop()
@@ -362,20 +364,14 @@ func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, r
 	defer func() { _ = os.RemoveAll(dir) }()
 	env["DEMO_QUEUE_DIR"] = dir
 	env["DEMO_ADMIN_TOKEN"] = rand.Text()
-	cfg, warnings, err := config.Parse("demo.yaml", demoConfig, func(k string) (string, bool) {
-		v, ok := env[k]
-		return v, ok
-	})
-	for _, w := range warnings {
-		fmt.Fprintf(errOut, "warning: %s\n", w.String())
-	}
+	cfg, err := parseConfig(env, errOut)
 	if err != nil {
-		return fmt.Errorf("demo: the embedded configuration: %w", err)
+		return err
 	}
 	// Warn is the level of the health and ejection events: they show
 	// between the summary lines on a terminal.
 	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	q, err := openQueue(ctx, cfg, logger)
+	q, err := server.OpenQueue(ctx, cfg, logger)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // Ctrl-C while the store was opening: nothing ran yet
@@ -394,23 +390,23 @@ func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, r
 		return err
 	}
 	defer g.Close()
-	p, publicLn, adminLn, err := startProcess(cfg, g, admin.Options{Token: cfg.Admin.Token}, nil, logger)
+	p, err := server.Start(cfg, g, admin.Options{Token: cfg.Admin.Token}, nil, logger)
 	if err != nil {
 		return err
 	}
 
 	stats := &gatewayStats{window: newGatewayTally(), total: newGatewayTally()}
-	tr := &http.Transport{MaxIdleConnsPerHost: o.workers}
+	tr := &http.Transport{MaxIdleConnsPerHost: o.Workers}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	adminURL := "http://" + adminLn.Addr().String()
-	urls := demoURLs{Gateway: "http://" + publicLn.Addr().String(), Status: adminURL + "/api/v1/status", Metrics: adminURL + "/metrics",
+	adminURL := "http://" + p.Admin.Addr().String()
+	urls := URLs{Gateway: "http://" + p.Public.Addr().String(), Status: adminURL + "/api/v1/status", Metrics: adminURL + "/metrics",
 		DeadLetters: adminURL + "/api/v1/dead-letters?route=orders", Token: cfg.Admin.Token}
 	// A first order, so that there is a job status to look at.
 	ld := &demoLoad{client: client, base: urls.Gateway, o: o, sc: sc, stats: stats}
 	resp, job, err := ld.postOrder(ctx, "demo-first-order", orderBody(ld.orderSeq.Add(1)))
 	if err != nil || resp.StatusCode != http.StatusAccepted {
-		if stopErr := p.stop(nil, nil); ctx.Err() != nil {
+		if stopErr := p.Stop(nil, nil); ctx.Err() != nil {
 			fmt.Fprintln(out, "interrupted before the demo started")
 			return stopErr
 		}
@@ -420,90 +416,14 @@ func runGatewayDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, r
 		return fmt.Errorf("demo: the first order: %w", err)
 	}
 	stats.recordJob(job.ID, job.Duplicate)
-	urls.Job = urls.Gateway + gateway.JobsPath + job.ID
-
-	fmt.Fprintf(out, "Spillway gateway demo: %d clients → gateway → simulated downstreams (%s)\n", o.workers, strings.Join(demoDownstreams, ", "))
-	fmt.Fprintf(out, "  gateway  %s   (try: curl -i %s/catalog/items/1)\n", urls.Gateway, urls.Gateway)
-	fmt.Fprintf(out, "  orders   POST %s/orders answers 202 once the order is stored   (try: curl -i -d '{\"quantity\":1}' %s/orders)\n", urls.Gateway, urls.Gateway)
-	fmt.Fprintf(out, "  job      %s   (the first order's status)\n", urls.Job)
-	fmt.Fprintf(out, "  status   %s\n", urls.Status)
-	fmt.Fprintf(out, "  metrics  %s\n", urls.Metrics)
-	fmt.Fprintf(out, "  dead     curl -H 'Authorization: Bearer %s' '%s'\n", urls.Token, urls.DeadLetters)
-	fmt.Fprintf(out, "Scenario, %s a phase: %s. Ctrl-C stops the demo.\n", o.phase, phaseList())
-	fmt.Fprintln(out, "Routes: requests 2xx/4xx/5xx. Breaker, ejected and unhealthy: the catalog upstream (see the status URL).")
-	fmt.Fprintln(out, "Orders are async: pending in the queue now, delivered to the orders service and dead-lettered so far.")
+	urls.Job = urls.Gateway + async.JobsPath + job.ID
+	printBanner(out, o, urls)
 	if ready != nil {
 		ready(urls)
 	}
-
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	var wg sync.WaitGroup
-	for i := range o.workers {
-		wg.Go(func() { ld.drive(loadCtx, i) })
-	}
-
-	start := time.Now()
-	ticker := time.NewTicker(o.tick)
-	defer ticker.Stop()
-	deadline := time.NewTimer(o.duration)
-	defer deadline.Stop()
-	var cause error
-	var drainEnd <-chan time.Time // set once the clients stopped
-	timeUp, played, interrupted := false, false, false
-	peak := 0
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			fmt.Fprintln(out, "interrupted: stopping the clients, draining the gateway, stopping the queue")
-			interrupted = true
-			break loop
-		case err := <-p.errc:
-			p.running--
-			cause = err
-			break loop
-		case <-deadline.C:
-			timeUp = true
-		case i := <-sc.changes:
-			if i == len(gatewayPhases) {
-				played = true
-				break
-			}
-			ph := gatewayPhases[i]
-			fmt.Fprintf(out, "── phase %d/%d %s: %s\n", i+1, len(gatewayPhases), ph.name, ph.about)
-			if i == 0 {
-				printGatewayHeader(out)
-			}
-		case <-drainEnd:
-			fmt.Fprintf(out, "the orders queue did not drain within %s\n", drainMax)
-			break loop
-		case <-ticker.C:
-			st := g.Status()
-			oq := ordersQueue(st, g)
-			if oq.known {
-				peak = max(peak, oq.pending)
-			}
-			w, total := stats.take()
-			printGatewayLine(out, time.Since(start).Round(o.tick/10), sc.current().name, w, total, st.Upstreams["catalog"], oq)
-			if drainEnd != nil && oq.known && oq.pending == 0 {
-				break loop
-			}
-		}
-		if timeUp && played && drainEnd == nil {
-			stopLoad()
-			wg.Wait()
-			oq := ordersQueue(g.Status(), g)
-			if oq.known && oq.pending == 0 {
-				break loop
-			}
-			fmt.Fprintln(out, "── the clients stopped: waiting for the orders queue to drain")
-			drainEnd = time.After(drainMax)
-		}
-	}
-	stopLoad()
-	wg.Wait()
-	if err := p.stop(nil, cause); err != nil {
+	run := &gatewayRun{out: out, o: o, g: g, p: p, sc: sc, stats: stats, ld: ld}
+	cause, interrupted := run.play(ctx)
+	if err := p.Stop(nil, cause); err != nil {
 		return err
 	}
 	// The store is still open (the deferred calls close it): read back the
@@ -511,17 +431,138 @@ loop:
 	checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	check := checkJobs(checkCtx, q, stats.acceptedJobs())
-	peak = max(peak, check.pending)
-	printGatewayTotals(out, time.Since(start), stats.total, g.Status().Upstreams["catalog"], downstreams)
-	printOrdersCheck(out, check, stats.total.duplicates, peak, downstreams, interrupted)
+	printGatewayTotals(out, time.Since(run.start), stats.total, g.Status().Upstreams["catalog"], downstreams)
+	printOrdersCheck(out, check, stats.total.duplicates, max(run.peak, check.pending), downstreams, interrupted)
 	return nil
+}
+
+// parseConfig parses demo.yaml with env's variables, printing its warnings
+// to errOut.
+func parseConfig(env map[string]string, errOut io.Writer) (*config.Config, error) {
+	cfg, warnings, err := config.Parse("demo.yaml", demoConfig, func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	})
+	for _, w := range warnings {
+		fmt.Fprintf(errOut, "warning: %s\n", w.String())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("demo: the embedded configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// printBanner prints what the demo runs and the URLs to try.
+func printBanner(out io.Writer, o Options, urls URLs) {
+	fmt.Fprintf(out, "Spillway gateway demo: %d clients → gateway → simulated downstreams (%s)\n", o.Workers, strings.Join(demoDownstreams, ", "))
+	fmt.Fprintf(out, "  gateway  %s   (try: curl -i %s/catalog/items/1)\n", urls.Gateway, urls.Gateway)
+	fmt.Fprintf(out, "  orders   POST %s/orders answers 202 once the order is stored   (try: curl -i -d '{\"quantity\":1}' %s/orders)\n", urls.Gateway, urls.Gateway)
+	fmt.Fprintf(out, "  job      %s   (the first order's status)\n", urls.Job)
+	fmt.Fprintf(out, "  status   %s\n", urls.Status)
+	fmt.Fprintf(out, "  metrics  %s\n", urls.Metrics)
+	fmt.Fprintf(out, "  dead     curl -H 'Authorization: Bearer %s' '%s'\n", urls.Token, urls.DeadLetters)
+	fmt.Fprintf(out, "Scenario, %s a phase: %s. Ctrl-C stops the demo.\n", o.Phase, phaseList())
+	fmt.Fprintln(out, "Routes: requests 2xx/4xx/5xx. Breaker, ejected and unhealthy: the catalog upstream (see the status URL).")
+	fmt.Fprintln(out, "Orders are async: pending in the queue now, delivered to the orders service and dead-lettered so far.")
+}
+
+// gatewayRun is the gateway demo once its gateway answers.
+type gatewayRun struct {
+	out   io.Writer
+	o     Options
+	g     *gateway.Gateway
+	p     *server.Process
+	sc    *scenario
+	stats *gatewayStats
+	ld    *demoLoad
+	start time.Time
+	peak  int // the most orders pending at once that a summary line saw
+}
+
+// play drives the clients through the scenario and prints a summary line
+// every o.Tick. Once o.Duration is over and the scenario played, it stops
+// the clients and waits for the orders queue to drain (up to drainMax).
+// It ends early when ctx ends (interrupted) or a listener fails (cause);
+// the clients are stopped when it returns.
+func (run *gatewayRun) play(ctx context.Context) (cause error, interrupted bool) {
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	stopClients := func() {
+		stopLoad()
+		wg.Wait()
+	}
+	defer stopClients()
+	for i := range run.o.Workers {
+		wg.Go(func() { run.ld.drive(loadCtx, i) })
+	}
+	run.start = time.Now()
+	ticker := time.NewTicker(run.o.Tick)
+	defer ticker.Stop()
+	deadline := time.NewTimer(run.o.Duration)
+	defer deadline.Stop()
+	var drainEnd <-chan time.Time // set once the clients stopped
+	timeUp, played := false, false
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(run.out, "interrupted: stopping the clients, draining the gateway, stopping the queue")
+			return nil, true
+		case err := <-run.p.Failed():
+			return err, false
+		case <-deadline.C:
+			timeUp = true
+		case i := <-run.sc.changes:
+			if i == len(gatewayPhases) {
+				played = true
+			} else {
+				run.announce(i)
+			}
+		case <-drainEnd:
+			fmt.Fprintf(run.out, "the orders queue did not drain within %s\n", drainMax)
+			return nil, false
+		case <-ticker.C:
+			if drained := run.summary(); drained && drainEnd != nil {
+				return nil, false
+			}
+		}
+		if timeUp && played && drainEnd == nil {
+			stopClients()
+			if oq := ordersQueue(run.g.Status(), run.g); oq.known && oq.pending == 0 {
+				return nil, false
+			}
+			fmt.Fprintln(run.out, "── the clients stopped: waiting for the orders queue to drain")
+			drainEnd = time.After(drainMax)
+		}
+	}
+}
+
+// announce prints the start of phase i of the scenario.
+func (run *gatewayRun) announce(i int) {
+	ph := gatewayPhases[i]
+	fmt.Fprintf(run.out, "── phase %d/%d %s: %s\n", i+1, len(gatewayPhases), ph.name, ph.about)
+	if i == 0 {
+		printGatewayHeader(run.out)
+	}
+}
+
+// summary prints the summary line of the last interval and reports
+// whether the orders queue is known to be empty.
+func (run *gatewayRun) summary() (drained bool) {
+	st := run.g.Status()
+	oq := ordersQueue(st, run.g)
+	if oq.known {
+		run.peak = max(run.peak, oq.pending)
+	}
+	w, total := run.stats.take()
+	printGatewayLine(run.out, time.Since(run.start).Round(run.o.Tick/10), run.sc.current().name, w, total, st.Upstreams["catalog"], oq)
+	return oq.known && oq.pending == 0
 }
 
 // demoLoad is what the demo's clients share.
 type demoLoad struct {
 	client   *http.Client
 	base     string
-	o        demoOptions
+	o        Options
 	sc       *scenario
 	stats    *gatewayStats
 	seq      atomic.Int64 // requests sent
@@ -533,7 +574,7 @@ type demoLoad struct {
 func (ld *demoLoad) drive(ctx context.Context, i int) {
 	o := ld.o
 	// Staggered starts spread the clients over the pace instead of a burst.
-	if spillway.Sleep(ctx, o.pace*time.Duration(i)/time.Duration(o.workers)) != nil {
+	if spillway.Sleep(ctx, o.Pace*time.Duration(i)/time.Duration(o.Workers)) != nil {
 		return
 	}
 	var lastKey, lastBody string // the last keyed order, to resend now and then
@@ -572,7 +613,7 @@ func (ld *demoLoad) drive(ctx context.Context, i int) {
 		}
 		ld.stats.record(rq.route, resp, err, time.Since(start))
 		ld.sc.answered(kind, phase)
-		if spillway.Sleep(ctx, o.pace) != nil {
+		if spillway.Sleep(ctx, o.Pace) != nil {
 			return
 		}
 	}
@@ -603,7 +644,7 @@ func (ld *demoLoad) postOrder(ctx context.Context, key, body string) (*http.Resp
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if key != "" {
-		req.Header.Set(gateway.IdempotencyKeyHeader, key)
+		req.Header.Set(async.IdempotencyKeyHeader, key)
 	}
 	resp, err := ld.client.Do(req)
 	if err != nil {
@@ -615,7 +656,7 @@ func (ld *demoLoad) postOrder(ctx context.Context, key, body string) (*http.Resp
 		return resp, job, err
 	}
 	if resp.StatusCode == http.StatusAccepted {
-		if err := json.Unmarshal(b, &job); err != nil || !gateway.ValidJobID(job.ID) {
+		if err := json.Unmarshal(b, &job); err != nil || !async.ValidJobID(job.ID) {
 			return resp, job, fmt.Errorf("a 202 without a job id: %q", b)
 		}
 	}

@@ -1,4 +1,4 @@
-package gateway
+package async
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -44,21 +43,19 @@ var deliveryResults = []string{deliveryDelivered, deliveryFailed, deliveryReject
 // body is closed: enough to reuse the connection after a short answer.
 const maxDrain = 64 << 10
 
-// defaultWorkerGrace is Options.WorkerGrace's default.
-const defaultWorkerGrace = 5 * time.Second
-
 // reasonReloading: the route of a job is being replaced; its delivery
 // waits for the new table.
 const reasonReloading = "route_reloading"
 
-// asyncWorker is the queue worker of one async route.
-type asyncWorker struct {
+// worker is the queue worker of one async route.
+type worker struct {
 	policy queue.Policy
 	w      *queue.Worker
 }
 
-// policyOf maps a route's async settings to the queue's policy.
-func policyOf(a *config.Async) queue.Policy {
+// QueuePolicy maps a route's async settings to the queue's policy of its
+// worker.
+func QueuePolicy(a *config.Async) queue.Policy {
 	mult := a.Backoff.Multiplier
 	if a.Backoff.Type == "constant" {
 		mult = 1
@@ -70,72 +67,66 @@ func policyOf(a *config.Async) queue.Policy {
 	}
 }
 
-// checkQueue refuses a table with async routes when the gateway has no queue.
-func (g *Gateway) checkQueue(t *table) error {
-	if g.opts.Queue != nil || g.opts.check {
-		return nil
-	}
-	for _, r := range t.routes {
-		if r.cfg.Async != nil {
-			return fmt.Errorf("gateway: route %q is async but the gateway has no queue (Options.Queue; spillway serve opens one when the file has an async route at start)", r.cfg.Name)
-		}
-	}
-	return nil
-}
-
-// syncWorkers makes the running workers those of t's async routes: a worker
-// whose route is gone or whose policy changed is stopped (waiting up to the
-// grace for its deliveries in flight), a new route gets one. g.mu is held.
-// It returns the routes whose worker could not start; Ready is false while
-// there is any.
-func (g *Gateway) syncWorkers(t *table) error {
+// Sync makes the running workers those of cfg's async routes: a worker
+// whose route is gone or whose policy changed is stopped (waiting up to
+// the grace for its deliveries in flight), a new route gets one. It
+// returns the routes whose worker could not start; Ready is false while
+// there is any. The gateway calls it once cfg's table is in use.
+func (rs *Routes) Sync(cfg *config.Config) error {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
 	want := map[string]queue.Policy{}
-	for _, r := range t.routes {
-		if r.cfg.Async != nil {
-			want[r.cfg.Name] = policyOf(r.cfg.Async)
+	delivered := map[string]time.Duration{}
+	for _, r := range cfg.Routes {
+		if r.Async != nil {
+			want[r.Name] = QueuePolicy(r.Async)
+			if u := cfg.Upstreams[r.Upstream]; u != nil {
+				delivered[r.Name] = u.Retry.RetryAfterMax
+			}
 		}
 	}
-	var stale []*asyncWorker
-	for name, w := range g.workers {
+	rs.delivered.Store(&delivered)
+	var stale []*worker
+	for name, w := range rs.workers {
 		if p, ok := want[name]; !ok || p != w.policy {
 			stale = append(stale, w)
-			delete(g.workers, name)
+			delete(rs.workers, name)
 		}
 	}
-	g.stopWorkers(stale)
+	rs.stopWorkers(stale)
 	var errs []error
 	for name, p := range want {
-		if _, ok := g.workers[name]; ok {
+		if _, ok := rs.workers[name]; ok {
 			continue
 		}
 		for _, res := range deliveryResults {
-			g.metrics.deliveries.WithLabelValues(name, res)
+			rs.opts.Deliveries.WithLabelValues(name, res)
 		}
-		g.metrics.deadDropped.WithLabelValues(name)
-		w, err := g.opts.Queue.Consume(name, p, g.deliverer(name), queue.WorkerOptions{Gate: g.gate(name), OnResult: g.onResult,
-			OnDeadLetterDropped: g.onDeadLetterDropped})
+		rs.opts.DeadDropped.WithLabelValues(name)
+		w, err := rs.q.Consume(name, p, rs.deliverer(name), queue.WorkerOptions{Gate: rs.gate(name), OnResult: rs.onResult,
+			OnDeadLetterDropped: rs.onDeadLetterDropped})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("gateway: route %q: starting its queue worker: %w", name, err))
 			continue
 		}
-		g.workers[name] = &asyncWorker{policy: p, w: w}
+		rs.workers[name] = &worker{policy: p, w: w}
 	}
-	g.workerless.Store(int64(len(want) - len(g.workers)))
+	rs.workerless.Store(int64(len(want) - len(rs.workers)))
 	return errors.Join(errs...)
 }
 
 // stopWorkers stops ws together, waiting up to the grace in all.
-func (g *Gateway) stopWorkers(ws []*asyncWorker) {
+func (rs *Routes) stopWorkers(ws []*worker) {
 	if len(ws) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), g.opts.WorkerGrace)
+	ctx, cancel := context.WithTimeout(context.Background(), rs.opts.WorkerGrace)
 	defer cancel()
 	done := make(chan struct{}, len(ws))
 	for _, w := range ws {
 		go func() {
 			if err := w.w.Stop(ctx); err != nil {
-				g.opts.Logger.Warn("gateway: stopping a queue worker", "error", err)
+				rs.opts.Logger.Warn("gateway: stopping a queue worker", "error", err)
 			}
 			done <- struct{}{}
 		}()
@@ -145,22 +136,20 @@ func (g *Gateway) stopWorkers(ws []*asyncWorker) {
 	}
 }
 
-// gate pauses a route's worker while its upstream's breaker is open: the
-// rest of the open time up to maxPause (one second for a forced-open
-// breaker), so that no
-// attempt is burnt while it cannot succeed.
 // maxPause bounds a pause of delivery: the gate looks at the breaker again
 // at least this often, and a paused job comes back at least this soon.
 const maxPause = 5 * time.Second
 
-func (g *Gateway) gate(name string) func() time.Duration {
+// gate pauses a route's worker while its upstream's breaker is open: the
+// rest of the open time up to maxPause (one second for a forced-open
+// breaker, or while a reload replaces the route), so that no attempt is
+// burnt while it cannot succeed.
+func (rs *Routes) gate(name string) func() time.Duration {
 	return func() time.Duration {
-		rt := g.table.Load().byName[name]
-		if rt == nil || rt.up == nil {
-			return time.Second
-		}
-		snap := rt.up.breaker.Snapshot()
+		snap, ok := rs.up.Breaker(name)
 		switch {
+		case !ok:
+			return time.Second
 		case snap.RetryAfter > 0:
 			return min(snap.RetryAfter, maxPause)
 		case snap.State == breaker.ForcedOpen:
@@ -170,7 +159,7 @@ func (g *Gateway) gate(name string) func() time.Duration {
 	}
 }
 
-func (g *Gateway) onResult(name string, r queue.Result, dead bool) {
+func (rs *Routes) onResult(name string, r queue.Result, dead bool) {
 	res := deliveryFailed
 	switch {
 	case r.Outcome == queue.Delivered:
@@ -182,92 +171,79 @@ func (g *Gateway) onResult(name string, r queue.Result, dead bool) {
 	case dead:
 		res = deliveryDead
 	}
-	g.metrics.deliveries.WithLabelValues(name, res).Inc()
+	rs.opts.Deliveries.WithLabelValues(name, res).Inc()
 }
 
 // onDeadLetterDropped counts a dead letter dropped by one of this
 // process's workers. It may be another route's (the oldest of the stream
 // go first), even one a reload removed.
-func (g *Gateway) onDeadLetterDropped(route, _ string) {
-	g.metrics.deadDropped.WithLabelValues(route).Inc()
+func (rs *Routes) onDeadLetterDropped(route, _ string) {
+	rs.opts.DeadDropped.WithLabelValues(route).Inc()
 }
 
-// deliverer is the queue handler of the async route name: it sends each job
-// to the route's current upstream (reloads may replace it) through its
-// breaker, bulkhead, time limits and instance pool, without its retry
-// policy: the queue retries.
-func (g *Gateway) deliverer(name string) queue.Handler {
+// deliverer is the queue handler of the async route name: it sends each
+// job through Upstreams.Deliver to the route's current upstream (reloads
+// may replace it).
+func (rs *Routes) deliverer(name string) queue.Handler {
+	paused := queue.Result{Outcome: queue.Paused, Reason: reasonReloading, RetryAfter: time.Second}
 	return func(ctx context.Context, j *queue.Job) queue.Result {
-		rt := g.table.Load().byName[name]
-		if rt == nil || rt.cfg.Async == nil || rt.up == nil {
-			return queue.Result{Outcome: queue.Paused, Reason: reasonReloading, RetryAfter: time.Second}
+		retryAfterMax, ok := (*rs.delivered.Load())[name]
+		if !ok {
+			return paused
 		}
 		sr, err := DecodeStoredRequest(j.Data)
 		if err != nil {
 			return queue.Result{Outcome: queue.Rejected, Reason: "bad_job"}
 		}
-		// The exchange is the request's context (it answers exchangeOf).
-		x := &exchange{ctx: ctx, route: rt, up: rt.up, totalKey: rt.totalKey}
-		req, err := deliveryRequest(x, rt, sr, j)
+		req, err := deliveryRequest(sr, j)
 		if err != nil {
 			return queue.Result{Outcome: queue.Rejected, Reason: "bad_job"}
 		}
-		x.in = req
-		resp, err := rt.up.delivery.RoundTrip(req)
-		return deliveryResult(ctx, rt.up, resp, err)
+		resp, err := rs.up.Deliver(ctx, name, req)
+		if errors.Is(err, ErrNoRoute) {
+			return paused
+		}
+		return deliveryResult(ctx, retryAfterMax, resp, err)
 	}
 }
 
-// deliveryRequest rebuilds the stored request for the route's upstream, as
-// the proxy's rewrite does: strip_prefix, the headers only a proxy may set
-// (untrustedHeader) removed, X-Forwarded-* and X-Real-IP from the stored
-// request, the instance's Host; and the job's headers.
-func deliveryRequest(ctx context.Context, rt *route, sr *StoredRequest, j *queue.Job) (*http.Request, error) {
+// deliveryRequest rebuilds the stored request as its client sent it, with
+// the job's headers: Upstreams.Deliver rewrites it for the route's
+// upstream.
+func deliveryRequest(sr *StoredRequest, j *queue.Job) (*http.Request, error) {
 	p, err := url.PathUnescape(sr.Path)
 	if err != nil {
 		return nil, err
 	}
-	u := &url.URL{Scheme: "http", Host: rt.up.name, Path: p, RawPath: sr.Path, RawQuery: sr.RawQuery}
+	u := &url.URL{Scheme: sr.Scheme, Path: p, RawPath: sr.Path, RawQuery: sr.RawQuery}
 	if u.EscapedPath() == u.Path {
 		u.RawPath = ""
 	}
-	applyStripPrefix(u, rt.cfg)
 	h := sr.Header
-	stripUntrusted(h)
 	if h.Get(IdempotencyKeyHeader) == "" {
 		h.Set(IdempotencyKeyHeader, j.ID)
 	}
 	h.Set(JobIDHeader, j.ID)
 	h.Set(AttemptHeader, strconv.Itoa(j.Attempt))
-	if ip, _, err := net.SplitHostPort(sr.RemoteAddr); err == nil {
-		h.Set("X-Forwarded-For", ip)
-		setRealIP(h)
-	}
-	if sr.Host != "" {
-		h.Set("X-Forwarded-Host", sr.Host)
-	}
-	if sr.Scheme != "" {
-		h.Set("X-Forwarded-Proto", sr.Scheme)
-	}
 	body := sr.Body
 	req := &http.Request{
 		Method: sr.Method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h,
-		ContentLength: int64(len(body)), Body: http.NoBody,
+		ContentLength: int64(len(body)), Body: http.NoBody, Host: sr.Host, RemoteAddr: sr.RemoteAddr,
 	}
 	if len(body) > 0 {
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
-	return req.WithContext(ctx), nil
+	return req, nil
 }
 
 // deliveryResult maps a delivery attempt to the queue's verdict: 2xx and
 // 3xx delivered; 408, 425, 429, 5xx, transport errors and time limits
 // failed (retried after the backoff, or the upstream's Retry-After if
-// longer); any other 4xx rejected (dead-lettered at once); a local
+// longer, up to retryAfterMax: the upstream's retry_after_max); any other 4xx rejected (dead-lettered at once); a local
 // rejection (breaker open, bulkhead full, no healthy instance) paused, the
 // attempt not counted.
-func deliveryResult(ctx context.Context, up *upstream, resp *http.Response, err error) queue.Result {
+func deliveryResult(ctx context.Context, retryAfterMax time.Duration, resp *http.Response, err error) queue.Result {
 	if err != nil {
 		switch {
 		case spillway.IsRejection(err):
@@ -303,9 +279,7 @@ func deliveryResult(ctx context.Context, up *upstream, resp *http.Response, err 
 			reason = string(spillway.ReasonThrottled)
 		}
 		ra, _ := spillwayhttp.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-		if max := up.cfg.Retry.RetryAfterMax; ra > max {
-			ra = max
-		}
+		ra = min(ra, retryAfterMax)
 		return queue.Result{Outcome: queue.Failed, Status: s, Reason: reason, RetryAfter: ra}
 	}
 	return queue.Result{Outcome: queue.Rejected, Status: s, Reason: "upstream_rejected"}

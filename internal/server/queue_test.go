@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
 
-// TestOpenQueueHidesCredentials: openQueue logs the servers of
+// TestOpenQueueHidesCredentials: OpenQueue logs the servers of
 // queue.servers, and reports their connection failure, without the user
 // information of their URLs (a user and password, or a token in the user's
 // place).
@@ -33,10 +33,10 @@ func TestOpenQueueHidesCredentials(t *testing.T) {
 	var log spillwaytest.Buffer
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
-	q, err := openQueue(ctx, cfg, slog.New(slog.NewTextHandler(&log, nil)))
+	q, err := OpenQueue(ctx, cfg, slog.New(slog.NewTextHandler(&log, nil)))
 	if err == nil {
 		q.Close()
-		t.Fatal("openQueue succeeded with no server")
+		t.Fatal("OpenQueue succeeded with no server")
 	}
 	for what, text := range map[string]string{"log": log.String(), "error": err.Error()} {
 		for _, secret := range []string{"alice", "hunter2", "s3cr3t-token"} {

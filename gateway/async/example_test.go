@@ -1,15 +1,15 @@
-package gateway_test
+package async_test
 
 import (
 	"fmt"
 
 	"github.com/spillway-dev/spillway/config"
-	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/gateway/async"
 )
 
 func ExampleValidJobID() {
-	fmt.Println(gateway.ValidJobID("5f0c6e0f2c7d4b0e9a6b3c1d2e4f6a7b"))
-	fmt.Println(gateway.ValidJobID("42"))
+	fmt.Println(async.ValidJobID("5f0c6e0f2c7d4b0e9a6b3c1d2e4f6a7b"))
+	fmt.Println(async.ValidJobID("42"))
 	// Output:
 	// true
 	// false
@@ -28,8 +28,8 @@ routes:
 	if err != nil {
 		panic(err)
 	}
-	if gateway.HasAsync(cfg) {
-		qc := gateway.QueueConfig(cfg.Queue)
+	if async.HasAsync(cfg) {
+		qc := async.QueueConfig(cfg.Queue)
 		fmt.Println(qc.Dir, qc.SyncAlways, qc.MaxMemory>>20, "MiB", qc.DedupeWindow)
 		// Then queue.Open(ctx, qc), and gateway.New with Options.Queue set.
 	}

@@ -1,0 +1,178 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/gateway/pool"
+	"github.com/spillway-dev/spillway/spillwayhttp"
+)
+
+// picker is the Transport's base: it sends each attempt to an instance of
+// the pool (the one the gateway picked before the first attempt, then one
+// other than the previous attempt's) and tells the instance how it went.
+type picker struct{ up *upstream }
+
+// RoundTrip sets the instance on req, the Transport's request of this
+// attempt (see spillwayhttp.Config.Base). The first attempt's URL and
+// instance body live in the exchange; a later attempt's are its own, as the
+// previous attempt's request may still be read by the base transport.
+func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
+	x := exchangeOf(req.Context())
+	inst := x.preset
+	x.preset = nil
+	if inst == nil {
+		var err error
+		if inst, err = p.up.pool.Pick(x.prev); err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			p.up.metrics.reject(spillway.ReasonNoHealthyInstance)
+			return nil, err
+		}
+	}
+	x.prev = inst
+	x.attempts++
+	u, body := &x.url, &x.body
+	if x.attempts > 1 {
+		u, body = new(url.URL), new(instanceBody)
+	}
+	*u = *req.URL
+	u.Scheme, u.Host = inst.URL.Scheme, inst.URL.Host
+	if base := inst.URL.Path; base != "" && base != "/" {
+		u.Path = joinPath(base, u.Path)
+		if u.RawPath != "" {
+			u.RawPath = joinPath(inst.URL.EscapedPath(), u.RawPath)
+		}
+	}
+	req.URL = u
+	req.Host = ""
+	inst.Begin()
+	resp, err := p.up.base.RoundTrip(req)
+	if err != nil {
+		inst.End(x.ctx.Err() == nil)
+		return nil, err
+	}
+	body.ReadCloser, body.inst, body.x, body.failed = resp.Body, inst, x, resp.StatusCode >= 500
+	resp.Body = body
+	return resp, nil
+}
+
+func joinPath(base, p string) string {
+	if len(base) > 0 && base[len(base)-1] == '/' {
+		base = base[:len(base)-1]
+	}
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	return base + p
+}
+
+// instanceBody ends the instance's attempt when the response body is closed,
+// so that least_request counts a response being streamed as in flight and a
+// body cut short counts as a failure.
+type instanceBody struct {
+	io.ReadCloser
+	inst   *pool.Instance
+	x      *exchange
+	failed bool
+	ended  atomic.Bool
+}
+
+func (b *instanceBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.x.ctx.Err() == nil {
+		b.failed = true
+	}
+	return n, err
+}
+
+func (b *instanceBody) Close() error {
+	err := b.ReadCloser.Close()
+	if b.ended.CompareAndSwap(false, true) {
+		b.inst.End(b.failed)
+	}
+	return err
+}
+
+// retryable is the Transport's retry rule: idempotent requests only (or an
+// Idempotency-Key), and only for the failures retry.on lists.
+func (u *upstream) retryable(req *http.Request, resp *http.Response, err error) bool {
+	if !spillwayhttp.Idempotent(req) {
+		return false
+	}
+	if resp != nil {
+		return u.on.status[resp.StatusCode]
+	}
+	switch attemptResult(err) {
+	case resultConnect:
+		return u.on.connect
+	case resultTimeout:
+		return u.on.timeout
+	case resultReset:
+		return u.on.reset
+	}
+	return false
+}
+
+// The results of an attempt, the values of the label result of
+// spillway_upstream_attempts_total: a fixed set.
+const (
+	resultSuccess  = "success"
+	resultStatus   = "status_failure"
+	resultConnect  = "connect_failure"
+	resultTimeout  = "timeout"
+	resultReset    = "reset"
+	resultCanceled = "canceled"
+	resultError    = "error"
+)
+
+// attemptResult classifies an attempt's failure (nil: success).
+func attemptResult(err error) string {
+	if err == nil {
+		// Before any errors.AsType: the success path allocates nothing.
+		return resultSuccess
+	}
+	switch {
+	case isType[*spillwayhttp.StatusError](err):
+		return resultStatus
+	case isDial(err), isType[*net.DNSError](err), errors.Is(err, syscall.ECONNREFUSED):
+		return resultConnect
+	case spillway.ReasonOf(err) == spillway.ReasonDeadlineExceeded, isNetTimeout(err):
+		return resultTimeout
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return resultReset
+	case errors.Is(err, context.Canceled):
+		return resultCanceled
+	}
+	if _, policy := errors.AsType[*spillway.Error](err); !policy {
+		// Any other transport error came after the connection was made and
+		// before a complete response head: the exchange broke (a connection
+		// closed inside the head, a malformed head). Nothing reached the
+		// client yet, so an idempotent request may be retried like a reset.
+		return resultReset
+	}
+	return resultError
+}
+
+func isType[E error](err error) bool {
+	_, ok := errors.AsType[E](err)
+	return ok
+}
+
+func isDial(err error) bool {
+	op, ok := errors.AsType[*net.OpError](err)
+	return ok && op.Op == "dial"
+}
+
+func isNetTimeout(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
+}

@@ -1,0 +1,380 @@
+// Package server runs the gateway's process: the queue of its async routes
+// (OpenQueue), its public and admin listeners (Start), and the whole of
+// `spillway serve` (Run: start, reload on SIGHUP or the admin API, drain on
+// SIGTERM). The serve command and the demo both start through it.
+package server
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/spillway-dev/spillway/config"
+	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/gateway/admin"
+	"github.com/spillway-dev/spillway/gateway/async"
+	"github.com/spillway-dev/spillway/queue"
+)
+
+// adminHosts are the Host names the admin listener answers besides
+// loopback names and the address a connection came to: admin.allowed_hosts
+// and the host of admin.listen when it is a name.
+func adminHosts(a config.Admin) []string {
+	hosts := slices.Clone(a.AllowedHosts)
+	if h, _, err := net.SplitHostPort(a.Listen); err == nil && h != "" && net.ParseIP(h) == nil {
+		hosts = append(hosts, h)
+	}
+	return hosts
+}
+
+// adminServer hardens the admin listener; its answers are small and quick.
+var adminServer = config.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+
+// Run runs the gateway of file until ctx ends or signals delivers
+// SIGTERM or SIGINT, then drains; SIGHUP reloads file. It calls ready, when
+// not nil, with the addresses the listeners are bound to once both accept
+// connections. It returns nil after a graceful shutdown, or the error that
+// prevented the start or stopped a listener.
+func Run(ctx context.Context, file string, stdout, stderr io.Writer, signals <-chan os.Signal, ready func(publicAddr, adminAddr string)) error {
+	cfg, err := loadConfig(file, stderr)
+	if err != nil {
+		return err
+	}
+	if err := admin.CheckListen(cfg.Admin.Listen, cfg.Admin.Token); err != nil {
+		return err
+	}
+	var tlsConfig *tls.Config
+	if cfg.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	// The process's own health (goroutines, memory, file descriptors) next to
+	// the gateway's metrics on the admin /metrics.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	accessLog := newBatchWriter(stdout, accessLogFlush)
+	defer accessLog.Close()
+	q, err := OpenQueue(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	if q != nil {
+		// Deferred before g.Close, so run after it: the workers stop, then
+		// the store is flushed and closed.
+		defer func() {
+			if err := q.Close(); err != nil {
+				logger.Error("closing the queue", "error", err)
+			}
+		}()
+	}
+	g, err := gateway.New(cfg, gateway.Options{AccessLogWriter: accessLog, Logger: logger, Registry: reg, Queue: q})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+
+	r := &reloader{file: file, g: g, log: logger, started: cfg}
+	ao := admin.Options{Token: cfg.Admin.Token, Reload: r.reload, AllowedHosts: adminHosts(cfg.Admin)}
+	p, err := Start(cfg, g, ao, tlsConfig, logger)
+	if err != nil {
+		return err
+	}
+	publicLn, adminLn := p.Public, p.Admin
+
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	adminURL := "http://" + adminLn.Addr().String()
+	fmt.Fprintf(stderr, "spillway: public %s://%s\n", scheme, publicLn.Addr())
+	fmt.Fprintf(stderr, "spillway: admin  %s\n", adminURL)
+	fmt.Fprintf(stderr, "spillway: status %s/api/v1/status\n", adminURL)
+	if ready != nil {
+		ready(publicLn.Addr().String(), adminLn.Addr().String())
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			return p.Stop(signals, nil)
+		case s := <-signals:
+			if s == syscall.SIGHUP {
+				_, _ = r.reload() // logged
+				continue
+			}
+			logger.Info("signal received: draining", "signal", s.String(), "grace", p.grace)
+			return p.Stop(signals, nil)
+		case err := <-p.Failed():
+			return p.Stop(signals, err)
+		}
+	}
+}
+
+// queueOpenTimeout bounds the opening of the queue at start: a fresh
+// cluster elects its leaders first, an embedded store recovers its files.
+const queueOpenTimeout = 30 * time.Second
+
+// OpenQueue opens the queue of cfg when it has an async route (nil
+// otherwise): the embedded store in queue.dir, or the external cluster of
+// queue.servers.
+func OpenQueue(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*queue.Queue, error) {
+	if !async.HasAsync(cfg) {
+		return nil, nil
+	}
+	qc := async.QueueConfig(cfg.Queue)
+	qc.Logger = logger
+	if len(qc.Servers) > 0 {
+		servers := make([]string, len(qc.Servers))
+		for i, s := range qc.Servers {
+			servers[i] = queue.RedactURL(s) // a URL may carry credentials
+		}
+		logger.Info("queue: connecting to an external NATS cluster", "servers", strings.Join(servers, ","))
+	} else {
+		logger.Info("queue: starting the embedded NATS JetStream store", "dir", qc.Dir, "sync_always", qc.SyncAlways)
+	}
+	ctx, cancel := context.WithTimeout(ctx, queueOpenTimeout)
+	defer cancel()
+	q, err := queue.Open(ctx, qc)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return q, nil
+}
+
+// loadConfig loads file, printing its warnings and errors to stderr.
+func loadConfig(file string, stderr io.Writer) (*config.Config, error) {
+	cfg, warnings, err := LoadAndCheck(file)
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w.String())
+	}
+	if err != nil {
+		if !isConfigError(err) {
+			return nil, err
+		}
+		fmt.Fprintln(stderr, err)
+		return nil, fmt.Errorf("%s: invalid configuration", file)
+	}
+	return cfg, nil
+}
+
+// LoadAndCheck loads file and builds what serve would run from it
+// (gateway.Check): validate and serve accept the same files and report the
+// same warnings, the configuration's and the policies', sorted by position.
+func LoadAndCheck(file string) (*config.Config, []config.Warning, error) {
+	cfg, warnings, err := config.Load(file)
+	if err != nil {
+		return nil, warnings, err
+	}
+	more, err := gateway.Check(cfg)
+	if err != nil {
+		return nil, warnings, err
+	}
+	warnings = append(warnings, more...)
+	slices.SortStableFunc(warnings, func(a, b config.Warning) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+	})
+	return cfg, warnings, nil
+}
+
+func isConfigError(err error) bool {
+	var list config.Errors
+	var one *config.Error
+	return errors.As(err, &list) || errors.As(err, &one)
+}
+
+// newServer builds an http.Server hardened by s. The body limit,
+// s.MaxBody, is the gateway's own (http.MaxBytesReader, 413
+// body_too_large), so that a reload changes it.
+func newServer(h http.Handler, s config.Server, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    s.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// Process is a running pair of listeners: the public one serving the
+// gateway, the admin one its admin API. Start makes one; Stop ends it.
+type Process struct {
+	// Public and Admin are the bound listeners (their addresses are the
+	// ones to print: a ":0" in the configuration is a port now).
+	Public, Admin net.Listener
+	log           *slog.Logger
+	grace         time.Duration
+	public, admin *http.Server
+	errc          chan error // each Serve's end
+	running       int        // Serve calls that have not reported on errc
+}
+
+// Start binds the public and the admin listeners of cfg and serves g and
+// its admin API on them (the public one over TLS when tlsConfig is set).
+func Start(cfg *config.Config, g *gateway.Gateway, ao admin.Options, tlsConfig *tls.Config, logger *slog.Logger) (*Process, error) {
+	publicLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("public listener: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		_ = publicLn.Close()
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	p := &Process{
+		Public:  publicLn,
+		Admin:   adminLn,
+		log:     logger,
+		grace:   cfg.Server.ShutdownGrace,
+		public:  newServer(g, cfg.Server, logger),
+		admin:   newServer(admin.Handler(g, ao), adminServer, logger),
+		errc:    make(chan error, 2),
+		running: 2,
+	}
+	// The listener terminates TLS itself, so that the gateway's framing
+	// check reads the requests in clear (see gateway.ListenerOptions).
+	lo := gateway.ListenerOptions{TLSConfig: tlsConfig, WriteTimeout: cfg.Server.WriteTimeout}
+	gateway.ConfigureServer(p.public, lo)
+	go p.serve(p.public, gateway.NewListener(publicLn, lo))
+	go p.serve(p.admin, adminLn)
+	return p, nil
+}
+
+func (p *Process) serve(s *http.Server, ln net.Listener) {
+	p.errc <- s.Serve(ln)
+}
+
+// Failed delivers the error of a listener that stopped serving on its own
+// (it failed): pass it to Stop.
+func (p *Process) Failed() <-chan error { return p.errc }
+
+// Stop shuts the listeners down: the public one stops accepting and drains
+// its requests in flight for up to the grace period (or until another
+// SIGTERM/SIGINT on signals, which may be nil), then closes what is left;
+// the admin one answers until the public one is done. failed is what
+// Failed delivered, nil when no listener failed; Stop returns it, or the
+// error another listener stopped with, nil after a clean stop.
+func (p *Process) Stop(signals <-chan os.Signal, failed error) error {
+	cause := failed
+	if failed != nil {
+		p.running-- // its Serve has reported
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.grace)
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- p.public.Shutdown(ctx) }()
+	var err error
+wait:
+	for {
+		select {
+		case err = <-drained:
+			break wait
+		case s := <-signals:
+			if s != syscall.SIGHUP {
+				p.log.Warn("second signal: closing the connections still open", "signal", s.String())
+				cancel()
+			}
+		}
+	}
+	if err != nil {
+		p.log.Warn("drain incomplete: closing the connections still open", "error", err)
+		_ = p.public.Close()
+	}
+	if err := p.admin.Shutdown(ctx); err != nil {
+		_ = p.admin.Close()
+	}
+	for ; p.running > 0; p.running-- {
+		if err := <-p.errc; cause == nil && !errors.Is(err, http.ErrServerClosed) {
+			cause = err
+		}
+	}
+	if cause == nil {
+		p.log.Info("stopped")
+	}
+	return cause
+}
+
+// reloader re-reads the configuration file and applies it to the gateway,
+// one reload at a time (SIGHUP and the admin API may ask together).
+type reloader struct {
+	mu      sync.Mutex
+	file    string
+	g       *gateway.Gateway
+	log     *slog.Logger
+	started *config.Config // the listeners were built from it
+}
+
+// reload applies the file, or refuses it and keeps the running
+// configuration when it is invalid, and returns what the gateway changed
+// and reset, logged in one line. The listeners' settings (listen, tls,
+// server but max_body, admin) take effect only at the next start: a change
+// is logged.
+func (r *reloader) reload() (gateway.Changes, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cfg, warnings, err := LoadAndCheck(r.file)
+	for _, w := range warnings {
+		r.log.Warn("configuration warning", "warning", w.String())
+	}
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			r.log.Error("configuration error", "error", line)
+		}
+		r.log.Error("reload refused: the running configuration stays", "file", r.file)
+		return gateway.Changes{}, err
+	}
+	if keys := restartKeys(r.started, cfg); len(keys) > 0 {
+		r.log.Warn("changed settings take effect at the next restart", "keys", strings.Join(keys, ","))
+	}
+	cs, err := r.g.Apply(cfg)
+	if err != nil {
+		r.log.Error("reload failed: the running configuration stays", "file", r.file, "error", err)
+		return gateway.Changes{}, err
+	}
+	applied, resets := cs.Lines()
+	r.log.Info("configuration reloaded", "file", r.file, "upstreams", len(cfg.Upstreams), "routes", len(cfg.Routes),
+		"changes", applied, "resets", resets)
+	return cs, nil
+}
+
+// restartKeys lists the top-level keys whose change a reload cannot apply.
+func restartKeys(running, next *config.Config) []string {
+	var keys []string
+	if running.Listen != next.Listen {
+		keys = append(keys, "listen")
+	}
+	if (running.TLS == nil) != (next.TLS == nil) || running.TLS != nil && *running.TLS != *next.TLS {
+		keys = append(keys, "tls")
+	}
+	rs, ns := running.Server, next.Server
+	rs.MaxBody, ns.MaxBody = 0, 0 // the gateway applies max_body itself
+	if rs != ns {
+		keys = append(keys, "server")
+	}
+	if !reflect.DeepEqual(running.Admin, next.Admin) {
+		keys = append(keys, "admin")
+	}
+	if !reflect.DeepEqual(running.Queue, next.Queue) {
+		keys = append(keys, "queue")
+	}
+	return keys
+}
