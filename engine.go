@@ -244,10 +244,9 @@ var errIgnored = errors.New("spillway: outcome ignored by the classifier")
 
 // Judge returns how an attempt that ended with result r and error err is
 // released to its guards (release) and the failure the retry policy sees:
-//   - the caller's own end: once caller is done, an error that no policy
-//     made is the caller's doing, released marked with CallerDone (the
-//     caller's deadline is classified like any other error when
-//     CallerDeadlineCounts is set);
+//   - the caller's own end: once caller is done, an error is the caller's
+//     doing, released marked with CallerDone (the caller's deadline is
+//     classified like any other error when CallerDeadlineCounts is set);
 //   - otherwise Classify's verdict: nil for a Success, its error for a
 //     Failure, CallerDone-marked for Ignored (no failure).
 //
@@ -277,18 +276,16 @@ func (e *Engine[R]) Judge(caller context.Context, r R, err error) (release, fail
 }
 
 // callerEnded reports whether err ended an attempt because the caller's
-// context ended: err is set, caller is done, and no policy made err (a
-// timeout or a rejection is the policy's verdict, whatever the caller does).
+// context ended: err is set and caller is done. Whatever err is — the
+// context's error, a transport's error for a cancelled request, a timeout
+// whose deadline the caller's own was — the caller gave up first, which says
+// nothing about the downstream.
 func (e *Engine[R]) callerEnded(caller context.Context, err error) bool {
 	if err == nil {
 		return false
 	}
 	cerr := caller.Err()
-	if cerr == nil || e.deadlineCount && cerr == context.DeadlineExceeded {
-		return false
-	}
-	_, policy := errors.AsType[*Error](err)
-	return !policy
+	return cerr != nil && !(e.deadlineCount && cerr == context.DeadlineExceeded)
 }
 
 // Retry goes on with an execution whose latest attempt failed with failure:
