@@ -98,12 +98,12 @@ type Config struct {
 
 // client is the state behind one interceptor.
 type client struct {
-	key           func(cc *grpc.ClientConn, method string) string
+	key             func(cc *grpc.ClientConn, method string) string
 	newDownstreamOf func(key string) (*Downstream, error)
-	classify      func(error) spillway.Outcome
-	retryable     func(error) bool
-	maxReplay     int
-	obs           spillway.Observer
+	classify        func(error) spillway.Outcome
+	retryable       func(error) bool
+	maxReplay       int
+	obs             spillway.Observer
 
 	// downstreams is a copy-on-write map: a lookup is a plain map read with
 	// no lock and no allocation; mu serialises the rare creations.
