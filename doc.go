@@ -23,11 +23,12 @@
 //
 // # One engine
 //
-// Every attempt, whoever makes it, runs on an Engine: Pipeline, retry.Do and
+// Every guarded attempt, whoever makes it, runs on an Engine: Pipeline and
 // the HTTP and gRPC integrations (spillwayhttp, spillwaygrpc) acquire the
 // guards in order, run the call, classify its outcome, release the permits in
 // reverse order exactly once (a panic or runtime.Goexit included) and report
-// an EventAttempt through Engine.Attempt, and retry through Retry. An
+// an EventAttempt through Engine.Attempt; they and retry.Do retry through
+// Retry. An
 // integration brings its classifier and what it does around an attempt (an
 // HTTP body's replay, a gRPC stream's establishment); EngineConfig.Keep lets
 // a call hold a permit past its attempt (a response body, a stream).

@@ -9,9 +9,10 @@ import (
 
 // Engine runs the attempts of a call under its guards: the one
 // implementation of "guards → attempt timeout → call → classify → release"
-// that Pipeline, retry.Do and the HTTP and gRPC integrations share, so that
-// they acquire, classify, release and report an attempt the same way. Retry
-// drives the attempts of one execution.
+// that Pipeline and the HTTP and gRPC integrations share, so that they
+// acquire, classify, release and report an attempt the same way. Retry, the
+// one retry loop (retry.Do's too), drives the attempts of one execution.
+// See docs/architecture.md for how each integration plugs in.
 //
 // An Engine is built once (NewEngine) and is safe for concurrent use; its
 // guards live in a fixed array and each attempt's permits on the stack, so an
