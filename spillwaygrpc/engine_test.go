@@ -127,3 +127,45 @@ func TestOneEngineAcrossIntegrations(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamOpeningRunsOnTheEngine: each attempt to open a stream is an
+// engine attempt: it reports an EventAttempt and is classified as a unary
+// attempt is; the caller's cancellation is not counted.
+func TestStreamOpeningRunsOnTheEngine(t *testing.T) {
+	for _, tc := range []struct {
+		outcome  string
+		failures int
+	}{
+		{"down", 1},
+		{"cancel", 0},
+	} {
+		t.Run(tc.outcome, func(t *testing.T) {
+			b := breaker.MustNew(breaker.Config{Name: "d"})
+			obs := spillway.NewChannelObserver(8)
+			ic := spillwaygrpc.StreamClientInterceptor(spillwaygrpc.Config{Observer: obs,
+				Key:           func(*grpc.ClientConn, string) string { return "d" },
+				NewDownstream: func(string) (*spillwaygrpc.Downstream, error) { return &spillwaygrpc.Downstream{Breaker: b}, nil }})
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			streamer := func(context.Context, *grpc.StreamDesc, *grpc.ClientConn, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+				if tc.outcome == "cancel" {
+					cancel()
+					return nil, status.Error(codes.Canceled, "context canceled")
+				}
+				return nil, status.Error(codes.Unavailable, "down")
+			}
+			if _, err := ic(ctx, &grpc.StreamDesc{ServerStreams: true}, nil, "/t/M", streamer); err == nil {
+				t.Fatal("the stream opened")
+			}
+			if len(obs.C) != 1 {
+				t.Fatalf("%d events, want one EventAttempt", len(obs.C))
+			}
+			if ev := <-obs.C; ev.Kind != spillway.EventAttempt || ev.Policy != "grpc" || ev.Name != "d" || ev.Attempt != 1 || ev.Err == nil {
+				t.Errorf("event %+v", ev)
+			}
+			if s := b.Snapshot(); s.Failures != tc.failures || s.Calls != tc.failures {
+				t.Errorf("breaker counted %d calls, %d failures; want %d of each", s.Calls, s.Failures, tc.failures)
+			}
+		})
+	}
+}
