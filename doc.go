@@ -1,7 +1,8 @@
 // Package spillway holds what Spillway's resilience policies share: the reason
 // codes that explain every locally made failure, the error type that carries
 // them, the observation interface, the clock, the Guard/Permit contract that
-// breakers and bulkheads implement, and the Pipeline that composes policies.
+// breakers and bulkheads implement, the Engine that runs guarded attempts and
+// the Retry loop, and the Pipeline that composes policies.
 //
 // The policies themselves live in packages of their own — breaker, retry,
 // timeout, bulkhead, fallback — which import this package; this package imports
@@ -19,6 +20,18 @@
 // never holds a bulkhead slot while it sleeps; the attempt timeout bounds only
 // the time spent in the downstream, not the time spent waiting for a bulkhead
 // slot. See NewStandard and docs/architecture.md.
+//
+// # One engine
+//
+// Every guarded attempt, whoever makes it, runs on an Engine: Pipeline and
+// the HTTP and gRPC integrations (spillwayhttp, spillwaygrpc) acquire the
+// guards in order, run the call, classify its outcome, release the permits in
+// reverse order exactly once (a panic or runtime.Goexit included) and report
+// an EventAttempt through Engine.Attempt; they and retry.Do retry through
+// Retry. An
+// integration brings its classifier and what it does around an attempt (an
+// HTTP body's replay, a gRPC stream's establishment); EngineConfig.Keep lets
+// a call hold a permit past its attempt (a response body, a stream).
 //
 // # Reasons
 //

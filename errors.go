@@ -133,9 +133,10 @@ type PanicError struct{ Value any }
 func (p *PanicError) Error() string { return fmt.Sprintf("spillway: call panicked: %v", p.Value) }
 
 // ErrCallerDone marks the outcome of a call that ended because the caller's
-// own context was cancelled or reached its deadline. A Pipeline releases its
-// guards with such an outcome (see CallerDone), and breakers ignore it: the
-// caller gave up, which says nothing about the downstream.
+// own context was cancelled or reached its deadline. The Engine (every
+// Pipeline, HTTP transport and gRPC interceptor) releases its guards with
+// such an outcome (see CallerDone and Engine.Judge), and breakers ignore it:
+// the caller gave up, which says nothing about the downstream.
 var ErrCallerDone = errors.New("the caller's context ended")
 
 // callerDoneError wraps a call's error with ErrCallerDone.

@@ -37,14 +37,13 @@ type Policies[T any] struct {
 
 // Pipeline composes policies around calls that return a T, in the fixed
 // order fallback → total timeout → retry → guards → attempt timeout → call.
-// It is built once and is safe for concurrent use; the policies in it may be
-// shared with other pipelines. An execution that succeeds on its first attempt
-// allocates nothing beyond what its timeouts' contexts need.
+// Its attempts run on an Engine, the same one the HTTP and gRPC integrations
+// use. It is built once and is safe for concurrent use; the policies in it
+// may be shared with other pipelines. An execution that succeeds on its first
+// attempt allocates nothing beyond what its timeouts' contexts need.
 type Pipeline[T any] struct {
-	p      Policies[T]
-	guards [maxGuards]Guard
-	n      int
-	clock  Clock
+	p   Policies[T]
+	eng Engine[T]
 }
 
 // NewPipeline returns a Pipeline over p. It panics if p has more than 8 guards.
@@ -52,14 +51,8 @@ func NewPipeline[T any](p Policies[T]) *Pipeline[T] {
 	if len(p.Guards) > maxGuards {
 		panic(fmt.Sprintf("spillway: a pipeline takes at most %d guards, got %d", maxGuards, len(p.Guards)))
 	}
-	pl := &Pipeline[T]{p: p, clock: ClockOrSystem(p.Clock)}
-	for _, g := range p.Guards {
-		if g != nil {
-			pl.guards[pl.n] = g
-			pl.n++
-		}
-	}
-	return pl
+	return &Pipeline[T]{p: p, eng: NewEngine(EngineConfig[T]{Guards: p.Guards, Timeout: p.Attempt,
+		Observer: p.Observer, Clock: p.Clock, Policy: "pipeline", Name: p.Name})}
 }
 
 // NewStandard returns the standard pipeline: fallback, total timeout, retry
@@ -83,35 +76,35 @@ type Result[T any] struct {
 // Execute runs fn through the pipeline and returns its value or the final error.
 func (pl *Pipeline[T]) Execute(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	var r Result[T]
-	pl.run(ctx, fn, nil, &r)
+	pl.run(ctx, fn, &r)
 	return r.Value, r.Err
 }
 
 // ExecuteResult runs fn through the pipeline and reports the whole outcome.
 func (pl *Pipeline[T]) ExecuteResult(ctx context.Context, fn func(context.Context) (T, error)) Result[T] {
 	var r Result[T]
-	pl.run(ctx, fn, nil, &r)
+	pl.run(ctx, fn, &r)
 	return r
 }
 
 // Run runs fn, which returns no value, through the pipeline.
 func (pl *Pipeline[T]) Run(ctx context.Context, fn func(context.Context) error) error {
 	var r Result[T]
-	pl.run(ctx, nil, fn, &r)
+	pl.run(ctx, func(ctx context.Context) (v T, err error) { return v, fn(ctx) }, &r)
 	return r.Err
 }
 
 // run fills res; the Result travels by pointer so that its fields are not
 // copied through every level.
-func (pl *Pipeline[T]) run(ctx context.Context, fn func(context.Context) (T, error), fnE func(context.Context) error, res *Result[T]) {
+func (pl *Pipeline[T]) run(ctx context.Context, fn func(context.Context) (T, error), res *Result[T]) {
 	if pl.p.Total != nil {
 		ectx, cancel := pl.p.Total.Start(ctx)
 		// Deferred so that a panicking call does not leave the timer running.
 		defer cancel()
-		pl.retryLoop(ctx, ectx, fn, fnE, res)
+		pl.attempts(ctx, ectx, fn, res)
 		res.Err = pl.p.Total.Finish(ectx, res.Err)
 	} else {
-		pl.retryLoop(ctx, ctx, fn, fnE, res)
+		pl.attempts(ctx, ctx, fn, res)
 	}
 	if res.Err != nil && pl.p.Fallback != nil {
 		v, served, ferr := pl.p.Fallback.Fallback(ctx, res.Err)
@@ -123,124 +116,26 @@ func (pl *Pipeline[T]) run(ctx context.Context, fn func(context.Context) (T, err
 	}
 }
 
-// retryLoop runs the attempts under ctx (the caller's context, bounded by the
-// total timeout); caller is the caller's own context, which tells the guards
-// whether an ended call was the caller's doing.
-func (pl *Pipeline[T]) retryLoop(caller, ctx context.Context, fn func(context.Context) (T, error), fnE func(context.Context) error, res *Result[T]) {
+// attempts runs the attempts under ctx (the caller's context, bounded by the
+// total timeout) on the engine, retried by Retry; caller is the caller's own
+// context, which tells whether an ended call was the caller's doing.
+func (pl *Pipeline[T]) attempts(caller, ctx context.Context, fn func(context.Context) (T, error), res *Result[T]) {
+	attempt := func(n int) (error, bool) {
+		var started bool
+		res.Value, res.Err, _, started = pl.eng.Attempt(caller, ctx, n, fn, nil)
+		if started {
+			res.Attempts++
+		}
+		return res.Err, true
+	}
 	if pl.p.Retry == nil {
-		res.Value, res.Err, res.Attempts = pl.attempt(caller, ctx, fn, fnE, 1)
+		attempt(1)
 		return
 	}
 	s := pl.p.Retry.Begin()
-	for {
-		var started int
-		res.Value, res.Err, started = pl.attempt(caller, ctx, fn, fnE, s.Attempts+1)
-		res.Attempts += started
-		s.Attempts++
-		if res.Err == nil {
-			return
-		}
-		var delay time.Duration
-		var stop error
-		s, delay, stop = pl.p.Retry.Next(ctx, s, res.Err)
-		if stop != nil {
-			res.Err = stop
-			return
-		}
-		if err := Sleep(ctx, delay); err != nil {
-			// The caller's context or the total timeout ended the backoff: the
-			// last attempt's error is kept as the cause.
-			res.Err = stopDuringBackoff(err, res.Err)
-			return
-		}
+	if err, _ := attempt(1); err != nil {
+		res.Err, _ = Retry(ctx, pl.p.Retry, &s, err, attempt, nil)
 	}
-}
-
-// stopDuringBackoff returns the error of an execution whose backoff was cut
-// short: a policy error (a total timeout) as it is, with the last attempt's
-// failure as its cause, or the caller's context error.
-func stopDuringBackoff(ctxErr, last error) error {
-	if e, ok := ctxErr.(*Error); ok && e.Cause == nil {
-		c := *e
-		c.Cause = last
-		return &c
-	}
-	return ctxErr
-}
-
-// attempt runs one attempt under the guards and the attempt timeout. started
-// is 1 when fn ran, 0 when a guard refused it or ctx was already done.
-func (pl *Pipeline[T]) attempt(caller, ctx context.Context, fn func(context.Context) (T, error), fnE func(context.Context) error, n int) (v T, err error, started int) {
-	if err := ctx.Err(); err != nil {
-		return v, context.Cause(ctx), 0
-	}
-	var permits [maxGuards]Permit
-	for i := 0; i < pl.n; i++ {
-		p, err := pl.guards[i].Acquire(ctx)
-		if err != nil {
-			for j := i - 1; j >= 0; j-- {
-				permits[j].Release(err)
-			}
-			return v, err, 0
-		}
-		permits[i] = p
-	}
-	var t0 int64
-	if pl.p.Observer != nil {
-		t0 = pl.clock.Nanotime()
-	}
-	v, err = pl.call(ctx, fn, fnE, &permits)
-	outcome := err
-	if IsCallerDone(caller, err) {
-		// The caller gave up; the downstream is not to blame.
-		outcome = CallerDone(err)
-	}
-	for j := pl.n - 1; j >= 0; j-- {
-		permits[j].Release(outcome)
-	}
-	if pl.p.Observer != nil {
-		pl.p.Observer.Observe(Event{Kind: EventAttempt, Context: ctx, Policy: "pipeline", Name: pl.p.Name, Attempt: n,
-			Duration: time.Duration(pl.clock.Nanotime() - t0), Err: err})
-	}
-	return v, err, 1
-}
-
-// call runs fn under the attempt timeout. If fn panics (or calls
-// runtime.Goexit), every permit is released with a *PanicError before the
-// panic goes on.
-func (pl *Pipeline[T]) call(ctx context.Context, fn func(context.Context) (T, error), fnE func(context.Context) error, permits *[maxGuards]Permit) (v T, err error) {
-	done := false
-	actx := ctx
-	var cancel context.CancelFunc
-	defer func() {
-		if cancel != nil {
-			cancel()
-		}
-		if !done {
-			// fn panicked, or called runtime.Goexit (recover returns nil then).
-			r := recover()
-			perr := &PanicError{Value: r}
-			for j := pl.n - 1; j >= 0; j-- {
-				permits[j].Release(perr)
-			}
-			if r != nil {
-				panic(r)
-			}
-		}
-	}()
-	if pl.p.Attempt != nil {
-		actx, cancel = pl.p.Attempt.Start(ctx)
-	}
-	if fn != nil {
-		v, err = fn(actx)
-	} else {
-		err = fnE(actx)
-	}
-	if pl.p.Attempt != nil {
-		err = pl.p.Attempt.Finish(actx, err)
-	}
-	done = true
-	return v, err
 }
 
 // limiter is implemented by timeouts that can tell their limit, such as

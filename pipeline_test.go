@@ -61,12 +61,17 @@ func newGuards(names ...string) ([]*recordingGuard, *[]string) {
 	return gs, log
 }
 
-// countingRetrier retries every error up to max attempts with no delay.
-type countingRetrier struct{ max, begun int }
+// countingRetrier retries every error up to max attempts with a
+// millisecond's delay; live makes it retry on a done context too, so that
+// the backoff is what sees the context's end.
+type countingRetrier struct {
+	max, begun int
+	live       bool
+}
 
 func (r *countingRetrier) Begin() spillway.RetryState { r.begun++; return spillway.RetryState{} }
 func (r *countingRetrier) Next(ctx context.Context, s spillway.RetryState, err error) (spillway.RetryState, time.Duration, error) {
-	if spillway.IsRejection(err) || s.Attempts >= r.max || ctx.Err() != nil {
+	if spillway.IsRejection(err) || s.Attempts >= r.max || ctx.Err() != nil && !r.live {
 		return s, 0, err
 	}
 	return s, time.Millisecond, nil

@@ -10,7 +10,10 @@ import (
 	"github.com/spillway-dev/spillway"
 )
 
-var errDown = errors.New("downstream is down")
+var (
+	errDown  = errors.New("downstream is down")
+	errOther = errors.New("another failure")
+)
 
 func TestReasonOf(t *testing.T) {
 	sentinel := errors.New("circuit breaker is open")

@@ -286,43 +286,22 @@ func (p *Policy) Run(ctx context.Context, fn func(context.Context) error) error 
 }
 
 // Do is Run for a call that returns a value: it returns the last attempt's
-// value with the final error (the zero T if no attempt ran).
+// value with the final error (the zero T if no attempt ran). Its loop is
+// spillway.Retry, the one every pipeline and integration runs.
 func Do[T any](ctx context.Context, p *Policy, fn func(context.Context) (T, error)) (T, error) {
 	var v T
 	if ctx.Err() != nil {
 		return v, context.Cause(ctx)
 	}
 	s := p.Begin()
-	for {
-		var last error
-		if v, last = fn(ctx); last == nil {
-			return v, nil
-		}
-		s.Attempts++
-		var (
-			delay time.Duration
-			stop  error
-		)
-		if s, delay, stop = p.Next(ctx, s, last); stop != nil {
-			return v, stop
-		}
-		// Sleep may see its timer fire and ctx end at once and pick the timer:
-		// ctx is checked again so that no attempt starts on a done context.
-		if spillway.Sleep(ctx, delay) != nil || ctx.Err() != nil {
-			return v, stopped(context.Cause(ctx), last)
-		}
+	var err error
+	if v, err = fn(ctx); err == nil {
+		return v, nil
 	}
-}
-
-// stopped returns the error of an execution that ctx ended before an
-// attempt, as a spillway.Pipeline does: a policy error cause (a total
-// timeout) as a copy whose Cause is the last attempt's failure, any other
-// cause as it is.
-func stopped(cause, last error) error {
-	if e, ok := cause.(*spillway.Error); ok && e.Cause == nil && last != nil {
-		c := *e
-		c.Cause = last
-		return &c
-	}
-	return cause
+	err, _ = spillway.Retry(ctx, p, &s, err, func(int) (error, bool) {
+		var err error
+		v, err = fn(ctx)
+		return err, true
+	}, nil)
+	return v, err
 }

@@ -149,45 +149,13 @@ func withPushback(err error, md metadata.MD) error {
 	return spillway.WithRetryAfter(err, time.Duration(ms)*time.Millisecond)
 }
 
-// callerCanceled reports whether err is the caller's own cancellation. gRPC
-// reports it as a CANCELED status, which does not wrap context.Canceled, so
-// spillway.IsCallerDone alone cannot see it.
-func callerCanceled(ctx context.Context, err error) bool {
-	if !errors.Is(ctx.Err(), context.Canceled) {
-		return false
-	}
-	return spillway.IsCallerDone(ctx, err) || codeOf(err) == codes.Canceled
-}
-
-// outcome returns the error to release a unary call's permits with, so that
-// the breaker counts the call as classify says: nil for a success, a
-// CallerDone-marked error (which every breaker ignores, whatever its
-// Classify) for an ignored outcome, and err for a failure. The caller's
-// cancellation is ignored; the caller's deadline is not (see the package
-// documentation: in gRPC it is the timeout most calls have).
-func (c *client) outcome(ctx context.Context, err error) error {
+// classifyAttempt is the engines' classifier: Classify's verdict on a
+// call's error, which the breaker records as it is for a failure.
+func (c *client) classifyAttempt(_ struct{}, err error) (spillway.Outcome, error) {
 	if err == nil {
-		return nil
+		return spillway.Success, nil
 	}
-	if callerCanceled(ctx, err) {
-		return spillway.CallerDone(err)
-	}
-	switch c.classify(err) {
-	case spillway.Success:
-		return nil
-	case spillway.Ignored:
-		return spillway.CallerDone(err)
-	}
-	return err
-}
-
-// streamOutcome is outcome for a stream: a stream that its context ended,
-// deadline included, was ended by its caller, who chose how long it lives.
-func (c *client) streamOutcome(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil {
-		return spillway.CallerDone(err)
-	}
-	return c.outcome(ctx, err)
+	return c.classify(err), err
 }
 
 // retryableErr reports whether the interceptor may hand err to the retry

@@ -89,32 +89,68 @@ type Config struct {
 	// Default DefaultMaxReplay; negative means none (a stream is retried only
 	// when it cannot be opened, never once it is open).
 	MaxReplay int
+	// Observer receives an EventAttempt (Policy "grpc", Name the key) per
+	// attempt of a unary call and per attempt to open a stream, as a
+	// spillway.Pipeline and a spillwayhttp.Transport report theirs. The
+	// Downstream's policies report to their own observers. Default nil.
+	Observer spillway.Observer
 }
 
 // client is the state behind one interceptor.
 type client struct {
-	key           func(cc *grpc.ClientConn, method string) string
-	newDownstream func(key string) (*Downstream, error)
-	classify      func(error) spillway.Outcome
-	retryable     func(error) bool
-	maxReplay     int
+	key             func(cc *grpc.ClientConn, method string) string
+	newDownstreamOf func(key string) (*Downstream, error)
+	classify        func(error) spillway.Outcome
+	retryable       func(error) bool
+	maxReplay       int
+	obs             spillway.Observer
 
 	// downstreams is a copy-on-write map: a lookup is a plain map read with
 	// no lock and no allocation; mu serialises the rare creations.
-	downstreams atomic.Pointer[map[string]*Downstream]
+	downstreams atomic.Pointer[map[string]*downstream]
 	mu          sync.Mutex
+}
+
+// downstream is a Downstream with the engines its calls run on: one for
+// unary calls, which counts the caller's deadline against the downstream,
+// and one for streams, which keeps a stream's permits while it lives.
+type downstream struct {
+	*Downstream
+	unary, stream spillway.Engine[struct{}]
+}
+
+func (c *client) newDownstream(key string, d *Downstream) *downstream {
+	// A nil policy must stay out of the guards: a typed nil is not a nil Guard.
+	var guards []spillway.Guard
+	if d.Breaker != nil {
+		guards = append(guards, d.Breaker)
+	}
+	if d.Bulkhead != nil {
+		guards = append(guards, d.Bulkhead)
+	}
+	cfg := spillway.EngineConfig[struct{}]{Guards: guards, Classify: c.classifyAttempt, CallerDeadlineCounts: true,
+		Observer: c.obs, Policy: "grpc", Name: key}
+	if d.Attempt != nil {
+		cfg.Timeout = d.Attempt
+	}
+	dd := &downstream{Downstream: d, unary: spillway.NewEngine(cfg)}
+	// A stream's context, deadline included, is how long its caller wants
+	// it; the attempt timeout does not apply to streams.
+	cfg.CallerDeadlineCounts, cfg.Timeout, cfg.Keep = false, nil, guards
+	dd.stream = spillway.NewEngine(cfg)
+	return dd
 }
 
 func newClient(cfg Config) *client {
 	c := &client{
-		key: cfg.Key, newDownstream: cfg.NewDownstream, classify: cfg.Classify,
-		retryable: cfg.Retryable, maxReplay: cfg.MaxReplay,
+		key: cfg.Key, newDownstreamOf: cfg.NewDownstream, classify: cfg.Classify,
+		retryable: cfg.Retryable, maxReplay: cfg.MaxReplay, obs: cfg.Observer,
 	}
 	if c.key == nil {
 		c.key = targetKey
 	}
-	if c.newDownstream == nil {
-		c.newDownstream = DefaultDownstream
+	if c.newDownstreamOf == nil {
+		c.newDownstreamOf = DefaultDownstream
 	}
 	if c.classify == nil {
 		c.classify = Classify
@@ -128,7 +164,7 @@ func newClient(cfg Config) *client {
 	case c.maxReplay < 0:
 		c.maxReplay = 0
 	}
-	m := map[string]*Downstream{}
+	m := map[string]*downstream{}
 	c.downstreams.Store(&m)
 	return c
 }
@@ -137,7 +173,7 @@ func targetKey(cc *grpc.ClientConn, _ string) string { return cc.Target() }
 
 // downstream returns the policies of the call's key, creating them on the
 // key's first call.
-func (c *client) downstream(cc *grpc.ClientConn, method string) (*Downstream, error) {
+func (c *client) downstream(cc *grpc.ClientConn, method string) (*downstream, error) {
 	key := c.key(cc, method)
 	if d, ok := (*c.downstreams.Load())[key]; ok {
 		return d, nil
@@ -148,14 +184,15 @@ func (c *client) downstream(cc *grpc.ClientConn, method string) (*Downstream, er
 	if d, ok := old[key]; ok {
 		return d, nil
 	}
-	d, err := c.newDownstream(key)
+	pub, err := c.newDownstreamOf(key)
 	if err != nil {
 		return nil, fmt.Errorf("spillwaygrpc: policies of %q: %w", key, err)
 	}
-	if d == nil {
-		d = &Downstream{}
+	if pub == nil {
+		pub = &Downstream{}
 	}
-	m := make(map[string]*Downstream, len(old)+1)
+	d := c.newDownstream(key, pub)
+	m := make(map[string]*downstream, len(old)+1)
 	for k, v := range old {
 		m[k] = v
 	}

@@ -10,9 +10,14 @@
 // Config.Key), and create that downstream's policies once, lazily, with
 // Config.NewDownstream: a Downstream holds a breaker, a retry policy (whose
 // budget is the downstream's one shared budget), a bulkhead and an attempt
-// timeout. A unary call runs as Spillway's standard pipeline does:
+// timeout. A unary call runs as Spillway's standard pipeline does, on the
+// same engine (spillway.Engine for each attempt, spillway.Retry for the
+// retries), so permits, classification and events work alike everywhere:
 //
 //	retry (budget) → breaker → bulkhead → attempt timeout → call
+//
+// Config.Observer receives one EventAttempt (Policy "grpc", Name the key) per
+// attempt of a unary call and per attempt to open a stream.
 //
 // gRPC's deadline is the total timeout: the caller's context deadline travels
 // to the server in grpc-timeout, and retries never start an attempt that
@@ -41,7 +46,8 @@
 //	                                             success, not retried (the server answered)
 //
 // Nothing is retried once the caller's context has ended. The caller's
-// cancellation is not counted against the downstream; the caller's deadline
+// cancellation is not counted against the downstream (whatever error the
+// call then ends with, a CANCELED status included); the caller's deadline
 // is, unlike in a spillway.Pipeline: in gRPC the caller's deadline is the only
 // timeout most calls have, and a server that hangs until every deadline
 // passes must trip the breaker. (A stream is the exception: its context,
@@ -53,7 +59,9 @@
 //
 // # Streams
 //
-// StreamClientInterceptor applies the policies to a stream's establishment.
+// StreamClientInterceptor applies the policies to a stream's establishment:
+// each attempt to open a stream runs on the engine, which keeps the
+// attempt's permits for the stream once it is open (EngineConfig.Keep).
 // A stream is established when the server proves it answers: the first
 // RecvMsg succeeds, or Header returns the server's headers. Then the
 // breaker's permit is released as a success, so that a stream that lives for

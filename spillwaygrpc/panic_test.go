@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/spillwaygrpc"
 )
@@ -34,34 +35,33 @@ func mustPanic(t *testing.T, want any, f func()) {
 }
 
 // TestPanicsReleaseThePermits: an invoker, a streamer or a stream's RecvMsg
-// that panics releases the call's bulkhead slot (and breaker permit) before
-// the panic goes on (issue 10); with a bulkhead of 1 a leak would refuse
-// every later call.
+// that panics releases the call's bulkhead slot and its half-open breaker's
+// probe before the panic goes on (issue 10); with a bulkhead of 1 and one
+// probe a leak would refuse every later call.
 func TestPanicsReleaseThePermits(t *testing.T) {
 	key := func(*grpc.ClientConn, string) string { return "d" }
+	var ds *spillwaygrpc.Downstream
+	newDS := func(string) (*spillwaygrpc.Downstream, error) { return ds, nil }
 	for _, tc := range []struct {
 		name string
-		call func(bh *bulkhead.Bulkhead)
+		call func()
 	}{
-		{"unary invoker", func(bh *bulkhead.Bulkhead) {
-			ic := spillwaygrpc.UnaryClientInterceptor(spillwaygrpc.Config{Key: key,
-				NewDownstream: func(string) (*spillwaygrpc.Downstream, error) { return &spillwaygrpc.Downstream{Bulkhead: bh}, nil }})
+		{"unary invoker", func() {
+			ic := spillwaygrpc.UnaryClientInterceptor(spillwaygrpc.Config{Key: key, NewDownstream: newDS})
 			invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
 				panic("invoker bug")
 			}
 			mustPanic(t, "invoker bug", func() { _ = ic(t.Context(), "/t/M", nil, nil, nil, invoker) })
 		}},
-		{"streamer", func(bh *bulkhead.Bulkhead) {
-			ic := spillwaygrpc.StreamClientInterceptor(spillwaygrpc.Config{Key: key,
-				NewDownstream: func(string) (*spillwaygrpc.Downstream, error) { return &spillwaygrpc.Downstream{Bulkhead: bh}, nil }})
+		{"streamer", func() {
+			ic := spillwaygrpc.StreamClientInterceptor(spillwaygrpc.Config{Key: key, NewDownstream: newDS})
 			streamer := func(context.Context, *grpc.StreamDesc, *grpc.ClientConn, string, ...grpc.CallOption) (grpc.ClientStream, error) {
 				panic("streamer bug")
 			}
 			mustPanic(t, "streamer bug", func() { _, _ = ic(t.Context(), &grpc.StreamDesc{ServerStreams: true}, nil, "/t/M", streamer) })
 		}},
-		{"stream RecvMsg", func(bh *bulkhead.Bulkhead) {
-			ic := spillwaygrpc.StreamClientInterceptor(spillwaygrpc.Config{Key: key,
-				NewDownstream: func(string) (*spillwaygrpc.Downstream, error) { return &spillwaygrpc.Downstream{Bulkhead: bh}, nil }})
+		{"stream RecvMsg", func() {
+			ic := spillwaygrpc.StreamClientInterceptor(spillwaygrpc.Config{Key: key, NewDownstream: newDS})
 			streamer := func(context.Context, *grpc.StreamDesc, *grpc.ClientConn, string, ...grpc.CallOption) (grpc.ClientStream, error) {
 				return panicStream{}, nil
 			}
@@ -75,10 +75,16 @@ func TestPanicsReleaseThePermits(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			b, _ := probeBreaker(t)
 			bh := bulkhead.MustNew(bulkhead.Config{Name: "d", MaxConcurrent: 1})
-			tc.call(bh)
+			ds = &spillwaygrpc.Downstream{Breaker: b, Bulkhead: bh}
+			tc.call()
 			if n := bh.InFlight(); n != 0 {
 				t.Errorf("after the panic the bulkhead holds %d slots, want 0", n)
+			}
+			// The probe was released as a failure, as in the root Pipeline.
+			if s := b.Snapshot(); s.State != breaker.Open || s.ProbesInFlight != 0 {
+				t.Errorf("after the panic: breaker %v with %d probes in flight, want open with none", s.State, s.ProbesInFlight)
 			}
 		})
 	}

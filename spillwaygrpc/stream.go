@@ -47,7 +47,7 @@ func (c *client) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Cli
 	s.stopAfter = context.AfterFunc(ctx, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.finishLocked(spillway.CallerDone(context.Cause(ctx)))
+		s.finishLocked(s.outcome(context.Cause(ctx)))
 	})
 	return s, nil
 }
@@ -56,10 +56,11 @@ func (c *client) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Cli
 // retried, mu guards the current stream and the replay buffer; once fixed is
 // set, cs never changes again and is read without the lock. Once established
 // is set, the breaker's permit has been released and p holds only the
-// bulkhead's.
+// bulkhead's. The permits are the stream attempt's, kept by the engine
+// (spillway.EngineConfig.Keep) past the attempt that opened the stream.
 type clientStream struct {
 	c        *client
-	d        *Downstream
+	d        *downstream
 	ctx      context.Context
 	desc     *grpc.StreamDesc
 	cc       *grpc.ClientConn
@@ -71,7 +72,7 @@ type clientStream struct {
 	established atomic.Bool
 	mu          sync.Mutex
 	cs          grpc.ClientStream
-	p           permits
+	p           spillway.Permits
 	rs          spillway.RetryState
 	sent        []any
 	closeSent   bool
@@ -96,61 +97,50 @@ func (s *clientStream) current() grpc.ClientStream {
 	return s.cs
 }
 
-// openLocked opens the stream, retrying the failures to open it, after the
-// failure last of the previous stream (nil for the first). It returns the
-// error the stream ends with when no stream could be opened. mu must be held.
+// openLocked opens the stream, after the failure last of the previous
+// stream (nil for the first), retrying the failures to open it in
+// spillway.Retry's loop. It returns the error the stream ends with when no
+// stream could be opened. mu must be held.
 func (s *clientStream) openLocked(last error) error {
-	for {
-		if last != nil {
-			if s.d.Retry == nil || !s.c.retryableErr(s.ctx, last) {
-				return toStatus(last)
-			}
-			s.rs.Attempts++
-			next, delay, stop := s.d.Retry.Next(s.ctx, s.rs, last)
-			if stop != nil {
-				return toStatus(stop)
-			}
-			s.rs = next
-			if err := spillway.Sleep(s.ctx, delay); err != nil {
-				return toStatus(err)
-			}
+	if last == nil {
+		var retry bool
+		if last, retry = s.open(s.rs.Attempts + 1); !retry {
+			return toStatus(last)
 		}
-		if err := s.ctx.Err(); err != nil {
-			return toStatus(context.Cause(s.ctx))
-		}
-		p, err := acquire(s.ctx, s.d)
-		if err != nil {
-			last = err
-			continue
-		}
-		cs, err := s.newStream(&p)
-		if err != nil {
-			p.release(s.c.streamOutcome(s.ctx, err))
-			last = err
-			continue
-		}
-		s.cs, s.p = cs, p
-		return nil
+	} else if !s.c.retryableErr(s.ctx, last) {
+		return toStatus(last)
 	}
+	if s.d.Retry == nil {
+		return toStatus(last)
+	}
+	err, _ := spillway.Retry(s.ctx, s.d.Retry, &s.rs, last, s.open, nil)
+	return toStatus(err)
 }
 
-// newStream opens a stream holding p. If the streamer panics (or calls
-// runtime.Goexit), p is released with a *spillway.PanicError before the
-// panic goes on, as an attempt of the unary interceptor does.
-func (s *clientStream) newStream(p *permits) (cs grpc.ClientStream, err error) {
-	done := false
-	defer func() {
-		if !done {
-			r := recover()
-			p.release(&spillway.PanicError{Value: r})
-			if r != nil {
-				panic(r)
-			}
-		}
-	}()
-	cs, err = s.streamer(s.ctx, s.desc, s.cc, s.method, s.opts...)
-	done = true
-	return cs, err
+// open makes attempt n to open the stream on the stream engine, which keeps
+// the attempt's permits in s.p once the stream is open. It returns the
+// failure to open it and whether it may be retried. mu must be held.
+func (s *clientStream) open(n int) (error, bool) {
+	var cs grpc.ClientStream
+	_, err, _, _ := s.d.stream.Attempt(s.ctx, s.ctx, n, func(ctx context.Context) (struct{}, error) {
+		var err error
+		cs, err = s.streamer(ctx, s.desc, s.cc, s.method, s.opts...)
+		return struct{}{}, err
+	}, &s.p)
+	if err != nil {
+		return err, s.c.retryableErr(s.ctx, err)
+	}
+	s.cs = cs
+	return nil, false
+}
+
+// outcome returns what the stream's permits are released with when it ends
+// with err, as the engine judges an attempt's outcome: a stream that its
+// context ended, deadline included, was ended by its caller, who chose how
+// long it lives.
+func (s *clientStream) outcome(err error) error {
+	release, _ := s.d.stream.Judge(s.ctx, struct{}{}, err)
+	return release
 }
 
 // recv is cs.RecvMsg(m). If it panics (or calls runtime.Goexit), the
@@ -160,11 +150,7 @@ func (s *clientStream) recv(cs grpc.ClientStream, m any) (err error) {
 	done := false
 	defer func() {
 		if !done {
-			r := recover()
-			s.finish(&spillway.PanicError{Value: r})
-			if r != nil {
-				panic(r)
-			}
+			spillway.Unwind(recover(), s.finish)
 		}
 	}()
 	err = cs.RecvMsg(m)
@@ -189,7 +175,9 @@ func (s *clientStream) establish(cs grpc.ClientStream) {
 	if !s.fixed.Load() {
 		s.fix()
 	}
-	s.p.releaseBreaker(nil)
+	if s.d.Breaker != nil {
+		s.p.Take(s.d.Breaker).Release(nil)
+	}
 	s.established.Store(true)
 }
 
@@ -200,7 +188,7 @@ func (s *clientStream) finishLocked(outcome error) {
 		return
 	}
 	s.done = true
-	s.p.release(outcome)
+	s.p.Release(outcome)
 	if !s.fixed.Load() {
 		s.fix()
 	}
@@ -232,10 +220,10 @@ func (s *clientStream) failed(cs grpc.ClientStream, err error) (bool, error) {
 		return true, nil
 	}
 	if s.done || s.fixed.Load() || !s.c.retryableErr(s.ctx, err) {
-		s.finishLocked(s.c.streamOutcome(s.ctx, err))
+		s.finishLocked(s.outcome(err))
 		return false, toStatus(err)
 	}
-	s.p.release(s.c.streamOutcome(s.ctx, err))
+	s.p.Release(s.outcome(err))
 	if ferr := s.openLocked(err); ferr != nil {
 		s.finishLocked(nil)
 		return false, ferr
@@ -328,7 +316,7 @@ func (s *clientStream) Header() (metadata.MD, error) {
 	md, err := cs.Header()
 	switch {
 	case err != nil:
-		s.finish(s.c.streamOutcome(s.ctx, err))
+		s.finish(s.outcome(err))
 	case md != nil && !s.established.Load():
 		s.establish(cs)
 	}

@@ -1,7 +1,6 @@
 package spillwayhttp
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -28,11 +27,6 @@ type StatusError struct {
 func (e *StatusError) Error() string {
 	return "spillwayhttp: response status " + strconv.Itoa(e.StatusCode) + " " + http.StatusText(e.StatusCode)
 }
-
-// errIgnored stands for a response that Classify said to ignore: it is
-// released to the breaker marked with spillway.CallerDone, which every breaker
-// ignores, whatever its own Classify says.
-var errIgnored = errors.New("spillwayhttp: outcome ignored by Classify")
 
 // DefaultClassify is the classification a Transport uses unless
 // Config.Classify replaces it: a transport error (err != nil), a 5xx, a 408

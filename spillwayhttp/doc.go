@@ -15,13 +15,17 @@
 //
 //	client := &http.Client{Transport: spillwayhttp.Must(spillwayhttp.New(spillwayhttp.Config{}))}
 //
-// One request runs as a spillway.Pipeline does: retry → breaker → bulkhead →
-// attempt. Each attempt acquires the breaker and the bulkhead, sends a copy
+// One request runs as a spillway.Pipeline does, on the same engine
+// (spillway.Engine for each attempt, spillway.Retry for the retries):
+// retry → breaker → bulkhead → attempt. Each attempt acquires the breaker and
+// the bulkhead, sends a copy
 // of the request with the header TimeoutHeader, and releases both permits
 // exactly once, when the response headers arrive (or the attempt fails): the
 // outcome is known then, and a slow reader of a body holds no slot. With
 // Config.BulkheadSpansBody the bulkhead slot is held until the body is read
-// to its end or closed instead.
+// to its end or closed instead (the engine hands the slot to the body, which
+// releases it once). If Config.Base panics or calls runtime.Goexit, the
+// permits are released with a *spillway.PanicError before the panic goes on.
 //
 // Classification (Config.Classify, default DefaultClassify): transport
 // errors, 5xx, 408 and 429 are failures; every other response, 4xx included,
@@ -88,7 +92,9 @@
 //
 // A Transport is safe for concurrent use and starts no goroutine of its own
 // (a timer's function runs only when a limit fires). Config.Observer receives
-// an EventAttempt per attempt and an EventTimeout when a limit fires; the
+// an EventAttempt per attempt (Policy "http", Name the key: the shape a
+// spillway.Pipeline and spillwaygrpc report too) and an EventTimeout when a
+// limit fires; the
 // default downstreams' policies report their retries, rejections and
 // transitions to it as well.
 package spillwayhttp

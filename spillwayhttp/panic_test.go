@@ -3,6 +3,7 @@ package spillwayhttp_test
 import (
 	"errors"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
 
@@ -71,3 +72,25 @@ func TestPanickingBaseReleasesItsPermits(t *testing.T) {
 		t.Errorf("status %d", resp.StatusCode)
 	}
 }
+
+// TestGoexitInBaseReleasesItsPermits: a Base that calls runtime.Goexit
+// releases the attempt's bulkhead slot as a panic does.
+func TestGoexitInBaseReleasesItsPermits(t *testing.T) {
+	bh := newBulkhead(t, bulkhead.Config{Name: "d", MaxConcurrent: 1})
+	base := roundTripperFunc(func(*http.Request) (*http.Response, error) { runtime.Goexit(); return nil, nil })
+	tr := transport(t, spillwayhttp.Config{Base: base}, &spillwayhttp.Downstream{Bulkhead: bh})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequest(http.MethodGet, "http://d.test/", nil)
+		_, _ = tr.RoundTrip(req)
+	}()
+	<-done
+	if n := bh.InFlight(); n != 0 {
+		t.Errorf("after Goexit the bulkhead holds %d slots, want 0", n)
+	}
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

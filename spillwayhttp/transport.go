@@ -258,12 +258,26 @@ type downstream struct {
 	// the attempt limit alone, the common case: shared (and never modified)
 	// so that setting the header allocates nothing.
 	attemptHeader []string
+	// eng runs each attempt under the breaker and the bulkhead, classified
+	// by the Transport's classifyAttempt.
+	eng spillway.Engine[*http.Response]
 }
 
-func newDownstream(key string, pub *Downstream) *downstream {
+func (t *Transport) newDownstream(key string, pub *Downstream) *downstream {
 	to := pub.Timeouts.withDefaults()
 	mk := func(name string) *spillway.Error {
 		return &spillway.Error{Code: spillway.ReasonDeadlineExceeded, Policy: "timeout", Name: name, Err: timeout.ErrTimeout}
+	}
+	// A nil policy must stay out of the guards: a typed nil is not a nil Guard.
+	var guards, keep []spillway.Guard
+	if pub.Breaker != nil {
+		guards = append(guards, pub.Breaker)
+	}
+	if pub.Bulkhead != nil {
+		guards = append(guards, pub.Bulkhead)
+		if t.spanBody {
+			keep = []spillway.Guard{pub.Bulkhead}
+		}
 	}
 	return &downstream{
 		pub: pub, key: key,
@@ -271,6 +285,8 @@ func newDownstream(key string, pub *Downstream) *downstream {
 		attemptErr: mk(key + "/attempt"), totalErr: mk(key + "/total"), idleErr: mk(key + "/body_idle"),
 		baseTimeoutErr: mk(key),
 		attemptHeader:  []string{formatMillis(limit(to.Attempt))},
+		eng: spillway.NewEngine(spillway.EngineConfig[*http.Response]{Guards: guards, Keep: keep,
+			Classify: t.classifyAttempt, Observer: t.obs, Policy: "http", Name: key}),
 	}
 }
 
@@ -367,7 +383,7 @@ func (t *Transport) downstream(key string) (*downstream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spillwayhttp: downstream %q: %w", key, err)
 	}
-	d := newDownstream(key, pub)
+	d := t.newDownstream(key, pub)
 	m := make(map[string]*downstream, len(old)+1)
 	for k, v := range old {
 		m[k] = v
@@ -385,100 +401,90 @@ func (t *Transport) downstream(key string) (*downstream, error) {
 // or retries exhausted), or the caller's context error. It never retries
 // after req's context ended. See the package documentation.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	rep := replay{first: req.Body}
-	defer rep.closeUnused()
+	x := exchange{t: t, req: req, rep: replay{first: req.Body}}
+	defer x.rep.closeUnused()
 	ds, err := t.downstream(t.key(req))
 	if err != nil {
 		return nil, err
 	}
-	ctx := req.Context()
+	x.ds = ds
 	// One clock read serves the total deadline and the first attempt.
 	now := time.Now()
-	var totalDeadline time.Time
 	if ds.total > 0 {
-		totalDeadline = now.Add(ds.total)
+		x.totalDeadline = now.Add(ds.total)
 	}
 	rp := ds.pub.Retry
-	if err := rep.prepare(req, t.maxReplay, rp != nil && (t.anyRetryable || Idempotent(req))); err != nil {
+	if err := x.rep.prepare(req, t.maxReplay, rp != nil && (t.anyRetryable || Idempotent(req))); err != nil {
 		return nil, err
 	}
 	var rs spillway.RetryState
 	if rp != nil {
 		rs = rp.Begin()
 	}
-	resp, err, failed := t.attempt(ctx, req, ds, &rep, 1, now, totalDeadline, nil)
-	if !t.retries(req, ds, &rep, resp, err, failed) {
-		return resp, err
+	failed, retry := x.attempt(1, now)
+	if !retry {
+		return x.resp, x.err
 	}
-	return t.retryLoop(ctx, req, ds, &rep, rs, totalDeadline, resp, failed)
+	return x.retry(rs, failed)
 }
 
-// retries reports whether a retry is to be considered after an attempt
-// returned resp or err and failed (see attempt).
-func (t *Transport) retries(req *http.Request, ds *downstream, rep *replay, resp *http.Response, err, failed error) bool {
-	return failed != nil && ds.pub.Retry != nil && !rep.once && !isTotal(ds, err) && t.retryable(req, resp, err)
+// exchange is one RoundTrip: the request, its downstream and the outcome of
+// its latest attempt.
+type exchange struct {
+	t             *Transport
+	req           *http.Request
+	ds            *downstream
+	rep           replay
+	totalDeadline time.Time
+	// resp and err are what the caller gets if no retry follows; last is
+	// the latest attempt's failure, the cause of a total timeout found
+	// before the next one starts.
+	resp *http.Response
+	err  error
+	last error
 }
 
-// retryLoop goes on after the first attempt failed with failed (its
-// response resp, if any) and may be retried.
-func (t *Transport) retryLoop(ctx context.Context, req *http.Request, ds *downstream, rep *replay, rs spillway.RetryState,
-	totalDeadline time.Time, resp *http.Response, failed error) (*http.Response, error) {
+// retry goes on, in spillway.Retry's loop, after the first attempt failed
+// with failed and may be retried.
+func (x *exchange) retry(rs spillway.RetryState, failed error) (*http.Response, error) {
+	ctx := x.req.Context()
 	// rctx bounds retry decisions and backoffs by the total deadline; the
 	// attempts themselves get the caller's context and a timer (see attempt).
 	rctx := ctx
-	if !totalDeadline.IsZero() {
+	if !x.totalDeadline.IsZero() {
 		var cancel context.CancelFunc
-		rctx, cancel = context.WithDeadlineCause(ctx, totalDeadline, ds.totalErr)
+		rctx, cancel = context.WithDeadlineCause(ctx, x.totalDeadline, x.ds.totalErr)
 		defer cancel()
 	}
-	rp := ds.pub.Retry
-	for n := 2; ; n++ {
-		rs.Attempts++
-		var delay time.Duration
-		var stop error
-		rs, delay, stop = rp.Next(rctx, rs, failed)
-		if stop != nil {
-			if resp != nil {
-				return resp, nil
-			}
-			return nil, stop
-		}
-		discard(resp)
-		if err := spillway.Sleep(rctx, delay); err != nil {
-			if err == error(ds.totalErr) {
-				t.reportTimeout(ctx, ds, ds.total)
-				return nil, withCause(ds.totalErr, failed)
-			}
-			return nil, context.Cause(ctx)
-		}
-		var err, f error
-		resp, err, f = t.attempt(ctx, req, ds, rep, n, time.Now(), totalDeadline, failed)
-		if !t.retries(req, ds, rep, resp, err, f) {
-			return resp, err
-		}
-		failed = f
+	err, end := spillway.Retry(rctx, x.ds.pub.Retry, &rs, failed,
+		func(n int) (error, bool) { return x.attempt(n, time.Now()) },
+		func() { discard(x.resp); x.resp = nil })
+	switch {
+	case end == spillway.RetryDone:
+		return x.resp, x.err
+	case end == spillway.RetryStopped && x.resp != nil:
+		// The last failing response goes back intact.
+		return x.resp, nil
+	case end == spillway.RetryCut && isTotal(x.ds, err):
+		x.t.reportTimeout(ctx, x.ds, x.ds.total)
 	}
+	return nil, err
 }
 
-// attempt makes attempt n. It returns what the caller gets if no retry
-// follows (resp or err), and failed, the attempt's failure as the retry
-// policy sees it, or nil when the attempt did not fail (by Classify) and is
-// not to be retried. now is the time the attempt starts at; last is the
-// previous attempt's failure, the cause of a total timeout found before this
-// one starts.
-func (t *Transport) attempt(ctx context.Context, req *http.Request, ds *downstream, rep *replay, n int,
-	now, totalDeadline time.Time, last error) (resp *http.Response, err, failed error) {
-	if ctx.Err() != nil {
-		err = context.Cause(ctx)
-		return nil, err, err
-	}
+// attempt makes attempt n, starting at now, and leaves what the caller gets
+// if no retry follows in x.resp and x.err. It returns the attempt's failure
+// as the retry policy sees it (nil when the attempt did not fail by
+// Classify) and whether a retry is to be considered.
+func (x *exchange) attempt(n int, now time.Time) (failed error, retry bool) {
+	ds, req := x.ds, x.req
+	ctx := req.Context()
 	lim, cause := ds.attempt, ds.attemptErr
-	if !totalDeadline.IsZero() {
-		rem := totalDeadline.Sub(now)
+	if !x.totalDeadline.IsZero() {
+		rem := x.totalDeadline.Sub(now)
 		if rem <= 0 {
-			t.reportTimeout(ctx, ds, ds.total)
-			err = withCause(ds.totalErr, last)
-			return nil, err, err
+			x.t.reportTimeout(ctx, ds, ds.total)
+			x.resp, x.err = nil, withCause(ds.totalErr, x.last)
+			return x.err, false
 		}
 		if lim == 0 || rem <= lim {
 			lim, cause = rem, ds.totalErr
@@ -490,33 +496,73 @@ func (t *Transport) attempt(ctx context.Context, req *http.Request, ds *downstre
 			budget = r
 		}
 	}
-
-	var bp, hp spillway.Permit
-	if br := ds.pub.Breaker; br != nil {
-		if bp, err = br.Acquire(ctx); err != nil {
-			return nil, err, err
-		}
-	}
-	if bh := ds.pub.Bulkhead; bh != nil {
-		if hp, err = bh.Acquire(ctx); err != nil {
-			bp.Release(err)
-			return nil, err, err
-		}
-	}
-	body, err := rep.body(req, n)
+	body, err := x.rep.body(req, n)
 	if err != nil {
-		// The request could not be rebuilt: the downstream is not to blame.
-		hp.Release(spillway.CallerDone(err))
-		bp.Release(spillway.CallerDone(err))
-		return nil, err, nil
+		// The request could not be rebuilt: no attempt, and the downstream
+		// is not to blame.
+		x.resp, x.err = nil, err
+		return nil, false
 	}
+	var a *attempt
+	var kept spillway.Permits
+	var started bool
+	x.resp, x.err, failed, started = ds.eng.Attempt(ctx, ctx, n, func(ctx context.Context) (*http.Response, error) {
+		a = x.t.newAttempt(ctx, ds, lim, cause)
+		return x.t.send(req, a, body, n, lim, budget)
+	}, &kept)
+	switch {
+	case !started:
+		// A guard refused, or ctx was done: the body was not sent.
+		if body != nil {
+			body.Close()
+		}
+	case x.err == nil:
+		// The bulkhead slot is kept by the body when BulkheadSpansBody.
+		a.wrap(x.resp, x.t, kept.Take(ds.pub.Bulkhead))
+	}
+	x.last = failed
+	return failed, failed != nil && x.t.retries(req, ds, &x.rep, x.resp, x.err)
+}
 
+// retries reports whether a failed attempt that returned resp or err may be
+// retried: a retry policy, a replayable body, time left, and Retryable.
+func (t *Transport) retries(req *http.Request, ds *downstream, rep *replay, resp *http.Response, err error) bool {
+	return ds.pub.Retry != nil && !rep.once && !isTotal(ds, err) && t.retryable(req, resp, err)
+}
+
+// classifyAttempt is the engine's classifier: Classify's verdict, and for a
+// failing response the *StatusError that stands for it, with its
+// Retry-After hint.
+func (t *Transport) classifyAttempt(resp *http.Response, err error) (spillway.Outcome, error) {
+	o := t.classify(resp, err)
+	if o != spillway.Failure || err != nil {
+		return o, err
+	}
+	var f error = &StatusError{StatusCode: resp.StatusCode}
+	if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		f = spillway.WithRetryAfter(f, d)
+	}
+	return o, f
+}
+
+// newAttempt starts an attempt's context under ctx, cancelled with cause
+// after lim (no limit when 0).
+func (t *Transport) newAttempt(ctx context.Context, ds *downstream, lim time.Duration, cause *spillway.Error) *attempt {
 	a := &attempt{ds: ds}
 	a.ctx, a.cancel = context.WithCancelCause(ctx)
 	if lim > 0 {
 		a.cause.Store(cause)
 		a.timer = time.AfterFunc(lim, a.fire)
 	}
+	return a
+}
+
+// send sends attempt n of req with body through the base transport, under
+// a's context, which a's timer ends at lim, with budget (0: none) in the
+// Spillway-Timeout-Ms header. An error ends a's context; a response leaves
+// it to the body.
+func (t *Transport) send(req *http.Request, a *attempt, body io.ReadCloser, n int, lim, budget time.Duration) (*http.Response, error) {
+	ds := a.ds
 	out := req.WithContext(a.ctx)
 	out.Body = body
 	if n > 1 || !t.reuseHeader || out.Header == nil {
@@ -535,85 +581,42 @@ func (t *Transport) attempt(ctx context.Context, req *http.Request, ds *downstre
 	default:
 		delete(out.Header, TimeoutHeader)
 	}
-	var start time.Time
-	if t.obs != nil {
-		start = time.Now()
-	}
-	resp, err = t.roundTrip(out, a, hp, bp)
+	resp, err := t.roundTrip(out, a)
+	ctx := req.Context()
 	if a.timer != nil && !a.timer.Stop() {
 		// Our limit fired: whatever came back is cut off.
 		if err == nil {
 			resp.Body.Close()
 			resp, err = nil, context.DeadlineExceeded
 		}
-		c := a.cause.Load()
 		t.reportTimeout(ctx, ds, lim)
-		err = withCause(c, err)
+		err = withCause(a.cause.Load(), err)
 	} else if err != nil && ctx.Err() == nil && isNetTimeout(err) {
 		err = withCause(ds.baseTimeoutErr, err)
 	}
-
-	var release error
-	switch {
-	case err != nil && ctx.Err() != nil:
-		// The caller gave up; the downstream is not to blame.
-		release, failed = spillway.CallerDone(err), err
-	default:
-		switch t.classify(resp, err) {
-		case spillway.Failure:
-			if err != nil {
-				failed = err
-			} else {
-				failed = &StatusError{StatusCode: resp.StatusCode}
-				if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-					failed = spillway.WithRetryAfter(failed, d)
-				}
-			}
-			release = failed
-		case spillway.Ignored:
-			release = spillway.CallerDone(errIgnored)
-		}
-	}
-	// The breaker's permit goes back when the headers arrive: the outcome
-	// is known. So does the bulkhead's, unless the body is to hold it.
-	if err != nil || !t.spanBody {
-		hp.Release(release)
-		hp = spillway.Permit{}
-	}
-	bp.Release(release)
-	if t.obs != nil {
-		t.obs.Observe(spillway.Event{Kind: spillway.EventAttempt, Context: ctx, Policy: "http", Name: ds.key,
-			Attempt: n, Duration: time.Since(start), Err: failed})
-	}
 	if err != nil {
 		a.cancel(nil)
-		return nil, err, failed
 	}
-	a.wrap(resp, t, hp)
-	return resp, nil, failed
+	return resp, err
 }
 
+// errAbandoned ends the context of an attempt whose base transport
+// panicked or called runtime.Goexit.
+var errAbandoned = errors.New("spillwayhttp: the base transport panicked")
+
 // roundTrip sends one attempt through the base transport. If the base
-// panics (or calls runtime.Goexit), the attempt's permits are released with
-// a *spillway.PanicError, its timer stopped and its context cancelled before
-// the panic goes on, as the root Pipeline does: a panicking base never
-// leaks a bulkhead slot or a half-open probe.
-func (t *Transport) roundTrip(out *http.Request, a *attempt, hp, bp spillway.Permit) (resp *http.Response, err error) {
+// panics (or calls runtime.Goexit), the attempt's timer is stopped and its
+// context cancelled before the panic goes on; the engine releases the
+// attempt's permits: a panicking base never leaks a bulkhead slot or a
+// half-open probe.
+func (t *Transport) roundTrip(out *http.Request, a *attempt) (resp *http.Response, err error) {
 	done := false
 	defer func() {
-		if done {
-			return
-		}
-		r := recover()
-		perr := &spillway.PanicError{Value: r}
-		if a.timer != nil {
-			a.timer.Stop()
-		}
-		a.cancel(perr)
-		hp.Release(perr)
-		bp.Release(perr)
-		if r != nil {
-			panic(r)
+		if !done {
+			if a.timer != nil {
+				a.timer.Stop()
+			}
+			a.cancel(errAbandoned)
 		}
 	}()
 	resp, err = t.base.RoundTrip(out)

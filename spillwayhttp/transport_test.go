@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -662,6 +663,44 @@ func TestBulkheadSpansBodyHoldsTheSlotUntilTheBodyIsDone(t *testing.T) {
 		resp.Body.Close()
 		if bh.InFlight() != 0 {
 			t.Errorf("span %v: %d in flight once a half-read body was closed, want 0", span, bh.InFlight())
+		}
+	}
+}
+
+// TestBulkheadSpansBodyRetryFreesTheSlotOfTheFailedResponse: the body of a
+// retried 503 holds the only bulkhead slot; it is drained and closed before
+// the backoff, so the retry is admitted, and when the retries stop the last
+// failing response comes back intact, still holding its slot.
+func TestBulkheadSpansBodyRetryFreesTheSlotOfTheFailedResponse(t *testing.T) {
+	s := newServer(t, func(w http.ResponseWriter, _ *http.Request, n int64) {
+		if n < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_, _ = fmt.Fprintf(w, "attempt %d", n)
+	})
+	for _, tc := range []struct {
+		attempts   int
+		wantStatus int
+		wantBody   string
+	}{
+		{3, 200, "attempt 3"},
+		{2, 503, "attempt 2"},
+	} {
+		s.attempts.Store(0)
+		bh := newBulkhead(t, bulkhead.Config{MaxConcurrent: 1})
+		c := &http.Client{Transport: transport(t, spillwayhttp.Config{BulkheadSpansBody: true},
+			&spillwayhttp.Downstream{Bulkhead: bh, Retry: fastRetry(t, retry.Config{MaxAttempts: tc.attempts, NoBudget: true})})}
+		resp, err := c.Get(s.URL)
+		if err != nil {
+			t.Fatalf("%d attempts: %v (the failed response's slot was not freed before the retry)", tc.attempts, err)
+		}
+		if n := bh.InFlight(); n != 1 {
+			t.Errorf("%d attempts: %d in flight with the body open, want 1", tc.attempts, n)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.wantStatus || string(b) != tc.wantBody || bh.InFlight() != 0 {
+			t.Errorf("%d attempts: %d %q, %d in flight; want %d %q, 0", tc.attempts, resp.StatusCode, b, bh.InFlight(), tc.wantStatus, tc.wantBody)
 		}
 	}
 }
