@@ -147,10 +147,10 @@ func (ps *Permits) Take(r Releaser) Permit {
 // that returned no error; the caller releases them. If fn panics or calls
 // runtime.Goexit, every permit is released with a *PanicError and the
 // attempt timeout's context is cancelled before the panic goes on.
-func (e *Engine[R]) Attempt(caller, ctx context.Context, n int, fn func(context.Context) (R, error), kept *Permits) (r R, err, failure error, started bool) {
+func (e *Engine[R]) Attempt(caller, ctx context.Context, n int, fn func(context.Context) (R, error), kept *Permits) (r R, started bool, failure, err error) {
 	if ctx.Err() != nil {
 		err = context.Cause(ctx)
-		return r, err, err, false
+		return r, false, err, err
 	}
 	// The guards are acquired and released in loops written out here, not
 	// in calls: this is the hot path of every pipeline and transport.
@@ -163,7 +163,7 @@ func (e *Engine[R]) Attempt(caller, ctx context.Context, n int, fn func(context.
 			for j := i - 1; j >= 0; j-- {
 				ps.p[j].Release(err)
 			}
-			return r, err, err, false
+			return r, false, err, err
 		}
 		ps.p[i] = p
 	}
@@ -187,7 +187,7 @@ func (e *Engine[R]) Attempt(caller, ctx context.Context, n int, fn func(context.
 		e.obs.Observe(Event{Kind: EventAttempt, Context: ctx, Policy: e.policy, Name: e.name, Attempt: n,
 			Duration: time.Duration(e.clock.Nanotime() - t0), Err: failure})
 	}
-	return r, err, failure, true
+	return r, true, failure, err
 }
 
 // hand moves the kept permits from ps to kept.
@@ -304,13 +304,13 @@ func (e *Engine[R]) callerEnded(caller context.Context, err error) bool {
 //
 // The error is nil or the final failure, and end says which rule ended the
 // execution.
-func Retry(ctx context.Context, r Retrier, s *RetryState, failure error, attempt func(n int) (failure error, retry bool), pause func()) (err error, end RetryEnd) {
+func Retry(ctx context.Context, r Retrier, s *RetryState, failure error, attempt func(n int) (retry bool, failure error), pause func()) (end RetryEnd, err error) {
 	for failure != nil && r != nil {
 		s.Attempts++
 		var delay time.Duration
 		var stop error
 		if *s, delay, stop = r.Next(ctx, *s, failure); stop != nil {
-			return stop, RetryStopped
+			return RetryStopped, stop
 		}
 		if pause != nil {
 			pause()
@@ -319,14 +319,14 @@ func Retry(ctx context.Context, r Retrier, s *RetryState, failure error, attempt
 		// timer: ctx is checked again so that no attempt starts on a done
 		// context.
 		if Sleep(ctx, delay) != nil || ctx.Err() != nil {
-			return stopDuringBackoff(context.Cause(ctx), failure), RetryCut
+			return RetryCut, stopDuringBackoff(context.Cause(ctx), failure)
 		}
 		var again bool
-		if failure, again = attempt(s.Attempts + 1); !again {
-			return failure, RetryDone
+		if again, failure = attempt(s.Attempts + 1); !again {
+			return RetryDone, failure
 		}
 	}
-	return failure, RetryDone
+	return RetryDone, failure
 }
 
 // RetryEnd says which rule ended a Retry loop.

@@ -20,7 +20,7 @@ func TestEngineKeepsPermitsPastASuccessfulCallOnly(t *testing.T) {
 	ctx := context.Background()
 
 	var kept spillway.Permits
-	if _, err, _, started := e.Attempt(ctx, ctx, 1, func(context.Context) (int, error) { return 1, nil }, &kept); err != nil || !started {
+	if _, started, _, err := e.Attempt(ctx, ctx, 1, func(context.Context) (int, error) { return 1, nil }, &kept); err != nil || !started {
 		t.Fatalf("err %v, started %v", err, started)
 	}
 	if got, want := strings.Join(*log, ","), "breaker acquire,bulkhead acquire,breaker release ok"; got != want {
@@ -143,14 +143,14 @@ func TestRetry(t *testing.T) {
 	t.Run("done on success", func(t *testing.T) {
 		var s spillway.RetryState
 		pauses := 0
-		err, end := spillway.Retry(ctx, &countingRetrier{max: 5}, &s, errDown, func(n int) (error, bool) {
+		end, err := spillway.Retry(ctx, &countingRetrier{max: 5}, &s, errDown, func(n int) (bool, error) {
 			if n != s.Attempts+1 {
 				t.Fatalf("attempt %d, state %d", n, s.Attempts)
 			}
 			if n < 3 {
-				return errDown, true
+				return true, errDown
 			}
-			return nil, true
+			return true, nil
 		}, func() { pauses++ })
 		if err != nil || end != spillway.RetryDone || s.Attempts != 2 || pauses != 2 {
 			t.Fatalf("err %v, end %v, attempts %d, pauses %d", err, end, s.Attempts, pauses)
@@ -158,20 +158,20 @@ func TestRetry(t *testing.T) {
 	})
 	t.Run("done when an attempt's failure may not be retried", func(t *testing.T) {
 		var s spillway.RetryState
-		err, end := spillway.Retry(ctx, &countingRetrier{max: 5}, &s, errDown, func(int) (error, bool) { return errOther, false }, nil)
+		end, err := spillway.Retry(ctx, &countingRetrier{max: 5}, &s, errDown, func(int) (bool, error) { return false, errOther }, nil)
 		if err != errOther || end != spillway.RetryDone {
 			t.Fatalf("err %v, end %v", err, end)
 		}
 	})
 	t.Run("stopped by the retrier", func(t *testing.T) {
 		var s spillway.RetryState
-		err, end := spillway.Retry(ctx, &countingRetrier{max: 2}, &s, errDown, func(int) (error, bool) { return errDown, true }, nil)
+		end, err := spillway.Retry(ctx, &countingRetrier{max: 2}, &s, errDown, func(int) (bool, error) { return true, errDown }, nil)
 		if err != errDown || end != spillway.RetryStopped || s.Attempts != 2 {
 			t.Fatalf("err %v, end %v, attempts %d", err, end, s.Attempts)
 		}
 	})
 	t.Run("a nil retrier never retries", func(t *testing.T) {
-		err, end := spillway.Retry(ctx, nil, &spillway.RetryState{}, errDown, nil, nil)
+		end, err := spillway.Retry(ctx, nil, &spillway.RetryState{}, errDown, nil, nil)
 		if err != errDown || end != spillway.RetryDone {
 			t.Fatalf("err %v, end %v", err, end)
 		}
@@ -180,8 +180,8 @@ func TestRetry(t *testing.T) {
 		total := &spillway.Error{Code: spillway.ReasonDeadlineExceeded, Policy: "timeout", Name: "total"}
 		cctx, cancel := context.WithCancelCause(ctx)
 		cancel(total)
-		err, end := spillway.Retry(cctx, &countingRetrier{max: 5, live: true}, &spillway.RetryState{}, errDown,
-			func(int) (error, bool) { t.Fatal("no attempt on a done context"); return nil, false }, nil)
+		end, err := spillway.Retry(cctx, &countingRetrier{max: 5, live: true}, &spillway.RetryState{}, errDown,
+			func(int) (bool, error) { t.Fatal("no attempt on a done context"); return false, nil }, nil)
 		var e *spillway.Error
 		if end != spillway.RetryCut || !errors.As(err, &e) || e.Name != "total" || !errors.Is(err, errDown) || total.Cause != nil {
 			t.Fatalf("err %v, end %v: want a copy of the total timeout caused by the last failure", err, end)
@@ -190,7 +190,7 @@ func TestRetry(t *testing.T) {
 	t.Run("cut during the backoff by the caller", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		err, end := spillway.Retry(cctx, &countingRetrier{max: 5, live: true}, &spillway.RetryState{}, errDown, nil, nil)
+		end, err := spillway.Retry(cctx, &countingRetrier{max: 5, live: true}, &spillway.RetryState{}, errDown, nil, nil)
 		if end != spillway.RetryCut || err != context.Canceled {
 			t.Fatalf("err %v, end %v", err, end)
 		}

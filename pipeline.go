@@ -120,21 +120,21 @@ func (pl *Pipeline[T]) run(ctx context.Context, fn func(context.Context) (T, err
 // total timeout) on the engine, retried by Retry; caller is the caller's own
 // context, which tells whether an ended call was the caller's doing.
 func (pl *Pipeline[T]) attempts(caller, ctx context.Context, fn func(context.Context) (T, error), res *Result[T]) {
-	attempt := func(n int) (error, bool) {
+	attempt := func(n int) (bool, error) {
 		var started bool
-		res.Value, res.Err, _, started = pl.eng.Attempt(caller, ctx, n, fn, nil)
+		res.Value, started, _, res.Err = pl.eng.Attempt(caller, ctx, n, fn, nil)
 		if started {
 			res.Attempts++
 		}
-		return res.Err, true
+		return true, res.Err
 	}
 	if pl.p.Retry == nil {
 		attempt(1)
 		return
 	}
 	s := pl.p.Retry.Begin()
-	if err, _ := attempt(1); err != nil {
-		res.Err, _ = Retry(ctx, pl.p.Retry, &s, err, attempt, nil)
+	if _, err := attempt(1); err != nil {
+		_, res.Err = Retry(ctx, pl.p.Retry, &s, err, attempt, nil)
 	}
 }
 

@@ -294,14 +294,21 @@ func Do[T any](ctx context.Context, p *Policy, fn func(context.Context) (T, erro
 		return v, context.Cause(ctx)
 	}
 	s := p.Begin()
-	var err error
-	if v, err = fn(ctx); err == nil {
+	v, err := fn(ctx)
+	if err == nil {
 		return v, nil
 	}
-	err, _ = spillway.Retry(ctx, p, &s, err, func(int) (error, bool) {
+	return retryAfter(ctx, p, s, v, err, fn)
+}
+
+// retryAfter goes on with Do after its first attempt failed with err (its
+// value v). It is a function of its own so that the first attempt's path,
+// the common one, captures nothing for the retry loop's closure.
+func retryAfter[T any](ctx context.Context, p *Policy, s spillway.RetryState, v T, err error, fn func(context.Context) (T, error)) (T, error) {
+	_, err = spillway.Retry(ctx, p, &s, err, func(int) (bool, error) {
 		var err error
 		v, err = fn(ctx)
-		return err, true
+		return true, err
 	}, nil)
 	return v, err
 }

@@ -44,17 +44,17 @@ func (c *client) unary(ctx context.Context, method string, req, reply any, cc *g
 		settle(actx, err)
 		return struct{}{}, withPushback(err, *md)
 	}
-	attempt := func(n int) (error, bool) {
-		_, err, _, _ = d.unary.Attempt(ctx, ctx, n, call, nil)
-		return err, err != nil && c.retryableErr(ctx, err)
+	attempt := func(n int) (bool, error) {
+		_, _, _, err = d.unary.Attempt(ctx, ctx, n, call, nil)
+		return err != nil && c.retryableErr(ctx, err), err
 	}
 	if d.Retry == nil {
 		attempt(1)
 		return toStatus(err)
 	}
 	s := d.Retry.Begin()
-	if failed, retry := attempt(1); retry {
-		err, _ = spillway.Retry(ctx, d.Retry, &s, failed, attempt, nil)
+	if retry, failed := attempt(1); retry {
+		_, err = spillway.Retry(ctx, d.Retry, &s, failed, attempt, nil)
 	}
 	return toStatus(err)
 }

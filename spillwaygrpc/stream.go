@@ -104,7 +104,7 @@ func (s *clientStream) current() grpc.ClientStream {
 func (s *clientStream) openLocked(last error) error {
 	if last == nil {
 		var retry bool
-		if last, retry = s.open(s.rs.Attempts + 1); !retry {
+		if retry, last = s.open(s.rs.Attempts + 1); !retry {
 			return toStatus(last)
 		}
 	} else if !s.c.retryableErr(s.ctx, last) {
@@ -113,25 +113,25 @@ func (s *clientStream) openLocked(last error) error {
 	if s.d.Retry == nil {
 		return toStatus(last)
 	}
-	err, _ := spillway.Retry(s.ctx, s.d.Retry, &s.rs, last, s.open, nil)
+	_, err := spillway.Retry(s.ctx, s.d.Retry, &s.rs, last, s.open, nil)
 	return toStatus(err)
 }
 
 // open makes attempt n to open the stream on the stream engine, which keeps
 // the attempt's permits in s.p once the stream is open. It returns the
 // failure to open it and whether it may be retried. mu must be held.
-func (s *clientStream) open(n int) (error, bool) {
+func (s *clientStream) open(n int) (bool, error) {
 	var cs grpc.ClientStream
-	_, err, _, _ := s.d.stream.Attempt(s.ctx, s.ctx, n, func(ctx context.Context) (struct{}, error) {
+	_, _, _, err := s.d.stream.Attempt(s.ctx, s.ctx, n, func(ctx context.Context) (struct{}, error) {
 		var err error
 		cs, err = s.streamer(ctx, s.desc, s.cc, s.method, s.opts...)
 		return struct{}{}, err
 	}, &s.p)
 	if err != nil {
-		return err, s.c.retryableErr(s.ctx, err)
+		return s.c.retryableErr(s.ctx, err), err
 	}
 	s.cs = cs
-	return nil, false
+	return false, nil
 }
 
 // outcome returns what the stream's permits are released with when it ends

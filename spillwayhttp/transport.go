@@ -421,7 +421,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if rp != nil {
 		rs = rp.Begin()
 	}
-	failed, retry := x.attempt(1, now)
+	retry, failed := x.attempt(1, now)
 	if !retry {
 		return x.resp, x.err
 	}
@@ -456,8 +456,8 @@ func (x *exchange) retry(rs spillway.RetryState, failed error) (*http.Response, 
 		rctx, cancel = context.WithDeadlineCause(ctx, x.totalDeadline, x.ds.totalErr)
 		defer cancel()
 	}
-	err, end := spillway.Retry(rctx, x.ds.pub.Retry, &rs, failed,
-		func(n int) (error, bool) { return x.attempt(n, time.Now()) },
+	end, err := spillway.Retry(rctx, x.ds.pub.Retry, &rs, failed,
+		func(n int) (bool, error) { return x.attempt(n, time.Now()) },
 		func() { discard(x.resp); x.resp = nil })
 	switch {
 	case end == spillway.RetryDone:
@@ -475,7 +475,7 @@ func (x *exchange) retry(rs spillway.RetryState, failed error) (*http.Response, 
 // if no retry follows in x.resp and x.err. It returns the attempt's failure
 // as the retry policy sees it (nil when the attempt did not fail by
 // Classify) and whether a retry is to be considered.
-func (x *exchange) attempt(n int, now time.Time) (failed error, retry bool) {
+func (x *exchange) attempt(n int, now time.Time) (retry bool, failed error) {
 	ds, req := x.ds, x.req
 	ctx := req.Context()
 	lim, cause := ds.attempt, ds.attemptErr
@@ -484,7 +484,7 @@ func (x *exchange) attempt(n int, now time.Time) (failed error, retry bool) {
 		if rem <= 0 {
 			x.t.reportTimeout(ctx, ds, ds.total)
 			x.resp, x.err = nil, withCause(ds.totalErr, x.last)
-			return x.err, false
+			return false, x.err
 		}
 		if lim == 0 || rem <= lim {
 			lim, cause = rem, ds.totalErr
@@ -501,12 +501,12 @@ func (x *exchange) attempt(n int, now time.Time) (failed error, retry bool) {
 		// The request could not be rebuilt: no attempt, and the downstream
 		// is not to blame.
 		x.resp, x.err = nil, err
-		return nil, false
+		return false, nil
 	}
 	var a *attempt
 	var kept spillway.Permits
 	var started bool
-	x.resp, x.err, failed, started = ds.eng.Attempt(ctx, ctx, n, func(ctx context.Context) (*http.Response, error) {
+	x.resp, started, failed, x.err = ds.eng.Attempt(ctx, ctx, n, func(ctx context.Context) (*http.Response, error) {
 		a = x.t.newAttempt(ctx, ds, lim, cause)
 		return x.t.send(req, a, body, n, lim, budget)
 	}, &kept)
@@ -521,7 +521,7 @@ func (x *exchange) attempt(n int, now time.Time) (failed error, retry bool) {
 		a.wrap(x.resp, x.t, kept.Take(ds.pub.Bulkhead))
 	}
 	x.last = failed
-	return failed, failed != nil && x.t.retries(req, ds, &x.rep, x.resp, x.err)
+	return failed != nil && x.t.retries(req, ds, &x.rep, x.resp, x.err), failed
 }
 
 // retries reports whether a failed attempt that returned resp or err may be
