@@ -2,8 +2,6 @@ package spillwaygrpc
 
 import (
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -11,6 +9,7 @@ import (
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/internal/keyed"
 	"github.com/spillway-dev/spillway/retry"
 	"github.com/spillway-dev/spillway/timeout"
 )
@@ -105,10 +104,9 @@ type client struct {
 	maxReplay       int
 	obs             spillway.Observer
 
-	// downstreams is a copy-on-write map: a lookup is a plain map read with
-	// no lock and no allocation; mu serialises the rare creations.
-	downstreams atomic.Pointer[map[string]*downstream]
-	mu          sync.Mutex
+	// downstreams holds the downstreams made so far: a lookup takes no lock
+	// and allocates nothing.
+	downstreams keyed.Map[*downstream]
 }
 
 // downstream is a Downstream with the engines its calls run on: one for
@@ -164,8 +162,6 @@ func newClient(cfg Config) *client {
 	case c.maxReplay < 0:
 		c.maxReplay = 0
 	}
-	m := map[string]*downstream{}
-	c.downstreams.Store(&m)
 	return c
 }
 
@@ -175,15 +171,14 @@ func targetKey(cc *grpc.ClientConn, _ string) string { return cc.Target() }
 // key's first call.
 func (c *client) downstream(cc *grpc.ClientConn, method string) (*downstream, error) {
 	key := c.key(cc, method)
-	if d, ok := (*c.downstreams.Load())[key]; ok {
+	if d, ok := c.downstreams.Load(key); ok {
 		return d, nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := *c.downstreams.Load()
-	if d, ok := old[key]; ok {
-		return d, nil
-	}
+	return c.downstreams.Make(key, c.makeDownstream)
+}
+
+// makeDownstream makes the policies of key, on its first call.
+func (c *client) makeDownstream(key string) (*downstream, error) {
 	pub, err := c.newDownstreamOf(key)
 	if err != nil {
 		return nil, fmt.Errorf("spillwaygrpc: policies of %q: %w", key, err)
@@ -191,12 +186,5 @@ func (c *client) downstream(cc *grpc.ClientConn, method string) (*downstream, er
 	if pub == nil {
 		pub = &Downstream{}
 	}
-	d := c.newDownstream(key, pub)
-	m := make(map[string]*downstream, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
-	m[key] = d
-	c.downstreams.Store(&m)
-	return d, nil
+	return c.newDownstream(key, pub), nil
 }

@@ -9,13 +9,13 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/internal/keyed"
 	"github.com/spillway-dev/spillway/retry"
 	"github.com/spillway-dev/spillway/timeout"
 )
@@ -237,10 +237,9 @@ type Transport struct {
 	reuseHeader  bool
 	spanBody     bool
 
-	// ds is a copy-on-write map: the hot path loads it without any lock or
-	// allocation; mu serialises the creation of downstreams.
-	ds atomic.Pointer[map[string]*downstream]
-	mu sync.Mutex
+	// ds holds the downstreams made so far: the hot path loads one without
+	// any lock or allocation.
+	ds keyed.Map[*downstream]
 }
 
 // downstream is a Downstream with its timeouts resolved and the errors of
@@ -317,8 +316,6 @@ func New(cfg Config) (*Transport, error) {
 	if t.maxReplay == 0 {
 		t.maxReplay = DefaultMaxReplayBody
 	}
-	empty := map[string]*downstream{}
-	t.ds.Store(&empty)
 	return t, nil
 }
 
@@ -339,7 +336,7 @@ func hostKey(req *http.Request) string {
 
 // Downstream returns the policies of key, if a request has gone to it.
 func (t *Transport) Downstream(key string) (*Downstream, bool) {
-	d, ok := (*t.ds.Load())[key]
+	d, ok := t.ds.Load(key)
 	if !ok {
 		return nil, false
 	}
@@ -349,7 +346,7 @@ func (t *Transport) Downstream(key string) (*Downstream, bool) {
 // Downstreams returns the policies of every key requests have gone to, in a
 // new map the caller owns.
 func (t *Transport) Downstreams() map[string]*Downstream {
-	m := *t.ds.Load()
+	m := t.ds.All()
 	out := make(map[string]*Downstream, len(m))
 	for k, d := range m {
 		out[k] = d.pub
@@ -367,15 +364,14 @@ func (t *Transport) CloseIdleConnections() {
 
 // downstream returns the policies of key, making them on first use.
 func (t *Transport) downstream(key string) (*downstream, error) {
-	if d, ok := (*t.ds.Load())[key]; ok {
+	if d, ok := t.ds.Load(key); ok {
 		return d, nil
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	old := *t.ds.Load()
-	if d, ok := old[key]; ok {
-		return d, nil
-	}
+	return t.ds.Make(key, t.makeDownstream)
+}
+
+// makeDownstream makes the policies of key, on its first request.
+func (t *Transport) makeDownstream(key string) (*downstream, error) {
 	pub, err := t.newDS(key)
 	if err == nil && pub == nil {
 		err = errors.New("NewDownstream returned no Downstream")
@@ -383,14 +379,7 @@ func (t *Transport) downstream(key string) (*downstream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spillwayhttp: downstream %q: %w", key, err)
 	}
-	d := t.newDownstream(key, pub)
-	m := make(map[string]*downstream, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
-	m[key] = d
-	t.ds.Store(&m)
-	return d, nil
+	return t.newDownstream(key, pub), nil
 }
 
 // RoundTrip sends req through its downstream's policies. It returns the
