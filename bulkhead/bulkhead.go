@@ -143,6 +143,10 @@ func MustNew(cfg Config) *Bulkhead {
 	return b
 }
 
+// Name returns the bulkhead's name (Config.Name), the Name of its errors
+// and events.
+func (b *Bulkhead) Name() string { return b.errFull.Name }
+
 // InFlight returns the number of admitted calls not yet released. Right
 // after a Resize that shrank the bulkhead it may exceed Limit.
 func (b *Bulkhead) InFlight() int { return int(b.inFlight.Load()) }
@@ -162,17 +166,21 @@ func (b *Bulkhead) MaxWaiting() int { return int(b.maxWaiting.Load()) }
 func (b *Bulkhead) Rejected() uint64 { return b.rejected.Load() }
 
 // Resize sets MaxConcurrent and MaxWaiting at run time; both must be given
-// explicitly (maxConcurrent >= 1, maxWaiting >= 0). Growing admits waiting
+// explicitly, with Config's meaning: maxConcurrent 0 means
+// DefaultMaxConcurrent (as a zero Config.MaxConcurrent does), a negative
+// one is an error, and maxWaiting must be >= 0. Growing admits waiting
 // callers at once. Shrinking cuts nobody short: calls in flight finish, and
 // no one is admitted until fewer than maxConcurrent are in flight; callers
 // already queued keep their place even if there are now more of them than
 // maxWaiting.
 func (b *Bulkhead) Resize(maxConcurrent, maxWaiting int) error {
 	switch {
-	case maxConcurrent < 1:
-		return fmt.Errorf("bulkhead: Resize maxConcurrent must be >= 1, got %d", maxConcurrent)
+	case maxConcurrent < 0:
+		return fmt.Errorf("bulkhead: Resize maxConcurrent must be >= 0 (0 means %d), got %d", DefaultMaxConcurrent, maxConcurrent)
 	case maxWaiting < 0:
 		return fmt.Errorf("bulkhead: Resize maxWaiting must be >= 0, got %d", maxWaiting)
+	case maxConcurrent == 0:
+		maxConcurrent = DefaultMaxConcurrent
 	}
 	b.mu.Lock()
 	b.limit.Store(int64(maxConcurrent))

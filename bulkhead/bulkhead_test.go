@@ -429,7 +429,7 @@ func TestResizeValidation(t *testing.T) {
 		n, w    int
 		wantErr string
 	}{
-		{0, 0, "bulkhead: Resize maxConcurrent must be >= 1, got 0"},
+		{-1, 0, "bulkhead: Resize maxConcurrent must be >= 0 (0 means 100), got -1"},
 		{1, -1, "bulkhead: Resize maxWaiting must be >= 0, got -1"},
 	}
 	for _, tt := range tests {
@@ -439,6 +439,18 @@ func TestResizeValidation(t *testing.T) {
 	}
 	if b.Limit() != 4 || b.MaxWaiting() != 2 {
 		t.Fatalf("a rejected Resize changed the limits to %d, %d", b.Limit(), b.MaxWaiting())
+	}
+}
+
+// TestResizeZeroMeansDefault checks that 0 means what it means in Config
+// (DefaultMaxConcurrent) rather than an error: one rule for both.
+func TestResizeZeroMeansDefault(t *testing.T) {
+	b := bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 4})
+	if err := b.Resize(0, 1); err != nil {
+		t.Fatalf("Resize(0, 1) = %v", err)
+	}
+	if b.Limit() != bulkhead.DefaultMaxConcurrent || b.MaxWaiting() != 1 {
+		t.Fatalf("after Resize(0, 1): limit %d, waiting %d; want %d, 1", b.Limit(), b.MaxWaiting(), bulkhead.DefaultMaxConcurrent)
 	}
 }
 

@@ -53,6 +53,13 @@ func ExampleBulkhead_Resize() {
 	// 50 5
 }
 
+func ExampleBulkhead_Name() {
+	b := bulkhead.MustNew(bulkhead.Config{Name: "reports"})
+	fmt.Println(b.Name())
+	// Output:
+	// reports
+}
+
 func ExampleDo() {
 	b := bulkhead.MustNew(bulkhead.Config{})
 	v, err := bulkhead.Do(context.Background(), b, func(context.Context) (string, error) {
