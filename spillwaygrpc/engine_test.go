@@ -55,9 +55,9 @@ var integrations = []integration{
 			}
 			return &http.Response{StatusCode: 200, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
 		})
-		tr := spillwayhttp.Must(spillwayhttp.New(spillwayhttp.Config{Base: base, Observer: obs,
+		tr := spillwayhttp.MustNew(spillwayhttp.Config{Base: base, Observer: obs,
 			Key:           func(*http.Request) string { return "d" },
-			NewDownstream: func(string) (*spillwayhttp.Downstream, error) { return &spillwayhttp.Downstream{Breaker: b}, nil }}))
+			NewDownstream: func(string) (*spillwayhttp.Downstream, error) { return &spillwayhttp.Downstream{Breaker: b}, nil }})
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://d.test/", nil)
 		if resp, err := tr.RoundTrip(req); err == nil {
 			resp.Body.Close()

@@ -36,13 +36,13 @@ func BenchmarkBareTransport(b *testing.B) {
 // with budget, bulkhead, attempt and total timeouts, body idle timer and the
 // deadline header.
 func BenchmarkTransport(b *testing.B) {
-	benchGet(b, spillwayhttp.Must(spillwayhttp.New(spillwayhttp.Config{})))
+	benchGet(b, spillwayhttp.MustNew(spillwayhttp.Config{}))
 }
 
 // BenchmarkTransportParallel is BenchmarkTransport from GOMAXPROCS
 // goroutines at once.
 func BenchmarkTransportParallel(b *testing.B) {
-	benchParallel(b, spillwayhttp.Must(spillwayhttp.New(spillwayhttp.Config{})))
+	benchParallel(b, spillwayhttp.MustNew(spillwayhttp.Config{}))
 }
 
 // BenchmarkBareTransportParallel is the floor of BenchmarkTransportParallel.

@@ -13,7 +13,7 @@
 // budget bounds the retries to one downstream. Looking a downstream up takes
 // no lock and allocates nothing.
 //
-//	client := &http.Client{Transport: spillwayhttp.Must(spillwayhttp.New(spillwayhttp.Config{}))}
+//	client := &http.Client{Transport: spillwayhttp.MustNew(spillwayhttp.Config{})}
 //
 // One request runs as a spillway.Pipeline does, on the same engine
 // (spillway.Engine for each attempt, spillway.Retry for the retries):

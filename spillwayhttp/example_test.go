@@ -35,7 +35,7 @@ func Example() {
 	flaky := flakyServer()
 	defer flaky.Close()
 
-	client := &http.Client{Transport: spillwayhttp.Must(spillwayhttp.New(spillwayhttp.Config{}))}
+	client := &http.Client{Transport: spillwayhttp.MustNew(spillwayhttp.Config{})}
 	defer client.CloseIdleConnections()
 	resp, err := client.Get(flaky.URL) // the 503 is retried
 	if err != nil {
@@ -53,7 +53,7 @@ func ExampleConfig_newDownstream() {
 	defer flaky.Close()
 	slowHost := "reports.internal:443"
 
-	tr := spillwayhttp.Must(spillwayhttp.New(spillwayhttp.Config{
+	tr := spillwayhttp.MustNew(spillwayhttp.Config{
 		NewDownstream: func(key string) (*spillwayhttp.Downstream, error) {
 			if key != slowHost {
 				return spillwayhttp.DefaultDownstream(key)
@@ -65,7 +65,7 @@ func ExampleConfig_newDownstream() {
 				Timeouts: spillwayhttp.Timeouts{Attempt: 20 * time.Second, Total: time.Minute},
 			}, nil
 		},
-	}))
+	})
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr}).Get(flaky.URL)
 	if err != nil {

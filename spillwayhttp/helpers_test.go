@@ -112,7 +112,7 @@ func transport(t testing.TB, cfg spillwayhttp.Config, ds *spillwayhttp.Downstrea
 	if ds != nil {
 		cfg.NewDownstream = func(string) (*spillwayhttp.Downstream, error) { return ds, nil }
 	}
-	tr := spillwayhttp.Must(spillwayhttp.New(cfg))
+	tr := spillwayhttp.MustNew(cfg)
 	t.Cleanup(tr.CloseIdleConnections)
 	return tr
 }

@@ -319,8 +319,10 @@ func New(cfg Config) (*Transport, error) {
 	return t, nil
 }
 
-// Must returns t, and panics if err is not nil: Must(New(cfg)).
-func Must(t *Transport, err error) *Transport {
+// MustNew is New for a Config known to be valid: it panics where New
+// returns an error, as breaker.MustNew and the other policies' MustNew do.
+func MustNew(cfg Config) *Transport {
+	t, err := New(cfg)
 	if err != nil {
 		panic(err)
 	}
