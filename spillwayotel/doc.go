@@ -8,9 +8,10 @@
 // (and to a spillway.Pipeline's Policies.Observer for attempts) and it turns
 // their events into measurements on the meter of the MeterProvider passed to
 // New. Gauges that describe a policy's state rather than its events are read
-// when the SDK collects, from the policies registered with
-// Observer.RegisterBreaker, Observer.RegisterBulkhead and
-// Observer.RegisterBudget. The package uses only the OTel API; which SDK,
+// when the SDK collects, from the policies registered with Observer.Register
+// (or RegisterBreaker, RegisterBulkhead and RegisterBudget); a
+// spillwayhttp.Transport or spillwaygrpc interceptor whose Config.Observer
+// is the Observer registers every downstream it makes. The package uses only the OTel API; which SDK,
 // reader and exporter run behind the MeterProvider is the program's choice.
 //
 // # Metrics
@@ -101,7 +102,8 @@
 //
 // New returns an error when the MeterProvider is nil or refuses an
 // instrument or the callback. The Register methods return an error for a nil
-// policy, an empty name, or a name that is already registered for the same
-// kind of policy (two policies under one name would report one series).
+// policy, an empty name, or a name that another policy of the same kind
+// already has (two policies under one name would report one series), as
+// spillwayprom's do; registering the same policy again is not an error.
 // Observe never fails: a measurement the SDK drops is the SDK's business.
 package spillwayotel

@@ -190,7 +190,7 @@ func TestBudgetRejectionMetrics(t *testing.T) {
 func TestBulkheadMetrics(t *testing.T) {
 	h := newHarness(t)
 	bh := bulkhead.MustNew(bulkhead.Config{Name: "reports", MaxConcurrent: 1, Observer: h.obs})
-	if err := h.obs.RegisterBulkhead("reports", bh); err != nil {
+	if err := h.obs.RegisterBulkhead(bh); err != nil {
 		t.Fatal(err)
 	}
 	pl := spillway.NewPipeline(spillway.Policies[string]{Guards: []spillway.Guard{bh}, Observer: h.obs, Name: "reports"})
@@ -313,7 +313,7 @@ func TestErrors(t *testing.T) {
 	}
 	h := newHarness(t)
 	cb := breaker.MustNew(breaker.Config{Name: "a"})
-	bh := bulkhead.MustNew(bulkhead.Config{})
+	bh := bulkhead.MustNew(bulkhead.Config{Name: "a"})
 	bu := retry.MustNewBudget(retry.BudgetConfig{})
 	for _, tc := range []struct {
 		name string
@@ -323,15 +323,19 @@ func TestErrors(t *testing.T) {
 		{"nil breaker", h.obs.RegisterBreaker(nil), "nil breaker"},
 		{"unnamed breaker", h.obs.RegisterBreaker(breaker.MustNew(breaker.Config{})), "needs a name"},
 		{"breaker", h.obs.RegisterBreaker(cb), ""},
-		{"same breaker name", h.obs.RegisterBreaker(breaker.MustNew(breaker.Config{Name: "a"})), `breaker named "a" is already registered`},
-		{"nil bulkhead", h.obs.RegisterBulkhead("a", nil), "nil bulkhead"},
-		{"unnamed bulkhead", h.obs.RegisterBulkhead("", bh), "needs a name"},
-		{"bulkhead", h.obs.RegisterBulkhead("a", bh), ""},
-		{"same bulkhead name", h.obs.RegisterBulkhead("a", bh), `bulkhead named "a" is already registered`},
+		{"same breaker", h.obs.RegisterBreaker(cb), ""},
+		{"another breaker", h.obs.RegisterBreaker(breaker.MustNew(breaker.Config{Name: "a"})), `another breaker named "a" is already registered`},
+		{"nil bulkhead", h.obs.RegisterBulkhead(nil), "nil bulkhead"},
+		{"unnamed bulkhead", h.obs.RegisterBulkhead(bulkhead.MustNew(bulkhead.Config{})), "needs a name"},
+		{"bulkhead", h.obs.RegisterBulkhead(bh), ""},
+		{"same bulkhead", h.obs.RegisterBulkhead(bh), ""},
+		{"another bulkhead", h.obs.RegisterBulkhead(bulkhead.MustNew(bulkhead.Config{Name: "a"})), `another bulkhead named "a" is already registered`},
 		{"nil budget", h.obs.RegisterBudget("a", nil), "nil budget"},
 		{"unnamed budget", h.obs.RegisterBudget("", bu), "needs a name"},
 		{"budget", h.obs.RegisterBudget("a", bu), ""},
-		{"same budget name", h.obs.RegisterBudget("a", bu), `budget named "a" is already registered`},
+		{"same budget", h.obs.RegisterBudget("a", bu), ""},
+		{"another budget", h.obs.RegisterBudget("a", retry.MustNewBudget(retry.BudgetConfig{})), `another budget named "a" is already registered`},
+		{"nil policies", h.obs.Register(nil, (*breaker.Breaker)(nil), (*bulkhead.Bulkhead)(nil), (*retry.Policy)(nil)), ""},
 	} {
 		switch {
 		case tc.want == "" && tc.err != nil:
@@ -345,7 +349,7 @@ func TestErrors(t *testing.T) {
 // After Close the registered policies are no longer read; events still count.
 func TestClose(t *testing.T) {
 	h := newHarness(t)
-	if err := h.obs.RegisterBulkhead("a", bulkhead.MustNew(bulkhead.Config{})); err != nil {
+	if err := h.obs.RegisterBulkhead(bulkhead.MustNew(bulkhead.Config{Name: "a"})); err != nil {
 		t.Fatal(err)
 	}
 	if n := points(t, h.metrics(), "spillway.bulkhead.limit"); n != 1 {
@@ -387,7 +391,7 @@ func TestConcurrentObserve(t *testing.T) {
 	}
 	wg.Go(func() {
 		for i := range 20 {
-			_ = h.obs.RegisterBulkhead(fmt.Sprint("bh", i), bulkhead.MustNew(bulkhead.Config{}))
+			_ = h.obs.RegisterBulkhead(bulkhead.MustNew(bulkhead.Config{Name: fmt.Sprint("bh", i)}))
 			h.metrics()
 		}
 	})

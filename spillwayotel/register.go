@@ -9,6 +9,7 @@ import (
 
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/internal/gauges"
 	"github.com/spillway-dev/spillway/retry"
 )
 
@@ -38,7 +39,8 @@ type budgetReg struct {
 // RegisterBreaker adds b, under its Name, to the breakers whose state and
 // failure rate the gauges spillway.circuit.state and
 // spillway.circuit.failure_rate report. It returns an error if b is nil, has
-// no name, or a breaker of that name is already registered.
+// no name, or another breaker of that name is registered; registering b
+// again is not an error.
 func (o *Observer) RegisterBreaker(b *breaker.Breaker) error {
 	if b == nil {
 		return errors.New("spillwayotel: RegisterBreaker: nil breaker")
@@ -50,57 +52,73 @@ func (o *Observer) RegisterBreaker(b *breaker.Breaker) error {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err := checkName("breaker", name, o.breakers, func(r breakerReg) string { return r.name }); err != nil {
-		return err
+	dup, err := checkName("breaker", name, b, o.breakers, func(r breakerReg) (string, *breaker.Breaker) { return r.name, r.b })
+	if err == nil && !dup {
+		o.breakers = append(o.breakers, r)
 	}
-	o.breakers = append(o.breakers, r)
-	return nil
+	return err
 }
 
-// RegisterBulkhead adds b, under name, to the bulkheads whose calls in flight
-// and limit the gauges spillway.bulkhead.in_flight and spillway.bulkhead.limit
-// report. It returns an error if b is nil, name is empty, or a bulkhead of that
-// name is already registered.
-func (o *Observer) RegisterBulkhead(name string, b *bulkhead.Bulkhead) error {
+// RegisterBulkhead adds b, under its Name, to the bulkheads whose calls in
+// flight and limit the gauges spillway.bulkhead.in_flight and
+// spillway.bulkhead.limit report. It returns an error if b is nil, has no
+// name, or another bulkhead of that name is registered; registering b again
+// is not an error.
+func (o *Observer) RegisterBulkhead(b *bulkhead.Bulkhead) error {
 	if b == nil {
 		return errors.New("spillwayotel: RegisterBulkhead: nil bulkhead")
 	}
+	name := b.Name()
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err := checkName("bulkhead", name, o.bulkheads, func(r bulkheadReg) string { return r.name }); err != nil {
-		return err
+	dup, err := checkName("bulkhead", name, b, o.bulkheads, func(r bulkheadReg) (string, *bulkhead.Bulkhead) { return r.name, r.b })
+	if err == nil && !dup {
+		o.bulkheads = append(o.bulkheads, bulkheadReg{b: b, name: name, attrs: observeOpts(keyName.String(name))})
 	}
-	o.bulkheads = append(o.bulkheads, bulkheadReg{b: b, name: name, attrs: observeOpts(keyName.String(name))})
-	return nil
+	return err
 }
 
 // RegisterBudget adds b, under name, to the retry budgets whose allowance the
-// gauge spillway.retry.budget.remaining reports. It returns an error if b is
-// nil, name is empty, or a budget of that name is already registered.
+// gauge spillway.retry.budget.remaining reports (a Budget has no name of its
+// own: give the retry policy's). It returns an error if b is nil, name is
+// empty, or another budget of that name is registered; registering b again
+// under name is not an error.
 func (o *Observer) RegisterBudget(name string, b *retry.Budget) error {
 	if b == nil {
 		return errors.New("spillwayotel: RegisterBudget: nil budget")
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err := checkName("budget", name, o.budgets, func(r budgetReg) string { return r.name }); err != nil {
-		return err
+	dup, err := checkName("budget", name, b, o.budgets, func(r budgetReg) (string, *retry.Budget) { return r.name, r.b })
+	if err == nil && !dup {
+		o.budgets = append(o.budgets, budgetReg{b: b, name: name, attrs: observeOpts(keyName.String(name))})
 	}
-	o.budgets = append(o.budgets, budgetReg{b: b, name: name, attrs: observeOpts(keyName.String(name))})
-	return nil
+	return err
 }
 
-// checkName returns an error if name is empty or already among regs.
-func checkName[R any](kind, name string, regs []R, nameOf func(R) string) error {
+// Register adds the gauges of each policy that has some: a
+// *breaker.Breaker, a *bulkhead.Bulkhead, and the budget of a *retry.Policy
+// under the policy's name. It skips nil policies and the others (timeouts,
+// fallbacks). spillwayhttp and spillwaygrpc call it for every downstream
+// they make when the Observer is their Config.Observer. The error joins
+// those of the Register* methods.
+func (o *Observer) Register(policies ...any) error { return gauges.Register(o, policies...) }
+
+// checkName returns an error if name is empty or another policy than p has
+// it among regs, and reports whether p itself is registered under name.
+func checkName[R any, P comparable](kind, name string, p P, regs []R, of func(R) (string, P)) (dup bool, err error) {
 	if name == "" {
-		return fmt.Errorf("spillwayotel: a %s needs a name to be registered", kind)
+		return false, fmt.Errorf("spillwayotel: a %s needs a name to be registered", kind)
 	}
 	for _, r := range regs {
-		if nameOf(r) == name {
-			return fmt.Errorf("spillwayotel: a %s named %q is already registered", kind, name)
+		if n, q := of(r); n == name {
+			if q != p {
+				return false, fmt.Errorf("spillwayotel: another %s named %q is already registered", kind, name)
+			}
+			return true, nil
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // collect is the gauges' callback: it reads every registered policy.

@@ -16,7 +16,14 @@
 //	spillway_timeouts_total{name}                        EventTimeout (an addition to the brief)
 //
 // As a prometheus.Collector it reads gauges at scrape time from the policies
-// registered with RegisterBreaker, RegisterBulkhead and RegisterBudget:
+// registered with Register (or RegisterBreaker, RegisterBulkhead and
+// RegisterBudget). A spillwayhttp.Transport or spillwaygrpc interceptor
+// whose Config.Observer is the Metrics registers every downstream it makes,
+// so that one field instruments a client:
+//
+//	tr, err := spillwayhttp.New(spillwayhttp.Config{Observer: metrics})
+//
+// The gauges are:
 //
 //	spillway_circuit_state{name,state}                   one series per state, 1 for the current one
 //	spillway_circuit_failure_rate{name}                  the window's failure rate, 0 to 1
@@ -70,5 +77,8 @@
 //
 // New returns the error of registering the Metrics with the Registerer (for
 // example a prometheus.AlreadyRegisteredError when another collector already
-// exports these names) or an error naming an invalid option.
+// exports these names) or an error naming an invalid option. The Register
+// methods return an error for a nil or unnamed policy and for a name that
+// another policy of the same kind already has (two policies cannot share a
+// series), as spillwayotel's do; Forget frees a name.
 package spillwayprom

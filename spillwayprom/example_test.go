@@ -30,8 +30,9 @@ func ExampleNew() {
 
 	br := breaker.MustNew(breaker.Config{Name: "catalog", MinCalls: 2, WindowSize: 2, Observer: metrics})
 	bh := bulkhead.MustNew(bulkhead.Config{Name: "catalog", MaxConcurrent: 10, Observer: metrics})
-	metrics.RegisterBreaker(br)
-	metrics.RegisterBulkhead("catalog", bh)
+	if err := metrics.Register(br, bh); err != nil {
+		panic(err)
+	}
 	pl := spillway.NewStandard[string](nil, nil, nil, br, bh, nil)
 
 	for range 3 {

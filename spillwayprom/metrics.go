@@ -11,6 +11,7 @@ import (
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/internal/gauges"
 	"github.com/spillway-dev/spillway/retry"
 )
 
@@ -330,39 +331,57 @@ func (s *series) fallback(vec *prometheus.CounterVec, kind string) prometheus.Co
 	return c
 }
 
-// RegisterBreaker exports b's state and failure rate under b.Name(),
-// replacing a breaker registered earlier under that name. A nil b is ignored.
-func (m *Metrics) RegisterBreaker(b *breaker.Breaker) {
+// RegisterBreaker exports b's state and failure rate under b.Name(). It
+// returns an error if b is nil, has no name, or another breaker is
+// registered under that name; registering b again is not an error.
+func (m *Metrics) RegisterBreaker(b *breaker.Breaker) error {
 	if b == nil {
-		return
+		return errors.New("spillwayprom: RegisterBreaker: nil breaker")
 	}
-	m.regMu.Lock()
-	m.breakers[b.Name()] = b
-	m.regMu.Unlock()
+	return register(m, "breaker", b.Name(), b, m.breakers)
 }
 
-// RegisterBulkhead exports b's in-flight calls and limit under name,
-// replacing a bulkhead registered earlier under that name. A nil b is
-// ignored. (A Bulkhead does not expose its Config's Name, hence the
-// argument; pass the same name.)
-func (m *Metrics) RegisterBulkhead(name string, b *bulkhead.Bulkhead) {
+// RegisterBulkhead exports b's in-flight calls and limit under b.Name(). It
+// returns an error if b is nil, has no name, or another bulkhead is
+// registered under that name; registering b again is not an error.
+func (m *Metrics) RegisterBulkhead(b *bulkhead.Bulkhead) error {
 	if b == nil {
-		return
+		return errors.New("spillwayprom: RegisterBulkhead: nil bulkhead")
 	}
-	m.regMu.Lock()
-	m.bulkheads[name] = b
-	m.regMu.Unlock()
+	return register(m, "bulkhead", b.Name(), b, m.bulkheads)
 }
 
-// RegisterBudget exports b's remaining retries under name, replacing a
-// budget registered earlier under that name. A nil b is ignored.
-func (m *Metrics) RegisterBudget(name string, b *retry.Budget) {
+// RegisterBudget exports b's remaining retries under name (a Budget has no
+// name of its own: give the retry policy's). It returns an error if b is
+// nil, name is empty, or another budget is registered under that name;
+// registering b again under name is not an error.
+func (m *Metrics) RegisterBudget(name string, b *retry.Budget) error {
 	if b == nil {
-		return
+		return errors.New("spillwayprom: RegisterBudget: nil budget")
+	}
+	return register(m, "budget", name, b, m.budgets)
+}
+
+// Register exports the gauges of each policy that has some: a
+// *breaker.Breaker, a *bulkhead.Bulkhead, and the budget of a *retry.Policy
+// under the policy's name. It skips nil policies and the others (timeouts,
+// fallbacks). spillwayhttp and spillwaygrpc call it for every downstream
+// they make when the Metrics is their Observer. The error joins those of
+// the Register* methods.
+func (m *Metrics) Register(policies ...any) error { return gauges.Register(m, policies...) }
+
+// register adds p to regs under name, unless another policy has it.
+func register[P comparable](m *Metrics, kind, name string, p P, regs map[string]P) error {
+	if name == "" {
+		return fmt.Errorf("spillwayprom: a %s needs a name to be registered", kind)
 	}
 	m.regMu.Lock()
-	m.budgets[name] = b
-	m.regMu.Unlock()
+	defer m.regMu.Unlock()
+	if old, ok := regs[name]; ok && old != p {
+		return fmt.Errorf("spillwayprom: another %s named %q is already registered", kind, name)
+	}
+	regs[name] = p
+	return nil
 }
 
 // Forget removes every series of name: the registered breaker, bulkhead and

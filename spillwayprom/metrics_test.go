@@ -60,9 +60,9 @@ func newScenario(t *testing.T) *scenario {
 	rt := retry.MustNew(retry.Config{Name: "catalog", MaxAttempts: 3, Budget: s.budget, Observer: s.m,
 		Rand: func() float64 { return 0 }}) // full jitter at 0: no backoff to wait
 	fb := fallback.NewWithConfig(fallback.Config{Name: "catalog", Observer: s.m}, fallback.Value("static", "[]"))
-	s.m.RegisterBreaker(s.br)
-	s.m.RegisterBulkhead("catalog", s.bh)
-	s.m.RegisterBudget("catalog", s.budget)
+	if err := s.m.Register(s.br, s.bh, rt); err != nil {
+		t.Fatal(err)
+	}
 
 	pl := spillway.NewPipeline(spillway.Policies[string]{Name: "catalog", Fallback: fb, Retry: rt,
 		Guards: []spillway.Guard{s.br, s.bh}, Observer: s.m, Clock: s.clock})
@@ -223,7 +223,9 @@ func TestBudgetExhaustedIsARejection(t *testing.T) {
 	// 0.1 retry a second over 10 s: one retry.
 	budget := retry.MustNewBudget(retry.BudgetConfig{Ratio: -1, MinPerSecond: 0.1, Window: 10 * time.Second, Clock: clock})
 	rt := retry.MustNew(retry.Config{Name: "orders", MaxAttempts: 5, Budget: budget, Observer: m, Rand: func() float64 { return 0 }})
-	m.RegisterBudget("orders", budget)
+	if err := m.RegisterBudget("orders", budget); err != nil {
+		t.Fatal(err)
+	}
 	err = rt.Run(context.Background(), func(context.Context) error { return errDown })
 	if !errors.Is(err, retry.ErrBudgetExhausted) {
 		t.Fatalf("got %v, want the budget's refusal", err)
@@ -320,7 +322,9 @@ spillway_retries_total{name="f"} 1
 func TestForgetRemovesEverySeriesOfAName(t *testing.T) {
 	s := newScenario(t)
 	other := breaker.MustNew(breaker.Config{Name: "recs", Observer: s.m})
-	s.m.RegisterBreaker(other)
+	if err := s.m.RegisterBreaker(other); err != nil {
+		t.Fatal(err)
+	}
 	other.ForceOpen()
 	if got := testutil.CollectAndCount(s.m); got == 0 {
 		t.Fatal("no series before Forget")
@@ -346,36 +350,55 @@ spillway_retries_total{name="catalog"} 1
 	}
 }
 
-func TestRegisterReplacesByNameAndIgnoresNil(t *testing.T) {
+// TestRegisterErrors checks the convention spillwayotel shares: a nil or
+// unnamed policy and a name another policy has are errors; the same policy
+// again is not, and Forget frees the name.
+func TestRegisterErrors(t *testing.T) {
 	m, err := spillwayprom.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.RegisterBreaker(nil)
-	m.RegisterBulkhead("x", nil)
-	m.RegisterBudget("x", nil)
-	if got := testutil.CollectAndCount(m); got != 0 {
-		t.Fatalf("nil registrations exported %d series", got)
+	bh := bulkhead.MustNew(bulkhead.Config{Name: "x", MaxConcurrent: 3})
+	br := breaker.MustNew(breaker.Config{Name: "x"})
+	bu := retry.MustNewBudget(retry.BudgetConfig{})
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"nil breaker", m.RegisterBreaker(nil), "nil breaker"},
+		{"nil bulkhead", m.RegisterBulkhead(nil), "nil bulkhead"},
+		{"nil budget", m.RegisterBudget("x", nil), "nil budget"},
+		{"unnamed breaker", m.RegisterBreaker(breaker.MustNew(breaker.Config{})), "needs a name"},
+		{"unnamed bulkhead", m.RegisterBulkhead(bulkhead.MustNew(bulkhead.Config{})), "needs a name"},
+		{"unnamed budget", m.RegisterBudget("", bu), "needs a name"},
+		{"bulkhead", m.RegisterBulkhead(bh), ""},
+		{"same bulkhead", m.RegisterBulkhead(bh), ""},
+		{"another bulkhead", m.RegisterBulkhead(bulkhead.MustNew(bulkhead.Config{Name: "x", MaxConcurrent: 7})), `another bulkhead named "x"`},
+		{"breaker", m.RegisterBreaker(br), ""},
+		{"another breaker", m.RegisterBreaker(breaker.MustNew(breaker.Config{Name: "x"})), `another breaker named "x"`},
+		{"budget", m.RegisterBudget("x", bu), ""},
+		{"another budget", m.RegisterBudget("x", retry.MustNewBudget(retry.BudgetConfig{})), `another budget named "x"`},
+		{"nil policies", m.Register(nil, (*breaker.Breaker)(nil), (*bulkhead.Bulkhead)(nil), (*retry.Policy)(nil)), ""},
+	} {
+		switch {
+		case tc.want == "" && tc.err != nil:
+			t.Errorf("%s: %v", tc.name, tc.err)
+		case tc.want != "" && (tc.err == nil || !strings.Contains(tc.err.Error(), tc.want)):
+			t.Errorf("%s: %v, want an error containing %q", tc.name, tc.err, tc.want)
+		}
 	}
-	m.RegisterBulkhead("x", bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 3}))
-	m.RegisterBulkhead("x", bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 7}))
-	m.RegisterBreaker(breaker.MustNew(breaker.Config{Name: "x"}))
-	m.RegisterBreaker(breaker.MustNew(breaker.Config{Name: "x"}))
 	want := `
 # HELP spillway_bulkhead_limit Concurrent calls the bulkhead admits.
 # TYPE spillway_bulkhead_limit gauge
-spillway_bulkhead_limit{name="x"} 7
-# HELP spillway_circuit_state Circuit breaker state: 1 for the current state, 0 for the others.
-# TYPE spillway_circuit_state gauge
-spillway_circuit_state{name="x",state="closed"} 1
-spillway_circuit_state{name="x",state="disabled"} 0
-spillway_circuit_state{name="x",state="forced_open"} 0
-spillway_circuit_state{name="x",state="half_open"} 0
-spillway_circuit_state{name="x",state="metrics_only"} 0
-spillway_circuit_state{name="x",state="open"} 0
+spillway_bulkhead_limit{name="x"} 3
 `
-	if err := testutil.CollectAndCompare(m, strings.NewReader(want), "spillway_bulkhead_limit", "spillway_circuit_state"); err != nil {
+	if err := testutil.CollectAndCompare(m, strings.NewReader(want), "spillway_bulkhead_limit"); err != nil {
 		t.Error(err)
+	}
+	m.Forget("x")
+	if err := m.RegisterBreaker(breaker.MustNew(breaker.Config{Name: "x"})); err != nil {
+		t.Errorf("after Forget: %v", err)
 	}
 }
 

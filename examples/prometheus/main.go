@@ -115,9 +115,9 @@ func run(ctx context.Context, out io.Writer, cfg config) error {
 	if err != nil {
 		return err
 	}
-	metrics.RegisterBreaker(br)
-	metrics.RegisterBulkhead(name, bh)
-	metrics.RegisterBudget(name, budget)
+	if err := metrics.Register(br, bh, rp); err != nil {
+		return err
+	}
 	pipeline := spillway.NewPipeline(spillway.Policies[int]{
 		Retry:    rp,
 		Guards:   []spillway.Guard{br, bh},
