@@ -11,19 +11,28 @@ import (
 	"github.com/spillway-dev/spillway"
 )
 
-// The attribute keys of metrics and span events.
+// The attribute keys of metrics: spillwayprom's label names (the brief's
+// "name" label), so that a dashboard reads both adapters alike.
 const (
-	keyName    = attribute.Key("spillway.name")
-	keyResult  = attribute.Key("spillway.result")
-	keyReason  = attribute.Key("spillway.reason")
-	keyFrom    = attribute.Key("spillway.from")
-	keyTo      = attribute.Key("spillway.to")
-	keyKind    = attribute.Key("spillway.kind")
-	keyState   = attribute.Key("spillway.state")
-	keyPolicy  = attribute.Key("spillway.policy")
-	keyAttempt = attribute.Key("spillway.attempt")
-	keyDelay   = attribute.Key("spillway.delay")
-	keyMessage = attribute.Key("error.message")
+	keyName   = attribute.Key("name")
+	keyResult = attribute.Key("result")
+	keyReason = attribute.Key("reason")
+	keyFrom   = attribute.Key("from")
+	keyTo     = attribute.Key("to")
+	keyKind   = attribute.Key("kind")
+	keyState  = attribute.Key("state")
+)
+
+// The attribute keys of span events, namespaced: a span carries the
+// attributes of every library the call went through.
+const (
+	spanName    = attribute.Key("spillway.name")
+	spanReason  = attribute.Key("spillway.reason")
+	spanKind    = attribute.Key("spillway.kind")
+	spanPolicy  = attribute.Key("spillway.policy")
+	spanAttempt = attribute.Key("spillway.attempt")
+	spanDelay   = attribute.Key("spillway.delay")
+	spanMessage = attribute.Key("error.message")
 )
 
 // cowMap is a copy-on-write map for keys that are few and read on every
@@ -64,10 +73,10 @@ func (c *cowMap[K, V]) load(k K, mk func() V) V {
 // neither the option nor the variadic slice.
 type nameSets struct {
 	name attribute.KeyValue
-	// add and record carry {spillway.name}.
+	// add and record carry {name}.
 	add    []metric.AddOption
 	record []metric.RecordOption
-	// success and failure carry {spillway.name, spillway.result}.
+	// success and failure carry {name, result}.
 	success, failure []metric.AddOption
 
 	reasons     cowMap[spillway.Reason, []metric.AddOption]

@@ -98,6 +98,6 @@ func BenchmarkUncachedAttributes(b *testing.B) {
 	name, reason := "catalog", spillway.ReasonBreakerOpen
 	b.ReportAllocs()
 	for b.Loop() {
-		c.Add(ctx, 1, metric.WithAttributes(attribute.String("spillway.name", name), attribute.String("spillway.reason", string(reason))))
+		c.Add(ctx, 1, metric.WithAttributes(attribute.String("name", name), attribute.String("reason", string(reason))))
 	}
 }

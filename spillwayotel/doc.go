@@ -17,17 +17,17 @@
 // # Metrics
 //
 // The instruments carry the brief's metric names in OTel style, with the
-// policy's name (Event.Name) as the attribute spillway.name instead of the
-// gateway's upstream or route. An OTel→Prometheus exporter turns a name into
-// the brief's Prometheus name by replacing dots with underscores and adding
-// _total to counters and the unit's suffix (_seconds for "s") to the others;
-// attribute keys become labels the same way (spillway.name → spillway_name).
+// policy's name (Event.Name) as the attribute name instead of the gateway's
+// upstream or route. An OTel→Prometheus exporter turns a name into the
+// brief's Prometheus name by replacing dots with underscores and adding
+// _total to counters and the unit's suffix (_seconds for "s") to the others.
 // Units written in braces ({attempt}) are annotations that add no suffix.
 // The table's last column is what go.opentelemetry.io/otel/exporters/prometheus
 // (v0.69.0, default settings) exposes, and promtool check metrics accepts it.
-// The labels are spillway_name, spillway_reason, ..., not the name and reason
-// of the spillwayprom collector: dashboards written for one adapter need their
-// label names changed for the other.
+// The attribute keys are the spillwayprom collector's label names (name,
+// result, reason, from, to, kind, state), so a dashboard reads the series of
+// either adapter alike. (Span events, which share a span with other
+// libraries, namespace theirs: spillway.name, spillway.reason, ...)
 //
 //	OTel instrument                      kind           attributes      Prometheus name
 //	spillway.upstream.attempts           counter        name, result    spillway_upstream_attempts_total
@@ -46,16 +46,14 @@
 // spillway.timeouts counts the calls a timeout policy cut short; it is not in
 // the brief's list and matches the spillwayprom collector's addition.
 //
-// In the attributes column, name stands for spillway.name, result for
-// spillway.result, and so on. The counters are Int64Counters, the histogram a
-// Float64Histogram, the gauges observable gauges read by one callback.
+// The counters are Int64Counters, the histogram a Float64Histogram, the
+// gauges observable gauges read by one callback.
 //
-// spillway.result is "success" (the attempt returned nil) or "failure";
-// spillway.reason is a reason code (spillway.Reasons); spillway.from,
-// spillway.to and spillway.state are a breaker state's name
-// (breaker.State.String), and spillway.circuit.state has one series per state
-// of the six, 1 for the current one and 0 for the others, as Resilience4j
-// does; spillway.kind is the name of the fallback step that served. The
+// result is "success" (the attempt returned nil) or "failure"; reason is a
+// reason code (spillway.Reasons); from, to and state are a breaker state's
+// name (breaker.State.String), and spillway.circuit.state has one series per
+// state of the six, 1 for the current one and 0 for the others, as
+// Resilience4j does; kind is the name of the fallback step that served. The
 // failure rate is a fraction in [0,1] and has no unit, so that no exporter adds
 // a _ratio suffix.
 //

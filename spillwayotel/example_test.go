@@ -61,10 +61,10 @@ func Example() {
 		}
 	}
 	// Unordered output:
-	// spillway.upstream.attempts spillway.name=payments,spillway.result=failure 3
-	// spillway.rejected spillway.name=payments,spillway.reason=breaker_open 1
-	// spillway.circuit.transitions spillway.from=closed,spillway.name=payments,spillway.to=open 1
-	// spillway.circuit.state spillway.name=payments,spillway.state=open 1
+	// spillway.upstream.attempts name=payments,result=failure 3
+	// spillway.rejected name=payments,reason=breaker_open 1
+	// spillway.circuit.transitions from=closed,name=payments,to=open 1
+	// spillway.circuit.state name=payments,state=open 1
 }
 
 // Under a traced call, each retry, rejection and fallback is an event on the

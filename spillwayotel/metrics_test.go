@@ -41,7 +41,7 @@ func TestBreakerMetrics(t *testing.T) {
 	}
 
 	ms := h.metrics()
-	if v, _ := gauge(t, ms, "spillway.circuit.state", kv("spillway.name", "catalog", "spillway.state", "closed")); v != 1 {
+	if v, _ := gauge(t, ms, "spillway.circuit.state", kv("name", "catalog", "state", "closed")); v != 1 {
 		t.Errorf("state closed = %v before any call, want 1", v)
 	}
 
@@ -55,17 +55,17 @@ func TestBreakerMetrics(t *testing.T) {
 	}
 
 	ms = h.metrics()
-	if got := counter(t, ms, "spillway.upstream.attempts", kv("spillway.name", "catalog", "spillway.result", "failure")); got != 4 {
+	if got := counter(t, ms, "spillway.upstream.attempts", kv("name", "catalog", "result", "failure")); got != 4 {
 		t.Errorf("attempts{failure} = %d, want 4 (the rejected call made no attempt)", got)
 	}
-	dp := histogram(t, ms, "spillway.upstream.attempt.duration", kv("spillway.name", "catalog"))
+	dp := histogram(t, ms, "spillway.upstream.attempt.duration", kv("name", "catalog"))
 	if dp.Count != 4 || dp.Sum != 1.0 {
 		t.Errorf("duration: count %d sum %v, want 4 and 1.0 s", dp.Count, dp.Sum)
 	}
-	if got := counter(t, ms, "spillway.circuit.transitions", kv("spillway.name", "catalog", "spillway.from", "closed", "spillway.to", "open")); got != 1 {
+	if got := counter(t, ms, "spillway.circuit.transitions", kv("name", "catalog", "from", "closed", "to", "open")); got != 1 {
 		t.Errorf("transitions{closed→open} = %d, want 1", got)
 	}
-	if got := counter(t, ms, "spillway.rejected", kv("spillway.name", "catalog", "spillway.reason", "breaker_open")); got != 1 {
+	if got := counter(t, ms, "spillway.rejected", kv("name", "catalog", "reason", "breaker_open")); got != 1 {
 		t.Errorf("rejected{breaker_open} = %d, want 1", got)
 	}
 	wantStates := func(current string) {
@@ -78,14 +78,14 @@ func TestBreakerMetrics(t *testing.T) {
 			if s == current {
 				want = 1
 			}
-			v, ok := gauge(t, ms, "spillway.circuit.state", kv("spillway.name", "catalog", "spillway.state", s))
+			v, ok := gauge(t, ms, "spillway.circuit.state", kv("name", "catalog", "state", s))
 			if !ok || v != want {
 				t.Errorf("circuit.state{%s} = %v (present %v), want %v", s, v, ok, want)
 			}
 		}
 	}
 	wantStates("open")
-	if v, _ := gauge(t, ms, "spillway.circuit.failure_rate", kv("spillway.name", "catalog")); v != 1 {
+	if v, _ := gauge(t, ms, "spillway.circuit.failure_rate", kv("name", "catalog")); v != 1 {
 		t.Errorf("failure_rate = %v, want 1", v)
 	}
 
@@ -100,14 +100,14 @@ func TestBreakerMetrics(t *testing.T) {
 	ms = h.metrics()
 	wantStates("closed")
 	for _, tr := range [][2]string{{"open", "half_open"}, {"half_open", "closed"}} {
-		if got := counter(t, ms, "spillway.circuit.transitions", kv("spillway.name", "catalog", "spillway.from", tr[0], "spillway.to", tr[1])); got != 1 {
+		if got := counter(t, ms, "spillway.circuit.transitions", kv("name", "catalog", "from", tr[0], "to", tr[1])); got != 1 {
 			t.Errorf("transitions{%s→%s} = %d, want 1", tr[0], tr[1], got)
 		}
 	}
-	if got := counter(t, ms, "spillway.upstream.attempts", kv("spillway.name", "catalog", "spillway.result", "success")); got != 1 {
+	if got := counter(t, ms, "spillway.upstream.attempts", kv("name", "catalog", "result", "success")); got != 1 {
 		t.Errorf("attempts{success} = %d, want 1", got)
 	}
-	if v, _ := gauge(t, ms, "spillway.circuit.failure_rate", kv("spillway.name", "catalog")); v != 0 {
+	if v, _ := gauge(t, ms, "spillway.circuit.failure_rate", kv("name", "catalog")); v != 0 {
 		t.Errorf("failure_rate = %v after closing with an empty window, want 0", v)
 	}
 }
@@ -138,14 +138,14 @@ func TestRetryMetrics(t *testing.T) {
 	}
 
 	ms := h.metrics()
-	name := kv("spillway.name", "search")
+	name := kv("name", "search")
 	if got := counter(t, ms, "spillway.retries", name); got != 2 {
 		t.Errorf("retries = %d, want 2", got)
 	}
-	if got := counter(t, ms, "spillway.upstream.attempts", kv("spillway.name", "search", "spillway.result", "failure")); got != 2 {
+	if got := counter(t, ms, "spillway.upstream.attempts", kv("name", "search", "result", "failure")); got != 2 {
 		t.Errorf("attempts{failure} = %d, want 2", got)
 	}
-	if got := counter(t, ms, "spillway.upstream.attempts", kv("spillway.name", "search", "spillway.result", "success")); got != 1 {
+	if got := counter(t, ms, "spillway.upstream.attempts", kv("name", "search", "result", "success")); got != 1 {
 		t.Errorf("attempts{success} = %d, want 1", got)
 	}
 	if dp := histogram(t, ms, "spillway.upstream.attempt.duration", name); dp.Count != 3 {
@@ -175,13 +175,13 @@ func TestBudgetRejectionMetrics(t *testing.T) {
 		t.Fatalf("Execute: %v, want ErrBudgetExhausted", err)
 	}
 	ms := h.metrics()
-	if got := counter(t, ms, "spillway.rejected", kv("spillway.name", "ledger", "spillway.reason", "budget_exhausted")); got != 1 {
+	if got := counter(t, ms, "spillway.rejected", kv("name", "ledger", "reason", "budget_exhausted")); got != 1 {
 		t.Errorf("rejected{budget_exhausted} = %d, want 1", got)
 	}
-	if got := counter(t, ms, "spillway.retries", kv("spillway.name", "ledger")); got != 0 {
+	if got := counter(t, ms, "spillway.retries", kv("name", "ledger")); got != 0 {
 		t.Errorf("retries = %d, want 0", got)
 	}
-	if got, _ := gauge(t, ms, "spillway.retry.budget.remaining", kv("spillway.name", "ledger")); got >= 1 {
+	if got, _ := gauge(t, ms, "spillway.retry.budget.remaining", kv("name", "ledger")); got >= 1 {
 		t.Errorf("budget remaining = %v, want < 1", got)
 	}
 }
@@ -202,9 +202,9 @@ func TestBulkheadMetrics(t *testing.T) {
 	if !errors.Is(err, bulkhead.ErrFull) {
 		t.Fatalf("Execute: %v, want ErrFull", err)
 	}
-	name := kv("spillway.name", "reports")
+	name := kv("name", "reports")
 	ms := h.metrics()
-	if got := counter(t, ms, "spillway.rejected", kv("spillway.name", "reports", "spillway.reason", "bulkhead_full")); got != 1 {
+	if got := counter(t, ms, "spillway.rejected", kv("name", "reports", "reason", "bulkhead_full")); got != 1 {
 		t.Errorf("rejected{bulkhead_full} = %d, want 1", got)
 	}
 	if v, _ := gauge(t, ms, "spillway.bulkhead.in_flight", name); v != 1 {
@@ -241,7 +241,7 @@ func TestFallbackMetrics(t *testing.T) {
 		}
 	}
 	ms := h.metrics()
-	if got := counter(t, ms, "spillway.fallback", kv("spillway.name", "catalog", "spillway.kind", "static")); got != 2 {
+	if got := counter(t, ms, "spillway.fallback", kv("name", "catalog", "kind", "static")); got != 2 {
 		t.Errorf("fallback{static} = %d, want 2", got)
 	}
 	if n := points(t, ms, "spillway.fallback"); n != 1 {
@@ -262,10 +262,10 @@ func TestTimeoutMetrics(t *testing.T) {
 		t.Fatalf("Execute: %v, want deadline_exceeded", err)
 	}
 	ms := h.metrics()
-	if got := counter(t, ms, "spillway.timeouts", kv("spillway.name", "slow")); got != 1 {
+	if got := counter(t, ms, "spillway.timeouts", kv("name", "slow")); got != 1 {
 		t.Errorf("timeouts = %d, want 1", got)
 	}
-	if got := counter(t, ms, "spillway.upstream.attempts", kv("spillway.name", "slow", "spillway.result", "failure")); got != 1 {
+	if got := counter(t, ms, "spillway.upstream.attempts", kv("name", "slow", "result", "failure")); got != 1 {
 		t.Errorf("attempts{failure} = %d, want 1", got)
 	}
 }
@@ -283,7 +283,7 @@ func TestBuckets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, tc.opts...)
 			h.obs.Observe(spillway.Event{Kind: spillway.EventAttempt, Name: "x", Duration: 300 * time.Millisecond})
-			dp := histogram(t, h.metrics(), "spillway.upstream.attempt.duration", kv("spillway.name", "x"))
+			dp := histogram(t, h.metrics(), "spillway.upstream.attempt.duration", kv("name", "x"))
 			if fmt.Sprint(dp.Bounds) != fmt.Sprint(tc.want) {
 				t.Errorf("bounds %v, want %v", dp.Bounds, tc.want)
 			}
@@ -366,7 +366,7 @@ func TestClose(t *testing.T) {
 	if n := points(t, ms, "spillway.bulkhead.limit"); n != 0 {
 		t.Errorf("limit has %d points after Close, want 0", n)
 	}
-	if got := counter(t, ms, "spillway.retries", kv("spillway.name", "a")); got != 1 {
+	if got := counter(t, ms, "spillway.retries", kv("name", "a")); got != 1 {
 		t.Errorf("retries = %d after Close, want 1", got)
 	}
 }
@@ -401,11 +401,11 @@ func TestConcurrentObserve(t *testing.T) {
 	var rejected, transitions, fallbacks int64
 	for _, n := range names {
 		for _, r := range reasons {
-			rejected += counter(t, ms, "spillway.rejected", kv("spillway.name", n, "spillway.reason", string(r)))
+			rejected += counter(t, ms, "spillway.rejected", kv("name", n, "reason", string(r)))
 		}
-		transitions += counter(t, ms, "spillway.circuit.transitions", kv("spillway.name", n, "spillway.from", "closed", "spillway.to", "open"))
+		transitions += counter(t, ms, "spillway.circuit.transitions", kv("name", n, "from", "closed", "to", "open"))
 		for _, k := range []string{"step0", "step1"} {
-			fallbacks += counter(t, ms, "spillway.fallback", kv("spillway.name", n, "spillway.kind", k))
+			fallbacks += counter(t, ms, "spillway.fallback", kv("name", n, "kind", k))
 		}
 	}
 	const want = goroutines * perG

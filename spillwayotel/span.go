@@ -34,11 +34,11 @@ func (o *Observer) retryEvent(ctx context.Context, e spillway.Event) {
 	}
 	attrs := make([]attribute.KeyValue, 0, 6)
 	attrs = append(attrs,
-		keyPolicy.String(e.Policy),
-		keyName.String(e.Name),
-		keyAttempt.Int(e.Attempt),
-		keyDelay.Float64(e.Delay.Seconds()),
-		keyReason.String(string(spillway.ReasonOf(e.Err))))
+		spanPolicy.String(e.Policy),
+		spanName.String(e.Name),
+		spanAttempt.Int(e.Attempt),
+		spanDelay.Float64(e.Delay.Seconds()),
+		spanReason.String(string(spillway.ReasonOf(e.Err))))
 	attrs = o.message(attrs, e.Err)
 	span.AddEvent(EventNameRetry, trace.WithAttributes(attrs...))
 }
@@ -50,9 +50,9 @@ func (o *Observer) rejectionEvent(ctx context.Context, e spillway.Event, reason 
 		return
 	}
 	span.AddEvent(EventNameRejection, trace.WithAttributes(
-		keyPolicy.String(e.Policy),
-		keyName.String(e.Name),
-		keyReason.String(string(reason))))
+		spanPolicy.String(e.Policy),
+		spanName.String(e.Name),
+		spanReason.String(string(reason))))
 }
 
 // fallbackEvent adds a spillway.fallback event for a served fallback.
@@ -63,10 +63,10 @@ func (o *Observer) fallbackEvent(ctx context.Context, e spillway.Event) {
 	}
 	attrs := make([]attribute.KeyValue, 0, 5)
 	attrs = append(attrs,
-		keyPolicy.String(e.Policy),
-		keyName.String(e.Name),
-		keyKind.String(e.Fallback),
-		keyReason.String(string(spillway.ReasonOf(e.Err))))
+		spanPolicy.String(e.Policy),
+		spanName.String(e.Name),
+		spanKind.String(e.Fallback),
+		spanReason.String(string(spillway.ReasonOf(e.Err))))
 	attrs = o.message(attrs, e.Err)
 	span.AddEvent(EventNameFallback, trace.WithAttributes(attrs...))
 }
@@ -77,5 +77,5 @@ func (o *Observer) message(attrs []attribute.KeyValue, err error) []attribute.Ke
 	if err == nil || !o.cfg.errorMessages {
 		return attrs
 	}
-	return append(attrs, keyMessage.String(err.Error()))
+	return append(attrs, spanMessage.String(err.Error()))
 }

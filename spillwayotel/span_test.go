@@ -73,13 +73,13 @@ func TestSpanEvents(t *testing.T) {
 
 	// The same execution's metrics.
 	ms := h.metrics()
-	if n := counter(t, ms, "spillway.retries", kv("spillway.name", "catalog")); n != 2 {
+	if n := counter(t, ms, "spillway.retries", kv("name", "catalog")); n != 2 {
 		t.Errorf("retries = %d, want 2", n)
 	}
-	if n := counter(t, ms, "spillway.rejected", kv("spillway.name", "catalog", "spillway.reason", "breaker_open")); n != 1 {
+	if n := counter(t, ms, "spillway.rejected", kv("name", "catalog", "reason", "breaker_open")); n != 1 {
 		t.Errorf("rejected = %d, want 1", n)
 	}
-	if n := counter(t, ms, "spillway.fallback", kv("spillway.name", "catalog", "spillway.kind", "static")); n != 1 {
+	if n := counter(t, ms, "spillway.fallback", kv("name", "catalog", "kind", "static")); n != 1 {
 		t.Errorf("fallback = %d, want 1", n)
 	}
 }
@@ -136,7 +136,7 @@ func TestNoRecordingSpan(t *testing.T) {
 	if n := len(sr.Ended()); n != 0 {
 		t.Errorf("%d spans recorded, want 0", n)
 	}
-	if n := counter(t, h.metrics(), "spillway.retries", kv("spillway.name", "catalog")); n != 4 {
+	if n := counter(t, h.metrics(), "spillway.retries", kv("name", "catalog")); n != 4 {
 		t.Errorf("retries = %d, want 4", n)
 	}
 }
@@ -153,7 +153,7 @@ func TestRejectionReasonFromError(t *testing.T) {
 	if got := eventAttrs(sr.Ended()[0].Events()[0])["spillway.reason"]; got != "throttled" {
 		t.Errorf("span reason %q, want throttled", got)
 	}
-	if n := counter(t, h.metrics(), "spillway.rejected", kv("spillway.name", "api", "spillway.reason", "throttled")); n != 1 {
+	if n := counter(t, h.metrics(), "spillway.rejected", kv("name", "api", "reason", "throttled")); n != 1 {
 		t.Errorf("rejected{throttled} = %d, want 1", n)
 	}
 }
