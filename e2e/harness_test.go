@@ -15,6 +15,7 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/rs/zerolog"
 
+	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/retry"
@@ -228,7 +229,7 @@ func newClient(t *testing.T, d *spillwayhttp.Downstream) *client {
 	}
 	st, err := spillwayhttp.New(spillwayhttp.Config{
 		Base:          base,
-		NewDownstream: func(string) (*spillwayhttp.Downstream, error) { return d, nil },
+		NewDownstream: func(string, spillway.Observer) (*spillwayhttp.Downstream, error) { return d, nil },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/config"
@@ -221,9 +222,11 @@ func (up *upstream) wire() error {
 	}
 	up.totalKey = up.limit(u.Timeouts.Total)
 	up.transport, err = spillwayhttp.New(spillwayhttp.Config{
-		Base:          &picker{up: up},
-		Key:           downstreamKey,
-		NewDownstream: func(key string) (*spillwayhttp.Downstream, error) { return up.downstream(key, false) },
+		Base: &picker{up: up},
+		Key:  downstreamKey,
+		NewDownstream: func(key string, _ spillway.Observer) (*spillwayhttp.Downstream, error) {
+			return up.downstream(key, false)
+		},
 		Retryable:     up.retryable,
 		MaxReplayBody: replayBody(u),
 		Observer:      up.metrics,
@@ -238,9 +241,11 @@ func (up *upstream) wire() error {
 		return err
 	}
 	up.delivery, err = spillwayhttp.New(spillwayhttp.Config{
-		Base:              &picker{up: up},
-		Key:               downstreamKey,
-		NewDownstream:     func(key string) (*spillwayhttp.Downstream, error) { return up.downstream(key, true) },
+		Base: &picker{up: up},
+		Key:  downstreamKey,
+		NewDownstream: func(key string, _ spillway.Observer) (*spillwayhttp.Downstream, error) {
+			return up.downstream(key, true)
+		},
 		Retryable:         func(*http.Request, *http.Response, error) bool { return false },
 		MaxReplayBody:     -1,
 		Observer:          up.metrics,

@@ -374,9 +374,9 @@ func TestDownstreamsAreKeyedAndCreatedOnce(t *testing.T) {
 	var created []string
 	cfg := spillwaygrpc.Config{
 		Key: func(cc *grpc.ClientConn, method string) string { return method },
-		NewDownstream: func(key string) (*spillwaygrpc.Downstream, error) {
+		NewDownstream: func(key string, obs spillway.Observer) (*spillwaygrpc.Downstream, error) {
 			created = append(created, key)
-			return spillwaygrpc.DefaultDownstream(key)
+			return spillwaygrpc.DefaultDownstream(key, obs)
 		},
 	}
 	cl := dial(t, addr, grpc.WithUnaryInterceptor(spillwaygrpc.UnaryClientInterceptor(cfg)))
@@ -396,7 +396,7 @@ func TestDownstreamsAreKeyedAndCreatedOnce(t *testing.T) {
 func TestNewDownstreamErrorFailsTheCall(t *testing.T) {
 	fail := errors.New("bad config")
 	n := 0
-	cfg := spillwaygrpc.Config{NewDownstream: func(key string) (*spillwaygrpc.Downstream, error) {
+	cfg := spillwaygrpc.Config{NewDownstream: func(string, spillway.Observer) (*spillwaygrpc.Downstream, error) {
 		n++
 		if n == 1 {
 			return nil, fail

@@ -9,6 +9,7 @@ import (
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/internal/gauges"
 	"github.com/spillway-dev/spillway/internal/keyed"
 	"github.com/spillway-dev/spillway/retry"
 	"github.com/spillway-dev/spillway/timeout"
@@ -38,24 +39,26 @@ type Downstream struct {
 	Attempt *timeout.Timeout
 }
 
-// DefaultDownstream returns the brief's policies for key, each named key:
-// breaker.Config{}, retry.Config{} (3 attempts, 100 ms to 5 s exponential
-// backoff with full jitter, a budget of its own), bulkhead.Config{} (100
-// concurrent calls, no queue) and DefaultAttemptTimeout.
-func DefaultDownstream(key string) (*Downstream, error) {
-	b, err := breaker.New(breaker.Config{Name: key})
+// DefaultDownstream returns the brief's policies for key, each named key and
+// reporting to obs (nil: no events): breaker.Config{}, retry.Config{} (3
+// attempts, 100 ms to 5 s exponential backoff with full jitter, a budget of
+// its own), bulkhead.Config{} (100 concurrent calls, no queue) and
+// DefaultAttemptTimeout. A Config.NewDownstream that adjusts the defaults
+// calls it with the observer it was given, so that no event is lost.
+func DefaultDownstream(key string, obs spillway.Observer) (*Downstream, error) {
+	b, err := breaker.New(breaker.Config{Name: key, Observer: obs})
 	if err != nil {
 		return nil, err
 	}
-	r, err := retry.New(retry.Config{Name: key})
+	r, err := retry.New(retry.Config{Name: key, Observer: obs})
 	if err != nil {
 		return nil, err
 	}
-	bh, err := bulkhead.New(bulkhead.Config{Name: key})
+	bh, err := bulkhead.New(bulkhead.Config{Name: key, Observer: obs})
 	if err != nil {
 		return nil, err
 	}
-	t, err := timeout.New(timeout.Config{Name: key, Duration: DefaultAttemptTimeout})
+	t, err := timeout.New(timeout.Config{Name: key, Duration: DefaultAttemptTimeout, Observer: obs})
 	if err != nil {
 		return nil, err
 	}
@@ -66,16 +69,21 @@ func DefaultDownstream(key string) (*Downstream, error) {
 // means its default. Each call to UnaryClientInterceptor or
 // StreamClientInterceptor makes an interceptor with downstreams of its own;
 // to share them between the unary and the stream interceptor, use
-// NewDownstream to return the same Downstream for a key.
+// NewDownstream to return the same Downstream for a key. (With an Observer
+// that registers gauges, two interceptors that each make their own policies
+// under the same key fail on the second's registration: share the
+// Downstream, or key them apart.)
 type Config struct {
 	// Key names the downstream a call belongs to. Default: cc.Target(). Keys
 	// must come from a small, fixed set (targets, services, methods): each
 	// key keeps its Downstream for the interceptor's life.
 	Key func(cc *grpc.ClientConn, method string) string
 	// NewDownstream creates the policies of a key, once, on the key's first
-	// call. Default DefaultDownstream. An error fails that call with an
-	// INTERNAL status, and the next call tries again.
-	NewDownstream func(key string) (*Downstream, error)
+	// call, reporting to obs (the Config's Observer, which its policies
+	// should get as their Config.Observer). Default DefaultDownstream. An
+	// error fails that call with an INTERNAL status, and the next call tries
+	// again.
+	NewDownstream func(key string, obs spillway.Observer) (*Downstream, error)
 	// Classify says how a call's error counts for the breaker (nil is never
 	// passed). Default Classify. It must be safe for concurrent use.
 	Classify func(err error) spillway.Outcome
@@ -90,15 +98,21 @@ type Config struct {
 	MaxReplay int
 	// Observer receives an EventAttempt (Policy "grpc", Name the key) per
 	// attempt of a unary call and per attempt to open a stream, as a
-	// spillway.Pipeline and a spillwayhttp.Transport report theirs. The
-	// Downstream's policies report to their own observers. Default nil.
+	// spillway.Pipeline and a spillwayhttp.Transport report theirs;
+	// NewDownstream gets it for the downstreams' policies. When it has a
+	// method Register(policies ...any) error, as *spillwayprom.Metrics and
+	// *spillwayotel.Observer have (in a spillway.Observers too), each new
+	// downstream's breaker, bulkhead and retry budget are registered with
+	// it, so that their gauges are exported; a registration error (another
+	// policy under the same name) fails the call as NewDownstream's would.
+	// Default nil.
 	Observer spillway.Observer
 }
 
 // client is the state behind one interceptor.
 type client struct {
 	key             func(cc *grpc.ClientConn, method string) string
-	newDownstreamOf func(key string) (*Downstream, error)
+	newDownstreamOf func(key string, obs spillway.Observer) (*Downstream, error)
 	classify        func(error) spillway.Outcome
 	retryable       func(error) bool
 	maxReplay       int
@@ -177,14 +191,18 @@ func (c *client) downstream(cc *grpc.ClientConn, method string) (*downstream, er
 	return c.downstreams.Make(key, c.makeDownstream)
 }
 
-// makeDownstream makes the policies of key, on its first call.
+// makeDownstream makes the policies of key, on its first call, and
+// registers their gauges with the Observer.
 func (c *client) makeDownstream(key string) (*downstream, error) {
-	pub, err := c.newDownstreamOf(key)
+	pub, err := c.newDownstreamOf(key, c.obs)
+	if err == nil && pub == nil {
+		pub = &Downstream{}
+	}
+	if err == nil {
+		err = gauges.RegisterWith(c.obs, pub.Breaker, pub.Bulkhead, pub.Retry)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("spillwaygrpc: policies of %q: %w", key, err)
-	}
-	if pub == nil {
-		pub = &Downstream{}
 	}
 	return c.newDownstream(key, pub), nil
 }

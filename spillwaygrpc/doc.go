@@ -17,7 +17,12 @@
 //	retry (budget) → breaker → bulkhead → attempt timeout → call
 //
 // Config.Observer receives one EventAttempt (Policy "grpc", Name the key) per
-// attempt of a unary call and per attempt to open a stream.
+// attempt of a unary call and per attempt to open a stream; NewDownstream
+// gets it for the policies it makes (DefaultDownstream passes it on), and an
+// Observer with a method Register(policies ...any) error (spillwayprom's
+// Metrics, spillwayotel's Observer) gets every new downstream's breaker,
+// bulkhead and retry budget registered: spillwaygrpc.Config{Observer:
+// metrics} instruments every downstream.
 //
 // gRPC's deadline is the total timeout: the caller's context deadline travels
 // to the server in grpc-timeout, and retries never start an attempt that

@@ -56,8 +56,10 @@ var integrations = []integration{
 			return &http.Response{StatusCode: 200, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
 		})
 		tr := spillwayhttp.MustNew(spillwayhttp.Config{Base: base, Observer: obs,
-			Key:           func(*http.Request) string { return "d" },
-			NewDownstream: func(string) (*spillwayhttp.Downstream, error) { return &spillwayhttp.Downstream{Breaker: b}, nil }})
+			Key: func(*http.Request) string { return "d" },
+			NewDownstream: func(string, spillway.Observer) (*spillwayhttp.Downstream, error) {
+				return &spillwayhttp.Downstream{Breaker: b}, nil
+			}})
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://d.test/", nil)
 		if resp, err := tr.RoundTrip(req); err == nil {
 			resp.Body.Close()
@@ -67,8 +69,10 @@ var integrations = []integration{
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		ic := spillwaygrpc.UnaryClientInterceptor(spillwaygrpc.Config{Observer: obs,
-			Key:           func(*grpc.ClientConn, string) string { return "d" },
-			NewDownstream: func(string) (*spillwaygrpc.Downstream, error) { return &spillwaygrpc.Downstream{Breaker: b}, nil }})
+			Key: func(*grpc.ClientConn, string) string { return "d" },
+			NewDownstream: func(string, spillway.Observer) (*spillwaygrpc.Downstream, error) {
+				return &spillwaygrpc.Downstream{Breaker: b}, nil
+			}})
 		invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
 			switch outcome {
 			case "down":
@@ -143,8 +147,10 @@ func TestStreamOpeningRunsOnTheEngine(t *testing.T) {
 			b := breaker.MustNew(breaker.Config{Name: "d"})
 			obs := spillway.NewChannelObserver(8)
 			ic := spillwaygrpc.StreamClientInterceptor(spillwaygrpc.Config{Observer: obs,
-				Key:           func(*grpc.ClientConn, string) string { return "d" },
-				NewDownstream: func(string) (*spillwaygrpc.Downstream, error) { return &spillwaygrpc.Downstream{Breaker: b}, nil }})
+				Key: func(*grpc.ClientConn, string) string { return "d" },
+				NewDownstream: func(string, spillway.Observer) (*spillwaygrpc.Downstream, error) {
+					return &spillwaygrpc.Downstream{Breaker: b}, nil
+				}})
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			streamer := func(context.Context, *grpc.StreamDesc, *grpc.ClientConn, string, ...grpc.CallOption) (grpc.ClientStream, error) {

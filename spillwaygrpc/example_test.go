@@ -15,6 +15,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
 
+	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/spillwaygrpc"
 )
@@ -82,13 +83,13 @@ func ExampleConfig() {
 		Key: func(_ *grpc.ClientConn, method string) string {
 			return method[:strings.LastIndexByte(method, '/')] // "/pkg.Service"
 		},
-		NewDownstream: func(key string) (*spillwaygrpc.Downstream, error) {
+		NewDownstream: func(key string, obs spillway.Observer) (*spillwaygrpc.Downstream, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if d, ok := downstreams[key]; ok {
 				return d, nil
 			}
-			d, err := spillwaygrpc.DefaultDownstream(key)
+			d, err := spillwaygrpc.DefaultDownstream(key, obs)
 			if err != nil {
 				return nil, err
 			}
@@ -103,7 +104,7 @@ func ExampleConfig() {
 		grpc.WithUnaryInterceptor(spillwaygrpc.UnaryClientInterceptor(cfg)),
 		grpc.WithStreamInterceptor(spillwaygrpc.StreamClientInterceptor(cfg)),
 	}
-	d, _ := cfg.NewDownstream("/grpc.testing.TestService")
+	d, _ := cfg.NewDownstream("/grpc.testing.TestService", nil)
 	fmt.Println(len(opts), "interceptors;", d.Attempt.Duration(), "per attempt")
 	// Output: 2 interceptors; 800ms per attempt
 }

@@ -13,6 +13,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/retry"
@@ -164,7 +165,7 @@ type policies struct {
 }
 
 func (p *policies) config() spillwaygrpc.Config {
-	return spillwaygrpc.Config{NewDownstream: func(string) (*spillwaygrpc.Downstream, error) {
+	return spillwaygrpc.Config{NewDownstream: func(string, spillway.Observer) (*spillwaygrpc.Downstream, error) {
 		p.keys.Add(1)
 		return p.d, nil
 	}}

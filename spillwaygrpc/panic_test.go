@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/spillwaygrpc"
@@ -41,7 +42,7 @@ func mustPanic(t *testing.T, want any, f func()) {
 func TestPanicsReleaseThePermits(t *testing.T) {
 	key := func(*grpc.ClientConn, string) string { return "d" }
 	var ds *spillwaygrpc.Downstream
-	newDS := func(string) (*spillwaygrpc.Downstream, error) { return ds, nil }
+	newDS := func(string, spillway.Observer) (*spillwaygrpc.Downstream, error) { return ds, nil }
 	for _, tc := range []struct {
 		name string
 		call func()

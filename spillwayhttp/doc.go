@@ -94,7 +94,12 @@
 // (a timer's function runs only when a limit fires). Config.Observer receives
 // an EventAttempt per attempt (Policy "http", Name the key: the shape a
 // spillway.Pipeline and spillwaygrpc report too) and an EventTimeout when a
-// limit fires; the
-// default downstreams' policies report their retries, rejections and
-// transitions to it as well.
+// limit fires; Config.NewDownstream gets it for the downstreams' policies
+// (DefaultDownstream passes it on), which report their retries, rejections
+// and transitions to it as well, and an Observer with a method
+// Register(policies ...any) error (spillwayprom's Metrics, spillwayotel's
+// Observer) gets every new downstream's breaker, bulkhead and retry budget
+// registered, so that one field exports their gauges too:
+//
+//	spillwayhttp.Config{Observer: metrics}
 package spillwayhttp

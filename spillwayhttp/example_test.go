@@ -54,14 +54,14 @@ func ExampleConfig_newDownstream() {
 	slowHost := "reports.internal:443"
 
 	tr := spillwayhttp.MustNew(spillwayhttp.Config{
-		NewDownstream: func(key string) (*spillwayhttp.Downstream, error) {
+		NewDownstream: func(key string, obs spillway.Observer) (*spillwayhttp.Downstream, error) {
 			if key != slowHost {
-				return spillwayhttp.DefaultDownstream(key)
+				return spillwayhttp.DefaultDownstream(key, obs)
 			}
 			return &spillwayhttp.Downstream{
-				Breaker:  breaker.MustNew(breaker.Config{Name: key, MinCalls: 10}),
-				Retry:    retry.MustNew(retry.Config{Name: key, MaxAttempts: 2}),
-				Bulkhead: bulkhead.MustNew(bulkhead.Config{Name: key, MaxConcurrent: 10}),
+				Breaker:  breaker.MustNew(breaker.Config{Name: key, MinCalls: 10, Observer: obs}),
+				Retry:    retry.MustNew(retry.Config{Name: key, MaxAttempts: 2, Observer: obs}),
+				Bulkhead: bulkhead.MustNew(bulkhead.Config{Name: key, MaxConcurrent: 10, Observer: obs}),
 				Timeouts: spillwayhttp.Timeouts{Attempt: 20 * time.Second, Total: time.Minute},
 			}, nil
 		},

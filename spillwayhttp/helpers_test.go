@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/retry"
@@ -110,7 +111,7 @@ func fastRetry(t testing.TB, cfg retry.Config) *retry.Policy {
 func transport(t testing.TB, cfg spillwayhttp.Config, ds *spillwayhttp.Downstream) *spillwayhttp.Transport {
 	t.Helper()
 	if ds != nil {
-		cfg.NewDownstream = func(string) (*spillwayhttp.Downstream, error) { return ds, nil }
+		cfg.NewDownstream = func(string, spillway.Observer) (*spillwayhttp.Downstream, error) { return ds, nil }
 	}
 	tr := spillwayhttp.MustNew(cfg)
 	t.Cleanup(tr.CloseIdleConnections)

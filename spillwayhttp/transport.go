@@ -15,6 +15,7 @@ import (
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/internal/gauges"
 	"github.com/spillway-dev/spillway/internal/keyed"
 	"github.com/spillway-dev/spillway/retry"
 	"github.com/spillway-dev/spillway/timeout"
@@ -126,16 +127,14 @@ type Downstream struct {
 }
 
 // DefaultDownstream returns the brief's policies for the downstream key,
-// each named key: a breaker.Config{} breaker (50 % of the last 100 calls,
-// from 20 calls, open 30s), a retry.Config{} policy (3 attempts, 100ms ×2 up to
-// 5s, full jitter) with a budget of its own (20 % of the requests of the last
-// 10s plus 10 a second), a bulkhead of 100 concurrent calls without a queue,
-// and DefaultTimeouts.
-func DefaultDownstream(key string) (*Downstream, error) {
-	return defaultDownstream(key, nil)
-}
-
-func defaultDownstream(key string, obs spillway.Observer) (*Downstream, error) {
+// each named key and reporting to obs (nil: no events): a breaker.Config{}
+// breaker (50 % of the last 100 calls, from 20 calls, open 30s), a
+// retry.Config{} policy (3 attempts, 100ms ×2 up to 5s, full jitter) with a
+// budget of its own (20 % of the requests of the last 10s plus 10 a second),
+// a bulkhead of 100 concurrent calls without a queue, and DefaultTimeouts.
+// A Config.NewDownstream that adjusts the defaults calls it with the
+// observer it was given, so that no event is lost.
+func DefaultDownstream(key string, obs spillway.Observer) (*Downstream, error) {
 	br, err := breaker.New(breaker.Config{Name: key, Observer: obs})
 	if err != nil {
 		return nil, err
@@ -170,10 +169,11 @@ type Config struct {
 	// paths, and be safe for concurrent use.
 	Key func(*http.Request) string
 	// NewDownstream makes the policies of a key the first time a request
-	// goes to it; it runs once per key, under the Transport's lock. An error
-	// fails that request (and the next one tries again). Default: the
-	// DefaultDownstream policies, reporting to Observer.
-	NewDownstream func(key string) (*Downstream, error)
+	// goes to it, reporting to obs (the Transport's Observer, which its
+	// policies should get as their Config.Observer); it runs once per key,
+	// under the Transport's lock. An error fails that request (and the next
+	// one tries again). Default: DefaultDownstream.
+	NewDownstream func(key string, obs spillway.Observer) (*Downstream, error)
 	// Classify says how an attempt's outcome counts: err is a transport
 	// error (resp nil) or nil (resp set). Default DefaultClassify: transport
 	// errors, 5xx, 408 and 429 are failures; every other response is a
@@ -196,8 +196,13 @@ type Config struct {
 	MaxReplayBody int64
 	// Observer receives an EventAttempt (Policy "http", Name the key) per
 	// attempt and an EventTimeout when an attempt, total or body idle limit
-	// cuts a request short; the default downstreams' policies report to it
-	// too. Default nil.
+	// cuts a request short; NewDownstream gets it for the downstreams'
+	// policies. When it has a method Register(policies ...any) error, as
+	// *spillwayprom.Metrics and *spillwayotel.Observer have (in a
+	// spillway.Observers too), each new downstream's breaker, bulkhead and
+	// retry budget are registered with it, so that their gauges are
+	// exported; a registration error (another policy under the same name)
+	// fails the request as NewDownstream's would. Default nil.
 	Observer spillway.Observer
 	// ReuseHeader lets the first attempt of a request carry TimeoutHeader in
 	// the request's own Header instead of a copy of it, which spares a copy
@@ -226,7 +231,7 @@ type Config struct {
 type Transport struct {
 	base      http.RoundTripper
 	key       func(*http.Request) string
-	newDS     func(string) (*Downstream, error)
+	newDS     func(string, spillway.Observer) (*Downstream, error)
 	classify  func(*http.Response, error) spillway.Outcome
 	retryable func(*http.Request, *http.Response, error) bool
 	// anyRetryable is set for a custom Retryable, which may retry a request
@@ -304,8 +309,7 @@ func New(cfg Config) (*Transport, error) {
 		t.key = hostKey
 	}
 	if t.newDS == nil {
-		obs := cfg.Observer
-		t.newDS = func(key string) (*Downstream, error) { return defaultDownstream(key, obs) }
+		t.newDS = DefaultDownstream
 	}
 	if t.classify == nil {
 		t.classify = DefaultClassify
@@ -372,11 +376,15 @@ func (t *Transport) downstream(key string) (*downstream, error) {
 	return t.ds.Make(key, t.makeDownstream)
 }
 
-// makeDownstream makes the policies of key, on its first request.
+// makeDownstream makes the policies of key, on its first request, and
+// registers their gauges with the Observer.
 func (t *Transport) makeDownstream(key string) (*downstream, error) {
-	pub, err := t.newDS(key)
+	pub, err := t.newDS(key, t.obs)
 	if err == nil && pub == nil {
 		err = errors.New("NewDownstream returned no Downstream")
+	}
+	if err == nil {
+		err = gauges.RegisterWith(t.obs, pub.Breaker, pub.Bulkhead, pub.Retry)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("spillwayhttp: downstream %q: %w", key, err)

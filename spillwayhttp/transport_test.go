@@ -544,11 +544,11 @@ func TestDownstreamsAreMadeOncePerKey(t *testing.T) {
 	s2 := newServer(t, func(w http.ResponseWriter, r *http.Request, n int64) {})
 	var mu sync.Mutex
 	made := map[string]int{}
-	tr := transport(t, spillwayhttp.Config{NewDownstream: func(key string) (*spillwayhttp.Downstream, error) {
+	tr := transport(t, spillwayhttp.Config{NewDownstream: func(key string, obs spillway.Observer) (*spillwayhttp.Downstream, error) {
 		mu.Lock()
 		made[key]++
 		mu.Unlock()
-		return spillwayhttp.DefaultDownstream(key)
+		return spillwayhttp.DefaultDownstream(key, obs)
 	}}, nil)
 	c := &http.Client{Transport: tr}
 	var wg sync.WaitGroup
@@ -576,7 +576,7 @@ func TestDownstreamsAreMadeOncePerKey(t *testing.T) {
 
 func TestNewDownstreamErrorFailsTheRequest(t *testing.T) {
 	boom := errors.New("boom")
-	c := &http.Client{Transport: transport(t, spillwayhttp.Config{NewDownstream: func(string) (*spillwayhttp.Downstream, error) { return nil, boom }}, nil)}
+	c := &http.Client{Transport: transport(t, spillwayhttp.Config{NewDownstream: func(string, spillway.Observer) (*spillwayhttp.Downstream, error) { return nil, boom }}, nil)}
 	body := &closeRecorder{Reader: strings.NewReader("x")}
 	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:1/", body)
 	if _, err := c.Do(req); !errors.Is(err, boom) {

@@ -132,7 +132,7 @@ func run(ctx context.Context, out io.Writer, calls, outage int) error {
 	conn, err := grpc.NewClient(ln.Addr().String(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithUnaryInterceptor(spillwaygrpc.UnaryClientInterceptor(spillwaygrpc.Config{
-			NewDownstream: func(key string) (*spillwaygrpc.Downstream, error) {
+			NewDownstream: func(key string, _ spillway.Observer) (*spillwaygrpc.Downstream, error) {
 				d, err := policies(key)
 				down = d
 				return d, err

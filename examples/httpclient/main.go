@@ -125,7 +125,7 @@ func run(ctx context.Context, out io.Writer, orders, outage int) error {
 		return err
 	}
 	tr, err := spillwayhttp.New(spillwayhttp.Config{
-		NewDownstream: func(string) (*spillwayhttp.Downstream, error) { return d, nil },
+		NewDownstream: func(string, spillway.Observer) (*spillwayhttp.Downstream, error) { return d, nil },
 	})
 	if err != nil {
 		return err
