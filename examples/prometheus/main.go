@@ -1,7 +1,10 @@
-// Command prometheus runs a few calls a second through Spillway's policies
-// against a simulated downstream that fails now and then and has an outage in
-// the middle of the run, and exposes the policies' metrics for Prometheus on
-// /metrics (spillwayprom, the brief's metric names with a name label).
+// Command prometheus sends a few HTTP requests a second through a
+// spillwayhttp.Transport to a simulated downstream that fails now and then
+// and has an outage in the middle of the run, and exposes the policies'
+// metrics for Prometheus on /metrics (spillwayprom, the brief's metric names
+// with a name label). One field instruments the client: the Transport's
+// Config.Observer reaches every downstream's policies and registers their
+// gauges as the downstream is made.
 //
 //	go run ./examples/prometheus -addr 127.0.0.1:9464 -duration 60s
 //	curl -s 127.0.0.1:9464/metrics | grep spillway_
@@ -27,10 +30,9 @@ import (
 
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
-	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/retry"
+	"github.com/spillway-dev/spillway/spillwayhttp"
 	"github.com/spillway-dev/spillway/spillwayprom"
-	"github.com/spillway-dev/spillway/timeout"
 )
 
 func main() {
@@ -57,22 +59,37 @@ type config struct {
 // name is the downstream's name: the name label of every series.
 const name = "inventory"
 
-// errUnavailable is the simulated downstream's failure.
-var errUnavailable = errors.New("inventory unavailable")
-
-// downstream simulates a dependency: every fourth call fails, and every call
-// fails while down is set.
+// downstream simulates a dependency as an http.RoundTripper: every fourth
+// request gets a 503, and every request does while down is set.
 type downstream struct {
 	calls atomic.Int64
 	down  atomic.Bool
 }
 
-func (d *downstream) call(context.Context) (int, error) {
-	n := d.calls.Add(1)
-	if d.down.Load() || n%4 == 0 {
-		return 0, errUnavailable
+func (d *downstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	code := http.StatusOK
+	if n := d.calls.Add(1); d.down.Load() || n%4 == 0 {
+		code = http.StatusServiceUnavailable
 	}
-	return 42, nil
+	return &http.Response{StatusCode: code, Header: http.Header{}, Body: http.NoBody, Request: req}, nil
+}
+
+// policies is the Transport's NewDownstream: the default policies of key,
+// reporting to obs (the Transport's Observer), with a breaker and retries
+// sized for a short run and 10 concurrent calls.
+func policies(key string, obs spillway.Observer) (*spillwayhttp.Downstream, error) {
+	d, err := spillwayhttp.DefaultDownstream(key, obs)
+	if err != nil {
+		return nil, err
+	}
+	if d.Breaker, err = breaker.New(breaker.Config{Name: key, MinCalls: 10, WindowSize: 20, OpenFor: 500 * time.Millisecond, Observer: obs}); err != nil {
+		return nil, err
+	}
+	if d.Retry, err = retry.New(retry.Config{Name: key, Initial: time.Millisecond, Max: 10 * time.Millisecond, Observer: obs}); err != nil {
+		return nil, err
+	}
+	d.Timeouts.Attempt = 100 * time.Millisecond
+	return d, d.Bulkhead.Resize(10, 0)
 }
 
 // run serves /metrics on cfg.addr, prints its URL, drives calls through the
@@ -95,36 +112,18 @@ func run(ctx context.Context, out io.Writer, cfg config) error {
 		}
 	})}
 
-	br, err := breaker.New(breaker.Config{Name: name, MinCalls: 10, WindowSize: 20, OpenFor: 500 * time.Millisecond, Observer: obs})
-	if err != nil {
-		return err
-	}
-	bh, err := bulkhead.New(bulkhead.Config{Name: name, MaxConcurrent: 10, Observer: obs})
-	if err != nil {
-		return err
-	}
-	budget, err := retry.NewBudget(retry.BudgetConfig{})
-	if err != nil {
-		return err
-	}
-	rp, err := retry.New(retry.Config{Name: name, Initial: time.Millisecond, Max: 10 * time.Millisecond, Budget: budget, Observer: obs})
-	if err != nil {
-		return err
-	}
-	attempt, err := timeout.New(timeout.Config{Name: name, Duration: 100 * time.Millisecond, Observer: obs})
-	if err != nil {
-		return err
-	}
-	if err := metrics.Register(br, bh, rp); err != nil {
-		return err
-	}
-	pipeline := spillway.NewPipeline(spillway.Policies[int]{
-		Retry:    rp,
-		Guards:   []spillway.Guard{br, bh},
-		Attempt:  attempt,
-		Observer: obs,
-		Name:     name,
+	var d downstream
+	// The one line that instruments the client: Observer.
+	tr, err := spillwayhttp.New(spillwayhttp.Config{
+		Base:          &d,
+		Key:           func(*http.Request) string { return name },
+		NewDownstream: policies,
+		Observer:      obs,
 	})
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Transport: tr}
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -137,7 +136,6 @@ func run(ctx context.Context, out io.Writer, cfg config) error {
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(out, "metrics on http://%s/metrics\n", ln.Addr())
 
-	var d downstream
 	var ok, failed, rejected int
 	start := time.Now()
 	tick := time.NewTicker(cfg.interval)
@@ -152,9 +150,8 @@ func run(ctx context.Context, out io.Writer, cfg config) error {
 		}
 		elapsed := time.Since(start)
 		d.down.Store(elapsed > cfg.duration/3 && elapsed < 2*cfg.duration/3)
-		_, err := pipeline.Execute(ctx, d.call)
-		switch {
-		case err == nil:
+		switch code, err := get(ctx, client); {
+		case err == nil && code == http.StatusOK:
 			ok++
 		case spillway.IsRejection(err):
 			rejected++
@@ -164,7 +161,8 @@ func run(ctx context.Context, out io.Writer, cfg config) error {
 	}
 
 	fmt.Fprintf(out, "calls: %d ok, %d failed, %d rejected without calling\n", ok, failed, rejected)
-	fmt.Fprintf(out, "downstream calls: %d; breaker transitions: %d; breaker now %s\n", d.calls.Load(), transitions.Load(), br.State())
+	ds, _ := tr.Downstream(name)
+	fmt.Fprintf(out, "downstream calls: %d; breaker transitions: %d; breaker now %s\n", d.calls.Load(), transitions.Load(), ds.Breaker.State())
 
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
@@ -175,4 +173,19 @@ func run(ctx context.Context, out io.Writer, cfg config) error {
 		return err
 	}
 	return nil
+}
+
+// get sends one request to the downstream and returns its status: a 503
+// after the retries left, or an error (a rejection without calling).
+func get(ctx context.Context, client *http.Client) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+name+"/items", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
