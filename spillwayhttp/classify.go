@@ -16,9 +16,10 @@ const IdempotencyKeyHeader = "Idempotency-Key"
 // StatusError is how an attempt that received a response classified as a
 // Failure is reported to the breaker and to the retry policy: the breaker
 // counts it, the retry policy reads its Retry-After hint (attached with
-// spillway.WithRetryAfter). The Transport never returns it to the caller, who
-// gets the response itself; it is visible to a breaker's Classify and to a
-// retry.Config.Retryable.
+// spillway.WithRetryAfter). The Transport never returns it as RoundTrip's
+// error: the caller gets the response itself, and ErrorOf(resp) says why it
+// came back (this error, or the retry policy's wrapping it). It is visible
+// to a breaker's Classify and to a retry.Config.Retryable.
 type StatusError struct {
 	// StatusCode is the response's status code.
 	StatusCode int

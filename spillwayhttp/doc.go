@@ -48,7 +48,11 @@
 // When the last attempt got a response, RoundTrip returns that response,
 // body intact, and a nil error — a 503 after exhausted retries too, as
 // failsafe-go's HTTP support does: the caller sees the downstream's answer.
-// Errors are for what produced no response: a transport error (after
+// ErrorOf(resp) says why such a failing response came back instead of being
+// retried (the retry policy's error: retry.ErrExhausted, budget_exhausted;
+// or the response's *StatusError when it was not to be retried), and
+// ReasonOf(resp) its reason code; both are nil and "" for a response that
+// did not fail, which pays nothing for them. Errors are for what produced no response: a transport error (after
 // exhausted retries, wrapped in the retry policy's error, whose reason is
 // still the transport error's), a rejection (breaker_open, bulkhead_full,
 // budget_exhausted when the budget refused the retry of a transport error),

@@ -2,6 +2,7 @@ package spillwayhttp_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -121,4 +122,27 @@ func ExampleWriteError() {
 	// Output:
 	// 503 breaker_open
 	// {"error":{"reason":"breaker_open","upstream":"catalog","message":"the circuit breaker is open: the upstream is failing"}}
+}
+
+// A 503 that outlived the retries comes back as a response, not an error:
+// ReasonOf and ErrorOf say why the Transport stopped retrying it.
+func ExampleReasonOf() {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	tr := spillwayhttp.MustNew(spillwayhttp.Config{
+		NewDownstream: func(key string, obs spillway.Observer) (*spillwayhttp.Downstream, error) {
+			rp, err := retry.New(retry.Config{Name: key, Initial: time.Millisecond, Observer: obs})
+			return &spillwayhttp.Downstream{Retry: rp}, err
+		},
+	})
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get(down.URL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, spillwayhttp.ReasonOf(resp), errors.Is(spillwayhttp.ErrorOf(resp), retry.ErrExhausted))
+	// Output: 503 upstream_error true
 }

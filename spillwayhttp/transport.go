@@ -422,9 +422,67 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	retry, failed := x.attempt(1, now)
 	if !retry {
-		return x.resp, x.err
+		return x.result(failed)
 	}
 	return x.retry(rs, failed)
+}
+
+// result returns what the caller gets, x.resp or x.err, once no retry
+// follows; why is the failure that ended the request (nil after a
+// success). A failing response goes back with why attached (see ErrorOf):
+// only then does a request pay for it.
+func (x *exchange) result(why error) (*http.Response, error) {
+	if x.resp != nil && why != nil {
+		r := x.resp.Request
+		if r == nil {
+			r = x.req
+		}
+		f := &failing{resp: x.resp, err: why}
+		x.resp.Request = r.WithContext(context.WithValue(r.Context(), failingKey{}, f))
+	}
+	return x.resp, x.err
+}
+
+// failingKey is the context key of the failing value that ErrorOf reads on
+// the Request of a failing response.
+type failingKey struct{}
+
+// failing is why the Transport returned resp, a failing response.
+type failing struct {
+	resp *http.Response
+	err  error
+}
+
+// ErrorOf returns why a Transport returned resp although its attempt failed
+// (Config.Classify said Failure, a 503 say), instead of retrying it: the
+// retry policy's stop error — errors.Is(err, retry.ErrExhausted) when the
+// attempts ran out, a budget_exhausted *spillway.Error when the retry budget
+// refused — wrapping the *StatusError of the last attempt, or that
+// *StatusError alone when the request was not to be retried (Retryable said
+// no, no retry policy, a body that cannot be sent twice, no time left).
+// spillway.ReasonOf reads its reason code; ReasonOf does both.
+//
+// It returns nil for a response that did not fail, or that did not come
+// from a Transport. It reads resp.Request, which RoundTrip replaces for a
+// failing response (a copy under a context that carries the error; the
+// attempt's context, and so its cancellation, stay in force): a response
+// whose Request the caller replaced has lost it.
+func ErrorOf(resp *http.Response) error {
+	if resp == nil || resp.Request == nil {
+		return nil
+	}
+	if f, ok := resp.Request.Context().Value(failingKey{}).(*failing); ok && f.resp == resp {
+		return f.err
+	}
+	return nil
+}
+
+// ReasonOf is spillway.ReasonOf(ErrorOf(resp)): the reason code of a
+// failing response's end (upstream_error after the attempts ran out or when
+// it was not to be retried, budget_exhausted when the retry budget refused),
+// and "" for a response that did not fail.
+func ReasonOf(resp *http.Response) spillway.Reason {
+	return spillway.ReasonOf(ErrorOf(resp))
 }
 
 // exchange is one RoundTrip: the request, its downstream and the outcome of
@@ -460,10 +518,11 @@ func (x *exchange) retry(rs spillway.RetryState, failed error) (*http.Response, 
 		func() { discard(x.resp); x.resp = nil })
 	switch {
 	case end == spillway.RetryDone:
-		return x.resp, x.err
+		return x.result(err)
 	case end == spillway.RetryStopped && x.resp != nil:
-		// The last failing response goes back intact.
-		return x.resp, nil
+		// The last failing response goes back intact, with the retry
+		// policy's error for ErrorOf.
+		return x.result(err)
 	case end == spillway.RetryCut && isTotal(x.ds, err):
 		x.t.reportTimeout(ctx, x.ds, x.ds.total)
 	}
