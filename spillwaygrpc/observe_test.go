@@ -2,12 +2,10 @@ package spillwaygrpc_test
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
@@ -15,30 +13,10 @@ import (
 
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
+	"github.com/spillway-dev/spillway/internal/observetest"
 	"github.com/spillway-dev/spillway/spillwaygrpc"
 	"github.com/spillway-dev/spillway/spillwayprom"
 )
-
-// recorder counts events by "policy kind reason".
-type recorder struct {
-	mu     sync.Mutex
-	events map[string]int
-}
-
-func (r *recorder) Observe(e spillway.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.events == nil {
-		r.events = map[string]int{}
-	}
-	r.events[e.Policy+" "+e.Kind.String()+" "+string(e.Reason)]++
-}
-
-func (r *recorder) count(what string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.events[what]
-}
 
 // TestObserverInstrumentsACustomDownstream is the one line of issue 11
 // item 1 for gRPC: Config.Observer reaches the policies of a custom
@@ -54,7 +32,7 @@ func TestObserverInstrumentsACustomDownstream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec recorder
+	var rec observetest.Recorder
 	var mu sync.Mutex
 	made := map[string]*spillwaygrpc.Downstream{}
 	cfg := spillwaygrpc.Config{
@@ -107,29 +85,6 @@ func TestObserverInstrumentsACustomDownstream(t *testing.T) {
 		t.Fatalf("failing call: %v, want breaker_open", err)
 	}
 
-	for _, want := range []string{"grpc attempt ", "bulkhead rejection bulkhead_full", "retry retry ",
-		"breaker transition ", "breaker rejection breaker_open"} {
-		if rec.count(want) == 0 {
-			t.Errorf("no %q event", want)
-		}
-	}
-	want := `
-# HELP spillway_bulkhead_limit Concurrent calls the bulkhead admits.
-# TYPE spillway_bulkhead_limit gauge
-spillway_bulkhead_limit{name="` + key + `"} 1
-# HELP spillway_circuit_state Circuit breaker state: 1 for the current state, 0 for the others.
-# TYPE spillway_circuit_state gauge
-spillway_circuit_state{name="` + key + `",state="closed"} 0
-spillway_circuit_state{name="` + key + `",state="disabled"} 0
-spillway_circuit_state{name="` + key + `",state="forced_open"} 0
-spillway_circuit_state{name="` + key + `",state="half_open"} 0
-spillway_circuit_state{name="` + key + `",state="metrics_only"} 0
-spillway_circuit_state{name="` + key + `",state="open"} 1
-`
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "spillway_bulkhead_limit", "spillway_circuit_state"); err != nil {
-		t.Error(err)
-	}
-	if n := testutil.CollectAndCount(metrics, "spillway_retry_budget_remaining"); n != 1 {
-		t.Errorf("%d retry budget series, want 1", n)
-	}
+	rec.Expect(t, "grpc")
+	observetest.ExpectGauges(t, reg, key)
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/spillway-dev/spillway"
 )
 
-// The attribute keys of metrics: spillwayprom's label names (the brief's
-// "name" label), so that a dashboard reads both adapters alike.
 const (
+	// The attribute keys of metrics: spillwayprom's label names (the
+	// brief's "name" label), so that a dashboard reads both adapters alike.
 	keyName   = attribute.Key("name")
 	keyResult = attribute.Key("result")
 	keyReason = attribute.Key("reason")
@@ -21,11 +21,9 @@ const (
 	keyTo     = attribute.Key("to")
 	keyKind   = attribute.Key("kind")
 	keyState  = attribute.Key("state")
-)
 
-// The attribute keys of span events, namespaced: a span carries the
-// attributes of every library the call went through.
-const (
+	// The attribute keys of span events, namespaced: a span carries the
+	// attributes of every library the call went through.
 	spanName    = attribute.Key("spillway.name")
 	spanReason  = attribute.Key("spillway.reason")
 	spanKind    = attribute.Key("spillway.kind")

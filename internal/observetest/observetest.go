@@ -1,0 +1,74 @@
+// Package observetest holds what spillwayhttp's and spillwaygrpc's tests
+// share to check that one Config.Observer instruments every downstream: an
+// event recorder and the check of a downstream's exported gauges.
+package observetest
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/spillway-dev/spillway"
+)
+
+// Recorder counts the events it observes by "policy kind reason".
+type Recorder struct {
+	mu     sync.Mutex
+	events map[string]int
+}
+
+// Observe counts e.
+func (r *Recorder) Observe(e spillway.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.events == nil {
+		r.events = map[string]int{}
+	}
+	r.events[e.Policy+" "+e.Kind.String()+" "+string(e.Reason)]++
+}
+
+// Expect fails t for each of the events a downstream's policies report when
+// its bulkhead refused a call and its breaker opened and refused one, after
+// a retry, that r did not see: attempt is the integration's Policy ("http",
+// "grpc").
+func (r *Recorder) Expect(t testing.TB, attempt string) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, want := range []string{attempt + " attempt ", "bulkhead rejection bulkhead_full", "retry retry ",
+		"breaker transition ", "breaker rejection breaker_open"} {
+		if r.events[want] == 0 {
+			t.Errorf("no %q event", want)
+		}
+	}
+}
+
+// ExpectGauges fails t unless reg exports the gauges of the downstream key
+// whose breaker is open and whose bulkhead admits one call, and one retry
+// budget: they were registered without a Register call of the test's.
+func ExpectGauges(t testing.TB, reg *prometheus.Registry, key string) {
+	t.Helper()
+	var want strings.Builder
+	want.WriteString("# HELP spillway_bulkhead_limit Concurrent calls the bulkhead admits.\n" +
+		"# TYPE spillway_bulkhead_limit gauge\n" +
+		`spillway_bulkhead_limit{name="` + key + "\"} 1\n" +
+		"# HELP spillway_circuit_state Circuit breaker state: 1 for the current state, 0 for the others.\n" +
+		"# TYPE spillway_circuit_state gauge\n")
+	for _, s := range []string{"closed", "disabled", "forced_open", "half_open", "metrics_only", "open"} {
+		v := "0"
+		if s == "open" {
+			v = "1"
+		}
+		want.WriteString(`spillway_circuit_state{name="` + key + `",state="` + s + `"} ` + v + "\n")
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want.String()), "spillway_bulkhead_limit", "spillway_circuit_state"); err != nil {
+		t.Error(err)
+	}
+	n, err := testutil.GatherAndCount(reg, "spillway_retry_budget_remaining")
+	if err != nil || n != 1 {
+		t.Errorf("%d retry budget series (%v), want 1", n, err)
+	}
+}
