@@ -11,6 +11,18 @@ import (
 	"github.com/spillway-dev/spillway"
 )
 
+// DialOptions returns the dial options that install both client
+// interceptors, unary and stream (chained after any others), over one set of
+// downstreams: a key's policies — one breaker, one bulkhead, one retry
+// budget — serve its unary calls and its streams alike, and are registered
+// once with cfg.Observer. It is the way to protect both kinds of call;
+// UnaryClientInterceptor and StreamClientInterceptor each make downstreams
+// of their own.
+func DialOptions(cfg Config) []grpc.DialOption {
+	c := newClient(cfg)
+	return []grpc.DialOption{grpc.WithChainUnaryInterceptor(c.unary), grpc.WithChainStreamInterceptor(c.stream)}
+}
+
 // UnaryClientInterceptor returns an interceptor that runs each unary call
 // through its downstream's policies: retry (with the downstream's budget),
 // breaker, bulkhead and attempt timeout, in that order, classifying status

@@ -66,13 +66,12 @@ func DefaultDownstream(key string, obs spillway.Observer) (*Downstream, error) {
 }
 
 // Config configures the client interceptors. The zero value of every field
-// means its default. Each call to UnaryClientInterceptor or
-// StreamClientInterceptor makes an interceptor with downstreams of its own;
-// to share them between the unary and the stream interceptor, use
-// NewDownstream to return the same Downstream for a key. (With an Observer
-// that registers gauges, two interceptors that each make their own policies
-// under the same key fail on the second's registration: share the
-// Downstream, or key them apart.)
+// means its default. DialOptions installs both interceptors over one set of
+// downstreams; each call to UnaryClientInterceptor or
+// StreamClientInterceptor makes an interceptor with downstreams of its own
+// (to share them, NewDownstream must return the same Downstream for a key;
+// with an Observer that registers gauges, two interceptors making their own
+// policies under one key fail on the second's registration).
 type Config struct {
 	// Key names the downstream a call belongs to. Default: cc.Target(). Keys
 	// must come from a small, fixed set (targets, services, methods): each

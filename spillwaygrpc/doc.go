@@ -5,7 +5,9 @@
 //
 // # Model
 //
-// UnaryClientInterceptor and StreamClientInterceptor key each call to a
+// DialOptions installs both client interceptors over one set of
+// downstreams (UnaryClientInterceptor and StreamClientInterceptor make
+// them one by one, each with its own). They key each call to a
 // downstream, by default the connection's target (grpc.ClientConn.Target; see
 // Config.Key), and create that downstream's policies once, lazily, with
 // Config.NewDownstream: a Downstream holds a breaker, a retry policy (whose

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
@@ -20,8 +19,9 @@ import (
 
 // TestObserverInstrumentsACustomDownstream is the one line of issue 11
 // item 1 for gRPC: Config.Observer reaches the policies of a custom
-// NewDownstream built on DefaultDownstream, shared by the unary and the
-// stream interceptor, and their gauges are exported without a Register call.
+// NewDownstream built on DefaultDownstream, made once for the unary and the
+// stream interceptor of DialOptions, and their gauges are exported without
+// a Register call.
 func TestObserverInstrumentsACustomDownstream(t *testing.T) {
 	srv := &scripted{hold: make(chan struct{}), script: func(context.Context, int64) error {
 		return status.Error(codes.Unavailable, "down")
@@ -40,9 +40,6 @@ func TestObserverInstrumentsACustomDownstream(t *testing.T) {
 		NewDownstream: func(key string, obs spillway.Observer) (*spillwaygrpc.Downstream, error) {
 			mu.Lock()
 			defer mu.Unlock()
-			if d, ok := made[key]; ok {
-				return d, nil
-			}
 			d, err := spillwaygrpc.DefaultDownstream(key, obs)
 			if err != nil {
 				return nil, err
@@ -54,7 +51,7 @@ func TestObserverInstrumentsACustomDownstream(t *testing.T) {
 			return d, d.Bulkhead.Resize(1, 0)
 		},
 	}
-	cl := dial(t, addr, grpc.WithUnaryInterceptor(spillwaygrpc.UnaryClientInterceptor(cfg)), grpcStream(cfg))
+	cl := dial(t, addr, spillwaygrpc.DialOptions(cfg)...)
 
 	// A stream keeps the one bulkhead slot while it lives: a call is refused.
 	ctx, cancel := context.WithCancel(t.Context())
@@ -87,4 +84,28 @@ func TestObserverInstrumentsACustomDownstream(t *testing.T) {
 
 	rec.Expect(t, "grpc")
 	observetest.ExpectGauges(t, reg, key)
+}
+
+// With the zero Config and a registering Observer, DialOptions's unary calls
+// and streams share one set of policies: no registration conflict between
+// the two interceptors.
+func TestDialOptionsShareDownstreams(t *testing.T) {
+	addr := serve(t, &scripted{})
+	metrics, err := spillwayprom.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := dial(t, addr, spillwaygrpc.DialOptions(spillwaygrpc.Config{Observer: metrics})...)
+	if _, err := cl.UnaryCall(t.Context(), &testpb.SimpleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := cl.StreamingOutputCall(t.Context(), threeMessages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := stream.Recv(); err != nil {
+			t.Fatalf("stream beside a unary call: %v", err)
+		}
+	}
 }
