@@ -3,6 +3,7 @@ package timeout_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -470,6 +471,40 @@ func FuzzConfig(f *testing.F) {
 		}
 		if err := to.Run(context.Background(), func(context.Context) error { return nil }); err != nil {
 			t.Fatalf("Run: %v", err)
+		}
+	})
+}
+
+// TestErrorTextOnce: a call that returns its context's cause, as net/http
+// does (a *url.Error around context.Cause), or that cause itself, gets an
+// error that says "timeout exceeded" once. The text used to repeat the
+// timeout: `spillway: timeout "attempt": timeout exceeded: Get "…":
+// spillway: timeout "attempt": timeout exceeded`.
+func TestErrorTextOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		to := timeout.MustNew(timeout.Config{Name: "attempt", Duration: time.Second})
+		for _, tt := range []struct {
+			name string
+			call func(ctx context.Context) error
+			want string
+		}{
+			{"url error", func(ctx context.Context) error {
+				<-ctx.Done()
+				return &url.Error{Op: "Get", URL: "http://catalog/items", Err: context.Cause(ctx)}
+			}, `Get "http://catalog/items": spillway: timeout "attempt": timeout exceeded`},
+			{"the cause", func(ctx context.Context) error {
+				<-ctx.Done()
+				return context.Cause(ctx)
+			}, `spillway: timeout "attempt": timeout exceeded`},
+			{"context error", waitCtx, `spillway: timeout "attempt": timeout exceeded: context deadline exceeded`},
+		} {
+			err := to.Run(context.Background(), tt.call)
+			if err.Error() != tt.want {
+				t.Errorf("%s: Error() = %q, want %q", tt.name, err, tt.want)
+			}
+			if !errors.Is(err, timeout.ErrTimeout) || spillway.ReasonOf(err) != spillway.ReasonDeadlineExceeded {
+				t.Errorf("%s: %v is not our timeout", tt.name, err)
+			}
 		}
 	})
 }
