@@ -47,6 +47,10 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Err, e.Cause}
 }
 
+// Error reads `spillway: policy "name": err (retry after d): cause`. When
+// Cause already holds an Error that reads the same (same reason, policy,
+// name, hint and sentinel), it is the cause's text alone, so that nothing is
+// said twice.
 func (e *Error) Error() string {
 	if e.Cause != nil && restates(e.Cause, e) {
 		// The cause already says what e says, typically because the call
