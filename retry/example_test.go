@@ -103,3 +103,41 @@ func ExamplePolicy_retryAfter() {
 	// attempt 2 failed (429 Too Many Requests): retry in 20ms
 	// <nil>
 }
+
+// A worker that writes items one after the other is the only caller of its
+// policy: it cannot make a retry storm, so it needs no budget (NoBudget).
+// With the default budget, its work is dropped when many writes fail.
+// Warnings says what NoBudget means for callers that share a policy.
+func ExampleConfig_worker() {
+	work := func(p *retry.Policy) (written int, last error) {
+		for item := range 200 {
+			attempts := 0
+			err := p.Run(context.Background(), func(ctx context.Context) error {
+				attempts++
+				if attempts <= item%3 { // two items in three fail at first
+					return errors.New("503 ledger busy")
+				}
+				return nil
+			})
+			if err == nil {
+				written++
+			} else {
+				last = err
+			}
+		}
+		return written, last
+	}
+	cfg := retry.Config{Name: "ledger", MaxAttempts: 4, Initial: 100 * time.Microsecond, Max: time.Millisecond,
+		Clock: spillway.NewManualClock(0)} // the budget's window, frozen: the same output on any machine
+	written, last := work(retry.MustNew(cfg))
+	fmt.Println("default budget, written:", written, "of 200,", spillway.ReasonOf(last))
+
+	cfg.NoBudget = true
+	written, _ = work(retry.MustNew(cfg))
+	fmt.Println("NoBudget, written:", written, "of 200")
+	fmt.Println(cfg.Warnings())
+	// Output:
+	// default budget, written: 160 of 200, budget_exhausted
+	// NoBudget, written: 200 of 200
+	// [retries without a budget: while the downstream fails, the callers that share this policy send it up to 4 times their normal load (right for a single caller that calls sequentially; otherwise unset NoBudget)]
+}
