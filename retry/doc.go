@@ -76,7 +76,7 @@
 //
 // # Concurrency
 //
-// A Policy is safe for concurrent use; each execution keeps
+// A Policy is immutable and safe for concurrent use; each execution keeps
 // its state in a spillway.RetryState value. An execution whose first attempt
 // succeeds takes no lock, reads no clock (unless MaxElapsed is set) and
 // allocates nothing. The backoff is a timer (spillway.Sleep), never a

@@ -3,6 +3,8 @@ package timeout_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -507,4 +509,27 @@ func TestErrorTextOnce(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestErrorTextOnceThroughNetHTTP is TestErrorTextOnce's first case with a
+// real HTTP client, whose error wraps the context's cause.
+func TestErrorTextOnceThroughNetHTTP(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer srv.Close()
+	to := timeout.MustNew(timeout.Config{Name: "attempt", Duration: 20 * time.Millisecond})
+	err := to.Run(context.Background(), func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := srv.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	})
+	want := `Get "` + srv.URL + `": spillway: timeout "attempt": timeout exceeded`
+	if err == nil || err.Error() != want {
+		t.Errorf("Error() = %v, want %q", err, want)
+	}
 }
