@@ -70,8 +70,8 @@ type BudgetConfig struct {
 // caller that calls sequentially cannot make a retry storm: it sends one
 // request at a time, and a refused retry only moves it on to its next
 // request sooner, so a budget drops its work and spares the downstream
-// nothing. Such a caller sets Config.NoBudget (see Config's worker
-// example and docs/cookbook.md).
+// nothing. Such a caller sets Config.NoBudget (see the worker recipe in
+// docs/cookbook.md).
 //
 // Request records a request (each execution's first attempt); TryRetry
 // withdraws one retry if the budget allows it; Remaining reports the
