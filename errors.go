@@ -47,7 +47,17 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Err, e.Cause}
 }
 
+// Error reads `spillway: policy "name": err (retry after d): cause`. When
+// Cause already holds an Error that reads the same (same reason, policy,
+// name, hint and sentinel), it is the cause's text alone, so that nothing is
+// said twice.
 func (e *Error) Error() string {
+	if e.Cause != nil && restates(e.Cause, e) {
+		// The cause already says what e says, typically because the call
+		// returned its context's cause (an HTTP client's error wraps
+		// context.Cause, which is the timeout's own Error): say it once.
+		return e.Cause.Error()
+	}
 	b := make([]byte, 0, 64)
 	b = append(b, "spillway: "...)
 	b = append(b, e.Policy...)
@@ -71,6 +81,31 @@ func (e *Error) Error() string {
 		b = append(b, e.Cause.Error()...)
 	}
 	return string(b)
+}
+
+// restates reports whether err's chain holds an *Error that reads as e
+// does without its Cause: the same reason, policy, name, hint and sentinel.
+func restates(err error, e *Error) bool {
+	for err != nil {
+		if c, ok := err.(*Error); ok && c.Code == e.Code && c.Policy == e.Policy && c.Name == e.Name &&
+			c.RetryAfter == e.RetryAfter && errors.Is(c.Err, e.Err) {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				if restates(x, e) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // permanentError marks an error as not retryable.

@@ -66,7 +66,10 @@ type Breaker struct {
 	rejected    atomic.Uint64
 	wouldReject atomic.Uint64
 
-	mu sync.Mutex
+	// reconf serializes Reconfigure and Update, so that an Update's
+	// read-modify-write loses no concurrent change.
+	reconf sync.Mutex
+	mu     sync.Mutex
 	// probes holds the start times of the half-open probes in flight. A
 	// released probe removes one entry with its start time: probes that
 	// started at the same instant are interchangeable.
@@ -598,14 +601,49 @@ func (b *Breaker) Snapshot() Snapshot {
 	return s
 }
 
-// Reconfigure applies cfg at runtime, keeping the state, the open deadline
-// and the recorded outcomes that still fit: a count window that shrinks
-// keeps its newest outcomes, one that grows keeps them all, a time window
-// keeps the buckets still inside its new duration. Changing the window type
-// starts an empty window. New thresholds judge the window from the next
-// failed or slow call on. cfg.Clock is ignored: the clock is fixed by New.
-// Outcomes recorded while a resized window is copied may be lost.
+// Reconfigure replaces the whole configuration with cfg at runtime. As in
+// New, a zero field means its default, not "unchanged": a partial cfg
+// resets every field it leaves out (the Name, MinCalls, OpenFor, ...). To
+// change some settings and keep the others, use Update. Reconfigure suits a
+// caller that builds complete configurations, such as the gateway's reload.
+//
+// It keeps the state, the open deadline and the recorded outcomes that
+// still fit: a count window that shrinks keeps its newest outcomes, one that
+// grows keeps them all, a time window keeps the buckets still inside its new
+// duration. Changing the window type starts an empty window. New thresholds
+// judge the window from the next failed or slow call on. cfg.Clock is
+// ignored: the clock is fixed by New. Outcomes recorded while a resized
+// window is copied may be lost. On error nothing changes.
 func (b *Breaker) Reconfigure(cfg Config) error {
+	b.reconf.Lock()
+	defer b.reconf.Unlock()
+	return b.reconfigure(cfg)
+}
+
+// Update changes the settings that fn sets and keeps every other one, the
+// state and the window as Reconfigure does. fn receives the configuration
+// in effect (Config: every default filled in) and modifies it:
+//
+//	err := b.Update(func(c *breaker.Config) { c.FailureRate = 0.3 })
+//
+// A MaxOpenFor left at its default (5m, or OpenFor if longer) follows a new
+// OpenFor. Updates are serialized, so concurrent ones lose nothing; fn must
+// not call Update or Reconfigure. On error (the result is invalid) nothing
+// changes.
+func (b *Breaker) Update(fn func(*Config)) error {
+	b.reconf.Lock()
+	defer b.reconf.Unlock()
+	cur := b.Config()
+	next := cur
+	fn(&next)
+	if next.MaxOpenFor == cur.MaxOpenFor && cur.MaxOpenFor == max(defaultMaxOpenFor, cur.OpenFor) {
+		next.MaxOpenFor = 0 // derived again from the new OpenFor
+	}
+	return b.reconfigure(next)
+}
+
+// reconfigure is Reconfigure under b.reconf.
+func (b *Breaker) reconfigure(cfg Config) error {
 	cfg.Clock = b.clock
 	cfg, err := cfg.withDefaults()
 	if err != nil {

@@ -66,8 +66,9 @@
 // [ErrOpen] (so errors.Is(err, breaker.ErrOpen) holds) and whose RetryAfter
 // is the open duration as of the opening (0 when forced open or when every
 // half-open probe is taken). These errors are allocated when the breaker
-// opens, not when it rejects, and must not be modified. New and Reconfigure
-// return an error naming the invalid field.
+// opens, not when it rejects, and must not be modified. New, Reconfigure
+// and Update return an error naming the invalid field; State.UnmarshalText's
+// error lists the valid state names.
 //
 // # Concurrency and cost
 //
@@ -109,9 +110,12 @@
 //
 // # Runtime changes
 //
-// [Breaker.Reconfigure] changes any setting but the clock while calls go
-// on, keeping the state, the open deadline and the recorded outcomes that
-// still fit the new window; [Breaker.TransitionTo], [Breaker.ForceOpen],
+// [Breaker.Update] changes the settings its function sets and keeps every
+// other one; [Breaker.Reconfigure] replaces the whole configuration (a zero
+// field means its default there, as in New, so a partial Config resets the
+// fields it leaves out). Both work while calls go on and keep the state, the
+// open deadline and the recorded outcomes that still fit the new window;
+// neither changes the clock. [Breaker.TransitionTo], [Breaker.ForceOpen],
 // [Breaker.Disable], [Breaker.MetricsOnly] and [Breaker.Reset] are the
 // admin API's manual transitions. [Config.Warnings] lists settings that
 // cannot work, for spillway validate.

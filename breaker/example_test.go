@@ -104,3 +104,21 @@ func ExampleConfig_Warnings() {
 	// Output:
 	// breaker: MinCalls (20) is larger than WindowSize (10): the failure and slow-call rates can never open the breaker
 }
+
+// Update changes only what it names: the name, MinCalls and OpenFor stay,
+// and so do the state and the window. Reconfigure, by contrast, replaces the
+// whole configuration (a zero field there means its default).
+func ExampleBreaker_Update() {
+	b := breaker.MustNew(breaker.Config{Name: "payments", MinCalls: 4, OpenFor: time.Minute})
+	if err := b.Update(func(c *breaker.Config) { c.FailureRate = 0.3 }); err != nil {
+		fmt.Println(err)
+	}
+	c := b.Config()
+	fmt.Println(c.Name, c.MinCalls, c.OpenFor, c.FailureRate, b.State())
+
+	var s breaker.State
+	fmt.Println(s.UnmarshalText([]byte("closd")))
+	// Output:
+	// payments 4 1m0s 0.3 closed
+	// breaker: unknown state "closd" (did you mean "closed"?): want one of closed, open, half_open, forced_open, disabled, metrics_only
+}

@@ -1,6 +1,9 @@
 package breaker
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // State is a breaker's state. The zero value is Closed.
 type State uint8
@@ -48,7 +51,8 @@ func (s State) MarshalText() ([]byte, error) {
 	return []byte(stateNames[s]), nil
 }
 
-// UnmarshalText parses a name that String returns.
+// UnmarshalText parses a name that String returns. An unknown name's error
+// lists the valid ones and, for a near miss, the one probably meant.
 func (s *State) UnmarshalText(text []byte) error {
 	for i, name := range stateNames {
 		if string(text) == name {
@@ -56,5 +60,32 @@ func (s *State) UnmarshalText(text []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("breaker: unknown state %q", text)
+	hint := ""
+	if near := nearest(string(text)); near != "" {
+		hint = fmt.Sprintf(" (did you mean %q?)", near)
+	}
+	return fmt.Errorf("breaker: unknown state %q%s: want one of %s", text, hint, strings.Join(stateNames[:], ", "))
+}
+
+// nearest returns the state name that s probably means: the same letters
+// in another case or with other separators ("Half-Open"), or else the one
+// that shares the longest prefix with s, of at least three letters ("closd").
+func nearest(s string) string {
+	key := func(v string) string {
+		return strings.NewReplacer("_", "", "-", "", " ", "").Replace(strings.ToLower(v))
+	}
+	best, bestN := "", 2
+	for _, name := range stateNames {
+		if key(s) == key(name) {
+			return name
+		}
+		n := 0
+		for n < len(s) && n < len(name) && s[n] == name[n] {
+			n++
+		}
+		if n > bestN {
+			best, bestN = name, n
+		}
+	}
+	return best
 }

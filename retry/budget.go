@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,9 +62,16 @@ type BudgetConfig struct {
 
 // Budget bounds retries by the traffic that earns them, as Finagle's and
 // Linkerd's retry budgets do: over a sliding Window, retries ≤ Ratio ×
-// requests + MinPerSecond × Window-seconds. Retry policies and hedges share
-// one Budget per downstream, so that while the downstream fails the extra
+// requests + MinPerSecond × Window-seconds. The retry policies that call one
+// downstream share one Budget, so that while the downstream fails the extra
 // load stays a fraction of the normal load, whatever MaxAttempts says.
+//
+// A budget protects a downstream from many callers retrying at once. One
+// caller that calls sequentially cannot make a retry storm: it sends one
+// request at a time, and a refused retry only moves it on to its next
+// request sooner, so a budget drops its work and spares the downstream
+// nothing. Such a caller sets Config.NoBudget (see the worker recipe in
+// docs/cookbook.md).
 //
 // Request records a request (each execution's first attempt); TryRetry
 // withdraws one retry if the budget allows it; Remaining reports the
@@ -206,6 +214,52 @@ func (b *Budget) Remaining() float64 {
 	_, e := b.fold(b.clock.Nanotime())
 	reqs, retries := b.sum(e, nil)
 	return max(b.allowance(reqs, retries), 0)
+}
+
+// refusal describes the window at a refusal, for the error a Policy
+// returns. It reads the window again, off the path of allowed retries.
+func (b *Budget) refusal() *BudgetError {
+	_, e := b.fold(b.clock.Nanotime())
+	reqs, retries := b.sum(e, nil)
+	return &BudgetError{Requests: reqs, Retries: retries, Config: b.cfg}
+}
+
+// BudgetError is the Err of the *spillway.Error a Policy returns when its
+// Budget refuses a retry (errors.Is(err, ErrBudgetExhausted) holds): the
+// window's counts at the refusal and the budget's configuration, so that
+// its message says what the budget allowed and how to size it.
+type BudgetError struct {
+	// Requests and Retries are what the budget counted in its window.
+	Requests, Retries int64
+	// Config is the budget's configuration, every default filled in.
+	Config BudgetConfig
+}
+
+// Is reports whether target is ErrBudgetExhausted.
+func (e *BudgetError) Is(target error) bool { return target == ErrBudgetExhausted }
+
+// Error says how many retries the window held, what allowed them and which
+// settings raise the allowance, e.g. "retry budget exhausted: 107 retries in
+// the last 10s, all that 20% of 37 requests plus 10/s allow (raise
+// BudgetConfig.Ratio or MinPerSecond; a caller that calls sequentially needs
+// no budget: Config.NoBudget)".
+func (e *BudgetError) Error() string {
+	c := e.Config
+	var allow string
+	switch pct := strconv.FormatFloat(math.Round(c.Ratio*1000)/10, 'f', -1, 64); {
+	case c.Ratio <= 0:
+		allow = fmt.Sprintf("the floor of %v/s allows", c.MinPerSecond)
+	case c.MinPerSecond <= 0:
+		allow = fmt.Sprintf("%s%% of %d requests allow", pct, e.Requests)
+	default:
+		allow = fmt.Sprintf("%s%% of %d requests plus %v/s allow", pct, e.Requests, c.MinPerSecond)
+	}
+	retries := "retries"
+	if e.Retries == 1 {
+		retries = "retry"
+	}
+	return fmt.Sprintf("%v: %d %s in the last %s, all that %s (raise BudgetConfig.Ratio or MinPerSecond; "+
+		"a caller that calls sequentially needs no budget: Config.NoBudget)", ErrBudgetExhausted, e.Retries, retries, c.Window, allow)
 }
 
 func (b *Budget) allowance(reqs, retries int64) float64 {

@@ -28,9 +28,18 @@
 // Config{} is 3 attempts, exponential backoff from 100ms doubling up to 5s,
 // full jitter, no MaxElapsed (the context's deadline is the only time limit),
 // every error retryable that passes the safe defaults, and a retry budget of
-// the policy's own (Config.NoBudget turns it off; share one Budget between
-// the policies of one downstream). BudgetConfig{} allows retries up to 20% of the requests of the last 10s,
-// plus 10 retries a second, in 10 buckets.
+// the policy's own (Policy.Config().Budget; share one Budget between the
+// policies of one downstream). BudgetConfig{} allows retries up to 20% of
+// the requests of the last 10s, plus 10 retries a second, in 10 buckets.
+//
+// The budget is on by default because a Policy is usually shared by
+// concurrent callers, where retries without a budget multiply the load on a
+// failing downstream, and a policy cannot tell that use from one caller's.
+// A single caller that calls sequentially (a worker draining a queue) cannot
+// make a retry storm — it sends one request at a time, and a refused retry
+// only brings its next request sooner — so it sets Config.NoBudget, or its
+// budget drops work: a worker whose writes fail 30 % of the time loses about
+// a tenth of them to budget_exhausted under the defaults.
 //
 // # Safe defaults
 //
@@ -49,9 +58,21 @@
 // is a *spillway.Error with Policy "retry", Err [ErrExhausted], Cause the last
 // attempt's error and Code its reason (spillway.ReasonOf still says
 // upstream_error or deadline_exceeded). When the budget refuses a retry, it
-// is a *spillway.Error with Policy "budget", Err [ErrBudgetExhausted], Code
-// budget_exhausted and Cause the last error. errors.Is and errors.As reach
-// both the sentinel and the last error.
+// is a *spillway.Error with Policy "budget", Code budget_exhausted, Cause the
+// last error and Err a [*BudgetError] (errors.Is [ErrBudgetExhausted])
+// whose message says what the budget allowed and how to size it:
+//
+//	spillway: budget "writes": retry budget exhausted: 399 retries in the last 10s, all that 20% of 1499 requests plus 10/s allow (raise BudgetConfig.Ratio or MinPerSecond; a caller that calls sequentially needs no budget: Config.NoBudget): write: connection reset
+//
+// errors.Is and errors.As reach both the sentinel and the last error.
+//
+// # Runtime changes
+//
+// A Policy is immutable. [Policy.With] returns a new one with the settings
+// its function sets and every other one kept, the budget (and its counts)
+// included; [New] of a partial Config, by contrast, resets every field it
+// leaves out and starts a new budget. A [Budget] has no runtime change: a
+// new BudgetConfig means a new Budget, whose counts start from zero.
 //
 // # Concurrency
 //

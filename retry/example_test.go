@@ -70,7 +70,7 @@ func ExampleBudget() {
 	fmt.Println("remaining:", budget.Remaining())
 	// Output:
 	// true budget_exhausted
-	// spillway: budget "inventory-search": retry budget exhausted: 503 Service Unavailable
+	// spillway: budget "inventory-search": retry budget exhausted: 1 retry in the last 10s, all that 50% of 2 requests allow (raise BudgetConfig.Ratio or MinPerSecond; a caller that calls sequentially needs no budget: Config.NoBudget): 503 Service Unavailable
 	// remaining: 0
 }
 

@@ -64,11 +64,23 @@ type Config struct {
 	// Budget bounds retries across every execution that shares it. Default
 	// nil: a policy that retries gets a budget of its own with BudgetConfig's
 	// defaults (20 % of requests over 10s plus 10 a second), so that it never
-	// retries into a storm. Share one Budget between the policies that call
-	// the same downstream.
+	// retries into a storm; Policy.Config().Budget returns it (for its
+	// Remaining, or to share it). Share one Budget between the policies that
+	// call the same downstream.
+	//
+	// The budget is on by default because a Policy is usually shared by
+	// concurrent callers (a pipeline, an HTTP transport, a gRPC client),
+	// where retries without one multiply the load on a failing downstream by
+	// up to MaxAttempts, and the policy cannot tell that use from a single
+	// caller's. A refusal is visible: budget_exhausted, with a message that
+	// says what the budget allowed and how to raise it (a *BudgetError).
 	Budget *Budget
 	// NoBudget turns the default budget off: retries are then bounded by
-	// MaxAttempts alone, and Warnings reports it. Default false.
+	// MaxAttempts alone, and Warnings reports it. It is the setting for a
+	// single caller that calls sequentially (a worker draining a queue):
+	// such a caller sends one request at a time whatever it retries, so a
+	// budget protects the downstream from nothing and only drops its work.
+	// Default false.
 	NoBudget bool
 	// Clock measures MaxElapsed. Default spillway.SystemClock. Context
 	// deadlines are always compared with the time package's clock.
@@ -176,7 +188,44 @@ func (c *Config) normalize() error {
 }
 
 // Config returns the policy's configuration with every default filled in.
+// Its Budget is the budget the policy uses, the policy's own when Config
+// gave none (nil with NoBudget, or when MaxAttempts is 1).
 func (p *Policy) Config() Config { return p.cfg }
+
+// With returns a new Policy with the settings fn sets and all the others of
+// p: fn receives p's Config (every default filled in, Budget the budget p
+// uses, its own included) and modifies it, so the new Policy shares p's
+// budget and its counts.
+//
+//	rp, err = rp.With(func(c *retry.Config) { c.MaxAttempts = 5 })
+//
+// A Policy is immutable: a runtime change is a new Policy that replaces the
+// old one where it is used. New, by contrast, starts from zero: a partial
+// Config resets every field it leaves out, and a budget of the policy's own
+// starts with empty counts. A MaxRetryAfter left at its default (Max)
+// follows a new Max; moving Backoff or Jitter off the decorrelated scheme
+// moves the other too; NoBudget drops the budget. p is unchanged; so it is
+// when the result is invalid, and With returns New's error.
+func (p *Policy) With(fn func(*Config)) (*Policy, error) {
+	cur := p.cfg
+	next := cur
+	fn(&next)
+	if next.MaxRetryAfter == cur.MaxRetryAfter && cur.MaxRetryAfter == cur.Max {
+		next.MaxRetryAfter = 0 // derived again from the new Max
+	}
+	if cur.Backoff == Decorrelated {
+		switch {
+		case next.Backoff != Decorrelated && next.Jitter == DecorrelatedJitter:
+			next.Jitter = FullJitter
+		case next.Jitter != DecorrelatedJitter && next.Backoff == Decorrelated:
+			next.Backoff = Exponential
+		}
+	}
+	if next.NoBudget && next.Budget == cur.Budget {
+		next.Budget = nil
+	}
+	return New(next)
+}
 
 // Warnings returns the settings of c that are valid but probably not meant,
 // in the words of `spillway validate`. It assumes c is valid.
@@ -187,7 +236,8 @@ func (c Config) Warnings() []string {
 		attempts = DefaultMaxAttempts
 	}
 	if attempts > 1 && c.NoBudget {
-		w = append(w, fmt.Sprintf("retries without a budget: while the downstream fails, it receives up to %d times its normal load (unset NoBudget)", attempts))
+		w = append(w, fmt.Sprintf("retries without a budget: while the downstream fails, the callers that share this policy send it up to %d times their normal load "+
+			"(right for a single caller that calls sequentially; otherwise unset NoBudget)", attempts))
 	}
 	if c.Multiplier != 0 && (c.Backoff != Exponential || c.Jitter == DecorrelatedJitter) {
 		w = append(w, "Multiplier is ignored: only exponential backoff uses it")
@@ -244,7 +294,7 @@ func (p *Policy) Next(ctx context.Context, s spillway.RetryState, err error) (sp
 		if o := p.cfg.Observer; o != nil {
 			o.Observe(spillway.Event{Kind: spillway.EventRejection, Context: ctx, Policy: "budget", Name: p.cfg.Name, Reason: spillway.ReasonBudgetExhausted})
 		}
-		return s, 0, &spillway.Error{Code: spillway.ReasonBudgetExhausted, Policy: "budget", Name: p.cfg.Name, Err: ErrBudgetExhausted, Cause: err}
+		return s, 0, &spillway.Error{Code: spillway.ReasonBudgetExhausted, Policy: "budget", Name: p.cfg.Name, Err: b.refusal(), Cause: err}
 	}
 	if o := p.cfg.Observer; o != nil {
 		o.Observe(spillway.Event{Kind: spillway.EventRetry, Context: ctx, Policy: "retry", Name: p.cfg.Name, Attempt: s.Attempts, Delay: delay, Err: err})

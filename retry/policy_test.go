@@ -540,7 +540,7 @@ func TestWarnings(t *testing.T) {
 		want []string // substrings, one per warning
 	}{
 		{"defaults have a budget of their own", retry.Config{}, nil},
-		{"NoBudget retries without a budget", retry.Config{NoBudget: true}, []string{"retries without a budget: while the downstream fails, it receives up to 3 times"}},
+		{"NoBudget retries without a budget", retry.Config{NoBudget: true}, []string{"retries without a budget: while the downstream fails, the callers that share this policy send it up to 3 times"}},
 		{"with a budget", retry.Config{Budget: b}, nil},
 		{"no retries need no budget", retry.Config{MaxAttempts: 1}, nil},
 		{"Multiplier with constant backoff", retry.Config{Budget: b, Backoff: retry.Constant, Multiplier: 3}, []string{"Multiplier is ignored"}},

@@ -19,8 +19,12 @@
 // cancellation), the caller's error is returned unchanged, so a caller that
 // gave up is never reported as a slow downstream.
 //
-// A Timeout is safe for concurrent use; its Duration can be changed at run
-// time with SetDuration.
+// A call that returns its context's cause (net/http does, inside a
+// *url.Error) gets an error that says "timeout exceeded" once: a
+// *spillway.Error whose Cause already reads the same prints only the cause.
+//
+// A Timeout is safe for concurrent use; its Duration, and only it, can be
+// changed at run time with SetDuration.
 package timeout
 
 import (

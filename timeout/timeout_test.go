@@ -3,6 +3,9 @@ package timeout_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -472,4 +475,61 @@ func FuzzConfig(f *testing.F) {
 			t.Fatalf("Run: %v", err)
 		}
 	})
+}
+
+// TestErrorTextOnce: a call that returns its context's cause, as net/http
+// does (a *url.Error around context.Cause), or that cause itself, gets an
+// error that says "timeout exceeded" once. The text used to repeat the
+// timeout: `spillway: timeout "attempt": timeout exceeded: Get "…":
+// spillway: timeout "attempt": timeout exceeded`.
+func TestErrorTextOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		to := timeout.MustNew(timeout.Config{Name: "attempt", Duration: time.Second})
+		for _, tt := range []struct {
+			name string
+			call func(ctx context.Context) error
+			want string
+		}{
+			{"url error", func(ctx context.Context) error {
+				<-ctx.Done()
+				return &url.Error{Op: "Get", URL: "http://catalog/items", Err: context.Cause(ctx)}
+			}, `Get "http://catalog/items": spillway: timeout "attempt": timeout exceeded`},
+			{"the cause", func(ctx context.Context) error {
+				<-ctx.Done()
+				return context.Cause(ctx)
+			}, `spillway: timeout "attempt": timeout exceeded`},
+			{"context error", waitCtx, `spillway: timeout "attempt": timeout exceeded: context deadline exceeded`},
+		} {
+			err := to.Run(context.Background(), tt.call)
+			if err.Error() != tt.want {
+				t.Errorf("%s: Error() = %q, want %q", tt.name, err, tt.want)
+			}
+			if !errors.Is(err, timeout.ErrTimeout) || spillway.ReasonOf(err) != spillway.ReasonDeadlineExceeded {
+				t.Errorf("%s: %v is not our timeout", tt.name, err)
+			}
+		}
+	})
+}
+
+// TestErrorTextOnceThroughNetHTTP is TestErrorTextOnce's first case with a
+// real HTTP client, whose error wraps the context's cause.
+func TestErrorTextOnceThroughNetHTTP(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer srv.Close()
+	to := timeout.MustNew(timeout.Config{Name: "attempt", Duration: 20 * time.Millisecond})
+	err := to.Run(context.Background(), func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := srv.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	})
+	want := `Get "` + srv.URL + `": spillway: timeout "attempt": timeout exceeded`
+	if err == nil || err.Error() != want {
+		t.Errorf("Error() = %v, want %q", err, want)
+	}
 }
