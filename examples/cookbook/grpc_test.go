@@ -34,8 +34,8 @@ func Example_grpcClient() {
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithUnaryInterceptor(spillwaygrpc.UnaryClientInterceptor(spillwaygrpc.Config{
-			NewDownstream: func(key string) (*spillwaygrpc.Downstream, error) {
-				d, err := spillwaygrpc.DefaultDownstream(key) // the brief's policies, named key
+			NewDownstream: func(key string, obs spillway.Observer) (*spillwaygrpc.Downstream, error) {
+				d, err := spillwaygrpc.DefaultDownstream(key, obs) // the brief's policies, named key
 				if err != nil {
 					return nil, err
 				}
