@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/spillway-dev/spillway/internal/natstest"
 )
 
 // toxiproxyLimitDataLeak ignores the goroutines that toxiproxy v2.12.0 leaks,
@@ -21,4 +23,6 @@ var toxiproxyLimitDataLeak = []goleak.Option{
 	goleak.IgnoreTopFunction("github.com/Shopify/toxiproxy/v2/stream.(*ChanWriter).Write"),
 }
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, toxiproxyLimitDataLeak...) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, append(toxiproxyLimitDataLeak, natstest.LeakOptions()...)...)
+}

@@ -11,12 +11,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/spillway-dev/spillway/internal/natstest"
+
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/queue"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.LeakOptions()...) }
 
 // nowhere is an Upstreams whose routes are all being replaced: the jobs
 // wait.

@@ -18,13 +18,15 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/spillway-dev/spillway/internal/natstest"
+
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
 
 	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.LeakOptions()...) }
 
 // lineWriter signals after the first summary line is written.
 type lineWriter struct {
