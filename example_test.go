@@ -16,22 +16,22 @@ import (
 
 // The standard pipeline over a downstream that fails twice, then answers:
 // the retry policy absorbs the two failures.
-func ExampleNewStandard() {
+func ExampleNewPipeline() {
 	// Build the policies once per downstream and share them between calls.
 	budget := retry.MustNewBudget(retry.BudgetConfig{})
-	pl := spillway.NewStandard[string](
-		fallback.New(fallback.Value("static", `{"items":[]}`)),
-		timeout.MustNew(timeout.Config{Name: "total", Duration: 15 * time.Second}),
-		retry.MustNew(retry.Config{
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{
+		Fallback: fallback.MustNew(fallback.Config{}, fallback.Value("static", `{"items":[]}`)),
+		Total:    timeout.MustNew(timeout.Config{Name: "total", Duration: 15 * time.Second}),
+		Retry: retry.MustNew(retry.Config{
 			Name:    "catalog",
 			Budget:  budget,
 			Initial: time.Millisecond,
 			Jitter:  retry.NoJitter, // for a predictable example; keep full jitter in production
 		}),
-		breaker.MustNew(breaker.Config{Name: "catalog"}),
-		bulkhead.MustNew(bulkhead.Config{Name: "catalog", MaxConcurrent: 10}),
-		timeout.MustNew(timeout.Config{Name: "attempt", Duration: 5 * time.Second}),
-	)
+		Breaker:  breaker.MustNew(breaker.Config{Name: "catalog"}),
+		Bulkhead: bulkhead.MustNew(bulkhead.Config{Name: "catalog", MaxConcurrent: 10}),
+		Attempt:  timeout.MustNew(timeout.Config{Name: "attempt", Duration: 5 * time.Second}),
+	})
 
 	calls := 0
 	flaky := func(ctx context.Context) (string, error) {
@@ -56,7 +56,7 @@ func ExampleNewStandard() {
 func ExampleReasonOf() {
 	cb := breaker.MustNew(breaker.Config{Name: "payments", OpenFor: 30 * time.Second})
 	_ = cb.TransitionTo(breaker.Open) // as if the downstream had been failing
-	pl := spillway.NewStandard[string](nil, nil, retry.MustNew(retry.Config{}), cb, nil, nil)
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Retry: retry.MustNew(retry.Config{}), Breaker: cb})
 
 	_, err := pl.Execute(context.Background(), func(ctx context.Context) (string, error) {
 		return "paid", nil // not called
@@ -79,14 +79,14 @@ func ExampleReasonOf() {
 // When every attempt fails, the fallback chain serves a degraded answer, and
 // Result.Fallback says which one.
 func ExamplePipeline_ExecuteResult() {
-	fb := fallback.New(
+	fb := fallback.MustNew(fallback.Config{},
 		fallback.Func("replica", func(ctx context.Context, err error) (string, error) {
 			return "", errors.New("replica unreachable")
 		}),
 		fallback.Value("static", `{"items":[]}`),
 	)
 	r := retry.MustNew(retry.Config{MaxAttempts: 2, Initial: time.Millisecond, Jitter: retry.NoJitter})
-	pl := spillway.NewStandard[string](fb, nil, r, nil, nil, nil)
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Fallback: fb, Retry: r})
 
 	res := pl.ExecuteResult(context.Background(), func(ctx context.Context) (string, error) {
 		return "", errors.New("503 Service Unavailable")

@@ -32,7 +32,7 @@ func ExampleNew() {
 	bh := bulkhead.MustNew(bulkhead.Config{Name: "catalog", MaxConcurrent: 10, Observer: metrics})
 	metrics.RegisterBreaker(br)
 	metrics.RegisterBulkhead("catalog", bh)
-	pl := spillway.NewStandard[string](nil, nil, nil, br, bh, nil)
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Breaker: br, Bulkhead: bh})
 
 	for range 3 {
 		_ = pl.Run(context.Background(), func(context.Context) error { return errors.New("catalog is down") })

@@ -118,7 +118,7 @@ func run(ctx context.Context, out io.Writer, cfg config) error {
 	metrics.RegisterBreaker(br)
 	metrics.RegisterBulkhead(name, bh)
 	metrics.RegisterBudget(name, budget)
-	pipeline := spillway.NewPipeline(spillway.Policies[int]{
+	pipeline := spillway.MustNewPipeline(spillway.Policies[int]{
 		Retry:    rp,
 		Guards:   []spillway.Guard{br, bh},
 		Attempt:  attempt,
