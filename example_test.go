@@ -76,8 +76,8 @@ func ExampleReasonOf() {
 	// upstream_error canceled
 }
 
-// When every attempt fails, the fallback chain serves a degraded answer, and
-// Result.Fallback says which one.
+// When every attempt fails, the fallback chain serves a degraded answer:
+// Result.Fallback says which one, Result.Replaced the error it replaced.
 func ExamplePipeline_ExecuteResult() {
 	fb := fallback.MustNew(fallback.Config{},
 		fallback.Func("replica", func(ctx context.Context, err error) (string, error) {
@@ -92,6 +92,115 @@ func ExamplePipeline_ExecuteResult() {
 		return "", errors.New("503 Service Unavailable")
 	})
 	fmt.Printf("value=%s fallback=%s attempts=%d err=%v\n", res.Value, res.Fallback, res.Attempts, res.Err)
+	fmt.Println("replaced:", res.Replaced)
 	// Output:
 	// value={"items":[]} fallback=static attempts=2 err=<nil>
+	// replaced: spillway: retry: retries exhausted: 503 Service Unavailable
+}
+
+// A fallback that needs the call's input — the item whose cached copy to
+// serve — gets it typed, from ExecuteKeyed, with no context.WithValue of
+// the caller's own.
+func ExampleExecuteKeyed() {
+	cache := map[string]string{"lamp": "lamp (cached yesterday)"}
+	fb := fallback.MustNew(fallback.Config{Name: "catalog"},
+		fallback.Keyed("stale-cache", func(ctx context.Context, id string, err error) (string, error) {
+			if v, ok := cache[id]; ok {
+				return v, nil
+			}
+			return "", errors.New("not cached")
+		}),
+	)
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Fallback: fb})
+	fetch := func(ctx context.Context, id string) (string, error) {
+		return "", errors.New("catalog: connection refused")
+	}
+
+	for _, id := range []string{"lamp", "sofa"} {
+		res := spillway.ExecuteKeyed(context.Background(), pl, id, fetch)
+		fmt.Printf("%s: %q served by %q, err %v\n", id, res.Value, res.Fallback, res.Err)
+	}
+	// Output:
+	// lamp: "lamp (cached yesterday)" served by "stale-cache", err <nil>
+	// sofa: "" served by "", err catalog: connection refused (fallback failed: "stale-cache": not cached)
+}
+
+// A value can be a failure: here a response whose status means "try again"
+// is retried (and counted by the breaker) like an error, and the execution
+// ends with the classifier's error once the retries are spent.
+func ExamplePolicies_classify() {
+	type response struct{ status int }
+	errUnavailable := errors.New("503 Service Unavailable")
+	pl := spillway.MustNewPipeline(spillway.Policies[response]{
+		Retry: retry.MustNew(retry.Config{MaxAttempts: 3, Initial: time.Millisecond, Jitter: retry.NoJitter}),
+		Classify: func(r response, err error) (spillway.Outcome, error) {
+			switch {
+			case err != nil:
+				return spillway.Failure, err
+			case r.status == 503:
+				return spillway.Failure, errUnavailable
+			}
+			return spillway.Success, nil
+		},
+	})
+
+	statuses := []int{503, 503, 200}
+	res := pl.ExecuteResult(context.Background(), func(ctx context.Context) (response, error) {
+		r := response{statuses[0]}
+		statuses = statuses[1:]
+		return r, nil
+	})
+	fmt.Println(res.Value.status, res.Attempts, res.Err)
+
+	res = pl.ExecuteResult(context.Background(), func(ctx context.Context) (response, error) {
+		return response{503}, nil
+	})
+	fmt.Println(res.Value.status, res.Attempts, errors.Is(res.Err, errUnavailable))
+	// Output:
+	// 200 3 <nil>
+	// 503 3 true
+}
+
+// The call can see which attempt it is and how long the execution has taken:
+// here it logs both (a ManualClock stands for the time the attempts take).
+func ExamplePipeline_ExecuteAttempt() {
+	clock := spillway.NewManualClock(0)
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{
+		Retry: retry.MustNew(retry.Config{MaxAttempts: 3, Initial: time.Millisecond, Jitter: retry.NoJitter}),
+		Clock: clock,
+	})
+	res := pl.ExecuteAttempt(context.Background(), func(ctx context.Context, a spillway.AttemptInfo) (string, error) {
+		fmt.Printf("attempt %d, %v into the execution\n", a.Attempt, a.Elapsed)
+		clock.Advance(250 * time.Millisecond) // the downstream's time
+		if a.Attempt < 3 {
+			return "", errors.New("connection reset by peer")
+		}
+		return "ok", nil
+	})
+	fmt.Println(res.Value, res.Err)
+	// Output:
+	// attempt 1, 0s into the execution
+	// attempt 2, 250ms into the execution
+	// attempt 3, 500ms into the execution
+	// ok <nil>
+}
+
+// Hooks turns the events of every policy into one function per decision.
+func ExampleHooks() {
+	hooks := &spillway.Hooks{
+		OnOpen:  func(e spillway.Event) { fmt.Printf("breaker %q opened\n", e.Name) },
+		OnRetry: func(e spillway.Event) { fmt.Printf("retry after attempt %d\n", e.Attempt) },
+	}
+	cb := breaker.MustNew(breaker.Config{Name: "payments", MinCalls: 2, Observer: hooks})
+	r := retry.MustNew(retry.Config{MaxAttempts: 2, Initial: time.Millisecond, Jitter: retry.NoJitter, Observer: hooks})
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Retry: r, Breaker: cb})
+
+	_, err := pl.Execute(context.Background(), func(ctx context.Context) (string, error) {
+		return "", errors.New("502 Bad Gateway")
+	})
+	fmt.Println(spillway.ReasonOf(err))
+	// Output:
+	// retry after attempt 1
+	// breaker "payments" opened
+	// upstream_error
 }
