@@ -79,8 +79,10 @@ func TestPipelineIgnoredOutcomeIsReleasedAsCallerDone(t *testing.T) {
 
 type releaseFunc func(error)
 
-func (f releaseFunc) Acquire(context.Context) (spillway.Permit, error) { return spillway.NewPermit(f, 0, 0), nil }
-func (f releaseFunc) ReleasePermit(_ spillway.Permit, err error)      { f(err) }
+func (f releaseFunc) Acquire(context.Context) (spillway.Permit, error) {
+	return spillway.NewPermit(f, 0, 0), nil
+}
+func (f releaseFunc) ReleasePermit(_ spillway.Permit, err error) { f(err) }
 
 func TestResultReplacedIsTheErrorTheFallbackReplaced(t *testing.T) {
 	pl := spillway.MustNewPipeline(spillway.Policies[string]{Fallback: staticFallback{"cached"}})
