@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"time"
 
 	"github.com/spillway-dev/spillway"
@@ -13,6 +14,40 @@ import (
 	"github.com/spillway-dev/spillway/retry"
 	"github.com/spillway-dev/spillway/timeout"
 )
+
+// The README's pipeline, line for line (TestReadmePipelineIsTheExample holds
+// the README to it).
+func Example() {
+	type Item string
+	ctx := context.Background()
+	cachedItems := []Item{"lamp (cached)"}
+	fetchItems := func(context.Context) ([]Item, error) { return []Item{"lamp", "sofa"}, nil }
+
+	br := breaker.MustNew(breaker.Config{Name: "catalog"})                       // 50 % of the last 100 calls, 20 calls minimum
+	rp := retry.MustNew(retry.Config{Name: "catalog"})                           // 3 attempts, 100 ms ×2 ≤ 5 s, full jitter, 20 % retry budget
+	bh := bulkhead.MustNew(bulkhead.Config{Name: "catalog", MaxConcurrent: 100}) // 100 calls at a time, no queue
+	fb := fallback.MustNew(fallback.Config{Name: "catalog"}, fallback.Value("cached", cachedItems))
+
+	pipeline, err := spillway.NewPipeline(spillway.Policies[[]Item]{
+		Fallback: fb,
+		Total:    timeout.MustNew(timeout.Config{Name: "catalog-total", Duration: 15 * time.Second}),
+		Retry:    rp,
+		Breaker:  br,
+		Bulkhead: bh,
+		Attempt:  timeout.MustNew(timeout.Config{Name: "catalog-attempt", Duration: 5 * time.Second}),
+	})
+	if err != nil {
+		log.Fatal(err) // a typed nil policy, swapped guards, timeouts of one name, an attempt timeout not below the total
+	}
+	items, err := pipeline.Execute(ctx, fetchItems) // func(context.Context) ([]Item, error)
+	if err != nil {
+		log.Printf("catalog failed: %s", spillway.ReasonOf(err)) // breaker_open, bulkhead_full, ...
+	}
+
+	fmt.Println(items)
+	// Output:
+	// [lamp sofa]
+}
 
 // The standard pipeline over a downstream that fails twice, then answers:
 // the retry policy absorbs the two failures.
