@@ -239,3 +239,32 @@ func ExampleHooks() {
 	// breaker "payments" opened
 	// upstream_error
 }
+
+// Compose runs policies in an order of your own: here a bulkhead outside the
+// retry, so that an execution holds one slot through all its attempts and
+// their backoffs (a job that must not run twice at once), and the attempt
+// timeout innermost.
+func ExampleCompose() {
+	bh := bulkhead.MustNew(bulkhead.Config{Name: "reports", MaxConcurrent: 1})
+	pl := spillway.MustCompose(spillway.Composition[string]{
+		Layers: []any{
+			bh,
+			retry.MustNew(retry.Config{MaxAttempts: 3, Initial: time.Millisecond, Jitter: retry.NoJitter}),
+			timeout.MustNew(timeout.Config{Name: "attempt", Duration: time.Second}),
+		},
+	})
+	calls := 0
+	res := pl.ExecuteResult(context.Background(), func(ctx context.Context) (string, error) {
+		calls++
+		fmt.Printf("attempt %d holds the slot: %v\n", calls, bh.InFlight() == 1)
+		if calls < 2 {
+			return "", errors.New("connection reset by peer")
+		}
+		return "report", nil
+	})
+	fmt.Println(res.Value, res.Attempts, res.Err, bh.InFlight())
+	// Output:
+	// attempt 1 holds the slot: true
+	// attempt 2 holds the slot: true
+	// report 2 <nil> 0
+}

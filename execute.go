@@ -67,9 +67,14 @@ func (pl *Pipeline[T]) Run(ctx context.Context, fn func(context.Context) error) 
 // a K, and any Fallbacker can read it with KeyOf[K] from the context it is
 // given. It is how a fallback learns what the call was for (the item whose
 // cached copy to serve). The key is put in the fallback's context only when
-// a fallback runs: a call that succeeds allocates nothing for it.
+// a fallback runs: a call that succeeds allocates nothing for it (in a
+// composition (Compose), whose fallbacks may run anywhere, it is put in the
+// call's context from the start).
 func ExecuteKeyed[K, T any](ctx context.Context, pl *Pipeline[T], key K, fn func(context.Context, K) (T, error)) Result[T] {
 	var r Result[T]
+	if pl.layers != nil {
+		ctx = context.WithValue(ctx, callKey{}, key)
+	}
 	pl.run(ctx, func(ctx context.Context) (T, error) { return fn(ctx, key) }, nil, &r)
 	if r.Err != nil && pl.p.Fallback != nil {
 		pl.fallback(context.WithValue(ctx, callKey{}, key), &r)
@@ -91,6 +96,10 @@ func KeyOf[K any](ctx context.Context) (K, bool) {
 // Result travels by pointer so that its fields are not copied through every
 // level. Exactly one of fn and info is set.
 func (pl *Pipeline[T]) run(ctx context.Context, fn func(context.Context) (T, error), info func(context.Context, AttemptInfo) (T, error), res *Result[T]) {
+	if pl.layers != nil {
+		pl.compose(ctx, fn, info, res)
+		return
+	}
 	if pl.p.Total != nil {
 		ectx, cancel := pl.p.Total.Start(ctx)
 		// Deferred so that a panicking call does not leave the timer running.

@@ -66,6 +66,8 @@ type Pipeline[T any] struct {
 	p     Policies[T]
 	eng   Engine[T]
 	clock Clock
+	// layers is a composition's (Compose); nil in the standard order.
+	layers []layer[T]
 }
 
 // NewPipeline returns the Pipeline that runs p's policies in the standard
