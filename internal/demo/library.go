@@ -158,7 +158,9 @@ func RunLibrary(ctx context.Context, out io.Writer, o Options) error {
 	total := timeout.MustNew(timeout.Config{Name: "total", Duration: 600 * time.Millisecond, Observer: obs})
 	fb := fallback.MustNew(fallback.Config{Name: "downstream", Observer: obs},
 		fallback.Value("cached", "cached answer"))
-	pl := spillway.MustNewPipeline(spillway.Policies[string]{Fallback: fb, Total: total, Retry: rp, Breaker: br, Bulkhead: bh, Attempt: attempt})
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{
+		Fallback: fb, Total: total, Retry: rp, Breaker: br, Bulkhead: bh, Attempt: attempt,
+	})
 
 	ds := &downstream{}
 	fmt.Fprintf(out, "Spillway demo: %d callers → standard pipeline → a downstream that goes %s, %s each.\n",
