@@ -107,16 +107,14 @@ type Kinded interface {
 
 // check returns the first reason p cannot work as placed.
 func (p *Policies[T]) check() error {
-	fields := []struct {
+	type field struct {
 		name string
 		v    any
-	}{{"Fallback", p.Fallback}, {"Total", p.Total}, {"Retry", p.Retry}, {"Breaker", p.Breaker},
+	}
+	fields := []field{{"Fallback", p.Fallback}, {"Total", p.Total}, {"Retry", p.Retry}, {"Breaker", p.Breaker},
 		{"Bulkhead", p.Bulkhead}, {"Attempt", p.Attempt}, {"Observer", p.Observer}, {"Clock", p.Clock}}
 	for i, g := range p.Guards {
-		fields = append(fields, struct {
-			name string
-			v    any
-		}{fmt.Sprintf("Guards[%d]", i), g})
+		fields = append(fields, field{fmt.Sprintf("Guards[%d]", i), g})
 	}
 	for _, f := range fields {
 		if typedNil(f.v) {

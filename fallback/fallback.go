@@ -17,6 +17,10 @@
 // ran, or inside an [*ExhaustedError] when steps ran and failed. Either way
 // errors.Is, errors.As and spillway.ReasonOf answer for the original failure.
 //
+// A step that needs the call's input (the key of the item whose cached copy
+// to serve) is made with [Keyed] and receives the key that
+// spillway.ExecuteKeyed was given.
+//
 // A Fallback is immutable once built and safe for concurrent use; serving
 // the call's own success allocates nothing. Fallback implements
 // spillway.Fallbacker, so it can be a spillway.Pipeline's fallback.
