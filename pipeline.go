@@ -81,9 +81,7 @@ func NewPipeline[T any](p Policies[T]) (*Pipeline[T], error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
-	guards := make([]Guard, 0, 2+len(p.Guards))
-	guards = append(append(guards, p.Breaker, p.Bulkhead), p.Guards...)
-	return &Pipeline[T]{p: p, clock: ClockOrSystem(p.Clock), eng: NewEngine(EngineConfig[T]{Guards: guards,
+	return &Pipeline[T]{p: p, clock: ClockOrSystem(p.Clock), eng: NewEngine(EngineConfig[T]{Guards: p.guards(),
 		Timeout: p.Attempt, Classify: p.Classify, Observer: p.Observer, Clock: p.Clock, Policy: "pipeline", Name: p.Name})}, nil
 }
 
@@ -121,7 +119,7 @@ func (p *Policies[T]) check() error {
 			return fmt.Errorf("spillway: Policies.%s is a nil %T: leave the field unset for no policy", f.name, f.v)
 		}
 	}
-	if n := countGuards(p); n > maxGuards {
+	if n := len(p.guards()); n > maxGuards {
 		return fmt.Errorf("spillway: a pipeline takes at most %d guards, got %d", maxGuards, n)
 	}
 	if kindOf(p.Breaker) == "bulkhead" {
@@ -133,14 +131,16 @@ func (p *Policies[T]) check() error {
 	return checkTimeouts(p.Total, p.Attempt, p.Retry != nil)
 }
 
-func countGuards[T any](p *Policies[T]) int {
-	n := 0
+// guards returns p's guards in the order they are acquired, without the
+// unset ones.
+func (p *Policies[T]) guards() []Guard {
+	gs := make([]Guard, 0, 2+len(p.Guards))
 	for _, g := range append([]Guard{p.Breaker, p.Bulkhead}, p.Guards...) {
 		if g != nil {
-			n++
+			gs = append(gs, g)
 		}
 	}
-	return n
+	return gs
 }
 
 // typedNil reports whether v is a non-nil interface holding a nil pointer

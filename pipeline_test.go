@@ -193,6 +193,10 @@ func TestPipelineRejectsTooManyGuards(t *testing.T) {
 		err.Error() != "spillway: a pipeline takes at most 8 guards, got 9" {
 		t.Fatalf("NewPipeline with nine guards: %v", err)
 	}
+	// Eight guards and no breaker or bulkhead are eight.
+	if _, err := spillway.NewPipeline(spillway.Policies[int]{Guards: guards[:8]}); err != nil {
+		t.Fatalf("NewPipeline with eight guards: %v", err)
+	}
 	defer func() {
 		if recover() == nil {
 			t.Fatal("MustNewPipeline with nine guards must panic")
