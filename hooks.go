@@ -36,35 +36,35 @@ type Hooks struct {
 func (h *Hooks) Observe(e Event) {
 	switch e.Kind {
 	case EventAttempt:
-		call(h.OnAttempt, e)
+		fire(h.OnAttempt, e)
 	case EventRetry:
-		call(h.OnRetry, e)
+		fire(h.OnRetry, e)
 	case EventTransition:
-		call(h.OnTransition, e)
+		fire(h.OnTransition, e)
 		switch e.To {
 		case "open", "forced_open":
-			call(h.OnOpen, e)
+			fire(h.OnOpen, e)
 		case "half_open":
-			call(h.OnHalfOpen, e)
+			fire(h.OnHalfOpen, e)
 		case "closed":
-			call(h.OnClose, e)
+			fire(h.OnClose, e)
 		}
 	case EventRejection:
-		call(h.OnRejection, e)
+		fire(h.OnRejection, e)
 		switch e.Reason {
 		case ReasonBulkheadFull:
-			call(h.OnFull, e)
+			fire(h.OnFull, e)
 		case ReasonBudgetExhausted:
-			call(h.OnBudgetExhausted, e)
+			fire(h.OnBudgetExhausted, e)
 		}
 	case EventFallback:
-		call(h.OnFallback, e)
+		fire(h.OnFallback, e)
 	case EventTimeout:
-		call(h.OnTimeout, e)
+		fire(h.OnTimeout, e)
 	}
 }
 
-func call(f func(Event), e Event) {
+func fire(f func(Event), e Event) {
 	if f != nil {
 		f(e)
 	}
