@@ -19,7 +19,12 @@
 // and the bulkhead, so an open breaker stops a retry loop at once and a retry
 // never holds a bulkhead slot while it sleeps; the attempt timeout bounds only
 // the time spent in the downstream, not the time spent waiting for a bulkhead
-// slot. See NewStandard and docs/architecture.md.
+// slot. NewPipeline builds it from Policies, a struct that names each
+// policy's role, and refuses what cannot work (a typed nil policy, swapped
+// guards, an attempt timeout not below the total); see docs/architecture.md.
+//
+// Compose runs policies in an order of one's own, on the same Engine, for
+// the pipelines the standard order does not fit.
 //
 // # One engine
 //

@@ -91,9 +91,11 @@ func TestIntegrationTotalTimeout(t *testing.T) {
 	const total = time.Second
 	newPipeline := func(r spillway.Retrier, cb *breaker.Breaker) *spillway.Pipeline[string] {
 		tt := timeout.MustNew(timeout.Config{Name: "total", Duration: total})
-		// Longer than the total on purpose: it must never be the one to fire.
-		at := timeout.MustNew(timeout.Config{Name: "attempt", Duration: 5 * time.Second})
-		return spillway.NewStandard[string](nil, tt, r, cb, nil, at)
+		// Below the total, as NewPipeline requires of a pipeline that
+		// retries, but long enough never to fire first here: the one attempt
+		// that blocks starts at .3s and would end at 1.2s.
+		at := timeout.MustNew(timeout.Config{Name: "attempt", Duration: 900 * time.Millisecond})
+		return spillway.MustNewPipeline(spillway.Policies[string]{Total: tt, Retry: r, Breaker: cb, Attempt: at})
 	}
 	// Backoffs of 100, 200, 400 and 800ms: attempts start at 0, .1, .3 and .7s.
 	backoff := retry.Config{MaxAttempts: 10, Jitter: retry.NoJitter, Initial: 100 * time.Millisecond}
@@ -210,7 +212,7 @@ func TestIntegrationAttemptTimeoutIsRetriedAndCounted(t *testing.T) {
 		r := retry.MustNew(retry.Config{MaxAttempts: 3, Jitter: retry.NoJitter, Initial: 10 * time.Millisecond, Observer: log})
 		total := timeout.MustNew(timeout.Config{Name: "total", Duration: 10 * time.Second})
 		attempt := timeout.MustNew(timeout.Config{Name: "attempt", Duration: 100 * time.Millisecond})
-		pl := spillway.NewStandard[string](nil, total, r, cb, nil, attempt)
+		pl := spillway.MustNewPipeline(spillway.Policies[string]{Total: total, Retry: r, Breaker: cb, Attempt: attempt})
 
 		calls := 0
 		start := time.Now()
@@ -258,11 +260,11 @@ func TestIntegrationCallerCancellationIsNeitherRetriedNorCounted(t *testing.T) {
 	newPipeline := func(t *testing.T) (*spillway.Pipeline[string], *breaker.Breaker, *eventLog) {
 		cb := quietBreaker()
 		log := &eventLog{}
-		fb := fallback.New(fallback.Value("stale", "stale"))
+		fb := fallback.MustNew(fallback.Config{}, fallback.Value("stale", "stale"))
 		r := retry.MustNew(retry.Config{MaxAttempts: 5, Jitter: retry.NoJitter, Initial: 100 * time.Millisecond, Observer: log})
 		total := timeout.MustNew(timeout.Config{Name: "total", Duration: 10 * time.Second})
 		attempt := timeout.MustNew(timeout.Config{Name: "attempt", Duration: time.Second})
-		pl := spillway.NewStandard[string](fb, total, r, cb, nil, attempt)
+		pl := spillway.MustNewPipeline(spillway.Policies[string]{Fallback: fb, Total: total, Retry: r, Breaker: cb, Attempt: attempt})
 		for _, err := range []error{nil, errDown} {
 			p, aerr := cb.Acquire(context.Background())
 			if aerr != nil {
@@ -333,7 +335,7 @@ func TestIntegrationCallerDeadlineIsNeitherRetriedNorCounted(t *testing.T) {
 		cb := quietBreaker()
 		r := retry.MustNew(retry.Config{MaxAttempts: 5, Jitter: retry.NoJitter, Initial: time.Millisecond})
 		attempt := timeout.MustNew(timeout.Config{Name: "attempt", Duration: time.Second})
-		pl := spillway.NewStandard[string](nil, nil, r, cb, nil, attempt)
+		pl := spillway.MustNewPipeline(spillway.Policies[string]{Retry: r, Breaker: cb, Attempt: attempt})
 		before := cb.Snapshot()
 
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -389,12 +391,12 @@ func TestIntegrationOpenBreakerStopsTheRetryLoop(t *testing.T) {
 					r := retry.MustNew(retry.Config{MaxAttempts: 5, Jitter: retry.NoJitter, Initial: 100 * time.Millisecond, Observer: log})
 					var fb spillway.Fallbacker[string]
 					if withFallback {
-						fb = fallback.New(fallback.Step[string]{
+						fb = fallback.MustNew(fallback.Config{}, fallback.Step[string]{
 							Name: "stale-cache", When: fallback.OnReasons(spillway.ReasonBreakerOpen),
 							Fn: func(context.Context, error) (string, error) { return "stale", nil },
 						})
 					}
-					pl := spillway.NewStandard(fb, nil, r, cb, bh, nil)
+					pl := spillway.MustNewPipeline(spillway.Policies[string]{Fallback: fb, Retry: r, Breaker: cb, Bulkhead: bh})
 					tt.prepare(cb)
 
 					calls := 0
@@ -439,7 +441,7 @@ func TestIntegrationBulkheadRejectionIsNeitherCountedNorRetried(t *testing.T) {
 		bh := bulkhead.MustNew(bulkhead.Config{Name: "reports", MaxConcurrent: 1})
 		log := &eventLog{}
 		r := retry.MustNew(retry.Config{MaxAttempts: 5, Jitter: retry.NoJitter, Initial: 100 * time.Millisecond, Observer: log})
-		pl := spillway.NewStandard[int](nil, nil, r, cb, bh, nil)
+		pl := spillway.MustNewPipeline(spillway.Policies[int]{Retry: r, Breaker: cb, Bulkhead: bh})
 		ctx := context.Background()
 
 		// Put a failure and a success in the breaker's window.
@@ -500,8 +502,8 @@ func TestIntegrationSharedRetryBudgetBoundsAnOutage(t *testing.T) {
 			return retry.MustNew(retry.Config{Name: name, MaxAttempts: maxAttempts, Jitter: retry.NoJitter,
 				Initial: time.Millisecond, Budget: budget, Observer: log})
 		}
-		strs := spillway.NewStandard[string](nil, nil, policy("strings"), nil, nil, nil)
-		ints := spillway.NewStandard[int](nil, nil, policy("ints"), nil, nil, nil)
+		strs := spillway.MustNewPipeline(spillway.Policies[string]{Retry: policy("strings")})
+		ints := spillway.MustNewPipeline(spillway.Policies[int]{Retry: policy("ints")})
 
 		var downstream, refused, exhausted atomic.Int64
 		check := func(err error) {
@@ -579,7 +581,7 @@ func TestIntegrationRetryAfterHint(t *testing.T) {
 				if tt.total > 0 {
 					total = timeout.MustNew(timeout.Config{Name: "total", Duration: tt.total})
 				}
-				pl := spillway.NewStandard[string](nil, total, r, quietBreaker(), bulkhead.MustNew(bulkhead.Config{}), nil)
+				pl := spillway.MustNewPipeline(spillway.Policies[string]{Total: total, Retry: r, Breaker: quietBreaker(), Bulkhead: bulkhead.MustNew(bulkhead.Config{})})
 				calls := 0
 				start := time.Now()
 				res := pl.ExecuteResult(context.Background(), func(context.Context) (string, error) {
@@ -625,8 +627,8 @@ func TestIntegrationPanicReleasesPermits(t *testing.T) {
 		cb := breaker.MustNew(breaker.Config{Name: "db", MinCalls: 100, HalfOpenProbes: 1, OpenJitter: -1})
 		bh := bulkhead.MustNew(bulkhead.Config{Name: "db", MaxConcurrent: 1})
 		r := retry.MustNew(retry.Config{MaxAttempts: 3, Initial: time.Millisecond})
-		fb := fallback.New(fallback.Value("zero", 0))
-		return setup{cb, bh, spillway.NewStandard[int](fb, nil, r, cb, bh, nil)}
+		fb := fallback.MustNew(fallback.Config{}, fallback.Value("zero", 0))
+		return setup{cb, bh, spillway.MustNewPipeline(spillway.Policies[int]{Fallback: fb, Retry: r, Breaker: cb, Bulkhead: bh})}
 	}
 	// run executes fn and returns what it panicked with.
 	run := func(pl *spillway.Pipeline[int], fn func(context.Context) (int, error)) (recovered any) {
@@ -696,8 +698,8 @@ func TestIntegrationPanicCancelsTheTimeoutContexts(t *testing.T) {
 		name string
 		pl   *spillway.Pipeline[int]
 	}{
-		{"attempt timeout", spillway.NewStandard[int](nil, nil, nil, nil, nil, hour)},
-		{"total timeout", spillway.NewStandard[int](nil, hour, nil, nil, nil, nil)},
+		{"attempt timeout", spillway.MustNewPipeline(spillway.Policies[int]{Attempt: hour})},
+		{"total timeout", spillway.MustNewPipeline(spillway.Policies[int]{Total: hour})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -742,11 +744,11 @@ func TestIntegrationBreakerTripsAndRecovers(t *testing.T) {
 			OpenFor: openFor, OpenJitter: -1, HalfOpenProbes: 2, ProbeTimeout: 5 * time.Second,
 			Clock: w.clock, Observer: w.log})
 		r := retry.MustNew(retry.Config{MaxAttempts: 3, Jitter: retry.NoJitter, Initial: 10 * time.Millisecond})
-		fb := fallback.New(fallback.Step[string]{
+		fb := fallback.MustNew(fallback.Config{}, fallback.Step[string]{
 			Name: "stale", When: fallback.OnReasons(spillway.ReasonBreakerOpen),
 			Fn: func(context.Context, error) (string, error) { return "stale", nil },
 		})
-		w.pl = spillway.NewStandard[string](fb, nil, r, w.cb, bulkhead.MustNew(bulkhead.Config{}), nil)
+		w.pl = spillway.MustNewPipeline(spillway.Policies[string]{Fallback: fb, Retry: r, Breaker: w.cb, Bulkhead: bulkhead.MustNew(bulkhead.Config{})})
 		w.fn = func(context.Context) (string, error) {
 			w.calls++
 			w.clock.Advance(w.slow)
@@ -817,7 +819,7 @@ func TestIntegrationBreakerTripsAndRecovers(t *testing.T) {
 				// The failed probe reopens the breaker, which refuses the retry.
 				{name: "the probe fails", before: advance(openFor), wantValue: "stale", wantAttempts: 1, wantCalls: 1, wantState: breaker.Open},
 			})
-			bare := spillway.NewStandard[string](nil, nil, nil, w.cb, nil, nil)
+			bare := spillway.MustNewPipeline(spillway.Policies[string]{Breaker: w.cb})
 			res := bare.ExecuteResult(context.Background(), w.fn)
 			if d, ok := spillway.RetryAfterOf(res.Err); !ok || d != 2*openFor || w.calls != 1 {
 				t.Errorf("reopened: RetryAfter %v (%v), want %v (OpenFor × OpenBackoff 2)", d, ok, 2*openFor)
@@ -859,10 +861,24 @@ func TestIntegrationConcurrentPipelinesShareOnePolicySet(t *testing.T) {
 		total := timeout.MustNew(timeout.Config{Name: "total", Duration: 50 * time.Millisecond})
 		attempt := timeout.MustNew(timeout.Config{Name: "attempt", Duration: 2100 * time.Microsecond})
 		local := fallback.OnReasons(spillway.ReasonBreakerOpen, spillway.ReasonBulkheadFull)
-		strs := spillway.NewStandard[string](fallback.New(fallback.Step[string]{Name: "static", When: local,
-			Fn: func(context.Context, error) (string, error) { return "default", nil }}), total, r, cb, bh, attempt)
-		ints := spillway.NewStandard[int](fallback.New(fallback.Step[int]{Name: "static", When: local,
-			Fn: func(context.Context, error) (int, error) { return -1, nil }}), total, r, cb, bh, attempt)
+		strs := spillway.MustNewPipeline(spillway.Policies[string]{
+			Fallback: fallback.MustNew(fallback.Config{}, fallback.Step[string]{Name: "static", When: local,
+				Fn: func(context.Context, error) (string, error) { return "default", nil }}),
+			Total:    total,
+			Retry:    r,
+			Breaker:  cb,
+			Bulkhead: bh,
+			Attempt:  attempt,
+		})
+		ints := spillway.MustNewPipeline(spillway.Policies[int]{
+			Fallback: fallback.MustNew(fallback.Config{}, fallback.Step[int]{Name: "static", When: local,
+				Fn: func(context.Context, error) (int, error) { return -1, nil }}),
+			Total:    total,
+			Retry:    r,
+			Breaker:  cb,
+			Bulkhead: bh,
+			Attempt:  attempt,
+		})
 
 		var active, maxActive, overLimit, calls, fallbacks, failures atomic.Int64
 		// downstream takes 0 to 2.25ms, so that a tenth of the attempts
@@ -968,8 +984,8 @@ func TestIntegrationStandardPipelineAllocatesNothing(t *testing.T) {
 			r := retry.MustNew(retry.Config{Budget: budget})
 			cb := breaker.MustNew(tt.cfg)
 			bh := bulkhead.MustNew(bulkhead.Config{})
-			fb := fallback.New(fallback.Value("zero", 0))
-			pl := spillway.NewStandard[int](fb, nil, r, cb, bh, nil)
+			fb := fallback.MustNew(fallback.Config{}, fallback.Value("zero", 0))
+			pl := spillway.MustNewPipeline(spillway.Policies[int]{Fallback: fb, Retry: r, Breaker: cb, Bulkhead: bh})
 			ctx := context.Background()
 			fn := func(context.Context) (int, error) { return 1, nil }
 			if n := testing.AllocsPerRun(1000, func() {

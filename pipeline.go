@@ -1,8 +1,9 @@
 package spillway
 
 import (
-	"context"
+	"errors"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -10,148 +11,210 @@ import (
 // a fixed array on the stack instead of a slice on the heap.
 const maxGuards = 8
 
-// Policies lists the policies of a Pipeline. Every field is optional; a nil
-// field is skipped. Pass untyped nil, not a typed nil pointer, for a policy
-// you do not want.
+// Policies lists the policies of a Pipeline by role, in the standard order
+// from the outside in: Fallback, Total, Retry, Breaker, Bulkhead (then
+// Guards), Attempt. Every policy is optional: leave a field unset (nil) for
+// a policy you do not want. NewPipeline refuses a typed nil pointer (a
+// *bulkhead.Bulkhead that was never built), which would otherwise panic on
+// the first call.
 type Policies[T any] struct {
-	// Fallback serves a substitute when the execution fails.
+	// Fallback serves a substitute when the execution fails. It runs on the
+	// caller's context, not under the total timeout.
 	Fallback Fallbacker[T]
 	// Total bounds the whole execution, retries and backoff included.
 	Total Timeouter
 	// Retry re-runs failed attempts.
 	Retry Retrier
-	// Guards are acquired in order before every attempt and released in
-	// reverse order after it: the standard pipeline has the breaker, then the
-	// bulkhead. At most 8.
+	// Breaker is acquired first before every attempt (a *breaker.Breaker).
+	Breaker Guard
+	// Bulkhead is acquired after the breaker (a *bulkhead.Bulkhead), so that
+	// an open breaker fails fast without queueing for a slot.
+	Bulkhead Guard
+	// Guards are further guards (a rate limiter), acquired in order after
+	// Breaker and Bulkhead and released in reverse order. At most 8 guards in
+	// all.
 	Guards []Guard
-	// Attempt bounds each attempt.
+	// Attempt bounds each attempt: the time in the downstream, not the wait
+	// for a bulkhead slot. Below Total when the pipeline retries.
 	Attempt Timeouter
+	// Classify says how an attempt's value and error count, so that a value
+	// can be a failure (a response whose status means "retry"): Success,
+	// Failure with the error the guards record, the retry policy sees and
+	// the execution ends with, or Ignored (not counted, not retried). An
+	// error that Classify counts as Success or Ignored is still returned to
+	// the caller. Default nil: the error is the failure, judged by the guards
+	// themselves (a breaker by its Config.Classify).
+	Classify func(v T, err error) (Outcome, error)
 	// Observer receives one EventAttempt per attempt (with its duration).
 	// The policies report their own events to their own observers.
 	Observer Observer
-	// Clock times attempts for the Observer; SystemClock when nil.
+	// Clock times attempts for the Observer and AttemptInfo; SystemClock
+	// when nil.
 	Clock Clock
 	// Name is reported in events.
 	Name string
 }
 
 // Pipeline composes policies around calls that return a T, in the fixed
-// order fallback → total timeout → retry → guards → attempt timeout → call.
-// Its attempts run on an Engine, the same one the HTTP and gRPC integrations
-// use. It is built once and is safe for concurrent use; the policies in it
-// may be shared with other pipelines. An execution that succeeds on its first
-// attempt allocates nothing beyond what its timeouts' contexts need.
+// order fallback → total timeout → retry → breaker → bulkhead → attempt
+// timeout → call. Its attempts run on an Engine, the same one the HTTP and
+// gRPC integrations use. It is built once and is safe for concurrent use; the
+// policies in it may be shared with other pipelines. An execution that
+// succeeds on its first attempt allocates nothing beyond what its timeouts'
+// contexts need.
 type Pipeline[T any] struct {
-	p   Policies[T]
-	eng Engine[T]
+	p     Policies[T]
+	eng   Engine[T]
+	clock Clock
+	// layers is a composition's (Compose); nil in the standard order.
+	layers []layer[T]
 }
 
-// NewPipeline returns a Pipeline over p. It panics if p has more than 8 guards.
-func NewPipeline[T any](p Policies[T]) *Pipeline[T] {
-	if len(p.Guards) > maxGuards {
-		panic(fmt.Sprintf("spillway: a pipeline takes at most %d guards, got %d", maxGuards, len(p.Guards)))
+// NewPipeline returns the Pipeline that runs p's policies in the standard
+// order. It returns an error, naming the field, for a policy that cannot
+// work as placed: a typed nil pointer, more than 8 guards, a Breaker or
+// Bulkhead that says it is the other (see Kinded), the same Timeout as both
+// Total and Attempt or two timeouts of the same name (their errors could not
+// be told apart), or an attempt timeout not below the total timeout of a
+// pipeline that retries (no retry could ever start).
+func NewPipeline[T any](p Policies[T]) (*Pipeline[T], error) {
+	if err := p.check(); err != nil {
+		return nil, err
 	}
-	return &Pipeline[T]{p: p, eng: NewEngine(EngineConfig[T]{Guards: p.Guards, Timeout: p.Attempt,
-		Observer: p.Observer, Clock: p.Clock, Policy: "pipeline", Name: p.Name})}
+	return &Pipeline[T]{p: p, clock: ClockOrSystem(p.Clock), eng: NewEngine(EngineConfig[T]{Guards: p.guards(),
+		Timeout: p.Attempt, Classify: p.Classify, Observer: p.Observer, Clock: p.Clock, Policy: "pipeline", Name: p.Name})}, nil
 }
 
-// NewStandard returns the standard pipeline: fallback, total timeout, retry
-// (with its budget), breaker, bulkhead, attempt timeout. Any of them may be
-// nil (untyped).
-func NewStandard[T any](fb Fallbacker[T], total Timeouter, r Retrier, breaker, bulkhead Guard, attempt Timeouter) *Pipeline[T] {
-	return NewPipeline(Policies[T]{Fallback: fb, Total: total, Retry: r, Guards: []Guard{breaker, bulkhead}, Attempt: attempt})
-}
-
-// Result is the outcome of one execution.
-type Result[T any] struct {
-	Value T
-	Err   error
-	// Attempts is the number of attempts made (0 when a guard refused the
-	// first one before it started, or the context was done).
-	Attempts int
-	// Fallback names the fallback that served Value, "" when the call itself did.
-	Fallback string
-}
-
-// Execute runs fn through the pipeline and returns its value or the final error.
-func (pl *Pipeline[T]) Execute(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
-	var r Result[T]
-	pl.run(ctx, fn, &r)
-	return r.Value, r.Err
-}
-
-// ExecuteResult runs fn through the pipeline and reports the whole outcome.
-func (pl *Pipeline[T]) ExecuteResult(ctx context.Context, fn func(context.Context) (T, error)) Result[T] {
-	var r Result[T]
-	pl.run(ctx, fn, &r)
-	return r
-}
-
-// Run runs fn, which returns no value, through the pipeline.
-func (pl *Pipeline[T]) Run(ctx context.Context, fn func(context.Context) error) error {
-	var r Result[T]
-	pl.run(ctx, func(ctx context.Context) (v T, err error) { return v, fn(ctx) }, &r)
-	return r.Err
-}
-
-// run fills res; the Result travels by pointer so that its fields are not
-// copied through every level.
-func (pl *Pipeline[T]) run(ctx context.Context, fn func(context.Context) (T, error), res *Result[T]) {
-	if pl.p.Total != nil {
-		ectx, cancel := pl.p.Total.Start(ctx)
-		// Deferred so that a panicking call does not leave the timer running.
-		defer cancel()
-		pl.attempts(ctx, ectx, fn, res)
-		res.Err = pl.p.Total.Finish(ectx, res.Err)
-	} else {
-		pl.attempts(ctx, ctx, fn, res)
+// MustNewPipeline is NewPipeline for policies written in code: it panics on
+// the error NewPipeline would return.
+func MustNewPipeline[T any](p Policies[T]) *Pipeline[T] {
+	pl, err := NewPipeline(p)
+	if err != nil {
+		panic(err)
 	}
-	if res.Err != nil && pl.p.Fallback != nil {
-		v, served, ferr := pl.p.Fallback.Fallback(ctx, res.Err)
-		if served != "" {
-			res.Value, res.Err, res.Fallback = v, nil, served
-		} else {
-			res.Err = ferr
+	return pl
+}
+
+// Kinded is implemented by policies that say which kind they are, in the
+// words of Event.Policy ("breaker", "bulkhead", "timeout", ...).
+// NewPipeline uses it to refuse a bulkhead given as the Breaker, or a
+// breaker as the Bulkhead.
+type Kinded interface {
+	PolicyKind() string
+}
+
+// check returns the first reason p cannot work as placed.
+func (p *Policies[T]) check() error {
+	type field struct {
+		name string
+		v    any
+	}
+	fields := []field{{"Fallback", p.Fallback}, {"Total", p.Total}, {"Retry", p.Retry}, {"Breaker", p.Breaker},
+		{"Bulkhead", p.Bulkhead}, {"Attempt", p.Attempt}, {"Observer", p.Observer}, {"Clock", p.Clock}}
+	for i, g := range p.Guards {
+		fields = append(fields, field{fmt.Sprintf("Guards[%d]", i), g})
+	}
+	for _, f := range fields {
+		if typedNil(f.v) {
+			return fmt.Errorf("spillway: Policies.%s is a nil %T: leave the field unset for no policy", f.name, f.v)
 		}
 	}
+	if n := len(p.guards()); n > maxGuards {
+		return fmt.Errorf("spillway: a pipeline takes at most %d guards, got %d", maxGuards, n)
+	}
+	if kindOf(p.Breaker) == "bulkhead" {
+		return errors.New("spillway: Policies.Breaker is a bulkhead: swap Breaker and Bulkhead")
+	}
+	if kindOf(p.Bulkhead) == "breaker" {
+		return errors.New("spillway: Policies.Bulkhead is a breaker: swap Breaker and Bulkhead")
+	}
+	return checkTimeouts(p.Total, p.Attempt, p.Retry != nil)
 }
 
-// attempts runs the attempts under ctx (the caller's context, bounded by the
-// total timeout) on the engine, retried by Retry; caller is the caller's own
-// context, which tells whether an ended call was the caller's doing.
-func (pl *Pipeline[T]) attempts(caller, ctx context.Context, fn func(context.Context) (T, error), res *Result[T]) {
-	attempt := func(n int) (bool, error) {
-		var started bool
-		res.Value, started, _, res.Err = pl.eng.Attempt(caller, ctx, n, fn, nil)
-		if started {
-			res.Attempts++
+// guards returns p's guards in the order they are acquired, without the
+// unset ones.
+func (p *Policies[T]) guards() []Guard {
+	gs := make([]Guard, 0, 2+len(p.Guards))
+	for _, g := range append([]Guard{p.Breaker, p.Bulkhead}, p.Guards...) {
+		if g != nil {
+			gs = append(gs, g)
 		}
-		return true, res.Err
 	}
-	if pl.p.Retry == nil {
-		attempt(1)
-		return
+	return gs
+}
+
+// typedNil reports whether v is a non-nil interface holding a nil pointer
+// (or map, slice, func, chan): a policy that would panic when called. It
+// runs at construction only.
+func typedNil(v any) bool {
+	if v == nil {
+		return false
 	}
-	s := pl.p.Retry.Begin()
-	if _, err := attempt(1); err != nil {
-		_, res.Err = Retry(ctx, pl.p.Retry, &s, err, attempt, nil)
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return rv.IsNil()
 	}
+	return false
+}
+
+// samePointer reports whether a and b are the same pointer (comparing the
+// interfaces themselves could panic on an incomparable dynamic type).
+func samePointer(a, b any) bool {
+	ra, rb := reflect.ValueOf(a), reflect.ValueOf(b)
+	return ra.Kind() == reflect.Pointer && rb.Kind() == reflect.Pointer && ra.Pointer() == rb.Pointer()
+}
+
+func kindOf(v any) string {
+	if k, ok := v.(Kinded); ok {
+		return k.PolicyKind()
+	}
+	return ""
 }
 
 // limiter is implemented by timeouts that can tell their limit, such as
 // timeout.Timeout.
 type limiter interface{ Duration() time.Duration }
 
-// Warnings returns the settings of the pipeline that are valid but cannot
-// work as meant, in the words of `spillway validate`: an attempt timeout at
-// or above the total timeout (no retry could ever start). It reads the limits
-// of timeouts that implement Duration() time.Duration.
-func (pl *Pipeline[T]) Warnings() []string {
-	var w []string
-	a, aok := pl.p.Attempt.(limiter)
-	t, tok := pl.p.Total.(limiter)
-	if aok && tok && pl.p.Retry != nil && a.Duration() >= t.Duration() {
-		w = append(w, fmt.Sprintf("attempt timeout %s >= total timeout %s: a timed-out attempt leaves no time for a retry", a.Duration(), t.Duration()))
+// checkTimeouts returns why total and attempt cannot work together: the same
+// Timeout in both roles, two Timeouts of the same name, or (retrying) an
+// attempt limit at or above the total limit.
+func checkTimeouts(total, attempt Timeouter, retries bool) error {
+	if total == nil || attempt == nil {
+		return nil
 	}
-	return w
+	if samePointer(total, attempt) {
+		return errors.New("spillway: Policies.Total and Policies.Attempt are the same Timeout: build one of each")
+	}
+	tn, tok := total.(interface{ Name() string })
+	an, aok := attempt.(interface{ Name() string })
+	if tok && aok && tn.Name() == an.Name() {
+		return fmt.Errorf("spillway: Policies.Total and Policies.Attempt are both named %q: give them different Names, or their errors cannot be told apart", tn.Name())
+	}
+	if err := attemptBelowTotal(total, attempt, retries); err != nil {
+		return fmt.Errorf("spillway: %w", err)
+	}
+	return nil
+}
+
+// attemptBelowTotal returns an error when a pipeline that retries has an
+// attempt limit at or above its total limit, for timeouts that tell their
+// limits (Duration() time.Duration).
+func attemptBelowTotal(total, attempt Timeouter, retries bool) error {
+	a, aok := attempt.(limiter)
+	t, tok := total.(limiter)
+	if retries && aok && tok && a.Duration() >= t.Duration() {
+		return fmt.Errorf("attempt timeout %s >= total timeout %s: a timed-out attempt leaves no time for a retry", a.Duration(), t.Duration())
+	}
+	return nil
+}
+
+// Warnings returns the settings of the pipeline that are valid but cannot
+// work as meant, in the words of `spillway validate`. NewPipeline refuses
+// them, but a timeout's SetDuration may bring one back: an attempt timeout
+// at or above the total timeout of a pipeline that retries.
+func (pl *Pipeline[T]) Warnings() []string {
+	if err := attemptBelowTotal(pl.p.Total, pl.p.Attempt, pl.p.Retry != nil); err != nil {
+		return []string{err.Error()}
+	}
+	return nil
 }

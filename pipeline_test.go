@@ -88,7 +88,7 @@ func (f staticFallback) Fallback(ctx context.Context, err error) (string, string
 
 func TestPipelineGuardsAcquireInOrderReleaseInReverse(t *testing.T) {
 	gs, log := newGuards("breaker", "bulkhead")
-	pl := spillway.NewPipeline(spillway.Policies[string]{Guards: []spillway.Guard{gs[0], gs[1]}})
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Guards: []spillway.Guard{gs[0], gs[1]}})
 	v, err := pl.Execute(context.Background(), func(context.Context) (string, error) { return "hi", nil })
 	if v != "hi" || err != nil {
 		t.Fatalf("Execute = %q, %v", v, err)
@@ -104,7 +104,7 @@ func TestPipelineRefusalReleasesEarlierPermitsAndSkipsTheCall(t *testing.T) {
 	full := &spillway.Error{Code: spillway.ReasonBulkheadFull, Policy: "bulkhead"}
 	gs[1].refuse = full
 	r := &countingRetrier{max: 3}
-	pl := spillway.NewStandard[string](nil, nil, r, gs[0], gs[1], nil)
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Retry: r, Breaker: gs[0], Bulkhead: gs[1]})
 	called := false
 	res := pl.ExecuteResult(context.Background(), func(context.Context) (string, error) { called = true; return "", nil })
 	if called || res.Attempts != 0 || spillway.ReasonOf(res.Err) != spillway.ReasonBulkheadFull {
@@ -120,7 +120,7 @@ func TestPipelineRetriesThroughGuardsUntilSuccess(t *testing.T) {
 	gs, _ := newGuards("breaker")
 	r := &countingRetrier{max: 5}
 	obs := spillway.NewChannelObserver(16)
-	pl := spillway.NewPipeline(spillway.Policies[int]{Retry: r, Guards: []spillway.Guard{gs[0]}, Observer: obs, Name: "p"})
+	pl := spillway.MustNewPipeline(spillway.Policies[int]{Retry: r, Guards: []spillway.Guard{gs[0]}, Observer: obs, Name: "p"})
 	calls := 0
 	res := pl.ExecuteResult(context.Background(), func(context.Context) (int, error) {
 		calls++
@@ -144,12 +144,12 @@ func TestPipelineRetriesThroughGuardsUntilSuccess(t *testing.T) {
 }
 
 func TestPipelineExhaustedRetriesReachTheFallback(t *testing.T) {
-	pl := spillway.NewStandard[string](staticFallback{"cached"}, nil, &countingRetrier{max: 2}, nil, nil, nil)
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Fallback: staticFallback{"cached"}, Retry: &countingRetrier{max: 2}})
 	res := pl.ExecuteResult(context.Background(), func(context.Context) (string, error) { return "", errDown })
 	if res.Value != "cached" || res.Err != nil || res.Fallback != "static" || res.Attempts != 2 {
 		t.Fatalf("result %+v", res)
 	}
-	pl = spillway.NewStandard[string](staticFallback{}, nil, nil, nil, nil, nil)
+	pl = spillway.MustNewPipeline(spillway.Policies[string]{Fallback: staticFallback{}})
 	if _, err := pl.Execute(context.Background(), func(context.Context) (string, error) { return "", errDown }); !errors.Is(err, errDown) {
 		t.Fatalf("a fallback that does not serve must leave the error: %v", err)
 	}
@@ -157,7 +157,7 @@ func TestPipelineExhaustedRetriesReachTheFallback(t *testing.T) {
 
 func TestPipelinePanicReleasesEveryPermitOnce(t *testing.T) {
 	gs, log := newGuards("breaker", "bulkhead")
-	pl := spillway.NewPipeline(spillway.Policies[int]{Guards: []spillway.Guard{gs[0], gs[1]}})
+	pl := spillway.MustNewPipeline(spillway.Policies[int]{Guards: []spillway.Guard{gs[0], gs[1]}})
 	func() {
 		defer func() {
 			if r := recover(); r != "boom" {
@@ -174,7 +174,7 @@ func TestPipelinePanicReleasesEveryPermitOnce(t *testing.T) {
 
 func TestPipelineStopsBeforeAnAttemptWhenTheContextIsDone(t *testing.T) {
 	gs, log := newGuards("breaker")
-	pl := spillway.NewPipeline(spillway.Policies[int]{Guards: []spillway.Guard{gs[0]}, Retry: &countingRetrier{max: 3}})
+	pl := spillway.MustNewPipeline(spillway.Policies[int]{Guards: []spillway.Guard{gs[0]}, Retry: &countingRetrier{max: 3}})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	res := pl.ExecuteResult(ctx, func(context.Context) (int, error) { t.Fatal("must not run"); return 0, nil })
@@ -184,17 +184,25 @@ func TestPipelineStopsBeforeAnAttemptWhenTheContextIsDone(t *testing.T) {
 }
 
 func TestPipelineRejectsTooManyGuards(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Fatal("nine guards must panic")
-		}
-	}()
 	gs, _ := newGuards("1", "2", "3", "4", "5", "6", "7", "8", "9")
 	guards := make([]spillway.Guard, len(gs))
 	for i, g := range gs {
 		guards[i] = g
 	}
-	spillway.NewPipeline(spillway.Policies[int]{Guards: guards})
+	if _, err := spillway.NewPipeline(spillway.Policies[int]{Guards: guards}); err == nil ||
+		err.Error() != "spillway: a pipeline takes at most 8 guards, got 9" {
+		t.Fatalf("NewPipeline with nine guards: %v", err)
+	}
+	// Eight guards and no breaker or bulkhead are eight.
+	if _, err := spillway.NewPipeline(spillway.Policies[int]{Guards: guards[:8]}); err != nil {
+		t.Fatalf("NewPipeline with eight guards: %v", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("MustNewPipeline with nine guards must panic")
+		}
+	}()
+	spillway.MustNewPipeline(spillway.Policies[int]{Guards: guards})
 }
 
 type nopGuard struct{}
@@ -212,7 +220,7 @@ func (nopRetrier) Next(_ context.Context, s spillway.RetryState, err error) (spi
 }
 
 func TestPipelineSuccessPathAllocatesNothing(t *testing.T) {
-	pl := spillway.NewStandard[int](intFallback{}, nil, nopRetrier{}, nopGuard{}, nopGuard{}, nil)
+	pl := spillway.MustNewPipeline(spillway.Policies[int]{Fallback: intFallback{}, Retry: nopRetrier{}, Breaker: nopGuard{}, Bulkhead: nopGuard{}})
 	ctx := context.Background()
 	fn := func(context.Context) (int, error) { return 1, nil }
 	if n := testing.AllocsPerRun(1000, func() { _, _ = pl.Execute(ctx, fn) }); n != 0 {
@@ -235,7 +243,7 @@ func (c *cancelRecorder) Finish(_ context.Context, err error) error { return err
 
 func TestPipelinePanicCancelsTheAttemptContext(t *testing.T) {
 	attempt := &cancelRecorder{}
-	pl := spillway.NewPipeline(spillway.Policies[int]{Attempt: attempt})
+	pl := spillway.MustNewPipeline(spillway.Policies[int]{Attempt: attempt})
 	func() {
 		defer func() { _ = recover() }()
 		_ = pl.Run(context.Background(), func(context.Context) error { panic("boom") })
@@ -245,33 +253,30 @@ func TestPipelinePanicCancelsTheAttemptContext(t *testing.T) {
 	}
 }
 
-type fixedTimeout time.Duration
-
-func (f fixedTimeout) Start(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, time.Duration(f))
+// settableTimeout is a timeout whose limit can change after the pipeline
+// is built, as timeout.Timeout's SetDuration does.
+type settableTimeout struct {
+	d    time.Duration
+	name string
 }
-func (fixedTimeout) Finish(_ context.Context, err error) error { return err }
-func (f fixedTimeout) Duration() time.Duration                 { return time.Duration(f) }
 
-func TestPipelineWarnings(t *testing.T) {
-	tests := []struct {
-		name           string
-		attempt, total spillway.Timeouter
-		retry          spillway.Retrier
-		want           int
-	}{
-		{"attempt below total", fixedTimeout(time.Second), fixedTimeout(3 * time.Second), nopRetrier{}, 0},
-		{"attempt equals total", fixedTimeout(time.Second), fixedTimeout(time.Second), nopRetrier{}, 1},
-		{"attempt above total", fixedTimeout(5 * time.Second), fixedTimeout(time.Second), nopRetrier{}, 1},
-		{"no retry: nothing to leave room for", fixedTimeout(5 * time.Second), fixedTimeout(time.Second), nil, 0},
-		{"limits unknown", &cancelRecorder{}, fixedTimeout(time.Second), nopRetrier{}, 0},
+func (f *settableTimeout) Start(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, f.d)
+}
+func (*settableTimeout) Finish(_ context.Context, err error) error { return err }
+func (f *settableTimeout) Duration() time.Duration                 { return f.d }
+func (f *settableTimeout) Name() string                            { return f.name }
+
+func TestPipelineWarnsOfATimeoutChangedAfterConstruction(t *testing.T) {
+	attempt := &settableTimeout{d: time.Second, name: "attempt"}
+	total := &settableTimeout{d: 3 * time.Second, name: "total"}
+	pl := spillway.MustNewPipeline(spillway.Policies[int]{Attempt: attempt, Total: total, Retry: nopRetrier{}})
+	if w := pl.Warnings(); w != nil {
+		t.Fatalf("Warnings() = %q, want none", w)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			pl := spillway.NewPipeline(spillway.Policies[int]{Attempt: tt.attempt, Total: tt.total, Retry: tt.retry})
-			if got := pl.Warnings(); len(got) != tt.want {
-				t.Errorf("Warnings() = %q, want %d", got, tt.want)
-			}
-		})
+	attempt.d = 5 * time.Second
+	want := "attempt timeout 5s >= total timeout 3s: a timed-out attempt leaves no time for a retry"
+	if w := pl.Warnings(); len(w) != 1 || w[0] != want {
+		t.Fatalf("Warnings() = %q, want %q", w, want)
 	}
 }

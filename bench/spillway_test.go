@@ -181,14 +181,14 @@ func BenchmarkBulkheadAcquireReleaseParallel(b *testing.B) {
 // an attempt timeout (no total timeout: the comparison with failsafe-go's
 // composition of the same policies).
 func standardPipeline(withTimeout bool) *spillway.Pipeline[int] {
-	fb := fallback.New(fallback.Value("static", 0))
+	fb := fallback.MustNew(fallback.Config{}, fallback.Value("static", 0))
 	rp := retry.MustNew(retry.Config{}) // with its default budget
 	br := breaker.MustNew(breaker.Config{})
 	bh := bulkhead.MustNew(bulkhead.Config{})
 	if withTimeout {
-		return spillway.NewStandard[int](fb, nil, rp, br, bh, timeout.MustNew(timeout.Config{Duration: 5 * time.Second}))
+		return spillway.MustNewPipeline(spillway.Policies[int]{Fallback: fb, Retry: rp, Breaker: br, Bulkhead: bh, Attempt: timeout.MustNew(timeout.Config{Duration: 5 * time.Second})})
 	}
-	return spillway.NewStandard[int](fb, nil, rp, br, bh, nil)
+	return spillway.MustNewPipeline(spillway.Policies[int]{Fallback: fb, Retry: rp, Breaker: br, Bulkhead: bh})
 }
 
 func BenchmarkPipeline(b *testing.B) {

@@ -112,6 +112,10 @@ func MustNew(cfg Config) *Breaker {
 // Name returns the breaker's name.
 func (b *Breaker) Name() string { return b.core.Load().cfg.Name }
 
+// PolicyKind returns "breaker" (spillway.Kinded): a pipeline refuses a
+// breaker given as its Bulkhead.
+func (b *Breaker) PolicyKind() string { return "breaker" }
+
 // Config returns the configuration in effect, every default filled in
 // (Classify and Rand stay nil for their defaults).
 func (b *Breaker) Config() Config { return b.core.Load().cfg }

@@ -78,7 +78,7 @@ func ExampleBreaker_Snapshot() {
 // around each attempt.
 func ExampleBreaker_Acquire() {
 	b := breaker.MustNew(breaker.Config{Name: "search"})
-	pl := spillway.NewPipeline(spillway.Policies[string]{Guards: []spillway.Guard{b}})
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Guards: []spillway.Guard{b}})
 	v, err := pl.Execute(context.Background(), func(ctx context.Context) (string, error) { return "results", nil })
 	fmt.Println(v, err, b.Snapshot().Calls)
 	// Output: results <nil> 1

@@ -147,6 +147,10 @@ func MustNew(cfg Config) *Bulkhead {
 // and events.
 func (b *Bulkhead) Name() string { return b.errFull.Name }
 
+// PolicyKind returns "bulkhead" (spillway.Kinded): a pipeline refuses a
+// bulkhead given as its Breaker.
+func (b *Bulkhead) PolicyKind() string { return "bulkhead" }
+
 // InFlight returns the number of admitted calls not yet released. Right
 // after a Resize that shrank the bulkhead it may exceed Limit.
 func (b *Bulkhead) InFlight() int { return int(b.inFlight.Load()) }

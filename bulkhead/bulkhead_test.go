@@ -521,7 +521,7 @@ func TestDoubleReleasePanics(t *testing.T) {
 // TestPipelineGuard runs the bulkhead as a spillway.Pipeline guard.
 func TestPipelineGuard(t *testing.T) {
 	b := bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1})
-	pl := spillway.NewPipeline(spillway.Policies[int]{Guards: []spillway.Guard{b}})
+	pl := spillway.MustNewPipeline(spillway.Policies[int]{Guards: []spillway.Guard{b}})
 	v, err := pl.Execute(t.Context(), func(ctx context.Context) (int, error) {
 		if _, err := pl.Execute(ctx, func(context.Context) (int, error) { return 0, nil }); !isFull(err) {
 			t.Errorf("nested execution = %v, want bulkhead_full", err)

@@ -17,7 +17,7 @@ func fail(context.Context) (int, error) { return 0, errBench }
 // BenchmarkDoSuccess is the path of nearly every call: fn succeeds and the
 // fallback costs a nil check.
 func BenchmarkDoSuccess(b *testing.B) {
-	f := fallback.New(fallback.Value("static", 0))
+	f := fallback.MustNew(fallback.Config{}, fallback.Value("static", 0))
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -27,7 +27,7 @@ func BenchmarkDoSuccess(b *testing.B) {
 
 // BenchmarkDoFallback is a failed call served by a static value.
 func BenchmarkDoFallback(b *testing.B) {
-	f := fallback.New(fallback.Value("static", 0))
+	f := fallback.MustNew(fallback.Config{}, fallback.Value("static", 0))
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

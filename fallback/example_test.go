@@ -13,7 +13,7 @@ func Example() {
 	errDown := errors.New("catalog: connection refused")
 	cache := map[string]string{"item-1": "cached item-1"}
 
-	f := fallback.New(
+	f := fallback.MustNew(fallback.Config{},
 		// A stale cache entry, if there is one.
 		fallback.Func("stale-cache", func(ctx context.Context, err error) (string, error) {
 			if v, ok := cache["item-1"]; ok {
@@ -34,7 +34,7 @@ func Example() {
 }
 
 func ExampleFallback_Fallback_exhausted() {
-	f := fallback.New(fallback.Func("replica", func(context.Context, error) (int, error) {
+	f := fallback.MustNew(fallback.Config{}, fallback.Func("replica", func(context.Context, error) (int, error) {
 		return 0, errors.New("replica down")
 	}))
 	original := &spillway.Error{Code: spillway.ReasonBreakerOpen, Policy: "breaker", Name: "catalog", Err: errors.New("circuit open")}
@@ -53,7 +53,7 @@ func ExampleFallback_Fallback_exhausted() {
 func ExampleOnReasons() {
 	stale := fallback.Value("stale-cache", "yesterday's answer")
 	stale.When = fallback.OnReasons(spillway.ReasonBreakerOpen, spillway.ReasonBulkheadFull)
-	f := fallback.New(stale)
+	f := fallback.MustNew(fallback.Config{}, stale)
 
 	_, served, _ := f.Fallback(context.Background(), &spillway.Error{Code: spillway.ReasonBulkheadFull, Policy: "bulkhead"})
 	fmt.Printf("bulkhead full: served %q\n", served)

@@ -17,6 +17,10 @@
 // ran, or inside an [*ExhaustedError] when steps ran and failed. Either way
 // errors.Is, errors.As and spillway.ReasonOf answer for the original failure.
 //
+// A step that needs the call's input (the key of the item whose cached copy
+// to serve) is made with [Keyed] and receives the key that
+// spillway.ExecuteKeyed was given.
+//
 // A Fallback is immutable once built and safe for concurrent use; serving
 // the call's own success allocates nothing. Fallback implements
 // spillway.Fallbacker, so it can be a spillway.Pipeline's fallback.
@@ -61,6 +65,26 @@ func Value[T any](name string, v T) Step[T] {
 	return Step[T]{Name: name, Fn: func(context.Context, error) (T, error) { return v, nil }}
 }
 
+// ErrNoKey is the error of a Keyed step that runs without a key of its
+// type: the call was not made with spillway.ExecuteKeyed, or with a key of
+// another type. Like any step's error, it passes on to the next step.
+var ErrNoKey = errors.New("fallback: no call key of the step's type (use spillway.ExecuteKeyed)")
+
+// Keyed returns a step named name that computes its substitute from the
+// call's key, the one spillway.ExecuteKeyed was given (the item whose cached
+// copy to serve), and the error it replaces. Without a key of type K it
+// fails with ErrNoKey.
+func Keyed[K, T any](name string, fn func(ctx context.Context, key K, err error) (T, error)) Step[T] {
+	return Step[T]{Name: name, Fn: func(ctx context.Context, err error) (T, error) {
+		k, ok := spillway.KeyOf[K](ctx)
+		if !ok {
+			var v T
+			return v, ErrNoKey
+		}
+		return fn(ctx, k, err)
+	}}
+}
+
 // OnReasons returns a When that accepts the errors whose spillway.ReasonOf
 // is one of reasons: OnReasons(spillway.ReasonBreakerOpen) serves only while
 // a breaker is open.
@@ -79,8 +103,8 @@ type Config struct {
 }
 
 // Fallback tries its steps, in order, on a failed call's error. Build one
-// with New or NewWithConfig; Do runs a call and falls back on its failure,
-// Fallback falls back on an error already at hand.
+// with New; Do runs a call and falls back on its failure, Fallback falls
+// back on an error already at hand.
 type Fallback[T any] struct {
 	name  string
 	obs   spillway.Observer
@@ -89,21 +113,23 @@ type Fallback[T any] struct {
 
 var _ spillway.Fallbacker[int] = (*Fallback[int])(nil)
 
-// New returns a Fallback over steps, with no name and no observer. It
-// panics if the steps are invalid (see Validate).
-func New[T any](steps ...Step[T]) *Fallback[T] {
-	return NewWithConfig(Config{}, steps...)
+// New returns a Fallback over steps configured by cfg, or Validate's error
+// if the steps do not make a valid chain.
+func New[T any](cfg Config, steps ...Step[T]) (*Fallback[T], error) {
+	if err := Validate(steps...); err != nil {
+		return nil, err
+	}
+	return &Fallback[T]{name: cfg.Name, obs: cfg.Observer, steps: slices.Clone(steps)}, nil
 }
 
-// NewWithConfig returns a Fallback over steps configured by cfg. It panics
-// if the steps are invalid (see Validate): steps are usually written in
-// code, where a bad one is a programming error; check steps built from
-// configuration with Validate first.
-func NewWithConfig[T any](cfg Config, steps ...Step[T]) *Fallback[T] {
-	if err := Validate(steps...); err != nil {
+// MustNew is New for steps written in code, where a bad one is a
+// programming error: it panics on the error New would return.
+func MustNew[T any](cfg Config, steps ...Step[T]) *Fallback[T] {
+	f, err := New(cfg, steps...)
+	if err != nil {
 		panic(err)
 	}
-	return &Fallback[T]{name: cfg.Name, obs: cfg.Observer, steps: slices.Clone(steps)}
+	return f
 }
 
 // Validate returns an error, naming the step and the field, if steps do not

@@ -66,24 +66,18 @@ func TestValidate(t *testing.T) {
 			if err == nil || err.Error() != tt.wantErr {
 				t.Fatalf("Validate = %v, want %q", err, tt.wantErr)
 			}
+			if f, nerr := fallback.New(fallback.Config{Name: "x"}, tt.steps...); f != nil || nerr == nil || nerr.Error() != err.Error() {
+				t.Fatalf("New = %v, %v, want nil and Validate's error", f, nerr)
+			}
 			defer func() {
 				if r := recover(); fmt.Sprint(r) != err.Error() {
-					t.Fatalf("NewWithConfig panicked with %v, want Validate's error", r)
+					t.Fatalf("MustNew panicked with %v, want Validate's error", r)
 				}
 			}()
-			fallback.NewWithConfig(fallback.Config{Name: "x"}, tt.steps...)
-			t.Fatal("NewWithConfig did not panic")
+			fallback.MustNew(fallback.Config{Name: "x"}, tt.steps...)
+			t.Fatal("MustNew did not panic")
 		})
 	}
-}
-
-func TestNewPanicsOnInvalidSteps(t *testing.T) {
-	defer func() {
-		if r := recover(); r == nil {
-			t.Fatal("New did not panic")
-		}
-	}()
-	fallback.New[int]()
 }
 
 func TestStepsAreTriedInOrder(t *testing.T) {
@@ -105,7 +99,7 @@ func TestStepsAreTriedInOrder(t *testing.T) {
 				name := fmt.Sprintf("s%d", i)
 				steps = append(steps, tr.step(name, "from "+name, r))
 			}
-			v, served, err := fallback.New(steps...).Fallback(t.Context(), errBoom)
+			v, served, err := fallback.MustNew(fallback.Config{}, steps...).Fallback(t.Context(), errBoom)
 			if err != nil || served != tt.wantServed || v != "from "+tt.wantServed {
 				t.Fatalf("Fallback = %q, %q, %v; want %q served", v, served, err, tt.wantServed)
 			}
@@ -122,7 +116,7 @@ func TestWhenSelectsTheErrors(t *testing.T) {
 	stale.When = fallback.OnReasons(spillway.ReasonBreakerOpen, spillway.ReasonBulkheadFull)
 	notFound := tr.step("empty", "", nil)
 	notFound.When = func(err error) bool { return errors.Is(err, errNotFound) }
-	f := fallback.New(stale, notFound, fallback.Value("static", "default"))
+	f := fallback.MustNew(fallback.Config{}, stale, notFound, fallback.Value("static", "default"))
 
 	tests := []struct {
 		err        error
@@ -143,7 +137,7 @@ func TestWhenSelectsTheErrors(t *testing.T) {
 
 func TestValueServesAStaticValue(t *testing.T) {
 	type page struct{ Items []string }
-	f := fallback.New(fallback.Value("static", page{Items: []string{"default"}}))
+	f := fallback.MustNew(fallback.Config{}, fallback.Value("static", page{Items: []string{"default"}}))
 	v, served, err := f.Fallback(t.Context(), errBoom)
 	if err != nil || served != "static" || len(v.Items) != 1 || v.Items[0] != "default" {
 		t.Fatalf("Fallback = %+v, %q, %v", v, served, err)
@@ -152,7 +146,7 @@ func TestValueServesAStaticValue(t *testing.T) {
 
 func TestStepSeesTheErrorItReplaces(t *testing.T) {
 	var seen error
-	f := fallback.New(fallback.Func("echo", func(_ context.Context, err error) (string, error) {
+	f := fallback.MustNew(fallback.Config{}, fallback.Func("echo", func(_ context.Context, err error) (string, error) {
 		seen = err
 		return err.Error(), nil
 	}))
@@ -164,7 +158,7 @@ func TestStepSeesTheErrorItReplaces(t *testing.T) {
 func TestExhaustedChainKeepsTheOriginalError(t *testing.T) {
 	tr := &trace{}
 	// The steps fail in ways that would change the reason if they leaked.
-	f := fallback.New(
+	f := fallback.MustNew(fallback.Config{},
 		tr.step("replica", "", errOpen),
 		tr.step("cache", "", context.DeadlineExceeded),
 		tr.step("static", "", errNotFound),
@@ -207,7 +201,7 @@ func TestExhaustedChainKeepsTheOriginalError(t *testing.T) {
 }
 
 func TestExhaustedKeepsTheOriginalRetryAfter(t *testing.T) {
-	f := fallback.New(fallback.Func("replica", func(context.Context, error) (int, error) { return 0, errBoom }))
+	f := fallback.MustNew(fallback.Config{}, fallback.Func("replica", func(context.Context, error) (int, error) { return 0, errBoom }))
 	_, _, err := f.Fallback(t.Context(), errOpen)
 	if d, ok := spillway.RetryAfterOf(err); !ok || d != 30*time.Second {
 		t.Fatalf("RetryAfterOf = %v, %v; want the open breaker's 30s", d, ok)
@@ -218,7 +212,7 @@ func TestNoApplicableStepReturnsTheErrorUnchanged(t *testing.T) {
 	tr := &trace{}
 	s := tr.step("stale", "x", nil)
 	s.When = fallback.OnReasons(spillway.ReasonBreakerOpen)
-	_, served, err := fallback.New(s).Fallback(t.Context(), errBoom)
+	_, served, err := fallback.MustNew(fallback.Config{}, s).Fallback(t.Context(), errBoom)
 	if served != "" || err != errBoom {
 		t.Fatalf("Fallback = %q, %v; want errBoom itself", served, err)
 	}
@@ -252,7 +246,7 @@ func TestCallerGoneNeverFallsBack(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := &trace{}
 			rec := &recorder{}
-			f := fallback.NewWithConfig(fallback.Config{Observer: rec}, tr.step("static", "x", nil))
+			f := fallback.MustNew(fallback.Config{Observer: rec}, tr.step("static", "x", nil))
 			_, served, ferr := f.Fallback(tt.ctx, tt.err)
 			if tt.wantFallback {
 				if served != "static" || ferr != nil {
@@ -276,7 +270,7 @@ func TestCallerLeavingMidChainStopsIt(t *testing.T) {
 		cancel()
 		return "", context.Canceled
 	})
-	_, served, err := fallback.New(leave, tr.step("static", "x", nil)).Fallback(ctx, errBoom)
+	_, served, err := fallback.MustNew(fallback.Config{}, leave, tr.step("static", "x", nil)).Fallback(ctx, errBoom)
 	if served != "" || !errors.Is(err, errBoom) || !slices.Equal(tr.ran, []string{"replica"}) {
 		t.Fatalf("Fallback = %q, %v (ran %v); want the chain to stop", served, err, tr.ran)
 	}
@@ -287,7 +281,7 @@ func TestCallerLeavingMidChainStopsIt(t *testing.T) {
 
 func TestNilErrorIsNotReplaced(t *testing.T) {
 	tr := &trace{}
-	v, served, err := fallback.New(tr.step("static", "x", nil)).Fallback(t.Context(), nil)
+	v, served, err := fallback.MustNew(fallback.Config{}, tr.step("static", "x", nil)).Fallback(t.Context(), nil)
 	if v != "" || served != "" || err != nil || len(tr.ran) != 0 {
 		t.Fatalf("Fallback(nil) = %q, %q, %v", v, served, err)
 	}
@@ -296,7 +290,7 @@ func TestNilErrorIsNotReplaced(t *testing.T) {
 func TestObserverSeesWhoServed(t *testing.T) {
 	rec := &recorder{}
 	tr := &trace{}
-	f := fallback.NewWithConfig(fallback.Config{Name: "catalog", Observer: rec},
+	f := fallback.MustNew(fallback.Config{Name: "catalog", Observer: rec},
 		tr.step("replica", "", errBoom), tr.step("static", "x", nil))
 	if _, _, err := f.Fallback(t.Context(), errOpen); err != nil {
 		t.Fatal(err)
@@ -309,7 +303,7 @@ func TestObserverSeesWhoServed(t *testing.T) {
 
 func TestDo(t *testing.T) {
 	tr := &trace{}
-	f := fallback.New(tr.step("static", "default", nil))
+	f := fallback.MustNew(fallback.Config{}, tr.step("static", "default", nil))
 	tests := []struct {
 		name       string
 		fn         func(context.Context) (string, error)
@@ -330,8 +324,8 @@ func TestDo(t *testing.T) {
 }
 
 func TestPipelineFallback(t *testing.T) {
-	f := fallback.New(fallback.Value("static", 42))
-	pl := spillway.NewPipeline(spillway.Policies[int]{Fallback: f})
+	f := fallback.MustNew(fallback.Config{}, fallback.Value("static", 42))
+	pl := spillway.MustNewPipeline(spillway.Policies[int]{Fallback: f})
 	res := pl.ExecuteResult(t.Context(), func(context.Context) (int, error) { return 0, errBoom })
 	if res.Value != 42 || res.Fallback != "static" || res.Err != nil {
 		t.Fatalf("ExecuteResult = %+v", res)

@@ -57,7 +57,7 @@ func FuzzConfig(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Validate(%q): %v", names[:count], err)
 		}
-		fb := fallback.NewWithConfig(fallback.Config{Name: name}, steps...)
+		fb := fallback.MustNew(fallback.Config{Name: name}, steps...)
 		v, served, err := fb.Fallback(context.Background(), errors.New("down"))
 		if err != nil || served != names[0] || v != names[0] {
 			t.Fatalf("Fallback = %q, %q, %v; want the first step %q", v, served, err, names[0])

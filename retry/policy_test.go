@@ -417,7 +417,7 @@ func TestPolicyInPipeline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := retry.MustNewBudget(retry.BudgetConfig{})
 		p := retry.MustNew(retry.Config{Budget: b, Jitter: retry.NoJitter})
-		pl := spillway.NewPipeline(spillway.Policies[int]{Retry: p})
+		pl := spillway.MustNewPipeline(spillway.Policies[int]{Retry: p})
 		start := time.Now()
 		calls := 0
 		res := pl.ExecuteResult(context.Background(), failing(&calls, errUpstream, errUpstream, nil))

@@ -28,7 +28,7 @@ type integration struct {
 // call is in flight, and the downstream reports it as its transport does).
 var integrations = []integration{
 	{"pipeline", func(t *testing.T, b *breaker.Breaker, obs spillway.Observer, outcome string) {
-		pl := spillway.NewPipeline(spillway.Policies[int]{Guards: []spillway.Guard{b}, Observer: obs, Name: "d"})
+		pl := spillway.MustNewPipeline(spillway.Policies[int]{Guards: []spillway.Guard{b}, Observer: obs, Name: "d"})
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		_, _ = pl.Execute(ctx, func(ctx context.Context) (int, error) {

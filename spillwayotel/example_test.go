@@ -35,7 +35,7 @@ func Example() {
 	if err := obs.RegisterBreaker(cb); err != nil {
 		panic(err)
 	}
-	pl := spillway.NewPipeline(spillway.Policies[string]{Guards: []spillway.Guard{cb}, Observer: obs, Name: "payments"})
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Guards: []spillway.Guard{cb}, Observer: obs, Name: "payments"})
 	for range 4 {
 		_, _ = pl.Execute(context.Background(), func(context.Context) (string, error) {
 			return "", errors.New("503 Service Unavailable")
@@ -82,8 +82,8 @@ func Example_spanEvents() {
 	}
 	defer obs.Close()
 
-	pl := spillway.NewPipeline(spillway.Policies[string]{
-		Fallback: fallback.NewWithConfig(fallback.Config{Name: "recs", Observer: obs}, fallback.Value("default", "[]")),
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{
+		Fallback: fallback.MustNew(fallback.Config{Name: "recs", Observer: obs}, fallback.Value("default", "[]")),
 		Retry: retry.MustNew(retry.Config{Name: "recs", MaxAttempts: 2, Initial: time.Millisecond, Max: time.Millisecond,
 			Jitter: retry.NoJitter, Observer: obs}),
 		Observer: obs,

@@ -32,7 +32,7 @@ func TestBreakerMetrics(t *testing.T) {
 	if err := h.obs.RegisterBreaker(cb); err != nil {
 		t.Fatal(err)
 	}
-	pl := spillway.NewPipeline(spillway.Policies[string]{
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{
 		Guards: []spillway.Guard{cb}, Observer: h.obs, Clock: clk, Name: "catalog",
 	})
 	failing := func(context.Context) (string, error) {
@@ -124,7 +124,7 @@ func TestRetryMetrics(t *testing.T) {
 		Name: "search", Budget: budget, Initial: time.Microsecond, Max: time.Microsecond,
 		Jitter: retry.NoJitter, Observer: h.obs,
 	})
-	pl := spillway.NewPipeline(spillway.Policies[string]{Retry: rp, Observer: h.obs, Name: "search"})
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Retry: rp, Observer: h.obs, Name: "search"})
 	calls := 0
 	v, err := pl.Execute(context.Background(), func(context.Context) (string, error) {
 		calls++
@@ -169,7 +169,7 @@ func TestBudgetRejectionMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	rp := retry.MustNew(retry.Config{Name: "ledger", Budget: budget, Observer: h.obs})
-	pl := spillway.NewPipeline(spillway.Policies[string]{Retry: rp, Observer: h.obs, Name: "ledger"})
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Retry: rp, Observer: h.obs, Name: "ledger"})
 	_, err := pl.Execute(context.Background(), func(context.Context) (string, error) { return "", errDown })
 	if !errors.Is(err, retry.ErrBudgetExhausted) {
 		t.Fatalf("Execute: %v, want ErrBudgetExhausted", err)
@@ -193,7 +193,7 @@ func TestBulkheadMetrics(t *testing.T) {
 	if err := h.obs.RegisterBulkhead(bh); err != nil {
 		t.Fatal(err)
 	}
-	pl := spillway.NewPipeline(spillway.Policies[string]{Guards: []spillway.Guard{bh}, Observer: h.obs, Name: "reports"})
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Guards: []spillway.Guard{bh}, Observer: h.obs, Name: "reports"})
 	held, err := bh.Acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -230,10 +230,10 @@ func TestBulkheadMetrics(t *testing.T) {
 // A fallback that serves is counted by the step that served.
 func TestFallbackMetrics(t *testing.T) {
 	h := newHarness(t)
-	fb := fallback.NewWithConfig(fallback.Config{Name: "catalog", Observer: h.obs},
+	fb := fallback.MustNew(fallback.Config{Name: "catalog", Observer: h.obs},
 		fallback.Func("replica", func(context.Context, error) (string, error) { return "", errors.New("replica down") }),
 		fallback.Value("static", `{"items":[]}`))
-	pl := spillway.NewPipeline(spillway.Policies[string]{Fallback: fb, Observer: h.obs, Name: "catalog"})
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Fallback: fb, Observer: h.obs, Name: "catalog"})
 	for range 2 {
 		res := pl.ExecuteResult(context.Background(), func(context.Context) (string, error) { return "", errDown })
 		if res.Err != nil || res.Fallback != "static" {
@@ -253,7 +253,7 @@ func TestFallbackMetrics(t *testing.T) {
 func TestTimeoutMetrics(t *testing.T) {
 	h := newHarness(t)
 	to := timeout.MustNew(timeout.Config{Name: "slow", Duration: time.Millisecond, Observer: h.obs})
-	pl := spillway.NewPipeline(spillway.Policies[string]{Attempt: to, Observer: h.obs, Name: "slow"})
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Attempt: to, Observer: h.obs, Name: "slow"})
 	_, err := pl.Execute(context.Background(), func(ctx context.Context) (string, error) {
 		<-ctx.Done()
 		return "", ctx.Err()

@@ -20,8 +20,8 @@ import (
 // always fails is retried twice, trips the breaker on the second failure, is
 // rejected on the third attempt, and the fallback serves.
 func standard(obs spillway.Observer) *spillway.Pipeline[string] {
-	return spillway.NewPipeline(spillway.Policies[string]{
-		Fallback: fallback.NewWithConfig(fallback.Config{Name: "catalog", Observer: obs},
+	return spillway.MustNewPipeline(spillway.Policies[string]{
+		Fallback: fallback.MustNew(fallback.Config{Name: "catalog", Observer: obs},
 			fallback.Value("static", `{"items":[]}`)),
 		Retry: retry.MustNew(retry.Config{Name: "catalog", Initial: time.Microsecond, Max: time.Microsecond,
 			Jitter: retry.NoJitter, Observer: obs}),

@@ -33,7 +33,7 @@ func ExampleNew() {
 	if err := metrics.Register(br, bh); err != nil {
 		panic(err)
 	}
-	pl := spillway.NewStandard[string](nil, nil, nil, br, bh, nil)
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Breaker: br, Bulkhead: bh})
 
 	for range 3 {
 		_ = pl.Run(context.Background(), func(context.Context) error { return errors.New("catalog is down") })

@@ -59,12 +59,12 @@ func newScenario(t *testing.T) *scenario {
 	s.budget = retry.MustNewBudget(retry.BudgetConfig{Ratio: -1, MinPerSecond: 0.5, Window: 20 * time.Second, Clock: s.clock})
 	rt := retry.MustNew(retry.Config{Name: "catalog", MaxAttempts: 3, Budget: s.budget, Observer: s.m,
 		Rand: func() float64 { return 0 }}) // full jitter at 0: no backoff to wait
-	fb := fallback.NewWithConfig(fallback.Config{Name: "catalog", Observer: s.m}, fallback.Value("static", "[]"))
+	fb := fallback.MustNew(fallback.Config{Name: "catalog", Observer: s.m}, fallback.Value("static", "[]"))
 	if err := s.m.Register(s.br, s.bh, rt); err != nil {
 		t.Fatal(err)
 	}
 
-	pl := spillway.NewPipeline(spillway.Policies[string]{Name: "catalog", Fallback: fb, Retry: rt,
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Name: "catalog", Fallback: fb, Retry: rt,
 		Guards: []spillway.Guard{s.br, s.bh}, Observer: s.m, Clock: s.clock})
 	calls := 0
 	v, err := pl.Execute(context.Background(), func(context.Context) (string, error) {

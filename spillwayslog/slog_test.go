@@ -261,8 +261,8 @@ func TestRealPoliciesAndContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb := fallback.NewWithConfig(fallback.Config{Name: "catalog", Observer: o}, fallback.Value("static", "[]"))
-	pl := spillway.NewPipeline(spillway.Policies[string]{Name: "catalog", Fallback: fb, Retry: rt,
+	fb := fallback.MustNew(fallback.Config{Name: "catalog", Observer: o}, fallback.Value("static", "[]"))
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Name: "catalog", Fallback: fb, Retry: rt,
 		Guards: []spillway.Guard{bh}, Attempt: to})
 	v, err := pl.Execute(ctx, func(ctx context.Context) (string, error) {
 		<-ctx.Done() // every attempt outlives the attempt timeout

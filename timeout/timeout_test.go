@@ -347,7 +347,7 @@ func TestPipelineTotalTimeoutDuringBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
 		total := timeout.MustNew(timeout.Config{Name: "total", Duration: time.Second, Observer: rec})
-		pl := spillway.NewPipeline(spillway.Policies[int]{Total: total, Retry: scriptedRetry{delay: 10 * time.Second}})
+		pl := spillway.MustNewPipeline(spillway.Policies[int]{Total: total, Retry: scriptedRetry{delay: 10 * time.Second}})
 		start := time.Now()
 		_, err := pl.Execute(t.Context(), func(context.Context) (int, error) { return 0, errBoom })
 		if took := time.Since(start); took != time.Second {
@@ -372,7 +372,7 @@ func TestPipelineTotalTimeoutDuringBackoff(t *testing.T) {
 func TestPipelineAttemptTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		attempt := timeout.MustNew(timeout.Config{Name: "attempt", Duration: time.Second})
-		pl := spillway.NewPipeline(spillway.Policies[int]{Attempt: attempt})
+		pl := spillway.MustNewPipeline(spillway.Policies[int]{Attempt: attempt})
 		_, err := pl.Execute(t.Context(), func(ctx context.Context) (int, error) { return 0, waitCtx(ctx) })
 		if !errors.Is(err, timeout.ErrTimeout) {
 			t.Fatalf("err = %v, want the attempt timeout", err)

@@ -23,7 +23,7 @@ func Example_runtimeChanges() {
 	bh := bulkhead.MustNew(bulkhead.Config{Name: "search", MaxConcurrent: 10})
 	rp := &swappableRetry{}
 	rp.p.Store(retry.MustNew(retry.Config{Name: "search", MaxAttempts: 2, Initial: time.Millisecond}))
-	pl := spillway.NewPipeline(spillway.Policies[string]{Retry: rp, Guards: []spillway.Guard{cb, bh}})
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Retry: rp, Breaker: cb, Bulkhead: bh})
 
 	// The downstream fails: two executions of two attempts trip the breaker.
 	down := func(ctx context.Context) (string, error) { return "", errors.New("503 search unavailable") }

@@ -156,9 +156,11 @@ func RunLibrary(ctx context.Context, out io.Writer, o Options) error {
 	bh := bulkhead.MustNew(bulkhead.Config{Name: "downstream", MaxConcurrent: 6, Observer: obs})
 	attempt := timeout.MustNew(timeout.Config{Name: "attempt", Duration: 200 * time.Millisecond, Observer: obs})
 	total := timeout.MustNew(timeout.Config{Name: "total", Duration: 600 * time.Millisecond, Observer: obs})
-	fb := fallback.NewWithConfig(fallback.Config{Name: "downstream", Observer: obs},
+	fb := fallback.MustNew(fallback.Config{Name: "downstream", Observer: obs},
 		fallback.Value("cached", "cached answer"))
-	pl := spillway.NewStandard[string](fb, total, rp, br, bh, attempt)
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{
+		Fallback: fb, Total: total, Retry: rp, Breaker: br, Bulkhead: bh, Attempt: attempt,
+	})
 
 	ds := &downstream{}
 	fmt.Fprintf(out, "Spillway demo: %d callers → standard pipeline → a downstream that goes %s, %s each.\n",
