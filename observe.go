@@ -2,6 +2,7 @@ package spillway
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 )
@@ -80,6 +81,29 @@ func (os Observers) Observe(e Event) {
 			o.Observe(e)
 		}
 	}
+}
+
+// Registrar is what an Observer that exports gauges implements besides
+// Observe (spillwayprom.Metrics, spillwayotel.Observer): Register exports
+// the gauges of the policies it is given (breaker state, bulkhead use, retry
+// budget) and skips those that have none, such as timeouts and fallbacks,
+// and nil ones. It returns an error when another policy already holds a
+// name. NewPipeline, and spillwayhttp and spillwaygrpc for every downstream
+// they make, register their policies with an Observer that implements it.
+type Registrar interface {
+	Register(policies ...any) error
+}
+
+// Register registers policies with every member that is a Registrar, so
+// that Observers{metrics, logs} instruments as metrics alone does.
+func (os Observers) Register(policies ...any) error {
+	var errs []error
+	for _, o := range os {
+		if r, ok := o.(Registrar); ok {
+			errs = append(errs, r.Register(policies...))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ChannelObserver delivers events to a buffered channel without ever

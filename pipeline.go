@@ -46,7 +46,12 @@ type Policies[T any] struct {
 	// themselves (a breaker by its Config.Classify).
 	Classify func(v T, err error) (Outcome, error)
 	// Observer receives one EventAttempt per attempt (with its duration).
-	// The policies report their own events to their own observers.
+	// When it is a Registrar (spillwayprom.Metrics, spillwayotel.Observer,
+	// Observers holding one), NewPipeline registers the gauges of the
+	// breaker, the bulkhead, the guards and the retry policy's budget with
+	// it. The policies report their own events (transitions, retries,
+	// rejections) to the observers of their own Configs: give them the same
+	// one.
 	Observer Observer
 	// Clock times attempts for the Observer and AttemptInfo; SystemClock
 	// when nil.
@@ -81,8 +86,22 @@ func NewPipeline[T any](p Policies[T]) (*Pipeline[T], error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
+	if r, ok := p.Observer.(Registrar); ok {
+		if err := r.Register(p.registered()...); err != nil {
+			return nil, fmt.Errorf("spillway: pipeline %q: registering its policies' gauges: %w", p.Name, err)
+		}
+	}
 	return &Pipeline[T]{p: p, clock: ClockOrSystem(p.Clock), eng: NewEngine(EngineConfig[T]{Guards: p.guards(),
 		Timeout: p.Attempt, Classify: p.Classify, Observer: p.Observer, Clock: p.Clock, Policy: "pipeline", Name: p.Name})}, nil
+}
+
+// registered lists the policies whose gauges a Registrar may export.
+func (p *Policies[T]) registered() []any {
+	out := []any{p.Breaker, p.Bulkhead, p.Retry}
+	for _, g := range p.Guards {
+		out = append(out, g)
+	}
+	return out
 }
 
 // MustNewPipeline is NewPipeline for policies written in code: it panics on

@@ -1,12 +1,10 @@
 // Package gauges registers the policies that have gauges (breakers,
 // bulkheads, retry budgets) with the metrics adapters that export them:
 // spillwayprom and spillwayotel implement Registry and, through Register,
-// the method Register(policies ...any) error that spillwayhttp and
-// spillwaygrpc call on their Observer for every downstream they make.
-//
-// The method takes any so that the root package, which cannot name
-// *breaker.Breaker, can declare the same interface and register a
-// pipeline's policies with it.
+// spillway.Registrar, which spillwayhttp and spillwaygrpc call on their
+// Observer for every downstream they make and NewPipeline for a pipeline's
+// policies. Registrar's method takes any because the root package cannot
+// name *breaker.Breaker.
 package gauges
 
 import (
@@ -27,11 +25,6 @@ type Registry interface {
 	RegisterBudget(name string, b *retry.Budget) error
 }
 
-// Registrar is an Observer's optional method: it exports the gauges of the
-// policies it is given, ignoring those that have none.
-type Registrar interface {
-	Register(policies ...any) error
-}
 
 // Register registers with r each policy that has gauges: a *breaker.Breaker
 // and a *bulkhead.Bulkhead under their Name, the budget of a *retry.Policy
@@ -63,18 +56,11 @@ func Register(r Registry, policies ...any) error {
 	return errors.Join(errs...)
 }
 
-// RegisterWith registers policies with every Registrar among obs (obs itself
-// or, for a spillway.Observers, its members, recursively).
+// RegisterWith registers policies with obs when it is a spillway.Registrar
+// (a spillway.Observers passes them on to its members).
 func RegisterWith(obs spillway.Observer, policies ...any) error {
-	switch o := obs.(type) {
-	case Registrar:
-		return o.Register(policies...)
-	case spillway.Observers:
-		var errs []error
-		for _, m := range o {
-			errs = append(errs, RegisterWith(m, policies...))
-		}
-		return errors.Join(errs...)
+	if r, ok := obs.(spillway.Registrar); ok {
+		return r.Register(policies...)
 	}
 	return nil
 }
