@@ -19,16 +19,20 @@ import (
 // standard builds fallback → retry → breaker over obs: a downstream that
 // always fails is retried twice, trips the breaker on the second failure, is
 // rejected on the third attempt, and the fallback serves.
-func standard(obs spillway.Observer) *spillway.Pipeline[string] {
+func standard(obs spillway.Observer) *spillway.Pipeline[string] { return standardNamed(obs, "catalog") }
+
+// standardNamed is the standard pipeline with every policy named name: one
+// observer takes one breaker and one budget per name.
+func standardNamed(obs spillway.Observer, name string) *spillway.Pipeline[string] {
 	return spillway.MustNewPipeline(spillway.Policies[string]{
-		Fallback: fallback.MustNew(fallback.Config{Name: "catalog", Observer: obs},
+		Fallback: fallback.MustNew(fallback.Config{Name: name, Observer: obs},
 			fallback.Value("static", `{"items":[]}`)),
-		Retry: retry.MustNew(retry.Config{Name: "catalog", Initial: time.Microsecond, Max: time.Microsecond,
+		Retry: retry.MustNew(retry.Config{Name: name, Initial: time.Microsecond, Max: time.Microsecond,
 			Jitter: retry.NoJitter, Observer: obs}),
-		Guards: []spillway.Guard{breaker.MustNew(breaker.Config{Name: "catalog", WindowSize: 2, MinCalls: 2,
+		Guards: []spillway.Guard{breaker.MustNew(breaker.Config{Name: name, WindowSize: 2, MinCalls: 2,
 			Clock: spillway.NewManualClock(0), Observer: obs})},
 		Observer: obs,
-		Name:     "catalog",
+		Name:     name,
 	})
 }
 
@@ -131,12 +135,14 @@ func TestNoRecordingSpan(t *testing.T) {
 		t.Fatal("an unsampled span records")
 	}
 	standard(h.obs).ExecuteResult(ctx, failing)
-	standard(h.obs).ExecuteResult(context.Background(), failing)
+	// Another name: one observer takes one breaker per name.
+	standardNamed(h.obs, "search").ExecuteResult(context.Background(), failing)
 	span.End()
 	if n := len(sr.Ended()); n != 0 {
 		t.Errorf("%d spans recorded, want 0", n)
 	}
-	if n := counter(t, h.metrics(), "spillway.retries", kv("name", "catalog")); n != 4 {
+	m := h.metrics()
+	if n := counter(t, m, "spillway.retries", kv("name", "catalog")) + counter(t, m, "spillway.retries", kv("name", "search")); n != 4 {
 		t.Errorf("retries = %d, want 4", n)
 	}
 }
