@@ -25,7 +25,6 @@ type Registry interface {
 	RegisterBudget(name string, b *retry.Budget) error
 }
 
-
 // Register registers with r each policy that has gauges: a *breaker.Breaker
 // and a *bulkhead.Bulkhead under their Name, the budget of a *retry.Policy
 // under the policy's name (none when the policy has no budget). A nil
