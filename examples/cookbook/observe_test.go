@@ -49,7 +49,12 @@ func Example_observability() {
 	// Name the downstreams by service: their names label the metrics.
 	services := map[string]string{orders.Listener.Addr().String(): "orders"}
 	client := &http.Client{Transport: spillwayhttp.MustNew(spillwayhttp.Config{
-		Key:      func(r *http.Request) string { return services[r.URL.Host] },
+		Key: func(r *http.Request) string {
+			if s, ok := services[r.URL.Host]; ok {
+				return s
+			}
+			return r.URL.Host // never "": a policy needs a name to be registered
+		},
 		Observer: spillway.Observers{metrics, spillwayslog.New(logger, spillwayslog.Options{}), hooks},
 		NewDownstream: func(key string, obs spillway.Observer) (*spillwayhttp.Downstream, error) {
 			d, err := spillwayhttp.DefaultDownstream(key, obs) // obs: the Observers above
