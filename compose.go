@@ -19,7 +19,7 @@ type Composition[T any] struct {
 	Layers []any
 	// Classify, Observer, Clock and Name are Policies' (the attempt events
 	// are the call's, reported once per call).
-	Classify func(v T, err error) (Outcome, error)
+	Classify func(v T) error
 	Observer Observer
 	Clock    Clock
 	Name     string
@@ -44,6 +44,7 @@ func Compose[T any](c Composition[T]) (*Pipeline[T], error) {
 	if len(c.Layers) == 0 {
 		return nil, errors.New("spillway: a Composition needs at least one layer")
 	}
+	classify := valueClassifier(c.Classify)
 	ls := make([]layer[T], len(c.Layers))
 	for i, v := range c.Layers {
 		if v == nil || typedNil(v) {
@@ -61,10 +62,10 @@ func Compose[T any](c Composition[T]) (*Pipeline[T], error) {
 		}
 		ls[i] = layer[T]{fallback: fb, timeout: to, retry: r}
 		if isGuard {
-			ls[i].guard = NewEngine(EngineConfig[T]{Guards: []Guard{g}, Classify: c.Classify})
+			ls[i].guard = NewEngine(EngineConfig[T]{Guards: []Guard{g}, Classify: classify})
 		}
 	}
-	return &Pipeline[T]{layers: ls, clock: ClockOrSystem(c.Clock), eng: NewEngine(EngineConfig[T]{Classify: c.Classify,
+	return &Pipeline[T]{layers: ls, clock: ClockOrSystem(c.Clock), eng: NewEngine(EngineConfig[T]{Classify: classify,
 		Observer: c.Observer, Clock: c.Clock, Policy: "pipeline", Name: c.Name})}, nil
 }
 

@@ -168,14 +168,11 @@ func ExamplePolicies_classify() {
 	errUnavailable := errors.New("503 Service Unavailable")
 	pl := spillway.MustNewPipeline(spillway.Policies[response]{
 		Retry: retry.MustNew(retry.Config{MaxAttempts: 3, Initial: time.Millisecond, Jitter: retry.NoJitter}),
-		Classify: func(r response, err error) (spillway.Outcome, error) {
-			switch {
-			case err != nil:
-				return spillway.Failure, err
-			case r.status == 503:
-				return spillway.Failure, errUnavailable
+		Classify: func(r response) error {
+			if r.status == 503 {
+				return errUnavailable
 			}
-			return spillway.Success, nil
+			return nil
 		},
 	})
 

@@ -12,16 +12,11 @@ import (
 func TestPipelineClassifier(t *testing.T) {
 	errRetry := errors.New("status 503")
 	errNotFound := errors.New("not found")
-	classify := func(v int, err error) (spillway.Outcome, error) {
-		switch {
-		case errors.Is(err, errNotFound):
-			return spillway.Ignored, nil
-		case err != nil:
-			return spillway.Failure, err
-		case v == 503:
-			return spillway.Failure, errRetry
+	classify := func(v int) error {
+		if v == 503 {
+			return errRetry
 		}
-		return spillway.Success, nil
+		return nil
 	}
 	tests := []struct {
 		name         string
@@ -35,8 +30,10 @@ func TestPipelineClassifier(t *testing.T) {
 			"g acquire,g release err,g acquire,g release ok"},
 		{"the last failing value stands, with the classifier's error", []int{503, 503, 503}, 503, errRetry, 3,
 			"g acquire,g release err,g acquire,g release err,g acquire,g release err"},
-		{"an ignored error is returned, neither counted nor retried", []int{404, 200}, 0, errNotFound, 1,
-			"g acquire,g release err"},
+		{"an error is judged as without a classifier: counted and retried", []int{404, 200}, 200, nil, 2,
+			"g acquire,g release err,g acquire,g release ok"},
+		{"an error after failing values ends the execution as it is", []int{503, 503, 404}, 0, errNotFound, 3,
+			"g acquire,g release err,g acquire,g release err,g acquire,g release err"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,29 +57,6 @@ func TestPipelineClassifier(t *testing.T) {
 		})
 	}
 }
-
-// An outcome the classifier ignores reaches the guards marked CallerDone,
-// which breakers never count.
-func TestPipelineIgnoredOutcomeIsReleasedAsCallerDone(t *testing.T) {
-	var released error
-	g := releaseFunc(func(err error) { released = err })
-	pl := spillway.MustNewPipeline(spillway.Policies[int]{Breaker: g,
-		Classify: func(int, error) (spillway.Outcome, error) { return spillway.Ignored, nil }})
-	errNotFound := errors.New("not found")
-	if _, err := pl.Execute(context.Background(), func(context.Context) (int, error) { return 0, errNotFound }); err != errNotFound {
-		t.Fatalf("Execute error = %v, want the call's own", err)
-	}
-	if !errors.Is(released, spillway.ErrCallerDone) {
-		t.Fatalf("released with %v, want a CallerDone outcome (not counted)", released)
-	}
-}
-
-type releaseFunc func(error)
-
-func (f releaseFunc) Acquire(context.Context) (spillway.Permit, error) {
-	return spillway.NewPermit(f, 0, 0), nil
-}
-func (f releaseFunc) ReleasePermit(_ spillway.Permit, err error) { f(err) }
 
 func TestResultReplacedIsTheErrorTheFallbackReplaced(t *testing.T) {
 	pl := spillway.MustNewPipeline(spillway.Policies[string]{Fallback: staticFallback{"cached"}})

@@ -37,14 +37,15 @@ type Policies[T any] struct {
 	// Attempt bounds each attempt: the time in the downstream, not the wait
 	// for a bulkhead slot. Below Total when the pipeline retries.
 	Attempt Timeouter
-	// Classify says how an attempt's value and error count, so that a value
-	// can be a failure (a response whose status means "retry"): Success,
-	// Failure with the error the guards record, the retry policy sees and
-	// the execution ends with, or Ignored (not counted, not retried). An
-	// error that Classify counts as Success or Ignored is still returned to
-	// the caller. Default nil: the error is the failure, judged by the guards
-	// themselves (a breaker by its Config.Classify).
-	Classify func(v T, err error) (Outcome, error)
+	// Classify makes a returned value a failure (a response whose status
+	// means "retry"): it is called with the value of every attempt that
+	// returned no error and returns nil for a success, or the error the value
+	// stands for, which the breaker counts, the retry policy retries and the
+	// execution ends with once the retries are spent (the value is returned
+	// with it). Errors are judged as without it: by the breaker's
+	// Config.Classify and the retry policy's Retryable. Default nil: every
+	// value is a success.
+	Classify func(v T) error
 	// Observer receives one EventAttempt per attempt (with its duration).
 	// When it is a Registrar (spillwayprom.Metrics, spillwayotel.Observer,
 	// Observers holding one), NewPipeline registers the gauges of the
@@ -92,7 +93,25 @@ func NewPipeline[T any](p Policies[T]) (*Pipeline[T], error) {
 		}
 	}
 	return &Pipeline[T]{p: p, clock: ClockOrSystem(p.Clock), eng: NewEngine(EngineConfig[T]{Guards: p.guards(),
-		Timeout: p.Attempt, Classify: p.Classify, Observer: p.Observer, Clock: p.Clock, Policy: "pipeline", Name: p.Name})}, nil
+		Timeout: p.Attempt, Classify: valueClassifier(p.Classify), Observer: p.Observer, Clock: p.Clock, Policy: "pipeline", Name: p.Name})}, nil
+}
+
+// valueClassifier is the engine's classifier for a Classify that judges
+// values only: an error is a failure as it is (the guards judge it), a value
+// is what c says. Nil for a nil c: the engine then classifies nothing.
+func valueClassifier[T any](c func(T) error) func(T, error) (Outcome, error) {
+	if c == nil {
+		return nil
+	}
+	return func(v T, err error) (Outcome, error) {
+		if err != nil {
+			return Failure, err
+		}
+		if f := c(v); f != nil {
+			return Failure, f
+		}
+		return Success, nil
+	}
 }
 
 // registered lists the policies whose gauges a Registrar may export.

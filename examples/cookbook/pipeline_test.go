@@ -33,14 +33,11 @@ func Example_typedPipeline() {
 		Breaker:  breaker.MustNew(breaker.Config{Name: "prices", MinCalls: 10, WindowSize: 10}),
 		Bulkhead: bulkhead.MustNew(bulkhead.Config{Name: "prices", MaxConcurrent: 20}),
 		Attempt:  timeout.MustNew(timeout.Config{Name: "prices-attempt", Duration: 500 * time.Millisecond}),
-		Classify: func(cents int, err error) (spillway.Outcome, error) {
-			switch {
-			case err != nil:
-				return spillway.Failure, err // a Success here would return err unretried
-			case cents == 0:
-				return spillway.Failure, errNoPrice // retried, counted by the breaker
+		Classify: func(cents int) error {
+			if cents == 0 {
+				return errNoPrice // retried, counted by the breaker
 			}
-			return spillway.Success, nil
+			return nil
 		},
 		Name: "prices",
 	})
