@@ -73,7 +73,9 @@ func DefaultDownstream(key string, obs spillway.Observer) (*Downstream, error) {
 // with an Observer that registers gauges, two interceptors making their own
 // policies under one key fail on the second's registration).
 type Config struct {
-	// Key names the downstream a call belongs to. Default: cc.Target(). Keys
+	// Key names the downstream a call belongs to. Default: cc.Target(),
+	// which is also the key of a call for which Key returns "", so that
+	// every downstream has a name its policies and gauges can carry. Keys
 	// must come from a small, fixed set (targets, services, methods): each
 	// key keeps its Downstream for the interceptor's life.
 	Key func(cc *grpc.ClientConn, method string) string
@@ -184,6 +186,9 @@ func targetKey(cc *grpc.ClientConn, _ string) string { return cc.Target() }
 // key's first call.
 func (c *client) downstream(cc *grpc.ClientConn, method string) (*downstream, error) {
 	key := c.key(cc, method)
+	if key == "" {
+		key = cc.Target()
+	}
 	if d, ok := c.downstreams.Load(key); ok {
 		return d, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
@@ -107,5 +108,20 @@ func TestDialOptionsShareDownstreams(t *testing.T) {
 		if _, err := stream.Recv(); err != nil {
 			t.Fatalf("stream beside a unary call: %v", err)
 		}
+	}
+}
+
+// A Key that returns "" names the downstream by the target, as the default
+// Key does: a registering Observer gets a named breaker, not an error.
+func TestEmptyKeyIsTheTarget(t *testing.T) {
+	addr := serve(t, &scripted{})
+	metrics, err := spillwayprom.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := dial(t, addr, spillwaygrpc.DialOptions(spillwaygrpc.Config{Observer: metrics,
+		Key: func(*grpc.ClientConn, string) string { return "" }})...)
+	if _, err := cl.UnaryCall(t.Context(), &testpb.SimpleRequest{}); err != nil {
+		t.Fatalf("a call under an empty key: %v", err)
 	}
 }

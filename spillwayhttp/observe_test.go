@@ -86,3 +86,24 @@ func TestObserverRegistrationConflictFailsTheRequest(t *testing.T) {
 		t.Fatalf("second transport: %v, want the registration's error", err)
 	}
 }
+
+// A Key that returns "" (a lookup that missed) names the downstream by the
+// host, as the default Key does: the policies and gauges always have a name,
+// so a registering Observer does not fail the request.
+func TestEmptyKeyIsTheHost(t *testing.T) {
+	srv := newServer(t, func(http.ResponseWriter, *http.Request, int64) {})
+	metrics, err := spillwayprom.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	services := map[string]string{"catalog.internal": "catalog"}
+	tr := transport(t, spillwayhttp.Config{Observer: metrics,
+		Key: func(r *http.Request) string { return services[r.URL.Hostname()] }}, nil)
+	if code, _ := get(t, &http.Client{Transport: tr}, srv.URL); code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if _, ok := tr.Downstream(host); !ok {
+		t.Fatalf("downstreams %v, want one keyed %q", tr.Downstreams(), host)
+	}
+}

@@ -164,9 +164,11 @@ type Config struct {
 	// instance, without copying it again; what they point to is shared.
 	Base http.RoundTripper
 	// Key names the downstream a request goes to; each key gets its own
-	// policies. Default: the request URL's host (host:port as written).
-	// It must return few distinct keys (hosts, services), never ids or
-	// paths, and be safe for concurrent use.
+	// policies. Default: the request URL's host (host:port as written),
+	// which is also the key of a request for which Key returns "" (a map
+	// lookup that missed), so that every downstream has a name its
+	// policies and gauges can carry. It must return few distinct keys
+	// (hosts, services), never ids or paths, and be safe for concurrent use.
 	Key func(*http.Request) string
 	// NewDownstream makes the policies of a key the first time a request
 	// goes to it, reporting to obs (the Transport's Observer, which its
@@ -402,7 +404,11 @@ func (t *Transport) makeDownstream(key string) (*downstream, error) {
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	x := exchange{t: t, req: req, rep: replay{first: req.Body}}
 	defer x.rep.closeUnused()
-	ds, err := t.downstream(t.key(req))
+	key := t.key(req)
+	if key == "" {
+		key = hostKey(req)
+	}
+	ds, err := t.downstream(key)
 	if err != nil {
 		return nil, err
 	}
