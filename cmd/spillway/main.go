@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -22,9 +23,24 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "spillway:", err)
-		os.Exit(1)
+		code := 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		os.Exit(code)
 	}
 }
+
+// exitError is an error that exits with code rather than 1 (map: 2 on bad
+// input, as drill).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
 
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
@@ -39,5 +55,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newVersionCommand(), newDemoCommand())
 	root.AddCommand(newValidateCommand())
 	root.AddCommand(newServeCommand())
+	root.AddCommand(newMapCommand())
 	return root
 }

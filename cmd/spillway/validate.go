@@ -36,23 +36,9 @@ the file has an error; warnings alone do not fail it.`,
 // runValidate prints the problems of file to w and returns an error when
 // there is at least one error (not a warning).
 func runValidate(w io.Writer, file string) error {
-	_, warnings, err := server.LoadAndCheck(file)
-	var errs config.Errors
-	if errors.As(err, &errs) {
-		for _, e := range errs {
-			fmt.Fprintln(w, e.Error())
-		}
-	} else if err != nil {
+	_, warnings, err := loadAndPrint(w, file)
+	if err != nil {
 		return err
-	}
-	for _, wn := range warnings {
-		fmt.Fprintf(w, "%s:%d:%d: warning: %s\n", wn.File, wn.Line, wn.Col, wn.Msg)
-	}
-	switch {
-	case len(errs) == 1:
-		return fmt.Errorf("%s: 1 error", file)
-	case len(errs) > 1:
-		return fmt.Errorf("%s: %d errors", file, len(errs))
 	}
 	if len(warnings) == 0 {
 		fmt.Fprintf(w, "%s: ok\n", file)
@@ -60,4 +46,29 @@ func runValidate(w io.Writer, file string) error {
 		fmt.Fprintf(w, "%s: ok, %d warning(s)\n", file, len(warnings))
 	}
 	return nil
+}
+
+// loadAndPrint loads and checks file as serve would and prints its errors
+// and warnings to w, one a line as FILE:LINE:COL: message. It returns an
+// error when the file has at least one error (not a warning).
+func loadAndPrint(w io.Writer, file string) (*config.Config, []config.Warning, error) {
+	cfg, warnings, err := server.LoadAndCheck(file)
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			fmt.Fprintln(w, e.Error())
+		}
+	} else if err != nil {
+		return nil, nil, err
+	}
+	for _, wn := range warnings {
+		fmt.Fprintf(w, "%s:%d:%d: warning: %s\n", wn.File, wn.Line, wn.Col, wn.Msg)
+	}
+	switch {
+	case len(errs) == 1:
+		return nil, nil, fmt.Errorf("%s: 1 error", file)
+	case len(errs) > 1:
+		return nil, nil, fmt.Errorf("%s: %d errors", file, len(errs))
+	}
+	return cfg, warnings, nil
 }
