@@ -1,9 +1,10 @@
 // Command spillway is Spillway's command line: `spillway serve -c FILE`
 // runs the gateway, `spillway validate -c FILE` checks a configuration file
 // and prints every problem as FILE:LINE:COL, `spillway demo` shows the
-// policies at work against simulated downstreams, `spillway version` (or
-// `spillway --version`) prints the build. The operations kit (`drill`,
-// `map`) joins it in a later release.
+// policies at work against simulated downstreams, `spillway map -c FILE`
+// draws a configuration's dependency map, `spillway version` (or
+// `spillway --version`) prints the build. `spillway drill` joins them in a
+// later release.
 package main
 
 import (
