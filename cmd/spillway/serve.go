@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -13,14 +14,20 @@ import (
 )
 
 func newServeCommand() *cobra.Command {
-	var file string
+	var o server.Options
 	cmd := &cobra.Command{
-		Use:   "serve -c FILE",
+		Use:   "serve -c FILE | --upstream URL [--listen ADDR] [--admin ADDR]",
 		Short: "Run the gateway: a resilience reverse proxy configured in YAML",
 		Long: `serve runs the gateway described by FILE: the public listener proxies the
 routes to their upstreams through the policies, the admin listener answers
 /healthz, /readyz, /metrics and /api/v1/. The access log (JSON, one line per
 request) goes to stdout; the start lines and the operational log to stderr.
+
+With --upstream URL instead of a file, serve runs one catch-all route to URL
+with the brief's defaults, the public listener on --listen (127.0.0.1:8080)
+and the admin listener on --admin (127.0.0.1:9901). The admin token is
+$SPILLWAY_ADMIN_TOKEN, or one generated and printed once on stderr.
+spillway init writes the file to grow from there.
 
 With an async route, the durable queue opens first: the embedded NATS
 JetStream store in queue.dir, or the cluster of queue.servers.
@@ -34,6 +41,18 @@ configuration when it is invalid.
 
 Unless GOGC is set in the environment, the Go collector runs at GOGC=400.`,
 		Args: cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case o.File != "" && o.Upstream != "":
+				return errors.New("-c FILE and --upstream URL: choose one")
+			case o.File == "" && o.Upstream == "":
+				return errors.New("serve needs -c FILE, or --upstream URL to run with no file")
+			case o.Upstream == "" && (cmd.Flags().Changed("listen") || cmd.Flags().Changed("admin")):
+				return errors.New("--listen and --admin go with --upstream (a file sets listen and admin.listen)")
+			}
+			o.Token = os.Getenv("SPILLWAY_ADMIN_TOKEN")
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			signals := make(chan os.Signal, 1)
 			signal.Notify(signals, syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
@@ -43,11 +62,13 @@ Unless GOGC is set in the environment, the Go collector runs at GOGC=400.`,
 			// twice and turn a graceful drain into an immediate close.
 			ctx := context.WithoutCancel(cmd.Context())
 			tuneGC(os.Getenv)
-			return server.Run(ctx, file, cmd.OutOrStdout(), cmd.ErrOrStderr(), signals, nil)
+			return server.Run(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr(), signals, nil)
 		},
 	}
-	cmd.Flags().StringVarP(&file, "config", "c", "", "the configuration file (YAML)")
-	_ = cmd.MarkFlagRequired("config")
+	cmd.Flags().StringVarP(&o.File, "config", "c", "", "the configuration file (YAML)")
+	cmd.Flags().StringVar(&o.Upstream, "upstream", "", "with no file: proxy everything to this URL with the default policies")
+	cmd.Flags().StringVar(&o.Listen, "listen", "", "with --upstream: the public address (default 127.0.0.1:8080)")
+	cmd.Flags().StringVar(&o.Admin, "admin", "", "with --upstream: the admin address (default 127.0.0.1:9901)")
 	return cmd
 }
 

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -121,5 +122,26 @@ func TestTuneGCRaisesTheTargetUnlessGOGCIsSet(t *testing.T) {
 	tuneGC(func(string) string { return "" })
 	if got := debug.SetGCPercent(100); got != gatewayGCPercent {
 		t.Errorf("without GOGC: GC percent %d, want %d", got, gatewayGCPercent)
+	}
+}
+
+// serve takes a file or --upstream, not both and not neither; --listen and
+// --admin only with --upstream.
+func TestServeFlagsChooseOneSource(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-c", "spillway.yaml", "--upstream", "http://127.0.0.1:9000"}, "choose one"},
+		{nil, "needs -c FILE, or --upstream URL"},
+		{[]string{"-c", "spillway.yaml", "--listen", "127.0.0.1:0"}, "go with --upstream"},
+	} {
+		cmd := newRootCommand()
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		cmd.SetArgs(append([]string{"serve"}, tt.args...))
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("serve %v: %v, want an error with %q", tt.args, err, tt.want)
+		}
 	}
 }

@@ -46,13 +46,17 @@ func adminHosts(a config.Admin) []string {
 // adminServer hardens the admin listener; its answers are small and quick.
 var adminServer = config.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 
-// Run runs the gateway of file until ctx ends or signals delivers
-// SIGTERM or SIGINT, then drains; SIGHUP reloads file. It calls ready, when
-// not nil, with the addresses the listeners are bound to once both accept
-// connections. It returns nil after a graceful shutdown, or the error that
-// prevented the start or stopped a listener.
-func Run(ctx context.Context, file string, stdout, stderr io.Writer, signals <-chan os.Signal, ready func(publicAddr, adminAddr string)) error {
-	cfg, err := loadConfig(file, stderr)
+// Run runs the gateway of o (its file, or its flags) until ctx ends or
+// signals delivers SIGTERM or SIGINT, then drains; SIGHUP reloads the file.
+// It calls ready, when not nil, with the addresses the listeners are bound
+// to once both accept connections. It returns nil after a graceful
+// shutdown, or the error that prevented the start or stopped a listener.
+func Run(ctx context.Context, o Options, stdout, stderr io.Writer, signals <-chan os.Signal, ready func(publicAddr, adminAddr string)) error {
+	src, err := o.source()
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(src.load, src.name, stderr)
 	if err != nil {
 		return err
 	}
@@ -93,7 +97,7 @@ func Run(ctx context.Context, file string, stdout, stderr io.Writer, signals <-c
 	}
 	defer g.Close()
 
-	r := &reloader{file: file, g: g, log: logger, started: cfg}
+	r := &reloader{load: src.load, file: src.name, g: g, log: logger, started: cfg}
 	ao := admin.Options{Token: cfg.Admin.Token, Reload: r.reload, AllowedHosts: adminHosts(cfg.Admin)}
 	p, err := Start(cfg, g, ao, tlsConfig, logger)
 	if err != nil {
@@ -109,6 +113,9 @@ func Run(ctx context.Context, file string, stdout, stderr io.Writer, signals <-c
 	fmt.Fprintf(stderr, "spillway: public %s://%s\n", scheme, publicLn.Addr())
 	fmt.Fprintf(stderr, "spillway: admin  %s\n", adminURL)
 	fmt.Fprintf(stderr, "spillway: status %s/api/v1/status\n", adminURL)
+	if src.newToken != "" {
+		fmt.Fprintf(stderr, "spillway: admin token %s (generated, printed once: send it as Authorization: Bearer)\n", src.newToken)
+	}
 	if ready != nil {
 		ready(publicLn.Addr().String(), adminLn.Addr().String())
 	}
@@ -161,9 +168,10 @@ func OpenQueue(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*q
 	return q, nil
 }
 
-// loadConfig loads file, printing its warnings and errors to stderr.
-func loadConfig(file string, stderr io.Writer) (*config.Config, error) {
-	cfg, warnings, err := LoadAndCheck(file)
+// loadConfig loads file with load, printing its warnings and errors to
+// stderr.
+func loadConfig(load func() (*config.Config, []config.Warning, error), file string, stderr io.Writer) (*config.Config, error) {
+	cfg, warnings, err := load()
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w.String())
 	}
@@ -181,7 +189,11 @@ func loadConfig(file string, stderr io.Writer) (*config.Config, error) {
 // (gateway.Check): validate and serve accept the same files and report the
 // same warnings, the configuration's and the policies', sorted by position.
 func LoadAndCheck(file string) (*config.Config, []config.Warning, error) {
-	cfg, warnings, err := config.Load(file)
+	return check(config.Load(file))
+}
+
+// check builds what serve would run from a configuration just loaded.
+func check(cfg *config.Config, warnings []config.Warning, err error) (*config.Config, []config.Warning, error) {
 	if err != nil {
 		return nil, warnings, err
 	}
@@ -317,6 +329,7 @@ wait:
 // one reload at a time (SIGHUP and the admin API may ask together).
 type reloader struct {
 	mu      sync.Mutex
+	load    func() (*config.Config, []config.Warning, error) // re-reads the file
 	file    string
 	g       *gateway.Gateway
 	log     *slog.Logger
@@ -331,7 +344,7 @@ type reloader struct {
 func (r *reloader) reload() (gateway.Changes, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cfg, warnings, err := LoadAndCheck(r.file)
+	cfg, warnings, err := r.load()
 	for _, w := range warnings {
 		r.log.Warn("configuration warning", "warning", w.String())
 	}

@@ -43,6 +43,13 @@ func startServe(t *testing.T, config string) *served {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "spillway.yaml")
 	writeFile(t, file, config)
+	return startRun(t, Options{File: file})
+}
+
+// startRun runs Run with o until the test ends.
+func startRun(t *testing.T, o Options) *served {
+	t.Helper()
+	file := o.File
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	s := &served{
@@ -55,7 +62,7 @@ func startServe(t *testing.T, config string) *served {
 	}
 	addrs := make(chan [2]string, 1)
 	go func() {
-		s.done <- Run(context.Background(), file, s.stdout, s.stderr, s.signals, func(public, admin string) {
+		s.done <- Run(context.Background(), o, s.stdout, s.stderr, s.signals, func(public, admin string) {
 			addrs <- [2]string{public, admin}
 		})
 	}()
@@ -382,7 +389,7 @@ routes:
     upstream: app
 `)
 	var stderr spillwaytest.Buffer
-	err := Run(context.Background(), file, io.Discard, &stderr, nil, func(string, string) {
+	err := Run(context.Background(), Options{File: file}, io.Discard, &stderr, nil, func(string, string) {
 		t.Error("serve started")
 	})
 	// The loader refuses it with the position of admin.listen; CheckListen
@@ -396,7 +403,7 @@ func TestServeRefusesAnInvalidFileWithItsPositions(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "spillway.yaml")
 	writeFile(t, file, "listen: 127.0.0.1:0\nupstreamz: {}\n")
 	var stderr spillwaytest.Buffer
-	err := Run(context.Background(), file, io.Discard, &stderr, nil, nil)
+	err := Run(context.Background(), Options{File: file}, io.Discard, &stderr, nil, nil)
 	if err == nil {
 		t.Fatal("an invalid file was served")
 	}
@@ -468,7 +475,7 @@ func TestServeStopsWhenItsContextEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, file, io.Discard, io.Discard, nil, func(string, string) { cancel() })
+		done <- Run(ctx, Options{File: file}, io.Discard, io.Discard, nil, func(string, string) { cancel() })
 	}()
 	select {
 	case err := <-done:
