@@ -1,5 +1,7 @@
 // Command spillway is Spillway's command line: `spillway serve -c FILE`
-// runs the gateway, `spillway validate -c FILE` checks a configuration file
+// runs the gateway (`spillway serve --upstream URL` with no file),
+// `spillway init --upstream NAME=URL` writes a starter file,
+// `spillway validate -c FILE` checks a configuration file
 // and prints every problem as FILE:LINE:COL, `spillway demo` shows the
 // policies at work against simulated downstreams, `spillway map -c FILE`
 // draws a configuration's dependency map, `spillway version` (or
@@ -56,6 +58,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newVersionCommand(), newDemoCommand())
 	root.AddCommand(newValidateCommand())
 	root.AddCommand(newServeCommand())
-	root.AddCommand(newMapCommand())
+	root.AddCommand(newMapCommand(), newInitCommand())
 	return root
 }

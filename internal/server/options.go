@@ -56,8 +56,8 @@ func (o Options) source() (source, error) {
 	if o.File != "" {
 		return source{}, errors.New("a configuration file and --upstream: choose one")
 	}
-	if u, err := url.Parse(o.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return source{}, fmt.Errorf("--upstream %q: want an http:// or https:// URL with a host", o.Upstream)
+	if err := CheckInstanceURL(o.Upstream); err != nil {
+		return source{}, fmt.Errorf("--upstream: %w", err)
 	}
 	src := source{name: flagsName}
 	token := o.Token
@@ -76,3 +76,14 @@ func (o Options) source() (source, error) {
 
 // flagsName names the configuration of a start with no file in messages.
 const flagsName = "--upstream"
+
+// CheckInstanceURL reports whether s is what config accepts as an
+// instance, so that a flag is refused with its own name (the configuration
+// built from it would only show the YAML around it).
+func CheckInstanceURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q: want an http:// or https:// URL with a host and no query, fragment or user info", s)
+	}
+	return nil
+}
