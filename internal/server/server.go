@@ -105,17 +105,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer, signals <-cha
 	}
 	publicLn, adminLn := p.Public, p.Admin
 
-	scheme := "http"
-	if tlsConfig != nil {
-		scheme = "https"
-	}
-	adminURL := "http://" + adminLn.Addr().String()
-	fmt.Fprintf(stderr, "spillway: public %s://%s\n", scheme, publicLn.Addr())
-	fmt.Fprintf(stderr, "spillway: admin  %s\n", adminURL)
-	fmt.Fprintf(stderr, "spillway: status %s/api/v1/status\n", adminURL)
-	if src.newToken != "" {
-		fmt.Fprintf(stderr, "spillway: admin token %s (generated, printed once: send it as Authorization: Bearer)\n", src.newToken)
-	}
+	printStart(stderr, tlsConfig != nil, publicLn.Addr(), adminLn.Addr(), src.newToken)
 	if ready != nil {
 		ready(publicLn.Addr().String(), adminLn.Addr().String())
 	}
@@ -134,6 +124,21 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer, signals <-cha
 		case err := <-p.Failed():
 			return p.Stop(signals, err)
 		}
+	}
+}
+
+// printStart prints the bound addresses (tests and scripts parse these
+// lines) and a token generated for this run, once.
+func printStart(stderr io.Writer, tls bool, public, admin net.Addr, newToken string) {
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	fmt.Fprintf(stderr, "spillway: public %s://%s\n", scheme, public)
+	fmt.Fprintf(stderr, "spillway: admin  http://%s\n", admin)
+	fmt.Fprintf(stderr, "spillway: status http://%s/api/v1/status\n", admin)
+	if newToken != "" {
+		fmt.Fprintf(stderr, "spillway: admin token %s (generated, printed once: send it as Authorization: Bearer)\n", newToken)
 	}
 }
 
