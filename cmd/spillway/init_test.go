@@ -10,17 +10,6 @@ import (
 	"github.com/spillway-dev/spillway/config"
 )
 
-func runInit(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := newRootCommand()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(append([]string{"init"}, args...))
-	err := cmd.Execute()
-	return out.String(), err
-}
-
 // What init writes, validate accepts, with the upstreams and routes asked
 // for, whatever the names and URLs hold.
 func TestInitWritesWhatValidateAccepts(t *testing.T) {
@@ -29,11 +18,11 @@ func TestInitWritesWhatValidateAccepts(t *testing.T) {
 		{"catalog=http://127.0.0.1:9001", "true=https://example.com:8443/base", "7up=http://127.0.0.1:9003/a/${HOME}/'\""},
 	} {
 		file := filepath.Join(t.TempDir(), "spillway.yaml")
-		args := []string{"-o", file}
+		args := []string{"init", "-o", file}
 		for _, u := range ups {
 			args = append(args, "--upstream", u)
 		}
-		if out, err := runInit(t, args...); err != nil {
+		if out, err := runCommand(t, args...); err != nil {
 			t.Fatalf("init %v: %v\n%s", args, err, out)
 		}
 		var out bytes.Buffer
@@ -74,13 +63,13 @@ func TestInitRefusesToOverwriteWithoutForce(t *testing.T) {
 	if err := os.WriteFile(file, []byte("mine\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runInit(t, "-o", file, "--upstream", "app=http://127.0.0.1:9000"); err == nil || !strings.Contains(err.Error(), "--force") {
+	if _, err := runCommand(t, "init", "-o", file, "--upstream", "app=http://127.0.0.1:9000"); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("init over a file: %v, want a refusal naming --force", err)
 	}
 	if b, _ := os.ReadFile(file); string(b) != "mine\n" {
 		t.Fatalf("the file was changed: %q", b)
 	}
-	if _, err := runInit(t, "-o", file, "--force", "--upstream", "app=http://127.0.0.1:9000"); err != nil {
+	if _, err := runCommand(t, "init", "-o", file, "--force", "--upstream", "app=http://127.0.0.1:9000"); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(file); !strings.Contains(string(b), "${SPILLWAY_ADMIN_TOKEN") {
@@ -96,7 +85,7 @@ func TestInitRefusesBadUpstreams(t *testing.T) {
 		{"app=http://127.0.0.1:9000/?q=1", "no query"},
 	} {
 		file := filepath.Join(t.TempDir(), "spillway.yaml")
-		if _, err := runInit(t, "-o", file, "--upstream", tt.arg); err == nil || !strings.Contains(err.Error(), tt.want) {
+		if _, err := runCommand(t, "init", "-o", file, "--upstream", tt.arg); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("--upstream %q: %v, want an error with %q", tt.arg, err, tt.want)
 		}
 		if _, err := os.Stat(file); err == nil {
@@ -104,7 +93,7 @@ func TestInitRefusesBadUpstreams(t *testing.T) {
 		}
 	}
 	file := filepath.Join(t.TempDir(), "spillway.yaml")
-	if _, err := runInit(t, "-o", file, "--upstream", "a=http://127.0.0.1:1", "--upstream", "a=http://127.0.0.1:2"); err == nil || !strings.Contains(err.Error(), "twice") {
+	if _, err := runCommand(t, "init", "-o", file, "--upstream", "a=http://127.0.0.1:1", "--upstream", "a=http://127.0.0.1:2"); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("a name given twice: %v", err)
 	}
 }

@@ -10,11 +10,18 @@ import (
 
 func runValidateCommand(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	return runCommand(t, append([]string{"validate"}, args...)...)
+}
+
+// runCommand runs spillway with args and returns what it printed, stdout
+// and stderr together.
+func runCommand(t *testing.T, args ...string) (string, error) {
+	t.Helper()
 	cmd := newRootCommand()
 	var out bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
-	cmd.SetArgs(append([]string{"validate"}, args...))
+	cmd.SetArgs(args)
 	err := cmd.Execute()
 	return out.String(), err
 }

@@ -25,25 +25,37 @@ func (g *Graph) Write(w io.Writer, format string) error {
 	return fmt.Errorf("unknown format %q (want %s)", format, strings.Join(Formats, ", "))
 }
 
-// mermaidShapes are each kind's opening and closing around its quoted label.
-var mermaidShapes = map[string][2]string{
-	KindRoute:      {"[", "]"},
-	KindUpstream:   {"(", ")"},
-	KindInstance:   {"([", "])"},
-	KindStaleCache: {"[(", ")]"},
-	KindStatic:     {">", "]"},
-	KindDefault:    {">", "]"},
+// shape is how a kind of node is drawn: Mermaid's brackets around the
+// quoted label, Graphviz's shape.
+type shape struct {
+	open, close, dot string
+}
+
+var (
+	shapes = map[string]shape{
+		KindRoute:      {"[", "]", "box"},
+		KindUpstream:   {"(", ")", "ellipse"},
+		KindInstance:   {"([", "])", "box"},
+		KindStaleCache: {"[(", ")]", "cylinder"},
+		KindStatic:     {">", "]", "note"},
+		KindDefault:    {">", "]", "note"},
+	}
+	asyncShape = shape{"[/", "/]", "parallelogram"}
+)
+
+func shapeOf(n Node) shape {
+	if n.Async {
+		return asyncShape
+	}
+	return shapes[n.Kind]
 }
 
 func (g *Graph) mermaid(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("flowchart LR\n")
 	for _, n := range g.Nodes {
-		shape := mermaidShapes[n.Kind]
-		if n.Async {
-			shape = [2]string{"[/", "/]"}
-		}
-		fmt.Fprintf(&b, "  %s%s\"%s%s\"%s\n", n.ID, shape[0], mermaidEscape(n.Name), suffix(n), shape[1])
+		sh := shapeOf(n)
+		fmt.Fprintf(&b, "  %s%s\"%s%s\"%s\n", n.ID, sh.open, mermaidEscape(n.Name), suffix(n), sh.close)
 	}
 	for _, e := range g.Edges {
 		switch e.Kind {
@@ -106,25 +118,11 @@ func mermaidEscape(s string) string {
 	return b.String()
 }
 
-// dotShapes are each kind's Graphviz shape.
-var dotShapes = map[string]string{
-	KindRoute:      "box",
-	KindUpstream:   "ellipse",
-	KindInstance:   "box",
-	KindStaleCache: "cylinder",
-	KindStatic:     "note",
-	KindDefault:    "note",
-}
-
 func (g *Graph) dot(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("digraph spillway {\n  rankdir=LR;\n  node [fontname=\"sans-serif\"];\n")
 	for _, n := range g.Nodes {
-		shape := dotShapes[n.Kind]
-		if n.Async {
-			shape = "parallelogram"
-		}
-		attrs := []string{"label=" + dotQuote(n.Name+suffix(n)), "shape=" + shape}
+		attrs := []string{"label=" + dotQuote(n.Name+suffix(n)), "shape=" + shapeOf(n).dot}
 		var style []string
 		if n.Kind == KindInstance {
 			style = append(style, "rounded")
