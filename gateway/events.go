@@ -2,7 +2,11 @@ package gateway
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/gateway/pool"
 )
 
 // DefaultEventRing is how many events an EventBus keeps when NewEventBus is
@@ -60,8 +64,11 @@ func NewEventBus(size int) *EventBus {
 
 // Publish adds an event of kind with data to the ring, dropping the oldest
 // when it is full, wakes the readers and returns the event's id. After
-// Close it does nothing and returns 0.
+// Close, or on a nil bus, it does nothing and returns 0.
 func (b *EventBus) Publish(kind string, data any) uint64 {
+	if b == nil {
+		return 0
+	}
 	t := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -146,4 +153,88 @@ func (b *EventBus) Closed() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.closed
+}
+
+// The kinds of the events the gateway publishes, and their data.
+const (
+	EventBreaker   = "breaker"   // BreakerEvent
+	EventRejection = "rejection" // RejectionEvent
+	EventInstance  = "instance"  // InstanceEvent
+	EventConfig    = "config"    // Changes: what a reload (Apply) changed
+)
+
+// BreakerEvent is an upstream's breaker changing state (the states of
+// spillway_circuit_state).
+type BreakerEvent struct {
+	Upstream string `json:"upstream"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+}
+
+// RejectionEvent is a call the gateway refused locally. Rejections of one
+// upstream and reason are sampled: at most one event a second, Count
+// saying how many were refused since the previous event (this one
+// included).
+type RejectionEvent struct {
+	Upstream string `json:"upstream"`
+	Reason   string `json:"reason"`
+	Count    uint64 `json:"count"`
+}
+
+// InstanceEvent is an instance of an upstream changing state: To is
+// "healthy", "unhealthy", "ejected" or "restored" (back from an ejection);
+// For is the ejection's length, as a Go duration ("30s").
+type InstanceEvent struct {
+	Upstream string `json:"upstream"`
+	Instance string `json:"instance"`
+	To       string `json:"to"`
+	For      string `json:"for,omitempty"`
+}
+
+// Events returns the gateway's event bus: its breaker transitions, sampled
+// rejections, instance transitions and configuration changes, which GET
+// /api/v1/events streams. Code that changes the gateway at run time
+// publishes its own events on it (Publish, with a kind of its own and data
+// that marshals to JSON). Close closes it.
+func (g *Gateway) Events() *EventBus { return g.events }
+
+// rejectionSample folds the rejections of one upstream and reason into at
+// most one event a second: a rejection costs a clock read and two atomic
+// operations, the proxy under overload pays no lock and no allocation.
+type rejectionSample struct {
+	next   atomic.Int64  // Unix nanoseconds before which rejections are folded
+	folded atomic.Uint64 // rejections since the last event
+}
+
+// take counts a rejection at now (Unix nanoseconds) and reports whether an
+// event is due, with how many rejections it stands for.
+func (s *rejectionSample) take(now int64) (count uint64, due bool) {
+	s.folded.Add(1)
+	next := s.next.Load()
+	if now < next || !s.next.CompareAndSwap(next, now+int64(time.Second)) {
+		return 0, false
+	}
+	return s.folded.Swap(0), true
+}
+
+// sampleRejection publishes a sampled rejection of u for reason, the i-th of
+// rejections.
+func (u *upstreamMetrics) sampleRejection(i int, reason spillway.Reason) {
+	if n, due := u.samples[i].take(time.Now().UnixNano()); due {
+		u.m.events.Publish(EventRejection, RejectionEvent{Upstream: u.name, Reason: string(reason), Count: n})
+	}
+}
+
+// transition publishes a breaker's change of state.
+func (u *upstreamMetrics) transition(e spillway.Event) {
+	u.m.events.Publish(EventBreaker, BreakerEvent{Upstream: u.name, From: e.From, To: e.To})
+}
+
+// instance publishes an instance's change of state (pool.Options.OnTransition).
+func (u *upstreamMetrics) instance(tr pool.Transition) {
+	ev := InstanceEvent{Upstream: u.name, Instance: tr.Instance, To: tr.To}
+	if tr.For > 0 {
+		ev.For = tr.For.String()
+	}
+	u.m.events.Publish(EventInstance, ev)
 }

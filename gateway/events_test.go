@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -94,4 +95,37 @@ func TestEventBusWaitWakesOnPublishAndClose(t *testing.T) {
 		t.Fatal("a closed bus must refuse events and keep its last id")
 	}
 	<-b.Wait(1)
+}
+
+// The gateway publishes its decisions: the breaker that opens, the calls
+// it then refuses (sampled: events_internal_test checks the folding), and
+// the reload after them.
+func TestGatewayPublishesTransitionsRejectionsAndReloads(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	a.status.Store(500)
+	vars := map[string]string{"A": a.URL, "B": b.URL}
+	h := start(t, parse(t, fmt.Sprintf(reloadYAML, "50%"), vars))
+	for range 3 { // two failures open the breaker, the third is refused
+		h.do(t, "GET", "/kept", nil, "")
+	}
+	if err := h.gw.Reload(parse(t, fmt.Sprintf(reloadYAML, "60%"), vars)); err != nil {
+		t.Fatal(err)
+	}
+	evs, lost := h.gw.Events().Read(0, nil)
+	if lost != 0 || len(evs) != 3 {
+		t.Fatalf("events = %+v (lost %d), want breaker, rejection, config", evs, lost)
+	}
+	if got, want := evs[0].Data, (gateway.BreakerEvent{Upstream: "kept", From: "closed", To: "open"}); evs[0].Kind != gateway.EventBreaker || got != want {
+		t.Errorf("first event %s %+v, want breaker %+v", evs[0].Kind, got, want)
+	}
+	if got, want := evs[1].Data, (gateway.RejectionEvent{Upstream: "kept", Reason: "breaker_open", Count: 1}); evs[1].Kind != gateway.EventRejection || got != want {
+		t.Errorf("second event %s %+v, want rejection %+v", evs[1].Kind, got, want)
+	}
+	if cs, ok := evs[2].Data.(gateway.Changes); evs[2].Kind != gateway.EventConfig || !ok || len(cs.Applied) == 0 {
+		t.Errorf("third event %s %+v, want the reload's changes", evs[2].Kind, evs[2].Data)
+	}
+	h.gw.Close()
+	if !h.gw.Events().Closed() {
+		t.Error("Close left the event bus open")
+	}
 }
