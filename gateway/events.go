@@ -50,7 +50,6 @@ type EventBus struct {
 	// closes: readers waiting in Wait wake on it.
 	wake   chan struct{}
 	closed bool
-	now    func() time.Time
 }
 
 // NewEventBus returns a bus keeping the last size events (DefaultEventRing
@@ -59,7 +58,7 @@ func NewEventBus(size int) *EventBus {
 	if size < 1 {
 		size = DefaultEventRing
 	}
-	return &EventBus{ring: make([]Event, size), wake: make(chan struct{}), now: time.Now}
+	return &EventBus{ring: make([]Event, size), wake: make(chan struct{})}
 }
 
 // Publish adds an event of kind with data to the ring, dropping the oldest
@@ -69,7 +68,7 @@ func (b *EventBus) Publish(kind string, data any) uint64 {
 	if b == nil {
 		return 0
 	}
-	t := b.now()
+	t := time.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
