@@ -128,6 +128,7 @@ func (g *Gateway) Apply(cfg *config.Config) (Changes, error) {
 	g.metrics.forget(removed(old, t))
 	diffRoutes(old, t, p)
 	p.sort()
+	g.events.Publish(EventConfig, p.Changes)
 	return p.Changes, nil
 }
 
@@ -278,7 +279,7 @@ func (g *Gateway) applyPool(old, next *upstream, p *plan) error {
 	if d == "" {
 		return nil
 	}
-	np, err := newPool(u, &g.opts)
+	np, err := newPool(u, &g.opts, next.metrics)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/gateway/admin"
 )
 
 // benchBody is the upstream's answer: 200 bytes, as in bench/gwbench.
@@ -159,6 +160,11 @@ func BenchmarkProxy(b *testing.B) {
 		_, s := benchGateway(b, benchConfig, host)
 		benchGet(b, s.URL+"/", http.StatusOK)
 	})
+	b.Run("SpillwayEventStream", func(b *testing.B) {
+		g, s := benchGateway(b, benchConfig, host)
+		benchSubscribe(b, g)
+		benchGet(b, s.URL+"/", http.StatusOK)
+	})
 	b.Run("ReverseProxyPooled", func(b *testing.B) {
 		target, _ := url.Parse(up.URL)
 		tr := &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}
@@ -188,29 +194,63 @@ func (s *syncPool) Put(b []byte) {
 // breaker_open), beside the upstream's own answer (Upstream, a Go server's
 // 200 bytes): issue 4's target is >= 0.8x of the latter.
 func BenchmarkFailFast(b *testing.B) {
-	b.Run("Spillway", func(b *testing.B) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for _, stream := range []bool{false, true} {
+		name := "Spillway"
+		if stream {
+			name += "EventStream"
+		}
+		b.Run(name, func(b *testing.B) { benchFailFast(b, stream) })
+	}
+	b.Run("Upstream", func(b *testing.B) {
+		benchGet(b, benchUpstream(b).URL+"/", http.StatusOK)
+	})
+}
+
+// benchFailFast is BenchmarkFailFast's Spillway, with an event stream
+// attached when stream is set (the rejections it publishes, sampled).
+func benchFailFast(b *testing.B, stream bool) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close() // nothing listens there: every dial is refused
+	g, s := benchGateway(b, failFastConfig, dead)
+	if stream {
+		benchSubscribe(b, g)
+	}
+	c := s.Client()
+	for i := 0; g.Status().Upstreams["app"].Breaker.State != "open"; i++ {
+		if i == 1000 {
+			b.Fatal("the breaker did not open")
+		}
+		resp, err := c.Get(s.URL + "/")
 		if err != nil {
 			b.Fatal(err)
 		}
-		dead := l.Addr().String()
-		l.Close() // nothing listens there: every dial is refused
-		g, s := benchGateway(b, failFastConfig, dead)
-		c := s.Client()
-		for i := 0; g.Status().Upstreams["app"].Breaker.State != "open"; i++ {
-			if i == 1000 {
-				b.Fatal("the breaker did not open")
-			}
-			resp, err := c.Get(s.URL + "/")
-			if err != nil {
-				b.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-		benchGet(b, s.URL+"/", http.StatusServiceUnavailable)
-	})
-	b.Run("Upstream", func(b *testing.B) {
-		benchGet(b, benchUpstream(b).URL+"/", http.StatusOK)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	benchGet(b, s.URL+"/", http.StatusServiceUnavailable)
+}
+
+// benchSubscribe attaches a client of g's event stream (GET
+// /api/v1/events on its admin API) that reads until the benchmark ends.
+func benchSubscribe(b *testing.B, g *gateway.Gateway) {
+	s := benchServe(b, admin.Handler(g, admin.Options{Token: "t"}))
+	req, _ := http.NewRequest(http.MethodGet, s.URL+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer t")
+	resp, err := s.Client().Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("event stream: %v %v", resp, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}()
+	b.Cleanup(func() {
+		_ = resp.Body.Close()
+		<-done
 	})
 }

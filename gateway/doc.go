@@ -113,6 +113,9 @@
 //   - gateway.go, apply.go, check.go: the Gateway and its table (New,
 //     Status, Ready, Close), live changes (Apply, Reload), and Check,
 //     which builds without starting anything.
+//   - events.go: the EventBus (Gateway.Events), a ring of the decisions
+//     the gateway makes — breaker transitions, sampled rejections,
+//     instance transitions, applied changes — that the admin API streams.
 //
 // Below it (it imports them): gateway/pool (instances, balancing, health
 // checks, outlier ejection), gateway/async (the async routes) and

@@ -71,6 +71,8 @@ type Gateway struct {
 	// Options.Queue; jobs is the same, as the request path knows it.
 	asyncRoutes *async.Routes
 	jobs        jobs
+	// events receives the decisions the gateway makes (Events).
+	events *EventBus
 }
 
 // table is everything one configuration resolves to.
@@ -96,7 +98,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	g := &Gateway{opts: o, reg: o.Registry}
+	g := &Gateway{opts: o, reg: o.Registry, events: NewEventBus(DefaultEventRing)}
 	m, err := newMetrics(o.Registry, g)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: metrics: %w", err)
@@ -314,7 +316,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 
 // Close stops the queue workers (waiting up to Options.WorkerGrace for
 // their deliveries in flight), the health checks of every upstream, and
-// drops idle upstream connections. It does not close Options.Queue.
+// drops idle upstream connections; it closes Events, which ends its streams. It does not close Options.Queue.
 // ServeHTTP must not be called afterwards.
 func (g *Gateway) Close() {
 	g.mu.Lock()
@@ -327,6 +329,7 @@ func (g *Gateway) Close() {
 		g.asyncRoutes.Close()
 	}
 	g.table.Load().closeUnshared(nil)
+	g.events.Close()
 }
 
 // Queue returns Options.Queue: the store of the async routes' jobs, nil

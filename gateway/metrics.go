@@ -29,6 +29,8 @@ type metrics struct {
 	deadDropped *prometheus.CounterVec
 	// log receives the breakers' transitions (Options.Logger).
 	log *slog.Logger
+	// events receives the transitions and sampled rejections (Gateway.Events).
+	events *EventBus
 }
 
 // The outcomes of a request, the values of the label outcome of
@@ -46,7 +48,7 @@ const (
 func newMetrics(reg *prometheus.Registry, g *Gateway) (*metrics, error) {
 	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	m := &metrics{
-		log: g.opts.Logger,
+		log: g.opts.Logger, events: g.events,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_requests_total",
 			Help: "Requests the gateway answered, by route and outcome."}, []string{"route", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "spillway_request_duration_seconds",
@@ -179,6 +181,7 @@ type upstreamMetrics struct {
 	attemptDur child[prometheus.Observer]
 	retries    child[prometheus.Counter]
 	rejected   [len(rejections)]child[prometheus.Counter]
+	samples    [len(rejections)]rejectionSample
 }
 
 func (m *metrics) upstream(name string) *upstreamMetrics { return &upstreamMetrics{m: m, name: name} }
@@ -203,6 +206,7 @@ func (u *upstreamMetrics) Observe(e spillway.Event) {
 	case spillway.EventTransition:
 		u.m.transitions.WithLabelValues(u.name, e.From, e.To).Inc()
 		u.m.logTransition(u.name, e)
+		u.transition(e)
 	}
 }
 
@@ -226,6 +230,7 @@ func (u *upstreamMetrics) reject(reason spillway.Reason) {
 		return
 	}
 	u.rejected[i].get(func() prometheus.Counter { return u.m.rejected.WithLabelValues(u.name, string(reason)) }).Inc()
+	u.sampleRejection(i, reason)
 }
 
 var (

@@ -121,9 +121,9 @@ func newBulkhead(u *config.Upstream, obs *upstreamMetrics) (*bulkhead.Bulkhead, 
 }
 
 // newPool returns u's pool, not started.
-func newPool(u *config.Upstream, o *Options) (*pool.Pool, error) {
+func newPool(u *config.Upstream, o *Options, m *upstreamMetrics) (*pool.Pool, error) {
 	return pool.New(u.Instances, pool.Options{
-		Name: u.Name, Balance: u.Balance, Health: u.Health, Outlier: u.Outlier, Logger: o.Logger,
+		Name: u.Name, Balance: u.Balance, Health: u.Health, Outlier: u.Outlier, Logger: o.Logger, OnTransition: m.instance,
 	})
 }
 
@@ -156,7 +156,7 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 	if up.bulkhead, err = newBulkhead(u, up.metrics); err != nil {
 		return nil, err
 	}
-	if up.pool, err = newPool(u, o); err != nil {
+	if up.pool, err = newPool(u, o, up.metrics); err != nil {
 		return nil, err
 	}
 	up.setBase(u, o)

@@ -20,6 +20,7 @@
 //	POST   /api/v1/dead-letters/{id}/replay     move one back to its queue; token
 //	POST   /api/v1/dead-letters/replay?route=R  replay every dead letter of route R; token
 //	DELETE /api/v1/dead-letters?route=R         purge every dead letter of route R; token
+//	GET    /api/v1/events                       Gateway.Events as text/event-stream (Last-Event-ID resumes); token
 //
 // GET endpoints answer HEAD as well. A known path with another method gets 405
 // with an Allow header; an unknown path gets 404. Every error answer is JSON:
@@ -36,7 +37,12 @@
 // for an unknown id, 400 for a malformed id (32 lowercase hexadecimal
 // digits), route, cursor or limit. See jobs.go for their answers.
 //
-// Runtime changes, the dashboard (/dashboard/), faults and events come in a
+// The event stream (events.go) sends each event as it is published, a
+// comment every 15s while idle, and ends when the client goes, the gateway
+// closes or Options.Done is closed; beyond Options.MaxStreams open streams
+// it answers 503.
+//
+// Runtime changes, the dashboard (/dashboard/) and faults come in a
 // later issue: each is one more row in the table, under /api/v1/ for the
 // JSON API.
 //
@@ -61,6 +67,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -87,6 +94,14 @@ type Options struct {
 	// browser loaded from another site cannot reach the admin API by
 	// pointing its own name at this address (DNS rebinding).
 	AllowedHosts []string
+	// Done, when closed, ends the event streams (GET /api/v1/events): the
+	// server closes it as it shuts down, since http.Server.Shutdown waits
+	// for the handlers in flight and a stream would otherwise hold it for
+	// the whole grace. Nil: streams end with their client or the gateway.
+	Done <-chan struct{}
+	// MaxStreams bounds the event streams open at once; one more is
+	// answered 503. Default DefaultMaxStreams (64).
+	MaxStreams int
 }
 
 // endpoint is one row of the admin API.
@@ -98,7 +113,8 @@ type endpoint struct {
 }
 
 // Handler returns the admin listener's handler for g. It is safe for
-// concurrent use and holds no state of its own besides o.
+// concurrent use and holds no state of its own besides o and the count of
+// event streams open.
 func Handler(g *gateway.Gateway, o Options) http.Handler {
 	a := &api{g: g, o: o}
 	endpoints := []endpoint{
@@ -114,6 +130,7 @@ func Handler(g *gateway.Gateway, o Options) http.Handler {
 		{path: "/api/v1/dead-letters/{id}", method: http.MethodGet, auth: true, handle: a.deadLetter},
 		{path: "/api/v1/dead-letters/{id}", method: http.MethodDelete, auth: true, handle: a.oneDeadLetter("purged", (*queue.Queue).Purge)},
 		{path: "/api/v1/dead-letters/{id}/replay", method: http.MethodPost, auth: true, handle: a.oneDeadLetter("replayed", (*queue.Queue).Replay)},
+		{path: "/api/v1/events", method: http.MethodGet, auth: true, handle: a.events},
 	}
 	mux := http.NewServeMux()
 	var paths []string
@@ -176,6 +193,8 @@ func (a *api) hostAllowed(r *http.Request) bool {
 type api struct {
 	g *gateway.Gateway
 	o Options
+	// streams counts the event streams open (Options.MaxStreams).
+	streams atomic.Int32
 }
 
 // guard dispatches a request to the endpoint of path es for its method

@@ -110,6 +110,7 @@ func (p *Pool) checkOne(ctx context.Context, in *Instance) {
 			in.healthy.Store(true)
 			p.unhealthy.Add(-1)
 			p.logger.Info("spillway: instance healthy", "upstream", p.name, "instance", in.raw, "passes", in.passes)
+			p.transition(in, "healthy", 0)
 		}
 		return
 	}
@@ -119,6 +120,7 @@ func (p *Pool) checkOne(ctx context.Context, in *Instance) {
 		in.healthy.Store(false)
 		p.unhealthy.Add(1)
 		p.logger.Warn("spillway: instance unhealthy", "upstream", p.name, "instance", in.raw, "failures", in.fails, "error", err)
+		p.transition(in, "unhealthy", 0)
 	}
 }
 

@@ -279,3 +279,28 @@ func TestInheritKeepsHealth(t *testing.T) {
 		}
 	})
 }
+
+func TestOnTransitionReportsHealth(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeChecks()
+		var got []pool.Transition
+		p := mustNew(t, threeURLs, pool.Options{Health: health, Check: f.check, Rand: func() float64 { return 0.5 },
+			OnTransition: func(tr pool.Transition) { got = append(got, tr) }})
+		f.set("b:2", true)
+		p.Start()
+		defer p.Close()
+		for range 3 {
+			synctest.Wait()
+			time.Sleep(time.Second)
+		}
+		f.set("b:2", false)
+		for range 2 {
+			time.Sleep(time.Second)
+			synctest.Wait()
+		}
+		want := []pool.Transition{{Instance: "http://b:2", To: "unhealthy"}, {Instance: "http://b:2", To: "healthy"}}
+		if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+			t.Fatalf("transitions = %+v, want %+v", got, want)
+		}
+	})
+}

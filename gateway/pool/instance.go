@@ -93,6 +93,7 @@ func (i *Instance) ejected(now int64) bool {
 		i.pool.ejectedSet.Add(-1)
 		i.consecFails.Store(0)
 		i.pool.logger.Info("spillway: instance back from ejection", "upstream", i.pool.name, "instance", i.raw)
+		i.pool.transition(i, "restored", 0)
 	}
 	return false
 }
@@ -131,4 +132,5 @@ func (p *Pool) eject(i *Instance) {
 	i.ejectedUntil.Store(until)
 	p.ejectedSet.Add(1)
 	p.logger.Warn("spillway: instance ejected", "upstream", p.name, "instance", i.raw, "for", d, "ejections", n)
+	p.transition(i, "ejected", d)
 }

@@ -59,10 +59,35 @@ type Options struct {
 	Clock spillway.Clock
 	// Logger receives health and ejection transitions. Default slog.Default().
 	Logger *slog.Logger
+	// OnTransition, when set, receives the same transitions as Logger (the
+	// gateway's event stream). It runs on the goroutine that made the change
+	// (a health check, or the attempt that ejected or restored the instance),
+	// possibly under the pool's lock: it must be quick, must not block and
+	// must not call the pool.
+	OnTransition func(Transition)
 	// Rand returns a number in [0, 1); it draws the random and
 	// least_request choices and the health interval jitter, and must be safe
 	// for concurrent use. Default math/rand/v2.Float64.
 	Rand func() float64
+}
+
+// Transition is an instance's change of state, as Options.OnTransition
+// receives it.
+type Transition struct {
+	// Instance is the instance's URL, as configured.
+	Instance string
+	// To is the state entered: "healthy", "unhealthy", "ejected" or
+	// "restored" (back from an ejection).
+	To string
+	// For is how long the ejection lasts (To "ejected"), 0 otherwise.
+	For time.Duration
+}
+
+// transition reports a change of in's state to Options.OnTransition.
+func (p *Pool) transition(in *Instance, to string, d time.Duration) {
+	if p.onTransition != nil {
+		p.onTransition(Transition{Instance: in.raw, To: to, For: d})
+	}
 }
 
 // InstanceStatus is one instance's state, as the admin API shows it.
@@ -101,7 +126,9 @@ type Pool struct {
 	instances []*Instance
 	clock     spillway.Clock
 	logger    *slog.Logger
-	rand      func() float64
+	// onTransition is Options.OnTransition.
+	onTransition func(Transition)
+	rand         func() float64
 	// errNone is preallocated: a pool that refuses allocates nothing.
 	errNone *spillway.Error
 
@@ -129,14 +156,15 @@ func New(instances []string, o Options) (*Pool, error) {
 		return nil, fmt.Errorf("pool %q: no instances", o.Name)
 	}
 	p := &Pool{
-		name:    o.Name,
-		clock:   spillway.ClockOrSystem(o.Clock),
-		logger:  o.Logger,
-		rand:    o.Rand,
-		outlier: o.Outlier,
-		health:  o.Health,
-		check:   o.Check,
-		errNone: &spillway.Error{Code: spillway.ReasonNoHealthyInstance, Policy: policyName, Name: o.Name, Err: ErrNoHealthyInstance},
+		name:         o.Name,
+		clock:        spillway.ClockOrSystem(o.Clock),
+		logger:       o.Logger,
+		onTransition: o.OnTransition,
+		rand:         o.Rand,
+		outlier:      o.Outlier,
+		health:       o.Health,
+		check:        o.Check,
+		errNone:      &spillway.Error{Code: spillway.ReasonNoHealthyInstance, Policy: policyName, Name: o.Name, Err: ErrNoHealthyInstance},
 	}
 	if p.logger == nil {
 		p.logger = slog.Default()

@@ -446,3 +446,17 @@ func TestInheritKeepsEjectionOfInstancesThatStay(t *testing.T) {
 		t.Error("c's failures in a row were not carried over")
 	}
 }
+
+func TestOnTransitionReportsEjectionAndRestore(t *testing.T) {
+	clock := spillway.NewManualClock(0)
+	var got []pool.Transition
+	p := mustNew(t, threeURLs, pool.Options{Clock: clock, Outlier: outlier(1, 0),
+		OnTransition: func(tr pool.Transition) { got = append(got, tr) }})
+	fail(p.Instances()[0], 3)
+	clock.Advance(10 * time.Second)
+	p.Status()
+	want := []pool.Transition{{Instance: "http://a:1", To: "ejected", For: 10 * time.Second}, {Instance: "http://a:1", To: "restored"}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("transitions = %+v, want %+v", got, want)
+	}
+}

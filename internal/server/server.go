@@ -257,6 +257,10 @@ func Start(cfg *config.Config, g *gateway.Gateway, ao admin.Options, tlsConfig *
 		_ = publicLn.Close()
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
+	// The admin server's shutdown ends its event streams, which would
+	// otherwise keep it waiting for the whole grace.
+	streamsDone := make(chan struct{})
+	ao.Done = streamsDone
 	p := &Process{
 		Public:  publicLn,
 		Admin:   adminLn,
@@ -267,6 +271,7 @@ func Start(cfg *config.Config, g *gateway.Gateway, ao admin.Options, tlsConfig *
 		errc:    make(chan error, 2),
 		running: 2,
 	}
+	p.admin.RegisterOnShutdown(sync.OnceFunc(func() { close(streamsDone) }))
 	// The listener terminates TLS itself, so that the gateway's framing
 	// check reads the requests in clear (see gateway.ListenerOptions).
 	lo := gateway.ListenerOptions{TLSConfig: tlsConfig, WriteTimeout: cfg.Server.WriteTimeout}
