@@ -13,6 +13,9 @@
 //	GET    /metrics                             Prometheus text of Gateway.Registry (promhttp)
 //	GET    /api/v1/status                       Gateway.Status as JSON
 //	POST   /api/v1/reload                       re-read the configuration file (Options.Reload): changes, resets; token
+//	GET    /api/v1/upstreams                    every upstream: effective policies (file's keys), instances, live figures; token
+//	GET    /api/v1/upstreams/{name}             one upstream, as above (gateway.UpstreamView); 404 when unknown; token
+//	GET    /api/v1/routes                       every route with its fallback chain, in match order; token
 //	GET    /api/v1/jobs/{id}                    a job's queue.Status; token
 //	GET    /api/v1/dead-letters                 dead letters, paged (?route=R&after=CURSOR&limit=N); token
 //	GET    /api/v1/dead-letters/{id}            one dead letter with its request's headers and body; token
@@ -36,16 +39,18 @@
 // for an unknown id, 400 for a malformed id (32 lowercase hexadecimal
 // digits), route, cursor or limit. See jobs.go for their answers.
 //
-// Runtime changes, the dashboard (/dashboard/), faults and events come in a
-// later issue: each is one more row in the table, under /api/v1/ for the
+// Runtime changes (PATCH of upstreams and routes, breaker states, instance
+// ejection, overrides), the dashboard (/dashboard/), faults and events come
+// in a later issue: each is one more row in the table, under /api/v1/ for the
 // JSON API.
 //
 // # Authorization
 //
 // Probes, metrics and status need no credentials: the listener is on
 // loopback by default, and CheckListen refuses to expose it elsewhere
-// without a token. Every other endpoint — the mutating ones, and the job
-// and dead-letter reads, since dead letters hold request bodies — requires
+// without a token. Every other endpoint — the mutating ones, the job and
+// dead-letter reads, since dead letters hold request bodies, and the
+// upstream and route reads, as the brief's runtime API asks — requires
 // "Authorization: Bearer <token>", compared in constant time: a missing or
 // wrong token gets 401. When Options.Token is empty, those calls are refused
 // with 403 whatever the request carries: without a token nobody can change
@@ -107,6 +112,9 @@ func Handler(g *gateway.Gateway, o Options) http.Handler {
 		{path: "/metrics", method: http.MethodGet, handle: promhttp.HandlerFor(g.Registry(), promhttp.HandlerOpts{}).ServeHTTP},
 		{path: "/api/v1/status", method: http.MethodGet, handle: a.status},
 		{path: "/api/v1/reload", method: http.MethodPost, auth: true, handle: a.reload},
+		{path: "/api/v1/upstreams", method: http.MethodGet, auth: true, handle: a.upstreams},
+		{path: "/api/v1/upstreams/{name}", method: http.MethodGet, auth: true, handle: a.upstream},
+		{path: "/api/v1/routes", method: http.MethodGet, auth: true, handle: a.routes},
 		{path: "/api/v1/jobs/{id}", method: http.MethodGet, auth: true, handle: a.job},
 		{path: "/api/v1/dead-letters", method: http.MethodGet, auth: true, handle: a.deadLetters},
 		{path: "/api/v1/dead-letters", method: http.MethodDelete, auth: true, handle: a.routeDeadLetters("purged", (*queue.Queue).PurgeAll)},
