@@ -71,6 +71,8 @@ type Gateway struct {
 	// Options.Queue; jobs is the same, as the request path knows it.
 	asyncRoutes *async.Routes
 	jobs        jobs
+	// overrides are the runtime changes in force (runtime_change.go).
+	overrides overrides
 }
 
 // table is everything one configuration resolves to.
@@ -348,6 +350,9 @@ type Status struct {
 	// Store is the state of the queue's store, when the gateway has a
 	// queue.
 	Store *StoreStatus `json:"store,omitempty"`
+	// Overrides are the runtime changes in force (Gateway.Overrides),
+	// absent when there is none.
+	Overrides []Override `json:"overrides,omitempty"`
 }
 
 // UpstreamStatus is the state of one upstream.
@@ -383,6 +388,7 @@ func (g *Gateway) Status() Status {
 	if g.asyncRoutes != nil {
 		s.Queues, s.Store = g.asyncRoutes.Status(t.cfg)
 	}
+	s.Overrides = g.Overrides()
 	return s
 }
 
