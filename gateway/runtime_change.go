@@ -113,6 +113,9 @@ func (o *overrides) reset(file *config.Config, kept []Override) {
 	if len(kept) > 0 {
 		o.file = file
 	}
+	if kept == nil {
+		kept = []Override{}
+	}
 	o.list.Store(&kept)
 }
 
