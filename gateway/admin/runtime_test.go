@@ -106,4 +106,3 @@ func TestRuntimeChangesNeedTheToken(t *testing.T) {
 		t.Errorf("refused calls changed the gateway: %+v %+v", v.Policies.Bulkhead, v.Live.Breaker)
 	}
 }
-
