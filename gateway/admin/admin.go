@@ -93,7 +93,10 @@ type Options struct {
 	Token string
 	// Reload re-reads the configuration file and applies it (POST
 	// /api/v1/reload), returning what Gateway.Apply changed and reset; the
-	// answer is {"reloaded":true,"changes":[...],"resets":[...]}. An error
+	// answer is {"reloaded":true,"changes":[...],"resets":[...]}, and
+	// "overrides":{"kept":[...],"dropped":[...]} when Reload returns
+	// what Gateway.Apply did (the runtime overrides it re-applied and
+	// dropped). An error
 	// that is a config.Errors or a *config.Error (the file is invalid) is
 	// answered 400, any other 500. Nil: reloading is not supported, 501.
 	Reload func() (gateway.Changes, error)
