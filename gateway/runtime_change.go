@@ -12,6 +12,7 @@ import (
 
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/config"
+	"github.com/spillway-dev/spillway/gateway/pool"
 )
 
 // Actor is who made a runtime change and through which call: the admin
@@ -34,8 +35,11 @@ type Override struct {
 	// spelling ("bulkhead.max_concurrent"), or the breaker's state.
 	Before map[string]any `json:"before"`
 	After  map[string]any `json:"after"`
-	// redo makes the change again on top of a configuration.
+	// redo makes the change again on top of a configuration; undo, when
+	// set, takes back what the configuration does not hold (an
+	// ejection), for ClearOverrides.
 	redo func(*config.Config) (*config.Config, error)
+	undo func()
 }
 
 // OverridesKept is what a reload did with the runtime overrides: kept
@@ -162,7 +166,8 @@ func (g *Gateway) change(ov Override, redo func(*config.Config) (*config.Config,
 // refused turns the error of a checked change into a RefusedError naming
 // the key, below the upstream up.
 func refused(err error, up string) error {
-	if errors.Is(err, ErrUnknown) {
+	var re *RefusedError
+	if errors.Is(err, ErrUnknown) || errors.As(err, &re) {
 		return err
 	}
 	var es config.Errors
@@ -188,7 +193,13 @@ func (g *Gateway) ClearOverrides(a Actor) (Changes, error) {
 	if err != nil {
 		return Changes{}, err
 	}
-	n := len(g.Overrides())
+	ovs := g.Overrides()
+	for _, ov := range ovs {
+		if ov.undo != nil {
+			ov.undo()
+		}
+	}
+	n := len(ovs)
 	g.overrides.reset(nil, nil)
 	g.opts.Logger.Info("gateway: runtime overrides cleared", "who", a.Who, "call", a.Call, "cleared", n)
 	return cs, nil
@@ -289,4 +300,48 @@ func flatten(v any) map[string]any {
 	}
 	walk("", m)
 	return out
+}
+
+// SetInstance ejects (action "eject") the instance configured as url of
+// the upstream named name, until restored whatever the outlier logic finds
+// (pool.Pool.Eject), or restores it ("restore"). The ejection is an
+// override: a reload keeps it while the instance stays, ClearOverrides
+// restores the instance.
+func (g *Gateway) SetInstance(a Actor, name, url, action string) (UpstreamView, error) {
+	if action != "eject" && action != "restore" {
+		return UpstreamView{}, &RefusedError{Field: "action", Message: fmt.Sprintf("%q is not eject or restore", action)}
+	}
+	what, _ := json.Marshal(map[string]string{"url": url, "action": action})
+	redo := func(c *config.Config) (*config.Config, error) {
+		u := c.Upstreams[name]
+		if u == nil {
+			return nil, fmt.Errorf("upstream %q: %w", name, ErrUnknown)
+		}
+		if !slices.Contains(u.Instances, url) {
+			return nil, &RefusedError{Field: "url", Message: fmt.Sprintf("upstream %s has no instance %q (instances: %s)", name, url, strings.Join(u.Instances, ", "))}
+		}
+		return c, nil
+	}
+	_, err := g.change(Override{Actor: a, Upstream: name, What: what}, redo, func(ov *Override) {
+		p := g.table.Load().upstreams[name].pool
+		st := p.Status()
+		was := st[slices.IndexFunc(st, func(s pool.InstanceStatus) bool { return s.URL == url })]
+		if action == "eject" {
+			_ = p.Eject(url) // the instance exists: redo checked
+			ov.undo = func() {
+				if up := g.table.Load().upstreams[name]; up != nil {
+					_ = up.pool.Restore(url)
+				}
+			}
+		} else {
+			_ = p.Restore(url)
+		}
+		ov.Before = map[string]any{"ejected": was.Ejected, "manual": was.Manual}
+		ov.After = map[string]any{"ejected": action == "eject", "manual": action == "eject"}
+	})
+	if err != nil {
+		return UpstreamView{}, err
+	}
+	v, _ := g.Upstream(name)
+	return v, nil
 }

@@ -131,3 +131,45 @@ routes:
 		t.Errorf("after clearing: bulkhead %+v, max_attempts %d, overrides %v; want the new file's", v.Policies.Bulkhead, v.Policies.Retry.MaxAttempts, h.gw.Overrides())
 	}
 }
+
+func TestInstanceEjectedByHandUntilRestoredOrCleared(t *testing.T) {
+	be, other := newBackend(t, "one"), newBackend(t, "two")
+	yaml := `upstreams:
+  app:
+    instances: ["${A}", "${B}"]
+routes:
+  - name: app
+    match: {path_prefix: /}
+    upstream: app
+`
+	vars := map[string]string{"A": be.URL, "B": other.URL}
+	h := start(t, parse(t, yaml, vars))
+	v, err := h.gw.SetInstance(operator, "app", be.URL, "eject")
+	if err != nil || !v.Instances[0].Ejected || !v.Instances[0].Manual {
+		t.Fatalf("eject: %+v, %v", v.Instances, err)
+	}
+	for range 4 {
+		if _, body := h.do(t, "GET", "/x", nil, ""); body != "two" {
+			t.Fatalf("answered %q by the instance ejected", body)
+		}
+	}
+	var re *gateway.RefusedError
+	if _, err := h.gw.SetInstance(operator, "app", "http://127.0.0.1:1", "eject"); !errors.As(err, &re) || re.Field != "url" {
+		t.Errorf("unknown instance: %v", err)
+	}
+	if _, err := h.gw.SetInstance(operator, "app", be.URL, "drain"); !errors.As(err, &re) || re.Field != "action" {
+		t.Errorf("unknown action: %v", err)
+	}
+	if _, err := h.gw.Apply(parse(t, yaml, vars)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := h.gw.Upstream("app"); !v.Instances[0].Manual || len(h.gw.Overrides()) != 1 {
+		t.Fatalf("after a reload: %+v, overrides %+v", v.Instances, h.gw.Overrides())
+	}
+	if _, err := h.gw.ClearOverrides(operator); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := h.gw.Upstream("app"); v.Instances[0].Ejected {
+		t.Errorf("cleared, still ejected: %+v", v.Instances)
+	}
+}

@@ -17,6 +17,7 @@
 //	GET    /api/v1/upstreams/{name}             one upstream, as above (gateway.UpstreamView); 404 when unknown; token
 //	PATCH  /api/v1/upstreams/{name}             overlay the body's upstream keys (as in the file) in place; the new view; token
 //	POST   /api/v1/upstreams/{name}/breaker     {"state":"forced_open|closed|disabled|metrics_only|auto"}; the new view; token
+//	POST   /api/v1/upstreams/{name}/instances   {"url":"http://...","action":"eject|restore"}; the new view; token
 //	GET    /api/v1/routes                       every route with its fallback chain, in match order; token
 //	GET    /api/v1/overrides                    the runtime changes in force: who, call, what, before, after, at; token
 //	DELETE /api/v1/overrides                    drop them all, the file's configuration applied again; token
@@ -51,7 +52,7 @@
 // listed in /api/v1/status, kept by a reload (its answer lists them under
 // "overrides") and audit-logged.
 //
-// Instance ejection, route switches, the dashboard (/dashboard/), faults
+// Route switches, the dashboard (/dashboard/), faults
 // and events come in a later issue: each is one more row in the table, under /api/v1/ for the
 // JSON API.
 //
@@ -130,6 +131,7 @@ func Handler(g *gateway.Gateway, o Options) http.Handler {
 		{path: "/api/v1/upstreams/{name}", method: http.MethodGet, auth: true, handle: a.upstream},
 		{path: "/api/v1/upstreams/{name}", method: http.MethodPatch, auth: true, handle: a.patchUpstream},
 		{path: "/api/v1/upstreams/{name}/breaker", method: http.MethodPost, auth: true, handle: a.setBreaker},
+		{path: "/api/v1/upstreams/{name}/instances", method: http.MethodPost, auth: true, handle: a.setInstance},
 		{path: "/api/v1/routes", method: http.MethodGet, auth: true, handle: a.routes},
 		{path: "/api/v1/overrides", method: http.MethodGet, auth: true, handle: a.overrides},
 		{path: "/api/v1/overrides", method: http.MethodDelete, auth: true, handle: a.clearOverrides},

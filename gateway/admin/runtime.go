@@ -65,6 +65,20 @@ func (a *api) setBreaker(w http.ResponseWriter, r *http.Request) {
 	answerChange(w, v, err)
 }
 
+// setInstance ejects or restores an instance: POST
+// /api/v1/upstreams/{name}/instances {"url":"http://...","action":"eject|restore"}.
+func (a *api) setInstance(w http.ResponseWriter, r *http.Request) {
+	var b struct {
+		URL    string `json:"url"`
+		Action string `json:"action"`
+	}
+	if !decodeBody(w, r, &b) {
+		return
+	}
+	v, err := a.g.SetInstance(actor(r), r.PathValue("name"), b.URL, b.Action)
+	answerChange(w, v, err)
+}
+
 func (a *api) overrides(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"overrides": a.g.Overrides()})
 }

@@ -69,13 +69,18 @@ func TestRuntimeChanges(t *testing.T) {
 		{"POST", "/api/v1/upstreams/app/breaker", `{"stat":"closed"}`, 400, `"field":"stat"`},
 		{"POST", "/api/v1/upstreams/app/breaker", `{"state":"shut"}`, 400, `"field":"state"`},
 		{"PATCH", "/api/v1/upstreams/app", `{"bulkhead":{"max_concurrent":20}}`, 200, `"live":{"breaker":{"state":"forced_open"`},
+		// An instance ejected by hand.
+		{"POST", "/api/v1/upstreams/app/instances", `{"url":"http://127.0.0.1:1","action":"eject"}`, 200, `"ejected":true,"manual":true`},
+		{"POST", "/api/v1/upstreams/app/instances", `{"url":"http://127.0.0.1:2","action":"eject"}`, 400, `"field":"url"`},
+		{"POST", "/api/v1/upstreams/app/instances", `{"url":"http://127.0.0.1:1","action":"drain"}`, 400, `"field":"action"`},
 		{"GET", "/api/v1/overrides", "", 200, `"who":"admin","call":"PATCH /api/v1/upstreams/app"`},
 		{"GET", "/api/v1/overrides", "", 200, `"before":{"breaker.state":"closed"},"after":{"breaker.state":"forced_open"}`},
 		{"GET", "/api/v1/status", "", 200, `"overrides":[{"who":"admin"`},
 		// A reload keeps the overrides, and says so.
 		{"POST", "/api/v1/reload", "", 200, `"overrides":{"kept":[{"who":"admin"`},
 		{"GET", "/api/v1/upstreams/app", "", 200, `"max_concurrent":20`},
-		{"DELETE", "/api/v1/overrides", "", 200, `{"cleared":3,`},
+		{"DELETE", "/api/v1/overrides", "", 200, `{"cleared":4,`},
+		{"GET", "/api/v1/upstreams/app", "", 200, `"ejected":false`},
 		{"GET", "/api/v1/upstreams/app", "", 200, `"live":{"breaker":{"state":"closed"`},
 		{"GET", "/api/v1/upstreams/app", "", 200, `"max_concurrent":10`},
 		{"GET", "/api/v1/overrides", "", 200, `{"overrides":[]}`},
@@ -93,6 +98,7 @@ func TestRuntimeChangesNeedTheToken(t *testing.T) {
 	for _, c := range []struct{ method, path, body string }{
 		{"PATCH", "/api/v1/upstreams/app", `{"bulkhead":{"max_concurrent":50}}`},
 		{"POST", "/api/v1/upstreams/app/breaker", `{"state":"forced_open"}`},
+		{"POST", "/api/v1/upstreams/app/instances", `{"url":"http://127.0.0.1:1","action":"eject"}`},
 		{"DELETE", "/api/v1/overrides", ""},
 		{"GET", "/api/v1/overrides", ""},
 	} {
