@@ -121,7 +121,7 @@ func (g *Gateway) Apply(cfg *config.Config) (Changes, error) {
 		return Changes{}, errors.New("gateway: closed")
 	}
 	eff, kept, dropped := g.overrides.onto(cfg)
-	cs, err := g.apply(eff)
+	cs, err := g.apply(eff, routesOff(kept))
 	if err != nil {
 		return Changes{}, err
 	}
@@ -134,8 +134,9 @@ func (g *Gateway) Apply(cfg *config.Config) (Changes, error) {
 	return cs, nil
 }
 
-// apply makes cfg the configuration in use; g.mu is held.
-func (g *Gateway) apply(cfg *config.Config) (Changes, error) {
+// apply makes cfg the configuration in use, the routes named in off
+// disabled; g.mu is held.
+func (g *Gateway) apply(cfg *config.Config, off map[string]bool) (Changes, error) {
 	old := g.table.Load()
 	t, p, err := g.build(cfg, old)
 	if err != nil {
@@ -143,6 +144,9 @@ func (g *Gateway) apply(cfg *config.Config) (Changes, error) {
 	}
 	for _, f := range p.commits {
 		f()
+	}
+	for _, r := range t.routes {
+		r.off.Store(off[r.cfg.Name])
 	}
 	g.table.Store(t)
 	if err := g.syncWorkers(t); err != nil {

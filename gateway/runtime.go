@@ -208,7 +208,10 @@ type RouteView struct {
 	// Upstream is absent for an async-only route.
 	Upstream string `json:"upstream,omitempty"`
 	Optional bool   `json:"optional"`
-	Async    bool   `json:"async"`
+	// Enabled is false while an optional route is switched off
+	// (Gateway.SetRoute).
+	Enabled bool `json:"enabled"`
+	Async   bool `json:"async"`
 	// Fallback is the chain, in order: "upstream:NAME", "stale_cache" or
 	// "static".
 	Fallback []string `json:"fallback"`
@@ -219,7 +222,7 @@ func (g *Gateway) Routes() []RouteView {
 	t := g.table.Load()
 	out := make([]RouteView, 0, len(t.routes))
 	for _, r := range t.routes {
-		v := RouteView{Name: r.cfg.Name, Upstream: r.cfg.Upstream, Optional: r.cfg.Optional,
+		v := RouteView{Name: r.cfg.Name, Upstream: r.cfg.Upstream, Optional: r.cfg.Optional, Enabled: !r.off.Load(),
 			Async: r.cfg.Async != nil, Fallback: make([]string, 0, len(r.cfg.Fallback))}
 		for _, f := range r.cfg.Fallback {
 			switch {

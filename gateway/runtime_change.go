@@ -40,6 +40,8 @@ type Override struct {
 	// ejection), for ClearOverrides.
 	redo func(*config.Config) (*config.Config, error)
 	undo func()
+	// routeOff is, for a route's switch, whether it turned it off.
+	routeOff *bool
 }
 
 // OverridesKept is what a reload did with the runtime overrides: kept
@@ -142,7 +144,7 @@ func (g *Gateway) change(ov Override, redo func(*config.Config) (*config.Config,
 	if err != nil {
 		return Changes{}, refused(err, ov.Upstream)
 	}
-	cs, err := g.apply(next)
+	cs, err := g.apply(next, routesOff(g.Overrides()))
 	if err != nil {
 		return Changes{}, err
 	}
@@ -189,7 +191,7 @@ func (g *Gateway) ClearOverrides(a Actor) (Changes, error) {
 	if g.overrides.file == nil {
 		return Changes{Applied: []Change{}, Resets: []Change{}}, nil
 	}
-	cs, err := g.apply(g.overrides.file)
+	cs, err := g.apply(g.overrides.file, nil)
 	if err != nil {
 		return Changes{}, err
 	}
@@ -344,4 +346,48 @@ func (g *Gateway) SetInstance(a Actor, name, url, action string) (UpstreamView, 
 	}
 	v, _ := g.Upstream(name)
 	return v, nil
+}
+
+// routesOff returns the routes that the overrides ovs leave disabled.
+func routesOff(ovs []Override) map[string]bool {
+	off := map[string]bool{}
+	for _, ov := range ovs {
+		if ov.routeOff != nil {
+			off[ov.Route] = *ov.routeOff
+		}
+	}
+	return off
+}
+
+// SetRoute turns the optional route named name off (enabled false) or
+// back on: while off it answers its default at once, as when its
+// upstream's breaker is open (the seed's "disable non-essential
+// features"). A route that is not optional has no default to answer and
+// is refused. The switch is an override: a reload keeps it while the
+// route stays optional.
+func (g *Gateway) SetRoute(a Actor, name string, enabled bool) (RouteView, error) {
+	what, _ := json.Marshal(map[string]bool{"enabled": enabled})
+	redo := func(c *config.Config) (*config.Config, error) {
+		i := slices.IndexFunc(c.Routes, func(r *config.Route) bool { return r.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("route %q: %w", name, ErrUnknown)
+		}
+		if !c.Routes[i].Optional {
+			return nil, &RefusedError{Field: "enabled", Message: fmt.Sprintf("route %s is not optional: it has no default answer to give "+
+				"while disabled (set optional: true and default: in the file to make it switchable)", name)}
+		}
+		return c, nil
+	}
+	off := !enabled
+	_, err := g.change(Override{Actor: a, Route: name, What: what, routeOff: &off}, redo, func(ov *Override) {
+		r := g.table.Load().byName[name]
+		ov.Before = map[string]any{"enabled": !r.off.Load()}
+		r.off.Store(off)
+		ov.After = map[string]any{"enabled": enabled}
+	})
+	if err != nil {
+		return RouteView{}, err
+	}
+	rs := g.Routes()
+	return rs[slices.IndexFunc(rs, func(r RouteView) bool { return r.Name == name })], nil
 }

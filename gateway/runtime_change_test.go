@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/spillway-dev/spillway/gateway"
@@ -171,5 +172,63 @@ routes:
 	}
 	if v, _ := h.gw.Upstream("app"); v.Instances[0].Ejected {
 		t.Errorf("cleared, still ejected: %+v", v.Instances)
+	}
+}
+
+func TestAnOptionalRouteSwitchedOffAnswersItsDefault(t *testing.T) {
+	be := newBackend(t, "live")
+	yaml := `upstreams:
+  app:
+    instances: ["${URL}"]
+routes:
+  - name: recs
+    match: {path_prefix: /recs}
+    upstream: app
+    optional: true
+    default: {status: 200, body: "[]"}
+  - name: app
+    match: {path_prefix: /}
+    upstream: app
+`
+	vars := map[string]string{"URL": be.URL}
+	h := start(t, parse(t, yaml, vars))
+	v, err := h.gw.SetRoute(operator, "recs", false)
+	if err != nil || v.Enabled {
+		t.Fatalf("SetRoute: %+v, %v", v, err)
+	}
+	if _, body := h.do(t, "GET", "/recs", nil, ""); body != "[]" {
+		t.Errorf("switched off: %q, want the default", body)
+	}
+	var re *gateway.RefusedError
+	if _, err := h.gw.SetRoute(operator, "app", false); !errors.As(err, &re) || re.Field != "enabled" || !strings.Contains(re.Message, "not optional") {
+		t.Errorf("a route not optional: %v", err)
+	}
+	if _, err := h.gw.SetRoute(operator, "nope", false); !errors.Is(err, gateway.ErrUnknown) {
+		t.Errorf("unknown route: %v", err)
+	}
+	// A reload keeps it off; an upstream patch (a rebuilt table) too.
+	if _, err := h.gw.Apply(parse(t, yaml, vars)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.gw.PatchUpstream(operator, "app", []byte(`{"bulkhead":{"max_concurrent":5}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := h.do(t, "GET", "/recs", nil, ""); body != "[]" {
+		t.Errorf("after a reload and a patch: %q, want the default", body)
+	}
+	if _, err := h.gw.SetRoute(operator, "recs", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := h.do(t, "GET", "/recs", nil, ""); body != "live" {
+		t.Errorf("switched on: %q, want the upstream's answer", body)
+	}
+	if _, err := h.gw.SetRoute(operator, "recs", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.gw.ClearOverrides(operator); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := h.do(t, "GET", "/recs", nil, ""); body != "live" {
+		t.Errorf("overrides cleared: %q, want the upstream's answer", body)
 	}
 }

@@ -19,6 +19,7 @@
 //	POST   /api/v1/upstreams/{name}/breaker     {"state":"forced_open|closed|disabled|metrics_only|auto"}; the new view; token
 //	POST   /api/v1/upstreams/{name}/instances   {"url":"http://...","action":"eject|restore"}; the new view; token
 //	GET    /api/v1/routes                       every route with its fallback chain, in match order; token
+//	PATCH  /api/v1/routes/{name}                {"enabled":false|true}: an optional route answers its default while off; token
 //	GET    /api/v1/overrides                    the runtime changes in force: who, call, what, before, after, at; token
 //	DELETE /api/v1/overrides                    drop them all, the file's configuration applied again; token
 //	GET    /api/v1/jobs/{id}                    a job's queue.Status; token
@@ -52,9 +53,8 @@
 // listed in /api/v1/status, kept by a reload (its answer lists them under
 // "overrides") and audit-logged.
 //
-// Route switches, the dashboard (/dashboard/), faults
-// and events come in a later issue: each is one more row in the table, under /api/v1/ for the
-// JSON API.
+// The dashboard (/dashboard/), faults and events come in a later issue:
+// each is one more row in the table, under /api/v1/ for the JSON API.
 //
 // # Authorization
 //
@@ -133,6 +133,7 @@ func Handler(g *gateway.Gateway, o Options) http.Handler {
 		{path: "/api/v1/upstreams/{name}/breaker", method: http.MethodPost, auth: true, handle: a.setBreaker},
 		{path: "/api/v1/upstreams/{name}/instances", method: http.MethodPost, auth: true, handle: a.setInstance},
 		{path: "/api/v1/routes", method: http.MethodGet, auth: true, handle: a.routes},
+		{path: "/api/v1/routes/{name}", method: http.MethodPatch, auth: true, handle: a.setRoute},
 		{path: "/api/v1/overrides", method: http.MethodGet, auth: true, handle: a.overrides},
 		{path: "/api/v1/overrides", method: http.MethodDelete, auth: true, handle: a.clearOverrides},
 		{path: "/api/v1/jobs/{id}", method: http.MethodGet, auth: true, handle: a.job},

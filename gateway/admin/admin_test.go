@@ -99,7 +99,7 @@ func TestEndpoints(t *testing.T) {
 		{method: "GET", path: "/api/v1/upstreams/app", code: 401, json: true},
 		{method: "GET", path: "/api/v1/upstreams/nope", auth: "Bearer s3cret", code: 404, body: "no upstream nope", json: true},
 		{method: "GET", path: "/api/v1/routes", code: 401, json: true},
-		{method: "GET", path: "/api/v1/routes", auth: "Bearer s3cret", code: 200, body: `{"routes":[{"name":"app","upstream":"app","optional":false,"async":false,"fallback":[]}]}`, json: true},
+		{method: "GET", path: "/api/v1/routes", auth: "Bearer s3cret", code: 200, body: `{"routes":[{"name":"app","upstream":"app","optional":false,"enabled":true,"async":false,"fallback":[]}]}`, json: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+tt.path+" "+tt.auth, func(t *testing.T) {

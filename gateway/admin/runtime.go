@@ -79,6 +79,23 @@ func (a *api) setInstance(w http.ResponseWriter, r *http.Request) {
 	answerChange(w, v, err)
 }
 
+// setRoute switches an optional route off or on: PATCH
+// /api/v1/routes/{name} {"enabled":false}.
+func (a *api) setRoute(w http.ResponseWriter, r *http.Request) {
+	var b struct {
+		Enabled *bool `json:"enabled"`
+	}
+	if !decodeBody(w, r, &b) {
+		return
+	}
+	if b.Enabled == nil {
+		writeField(w, http.StatusBadRequest, "enabled", "enabled (true or false) is required")
+		return
+	}
+	v, err := a.g.SetRoute(actor(r), r.PathValue("name"), *b.Enabled)
+	answerChange(w, v, err)
+}
+
 func (a *api) overrides(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"overrides": a.g.Overrides()})
 }
@@ -103,9 +120,9 @@ func actor(r *http.Request) gateway.Actor {
 }
 
 // answerChange answers a runtime change: the upstream's new effective
-// policies, or why it was refused (400 naming the key, 404 for an unknown
-// name).
-func answerChange(w http.ResponseWriter, v gateway.UpstreamView, err error) {
+// policies or the route's new view, or why it was refused (400 naming the
+// key, 404 for an unknown name).
+func answerChange(w http.ResponseWriter, v any, err error) {
 	var re *gateway.RefusedError
 	switch {
 	case err == nil:

@@ -73,6 +73,12 @@ func TestRuntimeChanges(t *testing.T) {
 		{"POST", "/api/v1/upstreams/app/instances", `{"url":"http://127.0.0.1:1","action":"eject"}`, 200, `"ejected":true,"manual":true`},
 		{"POST", "/api/v1/upstreams/app/instances", `{"url":"http://127.0.0.1:2","action":"eject"}`, 400, `"field":"url"`},
 		{"POST", "/api/v1/upstreams/app/instances", `{"url":"http://127.0.0.1:1","action":"drain"}`, 400, `"field":"action"`},
+		// Route app is not optional: it cannot be switched off.
+		{"PATCH", "/api/v1/routes/app", `{"enabled":false}`, 400, `"field":"enabled","message":"route app is not optional`},
+		{"PATCH", "/api/v1/routes/app", `{"enable":false}`, 400, `"field":"enable"`},
+		{"PATCH", "/api/v1/routes/app", `{}`, 400, `"field":"enabled"`},
+		{"PATCH", "/api/v1/routes/nope", `{"enabled":false}`, 404, "unknown"},
+		{"GET", "/api/v1/routes", "", 200, `"optional":false,"enabled":true`},
 		{"GET", "/api/v1/overrides", "", 200, `"who":"admin","call":"PATCH /api/v1/upstreams/app"`},
 		{"GET", "/api/v1/overrides", "", 200, `"before":{"breaker.state":"closed"},"after":{"breaker.state":"forced_open"}`},
 		{"GET", "/api/v1/status", "", 200, `"overrides":[{"who":"admin"`},
@@ -99,6 +105,7 @@ func TestRuntimeChangesNeedTheToken(t *testing.T) {
 		{"PATCH", "/api/v1/upstreams/app", `{"bulkhead":{"max_concurrent":50}}`},
 		{"POST", "/api/v1/upstreams/app/breaker", `{"state":"forced_open"}`},
 		{"POST", "/api/v1/upstreams/app/instances", `{"url":"http://127.0.0.1:1","action":"eject"}`},
+		{"PATCH", "/api/v1/routes/app", `{"enabled":false}`},
 		{"DELETE", "/api/v1/overrides", ""},
 		{"GET", "/api/v1/overrides", ""},
 	} {
