@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/spillway-dev/spillway/gateway"
@@ -143,7 +143,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, "the body is larger than "+strconv.Itoa(MaxBody)+" bytes")
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", MaxBody))
 		return nil, false
 	case err != nil:
 		writeError(w, http.StatusBadRequest, "reading the body: "+err.Error())
@@ -164,7 +164,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		field, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		var field string
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			field = strings.Trim(f, `"`)
+		}
 		writeField(w, http.StatusBadRequest, field, err.Error())
 		return false
 	}
