@@ -33,14 +33,7 @@ func Load(path string) (*Config, []Warning, error) {
 // and its warnings, or an [Errors] listing every problem found, sorted by
 // position. It never panics, whatever data holds.
 func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, []Warning, error) {
-	d := &decoder{file: file, dir: filepath.Dir(file), env: env, set: map[string]token.Position{}, keyAt: map[string]token.Position{},
-		null: map[string]bool{}, anchors: map[string]ast.Node{}, leaves: map[ast.Node]field{}}
-	if file == "" {
-		d.dir = "."
-	}
-	if env == nil {
-		d.env = func(string) (string, bool) { return "", false }
-	}
+	d := newDecoder(file, env)
 	root := d.parse(data)
 	var cfg *Config
 	if d.errs == nil {
@@ -54,6 +47,20 @@ func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, 
 	}
 	sortWarnings(d.warns)
 	return cfg, d.warns, nil
+}
+
+// newDecoder returns a decoder of file, whose relative paths are relative to
+// its directory ("." when file is ""); a nil env has no variable.
+func newDecoder(file string, env func(string) (string, bool)) *decoder {
+	d := &decoder{file: file, dir: filepath.Dir(file), env: env, set: map[string]token.Position{}, keyAt: map[string]token.Position{},
+		null: map[string]bool{}, anchors: map[string]ast.Node{}, leaves: map[ast.Node]field{}}
+	if file == "" {
+		d.dir = "."
+	}
+	if env == nil {
+		d.env = func(string) (string, bool) { return "", false }
+	}
+	return d
 }
 
 // decoder decodes the YAML AST into the schema (schema.go) and resolves
@@ -118,9 +125,13 @@ func (d *decoder) parse(data []byte) ast.Node {
 // decode shapes root to the schema (reporting what does not fit) and
 // decodes it with goccy/go-yaml's strict struct decoding: an unknown key
 // left would be an error, and each leaf gets the field it is.
-func (d *decoder) decode(root ast.Node) *fileYAML {
-	root = d.shape(root, reflect.TypeFor[fileYAML](), field{path: "$"}, nil)
-	var y fileYAML
+func (d *decoder) decode(root ast.Node) *fileYAML { return decodeAs[fileYAML](d, root, "$") }
+
+// decodeAs is decode for a part of the file: root holds the keys of the
+// schema type T, written at path.
+func decodeAs[T any](d *decoder, root ast.Node, path string) *T {
+	root = d.shape(root, reflect.TypeFor[T](), field{path: path}, nil)
+	var y T
 	ctx := context.WithValue(context.Background(), decoderKey{}, d)
 	err := yaml.NewDecoder(bytes.NewReader(nil), yaml.DisallowUnknownField()).DecodeFromNodeContext(ctx, root, &y)
 	if err != nil && d.errs == nil {

@@ -42,6 +42,9 @@ func (c Change) String() string {
 type Changes struct {
 	Applied []Change `json:"changes"`
 	Resets  []Change `json:"resets"`
+	// Overrides are, for Apply, the runtime overrides applied again on
+	// top of the new configuration and those dropped; nil otherwise.
+	Overrides *OverridesKept `json:"overrides,omitempty"`
 }
 
 // Lines returns the changes and the resets as text, one entry each.
@@ -106,12 +109,34 @@ func (p *plan) sort() {
 // On error the running configuration and state are untouched. A queue
 // worker that cannot start is logged and makes Ready false, the new
 // configuration being in use.
+//
+// cfg is the configuration file's: the runtime overrides in force (see
+// Gateway.Overrides) are applied again on top of it, those that no longer
+// apply (their upstream or route is gone, or the new file makes them
+// invalid) are dropped, and Changes.Overrides lists both.
 func (g *Gateway) Apply(cfg *config.Config) (Changes, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
 		return Changes{}, errors.New("gateway: closed")
 	}
+	eff, kept, dropped := g.overrides.onto(cfg)
+	cs, err := g.apply(eff, routesOff(kept))
+	if err != nil {
+		return Changes{}, err
+	}
+	g.overrides.reset(cfg, kept)
+	for _, d := range dropped {
+		g.opts.Logger.Warn("gateway: reload: runtime override dropped", "who", d.Who, "upstream", d.Upstream, "route", d.Route,
+			"what", string(d.What), "reason", d.Reason)
+	}
+	cs.Overrides = &OverridesKept{Kept: kept, Dropped: dropped}
+	return cs, nil
+}
+
+// apply makes cfg the configuration in use, the routes named in off
+// disabled; g.mu is held.
+func (g *Gateway) apply(cfg *config.Config, off map[string]bool) (Changes, error) {
 	old := g.table.Load()
 	t, p, err := g.build(cfg, old)
 	if err != nil {
@@ -119,6 +144,9 @@ func (g *Gateway) Apply(cfg *config.Config) (Changes, error) {
 	}
 	for _, f := range p.commits {
 		f()
+	}
+	for _, r := range t.routes {
+		r.off.Store(off[r.cfg.Name])
 	}
 	g.table.Store(t)
 	if err := g.syncWorkers(t); err != nil {

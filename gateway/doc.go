@@ -24,8 +24,9 @@
 //     path that some upstreams would resolve outside the route once
 //     stripped or decoded again (//host, a backslash, /..;/, %252e%252e)
 //     gets 400 unless the route allows it.
-//  3. An optional route whose upstream's breaker is open answers its
-//     default at once (Spillway-Fallback: default).
+//  3. An optional route whose upstream's breaker is open, or that an
+//     operator switched off (Gateway.SetRoute), answers its default at once
+//     (Spillway-Fallback: default).
 //  4. The request goes through an httputil.ReverseProxy (hop-by-hop headers
 //     and the client's X-Real-IP, True-Client-IP, X-Original-URL, ...
 //     removed, X-Forwarded-For/Proto/Host and X-Real-IP set, 32 KiB buffers

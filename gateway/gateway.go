@@ -73,6 +73,8 @@ type Gateway struct {
 	jobs        jobs
 	// events receives the decisions the gateway makes (Events).
 	events *EventBus
+	// overrides are the runtime changes in force (runtime_change.go).
+	overrides overrides
 }
 
 // table is everything one configuration resolves to.
@@ -351,6 +353,9 @@ type Status struct {
 	// Store is the state of the queue's store, when the gateway has a
 	// queue.
 	Store *StoreStatus `json:"store,omitempty"`
+	// Overrides are the runtime changes in force (Gateway.Overrides),
+	// absent when there is none.
+	Overrides []Override `json:"overrides,omitempty"`
 }
 
 // UpstreamStatus is the state of one upstream.
@@ -386,6 +391,7 @@ func (g *Gateway) Status() Status {
 	if g.asyncRoutes != nil {
 		s.Queues, s.Store = g.asyncRoutes.Status(t.cfg)
 	}
+	s.Overrides = g.Overrides()
 	return s
 }
 

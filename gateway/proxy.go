@@ -254,7 +254,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 	}
 	x.ctx = ctx
-	if rt.cfg.Optional && isOpen(rt.up.breaker.State()) {
+	if rt.cfg.Optional && (rt.off.Load() || isOpen(rt.up.breaker.State())) {
 		g.static(rec, x, rt.cfg.Default, FallbackDefault)
 		return
 	}

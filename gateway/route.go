@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spillway-dev/spillway/config"
@@ -23,6 +24,9 @@ type route struct {
 	// are then buffered so that the replica can be sent the same body.
 	hasReplica bool
 	metrics    routeMetrics
+	// off is set while an optional route is disabled at run time
+	// (Gateway.SetRoute): it answers its default.
+	off atomic.Bool
 }
 
 // step is one step of a fallback chain: exactly one field is set.

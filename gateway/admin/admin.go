@@ -13,6 +13,15 @@
 //	GET    /metrics                             Prometheus text of Gateway.Registry (promhttp)
 //	GET    /api/v1/status                       Gateway.Status as JSON
 //	POST   /api/v1/reload                       re-read the configuration file (Options.Reload): changes, resets; token
+//	GET    /api/v1/upstreams                    every upstream: effective policies (file's keys), instances, live figures; token
+//	GET    /api/v1/upstreams/{name}             one upstream, as above (gateway.UpstreamView); 404 when unknown; token
+//	PATCH  /api/v1/upstreams/{name}             overlay the body's upstream keys (as in the file) in place; the new view; token
+//	POST   /api/v1/upstreams/{name}/breaker     {"state":"forced_open|closed|disabled|metrics_only|auto"}; the new view; token
+//	POST   /api/v1/upstreams/{name}/instances   {"url":"http://...","action":"eject|restore"}; the new view; token
+//	GET    /api/v1/routes                       every route with its fallback chain, in match order; token
+//	PATCH  /api/v1/routes/{name}                {"enabled":false|true}: an optional route answers its default while off; token
+//	GET    /api/v1/overrides                    the runtime changes in force: who, call, what, before, after, at; token
+//	DELETE /api/v1/overrides                    drop them all, the file's configuration applied again; token
 //	GET    /api/v1/jobs/{id}                    a job's queue.Status; token
 //	GET    /api/v1/dead-letters                 dead letters, paged (?route=R&after=CURSOR&limit=N); token
 //	GET    /api/v1/dead-letters/{id}            one dead letter with its request's headers and body; token
@@ -42,16 +51,24 @@
 // closes or Options.Done is closed; beyond Options.MaxStreams open streams
 // it answers 503.
 //
-// Runtime changes, the dashboard (/dashboard/) and faults come in a
-// later issue: each is one more row in the table, under /api/v1/ for the
-// JSON API.
+// A runtime change (runtime.go) is validated as the file is: a refused one
+// answers 400 {"error":{"field":"breaker.failure_rate","message":"..."}}
+// and changes nothing; an unknown upstream 404. Its body is a JSON object
+// of at most MaxBody bytes (413 beyond), unknown keys refused (400 naming
+// them). Each accepted change is a runtime override (gateway.Override),
+// listed in /api/v1/status, kept by a reload (its answer lists them under
+// "overrides") and audit-logged.
+//
+// The dashboard (/dashboard/) and faults come in a later issue: each is
+// one more row in the table, under /api/v1/ for the JSON API.
 //
 // # Authorization
 //
 // Probes, metrics and status need no credentials: the listener is on
 // loopback by default, and CheckListen refuses to expose it elsewhere
-// without a token. Every other endpoint — the mutating ones, and the job
-// and dead-letter reads, since dead letters hold request bodies — requires
+// without a token. Every other endpoint — the mutating ones, the job and
+// dead-letter reads, since dead letters hold request bodies, and the
+// upstream and route reads, as the brief's runtime API asks — requires
 // "Authorization: Bearer <token>", compared in constant time: a missing or
 // wrong token gets 401. When Options.Token is empty, those calls are refused
 // with 403 whatever the request carries: without a token nobody can change
@@ -84,7 +101,10 @@ type Options struct {
 	Token string
 	// Reload re-reads the configuration file and applies it (POST
 	// /api/v1/reload), returning what Gateway.Apply changed and reset; the
-	// answer is {"reloaded":true,"changes":[...],"resets":[...]}. An error
+	// answer is {"reloaded":true,"changes":[...],"resets":[...]}, and
+	// "overrides":{"kept":[...],"dropped":[...]} when Reload returns
+	// what Gateway.Apply did (the runtime overrides it re-applied and
+	// dropped). An error
 	// that is a config.Errors or a *config.Error (the file is invalid) is
 	// answered 400, any other 500. Nil: reloading is not supported, 501.
 	Reload func() (gateway.Changes, error)
@@ -107,7 +127,7 @@ type Options struct {
 // endpoint is one row of the admin API.
 type endpoint struct {
 	path   string // a ServeMux pattern without method
-	method string // GET (HEAD implied), POST or DELETE
+	method string // GET (HEAD implied), POST, PATCH or DELETE
 	auth   bool   // requires the Bearer token
 	handle http.HandlerFunc
 }
@@ -123,6 +143,15 @@ func Handler(g *gateway.Gateway, o Options) http.Handler {
 		{path: "/metrics", method: http.MethodGet, handle: promhttp.HandlerFor(g.Registry(), promhttp.HandlerOpts{}).ServeHTTP},
 		{path: "/api/v1/status", method: http.MethodGet, handle: a.status},
 		{path: "/api/v1/reload", method: http.MethodPost, auth: true, handle: a.reload},
+		{path: "/api/v1/upstreams", method: http.MethodGet, auth: true, handle: a.upstreams},
+		{path: "/api/v1/upstreams/{name}", method: http.MethodGet, auth: true, handle: a.upstream},
+		{path: "/api/v1/upstreams/{name}", method: http.MethodPatch, auth: true, handle: a.patchUpstream},
+		{path: "/api/v1/upstreams/{name}/breaker", method: http.MethodPost, auth: true, handle: a.setBreaker},
+		{path: "/api/v1/upstreams/{name}/instances", method: http.MethodPost, auth: true, handle: a.setInstance},
+		{path: "/api/v1/routes", method: http.MethodGet, auth: true, handle: a.routes},
+		{path: "/api/v1/routes/{name}", method: http.MethodPatch, auth: true, handle: a.setRoute},
+		{path: "/api/v1/overrides", method: http.MethodGet, auth: true, handle: a.overrides},
+		{path: "/api/v1/overrides", method: http.MethodDelete, auth: true, handle: a.clearOverrides},
 		{path: "/api/v1/jobs/{id}", method: http.MethodGet, auth: true, handle: a.job},
 		{path: "/api/v1/dead-letters", method: http.MethodGet, auth: true, handle: a.deadLetters},
 		{path: "/api/v1/dead-letters", method: http.MethodDelete, auth: true, handle: a.routeDeadLetters("purged", (*queue.Queue).PurgeAll)},
@@ -290,13 +319,22 @@ func (a *api) reload(w http.ResponseWriter, _ *http.Request) {
 // errorBody is the JSON of every error answer.
 type errorBody struct {
 	Error struct {
-		Reason  string `json:"reason,omitempty"`
+		Reason string `json:"reason,omitempty"`
+		// Field is the key of a refused change, in the file's spelling.
+		Field   string `json:"field,omitempty"`
 		Message string `json:"message"`
 	} `json:"error"`
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeReason(w, code, "", msg)
+}
+
+// writeField writes the refusal of a change, naming the key refused.
+func writeField(w http.ResponseWriter, code int, field, msg string) {
+	var b errorBody
+	b.Error.Field, b.Error.Message = field, msg
+	writeJSON(w, code, b)
 }
 
 // writeReason writes an error answer that names its reason, in the body

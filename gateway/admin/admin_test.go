@@ -91,6 +91,15 @@ func TestEndpoints(t *testing.T) {
 		{method: "POST", path: "/api/v1/reload", auth: "s3cret", code: 401, json: true},
 		{method: "POST", path: "/api/v1/reload", auth: "Bearer s3cret", code: 200, body: `{"reloaded":true,"changes":[],"resets":[]}`, json: true},
 		{method: "POST", path: "/api/v1/reload", auth: "bearer s3cret", code: 200, body: `{"reloaded":true,"changes":[],"resets":[]}`, json: true},
+		{method: "GET", path: "/api/v1/upstreams", code: 401, json: true},
+		{method: "GET", path: "/api/v1/upstreams", auth: "Bearer s3cret", code: 200, body: `{"upstreams":[{"name":"app","instances":[{"url":"` + up.URL, json: true},
+		{method: "GET", path: "/api/v1/upstreams/app", auth: "Bearer s3cret", code: 200, body: `"bulkhead":{"max_concurrent":100,"max_waiting":0,"max_wait":"0s"}`, json: true},
+		{method: "GET", path: "/api/v1/upstreams/app", auth: "Bearer s3cret", code: 200, body: `"live":{"breaker":{"state":"closed"`, json: true},
+		{method: "HEAD", path: "/api/v1/upstreams/app", auth: "Bearer s3cret", code: 200},
+		{method: "GET", path: "/api/v1/upstreams/app", code: 401, json: true},
+		{method: "GET", path: "/api/v1/upstreams/nope", auth: "Bearer s3cret", code: 404, body: "no upstream nope", json: true},
+		{method: "GET", path: "/api/v1/routes", code: 401, json: true},
+		{method: "GET", path: "/api/v1/routes", auth: "Bearer s3cret", code: 200, body: `{"routes":[{"name":"app","upstream":"app","optional":false,"enabled":true,"async":false,"fallback":[]}]}`, json: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+tt.path+" "+tt.auth, func(t *testing.T) {

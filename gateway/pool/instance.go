@@ -1,6 +1,8 @@
 package pool
 
 import (
+	"fmt"
+	"math"
 	"net/url"
 	"sync/atomic"
 	"time"
@@ -133,4 +135,49 @@ func (p *Pool) eject(i *Instance) {
 	p.ejectedSet.Add(1)
 	p.logger.Warn("spillway: instance ejected", "upstream", p.name, "instance", i.raw, "for", d, "ejections", n)
 	p.transition(i, "ejected", d)
+}
+
+// manualEjection is the ejectedUntil of an instance ejected by hand: a
+// time never reached, so that neither its end nor the outlier logic (which
+// leaves an ejected instance alone) brings it back; only Restore does.
+const manualEjection = math.MaxInt64
+
+// Eject takes the instance configured as url out of the balancing until
+// Restore, whatever the outlier logic finds and beyond max_ejected (an
+// operator's decision); panic mode may still send it traffic. It fails
+// when the pool has no such instance.
+func (p *Pool) Eject(url string) error {
+	return p.setManual(url, func(i *Instance) {
+		if i.ejectedUntil.Swap(manualEjection) == 0 {
+			p.ejectedSet.Add(1)
+		}
+		p.logger.Warn("spillway: instance ejected by hand", "upstream", p.name, "instance", i.raw)
+	})
+}
+
+// Restore brings the instance configured as url back into the balancing:
+// the end of a manual ejection, or of the outlier logic's. It fails when
+// the pool has no such instance.
+func (p *Pool) Restore(url string) error {
+	return p.setManual(url, func(i *Instance) {
+		if i.ejectedUntil.Swap(0) != 0 {
+			p.ejectedSet.Add(-1)
+		}
+		i.consecFails.Store(0)
+		p.logger.Info("spillway: instance restored by hand", "upstream", p.name, "instance", i.raw)
+	})
+}
+
+// setManual runs set on the instance configured as url under p.mu, which
+// orders it with eject.
+func (p *Pool) setManual(url string, set func(*Instance)) error {
+	for _, in := range p.instances {
+		if in.raw == url {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			set(in)
+			return nil
+		}
+	}
+	return fmt.Errorf("pool %q: no instance %q", p.name, url)
 }

@@ -92,10 +92,12 @@ func (p *Pool) transition(in *Instance, to string, d time.Duration) {
 
 // InstanceStatus is one instance's state, as the admin API shows it.
 type InstanceStatus struct {
-	URL      string `json:"url"`
-	Healthy  bool   `json:"healthy"`
-	Ejected  bool   `json:"ejected"`
-	InFlight int64  `json:"in_flight"`
+	URL     string `json:"url"`
+	Healthy bool   `json:"healthy"`
+	Ejected bool   `json:"ejected"`
+	// Manual is set while the instance is ejected by hand (Pool.Eject).
+	Manual   bool  `json:"manual,omitempty"`
+	InFlight int64 `json:"in_flight"`
 }
 
 // balancer is Options.Balance, parsed.
@@ -412,6 +414,7 @@ func (p *Pool) Status() []InstanceStatus {
 			URL:      in.raw,
 			Healthy:  in.healthy.Load(),
 			Ejected:  in.ejected(now),
+			Manual:   in.ejectedUntil.Load() == manualEjection,
 			InFlight: in.inFlight.Load(),
 		}
 	}

@@ -256,7 +256,7 @@ func TestServeReloadsThroughTheAdminAPI(t *testing.T) {
 		t.Fatalf("a refused reload changed the configuration: /other answers %d", code)
 	}
 	want := `{"reloaded":true,"changes":[{"route":"other","part":"route","detail":"added"},` +
-		`{"upstream":"other","part":"upstream","detail":"added"}],"resets":[]}`
+		`{"upstream":"other","part":"upstream","detail":"added"}],"resets":[],"overrides":{"kept":[],"dropped":[]}}`
 	if code, body, _ := s.do(t, http.MethodPost, reload, "s3cret", nil); code != 200 || strings.TrimSpace(body) != want {
 		t.Fatalf("reload with the token: %d %s, want 200 %s", code, body, want)
 	}

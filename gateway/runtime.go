@@ -1,0 +1,240 @@
+package gateway
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spillway-dev/spillway/config"
+	"github.com/spillway-dev/spillway/gateway/pool"
+)
+
+// UpstreamView is one upstream as the runtime API shows it: its effective
+// policies, keyed as in the configuration file, its instances and the live
+// figures of its policies. It is the shape of GET /api/v1/upstreams/{name}.
+type UpstreamView struct {
+	Name      string                `json:"name"`
+	Instances []pool.InstanceStatus `json:"instances"`
+	Policies  PoliciesView          `json:"policies"`
+	Live      LiveView              `json:"live"`
+}
+
+// PoliciesView is an upstream's effective configuration, every default
+// resolved, under the file's key names. Durations are written as in the
+// file (Go duration syntax), shares as fractions (0.5 for 50%).
+type PoliciesView struct {
+	Balance  string       `json:"balance"`
+	Timeouts timeoutsView `json:"timeouts"`
+	Retry    retryView    `json:"retry"`
+	Breaker  breakerView  `json:"breaker"`
+	Bulkhead bulkheadView `json:"bulkhead"`
+	// Health is the active health check, absent when none is configured.
+	Health        *healthView `json:"health,omitempty"`
+	Outlier       outlierView `json:"outlier"`
+	MaxReplayBody int64       `json:"max_replay_body"`
+}
+
+type timeoutsView struct {
+	Connect string `json:"connect"`
+	Attempt string `json:"attempt"`
+	Total   string `json:"total"`
+}
+
+type retryView struct {
+	MaxAttempts   int         `json:"max_attempts"`
+	Backoff       backoffView `json:"backoff"`
+	On            []string    `json:"on"`
+	Budget        budgetView  `json:"budget"`
+	RetryAfterMax string      `json:"retry_after_max"`
+}
+
+type backoffView struct {
+	Type       string  `json:"type"`
+	Initial    string  `json:"initial"`
+	Max        string  `json:"max"`
+	Multiplier float64 `json:"multiplier"`
+	Jitter     string  `json:"jitter"`
+}
+
+type budgetView struct {
+	Ratio        float64 `json:"ratio"`
+	Window       string  `json:"window"`
+	MinPerSecond float64 `json:"min_per_second"`
+}
+
+type breakerView struct {
+	Mode           string       `json:"mode"`
+	Window         windowView   `json:"window"`
+	MinCalls       int          `json:"min_calls"`
+	FailureRate    float64      `json:"failure_rate"`
+	SlowCall       slowCallView `json:"slow_call"`
+	OpenFor        string       `json:"open_for"`
+	MaxOpenFor     string       `json:"max_open_for"`
+	HalfOpenProbes int          `json:"half_open_probes"`
+}
+
+// windowView writes size as the file does: a count for a count window, a
+// duration for a time window.
+type windowView struct {
+	Type string `json:"type"`
+	Size any    `json:"size"`
+}
+
+type slowCallView struct {
+	Duration string  `json:"duration"`
+	Rate     float64 `json:"rate"`
+}
+
+type bulkheadView struct {
+	MaxConcurrent int    `json:"max_concurrent"`
+	MaxWaiting    int    `json:"max_waiting"`
+	MaxWait       string `json:"max_wait"`
+}
+
+type healthView struct {
+	Path           string `json:"path"`
+	Interval       string `json:"interval"`
+	Timeout        string `json:"timeout"`
+	UnhealthyAfter int    `json:"unhealthy_after"`
+	HealthyAfter   int    `json:"healthy_after"`
+}
+
+type outlierView struct {
+	ConsecutiveFailures int     `json:"consecutive_failures"`
+	Ejection            string  `json:"ejection"`
+	MaxEjection         string  `json:"max_ejection"`
+	MaxEjected          float64 `json:"max_ejected"`
+	PanicThreshold      float64 `json:"panic_threshold"`
+}
+
+// LiveView is what an upstream's policies hold now.
+type LiveView struct {
+	Breaker BreakerStatus `json:"breaker"`
+	// Bulkhead is the slots in use and the requests waiting for one.
+	Bulkhead bulkheadLive `json:"bulkhead"`
+	// BudgetLeft is how many retries the budget allows now; absent when
+	// the upstream allows no retry.
+	BudgetLeft *float64 `json:"budget_left,omitempty"`
+}
+
+type bulkheadLive struct {
+	InUse    int    `json:"in_use"`
+	Waiting  int    `json:"waiting"`
+	Rejected uint64 `json:"rejected"`
+}
+
+// Upstreams returns every upstream of the configuration in use, by name.
+func (g *Gateway) Upstreams() []UpstreamView {
+	t := g.table.Load()
+	out := make([]UpstreamView, 0, len(t.upstreams))
+	for _, u := range t.upstreams {
+		out = append(out, u.view())
+	}
+	slices.SortFunc(out, func(a, b UpstreamView) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Upstream returns the upstream named name; false when there is none.
+func (g *Gateway) Upstream(name string) (UpstreamView, bool) {
+	u, ok := g.table.Load().upstreams[name]
+	if !ok {
+		return UpstreamView{}, false
+	}
+	return u.view(), true
+}
+
+func (u *upstream) view() UpstreamView {
+	snap := u.breaker.Snapshot()
+	v := UpstreamView{
+		Name:      u.name,
+		Instances: u.pool.Status(),
+		Policies:  policiesView(&u.cfg),
+		Live: LiveView{
+			Breaker: BreakerStatus{State: snap.State.String(), FailureRate: snap.FailureRate},
+			Bulkhead: bulkheadLive{
+				InUse:    u.bulkhead.InFlight(),
+				Waiting:  u.bulkhead.Waiting(),
+				Rejected: u.bulkhead.Rejected(),
+			},
+		},
+	}
+	if u.budget != nil {
+		left := u.budget.Remaining()
+		v.Live.BudgetLeft = &left
+	}
+	return v
+}
+
+func policiesView(c *config.Upstream) PoliciesView {
+	r, br := c.Retry, c.Breaker
+	v := PoliciesView{
+		Balance:  c.Balance,
+		Timeouts: timeoutsView{Connect: dur(c.Timeouts.Connect), Attempt: dur(c.Timeouts.Attempt), Total: dur(c.Timeouts.Total)},
+		Retry: retryView{
+			MaxAttempts: r.MaxAttempts,
+			Backoff: backoffView{Type: r.Backoff.Type, Initial: dur(r.Backoff.Initial), Max: dur(r.Backoff.Max),
+				Multiplier: r.Backoff.Multiplier, Jitter: r.Backoff.Jitter},
+			On:            slices.Clone(r.On),
+			Budget:        budgetView{Ratio: r.Budget.Ratio, Window: dur(r.Budget.Window), MinPerSecond: r.Budget.MinPerSecond},
+			RetryAfterMax: dur(r.RetryAfterMax),
+		},
+		Breaker: breakerView{
+			Mode: br.Mode, MinCalls: br.MinCalls, FailureRate: br.FailureRate,
+			Window:   windowView{Type: windowType(c), Size: br.Window.Size},
+			SlowCall: slowCallView{Duration: dur(br.SlowCall.Duration), Rate: br.SlowCall.Rate},
+			OpenFor:  dur(br.OpenFor), MaxOpenFor: dur(br.MaxOpenFor), HalfOpenProbes: br.HalfOpenProbes,
+		},
+		Bulkhead: bulkheadView{MaxConcurrent: c.Bulkhead.MaxConcurrent, MaxWaiting: c.Bulkhead.MaxWaiting, MaxWait: dur(c.Bulkhead.MaxWait)},
+		Outlier: outlierView{ConsecutiveFailures: c.Outlier.ConsecutiveFailures, Ejection: dur(c.Outlier.Ejection),
+			MaxEjection: dur(c.Outlier.MaxEjection), MaxEjected: c.Outlier.MaxEjected, PanicThreshold: c.Outlier.PanicThreshold},
+		MaxReplayBody: c.MaxReplayBody,
+	}
+	if v.Breaker.Window.Type == "time" {
+		v.Breaker.Window.Size = dur(br.Window.Time)
+	}
+	if h := c.Health; h != nil {
+		v.Health = &healthView{Path: h.Path, Interval: dur(h.Interval), Timeout: dur(h.Timeout),
+			UnhealthyAfter: h.UnhealthyAfter, HealthyAfter: h.HealthyAfter}
+	}
+	return v
+}
+
+// dur writes d as the file does; "0s" for none.
+func dur(d time.Duration) string { return d.String() }
+
+// RouteView is one route as the runtime API shows it (GET /api/v1/routes).
+type RouteView struct {
+	Name string `json:"name"`
+	// Upstream is absent for an async-only route.
+	Upstream string `json:"upstream,omitempty"`
+	Optional bool   `json:"optional"`
+	// Enabled is false while an optional route is switched off
+	// (Gateway.SetRoute).
+	Enabled bool `json:"enabled"`
+	Async   bool `json:"async"`
+	// Fallback is the chain, in order: "upstream:NAME", "stale_cache" or
+	// "static".
+	Fallback []string `json:"fallback"`
+}
+
+// Routes returns the routes of the configuration in use, in match order.
+func (g *Gateway) Routes() []RouteView {
+	t := g.table.Load()
+	out := make([]RouteView, 0, len(t.routes))
+	for _, r := range t.routes {
+		v := RouteView{Name: r.cfg.Name, Upstream: r.cfg.Upstream, Optional: r.cfg.Optional, Enabled: !r.off.Load(),
+			Async: r.cfg.Async != nil, Fallback: make([]string, 0, len(r.cfg.Fallback))}
+		for _, f := range r.cfg.Fallback {
+			switch {
+			case f.Upstream != "":
+				v.Fallback = append(v.Fallback, "upstream:"+f.Upstream)
+			case f.StaleCache != nil:
+				v.Fallback = append(v.Fallback, "stale_cache")
+			default:
+				v.Fallback = append(v.Fallback, "static")
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
