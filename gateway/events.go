@@ -159,8 +159,19 @@ const (
 	EventBreaker   = "breaker"   // BreakerEvent
 	EventRejection = "rejection" // RejectionEvent
 	EventInstance  = "instance"  // InstanceEvent
-	EventConfig    = "config"    // Changes: what a reload (Apply) changed
+	EventConfig    = "config"    // Changes: what a reload (Apply) or a runtime change changed
+	// EventOverride is a runtime change accepted (Override: who, what,
+	// before and after); EventOverridesCleared the overrides cleared
+	// (OverridesCleared), the file's configuration in force again.
+	EventOverride         = "override"
+	EventOverridesCleared = "overrides_cleared"
 )
+
+// OverridesCleared is DELETE /api/v1/overrides: who cleared how many.
+type OverridesCleared struct {
+	Actor
+	Cleared int `json:"cleared"`
+}
 
 // BreakerEvent is an upstream's breaker changing state (the states of
 // spillway_circuit_state).

@@ -129,3 +129,33 @@ func TestGatewayPublishesTransitionsRejectionsAndReloads(t *testing.T) {
 		t.Error("Close left the event bus open")
 	}
 }
+
+// A runtime change and the clearing of the overrides are on the stream, with
+// who made them.
+func TestGatewayPublishesOverrides(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	vars := map[string]string{"A": a.URL, "B": b.URL}
+	h := start(t, parse(t, fmt.Sprintf(reloadYAML, "50%"), vars))
+	if _, err := h.gw.SetBreaker(operator, "kept", "forced_open"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.gw.ClearOverrides(operator); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := h.gw.Events().Read(0, nil)
+	var kinds []string
+	var ov gateway.Override
+	var cleared gateway.OverridesCleared
+	for _, e := range evs {
+		kinds = append(kinds, e.Kind)
+		switch d := e.Data.(type) {
+		case gateway.Override:
+			ov = d
+		case gateway.OverridesCleared:
+			cleared = d
+		}
+	}
+	if ov.Who != "admin" || ov.Upstream != "kept" || cleared.Who != "admin" || cleared.Cleared != 1 {
+		t.Fatalf("events %v: override %+v, cleared %+v", kinds, ov, cleared)
+	}
+}

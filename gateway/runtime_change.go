@@ -162,6 +162,7 @@ func (g *Gateway) change(ov Override, redo func(*config.Config) (*config.Config,
 	g.overrides.list.Store(&l)
 	g.opts.Logger.Info("gateway: runtime change", "who", ov.Who, "call", ov.Call, "upstream", ov.Upstream, "route", ov.Route,
 		"what", string(ov.What), "before", ov.Before, "after", ov.After)
+	g.events.Publish(EventOverride, ov)
 	return cs, nil
 }
 
@@ -204,6 +205,7 @@ func (g *Gateway) ClearOverrides(a Actor) (Changes, error) {
 	n := len(ovs)
 	g.overrides.reset(nil, nil)
 	g.opts.Logger.Info("gateway: runtime overrides cleared", "who", a.Who, "call", a.Call, "cleared", n)
+	g.events.Publish(EventOverridesCleared, OverridesCleared{Actor: a, Cleared: n})
 	return cs, nil
 }
 
