@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/spillway-dev/spillway/gateway"
 )
 
 // eventsRetry is the wait before reconnecting a dropped event stream, then
@@ -133,10 +135,36 @@ func (c *ctl) printEvent(data string) {
 		fmt.Fprintf(c.stdout, "lost %d events: ctl fell behind the gateway's ring\n", *e.Lost)
 		return
 	}
-	var fields map[string]any
-	text := string(e.Data)
-	if json.Unmarshal(e.Data, &fields) == nil {
-		text = keyValues(fields)
+	fmt.Fprintf(c.stdout, "%s %s %s\n", e.Time.Local().Format("15:04:05.000"), e.Kind, eventText(e.Kind, e.Data))
+}
+
+// eventText is an event's data on one line: the kinds ctl knows written
+// for reading, any other as its fields.
+func eventText(kind string, data json.RawMessage) string {
+	switch kind {
+	case gateway.EventBreaker:
+		var b gateway.BreakerEvent
+		if json.Unmarshal(data, &b) == nil {
+			return fmt.Sprintf("%s %s -> %s", b.Upstream, b.From, b.To)
+		}
+	case gateway.EventConfig:
+		var cs gateway.Changes
+		if json.Unmarshal(data, &cs) == nil {
+			applied, resets := cs.Lines()
+			if l := append(applied, resets...); len(l) > 0 {
+				return strings.Join(l, "; ")
+			}
+			return "no change"
+		}
+	case gateway.EventOverride:
+		var o gateway.Override
+		if json.Unmarshal(data, &o) == nil {
+			return overrideLine(o)
+		}
 	}
-	fmt.Fprintf(c.stdout, "%s %s %s\n", e.Time.Local().Format("15:04:05.000"), e.Kind, text)
+	var fields map[string]any
+	if json.Unmarshal(data, &fields) == nil {
+		return keyValues(fields)
+	}
+	return string(data)
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spillway-dev/spillway/gateway"
 	"github.com/spillway-dev/spillway/gateway/pool"
@@ -102,13 +103,17 @@ func printOverrides(w io.Writer, os []gateway.Override) {
 		return
 	}
 	for _, o := range os {
-		what := "upstream " + o.Upstream
-		if o.Route != "" {
-			what = "route " + o.Route
-		}
-		fmt.Fprintf(w, "%s  %s  %s by %s (%s): %s -> %s\n", o.At.Format("2006-01-02T15:04:05Z07:00"),
-			what, string(o.What), o.Who, o.Call, keyValues(o.Before), keyValues(o.After))
+		fmt.Fprintf(w, "%s  %s\n", o.At.Format(time.RFC3339), overrideLine(o))
 	}
+}
+
+// overrideLine is what an override changed, who and how.
+func overrideLine(o gateway.Override) string {
+	what := "upstream " + o.Upstream
+	if o.Route != "" {
+		what = "route " + o.Route
+	}
+	return fmt.Sprintf("%s  %s by %s (%s): %s -> %s", what, o.What, o.Who, o.Call, keyValues(o.Before), keyValues(o.After))
 }
 
 func printCleared(w io.Writer, c struct {

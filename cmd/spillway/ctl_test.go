@@ -154,7 +154,7 @@ func TestCtlEventsPrintsABreakerTransition(t *testing.T) {
 		_, errText, _ := ctlRunWith(ctx, &out, "--admin", adm, "--token", ctlToken, "events", "--since", "0")
 		done <- errText
 	}()
-	want := "breaker from=closed to=forced_open upstream=app"
+	want := " breaker app closed -> forced_open\n"
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), want); {
 		if time.Now().After(deadline) {
 			cancel()
