@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,24 +50,23 @@ or could not be reached (a refused change prints "field: message"), 2 a
 usage error.`,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			c.stdout = cmd.OutOrStdout()
+			// Read here, not as the flag's default: help would print it.
+			c.token = cmp.Or(c.token, os.Getenv("SPILLWAY_ADMIN_TOKEN"))
 			return c.checkAdmin()
 		},
 	}
-	cmd.PersistentFlags().StringVar(&c.admin, "admin", envOr("SPILLWAY_ADMIN", defaultAdmin), "the admin listener's URL ($SPILLWAY_ADMIN)")
-	cmd.PersistentFlags().StringVar(&c.token, "token", os.Getenv("SPILLWAY_ADMIN_TOKEN"), "the admin token ($SPILLWAY_ADMIN_TOKEN)")
+	cmd.PersistentFlags().StringVar(&c.admin, "admin", cmp.Or(os.Getenv("SPILLWAY_ADMIN"), defaultAdmin), "the admin listener's URL ($SPILLWAY_ADMIN)")
+	cmd.PersistentFlags().StringVar(&c.token, "token", "", "the admin token (default $SPILLWAY_ADMIN_TOKEN)")
 	cmd.PersistentFlags().BoolVar(&c.json, "json", false, "print the API's JSON answer as is")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{2, err} })
-	cmd.AddCommand(c.statusCommand(), c.upstreamsCommand(), c.routesCommand(),
+	cmd.AddCommand(
+		callCommand(c, "status", "Upstreams with their breaker state, instances and queues", http.MethodGet, "/api/v1/status", printStatus),
+		c.upstreamsCommand(),
+		callCommand(c, "routes", "Every route with its fallback chain, in match order", http.MethodGet, "/api/v1/routes", printRoutes),
 		c.breakerCommand(), c.bulkheadCommand(), c.setCommand(), c.instanceCommand(),
-		c.routeCommand(), c.overridesCommand(), c.reloadCommand(), c.eventsCommand())
+		c.routeCommand(), c.overridesCommand(), c.eventsCommand(),
+		callCommand(c, "reload", "Re-read the configuration file and apply it, as SIGHUP does", http.MethodPost, "/api/v1/reload", printChanges))
 	return cmd
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
 
 // checkAdmin refuses an admin URL that is not http(s): the token must not
@@ -85,6 +86,20 @@ func args(lo, hi int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {
 		if len(a) < lo || hi >= 0 && len(a) > hi {
 			return &exitError{2, fmt.Errorf("usage: spillway ctl %s", cmd.Use)}
+		}
+		return nil
+	}
+}
+
+// verbArgs checks a subcommand of n arguments whose first is one of
+// verbs (breaker open NAME), a usage error otherwise.
+func verbArgs(n int, verbs ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := args(n, n)(cmd, a); err != nil {
+			return err
+		}
+		if !slices.Contains(verbs, a[0]) {
+			return &exitError{2, fmt.Errorf("%s %q: want %s", cmd.Name(), a[0], strings.Join(verbs, ", "))}
 		}
 		return nil
 	}

@@ -14,13 +14,15 @@ import (
 	"github.com/spillway-dev/spillway/gateway"
 )
 
-func (c *ctl) statusCommand() *cobra.Command {
+// callCommand is a subcommand without arguments that calls method path
+// and prints the answer.
+func callCommand[T any](c *ctl, use, short, method, path string, human func(io.Writer, T)) *cobra.Command {
 	return &cobra.Command{
-		Use:   "status",
-		Short: "Upstreams with their breaker state, instances and queues (GET /api/v1/status)",
+		Use:   use,
+		Short: short + " (" + method + " " + path + ")",
 		Args:  args(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return show(cmd.Context(), c, http.MethodGet, "/api/v1/status", nil, printStatus)
+			return show(cmd.Context(), c, method, path, nil, human)
 		},
 	}
 }
@@ -44,17 +46,6 @@ func (c *ctl) upstreamsCommand() *cobra.Command {
 	}
 }
 
-func (c *ctl) routesCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "routes",
-		Short: "Every route with its fallback chain, in match order (GET /api/v1/routes)",
-		Args:  args(0, 0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return show(cmd.Context(), c, http.MethodGet, "/api/v1/routes", nil, printRoutes)
-		},
-	}
-}
-
 // breakerStates maps ctl's verbs to the API's states.
 var breakerStates = map[string]string{
 	"open": "forced_open", "close": "closed", "disable": "disabled", "metrics-only": "metrics_only", "auto": "auto",
@@ -64,13 +55,9 @@ func (c *ctl) breakerCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "breaker open|close|disable|metrics-only|auto NAME",
 		Short: "Force an upstream's breaker open, close it, disable it, keep metrics only, or back to automatic",
-		Args:  args(2, 2),
+		Args:  verbArgs(2, "open", "close", "disable", "metrics-only", "auto"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			state, ok := breakerStates[a[0]]
-			if !ok {
-				return &exitError{2, fmt.Errorf("breaker %q: want open, close, disable, metrics-only or auto", a[0])}
-			}
-			return show(cmd.Context(), c, http.MethodPost, upstreamPath(a[1], "/breaker"), map[string]string{"state": state}, printUpstream)
+			return show(cmd.Context(), c, http.MethodPost, upstreamPath(a[1], "/breaker"), map[string]string{"state": breakerStates[a[0]]}, printUpstream)
 		},
 	}
 }
@@ -80,11 +67,11 @@ func (c *ctl) bulkheadCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bulkhead resize NAME N [--waiting M]",
 		Short: "Resize an upstream's bulkhead to N concurrent calls (and M waiting)",
-		Args:  args(3, 3),
+		Args:  verbArgs(3, "resize"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			n, err := strconv.Atoi(a[2])
-			if a[0] != "resize" || err != nil {
-				return &exitError{2, fmt.Errorf("usage: spillway ctl %s", cmd.Use)}
+			if err != nil {
+				return &exitError{2, fmt.Errorf("bulkhead resize: N %q is not a number", a[2])}
 			}
 			b := map[string]any{"max_concurrent": n}
 			if cmd.Flags().Changed("waiting") {
@@ -152,11 +139,8 @@ func (c *ctl) instanceCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "instance eject|restore NAME URL",
 		Short: "Take an upstream's instance out of the balancing by hand, or back",
-		Args:  args(3, 3),
+		Args:  verbArgs(3, "eject", "restore"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if a[0] != "eject" && a[0] != "restore" {
-				return &exitError{2, fmt.Errorf("instance %q: want eject or restore", a[0])}
-			}
 			return show(cmd.Context(), c, http.MethodPost, upstreamPath(a[1], "/instances"),
 				map[string]string{"url": a[2], "action": a[0]}, printUpstream)
 		},
@@ -167,11 +151,8 @@ func (c *ctl) routeCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "route enable|disable NAME",
 		Short: "Switch an optional route off (it answers its default) or on",
-		Args:  args(2, 2),
+		Args:  verbArgs(2, "enable", "disable"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if a[0] != "enable" && a[0] != "disable" {
-				return &exitError{2, fmt.Errorf("route %q: want enable or disable", a[0])}
-			}
 			return show(cmd.Context(), c, http.MethodPatch, "/api/v1/routes/"+url.PathEscape(a[1]),
 				map[string]bool{"enabled": a[0] == "enable"}, func(w io.Writer, r gateway.RouteView) {
 					printRoutes(w, struct{ Routes []gateway.RouteView }{[]gateway.RouteView{r}})
@@ -196,17 +177,6 @@ func (c *ctl) overridesCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&clear, "clear", false, "drop every override (DELETE /api/v1/overrides)")
 	return cmd
-}
-
-func (c *ctl) reloadCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "reload",
-		Short: "Re-read the configuration file and apply it, as SIGHUP does (POST /api/v1/reload)",
-		Args:  args(0, 0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return show(cmd.Context(), c, http.MethodPost, "/api/v1/reload", nil, printChanges)
-		},
-	}
 }
 
 // upstreamPath is /api/v1/upstreams/NAME then tail.

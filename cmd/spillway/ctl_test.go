@@ -8,28 +8,31 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/spillway-dev/spillway/config"
-	"github.com/spillway-dev/spillway/gateway"
-	"github.com/spillway-dev/spillway/gateway/admin"
+	"github.com/spillway-dev/spillway/internal/server"
 	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
 
 const ctlToken = "s3cret-token"
 
-// ctlGateway runs a gateway (upstream app, an optional route "recs") and
-// its admin API with token ctlToken on 127.0.0.1; it returns the admin URL
-// and the upstream's instance URL.
+// ctlGateway runs `spillway serve` of a file (upstream app, an optional
+// route "recs") with admin token ctlToken, both listeners on 127.0.0.1:0;
+// it returns the admin URL and the upstream's instance URL.
 func ctlGateway(t *testing.T) (adminURL, instance string) {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "up") }))
 	t.Cleanup(up.Close)
-	yaml := fmt.Sprintf(`upstreams:
+	file := filepath.Join(t.TempDir(), "spillway.yaml")
+	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0, token: %s}
+upstreams:
   app:
     instances: [%s]
     bulkhead: {max_concurrent: 10}
@@ -39,26 +42,29 @@ routes:
     upstream: app
     optional: true
     default: {status: 200, body: "[]"}
-  - name: app
-    match: {path_prefix: /app}
-    upstream: app
-`, up.URL)
-	cfg, _, err := config.Parse("spillway.yaml", []byte(yaml), nil)
-	if err != nil {
+  - {name: app, match: {path_prefix: /app}, upstream: app}
+`, ctlToken, up.URL)
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(cfg, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, stopped := make(chan string, 1), make(chan error, 1)
+	go func() {
+		stopped <- server.Run(ctx, server.Options{File: file}, io.Discard, io.Discard, nil,
+			func(_, adminAddr string) { ready <- "http://" + adminAddr })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	select {
+	case adminURL = <-ready:
+	case err := <-stopped:
+		t.Fatalf("serve stopped at once: %v", err)
 	}
-	t.Cleanup(g.Close)
-	done := make(chan struct{})
-	srv := httptest.NewServer(admin.Handler(g, admin.Options{Token: ctlToken, Done: done,
-		Reload: func() (gateway.Changes, error) { return g.Apply(cfg) }}))
-	// Streams end first: Close waits for the handlers in flight.
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(done) })
-	return srv.URL, up.URL
+	return adminURL, up.URL
 }
 
 // ctlRun runs `spillway ctl ARGS` against adminURL with the token and
@@ -139,6 +145,10 @@ func TestCtlMissingToken(t *testing.T) {
 	out, errText, code := ctlRunWith(context.Background(), &bytes.Buffer{}, "upstreams", "app")
 	if code != 0 || !strings.HasPrefix(out, "app\n") || strings.Contains(out+errText, ctlToken) {
 		t.Fatalf("upstreams app with $SPILLWAY_ADMIN_TOKEN: exit %d, %s\n%s", code, errText, out)
+	}
+	out, _, _ = ctlRunWith(context.Background(), &bytes.Buffer{}, "status", "--help")
+	if strings.Contains(out, ctlToken) {
+		t.Errorf("help prints the token of $SPILLWAY_ADMIN_TOKEN:\n%s", out)
 	}
 }
 
@@ -226,7 +236,7 @@ func TestCtlSubcommands(t *testing.T) {
 		{[]string{"overrides", "--clear"}, 0, "override(s) cleared"},
 		{[]string{"overrides"}, 0, "no runtime override"},
 		{[]string{"upstreams", "nope"}, 1, "no upstream nope"},
-		{[]string{"breaker", "ajar", "app"}, 2, "want open, close"},
+		{[]string{"breaker", "ajar", "app"}, 2, "want open, close, disable"},
 		{[]string{"bulkhead", "resize", "app"}, 2, "usage: spillway ctl bulkhead"},
 		{[]string{"set", "app", "retry"}, 2, "want KEY=VALUE"},
 		{[]string{"status", "--nope"}, 2, "--nope"},
