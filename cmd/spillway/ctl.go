@@ -187,7 +187,7 @@ func answerError(code int, status string, body []byte) error {
 }
 
 // show calls the API and prints its answer: as is with --json, else
-// decoded into v and printed by human.
+// decoded into a T and printed by human.
 func show[T any](ctx context.Context, c *ctl, method, path string, body any, human func(io.Writer, T)) error {
 	b, err := c.call(ctx, method, path, body)
 	if err != nil {
