@@ -4,7 +4,8 @@
 // `spillway validate -c FILE` checks a configuration file
 // and prints every problem as FILE:LINE:COL, `spillway demo` shows the
 // policies at work against simulated downstreams, `spillway map -c FILE`
-// draws a configuration's dependency map, `spillway version` (or
+// draws a configuration's dependency map, `spillway ctl` steers a running
+// gateway through its admin API, `spillway version` (or
 // `spillway --version`) prints the build. `spillway drill` joins them in a
 // later release.
 package main
@@ -59,5 +60,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newValidateCommand())
 	root.AddCommand(newServeCommand())
 	root.AddCommand(newMapCommand(), newInitCommand())
+	root.AddCommand(newCtlCommand())
 	return root
 }
