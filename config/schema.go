@@ -60,7 +60,7 @@ type serverYAML struct {
 
 // adminYAML: keys under admin: (Admin).
 type adminYAML struct {
-	Listen       leaf   `yaml:"listen"`
+	Listen       leaf             `yaml:"listen"`
 	Token        leaf             `yaml:"token"`
 	Tokens       []adminTokenYAML `yaml:"tokens"`
 	AllowedHosts []leaf           `yaml:"allowed_hosts"`
