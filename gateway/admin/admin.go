@@ -30,6 +30,7 @@
 //	POST   /api/v1/dead-letters/replay?route=R  replay every dead letter of route R; token
 //	DELETE /api/v1/dead-letters?route=R         purge every dead letter of route R; token
 //	GET    /api/v1/events                       Gateway.Events as text/event-stream (Last-Event-ID resumes); token
+//	GET    /api/v1/openapi.json                 the OpenAPI 3.1 document of these endpoints (openapi.json, docs/openapi.json)
 //
 // GET endpoints answer HEAD as well. A known path with another method gets 405
 // with an Allow header; an unknown path gets 404. Every error answer is JSON:
@@ -64,16 +65,23 @@
 //
 // # Authorization
 //
-// Probes, metrics and status need no credentials: the listener is on
-// loopback by default, and CheckListen refuses to expose it elsewhere
-// without a token. Every other endpoint — the mutating ones, the job and
+// Probes, metrics, status and the OpenAPI document (openapi.go) need no
+// credentials: the listener is on loopback by default, CheckListen refuses
+// to expose it elsewhere without a token, and the document only describes
+// the API. Every other endpoint — the mutating ones, the job and
 // dead-letter reads, since dead letters hold request bodies, and the
 // upstream and route reads, as the brief's runtime API asks — requires
-// "Authorization: Bearer <token>", compared in constant time: a missing or
-// wrong token gets 401. When Options.Token is empty, those calls are refused
-// with 403 whatever the request carries: without a token nobody can change
-// the gateway or read its jobs through the admin API, not even from
-// loopback.
+// "Authorization: Bearer <token>" of Options.Token (named "admin") or
+// Options.Tokens, compared with every token in constant time (auth.go): a
+// missing or wrong token gets 401. A token of the read role may make the
+// guarded GETs only (403 otherwise), one of the admin role every call; the
+// token's name is the gateway.Actor of the changes it makes. After a wrong
+// token, the guarded calls from that client address get 429 with
+// Retry-After for a delay that doubles with each wrong token (1s to 1m).
+// With no token at all, the guarded calls are refused with 403 whatever
+// the request carries: without a token nobody can change the gateway or
+// read its jobs through the admin API, not even from loopback. No answer
+// sets a cookie: there is no session for another site to ride (CSRF).
 package admin
 
 import (
