@@ -1,16 +1,13 @@
-package admin
+package admin_test
 
 import (
 	"bytes"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 
-	"github.com/spillway-dev/spillway/config"
-	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/gateway/admin"
 )
 
 // The document names every endpoint served, each method of it, and no
@@ -20,34 +17,30 @@ func TestOpenAPINamesTheEndpointsServed(t *testing.T) {
 		OpenAPI string                                `json:"openapi"`
 		Paths   map[string]map[string]json.RawMessage `json:"paths"`
 	}
-	if err := json.Unmarshal(openAPI, &doc); err != nil {
+	if err := json.Unmarshal(admin.OpenAPI, &doc); err != nil {
 		t.Fatal(err)
 	}
 	if doc.OpenAPI != "3.1.0" {
 		t.Errorf("openapi %q, want 3.1.0", doc.OpenAPI)
 	}
-	var documented []string
+	const served, documented = 1, 2
+	where := map[string]int{}
 	for path, item := range doc.Paths {
 		for method := range item {
 			if method != "parameters" && method != "summary" && method != "description" {
-				documented = append(documented, strings.ToUpper(method)+" "+path)
+				where[strings.ToUpper(method)+" "+path] |= documented
 			}
 		}
 	}
-	var served []string
-	for _, e := range adminHandler(t).endpoints {
-		served = append(served, e.method+" "+e.path)
+	for _, e := range admin.Served(admin.Handler(newGateway(t, "http://127.0.0.1:1", ""), admin.Options{})) {
+		where[e] |= served
 	}
-	slices.Sort(documented)
-	slices.Sort(served)
-	for _, s := range served {
-		if !slices.Contains(documented, s) {
-			t.Errorf("%s is served but not in openapi.json", s)
-		}
-	}
-	for _, d := range documented {
-		if !slices.Contains(served, d) {
-			t.Errorf("%s is in openapi.json but not served", d)
+	for e, w := range where {
+		switch w {
+		case served:
+			t.Errorf("%s is served but not in openapi.json", e)
+		case documented:
+			t.Errorf("%s is in openapi.json but not served", e)
 		}
 	}
 }
@@ -58,30 +51,16 @@ func TestOpenAPIDocsCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(docs, openAPI) {
+	if !bytes.Equal(docs, admin.OpenAPI) {
 		t.Error("docs/openapi.json differs from gateway/admin/openapi.json: cp gateway/admin/openapi.json docs/")
 	}
 }
 
-func adminHandler(t *testing.T) *handler {
-	t.Helper()
-	cfg, _, err := config.Parse("t.yaml", []byte("upstreams:\n  app: {instances: ['http://127.0.0.1:1']}\nroutes: [{name: app, upstream: app}]\n"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(cfg, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
-	return Handler(g, Options{}).(*handler)
-}
-
 // The document is served without a token.
 func TestOpenAPIServed(t *testing.T) {
-	rec := httptest.NewRecorder()
-	adminHandler(t).ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/api/v1/openapi.json", nil))
-	if rec.Code != 200 || !bytes.Equal(rec.Body.Bytes(), openAPI) || rec.Header().Get("Content-Type") != "application/json" {
+	h := admin.Handler(newGateway(t, "http://127.0.0.1:1", ""), admin.Options{})
+	rec := serve(h, "GET", "/api/v1/openapi.json", "")
+	if rec.Code != 200 || !bytes.Equal(rec.Body.Bytes(), admin.OpenAPI) || rec.Header().Get("Content-Type") != "application/json" {
 		t.Errorf("GET /api/v1/openapi.json without a token: %d %s", rec.Code, rec.Header().Get("Content-Type"))
 	}
 }
