@@ -60,9 +60,17 @@ type serverYAML struct {
 
 // adminYAML: keys under admin: (Admin).
 type adminYAML struct {
-	Listen       leaf   `yaml:"listen"`
-	Token        leaf   `yaml:"token"`
-	AllowedHosts []leaf `yaml:"allowed_hosts"`
+	Listen       leaf             `yaml:"listen"`
+	Token        leaf             `yaml:"token"`
+	Tokens       []adminTokenYAML `yaml:"tokens"`
+	AllowedHosts []leaf           `yaml:"allowed_hosts"`
+}
+
+// adminTokenYAML: keys of a named admin token (AdminToken).
+type adminTokenYAML struct {
+	Name  leaf `yaml:"name"`
+	Token leaf `yaml:"token"`
+	Role  leaf `yaml:"role" values:"admin read"`
 }
 
 // readinessYAML: keys under readiness: (Readiness).

@@ -80,10 +80,41 @@ type Server struct {
 type Admin struct {
 	Listen string // listen, default 127.0.0.1:9901
 	Token  string // token: Bearer token for mutating calls; required off loopback
+	// Tokens are named tokens, each with a role (tokens:), besides Token.
+	Tokens []AdminToken
 	// AllowedHosts are Host names the admin listener answers besides
 	// loopback names and its own address (allowed_hosts): any other Host
 	// is refused (DNS rebinding).
 	AllowedHosts []string
+}
+
+// The roles of an admin token (AdminToken.Role).
+const (
+	// RoleAdmin may make every admin call.
+	RoleAdmin = "admin"
+	// RoleRead may make the token-guarded reads (GET) only.
+	RoleRead = "read"
+)
+
+// AdminToken is a named Bearer token of the admin API (an item of
+// admin.tokens): its name says who made a runtime change, in the audit
+// log and the overrides.
+type AdminToken struct {
+	Name  string // name, required, unique
+	Token string // token, required, unique
+	Role  string // role, required: admin or read
+}
+
+// AdminTokenName is the name of admin.token among the named tokens.
+const AdminTokenName = "admin"
+
+// AllTokens returns every token of the admin API: admin.token, when set,
+// as the token named "admin" with the admin role, then admin.tokens.
+func (a Admin) AllTokens() []AdminToken {
+	if a.Token == "" {
+		return a.Tokens
+	}
+	return append([]AdminToken{{Name: AdminTokenName, Token: a.Token, Role: RoleAdmin}}, a.Tokens...)
 }
 
 // Queue configures the durable queue of async routes (keys under queue:):

@@ -275,12 +275,44 @@ func (d *decoder) validateAdmin(a Admin) {
 		d.errPath("$.admin.listen", "admin.listen: %q is not a host:port address", a.Listen)
 		return
 	}
-	if !IsLoopback(host) && a.Token == "" {
+	if !IsLoopback(host) && a.Token == "" && len(a.Tokens) == 0 {
 		d.errPath("$.admin.listen", "admin.listen: %s is not a loopback address and admin.token is empty: the admin API would be open to the network (set a token or listen on 127.0.0.1)", a.Listen)
 	}
+	d.validateAdminTokens(a)
 	for i, h := range a.AllowedHosts {
 		if !validHostName(h) {
 			d.errPath(fmt.Sprintf("$.admin.allowed_hosts[%d]", i), "admin.allowed_hosts[%d]: not a host name or an IP address (write it without scheme, port or path)", i)
+		}
+	}
+}
+
+// validateAdminTokens checks admin.tokens: each has a name, a token and a
+// role; names and tokens are unique, admin.token counting as the token
+// named "admin". The messages never quote a token.
+func (d *decoder) validateAdminTokens(a Admin) {
+	names := map[string]bool{}
+	tokens := map[string]bool{}
+	if a.Token != "" {
+		names[AdminTokenName], tokens[a.Token] = true, true
+	}
+	for i, t := range a.Tokens {
+		p := fmt.Sprintf("$.admin.tokens[%d]", i)
+		switch {
+		case t.Name == "":
+			d.errPath(p, "admin.tokens[%d]: name is required", i)
+		case names[t.Name]:
+			d.errPath(p+".name", "admin.tokens[%d].name: %q is already a token's name (admin.token is named %q)", i, t.Name, AdminTokenName)
+		}
+		names[t.Name] = true
+		switch {
+		case t.Token == "":
+			d.errPath(p, "admin.tokens[%d]: token is required and not empty (is its environment variable set?)", i)
+		case tokens[t.Token]:
+			d.errPath(p+".token", "admin.tokens[%d].token: the same token as another one: each token names one caller", i)
+		}
+		tokens[t.Token] = true
+		if t.Role == "" && !d.decodeFailed(p+".role") {
+			d.errPath(p, "admin.tokens[%d]: role is required: admin or read", i)
 		}
 	}
 }

@@ -30,6 +30,7 @@
 //	POST   /api/v1/dead-letters/replay?route=R  replay every dead letter of route R; token
 //	DELETE /api/v1/dead-letters?route=R         purge every dead letter of route R; token
 //	GET    /api/v1/events                       Gateway.Events as text/event-stream (Last-Event-ID resumes); token
+//	GET    /api/v1/openapi.json                 the OpenAPI 3.1 document of these endpoints (openapi.json, docs/openapi.json)
 //
 // GET endpoints answer HEAD as well. A known path with another method gets 405
 // with an Allow header; an unknown path gets 404. Every error answer is JSON:
@@ -64,20 +65,26 @@
 //
 // # Authorization
 //
-// Probes, metrics and status need no credentials: the listener is on
-// loopback by default, and CheckListen refuses to expose it elsewhere
-// without a token. Every other endpoint — the mutating ones, the job and
+// Probes, metrics, status and the OpenAPI document (openapi.go) need no
+// credentials: the listener is on loopback by default, CheckListen refuses
+// to expose it elsewhere without a token, and the document only describes
+// the API. Every other endpoint — the mutating ones, the job and
 // dead-letter reads, since dead letters hold request bodies, and the
 // upstream and route reads, as the brief's runtime API asks — requires
-// "Authorization: Bearer <token>", compared in constant time: a missing or
-// wrong token gets 401. When Options.Token is empty, those calls are refused
-// with 403 whatever the request carries: without a token nobody can change
-// the gateway or read its jobs through the admin API, not even from
-// loopback.
+// "Authorization: Bearer <token>" of Options.Token (named "admin") or
+// Options.Tokens, compared with every token in constant time (auth.go): a
+// missing or wrong token gets 401. A token of the read role may make the
+// guarded GETs only (403 otherwise), one of the admin role every call; the
+// token's name is the gateway.Actor of the changes it makes. After a wrong
+// token, the guarded calls from that client address get 429 with
+// Retry-After for a delay that doubles with each wrong token (1s to 1m).
+// With no token at all, the guarded calls are refused with 403 whatever
+// the request carries: without a token nobody can change the gateway or
+// read its jobs through the admin API, not even from loopback. No answer
+// sets a cookie: there is no session for another site to ride (CSRF).
 package admin
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,6 +92,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -96,9 +104,15 @@ import (
 
 // Options configure Handler.
 type Options struct {
-	// Token is the Bearer token that mutating calls must carry. Empty: every
-	// mutating call is refused with 403.
+	// Token is the Bearer token that the guarded calls must carry, named
+	// "admin" with the admin role (admin.token).
 	Token string
+	// Tokens are named tokens with a role (admin.tokens): the read role
+	// may make the guarded GETs, the admin role every call. With neither
+	// Token nor Tokens, every guarded call is refused with 403.
+	Tokens []config.AdminToken
+	// Now is the clock of the delays after wrong tokens; nil: time.Now.
+	Now func() time.Time
 	// Reload re-reads the configuration file and applies it (POST
 	// /api/v1/reload), returning what Gateway.Apply changed and reset; the
 	// answer is {"reloaded":true,"changes":[...],"resets":[...]}, and
@@ -136,7 +150,7 @@ type endpoint struct {
 // concurrent use and holds no state of its own besides o and the count of
 // event streams open.
 func Handler(g *gateway.Gateway, o Options) http.Handler {
-	a := &api{g: g, o: o}
+	a := &api{g: g, o: o, creds: credentials(o), failed: newFailures(o.Now)}
 	endpoints := []endpoint{
 		{path: "/healthz", method: http.MethodGet, handle: a.healthz},
 		{path: "/readyz", method: http.MethodGet, handle: a.readyz},
@@ -160,6 +174,7 @@ func Handler(g *gateway.Gateway, o Options) http.Handler {
 		{path: "/api/v1/dead-letters/{id}", method: http.MethodDelete, auth: true, handle: a.oneDeadLetter("purged", (*queue.Queue).Purge)},
 		{path: "/api/v1/dead-letters/{id}/replay", method: http.MethodPost, auth: true, handle: a.oneDeadLetter("replayed", (*queue.Queue).Replay)},
 		{path: "/api/v1/events", method: http.MethodGet, auth: true, handle: a.events},
+		{path: "/api/v1/openapi.json", method: http.MethodGet, handle: serveOpenAPI},
 	}
 	mux := http.NewServeMux()
 	var paths []string
@@ -176,14 +191,24 @@ func Handler(g *gateway.Gateway, o Options) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no admin endpoint "+r.URL.Path)
 	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.hostAllowed(r) {
-			writeReason(w, http.StatusMisdirectedRequest, ReasonHostNotAllowed,
-				"this admin listener does not answer for that Host: use a loopback name, its address, or a name of admin.allowed_hosts")
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+	return &handler{api: a, endpoints: endpoints, mux: mux}
+}
+
+// handler is the admin listener's handler: its endpoints, served by mux
+// behind the Host check.
+type handler struct {
+	api       *api
+	endpoints []endpoint
+	mux       *http.ServeMux
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.api.hostAllowed(r) {
+		writeReason(w, http.StatusMisdirectedRequest, ReasonHostNotAllowed,
+			"this admin listener does not answer for that Host: use a loopback name, its address, or a name of admin.allowed_hosts")
+		return
+	}
+	h.mux.ServeHTTP(w, r)
 }
 
 // ReasonHostNotAllowed is the reason of the 421 answer to a Host that is
@@ -224,6 +249,9 @@ type api struct {
 	o Options
 	// streams counts the event streams open (Options.MaxStreams).
 	streams atomic.Int32
+	// creds are the admin tokens; failed slows down wrong ones.
+	creds  []credential
+	failed *failures
 }
 
 // guard dispatches a request to the endpoint of path es for its method
@@ -240,8 +268,11 @@ func (a *api) guard(path string, es []endpoint) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, e := range es {
 			if r.Method == e.method || e.method == http.MethodGet && r.Method == http.MethodHead {
-				if e.auth && !a.authorized(w, r) {
-					return
+				if e.auth {
+					var ok bool
+					if r, ok = a.authorize(w, r); !ok {
+						return
+					}
 				}
 				e.handle(w, r)
 				return
@@ -250,24 +281,6 @@ func (a *api) guard(path string, es []endpoint) http.Handler {
 		w.Header().Set("Allow", allow)
 		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+path+": use "+allow)
 	})
-}
-
-// authorized checks the Bearer token of a call that requires it and
-// answers the refusal itself.
-func (a *api) authorized(w http.ResponseWriter, r *http.Request) bool {
-	if a.o.Token == "" {
-		writeError(w, http.StatusForbidden, "this admin call is disabled: no admin token is configured (admin.token)")
-		return false
-	}
-	const prefix = "Bearer "
-	h := r.Header.Get("Authorization")
-	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) ||
-		subtle.ConstantTimeCompare([]byte(h[len(prefix):]), []byte(a.o.Token)) != 1 {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="spillway-admin"`)
-		writeError(w, http.StatusUnauthorized, "a valid Authorization: Bearer <token> header is required")
-		return false
-	}
-	return true
 }
 
 func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -358,18 +371,19 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // CheckListen returns an error when the admin API would listen on addr
-// ("host:port") beyond loopback without a token. Loopback is a host in
+// ("host:port") beyond loopback with no token: tokens counts admin.token
+// and admin.tokens (config.Admin.AllTokens). Loopback is a host in
 // 127.0.0.0/8, ::1 or "localhost"; an empty host or 0.0.0.0 / :: (every
 // interface) is not. With a token, any address is accepted.
-func CheckListen(addr, token string) error {
+func CheckListen(addr string, tokens int) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("admin listen address %q: %w", addr, err)
 	}
-	if token != "" || isLoopback(host) {
+	if tokens > 0 || isLoopback(host) {
 		return nil
 	}
-	return fmt.Errorf("refusing to serve the admin API on %q without a token: listen on loopback (127.0.0.1) or set admin.token", addr)
+	return fmt.Errorf("refusing to serve the admin API on %q without a token: listen on loopback (127.0.0.1) or set admin.token or admin.tokens", addr)
 }
 
 func isLoopback(host string) bool {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +47,20 @@ func newGateway(t testing.TB, upstream, extra string) *gateway.Gateway {
 	return g
 }
 
+// noDelays is a clock that moves an hour at each reading, past the delay
+// of a wrong token: for the tests that send wrong tokens on purpose and
+// check the answer of each.
+func noDelays() func() time.Time {
+	var mu sync.Mutex
+	now := time.Unix(0, 0)
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(time.Hour)
+		return now
+	}
+}
+
 // serve calls h as a local client would: Host localhost.
 func serve(h http.Handler, method, path, auth string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, "http://localhost:9901"+path, nil)
@@ -64,7 +79,7 @@ func TestEndpoints(t *testing.T) {
 	// One proxied request, so that the request metrics have a series.
 	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/app/x", nil))
 	reloads := 0
-	h := admin.Handler(g, admin.Options{Token: "s3cret", Reload: func() (gateway.Changes, error) {
+	h := admin.Handler(g, admin.Options{Token: "s3cret", Now: noDelays(), Reload: func() (gateway.Changes, error) {
 		reloads++
 		return gateway.Changes{Applied: []gateway.Change{}, Resets: []gateway.Change{}}, nil
 	}})
@@ -189,37 +204,38 @@ func TestReadyzFollowsTheGateway(t *testing.T) {
 
 func TestCheckListen(t *testing.T) {
 	tests := []struct {
-		addr, token string
-		ok          bool
+		addr   string
+		tokens int
+		ok     bool
 	}{
-		{"127.0.0.1:9901", "", true},
-		{"127.1.2.3:9901", "", true},
-		{"[::1]:9901", "", true},
-		{"localhost:9901", "", true},
-		{"LOCALHOST:0", "", true},
-		{"0.0.0.0:9901", "", false},
-		{"[::]:9901", "", false},
-		{":9901", "", false},
-		{"10.0.0.5:9901", "", false},
-		{"admin.example.com:9901", "", false},
-		{"0.0.0.0:9901", "t", true},
-		{":9901", "t", true},
-		{"127.0.0.1", "", false}, // no port
+		{"127.0.0.1:9901", 0, true},
+		{"127.1.2.3:9901", 0, true},
+		{"[::1]:9901", 0, true},
+		{"localhost:9901", 0, true},
+		{"LOCALHOST:0", 0, true},
+		{"0.0.0.0:9901", 0, false},
+		{"[::]:9901", 0, false},
+		{":9901", 0, false},
+		{"10.0.0.5:9901", 0, false},
+		{"admin.example.com:9901", 0, false},
+		{"0.0.0.0:9901", 1, true},
+		{":9901", 1, true},
+		{"127.0.0.1", 0, false}, // no port
 	}
 	for _, tt := range tests {
-		if err := admin.CheckListen(tt.addr, tt.token); (err == nil) != tt.ok {
-			t.Errorf("CheckListen(%q, %q) = %v, want ok %v", tt.addr, tt.token, err, tt.ok)
+		if err := admin.CheckListen(tt.addr, tt.tokens); (err == nil) != tt.ok {
+			t.Errorf("CheckListen(%q, %d) = %v, want ok %v", tt.addr, tt.tokens, err, tt.ok)
 		}
 	}
 }
 
 func ExampleCheckListen() {
-	fmt.Println(admin.CheckListen("127.0.0.1:9901", ""))
-	fmt.Println(admin.CheckListen("0.0.0.0:9901", ""))
-	fmt.Println(admin.CheckListen("0.0.0.0:9901", "a-long-random-token"))
+	fmt.Println(admin.CheckListen("127.0.0.1:9901", 0))
+	fmt.Println(admin.CheckListen("0.0.0.0:9901", 0))
+	fmt.Println(admin.CheckListen("0.0.0.0:9901", 1))
 	// Output:
 	// <nil>
-	// refusing to serve the admin API on "0.0.0.0:9901" without a token: listen on loopback (127.0.0.1) or set admin.token
+	// refusing to serve the admin API on "0.0.0.0:9901" without a token: listen on loopback (127.0.0.1) or set admin.token or admin.tokens
 	// <nil>
 }
 

@@ -117,7 +117,7 @@ func publish(g *gateway.Gateway, n int) {
 }
 
 func TestEventsNeedTheToken(t *testing.T) {
-	srv := eventsServer(t, newGateway(t, "http://127.0.0.1:1", ""), admin.Options{})
+	srv := eventsServer(t, newGateway(t, "http://127.0.0.1:1", ""), admin.Options{Now: noDelays()})
 	for _, auth := range []string{"", "Bearer wrong"} {
 		if resp := get(t, srv, "/api/v1/events", auth, nil); resp.StatusCode != 401 {
 			t.Errorf("auth %q: %d, want 401", auth, resp.StatusCode)

@@ -19,10 +19,6 @@ import (
 // MaxBody bounds the body of a runtime change: a larger one gets 413.
 const MaxBody = 64 << 10
 
-// tokenName names the caller in overrides and audit lines: the one admin
-// token there is.
-const tokenName = "admin"
-
 func (a *api) upstreams(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"upstreams": a.g.Upstreams()})
 }
@@ -116,7 +112,7 @@ func (a *api) clearOverrides(w http.ResponseWriter, r *http.Request) {
 }
 
 func actor(r *http.Request) gateway.Actor {
-	return gateway.Actor{Who: tokenName, Call: r.Method + " " + r.URL.Path}
+	return gateway.Actor{Who: caller(r), Call: r.Method + " " + r.URL.Path}
 }
 
 // answerChange answers a runtime change: the upstream's new effective

@@ -390,7 +390,7 @@ func RunGateway(ctx context.Context, out, errOut io.Writer, o Options, ready fun
 		return err
 	}
 	defer g.Close()
-	p, err := server.Start(cfg, g, admin.Options{Token: cfg.Admin.Token}, nil, logger)
+	p, err := server.Start(cfg, g, admin.Options{Token: cfg.Admin.Token, Tokens: cfg.Admin.Tokens}, nil, logger)
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer, signals <-cha
 	if err != nil {
 		return err
 	}
-	if err := admin.CheckListen(cfg.Admin.Listen, cfg.Admin.Token); err != nil {
+	if err := admin.CheckListen(cfg.Admin.Listen, len(cfg.Admin.AllTokens())); err != nil {
 		return err
 	}
 	var tlsConfig *tls.Config
@@ -98,7 +98,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer, signals <-cha
 	defer g.Close()
 
 	r := &reloader{load: src.load, file: src.name, g: g, log: logger, started: cfg}
-	ao := admin.Options{Token: cfg.Admin.Token, Reload: r.reload, AllowedHosts: adminHosts(cfg.Admin)}
+	ao := admin.Options{Token: cfg.Admin.Token, Tokens: cfg.Admin.Tokens, Reload: r.reload, AllowedHosts: adminHosts(cfg.Admin)}
 	p, err := Start(cfg, g, ao, tlsConfig, logger)
 	if err != nil {
 		return err

@@ -257,7 +257,13 @@ func TestServeReloadsThroughTheAdminAPI(t *testing.T) {
 	}
 	want := `{"reloaded":true,"changes":[{"route":"other","part":"route","detail":"added"},` +
 		`{"upstream":"other","part":"upstream","detail":"added"}],"resets":[],"overrides":{"kept":[],"dropped":[]}}`
-	if code, body, _ := s.do(t, http.MethodPost, reload, "s3cret", nil); code != 200 || strings.TrimSpace(body) != want {
+	// The wrong token slowed this address down for a second (429).
+	code, body, _ := s.do(t, http.MethodPost, reload, "s3cret", nil)
+	for deadline := time.Now().Add(5 * time.Second); code == http.StatusTooManyRequests && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		code, body, _ = s.do(t, http.MethodPost, reload, "s3cret", nil)
+	}
+	if code != 200 || strings.TrimSpace(body) != want {
 		t.Fatalf("reload with the token: %d %s, want 200 %s", code, body, want)
 	}
 	if code, body := s.get(t, s.public+"/other/x"); code != 200 || body != "other /other/x" {
@@ -265,7 +271,7 @@ func TestServeReloadsThroughTheAdminAPI(t *testing.T) {
 	}
 
 	writeFile(t, s.file, fmt.Sprintf(oneRoute, app.URL)+"bogus_key: 1\n")
-	code, body, _ := s.do(t, http.MethodPost, reload, "s3cret", nil)
+	code, body, _ = s.do(t, http.MethodPost, reload, "s3cret", nil)
 	if code != 400 || !strings.Contains(body, s.file+":") {
 		t.Errorf("reload of an invalid file: %d %s, want 400 naming the file", code, body)
 	}
