@@ -115,6 +115,13 @@ func newDashFixture(t *testing.T) *dashFixture {
 // network beyond loopback: nothing in the background may try to reach
 // out) and a fresh profile, and records what the page reports as an error.
 func (f *dashFixture) startBrowser(t *testing.T) {
+	// Not t.TempDir: Chromium's helper processes may still write to the
+	// profile for a moment after the browser exits, and TempDir's removal
+	// would fail the test.
+	profile, err := os.MkdirTemp("", "spillway-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium),
 		chromedp.Headless,
@@ -126,12 +133,17 @@ func (f *dashFixture) startBrowser(t *testing.T) {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-breakpad", true),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 1000),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelTab(); cancelAlloc() }) // runs before the servers close
+	t.Cleanup(func() { // runs before the servers close
+		cancelTab()
+		cancelAlloc()
+		removeProfile(t, profile)
+	})
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch e := ev.(type) {
 		case *runtime.EventConsoleAPICalled:
@@ -157,6 +169,23 @@ func (f *dashFixture) startBrowser(t *testing.T) {
 		t.Fatalf("chromium (%s) did not start: %v", chromium, err)
 	}
 	f.ctx = ctx
+}
+
+// removeProfile removes Chromium's profile directory, trying again while
+// its last helper processes finish writing to it.
+func removeProfile(t *testing.T, dir string) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := os.RemoveAll(dir)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("chromium's profile: %v", err)
+			return
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval
+	}
 }
 
 func (f *dashFixture) record(s string) {
