@@ -270,6 +270,15 @@ func (f *dashFixture) enterToken(t *testing.T) {
 	)
 }
 
+func (f *dashFixture) routeEnabled(name string) bool {
+	for _, r := range f.gw.Routes() {
+		if r.Name == name {
+			return r.Enabled
+		}
+	}
+	return false
+}
+
 func (f *dashFixture) breakerState() string { return f.gw.Status().Upstreams["svc"].Breaker.State }
 
 const (
@@ -282,8 +291,8 @@ const (
 
 // TestDashboard drives the dashboard in a real headless Chromium: it loads
 // with no console error, shows the breaker open within 2s of an outage,
-// force-opens it with the token and fails to without, and renders hostile
-// names as text.
+// force-opens it with the token and fails to without, switches an optional
+// route off, and renders hostile names as text.
 func TestDashboard(t *testing.T) {
 	if _, err := os.Stat(chromium); err != nil {
 		if os.Getenv("CI") != "" {
@@ -335,6 +344,11 @@ func TestDashboard(t *testing.T) {
 	eventually(t, "the breaker forced open", func() bool { return f.breakerState() == "forced_open" })
 	f.waitText(t, "after force-open", svcState, "forced_open", time.Now().Add(3*time.Second))
 	f.waitText(t, "after force-open", errorText, "", time.Now().Add(3*time.Second))
+
+	// An optional route switched off from its row.
+	f.click(t, `[data-route="recommendations"] .route-toggle`)
+	eventually(t, "the optional route off", func() bool { return !f.routeEnabled("recommendations") })
+	f.waitText(t, "after the switch", `document.querySelector('[data-route="recommendations"] td:nth-child(4)').textContent`, "off", time.Now().Add(3*time.Second))
 	f.screenshot(t)
 
 	// Only the refused call above may have logged an error.
