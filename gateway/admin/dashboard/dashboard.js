@@ -61,7 +61,7 @@
   }
 
   function stateBadge(state) {
-    return el("span", state, "state breaker-state state-" + String(state).replace(/[^a-z_]/g, ""));
+    return el("span", state || "unknown", "state breaker-state state-" + String(state).replace(/[^a-z_]/g, ""));
   }
 
   function row(dl, term, value) {
@@ -241,7 +241,11 @@
   // onEvent applies one event of the stream: a breaker transition updates
   // its upstream's state and timeline at once, without waiting for a poll.
   function onEvent(kind, json) {
-    if (kind !== "breaker") return;
+    if (kind !== "breaker") {
+      // An ejection, a runtime change or a reload: read the API again now.
+      if (kind !== "rejection" && kind !== "lost") soon("refresh", refresh);
+      return;
+    }
     const ev = JSON.parse(json);
     const b = ev.data || {};
     const tl = timelines.get(b.upstream) || [];
@@ -250,7 +254,16 @@
     for (const u of data.upstreams) {
       if (u.name === b.upstream && u.live && u.live.breaker) u.live.breaker.state = b.to;
     }
-    render(data);
+    soon("render", () => render(data));
+  }
+
+  // soon runs fn once shortly, however many events ask for it: the ring
+  // replayed at the first connection is one render, not hundreds.
+  const pending = new Set();
+  function soon(key, fn) {
+    if (pending.has(key)) return;
+    pending.add(key);
+    setTimeout(() => { pending.delete(key); fn(); }, 50);
   }
 
   // follow reads GET /api/v1/events with fetch (EventSource cannot send the
