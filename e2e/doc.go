@@ -27,9 +27,17 @@
 // queue_unavailable, then 202 again); and two gateways sharing one external
 // NATS server with every job delivered exactly once.
 //
-// It is a module of its own so that toxiproxy and its dependencies never enter
-// the root module's graph. The package has no API: everything is in its tests.
-// Run it with
+// The dashboard test (dashboard_test.go) drives /dashboard/ in Debian's
+// headless Chromium through chromedp against an in-process gateway and
+// admin listener: no console error, the breaker shown open within 2s of an
+// outage, force-open with the token and refused without it, an optional
+// route switched off, hostile names rendered as text, a screenshot written.
+// Without /usr/bin/chromium it skips, except under CI, where it fails
+// (scripts/test-deps.sh installs it).
+//
+// It is a module of its own so that toxiproxy, chromedp and their
+// dependencies never enter the root module's graph. The package has no API:
+// everything is in its tests. Run it with
 //
 //	cd e2e && go test -race -count=1 ./...
 package e2e

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond Go: promtool (Debian package
-# "prometheus") checks the metrics exposition in spillwayprom's tests.
-# Idempotent: does nothing when everything is already there.
+# Installs what the test suite needs beyond Go, as Debian packages:
+#   - promtool (package "prometheus") checks the metrics exposition in
+#     spillwayprom's tests;
+#   - chromium (/usr/bin/chromium) runs e2e's dashboard test in a real
+#     headless browser, driven by chromedp.
+# Idempotent: installs only what is missing, nothing when all is there.
 set -euo pipefail
 
-if command -v promtool >/dev/null 2>&1; then
+pkgs=()
+command -v promtool >/dev/null 2>&1 || pkgs+=(prometheus)
+[ -x /usr/bin/chromium ] || pkgs+=(chromium)
+if [ "${#pkgs[@]}" -eq 0 ]; then
 	exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -12,7 +18,10 @@ if [ "$(id -u)" -ne 0 ]; then
 else
 	SUDO=
 fi
-echo "== installing promtool (Debian package prometheus)"
+echo "== installing ${pkgs[*]} (Debian packages)"
+start=$(date +%s)
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 command -v promtool >/dev/null
+[ -x /usr/bin/chromium ]
+echo "== installed in $(($(date +%s) - start))s"

@@ -31,6 +31,7 @@
 //	DELETE /api/v1/dead-letters?route=R         purge every dead letter of route R; token
 //	GET    /api/v1/events                       Gateway.Events as text/event-stream (Last-Event-ID resumes); token
 //	GET    /api/v1/openapi.json                 the OpenAPI 3.1 document of these endpoints (openapi.json, docs/openapi.json)
+//	GET    /dashboard/                          the embedded dashboard page and its assets (dashboard.go), no token: its API calls carry it
 //
 // GET endpoints answer HEAD as well. A known path with another method gets 405
 // with an Allow header; an unknown path gets 404. Every error answer is JSON:
@@ -60,8 +61,11 @@
 // listed in /api/v1/status, kept by a reload (its answer lists them under
 // "overrides") and audit-logged.
 //
-// The dashboard (/dashboard/) and faults come in a later issue: each is
-// one more row in the table, under /api/v1/ for the JSON API.
+// The dashboard (dashboard.go) is static files embedded in the binary,
+// served with a strict Content-Security-Policy; the page reads the API
+// above with the token the operator types in (kept in sessionStorage, sent
+// as the Authorization header, never a cookie). Faults come in a later
+// issue: one more row in the table, under /api/v1/.
 //
 // # Authorization
 //
@@ -175,6 +179,7 @@ func Handler(g *gateway.Gateway, o Options) http.Handler {
 		{path: "/api/v1/dead-letters/{id}/replay", method: http.MethodPost, auth: true, handle: a.oneDeadLetter("replayed", (*queue.Queue).Replay)},
 		{path: "/api/v1/events", method: http.MethodGet, auth: true, handle: a.events},
 		{path: "/api/v1/openapi.json", method: http.MethodGet, handle: serveOpenAPI},
+		{path: "/dashboard/", method: http.MethodGet, handle: dashboard()},
 	}
 	mux := http.NewServeMux()
 	var paths []string
