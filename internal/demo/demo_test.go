@@ -243,6 +243,7 @@ func TestGatewayDemoServesFallbacksAndTheOptionalDefault(t *testing.T) {
 		t.Fatal("ready was not called")
 	}
 	for _, want := range []string{"gateway  " + urls.Gateway, "status   " + urls.Status, "metrics  " + urls.Metrics,
+		"dashboard " + urls.Dashboard + "   (token: " + urls.Token + ")",
 		"job      " + urls.Job, "Bearer " + urls.Token + "' '" + urls.DeadLetters + "'"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the output lacks %q:\n%s", want, text)

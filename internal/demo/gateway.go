@@ -327,7 +327,8 @@ func (s *gatewayStats) take() (window, total gatewayTally) {
 
 // URLs are where the running demo gateway answers.
 type URLs struct {
-	Gateway, Status, Metrics string
+	// Dashboard is the admin listener's dashboard, which asks for Token.
+	Gateway, Status, Metrics, Dashboard string
 	// Job is the status URL of the demo's first order (public, no token);
 	// DeadLetters the admin API's list of the orders route's dead letters,
 	// which needs Token.
@@ -401,6 +402,7 @@ func RunGateway(ctx context.Context, out, errOut io.Writer, o Options, ready fun
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	adminURL := "http://" + p.Admin.Addr().String()
 	urls := URLs{Gateway: "http://" + p.Public.Addr().String(), Status: adminURL + "/api/v1/status", Metrics: adminURL + "/metrics",
+		Dashboard:   adminURL + "/dashboard/",
 		DeadLetters: adminURL + "/api/v1/dead-letters?route=orders", Token: cfg.Admin.Token}
 	// A first order, so that there is a job status to look at.
 	ld := &demoLoad{client: client, base: urls.Gateway, o: o, sc: sc, stats: stats}
@@ -458,6 +460,7 @@ func printBanner(out io.Writer, o Options, urls URLs) {
 	fmt.Fprintf(out, "  gateway  %s   (try: curl -i %s/catalog/items/1)\n", urls.Gateway, urls.Gateway)
 	fmt.Fprintf(out, "  orders   POST %s/orders answers 202 once the order is stored   (try: curl -i -d '{\"quantity\":1}' %s/orders)\n", urls.Gateway, urls.Gateway)
 	fmt.Fprintf(out, "  job      %s   (the first order's status)\n", urls.Job)
+	fmt.Fprintf(out, "  dashboard %s   (token: %s)\n", urls.Dashboard, urls.Token)
 	fmt.Fprintf(out, "  status   %s\n", urls.Status)
 	fmt.Fprintf(out, "  metrics  %s\n", urls.Metrics)
 	fmt.Fprintf(out, "  dead     curl -H 'Authorization: Bearer %s' '%s'\n", urls.Token, urls.DeadLetters)
