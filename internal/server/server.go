@@ -137,6 +137,7 @@ func printStart(stderr io.Writer, tls bool, public, admin net.Addr, newToken str
 	fmt.Fprintf(stderr, "spillway: public %s://%s\n", scheme, public)
 	fmt.Fprintf(stderr, "spillway: admin  http://%s\n", admin)
 	fmt.Fprintf(stderr, "spillway: status http://%s/api/v1/status\n", admin)
+	fmt.Fprintf(stderr, "spillway: dashboard http://%s/dashboard/\n", admin)
 	if newToken != "" {
 		fmt.Fprintf(stderr, "spillway: admin token %s (generated, printed once: send it as Authorization: Bearer)\n", newToken)
 	}

@@ -228,7 +228,8 @@ func TestServeProxiesAndAnswersTheAdminEndpoints(t *testing.T) {
 	if !json.Valid([]byte(line)) {
 		t.Errorf("the access log is not JSON: %q", line)
 	}
-	for _, want := range []string{"spillway: public " + s.public, "spillway: admin  " + s.admin, "spillway: status " + s.admin + "/api/v1/status"} {
+	for _, want := range []string{"spillway: public " + s.public, "spillway: admin  " + s.admin, "spillway: status " + s.admin + "/api/v1/status",
+		"spillway: dashboard " + s.admin + "/dashboard/"} {
 		if !strings.Contains(s.stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, s.stderr)
 		}
