@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,8 +37,8 @@ type dashLoad struct {
 // attachDashboards starts n dashboards against the admin API at base (each
 // polls status, upstreams and routes every dashPoll with the token, as
 // dashboard.js does) and n clients following GET /api/v1/events. The
-// returned function stops them all and prints what they did.
-func attachDashboards(ctx context.Context, base string, n int) (stop func()) {
+// returned function stops them all and says what they did.
+func attachDashboards(ctx context.Context, base string, n int) (stop func() string) {
 	ctx, cancel := context.WithCancel(ctx)
 	// Each dashboard is a browser tab of its own: its own connections.
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4 * n}}
@@ -49,11 +48,11 @@ func attachDashboards(ctx context.Context, base string, n int) (stop func()) {
 		wg.Go(func() { pollDashboard(ctx, client, base, &load, time.Duration(i)*dashPoll/time.Duration(n)) })
 		wg.Go(func() { followEvents(ctx, client, base, &load) })
 	}
-	return func() {
+	return func() string {
 		cancel()
 		wg.Wait()
 		client.CloseIdleConnections()
-		fmt.Fprintf(os.Stderr, "        dashboards: %d polls (%d failed), %d event streams opened, %d bytes of events\n",
+		return fmt.Sprintf("  (dashboards: %d polls, %d failed; %d event streams opened, %d bytes of events)",
 			load.polls.Load(), load.pollErrs.Load(), load.streams.Load(), load.streamBytes.Load())
 	}
 }

@@ -304,16 +304,16 @@ func measure(ctx context.Context, targets []target, rounds int, d time.Duration,
 			slices.Reverse(order)
 		}
 		for _, t := range order {
-			stop := func() {}
+			stop := func() string { return "" }
 			if t.admin != "" {
 				stop = attachDashboards(ctx, t.admin, dashboards)
 			}
 			res, err := wrk(ctx, t.url, d, conns)
-			stop()
+			attached := stop()
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", t.name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d %-18s %9.0f req/s  p99 %s\n", r, t.name, res.rps, res.p99)
+			fmt.Fprintf(os.Stderr, "round %d %-18s %9.0f req/s  p99 %s%s\n", r, t.name, res.rps, res.p99, attached)
 			results[t.name] = append(results[t.name], res)
 		}
 	}
