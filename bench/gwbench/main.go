@@ -229,6 +229,9 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 		targets = append(targets, target{name: "spillway", url: "http://" + gw + "/"})
 	}
 	if want("spillway") && dashboards > 0 {
+		if dashboardsConfig == spillwayConfig {
+			return fmt.Errorf("-dashboards: spillwayConfig no longer has the admin block dashboardsConfig adds the token to")
+		}
 		gw, admin := freeAddr(), freeAddr()
 		if err := startSpillway(dir, "dashboards", spillwayBin, gw, admin, up, dashboardsConfig, startCmd); err != nil {
 			return err
