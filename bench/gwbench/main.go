@@ -9,6 +9,8 @@
 //	go run ./gwbench -scenario async -duration 10s      # an async route (wrk only)
 //	go run ./gwbench -only upstream,spillway -baseline /tmp/old -scenarios=false
 //	                                                     # this tree against another checkout
+//	go run ./gwbench -only spillway -dashboards 10 -scenarios=false
+//	                                                     # the cost of 10 open dashboards
 //
 // It needs wrk, nginx and haproxy on PATH (scripts/bench-deps.sh installs
 // them) and builds cmd/spillway itself. Nothing here runs in CI.
@@ -65,6 +67,7 @@ func main() {
 	flag.StringVar(&baseline, "baseline", "", `another checkout of the repository (a git worktree of an earlier commit): its spillway runs as the target "spillway-baseline", interleaved with this one`)
 	flag.BoolVar(&scenarios, "scenarios", true, "also run the fail-fast, added-latency and black-hole scenarios")
 	flag.IntVar(&latencyRounds, "latency-rounds", 3, "interleaved rounds of the added-latency scenario")
+	flag.IntVar(&dashboards, "dashboards", 0, `also run the target "spillway+dashboards": the same gateway while N dashboards poll its runtime API every 2s and N clients follow its event stream`)
 	scenario := flag.String("scenario", "", `"async": measure an async route (accepted/s, delivery jobs/s) instead of the proxy targets`)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -137,6 +140,9 @@ func freeAddr() string {
 type target struct {
 	name string
 	url  string
+	// admin is the admin listener's base URL when dashboards are to be
+	// attached while wrk runs, "" otherwise.
+	admin string
 }
 
 func run(ctx context.Context, repo string, rounds int, d time.Duration, conns int, only string) error {
@@ -193,7 +199,7 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 	if err := start(self, "upstream", up); err != nil {
 		return err
 	}
-	targets := []target{{"upstream", "http://" + up + "/"}}
+	targets := []target{{name: "upstream", url: "http://" + up + "/"}}
 
 	for _, mode := range []string{"bare", "pool", "pool+gogc400"} {
 		addr, name := freeAddr(), map[string]string{"bare": "reverseproxy", "pool": "reverseproxy+pool", "pool+gogc400": "reverseproxy+pool+gogc400"}[mode]
@@ -203,7 +209,7 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 		if err := start(self, "rproxy", addr, "http://"+up, mode); err != nil {
 			return err
 		}
-		targets = append(targets, target{name, "http://" + addr + "/"})
+		targets = append(targets, target{name: name, url: "http://" + addr + "/"})
 	}
 
 	var spillwayBin string
@@ -220,7 +226,17 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 		if err := startSpillway(dir, "main", spillwayBin, gw, admin, up, spillwayConfig, startCmd); err != nil {
 			return err
 		}
-		targets = append(targets, target{"spillway", "http://" + gw + "/"})
+		targets = append(targets, target{name: "spillway", url: "http://" + gw + "/"})
+	}
+	if want("spillway") && dashboards > 0 {
+		if dashboardsConfig == spillwayConfig {
+			return fmt.Errorf("-dashboards: spillwayConfig no longer has the admin block dashboardsConfig adds the token to")
+		}
+		gw, admin := freeAddr(), freeAddr()
+		if err := startSpillway(dir, "dashboards", spillwayBin, gw, admin, up, dashboardsConfig, startCmd); err != nil {
+			return err
+		}
+		targets = append(targets, target{name: "spillway+dashboards", url: "http://" + gw + "/", admin: "http://" + admin})
 	}
 	if baseline != "" {
 		bin := filepath.Join(dir, "spillway-baseline")
@@ -233,7 +249,7 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 		if err := startSpillway(dir, "baseline", bin, gw, admin, up, spillwayConfig, startCmd); err != nil {
 			return err
 		}
-		targets = append(targets, target{"spillway-baseline", "http://" + gw + "/"})
+		targets = append(targets, target{name: "spillway-baseline", url: "http://" + gw + "/"})
 	}
 	if want("nginx") {
 		ng := freeAddr()
@@ -244,7 +260,7 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 		if err := start("nginx", "-c", ngConf, "-p", dir, "-g", "daemon off;"); err != nil {
 			return err
 		}
-		targets = append(targets, target{"nginx", "http://" + ng + "/"})
+		targets = append(targets, target{name: "nginx", url: "http://" + ng + "/"})
 	}
 	if want("haproxy") {
 		hp := freeAddr()
@@ -255,9 +271,9 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 		if err := start("haproxy", "-f", hpConf, "-db"); err != nil {
 			return err
 		}
-		targets = append(targets, target{"haproxy", "http://" + hp + "/"})
+		targets = append(targets, target{name: "haproxy", url: "http://" + hp + "/"})
 	}
-	targets = slices.DeleteFunc(targets, func(t target) bool { return !want(t.name) && t.name != "spillway-baseline" })
+	targets = slices.DeleteFunc(targets, func(t target) bool { return !want(t.name) && t.name != "spillway-baseline" && t.admin == "" })
 	for _, t := range targets {
 		if err := waitReady(ctx, t.url); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
@@ -284,12 +300,23 @@ func startSpillway(dir, name, bin, gw, admin, up, tmpl string, startCmd func(str
 func measure(ctx context.Context, targets []target, rounds int, d time.Duration, conns int) (map[string]float64, error) {
 	results := map[string][]result{}
 	for r := 1; r <= rounds; r++ {
-		for _, t := range targets {
+		// Every other round runs the targets in reverse, so that none
+		// always runs right after another's load.
+		order := slices.Clone(targets)
+		if r%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, t := range order {
+			stop := func() string { return "" }
+			if t.admin != "" {
+				stop = attachDashboards(ctx, t.admin, dashboards)
+			}
 			res, err := wrk(ctx, t.url, d, conns)
+			attached := stop()
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", t.name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d %-18s %9.0f req/s  p99 %s\n", r, t.name, res.rps, res.p99)
+			fmt.Fprintf(os.Stderr, "round %d %-18s %9.0f req/s  p99 %s%s\n", r, t.name, res.rps, res.p99, attached)
 			results[t.name] = append(results[t.name], res)
 		}
 	}
@@ -342,6 +369,15 @@ func wrk(ctx context.Context, u string, d time.Duration, conns int) (result, err
 	return result{rps: rps, p99: time.Duration(v * float64(unit))}, nil
 }
 
+// roundRatios lists a/b round by round, the spread the median hides.
+func roundRatios(a, b []result) string {
+	var rs []string
+	for i := range min(len(a), len(b)) {
+		rs = append(rs, fmt.Sprintf("%.3f", a[i].rps/b[i].rps))
+	}
+	return strings.Join(rs, " ")
+}
+
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
@@ -370,6 +406,10 @@ func report(w io.Writer, targets []target, results map[string][]result, rounds i
 	for _, t := range targets {
 		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s |\n", t.name, med[t.name], time.Duration(p99[t.name]).Round(10*time.Microsecond),
 			ratio(t.name, "reverseproxy+pool"), ratio(t.name, "nginx"))
+	}
+	if med["spillway+dashboards"] > 0 {
+		fmt.Fprintf(w, "\nspillway+dashboards (%d dashboards polling, %d event streams) vs spillway: %s (rounds: %s)\n",
+			dashboards, dashboards, ratio("spillway+dashboards", "spillway"), roundRatios(results["spillway+dashboards"], results["spillway"]))
 	}
 	return med
 }
