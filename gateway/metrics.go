@@ -31,6 +31,8 @@ type metrics struct {
 	log *slog.Logger
 	// events receives the transitions and sampled rejections (Gateway.Events).
 	events *EventBus
+	// rates turns the counters into the runtime API's rates (live.go).
+	rates *rates
 }
 
 // The outcomes of a request, the values of the label outcome of
@@ -48,7 +50,7 @@ const (
 func newMetrics(reg *prometheus.Registry, g *Gateway) (*metrics, error) {
 	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	m := &metrics{
-		log: g.opts.Logger, events: g.events,
+		log: g.opts.Logger, events: g.events, rates: newRates(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_requests_total",
 			Help: "Requests the gateway answered, by route and outcome."}, []string{"route", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "spillway_request_duration_seconds",

@@ -115,6 +115,9 @@ type LiveView struct {
 	// BudgetLeft is how many retries the budget allows now; absent when
 	// the upstream allows no retry.
 	BudgetLeft *float64 `json:"budget_left,omitempty"`
+	// Rates are the figures since the previous read (UpstreamRates);
+	// absent at the first read.
+	Rates *UpstreamRates `json:"rates,omitempty"`
 }
 
 type bulkheadLive struct {
@@ -126,10 +129,15 @@ type bulkheadLive struct {
 // Upstreams returns every upstream of the configuration in use, by name.
 func (g *Gateway) Upstreams() []UpstreamView {
 	t := g.table.Load()
+	counts := g.metrics.upstreamCounts()
 	out := make([]UpstreamView, 0, len(t.upstreams))
 	for _, u := range t.upstreams {
-		out = append(out, u.view())
+		out = append(out, u.view(g.metrics.rates.upstreamRates(u.name, counts[u.name])))
 	}
+	g.metrics.rates.keep(func(key string) bool {
+		name, ok := strings.CutPrefix(key, "upstream:")
+		return !ok || t.upstreams[name] != nil
+	})
 	slices.SortFunc(out, func(a, b UpstreamView) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
@@ -140,10 +148,10 @@ func (g *Gateway) Upstream(name string) (UpstreamView, bool) {
 	if !ok {
 		return UpstreamView{}, false
 	}
-	return u.view(), true
+	return u.view(g.metrics.rates.upstreamRates(name, g.metrics.upstreamCounts()[name])), true
 }
 
-func (u *upstream) view() UpstreamView {
+func (u *upstream) view(rates *UpstreamRates) UpstreamView {
 	snap := u.breaker.Snapshot()
 	v := UpstreamView{
 		Name:      u.name,
@@ -156,6 +164,7 @@ func (u *upstream) view() UpstreamView {
 				Waiting:  u.bulkhead.Waiting(),
 				Rejected: u.bulkhead.Rejected(),
 			},
+			Rates: rates,
 		},
 	}
 	if u.budget != nil {
@@ -215,15 +224,20 @@ type RouteView struct {
 	// Fallback is the chain, in order: "upstream:NAME", "stale_cache" or
 	// "static".
 	Fallback []string `json:"fallback"`
+	// Live are the figures since the previous read (RouteRates); absent
+	// at the first read.
+	Live *RouteRates `json:"live,omitempty"`
 }
 
 // Routes returns the routes of the configuration in use, in match order.
 func (g *Gateway) Routes() []RouteView {
 	t := g.table.Load()
+	counts := g.metrics.routeCounts()
 	out := make([]RouteView, 0, len(t.routes))
 	for _, r := range t.routes {
 		v := RouteView{Name: r.cfg.Name, Upstream: r.cfg.Upstream, Optional: r.cfg.Optional, Enabled: !r.off.Load(),
-			Async: r.cfg.Async != nil, Fallback: make([]string, 0, len(r.cfg.Fallback))}
+			Async: r.cfg.Async != nil, Fallback: make([]string, 0, len(r.cfg.Fallback)),
+			Live: g.metrics.rates.routeRates(r.cfg.Name, counts[r.cfg.Name])}
 		for _, f := range r.cfg.Fallback {
 			switch {
 			case f.Upstream != "":
@@ -236,5 +250,9 @@ func (g *Gateway) Routes() []RouteView {
 		}
 		out = append(out, v)
 	}
+	g.metrics.rates.keep(func(key string) bool {
+		name, ok := strings.CutPrefix(key, "route:")
+		return !ok || t.byName[name] != nil
+	})
 	return out
 }
