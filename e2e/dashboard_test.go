@@ -284,6 +284,7 @@ func (f *dashFixture) breakerState() string { return f.gw.Status().Upstreams["sv
 const (
 	svcState    = `(document.querySelector('[data-upstream="svc"] .breaker-state') || {}).textContent || ""`
 	svcTimeline = `(document.querySelector('[data-upstream="svc"] .timeline') || {}).textContent || ""`
+	svcFailing  = `/[1-9][0-9.]*\/s failures/.test((document.querySelector('[data-upstream="svc"]') || {}).textContent || "") ? "yes" : "no"`
 	liveText    = `document.getElementById("live").textContent`
 	errorText   = `(function(){ const e = document.getElementById("error"); return e.hidden ? "" : e.textContent })()`
 	forceOpen   = `[data-upstream="svc"] .force-open`
@@ -316,6 +317,8 @@ func TestDashboard(t *testing.T) {
 	f.waitText(t, "after the outage", svcState, "open", opened.Add(2*time.Second))
 	t.Logf("the page showed the breaker open %v after it opened", time.Since(opened))
 	f.waitText(t, "the timeline from the event stream", svcTimeline, "open", time.Now().Add(2*time.Second))
+	// The outage's failed attempts in the rates of the poll that follows it.
+	f.waitText(t, "the failure rate", svcFailing, "yes", opened.Add(5*time.Second))
 	if errs := f.errorsSoFar(nil); len(errs) > 0 {
 		t.Fatalf("the page reported errors:\n%s", strings.Join(errs, "\n"))
 	}

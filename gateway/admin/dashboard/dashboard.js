@@ -76,6 +76,29 @@
     return b;
   }
 
+  // perSecond writes a rate; byKey writes a map of rates (rejections by
+  // reason, fallbacks by kind), "none" when empty.
+  function perSecond(v) { return (v || 0).toFixed(v >= 10 ? 0 : 1) + "/s"; }
+
+  function byKey(m) {
+    const parts = Object.keys(m || {}).sort().map((k) => k + " " + perSecond(m[k]));
+    return parts.length ? parts.join(", ") : "none";
+  }
+
+  function ms(s) { return s === undefined ? "—" : (s * 1000).toFixed(s < 0.01 ? 2 : 0) + " ms"; }
+
+  // rateRows adds an upstream's rates (since the previous read, which is
+  // this page's previous poll when it is the only reader).
+  function rateRows(dl, r) {
+    if (!r) {
+      row(dl, "traffic", "measuring…");
+      return;
+    }
+    row(dl, "traffic", perSecond(r.attempts) + " attempts, " + perSecond(r.failures) + " failures");
+    row(dl, "latency", "p50 " + ms(r.p50) + ", p99 " + ms(r.p99));
+    row(dl, "rejections", byKey(r.rejections));
+  }
+
   function upstreamCard(u) {
     const live = u.live || {};
     const br = live.breaker || {};
@@ -89,6 +112,7 @@
     const max = u.policies && u.policies.bulkhead ? u.policies.bulkhead.max_concurrent : 0;
     row(dl, "bulkhead", (bh.in_use || 0) + (max ? " / " + max : "") + " in use, " + (bh.waiting || 0) + " waiting, " + (bh.rejected || 0) + " rejected");
     row(dl, "budget left", live.budget_left === undefined ? "no retries" : live.budget_left.toFixed(1) + " retries");
+    rateRows(dl, live.rates);
     card.appendChild(dl);
     const tl = el("div", null, "timeline");
     for (const t of timelines.get(u.name) || []) {
@@ -123,6 +147,7 @@
       tr.appendChild(el("td", r.upstream || (r.async ? "(async)" : "")));
       tr.appendChild(el("td", (r.fallback || []).join(" → ") || "none"));
       tr.appendChild(el("td", r.optional ? (r.enabled ? "on" : "off") : "—"));
+      tr.appendChild(el("td", r.live ? perSecond(r.live.requests) + " requests; fallbacks: " + byKey(r.live.fallbacks) : "measuring…", "live-rates"));
       const td = el("td");
       if (r.optional) {
         const b = el("button", r.enabled ? "Disable" : "Enable", "route-toggle");
