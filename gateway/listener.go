@@ -171,10 +171,12 @@ func (c *publicConn) connectionState() *tls.ConnectionState {
 }
 
 // writeTimeoutConn bounds each write by a deadline that moves while the
-// write makes progress: a write fails once no byte could be written for
-// timeout (up to a sixteenth more: the deadline is moved only once a
-// sixteenth of timeout went by since it was last set, which spares a
-// timer update per write and per request). It sits under TLS, where a
+// write makes progress: a write fails once a whole window of timeout (up
+// to a sixteenth more: the deadline is moved only once a sixteenth of
+// timeout went by since it was last set, which spares a timer update per
+// write and per request) passed with no byte written. A window in which
+// some bytes went out is followed by a new one, so a write that stalls
+// after some progress fails within two windows of its last byte. It sits under TLS, where a
 // timed-out write could not go on. A deadline its user sets (tls's 5 s for
 // a close_notify) is kept when earlier; the user's zero deadline, which
 // net/http sets after each request, leaves the conn's own in force.
