@@ -61,5 +61,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newServeCommand())
 	root.AddCommand(newMapCommand(), newInitCommand())
 	root.AddCommand(newCtlCommand())
+	root.AddCommand(newReportCommand())
 	return root
 }
