@@ -295,12 +295,7 @@ const (
 // force-opens it with the token and fails to without, switches an optional
 // route off, and renders hostile names as text.
 func TestDashboard(t *testing.T) {
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is absent in CI: scripts/test-deps.sh (make deps) installs it", chromium)
-		}
-		t.Skipf("%s is absent: run scripts/test-deps.sh to install Debian's chromium (CI always runs this test)", chromium)
-	}
+	requireChromium(t)
 	f := newDashFixture(t)
 
 	f.run(t, chromedp.Navigate(f.adm.URL+"/dashboard/"))
@@ -352,7 +347,7 @@ func TestDashboard(t *testing.T) {
 	f.click(t, `[data-route="recommendations"] .route-toggle`)
 	eventually(t, "the optional route off", func() bool { return !f.routeEnabled("recommendations") })
 	f.waitText(t, "after the switch", `document.querySelector('[data-route="recommendations"] td:nth-child(4)').textContent`, "off", time.Now().Add(3*time.Second))
-	f.screenshot(t)
+	f.screenshot(t, "dashboard.png")
 
 	// Only the refused call above may have logged an error.
 	if errs := f.errorsSoFar(func(s string) bool { return strings.Contains(s, "401") }); len(errs) > 0 {
@@ -382,9 +377,20 @@ func (f *dashFixture) causeOutage(t *testing.T) time.Time {
 	return time.Now()
 }
 
-// screenshot writes the page to $TEST_ARTIFACTS (or a temporary
-// directory), and to docs/dashboard.png when SPILLWAY_UPDATE_DOCS is set.
-func (f *dashFixture) screenshot(t *testing.T) {
+// requireChromium skips the test when Chromium is absent, except in CI.
+func requireChromium(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is absent in CI: scripts/test-deps.sh (make deps) installs it", chromium)
+		}
+		t.Skipf("%s is absent: run scripts/test-deps.sh to install Debian's chromium (CI always runs this test)", chromium)
+	}
+}
+
+// screenshot writes the whole page as name to $TEST_ARTIFACTS (or a
+// temporary directory), and to docs/name when SPILLWAY_UPDATE_DOCS is set.
+func (f *dashFixture) screenshot(t *testing.T, name string) {
 	t.Helper()
 	var png []byte
 	f.run(t, chromedp.FullScreenshot(&png, 100))
@@ -395,13 +401,13 @@ func (f *dashFixture) screenshot(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, "dashboard.png")
+	out := filepath.Join(dir, name)
 	if err := os.WriteFile(out, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", out)
 	if os.Getenv("SPILLWAY_UPDATE_DOCS") != "" {
-		if err := os.WriteFile(filepath.Join("..", "docs", "dashboard.png"), png, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join("..", "docs", name), png, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
