@@ -90,8 +90,10 @@ func (f frame) y(frac float64) float64 { return f.top + f.h*(1-clamp01(frac)) }
 
 func (f frame) bottom() float64 { return f.top + f.h }
 
-// chart returns an empty chart on f: axes, time ticks and fault shades.
-func (f frame) chart(r *Report, id, title, ylabel string, height int) svgChart {
+// newChart returns an empty chart of the given height and the frame it
+// is drawn on: axes, time ticks and fault shades.
+func newChart(r *Report, id, title, ylabel string, height int) (svgChart, frame) {
+	f := newFrame(r, height)
 	c := svgChart{
 		ID: id, Title: title, W: chartW, H: height,
 		Left: coord(f.left), Right: coord(f.left + f.w), Top: coord(f.top), Bottom: coord(f.bottom()),
@@ -109,7 +111,7 @@ func (f frame) chart(r *Report, id, title, ylabel string, height int) svgChart {
 		x0, x1 := f.x(seconds(p.Start)), f.x(seconds(p.End))
 		c.Shades = append(c.Shades, shade{X: coord(x0), Y: coord(f.top), W: coord(x1 - x0), H: coord(f.h), Name: p.Name})
 	}
-	return c
+	return c, f
 }
 
 // legend lays out swatches in a row above the plot.
@@ -133,29 +135,20 @@ const (
 // a fallback answered and those that failed, under a line of the requests
 // sent.
 func rateChart(r *Report) svgChart {
-	f := newFrame(r, chartH)
-	c := f.chart(r, "chart-rates", "Requests per second", "requests / s", chartH)
+	c, f := newChart(r, "chart-rates", "Requests per second", "requests / s", chartH)
+	layers := []layer{
+		{"ok", colourOK, func(s Sample) float64 { return float64(s.OK) }},
+		{"fallbacks", colourFallbacks, func(s Sample) float64 { return float64(s.Fallbacks) }},
+		{"errors", colourErrors, errorSum},
+	}
 	top := 0.0
 	for _, s := range r.Series {
-		top = max(top, float64(s.Requests), float64(s.OK)+float64(s.Fallbacks)+errorSum(s))
+		top = max(top, float64(s.Requests))
 	}
-	ymax, ticks := linearTicks(top)
-	c.YTicks = yTicks(f, ticks, ymax)
+	ymax := c.stack(f, r, top, layers)
 	var line []point
 	for _, s := range r.Series {
-		at := seconds(s.At)
-		y := 0.0
-		for _, part := range []struct {
-			n      float64
-			colour string
-			what   string
-		}{{float64(s.OK), colourOK, "ok"}, {float64(s.Fallbacks), colourFallbacks, "fallbacks"}, {errorSum(s), colourErrors, "errors"}} {
-			if part.n > 0 {
-				c.Rects = append(c.Rects, bar(f, at, y/ymax, (y+part.n)/ymax, part.colour, sampleTitle(at, part.what, part.n)))
-			}
-			y += part.n
-		}
-		line = append(line, point{x: f.x(at + 0.5), y: f.y(float64(s.Requests) / ymax)})
+		line = append(line, point{x: f.x(seconds(s.At) + 0.5), y: f.y(float64(s.Requests) / ymax)})
 	}
 	c.Paths = append(c.Paths, path{D: pathData([][]point{line}), Stroke: colourRequests, Title: "requests sent"})
 	c.legend([]string{colourRequests, colourOK, colourFallbacks, colourErrors}, []string{"requests", "ok (upstream)", "fallbacks", "errors"})
@@ -164,31 +157,49 @@ func rateChart(r *Report) svgChart {
 
 // errorChart stacks, per second, the failed requests by reason.
 func errorChart(r *Report) svgChart {
-	f := newFrame(r, chartH)
-	c := f.chart(r, "chart-errors", "Errors per second, by reason", "errors / s", chartH)
+	c, f := newChart(r, "chart-errors", "Errors per second, by reason", "errors / s", chartH)
 	reasons := reasonsOf(r)
-	top := 0.0
-	for _, s := range r.Series {
-		top = max(top, errorSum(s))
-	}
-	ymax, ticks := linearTicks(top)
-	c.YTicks = yTicks(f, ticks, ymax)
-	for _, s := range r.Series {
-		at, y := seconds(s.At), 0.0
-		for _, reason := range reasons {
-			n := float64(s.Errors[reason])
-			if n > 0 {
-				c.Rects = append(c.Rects, bar(f, at, y/ymax, (y+n)/ymax, reasonColour(reason), sampleTitle(at, reason, n)))
-			}
-			y += n
-		}
-	}
+	layers := make([]layer, len(reasons))
 	colours := make([]string, len(reasons))
 	for i, reason := range reasons {
 		colours[i] = reasonColour(reason)
+		layers[i] = layer{reason, colours[i], func(s Sample) float64 { return float64(s.Errors[reason]) }}
 	}
+	c.stack(f, r, 0, layers)
 	c.legend(colours, reasons)
 	return c
+}
+
+// layer is one part of a stacked bar.
+type layer struct {
+	name, colour string
+	value        func(Sample) float64
+}
+
+// stack draws a bar per second, layers stacked from the bottom, on a
+// linear axis holding top and every stack; it returns the axis' top.
+func (c *svgChart) stack(f frame, r *Report, top float64, layers []layer) (ymax float64) {
+	for _, s := range r.Series {
+		sum := 0.0
+		for _, l := range layers {
+			sum += max(0, l.value(s))
+		}
+		top = max(top, sum)
+	}
+	ymax, ticks := linearTicks(top)
+	for _, v := range ticks {
+		c.YTicks = append(c.YTicks, tick{At: coord(f.y(v / ymax)), Label: compact(v)})
+	}
+	for _, s := range r.Series {
+		at, y := seconds(s.At), 0.0
+		for _, l := range layers {
+			if n := l.value(s); n > 0 {
+				c.Rects = append(c.Rects, bar(f, at, y/ymax, (y+n)/ymax, l.colour, sampleTitle(at, l.name, n)))
+				y += n
+			}
+		}
+	}
+	return ymax
 }
 
 // Colours of the latency chart's lines.
@@ -202,8 +213,7 @@ const (
 // healthy p50 of a few milliseconds and a fault's timeouts of seconds
 // both stay readable), with a gap for a second without requests.
 func latencyChart(r *Report) svgChart {
-	f := newFrame(r, chartH)
-	c := f.chart(r, "chart-latency", "Latency per second (log scale)", "ms", chartH)
+	c, f := newChart(r, "chart-latency", "Latency per second (log scale)", "ms", chartH)
 	lo, hi := math.Inf(1), 0.0
 	for _, s := range r.Series {
 		for _, v := range []float64{s.P50ms, s.P99ms, s.MaxMs} {
@@ -239,28 +249,24 @@ func latencyChart(r *Report) svgChart {
 	return c
 }
 
-// Breaker states' colours: closed green, half_open amber, open red, the
-// operator's overrides grey; a state this report does not know is light
-// grey and named in the legend as it is.
-var breakerColours = map[string]string{
-	"closed":       "#2e7d32",
-	"half_open":    "#f9a825",
-	"open":         "#c62828",
-	"forced_open":  "#616161",
-	"disabled":     "#9e9e9e",
-	"metrics_only": "#bdbdbd",
+// breakerColours: closed green, half_open amber, open red, the operator's
+// overrides grey. The legend always shows the first three, then any other
+// state the band holds; a state not listed here is light grey.
+var breakerColours = []struct{ state, colour string }{
+	{"closed", "#2e7d32"},
+	{"half_open", "#f9a825"},
+	{"open", "#c62828"},
+	{"forced_open", "#616161"},
+	{"disabled", "#9e9e9e"},
+	{"metrics_only", "#bdbdbd"},
 }
 
 const colourUnknownState = "#e0e0e0"
 
-// breakerStates are the states the legend always shows, in this order.
-var breakerStates = []string{"closed", "half_open", "open"}
-
 // breakerBand colours every second by the breaker's state at its end.
 func breakerBand(r *Report) svgChart {
-	f := newFrame(r, bandH)
-	c := f.chart(r, "chart-breaker", "Breaker state", "breaker", bandH)
-	states := slices.Clone(breakerStates)
+	c, f := newChart(r, "chart-breaker", "Breaker state", "breaker", bandH)
+	states := []string{"closed", "half_open", "open"}
 	for _, s := range r.Series {
 		if !slices.Contains(states, s.Breaker) {
 			states = append(states, s.Breaker)
@@ -276,9 +282,11 @@ func breakerBand(r *Report) svgChart {
 	return c
 }
 
-func stateColour(s string) string {
-	if c, ok := breakerColours[s]; ok {
-		return c
+func stateColour(state string) string {
+	for _, c := range breakerColours {
+		if c.state == state {
+			return c.colour
+		}
 	}
 	return colourUnknownState
 }
@@ -383,15 +391,6 @@ func pathData(runs [][]point) string {
 		}
 	}
 	return string(b)
-}
-
-// yTicks places linear ticks on f for an axis from 0 to ymax.
-func yTicks(f frame, values []float64, ymax float64) []tick {
-	ticks := make([]tick, len(values))
-	for i, v := range values {
-		ticks[i] = tick{At: coord(f.y(v / ymax)), Label: compact(v)}
-	}
-	return ticks
 }
 
 // linearTicks returns the top of an axis holding top (a count: steps of at

@@ -54,7 +54,9 @@ func TestWriteHTMLOutage(t *testing.T) {
 		`<td>time to open</td><td class="num">850</td>`,
 		`<td>queue backlog</td><td class="num">0</td>`,
 		`breaker_open</td><td class="num">30</td>`,
-		"0 s: ok 50", "7 s: open", "22 s: half_open", "6 s: deadline_exceeded 12",
+		"0 s: ok 50", "6 s: deadline_exceeded 12",
+		// The breaker band: closed green, open red, half_open amber.
+		`fill="#2e7d32"><title>0 s: closed</title>`, `fill="#c62828"><title>7 s: open</title>`, `fill="#f9a825"><title>22 s: half_open</title>`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
