@@ -27,6 +27,7 @@ const (
 	plotBottom  = 44
 	maxXTicks   = 12
 	maxLogTicks = 7
+	legendRunes = 24
 )
 
 // svgChart is one chart, ready for the "chart" template.
@@ -114,12 +115,23 @@ func newChart(r *Report, id, title, ylabel string, height int) (svgChart, frame)
 	return c, f
 }
 
-// legend lays out swatches in a row above the plot.
+// legend lays out swatches in a row above the plot. A label is cut at
+// legendRunes; the items that do not fit end in "+N more" (the reasons'
+// table and the tooltips name them all).
 func (c *svgChart) legend(colours, labels []string) {
+	const more = 80 // room kept for "+N more"
 	x := float64(plotLeft)
 	for i, l := range labels {
+		if r := []rune(l); len(r) > legendRunes {
+			l = string(r[:legendRunes-1]) + "…"
+		}
+		w := 28 + 7.5*float64(len([]rune(l)))
+		if i < len(labels)-1 && x+w > chartW-plotRight-more || x+w > chartW-plotRight {
+			c.Legend = append(c.Legend, swatch{X: coord(x), Colour: "none", Label: "+" + strconv.Itoa(len(labels)-i) + " more"})
+			return
+		}
 		c.Legend = append(c.Legend, swatch{X: coord(x), Colour: colours[i], Label: l})
-		x += 28 + 7.5*float64(len([]rune(l)))
+		x += w
 	}
 }
 
