@@ -126,7 +126,7 @@ func (c *svgChart) legend(colours, labels []string) {
 			l = string(r[:legendRunes-1]) + "…"
 		}
 		w := 28 + 7.5*float64(len([]rune(l)))
-		if i < len(labels)-1 && x+w > chartW-plotRight-more || x+w > chartW-plotRight {
+		if (i < len(labels)-1 && x+w > chartW-plotRight-more) || x+w > chartW-plotRight {
 			c.Legend = append(c.Legend, swatch{X: coord(x), Colour: "none", Label: "+" + strconv.Itoa(len(labels)-i) + " more"})
 			return
 		}
@@ -387,10 +387,15 @@ func sampleTitle(at float64, what string, n float64) string {
 
 type point struct{ x, y float64 }
 
-// pathData joins each run of points into a line; runs are drawn apart.
+// pathData joins each run of points into a line; runs are drawn apart,
+// and a run of one point is a short dash (a line needs two).
 func pathData(runs [][]point) string {
 	var b []byte
 	for _, run := range runs {
+		if len(run) == 1 {
+			p := run[0]
+			run = []point{{p.x - 3, p.y}, {p.x + 3, p.y}}
+		}
 		for i, p := range run {
 			if i == 0 {
 				b = append(b, 'M')

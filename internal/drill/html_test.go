@@ -263,6 +263,14 @@ func parseNum(t *testing.T, id, s string) float64 {
 	return v
 }
 
+// A second alone between gaps still shows on the latency chart.
+func TestPathDataLonePoint(t *testing.T) {
+	got := pathData([][]point{{{10, 20}}, nil, {{30, 40}, {50, 60}}})
+	if want := "M7.0 20.0L13.0 20.0M30.0 40.0L50.0 60.0"; got != want {
+		t.Errorf("pathData = %q, want %q", got, want)
+	}
+}
+
 func TestCompact(t *testing.T) {
 	for v, want := range map[float64]string{
 		0: "0", 0.5: "0.5", 12: "12", 999: "999", 999.9: "1k", 1000: "1k", 1500: "1.5k",
