@@ -1,0 +1,85 @@
+package drill
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// drillConfig is the gateway of the scenario tests: small windows and a
+// short open_for, so that a drill of a few seconds shows the breaker open
+// and close again; a static fallback, counted apart.
+const drillConfig = `listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
+upstreams:
+  svc:
+    instances: [%s]
+    timeouts: {connect: 200ms, attempt: 200ms, total: 1s}
+    retry:
+      max_attempts: 2
+      backoff: {initial: 5ms, max: 20ms}
+      budget: {ratio: 0.1, window: 2s, min_per_second: 1}
+    breaker:
+      window: {type: count, size: 20}
+      min_calls: 10
+      failure_rate: 50%%
+      open_for: 500ms
+      half_open_probes: 2
+routes:
+  - name: svc
+    match: {path_prefix: /svc}
+    upstream: svc
+    fallback:
+      - static: {status: 200, body: 'fallback'}
+`
+
+// startUpstream starts a healthy upstream on loopback and writes the
+// drill's configuration in front of it.
+func startUpstream(t *testing.T) string {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(up.Close)
+	file := filepath.Join(t.TempDir(), "spillway.yaml")
+	if err := os.WriteFile(file, fmt.Appendf(nil, drillConfig, up.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func runScenario(t *testing.T, scenario string, d time.Duration, expects ...string) *Report {
+	t.Helper()
+	file := startUpstream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
+	defer cancel()
+	r, err := Run(ctx, Options{File: file, Scenario: scenario, Upstream: "svc", Rate: 100, Duration: d,
+		Expects: expects, Latency: 400 * time.Millisecond, FlapEvery: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := r.Metrics
+	t.Logf("%s: requests %d availability %.2f%% fallbacks %.2f%% errors %.2f%% %v p50 %.1fms p99 %.1fms max %.1fms amplification %.3f open %.0fms recover %.0fms",
+		scenario, m.Requests, m.Availability, m.FallbackShare, m.ErrorRate, m.ErrorsByReason, m.P50ms, m.P99ms, m.MaxMs,
+		m.Amplification, m.TimeToOpenMs, m.TimeToRecoverMs)
+	for _, c := range r.Checks {
+		if !c.Pass {
+			t.Errorf("%s: %s failed: %v", scenario, c.Expect, c.Value)
+		}
+	}
+	return r
+}
+
+func TestDrillOutage(t *testing.T) {
+	r := runScenario(t, "outage", 5*time.Second,
+		"time_to_open<=1s", "amplification<=1.2", "fallback_share>0", "availability>=95%", "time_to_recover<=1500ms")
+	if len(r.Series) != 5 {
+		t.Errorf("series: %d samples, want 5", len(r.Series))
+	}
+}
