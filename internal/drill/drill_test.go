@@ -13,8 +13,10 @@ import (
 )
 
 // drillConfig is the gateway of the scenario tests: small windows and a
-// short open_for, so that a drill of a few seconds shows the breaker open
-// and close again; a static fallback, counted apart.
+// short open_for that repeated opens do not lengthen, so that a drill of a
+// few seconds shows the breaker open and close again, and recovery within
+// open_for + a probe's attempt timeout (+ the status poll's 50ms) is a
+// time_to_recover of at most 1s; a static fallback, counted apart.
 const drillConfig = `listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0}
 upstreams:
@@ -30,6 +32,7 @@ upstreams:
       min_calls: 10
       failure_rate: 50%%
       open_for: 500ms
+      max_open_for: 500ms
       half_open_probes: 2
 routes:
   - name: svc
@@ -78,8 +81,39 @@ func runScenario(t *testing.T, scenario string, d time.Duration, expects ...stri
 
 func TestDrillOutage(t *testing.T) {
 	r := runScenario(t, "outage", 5*time.Second,
-		"time_to_open<=1s", "amplification<=1.2", "fallback_share>0", "availability>=95%", "time_to_recover<=1500ms")
+		"time_to_open<=1s", "amplification<=1.2", "fallback_share>0", "availability>=95%", "time_to_recover<=1s")
 	if len(r.Series) != 5 {
 		t.Errorf("series: %d samples, want 5", len(r.Series))
 	}
+}
+
+func TestDrillBlackhole(t *testing.T) {
+	// Attempts time out at 200ms: the breaker judges from 10 calls.
+	runScenario(t, "blackhole", 5*time.Second,
+		"time_to_open<=1500ms", "amplification<=1.5", "fallback_share>0", "availability>=95%", "time_to_recover<=1s")
+}
+
+func TestDrillLatency(t *testing.T) {
+	runScenario(t, "latency", 5*time.Second,
+		"time_to_open<=1500ms", "amplification<=1.5", "fallback_share>0", "availability>=95%", "time_to_recover<=1s")
+}
+
+func TestDrillErrors(t *testing.T) {
+	runScenario(t, "errors", 5*time.Second,
+		"time_to_open<=1s", "amplification<=1.5", "fallback_share>0", "availability>=95%", "time_to_recover<=1s")
+}
+
+func TestDrillFlapping(t *testing.T) {
+	r := runScenario(t, "flapping", 5*time.Second, "amplification<=1.5", "availability>=95%", "time_to_recover<=1s")
+	// The fault phase (1s to 3.5s) turns the outage on and off every 500ms:
+	// the breaker opened during it.
+	if r.Metrics.TimeToOpenMs < 0 {
+		t.Error("the breaker never opened while the upstream flapped")
+	}
+}
+
+func TestDrillRecovery(t *testing.T) {
+	// The outage ends at 1.6s; open_for 500ms and two probes bring the
+	// upstream back well within the 2.4s of recovery.
+	runScenario(t, "recovery", 4*time.Second, "time_to_open<=1s", "time_to_recover<=1s", "availability>=95%")
 }
