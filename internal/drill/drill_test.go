@@ -2,14 +2,22 @@ package drill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/internal/server"
 )
 
 // drillConfig is the gateway of the scenario tests: small windows and a
@@ -116,4 +124,109 @@ func TestDrillRecovery(t *testing.T) {
 	// The outage ends at 1.6s; open_for 500ms and two probes bring the
 	// upstream back well within the 2.4s of recovery.
 	runScenario(t, "recovery", 4*time.Second, "time_to_open<=1s", "time_to_recover<=1s", "availability>=95%")
+}
+
+// A bad input is refused, as an *InputError, before any request reaches
+// the upstream.
+func TestDrillRefusesBadInputBeforeLoad(t *testing.T) {
+	var hits atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer up.Close()
+	file := filepath.Join(t.TempDir(), "spillway.yaml")
+	if err := os.WriteFile(file, fmt.Appendf(nil, drillConfig, up.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := Options{File: file, Scenario: "outage", Upstream: "svc", Rate: 10, Duration: 5 * time.Second}
+	for name, change := range map[string]func(*Options){
+		"unknown scenario":     func(o *Options) { o.Scenario = "meteor" },
+		"unknown upstream":     func(o *Options) { o.Upstream = "nope" },
+		"unknown route":        func(o *Options) { o.Route = "nope" },
+		"unknown metric":       func(o *Options) { o.Expects = []string{"uptime>=99%"} },
+		"unknown unit":         func(o *Options) { o.Expects = []string{"p99<=3h"} },
+		"zero rate":            func(o *Options) { o.Rate = 0 },
+		"negative rate":        func(o *Options) { o.Rate = -5 },
+		"short duration":       func(o *Options) { o.Duration = time.Second },
+		"relative path":        func(o *Options) { o.Path = "svc" },
+		"gateway alone":        func(o *Options) { o.Gateway = "http://127.0.0.1:8080" },
+		"gateway off loopback": func(o *Options) { o.Gateway, o.Admin = "http://10.0.0.1:8080", "http://127.0.0.1:9901" },
+		"admin off loopback":   func(o *Options) { o.Gateway, o.Admin = "http://127.0.0.1:8080", "http://example.com:9901" },
+		"flapping too slow": func(o *Options) {
+			o.Scenario, o.FlapEvery = "flapping", 2*time.Second
+		},
+	} {
+		o := good
+		change(&o)
+		_, err := Run(context.Background(), o)
+		var bad *InputError
+		if !errors.As(err, &bad) {
+			t.Errorf("%s: got %v, want an *InputError", name, err)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the upstream got %d requests from refused drills", n)
+	}
+}
+
+// Ending the context stops the load, the proxies and the gateway at once,
+// leaving no goroutine behind.
+func TestDrillStopsWhenInterrupted(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) }) // after the upstream's cleanup
+	file := startUpstream(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(1500*time.Millisecond, cancel) // during the fault phase
+	start := time.Now()
+	_, err := Run(ctx, Options{File: file, Scenario: "blackhole", Upstream: "svc", Rate: 50, Duration: 20 * time.Second})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stopped after %s, want soon after the interruption", d)
+	}
+}
+
+// With --gateway and --admin, the drill repoints the running gateway's
+// instances at its fault proxy through the runtime API, and back after.
+func TestDrillRunningGateway(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	defer up.Close()
+	file := filepath.Join(t.TempDir(), "spillway.yaml")
+	conf := strings.Replace(fmt.Sprintf(drillConfig, up.URL), "admin: {listen: 127.0.0.1:0}", "admin: {listen: 127.0.0.1:0, token: drill-token}", 1)
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := server.LoadAndCheck(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The "running" gateway: started as a drill starts one, its own
+	// fault proxy left alone.
+	gw, err := startLocal(context.Background(), cfg, "svc", time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = gw.stop() }()
+	var before gateway.UpstreamView
+	if err := gw.getJSON(context.Background(), "/api/v1/upstreams/svc", &before); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), Options{File: file, Scenario: "errors", Upstream: "svc", Rate: 100, Duration: 4 * time.Second,
+		Gateway: gw.public, Admin: gw.admin, Token: "drill-token", Expects: []string{"time_to_open<=1s", "fallback_share>0", "time_to_recover<=1s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("running gateway, errors: availability %.2f%% fallbacks %.2f%% open %.0fms recover %.0fms",
+		r.Metrics.Availability, r.Metrics.FallbackShare, r.Metrics.TimeToOpenMs, r.Metrics.TimeToRecoverMs)
+	for _, c := range r.Checks {
+		if !c.Pass {
+			t.Errorf("%s failed: %v", c.Expect, c.Value)
+		}
+	}
+	var after gateway.UpstreamView
+	if err := gw.getJSON(context.Background(), "/api/v1/upstreams/svc", &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Instances[0].URL != before.Instances[0].URL {
+		t.Errorf("instances after the drill: %s, want %s back", after.Instances[0].URL, before.Instances[0].URL)
+	}
 }
