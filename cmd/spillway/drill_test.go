@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// drillTestConfig is a gateway whose upstream svc opens its breaker on a
+// few failures and comes back half a second later.
+const drillTestConfig = `listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
+upstreams:
+  svc:
+    instances: [%s]
+    timeouts: {connect: 200ms, attempt: 200ms, total: 1s}
+    retry: {max_attempts: 2, backoff: {initial: 5ms, max: 20ms}}
+    breaker: {window: {type: count, size: 20}, min_calls: 10, open_for: 500ms, max_open_for: 500ms, half_open_probes: 2}
+routes:
+  - name: svc
+    match: {path_prefix: /svc}
+    upstream: svc
+    fallback: [{static: {status: 200, body: fallback}}]
+`
+
+func runDrillCommand(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	defer up.Close()
+	file := filepath.Join(t.TempDir(), "spillway.yaml")
+	if err := os.WriteFile(file, fmt.Appendf(nil, drillTestConfig, up.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := newRootCommand()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(append([]string{"drill", "-c", file, "--upstream", "svc", "--rate", "50", "--duration", "3s"}, args...))
+	err = cmd.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
+func exitCode(err error) int {
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	}
+	return 1
+}
+
+// --json prints the brief's shape; exit 0 when every expectation holds, 1
+// when one fails.
+func TestDrillCommandJSONAndExitCodes(t *testing.T) {
+	out, stderr, err := runDrillCommand(t, "--scenario", "outage", "--json", "--expect", "availability>=90%", "--expect", "time_to_open<=1s")
+	if exitCode(err) != 0 {
+		t.Fatalf("exit %d (%v)\n%s\n%s", exitCode(err), err, out, stderr)
+	}
+	var r struct {
+		Pass     bool   `json:"pass"`
+		Scenario string `json:"scenario"`
+		Checks   []struct {
+			Expect string   `json:"expect"`
+			Value  *float64 `json:"value"`
+			Pass   bool     `json:"pass"`
+		} `json:"checks"`
+		Metrics map[string]any `json:"metrics"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !r.Pass || r.Scenario != "outage" || len(r.Checks) != 2 || r.Checks[0].Expect != "availability>=90%" || r.Checks[0].Value == nil {
+		t.Errorf("report: %+v", r)
+	}
+	for _, k := range []string{"availability", "p99_ms", "amplification", "time_to_open_ms", "time_to_recover_ms"} {
+		if _, ok := r.Metrics[k]; !ok {
+			t.Errorf("metrics without %s: %v", k, r.Metrics)
+		}
+	}
+	if !strings.Contains(stderr, "breaker") {
+		t.Errorf("no progress line on stderr: %q", stderr)
+	}
+
+	out, _, err = runDrillCommand(t, "--scenario", "outage", "--expect", "error_rate>50%")
+	if exitCode(err) != 1 || !strings.Contains(out, "FAIL") {
+		t.Errorf("a failed expectation: exit %d, want 1 and a FAIL line:\n%s", exitCode(err), out)
+	}
+}
+
+// Bad input exits 2 with the problem named.
+func TestDrillCommandBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--scenario", "meteor"}, "--scenario"},
+		{[]string{"--scenario", "outage", "--expect", "uptime>=99%"}, "unknown metric"},
+		{[]string{"--scenario", "outage", "--rate", "0"}, "--rate"},
+		{[]string{"--scenario", "outage", "--gateway", "http://192.0.2.1:8080", "--admin", "http://127.0.0.1:9901"}, "loopback"},
+	} {
+		_, _, err := runDrillCommand(t, tc.args...)
+		if exitCode(err) != 2 || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: exit %d (%v), want 2 naming %s", tc.args, exitCode(err), err, tc.want)
+		}
+	}
+}
