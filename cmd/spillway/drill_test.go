@@ -5,46 +5,29 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// drillTestConfig is a gateway whose upstream svc opens its breaker on a
-// few failures and comes back half a second later.
-const drillTestConfig = `listen: 127.0.0.1:0
-admin: {listen: 127.0.0.1:0}
-upstreams:
-  svc:
-    instances: [%s]
-    timeouts: {connect: 200ms, attempt: 200ms, total: 1s}
-    retry: {max_attempts: 2, backoff: {initial: 5ms, max: 20ms}}
-    breaker: {window: {type: count, size: 20}, min_calls: 10, open_for: 500ms, max_open_for: 500ms, half_open_probes: 2}
-routes:
-  - name: svc
-    match: {path_prefix: /svc}
-    upstream: svc
-    fallback: [{static: {status: 200, body: fallback}}]
-`
+// drillTestConfig is internal/drill's test gateway, in front of
+// ${DRILL_UPSTREAM}: its breaker opens on a few failures and closes half a
+// second later.
+const drillTestConfig = "../../internal/drill/testdata/drill.yaml"
 
 func runDrillCommand(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
 	defer up.Close()
-	file := filepath.Join(t.TempDir(), "spillway.yaml")
-	if err := os.WriteFile(file, fmt.Appendf(nil, drillTestConfig, up.URL), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	t.Setenv("DRILL_UPSTREAM", up.URL)
+	t.Setenv("DRILL_TOKEN", "drill-token")
 	cmd := newRootCommand()
 	var out, errOut bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
-	cmd.SetArgs(append([]string{"drill", "-c", file, "--upstream", "svc", "--rate", "50", "--duration", "3s"}, args...))
+	cmd.SetArgs(append([]string{"drill", "-c", drillTestConfig, "--upstream", "svc", "--rate", "50", "--duration", "3s"}, args...))
 	err = cmd.ExecuteContext(context.Background())
 	return out.String(), errOut.String(), err
 }

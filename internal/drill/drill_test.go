@@ -3,13 +3,9 @@ package drill
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,37 +16,11 @@ import (
 	"github.com/spillway-dev/spillway/internal/server"
 )
 
-// drillConfig is the gateway of the scenario tests: small windows and a
-// short open_for that repeated opens do not lengthen, so that a drill of a
-// few seconds shows the breaker open and close again, and recovery within
-// open_for + a probe's attempt timeout (+ the status poll's 50ms) is a
-// time_to_recover of at most 1s; a static fallback, counted apart.
-const drillConfig = `listen: 127.0.0.1:0
-admin: {listen: 127.0.0.1:0}
-upstreams:
-  svc:
-    instances: [%s]
-    timeouts: {connect: 200ms, attempt: 200ms, total: 1s}
-    retry:
-      max_attempts: 2
-      backoff: {initial: 5ms, max: 20ms}
-      budget: {ratio: 0.1, window: 2s, min_per_second: 1}
-    breaker:
-      window: {type: count, size: 20}
-      min_calls: 10
-      failure_rate: 50%%
-      open_for: 500ms
-      max_open_for: 500ms
-      half_open_probes: 2
-routes:
-  - name: svc
-    match: {path_prefix: /svc}
-    upstream: svc
-    fallback:
-      - static: {status: 200, body: 'fallback'}
-`
+// drillConfig is the gateway of the drill tests, in front of
+// ${DRILL_UPSTREAM} (see the file).
+const drillConfig = "testdata/drill.yaml"
 
-// startUpstream starts a healthy upstream on loopback and writes the
+// startUpstream starts a healthy upstream on loopback and returns the
 // drill's configuration in front of it.
 func startUpstream(t *testing.T) string {
 	t.Helper()
@@ -58,11 +28,9 @@ func startUpstream(t *testing.T) string {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	t.Cleanup(up.Close)
-	file := filepath.Join(t.TempDir(), "spillway.yaml")
-	if err := os.WriteFile(file, fmt.Appendf(nil, drillConfig, up.URL), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return file
+	t.Setenv("DRILL_UPSTREAM", up.URL)
+	t.Setenv("DRILL_TOKEN", "drill-token")
+	return drillConfig
 }
 
 func runScenario(t *testing.T, scenario string, d time.Duration, expects ...string) *Report {
@@ -132,10 +100,9 @@ func TestDrillRefusesBadInputBeforeLoad(t *testing.T) {
 	var hits atomic.Int64
 	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
 	defer up.Close()
-	file := filepath.Join(t.TempDir(), "spillway.yaml")
-	if err := os.WriteFile(file, fmt.Appendf(nil, drillConfig, up.URL), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	t.Setenv("DRILL_UPSTREAM", up.URL)
+	t.Setenv("DRILL_TOKEN", "drill-token")
+	file := drillConfig
 	good := Options{File: file, Scenario: "outage", Upstream: "svc", Rate: 10, Duration: 5 * time.Second}
 	for name, change := range map[string]func(*Options){
 		"unknown scenario":     func(o *Options) { o.Scenario = "meteor" },
@@ -188,13 +155,7 @@ func TestDrillStopsWhenInterrupted(t *testing.T) {
 // With --gateway and --admin, the drill repoints the running gateway's
 // instances at its fault proxy through the runtime API, and back after.
 func TestDrillRunningGateway(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
-	defer up.Close()
-	file := filepath.Join(t.TempDir(), "spillway.yaml")
-	conf := strings.Replace(fmt.Sprintf(drillConfig, up.URL), "admin: {listen: 127.0.0.1:0}", "admin: {listen: 127.0.0.1:0, token: drill-token}", 1)
-	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := startUpstream(t)
 	cfg, _, err := server.LoadAndCheck(file)
 	if err != nil {
 		t.Fatal(err)
