@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -113,8 +112,7 @@ func writeHTML(file string, r *drill.Report) (err error) {
 			err = fmt.Errorf("--html: %w", cerr)
 		}
 	}()
-	var w io.Writer = f
-	if err := drill.WriteHTML(w, r); err != nil {
+	if err := drill.WriteHTML(f, r); err != nil {
 		return fmt.Errorf("--html: %w", err)
 	}
 	return nil

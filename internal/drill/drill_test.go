@@ -2,6 +2,7 @@ package drill
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -189,5 +190,10 @@ func TestDrillRunningGateway(t *testing.T) {
 	}
 	if after.Instances[0].URL != before.Instances[0].URL {
 		t.Errorf("instances after the drill: %s, want %s back", after.Instances[0].URL, before.Instances[0].URL)
+	}
+	// The gateway had no override: the drill cleared its own.
+	var ovs struct{ Overrides []json.RawMessage }
+	if err := gw.getJSON(context.Background(), "/api/v1/overrides", &ovs); err != nil || len(ovs.Overrides) != 0 {
+		t.Errorf("overrides after the drill: %s (%v), want none", ovs.Overrides, err)
 	}
 }

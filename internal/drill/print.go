@@ -54,7 +54,7 @@ func PrintVerdict(out io.Writer, r *Report) error {
 	}
 	fmt.Fprintf(tw, "requests\t%d\n", m.Requests)
 	fmt.Fprintf(tw, "availability\t%.2f%% (fallbacks %.2f%%)\n", m.Availability, m.FallbackShare)
-	fmt.Fprintf(tw, "error_rate\t%.2f%% %s\n", m.ErrorRate, formatReasons(m.ErrorsByReason))
+	fmt.Fprintf(tw, "error_rate\t%.2f%%%s\n", m.ErrorRate, formatReasons(m.ErrorsByReason))
 	fmt.Fprintf(tw, "latency\tp50 %.1fms  p99 %.1fms  max %.1fms\n", m.P50ms, m.P99ms, m.MaxMs)
 	fmt.Fprintf(tw, "amplification\t%.2f (%d upstream attempts)\n", m.Amplification, m.UpstreamAttempts)
 	fmt.Fprintf(tw, "time_to_open\t%s\n", formatTime(m.TimeToOpenMs))
@@ -92,5 +92,5 @@ func formatReasons(m map[string]int) string {
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
 	}
-	return "(" + strings.Join(parts, " ") + ")"
+	return " (" + strings.Join(parts, " ") + ")"
 }

@@ -102,12 +102,22 @@ func startLocal(ctx context.Context, cfg *config.Config, upstream string, latenc
 // attachRemote puts the fault proxy between the running gateway at
 // gatewayURL (admin API at adminURL) and its upstream: it reads the
 // upstream's instances from the runtime API and repoints them at the
-// proxies (PATCH /api/v1/upstreams/{name} {"instances":[...]}); stop
-// points them back. The runtime API records both changes as overrides.
+// proxies (PATCH /api/v1/upstreams/{name} {"instances":[...]}). stop
+// undoes it: when the gateway had no runtime override before the drill,
+// by clearing the overrides (DELETE /api/v1/overrides: the file's
+// instances are back and nothing stays pinned); otherwise, so as not to
+// clear the operator's, by patching the instances back, which stays
+// listed as an override.
 func attachRemote(ctx context.Context, gatewayURL, adminURL, token, upstream string, latency time.Duration) (*target, error) {
 	t := &target{public: strings.TrimSuffix(gatewayURL, "/"), admin: strings.TrimSuffix(adminURL, "/"), token: token}
 	var view gateway.UpstreamView
 	if err := t.getJSON(ctx, "/api/v1/upstreams/"+url.PathEscape(upstream), &view); err != nil {
+		return nil, err
+	}
+	var ovs struct {
+		Overrides []json.RawMessage `json:"overrides"`
+	}
+	if err := t.getJSON(ctx, "/api/v1/overrides", &ovs); err != nil {
 		return nil, err
 	}
 	instances := make([]string, len(view.Instances))
@@ -128,7 +138,12 @@ func attachRemote(ctx context.Context, gatewayURL, adminURL, token, upstream str
 		// gateway's own traffic meets a closed proxy.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		err := t.patchInstances(ctx, upstream, instances)
+		var err error
+		if len(ovs.Overrides) == 0 {
+			err = t.call(ctx, http.MethodDelete, "/api/v1/overrides", nil, nil)
+		} else {
+			err = t.patchInstances(ctx, upstream, instances)
+		}
 		faults.close()
 		return err
 	}
