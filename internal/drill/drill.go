@@ -203,7 +203,7 @@ func (p *plan) play(ctx context.Context, t *target) (*Report, error) {
 	req.url = t.public + req.url
 	var rec recorder
 	began := time.Now()
-	w := &watcher{t: t, upstream: p.o.Upstream, began: began}
+	w := &watcher{t: t, upstream: p.o.Upstream, route: p.route.Name, began: began}
 	runCtx, stopRun := context.WithCancel(ctx)
 	var bg sync.WaitGroup
 	bg.Go(func() { w.run(runCtx) })

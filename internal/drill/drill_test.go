@@ -57,10 +57,10 @@ func runScenario(t *testing.T, scenario string, d time.Duration, expects ...stri
 }
 
 func TestDrillOutage(t *testing.T) {
-	r := runScenario(t, "outage", 5*time.Second,
+	r := runScenario(t, "outage", 4*time.Second,
 		"time_to_open<=1s", "amplification<=1.2", "fallback_share>0", "availability>=95%", "time_to_recover<=1s")
-	if len(r.Series) != 5 {
-		t.Errorf("series: %d samples, want 5", len(r.Series))
+	if len(r.Series) != 4 {
+		t.Errorf("series: %d samples, want 4", len(r.Series))
 	}
 }
 
@@ -76,13 +76,13 @@ func TestDrillLatency(t *testing.T) {
 }
 
 func TestDrillErrors(t *testing.T) {
-	runScenario(t, "errors", 5*time.Second,
+	runScenario(t, "errors", 4*time.Second,
 		"time_to_open<=1s", "amplification<=1.5", "fallback_share>0", "availability>=95%", "time_to_recover<=1s")
 }
 
 func TestDrillFlapping(t *testing.T) {
-	r := runScenario(t, "flapping", 5*time.Second, "amplification<=1.5", "availability>=95%", "time_to_recover<=1s")
-	// The fault phase (1s to 3.5s) turns the outage on and off every 500ms:
+	r := runScenario(t, "flapping", 4*time.Second, "amplification<=1.5", "availability>=95%", "time_to_recover<=1s")
+	// The fault phase (0.8s to 2.8s) turns the outage on and off every 500ms:
 	// the breaker opened during it.
 	if r.Metrics.TimeToOpenMs < 0 {
 		t.Error("the breaker never opened while the upstream flapped")
@@ -195,5 +195,26 @@ func TestDrillRunningGateway(t *testing.T) {
 	var ovs struct{ Overrides []json.RawMessage }
 	if err := gw.getJSON(context.Background(), "/api/v1/overrides", &ovs); err != nil || len(ovs.Overrides) != 0 {
 		t.Errorf("overrides after the drill: %s (%v), want none", ovs.Overrides, err)
+	}
+}
+
+// Through an async route the clients get their 202 all along, the jobs
+// pile up in the queue while the upstream is out (2s at 50/s), and the
+// queue drains in the 1.2s of recovery (backoff at most 200ms, 8
+// deliveries at once): at the end only the last requests' jobs may wait.
+func TestDrillAsyncBacklog(t *testing.T) {
+	file := startUpstream(t)
+	r, err := Run(context.Background(), Options{File: file, Scenario: "outage", Upstream: "svc", Route: "jobs", Rate: 50, Duration: 4 * time.Second,
+		Expects: []string{"availability>=99%", "fallback_share==0", "queue_backlog_max>=40", "queue_backlog<=10"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := r.Metrics
+	t.Logf("async outage: requests %d availability %.2f%% p99 %.1fms amplification %.3f open %.0fms recover %.0fms backlog at the end %d, at most %d",
+		m.Requests, m.Availability, m.P99ms, m.Amplification, m.TimeToOpenMs, m.TimeToRecoverMs, m.QueueBacklog, m.QueueBacklogMax)
+	for _, c := range r.Checks {
+		if !c.Pass {
+			t.Errorf("%s failed: %v", c.Expect, c.Value)
+		}
 	}
 }

@@ -50,6 +50,7 @@ var metricDefs = []metricDef{
 	{name: "time_to_open_ms", alias: "time_to_open", unit: durationUnit, never: true, get: func(m *Metrics) float64 { return m.TimeToOpenMs }},
 	{name: "time_to_recover_ms", alias: "time_to_recover", unit: durationUnit, never: true, get: func(m *Metrics) float64 { return m.TimeToRecoverMs }},
 	{name: "queue_backlog", unit: plainUnit, get: func(m *Metrics) float64 { return float64(m.QueueBacklog) }},
+	{name: "queue_backlog_max", unit: plainUnit, get: func(m *Metrics) float64 { return float64(m.QueueBacklogMax) }},
 }
 
 // operators in the order they are tried: the two-character ones first.
@@ -73,7 +74,7 @@ type Expectation struct {
 // are the Metrics JSON names or their short aliases (p50, p99, max,
 // time_to_open, time_to_recover); units are % for the percentages (which
 // may omit it), ms or s for the times (ms when omitted), none for
-// amplification and queue_backlog. The error is an *InputError.
+// amplification and the queue backlogs. The error is an *InputError.
 func ParseExpect(s string) (Expectation, error) {
 	text := strings.Join(strings.Fields(s), "")
 	var e Expectation

@@ -60,11 +60,18 @@ type stateAt struct {
 type watcher struct {
 	t        *target
 	upstream string
+	route    string // its queue, for an async route
 	began    time.Time
 
-	mu      sync.Mutex
-	states  []stateAt // each change seen, in order
-	backlog map[string]int
+	mu       sync.Mutex
+	states   []stateAt // each breaker state seen, at its first sighting
+	backlogs []backlogAt
+}
+
+// backlogAt is the route's queue backlog seen at an offset.
+type backlogAt struct {
+	at      time.Duration
+	pending int
 }
 
 // watchEvery is the status poll's interval: the resolution of
@@ -97,11 +104,8 @@ func (w *watcher) poll(ctx context.Context) {
 			w.states = append(w.states, stateAt{at: at, state: u.Breaker.State})
 		}
 	}
-	if st.Queues != nil {
-		w.backlog = make(map[string]int, len(st.Queues))
-		for name, q := range st.Queues {
-			w.backlog[name] = q.Pending
-		}
+	if q, ok := st.Queues[w.route]; ok {
+		w.backlogs = append(w.backlogs, backlogAt{at: at, pending: q.Pending})
 	}
 }
 
@@ -198,9 +202,16 @@ func sumCounter(sc *bufio.Scanner, name, label string) (float64, error) {
 	return sum, sc.Err()
 }
 
-// backlogs returns the async routes' pending jobs last seen, by route.
-func (w *watcher) backlogs() map[string]int {
+// backlog returns the route's pending jobs last seen at or before at, and
+// the most seen until then.
+func (w *watcher) backlog(at time.Duration) (last, most int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.backlog
+	for _, b := range w.backlogs {
+		if b.at > at {
+			break
+		}
+		last, most = b.pending, max(most, b.pending)
+	}
+	return last, most
 }

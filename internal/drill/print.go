@@ -59,7 +59,7 @@ func PrintVerdict(out io.Writer, r *Report) error {
 	fmt.Fprintf(tw, "amplification\t%.2f (%d upstream attempts)\n", m.Amplification, m.UpstreamAttempts)
 	fmt.Fprintf(tw, "time_to_open\t%s\n", formatTime(m.TimeToOpenMs))
 	fmt.Fprintf(tw, "time_to_recover\t%s\n", formatTime(m.TimeToRecoverMs))
-	fmt.Fprintf(tw, "queue_backlog\t%d\n", m.QueueBacklog)
+	fmt.Fprintf(tw, "queue_backlog\t%d (at most %d)\n", m.QueueBacklog, m.QueueBacklogMax)
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "EXPECT\tVALUE\tRESULT")
 	for _, c := range r.Checks {

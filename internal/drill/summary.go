@@ -82,9 +82,8 @@ func summarize(results []result, phases []Phase, d time.Duration, w *watcher, at
 		m.TimeToOpenMs = ms(at - fault.Start)
 	}
 	m.TimeToRecoverMs = timeToRecover(results, fault.End, d, w)
-	for _, n := range w.backlogs() {
-		m.QueueBacklog += n
-	}
+	// The last poll came after the load's end.
+	m.QueueBacklog, m.QueueBacklogMax = w.backlog(time.Duration(math.MaxInt64))
 	series := make([]Sample, seconds)
 	for i := range per {
 		t := &per[i]
@@ -93,7 +92,9 @@ func summarize(results []result, phases []Phase, d time.Duration, w *watcher, at
 			s.Errors = map[string]int{}
 		}
 		s.P50ms, s.P99ms, s.MaxMs = t.percentiles()
-		s.Breaker = w.stateAt(min(time.Duration(i+1)*time.Second, d))
+		end := min(time.Duration(i+1)*time.Second, d)
+		s.Breaker = w.stateAt(end)
+		s.QueueBacklog, _ = w.backlog(end)
 		series[i] = s
 	}
 	return m, series
