@@ -46,6 +46,9 @@ type Options struct {
 	Progress io.Writer
 }
 
+// errStopped is a drill interrupted (Ctrl-C) before its end.
+var errStopped = errors.New("drill interrupted")
+
 // MinDuration is the shortest drill: each phase needs a few samples.
 const MinDuration = 3 * time.Second
 
@@ -64,7 +67,7 @@ type plan struct {
 }
 
 // prepare checks o and builds the drill's plan; every error is an
-// *InputError except a configuration that does not load.
+// *InputError.
 func prepare(o Options) (*plan, error) {
 	sc, ok := findScenario(o.Scenario)
 	if !ok {
@@ -98,9 +101,11 @@ func prepare(o Options) (*plan, error) {
 		}
 		p.exps = append(p.exps, e)
 	}
+	// Warnings are validate's business; a file that does not load is bad
+	// input like any other.
 	cfg, _, err := server.LoadAndCheck(o.File)
 	if err != nil {
-		return nil, err
+		return nil, &InputError{Msg: err.Error()}
 	}
 	p.cfg = cfg
 	if err := p.choose(); err != nil {

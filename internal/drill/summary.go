@@ -53,9 +53,9 @@ func percent(n, total int) float64 {
 	return 100 * float64(n) / float64(total)
 }
 
-// summarize computes what the clients saw over the drill (results sorted
-// by start) and one sample per second. faultEnd is the recovery phase's
-// start; attempts the upstream attempts the gateway counted meanwhile.
+// summarize computes what the clients saw over the drill of length d
+// (results sorted by start) and one sample per second; attempts are the
+// upstream attempts the gateway counted meanwhile.
 func summarize(results []result, phases []Phase, d time.Duration, w *watcher, attempts float64) (Metrics, []Sample) {
 	var all tally
 	seconds := int(math.Ceil(d.Seconds()))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -207,6 +206,3 @@ func checkLoopback(flag, s string) error {
 	}
 	return nil
 }
-
-// errStopped is a drill interrupted (Ctrl-C) before its end.
-var errStopped = errors.New("drill interrupted")
