@@ -64,9 +64,9 @@ could not run), 2 on bad input (nothing was sent). See docs/drills.md.`,
 	f.StringVar(&o.Token, "token", "", "the running gateway's admin token (with --gateway): repointing instances needs it")
 	f.BoolVar(&o.json, "json", false, "print the report as one JSON object")
 	f.StringVar(&o.html, "html", "", "write the report as a self-contained HTML file")
-	_ = cmd.MarkFlagRequired("config")
-	_ = cmd.MarkFlagRequired("scenario")
-	_ = cmd.MarkFlagRequired("upstream")
+	// A flag missing or malformed is bad input, exit 2 like the rest
+	// (drill.Run names a missing -c, --scenario or --upstream).
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{2, err} })
 	return cmd
 }
 

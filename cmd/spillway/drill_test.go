@@ -88,6 +88,8 @@ func TestDrillCommandBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"--scenario", "meteor"}, "--scenario"},
+		{nil, "--scenario"},
+		{[]string{"--scenario", "outage", "--rate", "fast"}, "--rate"},
 		{[]string{"--scenario", "outage", "--expect", "uptime>=99%"}, "unknown metric"},
 		{[]string{"--scenario", "outage", "--rate", "0"}, "--rate"},
 		{[]string{"--scenario", "outage", "--gateway", "http://192.0.2.1:8080", "--admin", "http://127.0.0.1:9901"}, "loopback"},

@@ -69,6 +69,12 @@ type plan struct {
 // prepare checks o and builds the drill's plan; every error is an
 // *InputError.
 func prepare(o Options) (*plan, error) {
+	switch {
+	case o.File == "":
+		return nil, badInput("-c: name the gateway's configuration file")
+	case o.Upstream == "":
+		return nil, badInput("--upstream: name the upstream to fail")
+	}
 	sc, ok := findScenario(o.Scenario)
 	if !ok {
 		return nil, badInput("--scenario %q: want one of %s", o.Scenario, strings.Join(ScenarioNames(), ", "))

@@ -106,6 +106,9 @@ func TestDrillRefusesBadInputBeforeLoad(t *testing.T) {
 	file := drillConfig
 	good := Options{File: file, Scenario: "outage", Upstream: "svc", Rate: 10, Duration: 5 * time.Second}
 	for name, change := range map[string]func(*Options){
+		"no file":              func(o *Options) { o.File = "" },
+		"missing file":         func(o *Options) { o.File = "testdata/none.yaml" },
+		"no upstream":          func(o *Options) { o.Upstream = "" },
 		"unknown scenario":     func(o *Options) { o.Scenario = "meteor" },
 		"unknown upstream":     func(o *Options) { o.Upstream = "nope" },
 		"unknown route":        func(o *Options) { o.Route = "nope" },
