@@ -195,12 +195,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	r, err := p.play(ctx, t)
 	if stopErr := t.stop(); err == nil && stopErr != nil {
-		err = fmt.Errorf("stopping the drill: %w", stopErr)
+		return nil, fmt.Errorf("stopping the drill: %w", stopErr)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
+	return r, err
 }
 
 // play sends the load through t while the timeline plays, and builds the
@@ -219,7 +216,13 @@ func (p *plan) play(ctx context.Context, t *target) (*Report, error) {
 	var bg sync.WaitGroup
 	bg.Go(func() { w.run(runCtx) })
 	faultErr := make(chan error, 1)
-	bg.Go(func() { faultErr <- p.timeline(runCtx, t.faults, began) })
+	bg.Go(func() {
+		err := p.timeline(runCtx, t.faults, began)
+		if err != nil {
+			stopRun() // a fault that cannot be played ends the drill
+		}
+		faultErr <- err
+	})
 	if p.o.Progress != nil {
 		bg.Go(func() { p.progress(runCtx, &rec, w, began) })
 	}
