@@ -26,8 +26,9 @@ fmt:
 unit:
 	$(GO) test $(TESTFLAGS) ./...
 
-# Fault injection through an in-process toxiproxy: a module of its own, so
-# that the library's go.mod stays lean.
+# Fault injection through an in-process toxiproxy and the dashboard in
+# Chromium: a module of its own, so that chromedp stays out of the library's
+# go.mod.
 e2e:
 	cd e2e && $(GO) test $(TESTFLAGS) ./...
 

@@ -35,8 +35,9 @@
 // Without /usr/bin/chromium it skips, except under CI, where it fails
 // (scripts/test-deps.sh installs it).
 //
-// It is a module of its own so that toxiproxy, chromedp and their
-// dependencies never enter the root module's graph. The package has no API:
+// It is a module of its own so that chromedp and its dependencies never
+// enter the root module's graph (toxiproxy is in both: spillway drill uses
+// it as its fault proxy, internal/drill). The package has no API:
 // everything is in its tests. Run it with
 //
 //	cd e2e && go test -race -count=1 ./...

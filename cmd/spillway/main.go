@@ -5,9 +5,9 @@
 // and prints every problem as FILE:LINE:COL, `spillway demo` shows the
 // policies at work against simulated downstreams, `spillway map -c FILE`
 // draws a configuration's dependency map, `spillway ctl` steers a running
-// gateway through its admin API, `spillway version` (or
-// `spillway --version`) prints the build. `spillway drill` joins them in a
-// later release.
+// gateway through its admin API, `spillway drill` rehearses an upstream's
+// failure against a configuration and judges what the clients saw,
+// `spillway version` (or `spillway --version`) prints the build.
 package main
 
 import (
@@ -61,6 +61,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newServeCommand())
 	root.AddCommand(newMapCommand(), newInitCommand())
 	root.AddCommand(newCtlCommand())
+	root.AddCommand(newDrillCommand())
 	root.AddCommand(newReportCommand())
 	return root
 }

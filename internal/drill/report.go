@@ -66,6 +66,8 @@ type Metrics struct {
 	// QueueBacklog is the async route's pending jobs at the end (0 for a
 	// synchronous route).
 	QueueBacklog int `json:"queue_backlog"`
+	// QueueBacklogMax is the most pending jobs seen during the drill.
+	QueueBacklogMax int `json:"queue_backlog_max"`
 }
 
 // Phase is a stretch of the timeline: "healthy", "fault" or "recovery".
@@ -88,4 +90,7 @@ type Sample struct {
 	// Breaker is the upstream's breaker state at the end of the second
 	// ("closed", "open", "half_open", ...).
 	Breaker string `json:"breaker"`
+	// QueueBacklog is the async route's pending jobs at the end of the
+	// second (0 for a synchronous route).
+	QueueBacklog int `json:"queue_backlog"`
 }
