@@ -88,6 +88,7 @@ func metricRows(m Metrics) []metricRow {
 		{"time to open", orNever(m.TimeToOpenMs), "ms after the fault started"},
 		{"time to recover", orNever(m.TimeToRecoverMs), "ms after the fault ended"},
 		{"queue backlog", strconv.Itoa(m.QueueBacklog), "jobs pending at the end"},
+		{"queue backlog, most", strconv.Itoa(m.QueueBacklogMax), "jobs pending at once, at most"},
 	}
 }
 
