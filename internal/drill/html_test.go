@@ -71,7 +71,7 @@ func TestWriteHTMLOutage(t *testing.T) {
 	if !strings.Contains(errs, `fill="`+reasonColours["breaker_open"]+`"`) {
 		t.Error("breaker_open is not in its colour")
 	}
-	if n := strings.Count(page, "<tr>"); n != 1+4+1+3+1+12 {
+	if n := strings.Count(page, "<tr>"); n != 1+4+1+3+1+13 {
 		t.Errorf("%d table rows, want the checks', the reasons', the metrics' and their headers", n)
 	}
 }
