@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -46,9 +48,18 @@ func exitCode(err error) int {
 // --json prints the brief's shape; exit 0 when every expectation holds, 1
 // when one fails.
 func TestDrillCommandJSONAndExitCodes(t *testing.T) {
-	out, stderr, err := runDrillCommand(t, "--scenario", "outage", "--json", "--expect", "availability>=90%", "--expect", "time_to_open<=1s")
+	html := filepath.Join(t.TempDir(), "report.html")
+	out, stderr, err := runDrillCommand(t, "--scenario", "outage", "--json", "--html", html, "--expect", "availability>=90%", "--expect", "time_to_open<=1s")
 	if exitCode(err) != 0 {
 		t.Fatalf("exit %d (%v)\n%s\n%s", exitCode(err), err, out, stderr)
+	}
+	// --html writes the report beside the JSON: the verdict and four charts.
+	page, err := os.ReadFile(html)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(page), "<svg"); n != 4 || !strings.Contains(string(page), "PASS") {
+		t.Errorf("--html: %d charts, want 4 and the verdict PASS", n)
 	}
 	var r struct {
 		Pass     bool   `json:"pass"`
