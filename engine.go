@@ -24,6 +24,7 @@ type Engine[R any] struct {
 	// returned no error (EngineConfig.Keep).
 	keep          uint8
 	timeout       Timeouter
+	chaos         []Injector[R]
 	classify      func(R, error) (Outcome, error)
 	deadlineCount bool
 	obs           Observer
@@ -45,6 +46,10 @@ type EngineConfig[R any] struct {
 	// Timeout bounds each call: started after the guards admitted it,
 	// finished when it returns, its context cancelled however it ends.
 	Timeout Timeouter
+	// Chaos are injectors run in order inside each attempt, under Timeout,
+	// before the call; the first that replaces the call ends the attempt
+	// with its result. Nil entries are skipped.
+	Chaos []Injector[R]
 	// Classify says how an attempt's result r and error err count, when the
 	// caller's context did not end the attempt: Success, Failure with the
 	// error the guards record and the retry policy sees (err itself, or an
@@ -79,6 +84,11 @@ func NewEngine[R any](cfg EngineConfig[R]) Engine[R] {
 		if g != nil {
 			e.guards[e.n] = g
 			e.n++
+		}
+	}
+	for _, c := range cfg.Chaos {
+		if c != nil {
+			e.chaos = append(e.chaos, c)
 		}
 	}
 	for _, k := range cfg.Keep {
@@ -132,7 +142,7 @@ func (ps *Permits) Take(r Releaser) Permit {
 }
 
 // Attempt makes attempt n of a call: it acquires the guards under ctx, runs
-// fn under the attempt timeout, classifies the outcome, releases the guards
+// the chaos injectors and fn under the attempt timeout, classifies the outcome, releases the guards
 // with it and reports an EventAttempt. caller is the caller's own context
 // (ctx is caller, or a context derived from it by a total timeout): an
 // attempt that fails once caller has ended is the caller's doing, released
@@ -215,15 +225,25 @@ func (e *Engine[R]) call(ctx context.Context, fn func(context.Context) (R, error
 		}
 	}()
 	if e.timeout == nil {
-		r, err = fn(ctx)
+		r, err = e.inject(ctx, fn)
 	} else {
 		var actx context.Context
 		actx, cancel = e.timeout.Start(ctx)
-		r, err = fn(actx)
+		r, err = e.inject(actx, fn)
 		err = e.timeout.Finish(actx, err)
 	}
 	done = true
 	return r, err
+}
+
+// inject runs the chaos injectors, then fn unless one of them replaced it.
+func (e *Engine[R]) inject(ctx context.Context, fn func(context.Context) (R, error)) (R, error) {
+	for _, c := range e.chaos {
+		if v, replaced, err := c.Inject(ctx); replaced {
+			return v, err
+		}
+	}
+	return fn(ctx)
 }
 
 // Unwind ends a call that panicked or called runtime.Goexit while it held

@@ -67,3 +67,20 @@ func Sleep(ctx context.Context, d time.Duration) error {
 		return context.Cause(ctx)
 	}
 }
+
+// Injector is the contract between an Engine (every Pipeline, and the HTTP
+// transport's attempts) and a chaos policy; the chaos package's Policy
+// implements it. Inject runs inside every attempt, after the guards
+// admitted it and under the attempt timeout, just before the call, so that
+// the other policies react to an injected fault exactly as to a real one:
+// the breaker counts it, the retry policy retries it, a fallback serves in
+// its place, the attempt timeout cuts an injected latency short.
+//
+// Inject returns replaced == true and the result (v, err) to use in the
+// call's stead (an injected error, a substitute value, or the context's
+// cause when it ended during an injected latency), or false to let the call
+// run (after a latency or a behaviour it injected). A disabled injector
+// must cost no more than one atomic load.
+type Injector[T any] interface {
+	Inject(ctx context.Context) (v T, replaced bool, err error)
+}
