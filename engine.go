@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,7 +25,7 @@ type Engine[R any] struct {
 	// returned no error (EngineConfig.Keep).
 	keep          uint8
 	timeout       Timeouter
-	chaos         []Injector[R]
+	chaos         []injector[R]
 	classify      func(R, error) (Outcome, error)
 	deadlineCount bool
 	obs           Observer
@@ -88,7 +89,11 @@ func NewEngine[R any](cfg EngineConfig[R]) Engine[R] {
 	}
 	for _, c := range cfg.Chaos {
 		if c != nil {
-			e.chaos = append(e.chaos, c)
+			in := injector[R]{Injector: c}
+			if s, ok := c.(Switched); ok {
+				in.on = s.Switch()
+			}
+			e.chaos = append(e.chaos, in)
 		}
 	}
 	for _, k := range cfg.Keep {
@@ -236,9 +241,19 @@ func (e *Engine[R]) call(ctx context.Context, fn func(context.Context) (R, error
 	return r, err
 }
 
+// injector is an Injector with its switch, when it has one (Switched).
+type injector[R any] struct {
+	Injector[R]
+	on *atomic.Bool
+}
+
 // inject runs the chaos injectors, then fn unless one of them replaced it.
+// A switched-off injector costs an atomic load, not a call.
 func (e *Engine[R]) inject(ctx context.Context, fn func(context.Context) (R, error)) (R, error) {
 	for _, c := range e.chaos {
+		if c.on != nil && !c.on.Load() {
+			continue
+		}
 		if v, replaced, err := c.Inject(ctx); replaced {
 			return v, err
 		}

@@ -2,6 +2,7 @@ package spillway
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -83,4 +84,13 @@ func Sleep(ctx context.Context, d time.Duration) error {
 // must cost no more than one atomic load.
 type Injector[T any] interface {
 	Inject(ctx context.Context) (v T, replaced bool, err error)
+}
+
+// Switched is implemented by injectors with an on/off switch that the
+// Engine may read itself (chaos.Policy): a switched-off injector then costs
+// the Engine one atomic load per attempt, not a call through the Injector
+// interface. Storing true or false in it is the same as the injector's own
+// SetEnabled.
+type Switched interface {
+	Switch() *atomic.Bool
 }

@@ -238,6 +238,10 @@ func (p *Policy[T]) wrap(err error) *spillway.Error {
 // as they started.
 func (p *Policy[T]) SetEnabled(on bool) { p.enabled.Store(on) }
 
+// Switch returns the policy's on/off switch (spillway.Switched), which the
+// Engine reads itself so that a disabled policy costs no call.
+func (p *Policy[T]) Switch() *atomic.Bool { return &p.enabled }
+
 // Enabled reports whether the switch is on.
 func (p *Policy[T]) Enabled() bool { return p.enabled.Load() }
 
