@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 )
 
@@ -25,7 +24,7 @@ type Engine[R any] struct {
 	// returned no error (EngineConfig.Keep).
 	keep          uint8
 	timeout       Timeouter
-	chaos         []injector[R]
+	chaos         Injectors[R]
 	classify      func(R, error) (Outcome, error)
 	deadlineCount bool
 	obs           Observer
@@ -87,15 +86,7 @@ func NewEngine[R any](cfg EngineConfig[R]) Engine[R] {
 			e.n++
 		}
 	}
-	for _, c := range cfg.Chaos {
-		if c != nil {
-			in := injector[R]{Injector: c}
-			if s, ok := c.(Switched); ok {
-				in.on = s.Switch()
-			}
-			e.chaos = append(e.chaos, in)
-		}
-	}
+	e.chaos = NewInjectors(cfg.Chaos...)
 	for _, k := range cfg.Keep {
 		i := e.index(k)
 		if i < 0 {
@@ -230,35 +221,15 @@ func (e *Engine[R]) call(ctx context.Context, fn func(context.Context) (R, error
 		}
 	}()
 	if e.timeout == nil {
-		r, err = e.inject(ctx, fn)
+		r, err = e.chaos.Run(ctx, fn)
 	} else {
 		var actx context.Context
 		actx, cancel = e.timeout.Start(ctx)
-		r, err = e.inject(actx, fn)
+		r, err = e.chaos.Run(actx, fn)
 		err = e.timeout.Finish(actx, err)
 	}
 	done = true
 	return r, err
-}
-
-// injector is an Injector with its switch, when it has one (Switched).
-type injector[R any] struct {
-	Injector[R]
-	on *atomic.Bool
-}
-
-// inject runs the chaos injectors, then fn unless one of them replaced it.
-// A switched-off injector costs an atomic load, not a call.
-func (e *Engine[R]) inject(ctx context.Context, fn func(context.Context) (R, error)) (R, error) {
-	for _, c := range e.chaos {
-		if c.on != nil && !c.on.Load() {
-			continue
-		}
-		if v, replaced, err := c.Inject(ctx); replaced {
-			return v, err
-		}
-	}
-	return fn(ctx)
 }
 
 // Unwind ends a call that panicked or called runtime.Goexit while it held

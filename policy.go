@@ -94,3 +94,50 @@ type Injector[T any] interface {
 type Switched interface {
 	Switch() *atomic.Bool
 }
+
+// Injectors are chaos injectors made ready for the hot path: each one's
+// switch (Switched) is read without a call. The Engine runs its own
+// (EngineConfig.Chaos); an integration that runs its calls under a context
+// of its own (spillwayhttp's attempt limit) runs them itself with Run. The
+// zero value runs no injector.
+type Injectors[T any] struct {
+	list []injector[T]
+}
+
+// injector is an Injector with its switch, when it has one.
+type injector[T any] struct {
+	Injector[T]
+	on *atomic.Bool
+}
+
+// NewInjectors returns the Injectors that run ins in order; nil entries
+// are skipped.
+func NewInjectors[T any](ins ...Injector[T]) Injectors[T] {
+	var is Injectors[T]
+	for _, c := range ins {
+		if c == nil {
+			continue
+		}
+		in := injector[T]{Injector: c}
+		if s, ok := c.(Switched); ok {
+			in.on = s.Switch()
+		}
+		is.list = append(is.list, in)
+	}
+	return is
+}
+
+// Run runs the injectors in order under ctx, then fn unless one of them
+// replaced it, and returns the result that stands. A switched-off injector
+// costs an atomic load, not a call.
+func (is Injectors[T]) Run(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	for _, c := range is.list {
+		if c.on != nil && !c.on.Load() {
+			continue
+		}
+		if v, replaced, err := c.Inject(ctx); replaced {
+			return v, err
+		}
+	}
+	return fn(ctx)
+}
