@@ -220,13 +220,17 @@ func (e *Engine[R]) call(ctx context.Context, fn func(context.Context) (R, error
 			Unwind(recover(), ps.Release)
 		}
 	}()
-	if e.timeout == nil {
-		r, err = e.chaos.Run(ctx, fn)
+	if e.timeout != nil {
+		ctx, cancel = e.timeout.Start(ctx)
+	}
+	if e.chaos.list == nil {
+		// Checked here, not in Run: a pipeline without chaos pays no call.
+		r, err = fn(ctx)
 	} else {
-		var actx context.Context
-		actx, cancel = e.timeout.Start(ctx)
-		r, err = e.chaos.Run(actx, fn)
-		err = e.timeout.Finish(actx, err)
+		r, err = e.chaos.Run(ctx, fn)
+	}
+	if e.timeout != nil {
+		err = e.timeout.Finish(ctx, err)
 	}
 	done = true
 	return r, err

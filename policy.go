@@ -131,14 +131,6 @@ func NewInjectors[T any](ins ...Injector[T]) Injectors[T] {
 // replaced it, and returns the result that stands. A switched-off injector
 // costs an atomic load, not a call.
 func (is Injectors[T]) Run(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
-	if len(is.list) == 0 {
-		// Inlined: a pipeline without chaos pays one length check.
-		return fn(ctx)
-	}
-	return is.run(ctx, fn)
-}
-
-func (is Injectors[T]) run(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	for i := range is.list {
 		c := &is.list[i]
 		if c.on != nil && !c.on.Load() {

@@ -684,7 +684,7 @@ var errAbandoned = errors.New("spillwayhttp: the base transport panicked")
 // attempt's permits: a panicking base never leaks a bulkhead slot or a
 // half-open probe.
 func (t *Transport) roundTrip(out *http.Request, a *attempt) (resp *http.Response, err error) {
-	done, replaced := false, true
+	done := false
 	defer func() {
 		if !done {
 			if a.timer != nil {
@@ -693,7 +693,20 @@ func (t *Transport) roundTrip(out *http.Request, a *attempt) (resp *http.Respons
 			a.cancel(errAbandoned)
 		}
 	}()
-	resp, err = a.ds.chaos.Run(out.Context(), func(context.Context) (*http.Response, error) {
+	if a.ds.pub.Chaos == nil {
+		resp, err = t.base.RoundTrip(out)
+	} else {
+		resp, err = t.chaosRoundTrip(out, a.ds)
+	}
+	done = true
+	return resp, err
+}
+
+// chaosRoundTrip runs ds's chaos injectors under the attempt's context,
+// then the base transport unless one of them replaced it.
+func (t *Transport) chaosRoundTrip(out *http.Request, ds *downstream) (*http.Response, error) {
+	replaced := true
+	resp, err := ds.chaos.Run(out.Context(), func(context.Context) (*http.Response, error) {
 		replaced = false
 		return t.base.RoundTrip(out)
 	})
@@ -701,7 +714,6 @@ func (t *Transport) roundTrip(out *http.Request, a *attempt) (resp *http.Respons
 		// The base transport, which closes the body, was not called.
 		out.Body.Close()
 	}
-	done = true
 	return resp, err
 }
 
