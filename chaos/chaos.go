@@ -96,12 +96,7 @@ type Policy[T any] struct {
 // once: the policy allocates nothing per injection), whose reason is err's.
 // A nil err injects ErrInjected alone, with spillway.ReasonUpstreamError.
 func NewFault[T any](cfg Config, err error) (*Policy[T], error) {
-	p, cerr := newPolicy[T](cfg, Fault)
-	if cerr != nil {
-		return nil, cerr
-	}
-	p.err = p.wrap(err)
-	return p, nil
+	return newPolicy(cfg, &Policy[T]{kind: Fault, err: wrap(cfg.Name, err)})
 }
 
 // NewLatency returns a policy that delays the calls it picks by d (> 0)
@@ -111,12 +106,7 @@ func NewLatency[T any](cfg Config, d time.Duration) (*Policy[T], error) {
 	if d <= 0 {
 		return nil, fmt.Errorf("chaos: latency %s must be positive", d)
 	}
-	p, err := newPolicy[T](cfg, Latency)
-	if err != nil {
-		return nil, err
-	}
-	p.latency = d
-	return p, nil
+	return newPolicy(cfg, &Policy[T]{kind: Latency, latency: d})
 }
 
 // NewOutcome returns a policy that answers the calls it picks with fn's
@@ -127,12 +117,7 @@ func NewOutcome[T any](cfg Config, fn func(ctx context.Context) (T, error)) (*Po
 	if fn == nil {
 		return nil, errors.New("chaos: NewOutcome needs a function")
 	}
-	p, err := newPolicy[T](cfg, Outcome)
-	if err != nil {
-		return nil, err
-	}
-	p.outcome = fn
-	return p, nil
+	return newPolicy(cfg, &Policy[T]{kind: Outcome, outcome: fn})
 }
 
 // NewBehavior returns a policy that runs fn before the calls it picks (to
@@ -142,22 +127,18 @@ func NewBehavior[T any](cfg Config, fn func(ctx context.Context) error) (*Policy
 	if fn == nil {
 		return nil, errors.New("chaos: NewBehavior needs a function")
 	}
-	p, err := newPolicy[T](cfg, Behavior)
-	if err != nil {
-		return nil, err
-	}
-	p.behavior = fn
-	return p, nil
+	return newPolicy(cfg, &Policy[T]{kind: Behavior, behavior: fn})
 }
 
-func newPolicy[T any](cfg Config, k Kind) (*Policy[T], error) {
+// newPolicy completes p, which holds its kind and what it injects, with cfg.
+func newPolicy[T any](cfg Config, p *Policy[T]) (*Policy[T], error) {
 	if err := checkRate(cfg.Rate); err != nil {
 		return nil, err
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}
-	p := &Policy[T]{name: cfg.Name, kind: k, cfg: cfg}
+	p.name, p.cfg = cfg.Name, cfg
 	p.enabled.Store(cfg.Enabled)
 	p.rate.Store(math.Float64bits(cfg.Rate))
 	return p, nil
@@ -198,12 +179,12 @@ func (p *Policy[T]) inject(ctx context.Context) (v T, replaced bool, err error) 
 	case Outcome:
 		v, err = p.outcome(ctx)
 		if err != nil {
-			return v, true, p.wrap(err)
+			return v, true, wrap(p.name, err)
 		}
 		return v, true, nil
 	}
 	if err := p.behavior(ctx); err != nil {
-		return v, true, p.wrap(err)
+		return v, true, wrap(p.name, err)
 	}
 	return v, false, nil
 }
@@ -226,12 +207,13 @@ func (p *Policy[T]) picks(ctx context.Context) bool {
 	return p.cfg.Rand() < rate
 }
 
-// wrap returns the injected error standing for err (nil: ErrInjected).
-func (p *Policy[T]) wrap(err error) *spillway.Error {
+// wrap returns the injected error of the policy named name standing for
+// err (nil: ErrInjected).
+func wrap(name string, err error) *spillway.Error {
 	if err == nil {
-		return &spillway.Error{Code: spillway.ReasonUpstreamError, Policy: policyName, Name: p.name, Err: ErrInjected}
+		return &spillway.Error{Code: spillway.ReasonUpstreamError, Policy: policyName, Name: name, Err: ErrInjected}
 	}
-	return &spillway.Error{Code: spillway.ReasonOf(err), Policy: policyName, Name: p.name, Err: ErrInjected, Cause: err}
+	return &spillway.Error{Code: spillway.ReasonOf(err), Policy: policyName, Name: name, Err: ErrInjected, Cause: err}
 }
 
 // SetEnabled switches the policy on or off; calls already injecting finish
