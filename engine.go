@@ -223,11 +223,13 @@ func (e *Engine[R]) call(ctx context.Context, fn func(context.Context) (R, error
 	if e.timeout != nil {
 		ctx, cancel = e.timeout.Start(ctx)
 	}
-	if e.chaos.list == nil {
-		// Checked here, not in Run: a pipeline without chaos pays no call.
+	if e.chaos.off() {
+		// Checked here, not in Run (which the compiler does not inline): a
+		// pipeline without chaos, or with chaos switched off, calls fn
+		// directly.
 		r, err = fn(ctx)
 	} else {
-		r, err = e.chaos.Run(ctx, fn)
+		r, err = e.chaos.run(ctx, fn)
 	}
 	if e.timeout != nil {
 		err = e.timeout.Finish(ctx, err)

@@ -128,9 +128,26 @@ func NewInjectors[T any](ins ...Injector[T]) Injectors[T] {
 }
 
 // Run runs the injectors in order under ctx, then fn unless one of them
-// replaced it, and returns the result that stands. A switched-off injector
-// costs an atomic load, not a call.
+// replaced it, and returns the result that stands. When every injector is
+// switched off, Run costs an atomic load per injector and calls fn.
 func (is Injectors[T]) Run(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	if is.off() {
+		return fn(ctx)
+	}
+	return is.run(ctx, fn)
+}
+
+// off reports whether no injector can inject: none, or all switched off.
+func (is Injectors[T]) off() bool {
+	for i := range is.list {
+		if on := is.list[i].on; on == nil || on.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+func (is Injectors[T]) run(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	for i := range is.list {
 		c := &is.list[i]
 		if c.on != nil && !c.on.Load() {
