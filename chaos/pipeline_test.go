@@ -10,6 +10,7 @@ import (
 
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
+	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/chaos"
 	"github.com/spillway-dev/spillway/fallback"
 	"github.com/spillway-dev/spillway/retry"
@@ -151,5 +152,25 @@ func TestEngineSkipsASwitchedOffInjector(t *testing.T) {
 	in.on.Store(true)
 	if _, err := pl.Execute(context.Background(), ok); err != nil || in.calls != 1 {
 		t.Fatalf("switched on: err %v, %d calls", err, in.calls)
+	}
+}
+
+// TestPanickingBehaviorReleasesThePermits: an injected behaviour runs
+// inside the attempt, so a panic in it releases the bulkhead's slot like a
+// panic in the call.
+func TestPanickingBehaviorReleasesThePermits(t *testing.T) {
+	bh := bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1})
+	boom := chaos.Must(chaos.NewBehavior[string](chaos.Config{Enabled: true, Rate: 1}, func(context.Context) error { panic("boom") }))
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Bulkhead: bh, Chaos: []spillway.Injector[string]{boom}})
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Fatalf("recovered %v, want the behaviour's panic", r)
+			}
+		}()
+		_, _ = pl.Execute(context.Background(), ok)
+	}()
+	if n := bh.InFlight(); n != 0 {
+		t.Fatalf("%d bulkhead slots held after the panic", n)
 	}
 }
