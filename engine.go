@@ -138,8 +138,8 @@ func (ps *Permits) Take(r Releaser) Permit {
 }
 
 // Attempt makes attempt n of a call: it acquires the guards under ctx, runs
-// the chaos injectors and fn under the attempt timeout, classifies the outcome, releases the guards
-// with it and reports an EventAttempt. caller is the caller's own context
+// the chaos injectors and fn under the attempt timeout, classifies the
+// outcome, releases the guards with it and reports an EventAttempt. caller is the caller's own context
 // (ctx is caller, or a context derived from it by a total timeout): an
 // attempt that fails once caller has ended is the caller's doing, released
 // marked with CallerDone, never counted against the downstream.

@@ -13,10 +13,10 @@ const maxGuards = 8
 
 // Policies lists the policies of a Pipeline by role, in the standard order
 // from the outside in: Fallback, Total, Retry, Breaker, Bulkhead (then
-// Guards), Attempt, Chaos. Every policy is optional: leave a field unset (nil) for
-// a policy you do not want. NewPipeline refuses a typed nil pointer (a
-// *bulkhead.Bulkhead that was never built), which would otherwise panic on
-// the first call.
+// Guards), Attempt, Chaos. Every policy is optional: leave a field unset
+// (nil) for a policy you do not want. NewPipeline refuses a typed nil
+// pointer (a *bulkhead.Bulkhead that was never built), which would
+// otherwise panic on the first call.
 type Policies[T any] struct {
 	// Fallback serves a substitute when the execution fails. It runs on the
 	// caller's context, not under the total timeout.
@@ -68,9 +68,9 @@ type Policies[T any] struct {
 
 // Pipeline composes policies around calls that return a T, in the fixed
 // order fallback → total timeout → retry → breaker → bulkhead → attempt
-// timeout → chaos → call. Its attempts run on an Engine, the same one the HTTP and
-// gRPC integrations use. It is built once and is safe for concurrent use; the
-// policies in it may be shared with other pipelines. An execution that
+// timeout → chaos → call. Its attempts run on an Engine, the same one the
+// HTTP and gRPC integrations use. It is built once and is safe for
+// concurrent use; the policies in it may be shared with other pipelines. An execution that
 // succeeds on its first attempt allocates nothing beyond what its timeouts'
 // contexts need.
 type Pipeline[T any] struct {
