@@ -70,9 +70,9 @@ type Policies[T any] struct {
 // order fallback → total timeout → retry → breaker → bulkhead → attempt
 // timeout → chaos → call. Its attempts run on an Engine, the same one the
 // HTTP and gRPC integrations use. It is built once and is safe for
-// concurrent use; the policies in it may be shared with other pipelines. An execution that
-// succeeds on its first attempt allocates nothing beyond what its timeouts'
-// contexts need.
+// concurrent use; the policies in it may be shared with other pipelines. An
+// execution that succeeds on its first attempt allocates nothing beyond
+// what its timeouts' contexts need.
 type Pipeline[T any] struct {
 	p     Policies[T]
 	eng   Engine[T]
