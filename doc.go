@@ -22,6 +22,9 @@
 // slot. NewPipeline builds it from Policies, a struct that names each
 // policy's role, and refuses what cannot work (a typed nil policy, swapped
 // guards, an attempt timeout not below the total); see docs/architecture.md.
+// Chaos policies (Policies.Chaos, package chaos) run innermost, inside the
+// attempt timeout just before the call, so that every other policy reacts
+// to an injected fault as to a real one (docs/chaos.md).
 //
 // Compose runs policies in an order of one's own, on the same Engine, for
 // the pipelines the standard order does not fit.

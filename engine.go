@@ -24,6 +24,7 @@ type Engine[R any] struct {
 	// returned no error (EngineConfig.Keep).
 	keep          uint8
 	timeout       Timeouter
+	chaos         Injectors[R]
 	classify      func(R, error) (Outcome, error)
 	deadlineCount bool
 	obs           Observer
@@ -45,6 +46,10 @@ type EngineConfig[R any] struct {
 	// Timeout bounds each call: started after the guards admitted it,
 	// finished when it returns, its context cancelled however it ends.
 	Timeout Timeouter
+	// Chaos are injectors run in order inside each attempt, under Timeout,
+	// before the call; the first that replaces the call ends the attempt
+	// with its result. Nil entries are skipped.
+	Chaos []Injector[R]
 	// Classify says how an attempt's result r and error err count, when the
 	// caller's context did not end the attempt: Success, Failure with the
 	// error the guards record and the retry policy sees (err itself, or an
@@ -81,6 +86,7 @@ func NewEngine[R any](cfg EngineConfig[R]) Engine[R] {
 			e.n++
 		}
 	}
+	e.chaos = NewInjectors(cfg.Chaos...)
 	for _, k := range cfg.Keep {
 		i := e.index(k)
 		if i < 0 {
@@ -132,8 +138,8 @@ func (ps *Permits) Take(r Releaser) Permit {
 }
 
 // Attempt makes attempt n of a call: it acquires the guards under ctx, runs
-// fn under the attempt timeout, classifies the outcome, releases the guards
-// with it and reports an EventAttempt. caller is the caller's own context
+// the chaos injectors and fn under the attempt timeout, classifies the
+// outcome, releases the guards with it and reports an EventAttempt. caller is the caller's own context
 // (ctx is caller, or a context derived from it by a total timeout): an
 // attempt that fails once caller has ended is the caller's doing, released
 // marked with CallerDone, never counted against the downstream.
@@ -214,13 +220,19 @@ func (e *Engine[R]) call(ctx context.Context, fn func(context.Context) (R, error
 			Unwind(recover(), ps.Release)
 		}
 	}()
-	if e.timeout == nil {
+	if e.timeout != nil {
+		ctx, cancel = e.timeout.Start(ctx)
+	}
+	if e.chaos.off() {
+		// Checked here, not in Run (which the compiler does not inline): a
+		// pipeline without chaos, or with chaos switched off, calls fn
+		// directly.
 		r, err = fn(ctx)
 	} else {
-		var actx context.Context
-		actx, cancel = e.timeout.Start(ctx)
-		r, err = fn(actx)
-		err = e.timeout.Finish(actx, err)
+		r, err = e.chaos.run(ctx, fn)
+	}
+	if e.timeout != nil {
+		err = e.timeout.Finish(ctx, err)
 	}
 	done = true
 	return r, err

@@ -13,10 +13,10 @@ const maxGuards = 8
 
 // Policies lists the policies of a Pipeline by role, in the standard order
 // from the outside in: Fallback, Total, Retry, Breaker, Bulkhead (then
-// Guards), Attempt. Every policy is optional: leave a field unset (nil) for
-// a policy you do not want. NewPipeline refuses a typed nil pointer (a
-// *bulkhead.Bulkhead that was never built), which would otherwise panic on
-// the first call.
+// Guards), Attempt, Chaos. Every policy is optional: leave a field unset
+// (nil) for a policy you do not want. NewPipeline refuses a typed nil
+// pointer (a *bulkhead.Bulkhead that was never built), which would
+// otherwise panic on the first call.
 type Policies[T any] struct {
 	// Fallback serves a substitute when the execution fails. It runs on the
 	// caller's context, not under the total timeout.
@@ -37,6 +37,11 @@ type Policies[T any] struct {
 	// Attempt bounds each attempt: the time in the downstream, not the wait
 	// for a bulkhead slot. Below Total when the pipeline retries.
 	Attempt Timeouter
+	// Chaos injects faults into the attempts (chaos.Policy): run in order
+	// inside each attempt, under Attempt, before the call, so that the
+	// breaker, retry and fallback react to an injected error, latency or
+	// substitute value as to a real one.
+	Chaos []Injector[T]
 	// Classify makes a returned value a failure (a response whose status
 	// means "retry"): it is called with the value of every attempt that
 	// returned no error and returns nil for a success, or the error the value
@@ -63,11 +68,11 @@ type Policies[T any] struct {
 
 // Pipeline composes policies around calls that return a T, in the fixed
 // order fallback → total timeout → retry → breaker → bulkhead → attempt
-// timeout → call. Its attempts run on an Engine, the same one the HTTP and
-// gRPC integrations use. It is built once and is safe for concurrent use; the
-// policies in it may be shared with other pipelines. An execution that
-// succeeds on its first attempt allocates nothing beyond what its timeouts'
-// contexts need.
+// timeout → chaos → call. Its attempts run on an Engine, the same one the
+// HTTP and gRPC integrations use. It is built once and is safe for
+// concurrent use; the policies in it may be shared with other pipelines. An
+// execution that succeeds on its first attempt allocates nothing beyond
+// what its timeouts' contexts need.
 type Pipeline[T any] struct {
 	p     Policies[T]
 	eng   Engine[T]
@@ -93,7 +98,7 @@ func NewPipeline[T any](p Policies[T]) (*Pipeline[T], error) {
 		}
 	}
 	return &Pipeline[T]{p: p, clock: ClockOrSystem(p.Clock), eng: NewEngine(EngineConfig[T]{Guards: p.guards(),
-		Timeout: p.Attempt, Classify: valueClassifier(p.Classify), Observer: p.Observer, Clock: p.Clock, Policy: "pipeline", Name: p.Name})}, nil
+		Timeout: p.Attempt, Chaos: p.Chaos, Classify: valueClassifier(p.Classify), Observer: p.Observer, Clock: p.Clock, Policy: "pipeline", Name: p.Name})}, nil
 }
 
 // valueClassifier is the engine's classifier for a Classify that judges
@@ -151,6 +156,9 @@ func (p *Policies[T]) check() error {
 		{"Bulkhead", p.Bulkhead}, {"Attempt", p.Attempt}, {"Observer", p.Observer}, {"Clock", p.Clock}}
 	for i, g := range p.Guards {
 		fields = append(fields, field{fmt.Sprintf("Guards[%d]", i), g})
+	}
+	for i, c := range p.Chaos {
+		fields = append(fields, field{fmt.Sprintf("Chaos[%d]", i), c})
 	}
 	for _, f := range fields {
 		if typedNil(f.v) {

@@ -26,6 +26,9 @@
 // to its end or closed instead (the engine hands the slot to the body, which
 // releases it once). If Config.Base panics or calls runtime.Goexit, the
 // permits are released with a *spillway.PanicError before the panic goes on.
+// Downstream.Chaos (chaos.Policy) injects faults into the attempts, under
+// the attempt's limit and in place of Config.Base when one replaces the
+// call.
 //
 // Classification (Config.Classify, default DefaultClassify): transport
 // errors, 5xx, 408 and 429 are failures; every other response, 4xx included,

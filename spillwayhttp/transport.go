@@ -124,6 +124,12 @@ type Downstream struct {
 	// Timeouts are the downstream's time limits; zero fields mean
 	// DefaultTimeouts.
 	Timeouts Timeouts
+	// Chaos injects faults into the attempts (chaos.Policy): run in order
+	// under the attempt's limit, after the breaker and the bulkhead
+	// admitted it, in place of the base transport when one replaces the
+	// call (its substitute *http.Response needs a Body of its own per
+	// call). Default none.
+	Chaos []spillway.Injector[*http.Response]
 }
 
 // DefaultDownstream returns the brief's policies for the downstream key,
@@ -267,6 +273,8 @@ type downstream struct {
 	// eng runs each attempt under the breaker and the bulkhead, classified
 	// by the Transport's classifyAttempt.
 	eng spillway.Engine[*http.Response]
+	// chaos runs Downstream.Chaos under each attempt's own context.
+	chaos spillway.Injectors[*http.Response]
 }
 
 func (t *Transport) newDownstream(key string, pub *Downstream) *downstream {
@@ -293,6 +301,7 @@ func (t *Transport) newDownstream(key string, pub *Downstream) *downstream {
 		attemptHeader:  []string{formatMillis(limit(to.Attempt))},
 		eng: spillway.NewEngine(spillway.EngineConfig[*http.Response]{Guards: guards, Keep: keep,
 			Classify: t.classifyAttempt, Observer: t.obs, Policy: "http", Name: key}),
+		chaos: spillway.NewInjectors(pub.Chaos...),
 	}
 }
 
@@ -668,7 +677,8 @@ func (t *Transport) send(req *http.Request, a *attempt, body io.ReadCloser, n in
 // panicked or called runtime.Goexit.
 var errAbandoned = errors.New("spillwayhttp: the base transport panicked")
 
-// roundTrip sends one attempt through the base transport. If the base
+// roundTrip sends one attempt through the downstream's chaos injectors
+// and the base transport. If the base
 // panics (or calls runtime.Goexit), the attempt's timer is stopped and its
 // context cancelled before the panic goes on; the engine releases the
 // attempt's permits: a panicking base never leaks a bulkhead slot or a
@@ -683,8 +693,27 @@ func (t *Transport) roundTrip(out *http.Request, a *attempt) (resp *http.Respons
 			a.cancel(errAbandoned)
 		}
 	}()
-	resp, err = t.base.RoundTrip(out)
+	if a.ds.pub.Chaos == nil {
+		resp, err = t.base.RoundTrip(out)
+	} else {
+		resp, err = t.chaosRoundTrip(out, a.ds)
+	}
 	done = true
+	return resp, err
+}
+
+// chaosRoundTrip runs ds's chaos injectors under the attempt's context,
+// then the base transport unless one of them replaced it.
+func (t *Transport) chaosRoundTrip(out *http.Request, ds *downstream) (*http.Response, error) {
+	replaced := true
+	resp, err := ds.chaos.Run(out.Context(), func(context.Context) (*http.Response, error) {
+		replaced = false
+		return t.base.RoundTrip(out)
+	})
+	if replaced && out.Body != nil {
+		// The base transport, which closes the body, was not called.
+		out.Body.Close()
+	}
 	return resp, err
 }
 
