@@ -28,7 +28,7 @@ func TestKeysAreWhatTheDecoderAccepts(t *testing.T) {
 		!slices.Contains(keys, "routes[].fallback[].static.body") {
 		t.Fatalf("Keys() = %v", keys)
 	}
-	if r := RefusedKeys(); !slices.Equal(r, []string{"defaults.instances", "routes[].fault"}) {
+	if r := RefusedKeys(); !slices.Equal(r, []string{"defaults.instances"}) {
 		t.Errorf("RefusedKeys() = %v", r)
 	}
 	parents, seen := []string{""}, map[string]bool{}
