@@ -76,6 +76,10 @@ type exchange struct {
 	fallback  string
 	reason    string
 	outcome   string
+	// hdrFault is the fault the request asked for (fault headers); fault
+	// the kind of the last fault injected, for the access log.
+	hdrFault faultRule
+	fault    string
 }
 
 type exchangeKey struct{}
@@ -233,6 +237,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.checkPath(rec, x, r, rt.cfg) {
 		return
 	}
+	if fs := rt.faults.Load(); fs != nil && fs.headers && !g.headerFault(rec, x, r) {
+		return
+	}
 	x.up = rt.up
 	if rt.up == nil {
 		x.reason = string(spillway.ReasonUpstreamError)
@@ -366,7 +373,7 @@ func (g *Gateway) finish(x *exchange, rec *recorder, r *http.Request, start time
 	if g.opts.AccessLogWriter != nil {
 		writeAccessLine(g.opts.AccessLogWriter, accessLine{time: end, route: routeName, upstream: upName, method: r.Method,
 			path: r.URL.Path, status: rec.statusOr200(), duration: d, attempts: x.attempts, outcome: outcome,
-			reason: x.reason, fallback: x.fallback})
+			reason: x.reason, fallback: x.fallback, fault: x.fault})
 		return
 	}
 	if g.opts.AccessLog == nil {
@@ -377,7 +384,7 @@ func (g *Gateway) finish(x *exchange, rec *recorder, r *http.Request, start time
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.Int("status", rec.statusOr200()), slog.Float64("duration", d.Seconds()),
 		slog.Int("attempts", x.attempts), slog.String("outcome", outcome),
-		slog.String("reason", x.reason), slog.String("fallback", x.fallback))
+		slog.String("reason", x.reason), slog.String("fallback", x.fallback), slog.String("fault", x.fault))
 }
 
 // errClientBudget ends a request whose Spillway-Timeout-Ms budget ran out.

@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/spillway-dev/spillway/config"
+)
+
+// TestFaultDraw: each rule fires when its roll is under its percentage,
+// delays add up to the bound, the first abort wins, the request's own
+// fault always fires, and an expired rule draws nothing.
+func TestFaultDraw(t *testing.T) {
+	now := time.Unix(1000, 0)
+	rolls := []float64{}
+	s := &faultSet{expiring: true, now: func() time.Time { return now }, roll: func() float64 {
+		r := rolls[0]
+		rolls = rolls[1:]
+		return r
+	}, rules: []faultRule{
+		{delayPct: 50, delay: 40 * time.Second, abortPct: 10, status: 503},
+		{delayPct: 50, delay: 40 * time.Second, abortPct: 10, status: 502, expires: now.Add(time.Minute)},
+	}}
+	for _, tt := range []struct {
+		rolls  []float64
+		hdr    faultRule
+		delay  time.Duration
+		status int
+	}{
+		{[]float64{49.9, 9.9, 0}, faultRule{}, config.MaxFaultDelay, 503},
+		{[]float64{50, 10, 50, 9.9}, faultRule{}, 0, 502},
+		{[]float64{99, 99, 99, 99}, faultRule{delay: time.Second, status: 429}, time.Second, 429},
+		{[]float64{0, 99, 99, 99}, faultRule{status: 429}, 40 * time.Second, 429},
+	} {
+		rolls = tt.rolls
+		if d, st := s.draw(tt.hdr); d != tt.delay || st != tt.status || len(rolls) != 0 {
+			t.Errorf("rolls %v: draw = %s, %d, want %s, %d", tt.rolls, d, st, tt.delay, tt.status)
+		}
+	}
+	now = now.Add(time.Minute)
+	rolls = []float64{99, 99}
+	if d, st := s.draw(faultRule{}); d != 0 || st != 0 || len(rolls) != 0 {
+		t.Errorf("after the expiry: %s, %d, rolls left %v", d, st, rolls)
+	}
+}
+
+// TestAnExpiredRuntimeFaultIsGone: listed no more and drawn no more once
+// the gateway's clock passes its expiry; the next change drops it.
+func TestAnExpiredRuntimeFaultIsGone(t *testing.T) {
+	cfg, _, err := config.Parse("t.yaml", []byte(`
+upstreams:
+  u: {instances: ["http://127.0.0.1:1"]}
+routes:
+  - {name: r, match: {path_prefix: /}, upstream: u}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	now := time.Unix(1000, 0)
+	g.now = func() time.Time { return now }
+	p := 100.0
+	f, err := g.AddFault(Actor{Who: "test"}, FaultSpec{Route: "r", Abort: &FaultAbortSpec{Percent: &p, Status: 503}, ExpiresIn: "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.ExpiresAt.Equal(now.Add(10*time.Minute)) || len(g.Faults()) != 1 {
+		t.Fatalf("fault %+v, list %+v", f, g.Faults())
+	}
+	rt := g.table.Load().byName["r"]
+	if _, st := rt.faults.Load().draw(faultRule{}); st != 503 {
+		t.Errorf("before the expiry: status %d", st)
+	}
+	now = now.Add(10 * time.Minute)
+	if l := g.Faults(); len(l) != 0 {
+		t.Errorf("expired, still listed: %+v", l)
+	}
+	if _, st := rt.faults.Load().draw(faultRule{}); st != 0 {
+		t.Errorf("expired, still drawn: status %d", st)
+	}
+	if n := g.ClearFaults(Actor{Who: "test"}); n != 0 {
+		t.Errorf("ClearFaults counted %d expired faults", n)
+	}
+}
