@@ -42,6 +42,23 @@ const (
 
 var faultKinds = [...]string{FaultDelay, FaultAbort}
 
+// faultKind is a fault's kind as an exchange records it: 0 none, else one
+// more than its index in faultKinds.
+type faultKind uint8
+
+const (
+	faultNone faultKind = iota
+	faultDelay
+	faultAbort
+)
+
+func (k faultKind) String() string {
+	if k == faultNone {
+		return ""
+	}
+	return faultKinds[k-1]
+}
+
 // MaxFaults bounds the runtime faults active at once: a script adding
 // faults in a loop is refused (ErrTooManyFaults) rather than slowing every
 // request of a route down.
@@ -103,9 +120,9 @@ func newFaultSet(rc *config.Route, runtime []*Fault, now func() time.Time) *faul
 
 // draw decides the fault of one attempt: the delays of the rules that fire
 // add up (at most config.MaxFaultDelay), the first abort that fires wins.
-// A runtime rule past its expiry draws nothing. hdr is the request's own
-// fault (its headers), which always fires.
-func (s *faultSet) draw(hdr faultRule) (delay time.Duration, status int) {
+// A runtime rule past its expiry draws nothing. hdrDelay and hdrAbort are
+// the request's own fault (its headers), which always fires.
+func (s *faultSet) draw(hdrDelay time.Duration, hdrAbort int) (delay time.Duration, status int) {
 	var now time.Time
 	if s.expiring {
 		now = s.now()
@@ -122,9 +139,9 @@ func (s *faultSet) draw(hdr faultRule) (delay time.Duration, status int) {
 			status = r.status
 		}
 	}
-	delay += hdr.delay
+	delay += hdrDelay
 	if status == 0 {
-		status = hdr.status
+		status = hdrAbort
 	}
 	return min(delay, config.MaxFaultDelay), status
 }
@@ -134,10 +151,10 @@ func (s *faultSet) draw(hdr faultRule) (delay time.Duration, status int) {
 // its timeout, the client going), then answers the abort drawn as the
 // upstream would. done is false when the attempt goes on to the upstream.
 func (s *faultSet) inject(x *exchange, m *metrics, req *http.Request) (resp *http.Response, err error, done bool) {
-	delay, status := s.draw(x.hdrFault)
+	delay, status := s.draw(x.hdrDelay, int(x.hdrAbort))
 	if delay > 0 {
-		m.fault(x.route, 0)
-		x.fault = FaultDelay
+		m.fault(x.route, faultDelay)
+		x.fault = faultDelay
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -150,8 +167,8 @@ func (s *faultSet) inject(x *exchange, m *metrics, req *http.Request) (resp *htt
 	if status == 0 {
 		return nil, nil, false
 	}
-	m.fault(x.route, 1)
-	x.fault = FaultAbort
+	m.fault(x.route, faultAbort)
+	x.fault = faultAbort
 	x.attempts++
 	closeBody(req)
 	return &http.Response{
@@ -181,7 +198,7 @@ func (g *Gateway) headerFault(w http.ResponseWriter, x *exchange, r *http.Reques
 			g.local(w, x, http.StatusBadRequest, ReasonBadRequest, FaultDelayHeader+": "+msg)
 			return false
 		}
-		x.hdrFault.delay = d
+		x.hdrDelay = d
 	}
 	if v := r.Header.Get(FaultAbortHeader); v != "" {
 		n, err := strconv.Atoi(v)
@@ -193,7 +210,7 @@ func (g *Gateway) headerFault(w http.ResponseWriter, x *exchange, r *http.Reques
 			g.local(w, x, http.StatusBadRequest, ReasonBadRequest, FaultAbortHeader+": "+msg)
 			return false
 		}
-		x.hdrFault.status = n
+		x.hdrAbort = int32(n)
 	}
 	return true
 }

@@ -24,23 +24,24 @@ func TestFaultDraw(t *testing.T) {
 	}}
 	for _, tt := range []struct {
 		rolls  []float64
-		hdr    faultRule
+		hdrD   time.Duration
+		hdrA   int
 		delay  time.Duration
 		status int
 	}{
-		{[]float64{49.9, 9.9, 0}, faultRule{}, config.MaxFaultDelay, 503},
-		{[]float64{50, 10, 50, 9.9}, faultRule{}, 0, 502},
-		{[]float64{99, 99, 99, 99}, faultRule{delay: time.Second, status: 429}, time.Second, 429},
-		{[]float64{0, 99, 99, 99}, faultRule{status: 429}, 40 * time.Second, 429},
+		{[]float64{49.9, 9.9, 0}, 0, 0, config.MaxFaultDelay, 503},
+		{[]float64{50, 10, 50, 9.9}, 0, 0, 0, 502},
+		{[]float64{99, 99, 99, 99}, time.Second, 429, time.Second, 429},
+		{[]float64{0, 99, 99, 99}, 0, 429, 40 * time.Second, 429},
 	} {
 		rolls = tt.rolls
-		if d, st := s.draw(tt.hdr); d != tt.delay || st != tt.status || len(rolls) != 0 {
+		if d, st := s.draw(tt.hdrD, tt.hdrA); d != tt.delay || st != tt.status || len(rolls) != 0 {
 			t.Errorf("rolls %v: draw = %s, %d, want %s, %d", tt.rolls, d, st, tt.delay, tt.status)
 		}
 	}
 	now = now.Add(time.Minute)
 	rolls = []float64{99, 99}
-	if d, st := s.draw(faultRule{}); d != 0 || st != 0 || len(rolls) != 0 {
+	if d, st := s.draw(0, 0); d != 0 || st != 0 || len(rolls) != 0 {
 		t.Errorf("after the expiry: %s, %d, rolls left %v", d, st, rolls)
 	}
 }
@@ -73,14 +74,14 @@ routes:
 		t.Fatalf("fault %+v, list %+v", f, g.Faults())
 	}
 	rt := g.table.Load().byName["r"]
-	if _, st := rt.faults.Load().draw(faultRule{}); st != 503 {
+	if _, st := rt.faults.Load().draw(0, 0); st != 503 {
 		t.Errorf("before the expiry: status %d", st)
 	}
 	now = now.Add(10 * time.Minute)
 	if l := g.Faults(); len(l) != 0 {
 		t.Errorf("expired, still listed: %+v", l)
 	}
-	if _, st := rt.faults.Load().draw(faultRule{}); st != 0 {
+	if _, st := rt.faults.Load().draw(0, 0); st != 0 {
 		t.Errorf("expired, still drawn: status %d", st)
 	}
 	if n := g.ClearFaults(Actor{Who: "test"}); n != 0 {

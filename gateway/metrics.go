@@ -151,9 +151,9 @@ type routeMetrics struct {
 	faults    [len(faultKinds)]child[prometheus.Counter]
 }
 
-// fault counts a fault of kind faultKinds[i] injected on route rt.
-func (m *metrics) fault(rt *route, i int) {
-	rt.metrics.faults[i].get(func() prometheus.Counter { return m.faults.WithLabelValues(rt.cfg.Name, faultKinds[i]) }).Inc()
+// fault counts a fault of kind k injected on route rt.
+func (m *metrics) fault(rt *route, k faultKind) {
+	rt.metrics.faults[k-1].get(func() prometheus.Counter { return m.faults.WithLabelValues(rt.cfg.Name, k.String()) }).Inc()
 }
 
 // request counts a request of route rt (nil: none matched) that ended with
