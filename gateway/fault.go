@@ -188,31 +188,31 @@ func closeBody(req *http.Request) {
 // fault.headers: true); it answers 400 and returns false for a value it
 // refuses.
 func (g *Gateway) headerFault(w http.ResponseWriter, x *exchange, r *http.Request) bool {
+	var msg string
 	if v := r.Header.Get(FaultDelayHeader); v != "" {
-		d, err := time.ParseDuration(v)
-		msg := config.CheckFaultDelay(d)
-		if err != nil {
-			msg = "not a duration (write 200ms, 2s)"
-		}
-		if msg != "" {
+		if x.hdrDelay, msg = parseFaultDelay(v); msg != "" {
 			g.local(w, x, http.StatusBadRequest, ReasonBadRequest, FaultDelayHeader+": "+msg)
 			return false
 		}
-		x.hdrDelay = d
 	}
 	if v := r.Header.Get(FaultAbortHeader); v != "" {
 		n, err := strconv.Atoi(v)
-		msg := config.CheckFaultStatus(n)
-		if err != nil {
-			msg = "not a status"
-		}
-		if msg != "" {
-			g.local(w, x, http.StatusBadRequest, ReasonBadRequest, FaultAbortHeader+": "+msg)
+		if msg = config.CheckFaultStatus(n); err != nil || msg != "" {
+			g.local(w, x, http.StatusBadRequest, ReasonBadRequest, FaultAbortHeader+": "+strconv.Quote(v)+" is not a 4xx or 5xx status")
 			return false
 		}
 		x.hdrAbort = int32(n)
 	}
 	return true
+}
+
+// parseFaultDelay parses and checks a fault's delay: the delay, or why not.
+func parseFaultDelay(s string) (time.Duration, string) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, strconv.Quote(s) + " is not a duration (write 500ms, 2s)"
+	}
+	return d, config.CheckFaultDelay(d)
 }
 
 // FaultSpec is a runtime fault as POST /api/v1/faults takes it: a route,
@@ -271,11 +271,7 @@ func (s *FaultSpec) rule() (faultRule, time.Duration, error) {
 		if msg := config.CheckFaultPercent(*d.Percent); msg != "" {
 			return refuse("delay.percent", msg)
 		}
-		v, err := time.ParseDuration(d.Duration)
-		msg := config.CheckFaultDelay(v)
-		if err != nil {
-			msg = fmt.Sprintf("%q is not a duration (write 500ms, 2s)", d.Duration)
-		}
+		v, msg := parseFaultDelay(d.Duration)
 		if msg != "" {
 			return refuse("delay.duration", msg)
 		}

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"log/slog"
 	"testing"
 	"time"
 
@@ -43,48 +42,5 @@ func TestFaultDraw(t *testing.T) {
 	rolls = []float64{99, 99}
 	if d, st := s.draw(0, 0); d != 0 || st != 0 || len(rolls) != 0 {
 		t.Errorf("after the expiry: %s, %d, rolls left %v", d, st, rolls)
-	}
-}
-
-// TestAnExpiredRuntimeFaultIsGone: listed no more and drawn no more once
-// the gateway's clock passes its expiry; the next change drops it.
-func TestAnExpiredRuntimeFaultIsGone(t *testing.T) {
-	cfg, _, err := config.Parse("t.yaml", []byte(`
-upstreams:
-  u: {instances: ["http://127.0.0.1:1"]}
-routes:
-  - {name: r, match: {path_prefix: /}, upstream: u}
-`), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	now := time.Unix(1000, 0)
-	g.now = func() time.Time { return now }
-	p := 100.0
-	f, err := g.AddFault(Actor{Who: "test"}, FaultSpec{Route: "r", Abort: &FaultAbortSpec{Percent: &p, Status: 503}, ExpiresIn: "10m"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !f.ExpiresAt.Equal(now.Add(10*time.Minute)) || len(g.Faults()) != 1 {
-		t.Fatalf("fault %+v, list %+v", f, g.Faults())
-	}
-	rt := g.table.Load().byName["r"]
-	if _, st := rt.faults.Load().draw(0, 0); st != 503 {
-		t.Errorf("before the expiry: status %d", st)
-	}
-	now = now.Add(10 * time.Minute)
-	if l := g.Faults(); len(l) != 0 {
-		t.Errorf("expired, still listed: %+v", l)
-	}
-	if _, st := rt.faults.Load().draw(0, 0); st != 0 {
-		t.Errorf("expired, still drawn: status %d", st)
-	}
-	if n := g.ClearFaults(Actor{Who: "test"}); n != 0 {
-		t.Errorf("ClearFaults counted %d expired faults", n)
 	}
 }

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,5 +212,35 @@ func TestAFaultChangedByAReloadAppliesInPlace(t *testing.T) {
 	}
 	if _, body := h.do(t, "GET", "/x", nil, ""); body != "degraded" || be.hits.Load() != 0 {
 		t.Errorf("after the reload: %q, %d hits", body, be.hits.Load())
+	}
+}
+
+// TestAnExpiredRuntimeFaultIsGone: once the gateway's clock passes its
+// expiry, a runtime fault is drawn no more, listed no more, and not counted
+// by the kill switch; nothing had to run for that.
+func TestAnExpiredRuntimeFaultIsGone(t *testing.T) {
+	h, be := faultHarness(t, "{headers: false}")
+	var now atomic.Int64
+	now.Store(time.Unix(1000, 0).UnixNano())
+	gateway.SetClock(h.gw, func() time.Time { return time.Unix(0, now.Load()) })
+	f, err := h.gw.AddFault(operator, gateway.FaultSpec{Route: "app", Abort: &gateway.FaultAbortSpec{Percent: pct(100), Status: 503}, ExpiresIn: "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.ExpiresAt.Equal(time.Unix(1600, 0)) {
+		t.Errorf("expires_at %s, want 10m after the gateway's clock", f.ExpiresAt)
+	}
+	if _, body := h.do(t, "GET", "/x", nil, ""); body != "degraded" {
+		t.Fatalf("before the expiry: %q", body)
+	}
+	now.Store(time.Unix(1600, 0).UnixNano())
+	if _, body := h.do(t, "GET", "/x", nil, ""); body != "ok" || be.hits.Load() != 1 {
+		t.Errorf("expired, still drawn: %q, %d hits", body, be.hits.Load())
+	}
+	if l := h.gw.Faults(); len(l) != 0 {
+		t.Errorf("expired, still listed: %+v", l)
+	}
+	if n := h.gw.ClearFaults(operator); n != 0 {
+		t.Errorf("the kill switch counted %d expired faults", n)
 	}
 }
