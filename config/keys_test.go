@@ -234,7 +234,7 @@ func TestWhatZeroMeansIsDocumented(t *testing.T) {
 			switch {
 			case st != leafType:
 				walk(st, rt, name+".")
-			case o.zero || o.kind == "percent":
+			case o.zero || o.kind == "percent" || o.kind == "fault_percent":
 				meaning = append(meaning, name)
 			case slices.Contains(numbers, rt) && o.kind != "status" || o.kind == "window_size":
 				refused = append(refused, name)
@@ -244,6 +244,7 @@ func TestWhatZeroMeansIsDocumented(t *testing.T) {
 	walk(reflect.TypeFor[upstreamYAML](), reflect.TypeFor[Upstream](), "")
 	walk(reflect.TypeFor[fallbackYAML](), reflect.TypeFor[Fallback](), "")
 	walk(reflect.TypeFor[asyncYAML](), reflect.TypeFor[Async](), "async.")
+	walk(reflect.TypeFor[faultYAML](), reflect.TypeFor[Fault](), "fault.")
 	for _, k := range meaning {
 		if !slices.Contains(docMeaning, k) {
 			t.Errorf("0 has a meaning for %s, which the table does not say", k)
