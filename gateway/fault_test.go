@@ -1,7 +1,10 @@
 package gateway_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/queue"
 )
 
 const faultYAML = `upstreams:
@@ -36,9 +40,9 @@ func faultConfig(t *testing.T, be *backend, fault string) *config.Config {
 	return parse(t, strings.Replace(faultYAML, "${FAULT}", fault, 1), map[string]string{"URL": be.URL})
 }
 
-func faultsInjected(t *testing.T, h *harness, kind string) float64 {
+func faultsInjected(t *testing.T, h *harness, route, kind string) float64 {
 	t.Helper()
-	return max(0, metricValue(t, h, "spillway_faults_injected_total", "route", "app", "kind", kind))
+	return max(0, metricValue(t, h, "spillway_faults_injected_total", "route", route, "kind", kind))
 }
 
 // TestAFileAbortIsAFailureTheBreakerCountsAndTheFallbackServes: an abort
@@ -57,7 +61,7 @@ func TestAFileAbortIsAFailureTheBreakerCountsAndTheFallbackServes(t *testing.T) 
 	if v, _ := h.gw.Upstream("app"); v.Live.Breaker.State != "open" {
 		t.Errorf("breaker %q, want open: the injected aborts are failures", v.Live.Breaker.State)
 	}
-	if n := faultsInjected(t, h, gateway.FaultAbort); n != 4 {
+	if n := faultsInjected(t, h, "app", gateway.FaultAbort); n != 4 {
 		t.Errorf("spillway_faults_injected_total{kind=abort} = %v, want 4", n)
 	}
 	if !strings.Contains(h.log.String(), `"fault":"abort"`) {
@@ -76,8 +80,8 @@ func TestAFileDelayTripsTheAttemptTimeout(t *testing.T) {
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("answered after %s: the attempt timeout (50ms) did not end the delay", d)
 	}
-	if be.hits.Load() != 0 || faultsInjected(t, h, gateway.FaultDelay) != 1 {
-		t.Errorf("hits %d, delays %v", be.hits.Load(), faultsInjected(t, h, gateway.FaultDelay))
+	if be.hits.Load() != 0 || faultsInjected(t, h, "app", gateway.FaultDelay) != 1 {
+		t.Errorf("hits %d, delays %v", be.hits.Load(), faultsInjected(t, h, "app", gateway.FaultDelay))
 	}
 	if !strings.Contains(h.log.String(), `"reason":"deadline_exceeded"`) {
 		t.Errorf("the attempt did not time out:\n%s", h.log.String())
@@ -242,5 +246,40 @@ func TestAnExpiredRuntimeFaultIsGone(t *testing.T) {
 	}
 	if n := h.gw.ClearFaults(operator); n != 0 {
 		t.Errorf("the kill switch counted %d expired faults", n)
+	}
+}
+
+// TestAnAsyncRoutesDeliveriesDrawItsFault: a delivery is an attempt of
+// the route too; aborted every time, the job ends in the dead letters
+// without the upstream seeing it.
+func TestAnAsyncRoutesDeliveriesDrawItsFault(t *testing.T) {
+	u := newRecording(t)
+	yml := fmt.Sprintf(asyncYAML, "", "") + "    fault: {abort: {percent: 100, status: 503}}\n"
+	h := startAsync(t, parse(t, yml, map[string]string{"U": u.URL}), openQueue(t))
+	a := h.post(t, "/orders/new", nil, `{"order":1}`)
+	if st := h.waitState(t, a.ID, queue.StateDead); st.LastStatus != 503 {
+		t.Errorf("status %+v", st)
+	}
+	if u.count() != 0 || faultsInjected(t, h, "orders", gateway.FaultAbort) < 3 {
+		t.Errorf("%d deliveries reached the upstream, %v aborts injected", u.count(), faultsInjected(t, h, "orders", gateway.FaultAbort))
+	}
+}
+
+// TestAClientGoneEndsAnInjectedDelay: the delay waits on the attempt's
+// context, which the client's departure ends.
+func TestAClientGoneEndsAnInjectedDelay(t *testing.T) {
+	be := newBackend(t, "ok")
+	cfg := strings.Replace(strings.Replace(faultYAML, "${FAULT}", "{delay: {percent: 100, duration: 1m}}", 1), "attempt: 50ms", "attempt: 5m, total: 10m", 1)
+	h := start(t, parse(t, cfg, map[string]string{"URL": be.URL}))
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.srv.URL+"/x", nil)
+	if resp, err := h.srv.Client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("answered %d within the 1m delay", resp.StatusCode)
+	}
+	eventually(t, "the request ended", func() bool { return strings.Contains(h.log.String(), `"outcome":"canceled"`) })
+	if be.hits.Load() != 0 {
+		t.Errorf("the upstream got the request after the client left")
 	}
 }
