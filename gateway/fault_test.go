@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 	"github.com/spillway-dev/spillway/queue"
 )
 
@@ -281,5 +283,28 @@ func TestAClientGoneEndsAnInjectedDelay(t *testing.T) {
 	eventually(t, "the request ended", func() bool { return strings.Contains(h.log.String(), `"outcome":"canceled"`) })
 	if be.hits.Load() != 0 {
 		t.Errorf("the upstream got the request after the client left")
+	}
+}
+
+// TestFaultChangesAreAuditLogged: who added, removed and cleared which
+// faults, one line each.
+func TestFaultChangesAreAuditLogged(t *testing.T) {
+	var log spillwaytest.Buffer
+	gw, err := gateway.New(faultConfig(t, newBackend(t, "ok"), "{headers: false}"), gateway.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	f, err := gw.AddFault(gateway.Actor{Who: "ops", Call: "POST /api/v1/faults"}, gateway.FaultSpec{Route: "app",
+		Abort: &gateway.FaultAbortSpec{Percent: pct(1), Status: 503}, ExpiresIn: "1m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = gw.RemoveFault(gateway.Actor{Who: "ops", Call: "DELETE"}, f.ID)
+	gw.ClearFaults(gateway.Actor{Who: "oncall", Call: "DELETE"})
+	for _, want := range []string{"who=ops call=\"POST /api/v1/faults\" action=add ids=[" + f.ID + "]", "action=remove ids=[" + f.ID + "]", "who=oncall call=DELETE action=clear ids=[]"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("audit log lacks %q:\n%s", want, log.String())
+		}
 	}
 }
