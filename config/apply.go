@@ -14,9 +14,6 @@ import (
 // of the resolved configuration. f is nil where the file did not write it.
 type leaf struct{ f *field }
 
-// refusedKey is the type of a key known but refused (see schema.go).
-type refusedKey struct{}
-
 type decoderKey struct{}
 
 // UnmarshalYAML implements yaml.NodeUnmarshalerContext: n is a node shape

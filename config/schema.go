@@ -23,9 +23,8 @@ package config
 // only:"embedded" or only:"external" marks a queue: key that one kind of
 // store ignores (validate warns when it is written for the other).
 //
-// refused:"MSG" marks a key known but refused with MSG (a feature not built
-// yet), refuse:"KEY: MSG" the key of the mapping below that is refused
-// there.
+// refuse:"KEY: MSG" marks the key of the mapping below that is known but
+// refused there, with MSG.
 
 // fileYAML: the top level of the file (Config).
 type fileYAML struct {
