@@ -106,6 +106,16 @@ func percentPair(flag, v string) (float64, string, error) {
 	return p, rest, nil
 }
 
+// faultEventLine is a fault event: the action, each fault's id and route,
+// who and how.
+func faultEventLine(e gateway.FaultEvent) string {
+	faults := make([]string, len(e.Faults))
+	for i, f := range e.Faults {
+		faults[i] = f.ID + " (route " + f.Route + ")"
+	}
+	return fmt.Sprintf("%s %s by %s (%s)", e.Action, strings.Join(faults, ", "), e.Who, e.Call)
+}
+
 func printFaults(w io.Writer, fs []gateway.Fault) {
 	if len(fs) == 0 {
 		fmt.Fprintln(w, "no runtime fault")

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/spillway-dev/spillway/gateway"
 )
 
 // TestCtlFaults: add, list, rm and clear against a real gateway.
@@ -35,5 +37,13 @@ func TestCtlFaults(t *testing.T) {
 		if code != s.code || !strings.Contains(out+errText, s.want) {
 			t.Errorf("ctl %s: exit %d, %q\n%s\nwant exit %d and %q", strings.Join(s.args, " "), code, errText, out, s.code, s.want)
 		}
+	}
+}
+
+func TestFaultEventText(t *testing.T) {
+	data := `{"who":"ops","call":"DELETE /api/v1/faults","action":"clear","faults":[{"id":"0123456789abcdef","route":"app"},{"id":"fedcba9876543210","route":"recs"}]}`
+	want := "clear 0123456789abcdef (route app), fedcba9876543210 (route recs) by ops (DELETE /api/v1/faults)"
+	if got := eventText(gateway.EventFault, []byte(data)); got != want {
+		t.Errorf("eventText = %q, want %q", got, want)
 	}
 }
