@@ -27,7 +27,7 @@ type picker struct{ up *upstream }
 func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	x := exchangeOf(req.Context())
 	if fs := x.route.faults.Load(); fs != nil && x.phase == "" {
-		if resp, err, done := fs.inject(x, p.up.metrics.m, req); done {
+		if resp, done, err := fs.inject(x, p.up.metrics.m, req); done {
 			return resp, err
 		}
 	}

@@ -150,7 +150,7 @@ func (s *faultSet) draw(hdrDelay time.Duration, hdrAbort int) (delay time.Durati
 // request: it waits the delay drawn (ended at once by the attempt's end:
 // its timeout, the client going), then answers the abort drawn as the
 // upstream would. done is false when the attempt goes on to the upstream.
-func (s *faultSet) inject(x *exchange, m *metrics, req *http.Request) (resp *http.Response, err error, done bool) {
+func (s *faultSet) inject(x *exchange, m *metrics, req *http.Request) (resp *http.Response, done bool, err error) {
 	delay, status := s.draw(x.hdrDelay, int(x.hdrAbort))
 	if delay > 0 {
 		m.fault(x.route, faultDelay)
@@ -161,11 +161,11 @@ func (s *faultSet) inject(x *exchange, m *metrics, req *http.Request) (resp *htt
 		case <-req.Context().Done():
 			t.Stop()
 			closeBody(req)
-			return nil, context.Cause(req.Context()), true
+			return nil, true, context.Cause(req.Context())
 		}
 	}
 	if status == 0 {
-		return nil, nil, false
+		return nil, false, nil
 	}
 	m.fault(x.route, faultAbort)
 	x.fault = faultAbort
@@ -175,7 +175,7 @@ func (s *faultSet) inject(x *exchange, m *metrics, req *http.Request) (resp *htt
 		Status: strconv.Itoa(status) + " " + http.StatusText(status), StatusCode: status,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: http.Header{}, Body: http.NoBody, Request: req,
-	}, nil, true
+	}, true, nil
 }
 
 func closeBody(req *http.Request) {
