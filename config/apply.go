@@ -14,9 +14,6 @@ import (
 // of the resolved configuration. f is nil where the file did not write it.
 type leaf struct{ f *field }
 
-// refusedKey is the type of a key known but refused (see schema.go).
-type refusedKey struct{}
-
 type decoderKey struct{}
 
 // UnmarshalYAML implements yaml.NodeUnmarshalerContext: n is a node shape
@@ -199,7 +196,14 @@ var parsers = map[string]func(d *decoder, f field, dst, parent reflect.Value){
 	"sync":      func(d *decoder, f field, _, parent reflect.Value) { d.sync(f, parent.Addr().Interface().(*Queue)) },
 	"key_scope": func(d *decoder, f field, dst, _ reflect.Value) { d.keyScope(f, dst.Addr().Interface().(*string)) },
 	"retry_on":  func(d *decoder, f field, dst, _ reflect.Value) { d.retryOn(f, dst.Addr().Interface().(*string)) },
-	"cookie":    func(d *decoder, f field, dst, _ reflect.Value) { d.cookieName(f, dst.Addr().Interface().(*string)) },
+	"fault_percent": func(d *decoder, f field, dst, _ reflect.Value) {
+		d.faultPercent(f, dst.Addr().Interface().(*float64))
+	},
+	"fault_delay": func(d *decoder, f field, dst, _ reflect.Value) {
+		d.faultDelay(f, dst.Addr().Interface().(*time.Duration))
+	},
+	"fault_status": func(d *decoder, f field, dst, _ reflect.Value) { d.faultStatus(f, dst.Addr().Interface().(*int)) },
+	"cookie":       func(d *decoder, f field, dst, _ reflect.Value) { d.cookieName(f, dst.Addr().Interface().(*string)) },
 	"host": func(d *decoder, f field, dst, _ reflect.Value) {
 		d.str(f, dst.Addr().Interface().(*string))
 		dst.SetString(strings.ToLower(dst.String()))

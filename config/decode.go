@@ -82,6 +82,10 @@ var sectionDefaults = map[reflect.Type]func() any{
 		return &StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000, MaxBytes: 64 * mib}
 	},
 	reflect.TypeFor[Static](): func() any { return &Static{Status: 200} },
+	// A fault's percentages have no default (validateFault): -1 says
+	// "not written".
+	reflect.TypeFor[FaultDelay](): func() any { return &FaultDelay{Percent: -1} },
+	reflect.TypeFor[FaultAbort](): func() any { return &FaultAbort{Percent: -1} },
 }
 
 func (u Upstream) clone() Upstream {

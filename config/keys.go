@@ -31,13 +31,13 @@ func keyPaths(refused bool) []string {
 
 // walkKeys visits the keys of the schema struct t, and those of the
 // mappings below them, with the prefix of their paths; the keys named in
-// refuse (and the fields of type refusedKey) are visited as refused.
+// refuse are visited as refused.
 func walkKeys(t reflect.Type, prefix string, refuse map[string]string, visit func(path string, refused bool)) {
 	for i := range t.NumField() {
 		sf := t.Field(i)
 		name := yamlName(sf)
 		p := prefix + name
-		if _, r := refuse[name]; r || sf.Type == refusedType {
+		if _, r := refuse[name]; r {
 			visit(p, true)
 			continue
 		}

@@ -28,7 +28,7 @@ func TestKeysAreWhatTheDecoderAccepts(t *testing.T) {
 		!slices.Contains(keys, "routes[].fallback[].static.body") {
 		t.Fatalf("Keys() = %v", keys)
 	}
-	if r := RefusedKeys(); !slices.Equal(r, []string{"defaults.instances", "routes[].fault"}) {
+	if r := RefusedKeys(); !slices.Equal(r, []string{"defaults.instances"}) {
 		t.Errorf("RefusedKeys() = %v", r)
 	}
 	parents, seen := []string{""}, map[string]bool{}
@@ -106,7 +106,7 @@ func TestSchemaFillsTheResolvedTypes(t *testing.T) {
 				t.Errorf("%s.%s (key %s) is not in Keys or RefusedKeys", schema.Name(), sf.Name, name)
 			}
 			o := optionsOf(sf.Tag)
-			if sf.Type == refusedType || o.kind == "apart" {
+			if o.kind == "apart" {
 				continue
 			}
 			rf, ok := resolved.FieldByName(sf.Name)
@@ -234,7 +234,7 @@ func TestWhatZeroMeansIsDocumented(t *testing.T) {
 			switch {
 			case st != leafType:
 				walk(st, rt, name+".")
-			case o.zero || o.kind == "percent":
+			case o.zero || o.kind == "percent" || o.kind == "fault_percent":
 				meaning = append(meaning, name)
 			case slices.Contains(numbers, rt) && o.kind != "status" || o.kind == "window_size":
 				refused = append(refused, name)
@@ -244,6 +244,7 @@ func TestWhatZeroMeansIsDocumented(t *testing.T) {
 	walk(reflect.TypeFor[upstreamYAML](), reflect.TypeFor[Upstream](), "")
 	walk(reflect.TypeFor[fallbackYAML](), reflect.TypeFor[Fallback](), "")
 	walk(reflect.TypeFor[asyncYAML](), reflect.TypeFor[Async](), "async.")
+	walk(reflect.TypeFor[faultYAML](), reflect.TypeFor[Fault](), "fault.")
 	for _, k := range meaning {
 		if !slices.Contains(docMeaning, k) {
 			t.Errorf("0 has a meaning for %s, which the table does not say", k)

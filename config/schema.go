@@ -23,9 +23,8 @@ package config
 // only:"embedded" or only:"external" marks a queue: key that one kind of
 // store ignores (validate warns when it is written for the other).
 //
-// refused:"MSG" marks a key known but refused with MSG (a feature not built
-// yet), refuse:"KEY: MSG" the key of the mapping below that is refused
-// there.
+// refuse:"KEY: MSG" marks the key of the mapping below that is known but
+// refused there, with MSG.
 
 // fileYAML: the top level of the file (Config).
 type fileYAML struct {
@@ -220,9 +219,26 @@ type routeYAML struct {
 	Optional         leaf           `yaml:"optional" answer:"degraded"`
 	Default          *staticYAML    `yaml:"default" answer:"degraded"`
 	Async            *asyncYAML     `yaml:"async"`
-	// A fault that the file asks for and the gateway does not inject would
-	// make a drill pass for the wrong reason.
-	Fault refusedKey `yaml:"fault" refused:"fault injection is not available yet: remove fault: from the route"`
+	Fault            *faultYAML     `yaml:"fault"`
+}
+
+// faultYAML: keys under fault: (Fault).
+type faultYAML struct {
+	Delay   *faultDelayYAML `yaml:"delay"`
+	Abort   *faultAbortYAML `yaml:"abort"`
+	Headers leaf            `yaml:"headers"`
+}
+
+// faultDelayYAML: keys under fault.delay: (FaultDelay).
+type faultDelayYAML struct {
+	Percent  leaf `yaml:"percent" cfg:"fault_percent"`
+	Duration leaf `yaml:"duration" cfg:"fault_delay"`
+}
+
+// faultAbortYAML: keys under fault.abort: (FaultAbort).
+type faultAbortYAML struct {
+	Percent leaf `yaml:"percent" cfg:"fault_percent"`
+	Status  leaf `yaml:"status" cfg:"fault_status"`
 }
 
 // matchYAML: keys under match: (Match).

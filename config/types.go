@@ -297,6 +297,34 @@ type Route struct {
 	Optional bool       // optional: answer Default at once while the upstream fails
 	Default  *Static    // default: required when Optional
 	Async    *Async     // async: accept the request into the queue, deliver it later
+	// Fault is the fault the gateway injects into the route's attempts
+	// (fault:); nil when none.
+	Fault *Fault
+}
+
+// Fault is the fault a route injects into the attempts it sends to its
+// upstream (keys under fault:): each attempt draws its delay and its abort
+// apart, each at its percentage.
+type Fault struct {
+	Delay *FaultDelay // delay: the attempt waits before it is sent
+	Abort *FaultAbort // abort: the attempt is answered Status without being sent
+	// Headers (headers, default false) lets a request ask for a fault with
+	// the Spillway-Fault-Delay and Spillway-Fault-Abort headers.
+	Headers bool
+}
+
+// FaultDelay delays Percent % of the attempts by Duration (keys under
+// fault.delay:, both required).
+type FaultDelay struct {
+	Percent  float64       // percent: 0 to 100
+	Duration time.Duration // duration: more than 0, at most MaxFaultDelay
+}
+
+// FaultAbort answers Percent % of the attempts with Status (keys under
+// fault.abort:, both required).
+type FaultAbort struct {
+	Percent float64 // percent: 0 to 100
+	Status  int     // status: 400 to 599
 }
 
 // Match (keys under match:). Every set condition must hold.

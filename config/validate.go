@@ -469,6 +469,9 @@ func (d *decoder) validateRoutes(cfg *Config, upstreams []string) {
 		if r.Async != nil {
 			d.validateAsync(cfg, r, rp, label)
 		}
+		if r.Fault != nil {
+			d.validateFault(r, rp, label)
+		}
 		switch {
 		case r.Optional && r.Default == nil:
 			d.errPath(rp+".optional", "%s: an optional route needs a default: answer", label)

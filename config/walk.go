@@ -9,10 +9,7 @@ import (
 	"github.com/goccy/go-yaml/token"
 )
 
-var (
-	leafType    = reflect.TypeFor[leaf]()
-	refusedType = reflect.TypeFor[refusedKey]()
-)
+var leafType = reflect.TypeFor[leaf]()
 
 // shape holds the node n, written at f, to the schema type t before goccy
 // decodes it, so that every problem of the file is reported at once:
@@ -100,9 +97,6 @@ func (d *decoder) shapeSection(n ast.Node, t reflect.Type, f field, refuse map[s
 			continue
 		case refused:
 			d.errorf(kn, f.path+"."+k, "%s.%s: %s", key(f.path), k, msg)
-			continue
-		case sf.Type == refusedType:
-			d.errorf(kn, f.path+"."+k, "%s.%s: %s", key(f.path), k, sf.Tag.Get("refused"))
 			continue
 		}
 		if v := d.shapeEntry(p, k, kn, sf.Type, f.path, refusals(sf.Tag)); v != nil {

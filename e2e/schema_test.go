@@ -90,7 +90,8 @@ func TestSchemaRefusesBrokenConfigs(t *testing.T) {
 		{"route without name", "routes:\n  - upstream: a\n", "name"},
 		{"status out of range", "routes:\n  - name: r\n    fallback: [static: {status: 700}]\n", "/routes/0/fallback/0/static/status"},
 		{"readiness key misspelt", "readiness: {required_upstream: [a]}\n", "required_upstream"},
-		{"fault is not offered", "routes:\n  - name: r\n    fault: {abort: {percent: 1}}\n", "fault"},
+		{"fault half written", "routes:\n  - name: r\n    fault: {abort: {percent: 1}}\n", "status"},
+		{"fault status not an error", "routes:\n  - name: r\n    fault: {abort: {percent: 1, status: 302}}\n", "/routes/0/fault/abort/status"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ type accessLine struct {
 	duration                      time.Duration
 	attempts                      int
 	outcome, reason, fallback     string
+	fault                         string
 }
 
 var lineBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -50,6 +51,8 @@ func writeAccessLine(w io.Writer, l accessLine) {
 	b = appendJSONString(b, l.reason)
 	b = append(b, `,"fallback":`...)
 	b = appendJSONString(b, l.fallback)
+	b = append(b, `,"fault":`...)
+	b = appendJSONString(b, l.fault)
 	b = append(b, "}\n"...)
 	_, _ = w.Write(b)
 	*bp = b

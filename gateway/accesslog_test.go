@@ -10,7 +10,7 @@ import (
 func TestAccessLineIsTheJSONOfSlog(t *testing.T) {
 	var buf bytes.Buffer
 	writeAccessLine(&buf, accessLine{time: time.Now(), route: "catalog", upstream: "catalog", method: "GET", path: "/items/\"x\"\\\n\x01\xff/ü",
-		status: 503, duration: 1500 * time.Microsecond, attempts: 3, outcome: "fallback", reason: "breaker_open", fallback: "static"})
+		status: 503, duration: 1500 * time.Microsecond, attempts: 3, outcome: "fallback", reason: "breaker_open", fallback: "static", fault: "abort"})
 	line := buf.Bytes()
 	if !bytes.HasSuffix(line, []byte("}\n")) || bytes.Count(line, []byte("\n")) != 1 {
 		t.Fatalf("not one line: %q", line)
@@ -21,7 +21,7 @@ func TestAccessLineIsTheJSONOfSlog(t *testing.T) {
 	}
 	want := map[string]any{"level": "INFO", "msg": "request", "route": "catalog", "upstream": "catalog", "method": "GET",
 		"path": "/items/\"x\"\\\n\x01\ufffd/ü", "status": 503.0, "duration": 0.0015, "attempts": 3.0,
-		"outcome": "fallback", "reason": "breaker_open", "fallback": "static"}
+		"outcome": "fallback", "reason": "breaker_open", "fallback": "static", "fault": "abort"}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %#v, want %#v", k, got[k], v)

@@ -26,6 +26,11 @@ type picker struct{ up *upstream }
 // previous attempt's request may still be read by the base transport.
 func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	x := exchangeOf(req.Context())
+	if fs := x.route.faults.Load(); fs != nil && x.phase == "" {
+		if resp, done, err := fs.inject(x, p.up.metrics.m, req); done {
+			return resp, err
+		}
+	}
 	inst := x.preset
 	x.preset = nil
 	if inst == nil {

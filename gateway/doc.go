@@ -37,7 +37,10 @@
 //     Spillway-Timeout-Ms header lowers it). Each attempt picks an instance
 //     from the pool, preferring another one than the previous attempt's, and
 //     reports its outcome to the instance's outlier detection. Retries happen
-//     only before anything is written to the client.
+//     only before anything is written to the client. An attempt to the
+//     route's own upstream first draws the route's faults (fault.go): an
+//     injected delay waits inside it, an injected abort answers it, and the
+//     policies above take it as the upstream's.
 //  5. When the upstream fails (a transport error, or a 5xx once retries are
 //     over) or rejects the request (breaker_open, bulkhead_full,
 //     budget_exhausted, no_healthy_instance, deadline_exceeded), the route's
@@ -107,6 +110,8 @@
 //   - attempt.go: one attempt, the transports' base (picker: an instance
 //     per attempt), its outcome for the instance, its classification and
 //     the retry rule.
+//   - fault.go: fault injection, the file's, the runtime API's (AddFault)
+//     and the request's own (fault headers), drawn per attempt.
 //   - fallback.go, cache.go: the fallback chain (replica, stale cache,
 //     static answer) and the error answer; the stale cache.
 //   - async.go: the async routes' side of the gateway (see above).

@@ -165,6 +165,8 @@ const (
 	// (OverridesCleared), the file's configuration in force again.
 	EventOverride         = "override"
 	EventOverridesCleared = "overrides_cleared"
+	// EventFault is a runtime fault added, removed or cleared (FaultEvent).
+	EventFault = "fault"
 )
 
 // OverridesCleared is DELETE /api/v1/overrides: who cleared how many.

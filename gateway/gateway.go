@@ -75,6 +75,10 @@ type Gateway struct {
 	events *EventBus
 	// overrides are the runtime changes in force (runtime_change.go).
 	overrides overrides
+	// faults are the runtime faults (fault.go), replaced whole under mu;
+	// now is the clock their expiry is read on.
+	faults atomic.Pointer[[]*Fault]
+	now    func() time.Time
 }
 
 // table is everything one configuration resolves to.
@@ -100,7 +104,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	g := &Gateway{opts: o, reg: o.Registry, events: NewEventBus(DefaultEventRing)}
+	g := &Gateway{opts: o, reg: o.Registry, events: NewEventBus(DefaultEventRing), now: time.Now}
 	m, err := newMetrics(o.Registry, g)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: metrics: %w", err)
@@ -204,6 +208,11 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, p *plan, err 
 				r.chain = append(r.chain, step{static: f.Static})
 			}
 		}
+		var runtime []*Fault
+		if l := g.faults.Load(); l != nil {
+			runtime = *l
+		}
+		r.faults.Store(newFaultSet(rc, runtime, g.now))
 		t.routes = append(t.routes, r)
 		t.byName[rc.Name] = r
 	}

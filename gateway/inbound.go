@@ -112,7 +112,7 @@ func untrustedHeader(name string) bool {
 		"X-Original-Host", "X-Host", "X-Forwarded", "Forwarded", "X-Original-Forwarded-For":
 		return true
 	}
-	if strings.HasPrefix(name, "X-Forwarded-") {
+	if strings.HasPrefix(name, "X-Forwarded-") || strings.HasPrefix(name, "Spillway-Fault-") {
 		return true
 	}
 	if strings.IndexByte(name, '_') >= 0 {

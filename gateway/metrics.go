@@ -27,6 +27,7 @@ type metrics struct {
 	fallbacks   *prometheus.CounterVec
 	deliveries  *prometheus.CounterVec
 	deadDropped *prometheus.CounterVec
+	faults      *prometheus.CounterVec
 	// log receives the breakers' transitions (Options.Logger).
 	log *slog.Logger
 	// events receives the transitions and sampled rejections (Gateway.Events).
@@ -73,9 +74,11 @@ func newMetrics(reg *prometheus.Registry, g *Gateway) (*metrics, error) {
 		deadDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_queue_dead_letters_dropped_total",
 			Help: "Dead letters of an async route dropped by this process to keep the dead-letter stream within queue.dead_letters (the oldest first), or not kept because one alone exceeds it."},
 			[]string{"route"}),
+		faults: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_faults_injected_total",
+			Help: "Faults injected into a route's attempts, by kind: delay, abort."}, []string{"route", "kind"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.attempts, m.attemptDur, m.retries,
-		m.rejected, m.transitions, m.fallbacks, m.deliveries, m.deadDropped, &stateCollector{g: g}} {
+		m.rejected, m.transitions, m.fallbacks, m.deliveries, m.deadDropped, m.faults, &stateCollector{g: g}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -99,7 +102,7 @@ func (m *metrics) forget(upstreams, routes []string) {
 	}
 	for _, r := range routes {
 		l := prometheus.Labels{"route": r}
-		for _, v := range []vec{m.requests, m.duration, m.fallbacks, m.deliveries, m.deadDropped} {
+		for _, v := range []vec{m.requests, m.duration, m.fallbacks, m.deliveries, m.deadDropped, m.faults} {
 			v.DeletePartialMatch(l)
 		}
 	}
@@ -145,6 +148,12 @@ type routeMetrics struct {
 	requests  [len(outcomes)]child[prometheus.Counter]
 	duration  child[prometheus.Observer]
 	fallbacks [len(fallbackKinds)]child[prometheus.Counter]
+	faults    [len(faultKinds)]child[prometheus.Counter]
+}
+
+// fault counts a fault of kind k injected on route rt.
+func (m *metrics) fault(rt *route, k faultKind) {
+	rt.metrics.faults[k-1].get(func() prometheus.Counter { return m.faults.WithLabelValues(rt.cfg.Name, k.String()) }).Inc()
 }
 
 // request counts a request of route rt (nil: none matched) that ended with

@@ -70,12 +70,19 @@ type exchange struct {
 	// intercept: a 5xx is not passed through but handed to the fallback
 	// chain. phase is "" for the route's upstream, FallbackReplica after.
 	intercept bool
-	phase     string
-	err       error // what the phase failed with
-	attempts  int
-	fallback  string
-	reason    string
-	outcome   string
+	// fault is the kind of the last fault injected (faultNone, faultDelay,
+	// faultAbort), for the access log; hdrAbort and hdrDelay are the fault
+	// the request asked for (fault headers). Small fields beside intercept,
+	// in its padding: the exchange stays in its allocation size class.
+	fault    faultKind
+	hdrAbort int32
+	phase    string
+	err      error // what the phase failed with
+	attempts int
+	fallback string
+	reason   string
+	outcome  string
+	hdrDelay time.Duration
 }
 
 type exchangeKey struct{}
@@ -233,6 +240,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.checkPath(rec, x, r, rt.cfg) {
 		return
 	}
+	if fs := rt.faults.Load(); fs != nil && fs.headers && !g.headerFault(rec, x, r) {
+		return
+	}
 	x.up = rt.up
 	if rt.up == nil {
 		x.reason = string(spillway.ReasonUpstreamError)
@@ -366,7 +376,7 @@ func (g *Gateway) finish(x *exchange, rec *recorder, r *http.Request, start time
 	if g.opts.AccessLogWriter != nil {
 		writeAccessLine(g.opts.AccessLogWriter, accessLine{time: end, route: routeName, upstream: upName, method: r.Method,
 			path: r.URL.Path, status: rec.statusOr200(), duration: d, attempts: x.attempts, outcome: outcome,
-			reason: x.reason, fallback: x.fallback})
+			reason: x.reason, fallback: x.fallback, fault: x.fault.String()})
 		return
 	}
 	if g.opts.AccessLog == nil {
@@ -377,7 +387,7 @@ func (g *Gateway) finish(x *exchange, rec *recorder, r *http.Request, start time
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.Int("status", rec.statusOr200()), slog.Float64("duration", d.Seconds()),
 		slog.Int("attempts", x.attempts), slog.String("outcome", outcome),
-		slog.String("reason", x.reason), slog.String("fallback", x.fallback))
+		slog.String("reason", x.reason), slog.String("fallback", x.fallback), slog.String("fault", x.fault.String()))
 }
 
 // errClientBudget ends a request whose Spillway-Timeout-Ms budget ran out.

@@ -27,6 +27,9 @@ type route struct {
 	// off is set while an optional route is disabled at run time
 	// (Gateway.SetRoute): it answers its default.
 	off atomic.Bool
+	// faults are the faults its attempts draw (fault.go), nil when none:
+	// the file's, and the runtime ones, replaced when they change.
+	faults atomic.Pointer[faultSet]
 }
 
 // step is one step of a fallback chain: exactly one field is set.

@@ -161,6 +161,11 @@ func eventText(kind string, data json.RawMessage) string {
 		if json.Unmarshal(data, &o) == nil {
 			return overrideLine(o)
 		}
+	case gateway.EventFault:
+		var f gateway.FaultEvent
+		if json.Unmarshal(data, &f) == nil {
+			return faultEventLine(f)
+		}
 	}
 	var fields map[string]any
 	if json.Unmarshal(data, &fields) == nil {

@@ -29,6 +29,10 @@
 //	POST   /api/v1/dead-letters/{id}/replay     move one back to its queue; token
 //	POST   /api/v1/dead-letters/replay?route=R  replay every dead letter of route R; token
 //	DELETE /api/v1/dead-letters?route=R         purge every dead letter of route R; token
+//	GET    /api/v1/faults                       the runtime faults in force (gateway.Fault); token
+//	POST   /api/v1/faults                       add one (gateway.FaultSpec, expires_in at most 1h): 201 with its id and expires_at; token
+//	DELETE /api/v1/faults                       the kill switch: remove every runtime fault, {"cleared":N}; token
+//	DELETE /api/v1/faults/{id}                  remove one; 404 when none of that id is in force; token
 //	GET    /api/v1/events                       Gateway.Events as text/event-stream (Last-Event-ID resumes); token
 //	GET    /api/v1/openapi.json                 the OpenAPI 3.1 document of these endpoints (openapi.json, docs/openapi.json)
 //	GET    /dashboard/                          the embedded dashboard page and its assets (dashboard.go), no token: its API calls carry it
@@ -64,8 +68,7 @@
 // The dashboard (dashboard.go) is static files embedded in the binary,
 // served with a strict Content-Security-Policy; the page reads the API
 // above with the token the operator types in (kept in sessionStorage, sent
-// as the Authorization header, never a cookie). Faults come in a later
-// issue: one more row in the table, under /api/v1/.
+// as the Authorization header, never a cookie).
 //
 // # Authorization
 //
@@ -177,6 +180,10 @@ func Handler(g *gateway.Gateway, o Options) http.Handler {
 		{path: "/api/v1/dead-letters/{id}", method: http.MethodGet, auth: true, handle: a.deadLetter},
 		{path: "/api/v1/dead-letters/{id}", method: http.MethodDelete, auth: true, handle: a.oneDeadLetter("purged", (*queue.Queue).Purge)},
 		{path: "/api/v1/dead-letters/{id}/replay", method: http.MethodPost, auth: true, handle: a.oneDeadLetter("replayed", (*queue.Queue).Replay)},
+		{path: "/api/v1/faults", method: http.MethodGet, auth: true, handle: a.faults},
+		{path: "/api/v1/faults", method: http.MethodPost, auth: true, handle: a.addFault},
+		{path: "/api/v1/faults", method: http.MethodDelete, auth: true, handle: a.clearFaults},
+		{path: "/api/v1/faults/{id}", method: http.MethodDelete, auth: true, handle: a.removeFault},
 		{path: "/api/v1/events", method: http.MethodGet, auth: true, handle: a.events},
 		{path: "/api/v1/openapi.json", method: http.MethodGet, handle: serveOpenAPI},
 		{path: "/dashboard/", method: http.MethodGet, handle: dashboard()},

@@ -171,6 +171,36 @@
     }));
   }
 
+  // faultRows are a runtime fault's rows: one per kind it injects.
+  function faultRows(f, now) {
+    const left = Math.max(0, Math.round((Date.parse(f.expires_at) - now) / 1000));
+    const expires = left >= 60 ? Math.floor(left / 60) + "m " + (left % 60) + "s" : left + "s";
+    const kinds = [];
+    if (f.delay) kinds.push(["delay " + f.delay.duration, f.delay.percent]);
+    if (f.abort) kinds.push(["abort " + f.abort.status, f.abort.percent]);
+    return kinds.map((k) => {
+      const tr = el("tr", null, null, [el("td", f.route), el("td", k[0]), el("td", k[1] + "%"), el("td", expires), el("td", f.who)]);
+      tr.dataset.fault = f.id;
+      return tr;
+    });
+  }
+
+  // renderFaults lists the runtime faults in force (GET /api/v1/faults);
+  // now is the time their expiry counts from (Date.now()).
+  function renderFaults(tbody, faults, now) {
+    const rows = (faults || []).flatMap((f) => faultRows(f, now));
+    if (!rows.length) rows.push(el("tr", null, "no-faults", [el("td", "no runtime fault")]));
+    tbody.replaceChildren(...rows);
+    document.getElementById("faults-clear").disabled = !faults || !faults.length;
+  }
+
+  async function refreshFaults() {
+    try {
+      const l = await api("GET", "/api/v1/faults");
+      renderFaults(document.querySelector("#faults tbody"), (l && l.faults) || [], Date.now());
+    } catch (e) { /* refresh shows the API's errors */ }
+  }
+
   function svg(tag, attrs, text) {
     const n = document.createElementNS(SVG_NS, tag);
     for (const k in attrs) n.setAttribute(k, attrs[k]);
@@ -245,6 +275,7 @@
       const [status, upstreams, routes] = await Promise.all([
         api("GET", "/api/v1/status"), api("GET", "/api/v1/upstreams"), api("GET", "/api/v1/routes")]);
       render({ status: status, upstreams: (upstreams && upstreams.upstreams) || [], routes: (routes && routes.routes) || [] });
+      refreshFaults();
       showError("");
     } catch (e) {
       if (e.status === 401 || e.status === 403) askToken(true);
@@ -352,6 +383,8 @@
       refresh();
       wake();
     });
+    // The kill switch: every runtime fault removed at once.
+    document.getElementById("faults-clear").addEventListener("click", () => control("DELETE", "/api/v1/faults"));
     askToken(!token());
     refresh();
     setInterval(refresh, POLL_MS);
@@ -359,6 +392,6 @@
   }
 
   // Exposed for tests, which render hostile names through them.
-  window.spillwayDashboard = { render: render, renderUpstreams: renderUpstreams, renderRoutes: renderRoutes, renderMap: renderMap };
+  window.spillwayDashboard = { render: render, renderUpstreams: renderUpstreams, renderRoutes: renderRoutes, renderMap: renderMap, renderFaults: renderFaults };
   start();
 })();
