@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -22,12 +21,7 @@ const (
 // expiry), the kill-switch button removes every fault with the token, and
 // hostile names render as text.
 func TestDashboardFaults(t *testing.T) {
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is absent in CI: scripts/test-deps.sh (make deps) installs it", chromium)
-		}
-		t.Skipf("%s is absent: run scripts/test-deps.sh to install Debian's chromium (CI always runs this test)", chromium)
-	}
+	requireChromium(t)
 	f := newDashFixture(t)
 	f.run(t, chromedp.Navigate(f.adm.URL+"/dashboard/"))
 	f.enterToken(t)
