@@ -30,7 +30,8 @@ const chromium = "/usr/bin/chromium"
 
 // dashConfig: one upstream whose breaker opens after 5 failed calls and
 // stays open for the whole test, a replica as its fallback (a dashed edge
-// on the map), and an optional route (a switch on the page).
+// on the map), an optional route (a switch on the page), and the most
+// hostile names the config accepts (hostileConfig).
 const dashConfig = `
 upstreams:
   svc:
@@ -47,6 +48,9 @@ upstreams:
   replica:
     instances: [{{replica}}]
     outlier: {consecutive_failures: 0}
+  __proto__:
+    instances: ["{{hostileURL}}"]
+    outlier: {consecutive_failures: 0}
 routes:
   - name: api
     match: {path_prefix: /api}
@@ -58,6 +62,9 @@ routes:
     upstream: svc
     optional: true
     default: {status: 200, body: '[]'}
+  - name: constructor
+    match: {path_prefix: /hostile}
+    upstream: __proto__
   - name: all
     match: {path_prefix: /}
     upstream: svc
@@ -72,8 +79,9 @@ type dashFixture struct {
 	failing *atomic.Bool
 	ctx     context.Context // the browser tab's
 
-	mu   sync.Mutex
-	logs []string // console errors, exceptions, error log entries, dialogs
+	mu      sync.Mutex
+	logs    []string // console errors, exceptions, error log entries, dialogs
+	dialogs int      // JavaScript dialogs opened (alert, confirm, prompt)
 }
 
 const dashToken = "dash-test-token"
@@ -91,7 +99,7 @@ func newDashFixture(t *testing.T) *dashFixture {
 	t.Cleanup(svc.Close)
 	replica := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "replica") }))
 	t.Cleanup(replica.Close)
-	yml := strings.NewReplacer("{{svc}}", svc.URL, "{{replica}}", replica.URL).Replace(dashConfig)
+	yml := strings.NewReplacer("{{svc}}", svc.URL, "{{replica}}", replica.URL, "{{hostileURL}}", hostileURL).Replace(dashConfig)
 	cfg, _, err := config.Parse("dashboard.yaml", []byte(yml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -161,6 +169,9 @@ func (f *dashFixture) startBrowser(t *testing.T) {
 				f.record("log: " + e.Entry.Text + " " + e.Entry.URL)
 			}
 		case *page.EventJavascriptDialogOpening:
+			f.mu.Lock()
+			f.dialogs++
+			f.mu.Unlock()
 			f.record("dialog: " + e.Message)
 			go func() { _ = chromedp.Run(ctx, page.HandleJavaScriptDialog(false)) }()
 		}
@@ -305,6 +316,7 @@ func TestDashboard(t *testing.T) {
 	if errs := f.errorsSoFar(nil); len(errs) > 0 {
 		t.Fatalf("the page reported errors on load:\n%s", strings.Join(errs, "\n"))
 	}
+	f.hostileConfig(t)
 
 	// The outage: svc answers 503 until its breaker opens.
 	f.failing.Store(true)
@@ -349,11 +361,14 @@ func TestDashboard(t *testing.T) {
 	f.waitText(t, "after the switch", `document.querySelector('[data-route="recommendations"] td:nth-child(4)').textContent`, "off", time.Now().Add(3*time.Second))
 	f.screenshot(t, "dashboard.png")
 
+	// The page has re-rendered the hostile config every poll since.
+	f.noDialogs(t)
 	// Only the refused call above may have logged an error.
 	if errs := f.errorsSoFar(func(s string) bool { return strings.Contains(s, "401") }); len(errs) > 0 {
 		t.Fatalf("the page reported errors:\n%s", strings.Join(errs, "\n"))
 	}
 	f.hostileNames(t)
+	f.noDialogs(t)
 }
 
 // causeOutage sends requests to svc until its breaker opens, and returns
@@ -414,9 +429,58 @@ func (f *dashFixture) screenshot(t *testing.T, name string) {
 }
 
 // hostile is a name that runs script if it is ever parsed as HTML. Config
-// names cannot hold it ([A-Za-z0-9._-]), so the test hands it to the
-// page's rendering straight, in every place a name from the gateway goes.
+// names cannot hold it: upstream and route names are letters, digits, '.',
+// '_' and '-' (config.validName: they are Prometheus label values, path
+// segments of the runtime API and map identifiers). So the gateway's
+// config carries it in the one free-text field the dashboard shows, an
+// instance's URL (hostileURL), under the names the config accepts that a
+// careless page would trip on (__proto__, constructor); and
+// hostileNames hands it to the page's rendering straight, in every place
+// a name from the gateway goes.
 const hostile = `<img src=x onerror=alert(1)>`
+
+// hostileURL is an instance URL the config accepts (url.Parse takes the
+// path as it is) and the runtime API reports as written.
+const hostileURL = "http://127.0.0.1:1/" + hostile
+
+// hostileConfig checks, in the page as loaded from the running gateway,
+// that the hostile instance URL opened no dialog, made no <img> element
+// (with that src or any), and shows as literal text on the upstream's card
+// and on the map, and that the __proto__ and constructor names show too;
+// noDialogs checks later, after many re-renders, that no alert opened.
+func (f *dashFixture) hostileConfig(t *testing.T) {
+	t.Helper()
+	const card = `document.querySelector('[data-upstream="__proto__"]')`
+	f.waitText(t, "the hostile upstream's card", `(`+card+` || {}).textContent ? "yes" : "no"`, "yes", time.Now().Add(5*time.Second))
+	js := fmt.Sprintf(`(function () {
+		const h = %q;
+		const card = %s;
+		const route = document.querySelector('[data-route="constructor"]');
+		const svg = document.querySelector("svg");
+		return [
+			"img=" + document.querySelectorAll("img").length,
+			"imgx=" + document.querySelectorAll('img[src="x"]').length,
+			"card=" + card.textContent.includes(h),
+			"map=" + (svg !== null && svg.textContent.includes(h)),
+			"route=" + (route !== null && route.textContent.includes("constructor") && route.textContent.includes("__proto__")),
+		].join(" ");
+	})()`, hostile, card)
+	if got, want := f.text(t, js), "img=0 imgx=0 card=true map=true route=true"; got != want {
+		t.Fatalf("the hostile config in the page: %s, want %s", got, want)
+	}
+}
+
+// noDialogs fails if the page opened a JavaScript dialog (an <img> parsed
+// from a name would have fired its onerror's alert).
+func (f *dashFixture) noDialogs(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	n := f.dialogs
+	f.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d JavaScript dialogs opened: %q", n, f.errorsSoFar(nil))
+	}
+}
 
 func (f *dashFixture) hostileNames(t *testing.T) {
 	t.Helper()

@@ -11,19 +11,33 @@ import (
 )
 
 // Live rates: the runtime API's reads turn the gateway's Prometheus
-// counters into per-second figures by keeping, per upstream and route, the
-// previous reading. The proxy path does nothing more than feed the
-// collectors it already feeds; only the reads take rates.mu.
+// counters into per-second figures over a fixed trailing window. Each read
+// takes the counters now and compares them with a snapshot kept from an
+// earlier read, so the figures depend on when they are read, never on who
+// read before: two dashboards polling at different cadences see the same
+// window. The snapshots are taken lazily on read (at most one a second, no
+// goroutine) into a small ring per upstream and route. The proxy path does
+// nothing more than feed the collectors it already feeds; only the reads
+// take rates.mu.
 
-// minRateInterval is the shortest interval rates are taken over: a read
-// sooner than that after the previous one gets the figures computed then.
-const minRateInterval = time.Second
+// rateWindow is the trailing window the live figures cover.
+const rateWindow = 10 * time.Second
 
-// UpstreamRates are an upstream's figures over Interval, the seconds since
-// the previous read of the runtime API (at least one second: a read sooner
-// than that gets the same figures as the previous one).
+// snapshotEvery is the shortest spacing of two kept snapshots: with the
+// ring trimmed to one snapshot at least rateWindow old, it bounds a key's
+// ring to rateWindow/snapshotEvery + 2 entries.
+const snapshotEvery = time.Second
+
+// UpstreamRates are an upstream's figures over the trailing window: the
+// Interval seconds (at least WindowSeconds once the gateway is that old)
+// up to the read.
 type UpstreamRates struct {
-	Interval float64 `json:"interval"`
+	// WindowSeconds is the window the figures are meant to cover;
+	// Interval the seconds they do cover: from the newest snapshot at
+	// least the window old (or the oldest one while the gateway is
+	// younger than the window) to the read.
+	WindowSeconds float64 `json:"window_seconds"`
+	Interval      float64 `json:"interval"`
 	// Attempts and Failures are per second; a failure is an attempt whose
 	// result (spillway_upstream_attempts_total) is not success.
 	Attempts float64 `json:"attempts"`
@@ -38,9 +52,11 @@ type UpstreamRates struct {
 	P99 *float64 `json:"p99,omitempty"`
 }
 
-// RouteRates are a route's figures over Interval, as for UpstreamRates.
+// RouteRates are a route's figures over the trailing window, as for
+// UpstreamRates.
 type RouteRates struct {
-	Interval float64 `json:"interval"`
+	WindowSeconds float64 `json:"window_seconds"`
+	Interval      float64 `json:"interval"`
 	// Requests are the requests answered per second.
 	Requests float64 `json:"requests"`
 	// Fallbacks are the degraded answers per second by kind; a kind with
@@ -57,49 +73,57 @@ type counts struct {
 	buckets []float64
 }
 
-// rates holds the previous readings and the figures computed from them.
+// rates holds, per key, the snapshots of its counters, oldest first.
 type rates struct {
 	now  func() time.Time
 	mu   sync.Mutex
-	prev map[string]counts
-	last map[string]any
+	snap map[string][]counts
 }
 
 func newRates() *rates {
-	return &rates{now: time.Now, prev: map[string]counts{}, last: map[string]any{}}
+	return &rates{now: time.Now, snap: map[string][]counts{}}
 }
 
-// take records cur as key's reading and returns the figures over the
-// interval since the previous one (nil at the first read), made by
-// compute from the deltas.
+// take returns the figures, made by compute from the deltas, between the
+// reading cur and key's base snapshot (nil at the first read or when no
+// time passed since it), and keeps cur as a snapshot when the newest one
+// is at least snapshotEvery old.
 func take[T any](r *rates, key string, cur counts, compute func(dt float64, d counts) *T) *T {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur.at = r.now()
-	p, ok := r.prev[key]
-	if ok && cur.at.Sub(p.at) < minRateInterval {
-		last, _ := r.last[key].(*T)
-		return last
+	ring := r.snap[key]
+	var base counts
+	if len(ring) > 0 {
+		base = ring[0]
+		// The newest snapshot at least the window old; the ones before
+		// it are no longer needed by any read from now on.
+		for i := len(ring) - 1; i >= 0; i-- {
+			if cur.at.Sub(ring[i].at) >= rateWindow {
+				base, ring = ring[i], ring[i:]
+				break
+			}
+		}
 	}
-	r.prev[key] = cur
-	if !ok {
+	if len(ring) == 0 || cur.at.Sub(ring[len(ring)-1].at) >= snapshotEvery {
+		ring = append(ring, cur)
+	}
+	r.snap[key] = ring
+	if base.at.IsZero() || !cur.at.After(base.at) {
 		return nil
 	}
-	dt := cur.at.Sub(p.at).Seconds()
-	out := compute(dt, delta(cur, p))
-	r.last[key] = out
-	return out
+	dt := cur.at.Sub(base.at).Seconds()
+	return compute(dt, delta(cur, base))
 }
 
-// keep forgets the readings of the keys keep reports false for (removed
+// keep forgets the snapshots of the keys keep reports false for (removed
 // upstreams and routes).
 func (r *rates) keep(keep func(key string) bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k := range r.prev {
+	for k := range r.snap {
 		if !keep(k) {
-			delete(r.prev, k)
-			delete(r.last, k)
+			delete(r.snap, k)
 		}
 	}
 }
@@ -235,7 +259,7 @@ func (m *metrics) routeCounts() map[string]counts {
 // upstreamRates returns name's figures from its reading cur.
 func (r *rates) upstreamRates(name string, cur counts) *UpstreamRates {
 	return take(r, "upstream:"+name, cur, func(dt float64, d counts) *UpstreamRates {
-		out := &UpstreamRates{Interval: dt, Rejections: map[string]float64{}}
+		out := &UpstreamRates{WindowSeconds: rateWindow.Seconds(), Interval: dt, Rejections: map[string]float64{}}
 		for k, n := range d.values {
 			if result, ok := strings.CutPrefix(k, "attempt:"); ok {
 				out.Attempts += n / dt
@@ -255,7 +279,7 @@ func (r *rates) upstreamRates(name string, cur counts) *UpstreamRates {
 // routeRates returns name's figures from its reading cur.
 func (r *rates) routeRates(name string, cur counts) *RouteRates {
 	return take(r, "route:"+name, cur, func(dt float64, d counts) *RouteRates {
-		out := &RouteRates{Interval: dt, Requests: d.values["requests"] / dt, Fallbacks: map[string]float64{}}
+		out := &RouteRates{WindowSeconds: rateWindow.Seconds(), Interval: dt, Requests: d.values["requests"] / dt, Fallbacks: map[string]float64{}}
 		for k, n := range d.values {
 			if kind, ok := strings.CutPrefix(k, "fallback:"); ok && n > 0 {
 				out.Fallbacks[kind] = n / dt

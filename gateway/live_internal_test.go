@@ -13,9 +13,9 @@ import (
 )
 
 // TestLiveRates: the runtime API's reads give per-second rates over the
-// interval since the previous read, the same figures to a read sooner than
-// a second after it, and attempt latency quantiles in the buckets holding
-// them.
+// trailing window (here the two seconds since the first read, the gateway
+// being younger than the window), and attempt latency quantiles in the
+// buckets holding them.
 func TestLiveRates(t *testing.T) {
 	var status atomic.Int64
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -24,22 +24,7 @@ func TestLiveRates(t *testing.T) {
 		}
 	}))
 	defer be.Close()
-	cfg, _, err := config.Parse("t.yaml", []byte(`
-upstreams:
-  u: {instances: ["`+be.URL+`"], retry: {max_attempts: 1}, breaker: {min_calls: 1000}, outlier: {consecutive_failures: 1000}}
-routes:
-  - {name: r, match: {path_prefix: /}, upstream: u, fallback: [{static: {body: x}}]}
-`), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	now := time.Unix(1000, 0)
-	g.metrics.rates.now = func() time.Time { return now }
+	g, now := liveGateway(t, be.URL)
 	get := func() {
 		g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
 	}
@@ -70,34 +55,101 @@ routes:
 		}
 		g.metrics.attemptDur.WithLabelValues("u").Observe(d)
 	}
-	now = now.Add(2 * time.Second)
+	*now = now.Add(2 * time.Second)
 	u, _ := g.Upstream("u")
 	r := u.Live.Rates
-	if r == nil || r.Interval != 2 || r.Attempts != 5 || r.Failures != 2 || r.Rejections["breaker_open"] != 1.5 ||
-		len(r.Rejections) != 1 {
-		t.Fatalf("rates %+v, want interval 2, attempts 5/s, failures 2/s, breaker_open 1.5/s", r)
+	if r == nil || r.WindowSeconds != 10 || r.Interval != 2 || r.Attempts != 5 || r.Failures != 2 ||
+		r.Rejections["breaker_open"] != 1.5 || len(r.Rejections) != 1 {
+		t.Fatalf("rates %+v, want window 10, interval 2, attempts 5/s, failures 2/s, breaker_open 1.5/s", r)
 	}
 	if r.P50 == nil || *r.P50 <= .025 || *r.P50 > .05 || r.P99 == nil || *r.P99 <= .5 || *r.P99 > 1 {
 		t.Fatalf("p50 %v, p99 %v: want in (.025, .05] and (.5, 1]", deref(r.P50), deref(r.P99))
 	}
 	rr := g.Routes()[0].Live
-	if rr == nil || rr.Interval != 2 || rr.Requests != 5 || rr.Fallbacks[FallbackStatic] != 2 {
+	if rr == nil || rr.WindowSeconds != 10 || rr.Interval != 2 || rr.Requests != 5 || rr.Fallbacks[FallbackStatic] != 2 {
 		t.Fatalf("route live %+v, want requests 5/s, static fallbacks 2/s", rr)
 	}
 
-	// Sooner than a second after: the same figures, the reading kept.
+	// Half a second later, one more failed attempt: still from the first
+	// read, over 2.5s.
 	get()
-	now = now.Add(500 * time.Millisecond)
-	if again, _ := g.Upstream("u"); again.Live.Rates != r {
-		t.Fatalf("a read 500ms later: %+v, want the previous figures", again.Live.Rates)
-	}
-	// Then over the 1.5s since the last reading: one failed attempt, no
-	// latency beyond it, no rejection.
-	now = now.Add(time.Second)
+	*now = now.Add(500 * time.Millisecond)
 	u, _ = g.Upstream("u")
-	if r := u.Live.Rates; r.Interval != 1.5 || math.Abs(r.Failures-1/1.5) > 1e-12 || r.Attempts != r.Failures || len(r.Rejections) != 0 ||
-		r.P50 == nil {
-		t.Fatalf("second interval: %+v", r)
+	if r := u.Live.Rates; r.Interval != 2.5 || r.Failures != 2 || r.Attempts != 11/2.5 {
+		t.Fatalf("2.5s after the first read: %+v", r)
+	}
+}
+
+// liveGateway is a gateway with upstream u on url, route r with a static
+// fallback, and its rates' clock at the returned time.
+func liveGateway(t *testing.T, url string) (*Gateway, *time.Time) {
+	t.Helper()
+	cfg, _, err := config.Parse("t.yaml", []byte(`
+upstreams:
+  u: {instances: ["`+url+`"], retry: {max_attempts: 1}, breaker: {min_calls: 1000}, outlier: {consecutive_failures: 1000}}
+routes:
+  - {name: r, match: {path_prefix: /}, upstream: u, fallback: [{static: {body: x}}]}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	now := time.Unix(1000, 0)
+	g.metrics.rates.now = func() time.Time { return now }
+	return g, &now
+}
+
+// TestLiveRatesFixedWindow: the figures cover the trailing ten seconds
+// whoever reads and however often. Two gateways get the same traffic (k
+// attempts and k requests in second k); one is read by a slow reader every
+// 5s, the other by the same slow reader and a fast one every second. At
+// every instant both readers read, all three figures are the same, and
+// they are those of the last ten seconds, never those since the other
+// reader's read.
+func TestLiveRatesFixedWindow(t *testing.T) {
+	alone, nowA := liveGateway(t, "http://127.0.0.1:1")
+	shared, nowS := liveGateway(t, "http://127.0.0.1:1")
+	read := func(g *Gateway) (*UpstreamRates, *RouteRates) {
+		u, _ := g.Upstream("u")
+		return u.Live.Rates, g.Routes()[0].Live
+	}
+	read(alone)
+	read(shared)
+	for k := 1; k <= 40; k++ {
+		for _, g := range []*Gateway{alone, shared} {
+			g.metrics.attempts.WithLabelValues("u", resultSuccess).Add(float64(k))
+			g.metrics.requests.WithLabelValues("r", "ok").Add(float64(k))
+		}
+		*nowA, *nowS = nowA.Add(time.Second), nowS.Add(time.Second)
+		fastU, fastR := read(shared) // the fast reader, every second
+		if k%5 != 0 {
+			continue
+		}
+		slowU, slowR := read(shared)
+		aloneU, aloneR := read(alone)
+		span := min(k, 10)
+		// Seconds k-span+1 .. k: k+(k-1)+...+(k-span+1) per span seconds.
+		want := float64(span*(2*k-span+1)/2) / float64(span)
+		for i, r := range []*UpstreamRates{fastU, slowU, aloneU} {
+			if r == nil || r.Interval != float64(span) || r.Attempts != want || r.WindowSeconds != 10 {
+				t.Fatalf("second %d, upstream reader %d: %+v, want interval %d, attempts %v/s", k, i, r, span, want)
+			}
+		}
+		for i, r := range []*RouteRates{fastR, slowR, aloneR} {
+			if r == nil || r.Interval != float64(span) || r.Requests != want {
+				t.Fatalf("second %d, route reader %d: %+v, want interval %d, requests %v/s", k, i, r, span, want)
+			}
+		}
+	}
+	// The snapshots kept stay within the window's bound.
+	for key, ring := range shared.metrics.rates.snap {
+		if n := len(ring); n > int(rateWindow/snapshotEvery)+2 {
+			t.Errorf("%s keeps %d snapshots", key, n)
+		}
 	}
 }
 

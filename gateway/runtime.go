@@ -115,7 +115,7 @@ type LiveView struct {
 	// BudgetLeft is how many retries the budget allows now; absent when
 	// the upstream allows no retry.
 	BudgetLeft *float64 `json:"budget_left,omitempty"`
-	// Rates are the figures since the previous read (UpstreamRates);
+	// Rates are the figures over the trailing window (UpstreamRates);
 	// absent at the first read.
 	Rates *UpstreamRates `json:"rates,omitempty"`
 }
@@ -224,7 +224,7 @@ type RouteView struct {
 	// Fallback is the chain, in order: "upstream:NAME", "stale_cache" or
 	// "static".
 	Fallback []string `json:"fallback"`
-	// Live are the figures since the previous read (RouteRates); absent
+	// Live are the figures over the trailing window (RouteRates); absent
 	// at the first read.
 	Live *RouteRates `json:"live,omitempty"`
 }

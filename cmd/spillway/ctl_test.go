@@ -47,10 +47,17 @@ routes:
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return serveInTest(t, server.Options{File: file}), up.URL
+}
+
+// serveInTest runs server.Run with o until the test ends and returns its
+// admin URL.
+func serveInTest(t *testing.T, o server.Options) (adminURL string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, stopped := make(chan string, 1), make(chan error, 1)
 	go func() {
-		stopped <- server.Run(ctx, server.Options{File: file}, io.Discard, io.Discard, nil,
+		stopped <- server.Run(ctx, o, io.Discard, io.Discard, nil,
 			func(_, adminAddr string) { ready <- "http://" + adminAddr })
 	}()
 	t.Cleanup(func() {
@@ -62,9 +69,10 @@ routes:
 	select {
 	case adminURL = <-ready:
 	case err := <-stopped:
+		stopped <- nil // for the cleanup
 		t.Fatalf("serve stopped at once: %v", err)
 	}
-	return adminURL, up.URL
+	return adminURL
 }
 
 // ctlRun runs `spillway ctl ARGS` against adminURL with the token and

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/spillway-dev/spillway/gateway"
 	"github.com/spillway-dev/spillway/gateway/pool"
+	"github.com/spillway-dev/spillway/internal/server"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/map's golden files")
@@ -144,5 +146,72 @@ func TestMapAdminColoursByLiveState(t *testing.T) {
 	admin.Close()
 	if _, _, err := runMapCommand(t, "-c", exampleConfig, "--admin", admin.URL); err == nil {
 		t.Error("an unreachable admin API was not an error")
+	}
+}
+
+// With --admin and no -c, map draws a running gateway started with no file
+// (serve --upstream) from its runtime API, coloured by live state.
+func TestMapAdminWithoutFile(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer up.Close()
+	adm := serveInTest(t, server.Options{Upstream: up.URL, Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Token: "t0k"})
+	out, stderr, err := runMapCommand(t, "--admin", adm, "--token", "t0k")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	want := "flowchart LR\n" +
+		`  r1["app"]` + "\n" +
+		`  u1("app [closed]")` + "\n" +
+		`  u1i1(["` + up.URL + ` [healthy]"])` + "\n" +
+		"  r1 --> u1\n  u1 --> u1i1\n"
+	if !strings.HasPrefix(out, want) || !strings.Contains(out, "class u1,u1i1 ok") {
+		t.Errorf("map:\n%s\nwant it to start with:\n%s", out, want)
+	}
+	var ee *exitError
+	if _, _, err := runMapCommand(t, "--admin", adm, "--token", "wrong"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("a wrong token: %v, want the API's 401", err)
+	}
+	if _, _, err := runMapCommand(t); !errors.As(err, &ee) || ee.code != 2 {
+		t.Errorf("neither -c nor --admin: %v, want exit status 2", err)
+	}
+}
+
+// The map from the runtime API alone is the map from the file coloured by
+// the same gateway: the same nodes, edges, ids and states.
+func TestMapAdminSameAsFile(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer up.Close()
+	file := filepath.Join(t.TempDir(), "spillway.yaml")
+	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0, token: t0k}
+upstreams:
+  main: {instances: [%[1]s, "http://127.0.0.1:1"]}
+  replica: {instances: [%[1]s]}
+  jobs: {instances: [%[1]s]}
+routes:
+  - name: api
+    match: {path_prefix: /api}
+    upstream: main
+    fallback: [{upstream: replica}, {stale_cache: {ttl: 1m}}]
+  - {name: orders, match: {path_prefix: /orders}, upstream: jobs}
+  - {name: all, match: {path_prefix: /}, upstream: main}
+`, up.URL)
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adm := serveInTest(t, server.Options{File: file})
+	fromFile, stderr, err := runMapCommand(t, "-c", file, "--admin", adm, "--token", "t0k", "--format", "json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	live, stderr, err := runMapCommand(t, "--admin", adm, "--token", "t0k", "--format", "json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if live != fromFile {
+		t.Errorf("map --admin:\n%s\nmap -c FILE --admin:\n%s", live, fromFile)
+	}
+	if !strings.Contains(live, `"kind": "fallback"`) || !strings.Contains(live, `"state": "closed"`) {
+		t.Errorf("map lacks the fallback edges or the live state:\n%s", live)
 	}
 }

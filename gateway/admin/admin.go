@@ -12,7 +12,7 @@
 //	GET    /readyz                              200 "ready" when Gateway.Ready, else 503 (readiness)
 //	GET    /metrics                             Prometheus text of Gateway.Registry (promhttp)
 //	GET    /api/v1/status                       Gateway.Status as JSON
-//	POST   /api/v1/reload                       re-read the configuration file (Options.Reload): changes, resets; token
+//	POST   /api/v1/reload                       re-read the configuration file (Options.Reload): changes, resets, restart_required; token
 //	GET    /api/v1/upstreams                    every upstream: effective policies (file's keys), instances, live figures; token
 //	GET    /api/v1/upstreams/{name}             one upstream, as above (gateway.UpstreamView); 404 when unknown; token
 //	PATCH  /api/v1/upstreams/{name}             overlay the body's upstream keys (as in the file) in place; the new view; token
@@ -89,6 +89,8 @@
 // the request carries: without a token nobody can change the gateway or
 // read its jobs through the admin API, not even from loopback. No answer
 // sets a cookie: there is no session for another site to ride (CSRF).
+// The tokens are a TokenSet, which a reload replaces atomically: the old
+// token gets 401 from the next request on.
 package admin
 
 import (
@@ -118,17 +120,22 @@ type Options struct {
 	// may make the guarded GETs, the admin role every call. With neither
 	// Token nor Tokens, every guarded call is refused with 403.
 	Tokens []config.AdminToken
+	// TokenSet, when set, holds the tokens instead of Token and Tokens,
+	// so that whoever made it can change them while the handler serves
+	// (a reload); nil: a set made of Token and Tokens, fixed.
+	TokenSet *TokenSet
 	// Now is the clock of the delays after wrong tokens; nil: time.Now.
 	Now func() time.Time
 	// Reload re-reads the configuration file and applies it (POST
-	// /api/v1/reload), returning what Gateway.Apply changed and reset; the
-	// answer is {"reloaded":true,"changes":[...],"resets":[...]}, and
-	// "overrides":{"kept":[...],"dropped":[...]} when Reload returns
+	// /api/v1/reload), returning what Gateway.Apply changed and reset and
+	// the keys that take effect at the next restart; the answer is
+	// {"reloaded":true,"changes":[...],"resets":[...],"restart_required":[...]},
+	// and "overrides":{"kept":[...],"dropped":[...]} when Reload returns
 	// what Gateway.Apply did (the runtime overrides it re-applied and
 	// dropped). An error
 	// that is a config.Errors or a *config.Error (the file is invalid) is
 	// answered 400, any other 500. Nil: reloading is not supported, 501.
-	Reload func() (gateway.Changes, error)
+	Reload func() (ReloadResult, error)
 	// AllowedHosts are the Host names (without port, any case) answered
 	// besides loopback names (localhost, 127.0.0.0/8, ::1) and the IP
 	// address the connection came to. Any other Host gets 421: a page a
@@ -157,7 +164,11 @@ type endpoint struct {
 // concurrent use and holds no state of its own besides o and the count of
 // event streams open.
 func Handler(g *gateway.Gateway, o Options) http.Handler {
-	a := &api{g: g, o: o, creds: credentials(o), failed: newFailures(o.Now)}
+	tokens := o.TokenSet
+	if tokens == nil {
+		tokens = NewTokenSet(o.Token, o.Tokens)
+	}
+	a := &api{g: g, o: o, tokens: tokens, failed: newFailures(o.Now)}
 	endpoints := []endpoint{
 		{path: "/healthz", method: http.MethodGet, handle: a.healthz},
 		{path: "/readyz", method: http.MethodGet, handle: a.readyz},
@@ -261,8 +272,8 @@ type api struct {
 	o Options
 	// streams counts the event streams open (Options.MaxStreams).
 	streams atomic.Int32
-	// creds are the admin tokens; failed slows down wrong ones.
-	creds  []credential
+	// tokens are the admin tokens; failed slows down wrong ones.
+	tokens *TokenSet
 	failed *failures
 }
 
@@ -314,12 +325,20 @@ func (a *api) status(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, a.g.Status())
 }
 
+// ReloadResult is what a reload did: every change applied and every state
+// reset, and the changed keys a reload cannot apply, which take effect at
+// the next restart ("listen", "tls", "server", "admin.listen",
+// "admin.allowed_hosts", "queue"; never nil).
+type ReloadResult struct {
+	gateway.Changes
+	RestartRequired []string `json:"restart_required"`
+}
+
 // reloaded is the answer of a reload: "reloaded" for the clients written
-// before the changes were listed, then every change applied and every
-// state reset.
+// before the changes were listed, then the ReloadResult.
 type reloaded struct {
 	Reloaded bool `json:"reloaded"`
-	gateway.Changes
+	ReloadResult
 }
 
 func (a *api) reload(w http.ResponseWriter, _ *http.Request) {
@@ -327,9 +346,12 @@ func (a *api) reload(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotImplemented, "reloading is not supported by this gateway")
 		return
 	}
-	cs, err := a.o.Reload()
+	rs, err := a.o.Reload()
 	if err == nil {
-		writeJSON(w, http.StatusOK, reloaded{Reloaded: true, Changes: cs})
+		if rs.RestartRequired == nil {
+			rs.RestartRequired = []string{}
+		}
+		writeJSON(w, http.StatusOK, reloaded{true, rs})
 		return
 	}
 	code := http.StatusInternalServerError

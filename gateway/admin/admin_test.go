@@ -79,9 +79,9 @@ func TestEndpoints(t *testing.T) {
 	// One proxied request, so that the request metrics have a series.
 	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/app/x", nil))
 	reloads := 0
-	h := admin.Handler(g, admin.Options{Token: "s3cret", Now: noDelays(), Reload: func() (gateway.Changes, error) {
+	h := admin.Handler(g, admin.Options{Token: "s3cret", Now: noDelays(), Reload: func() (admin.ReloadResult, error) {
 		reloads++
-		return gateway.Changes{Applied: []gateway.Change{}, Resets: []gateway.Change{}}, nil
+		return admin.ReloadResult{Changes: gateway.Changes{Applied: []gateway.Change{}, Resets: []gateway.Change{}}}, nil
 	}})
 
 	tests := []struct {
@@ -104,8 +104,8 @@ func TestEndpoints(t *testing.T) {
 		{method: "POST", path: "/api/v1/reload", auth: "Bearer s3cret0", code: 401, json: true},
 		{method: "POST", path: "/api/v1/reload", auth: "Basic s3cret", code: 401, json: true},
 		{method: "POST", path: "/api/v1/reload", auth: "s3cret", code: 401, json: true},
-		{method: "POST", path: "/api/v1/reload", auth: "Bearer s3cret", code: 200, body: `{"reloaded":true,"changes":[],"resets":[]}`, json: true},
-		{method: "POST", path: "/api/v1/reload", auth: "bearer s3cret", code: 200, body: `{"reloaded":true,"changes":[],"resets":[]}`, json: true},
+		{method: "POST", path: "/api/v1/reload", auth: "Bearer s3cret", code: 200, body: `{"reloaded":true,"changes":[],"resets":[],"restart_required":[]}`, json: true},
+		{method: "POST", path: "/api/v1/reload", auth: "bearer s3cret", code: 200, body: `{"reloaded":true,"changes":[],"resets":[],"restart_required":[]}`, json: true},
 		{method: "GET", path: "/api/v1/upstreams", code: 401, json: true},
 		{method: "GET", path: "/api/v1/upstreams", auth: "Bearer s3cret", code: 200, body: `{"upstreams":[{"name":"app","instances":[{"url":"` + up.URL, json: true},
 		{method: "GET", path: "/api/v1/upstreams/app", auth: "Bearer s3cret", code: 200, body: `"bulkhead":{"max_concurrent":100,"max_waiting":0,"max_wait":"0s"}`, json: true},
@@ -137,9 +137,9 @@ func TestEndpoints(t *testing.T) {
 
 func TestMutatingCallsAreRefusedWithoutAToken(t *testing.T) {
 	g := newGateway(t, "http://127.0.0.1:1", "")
-	h := admin.Handler(g, admin.Options{Reload: func() (gateway.Changes, error) {
+	h := admin.Handler(g, admin.Options{Reload: func() (admin.ReloadResult, error) {
 		t.Error("Reload ran without a token configured")
-		return gateway.Changes{}, nil
+		return admin.ReloadResult{}, nil
 	}})
 	for _, auth := range []string{"", "Bearer ", "Bearer anything"} {
 		if rec := serve(h, "POST", "/api/v1/reload", auth); rec.Code != 403 || !json.Valid(rec.Body.Bytes()) {
@@ -152,8 +152,8 @@ func TestMutatingCallsAreRefusedWithoutAToken(t *testing.T) {
 }
 
 // fails is an Options.Reload that returns err.
-func fails(err error) func() (gateway.Changes, error) {
-	return func() (gateway.Changes, error) { return gateway.Changes{}, err }
+func fails(err error) func() (admin.ReloadResult, error) {
+	return func() (admin.ReloadResult, error) { return admin.ReloadResult{}, err }
 }
 
 func TestReloadOutcomes(t *testing.T) {
@@ -161,7 +161,7 @@ func TestReloadOutcomes(t *testing.T) {
 	invalid := config.Errors{{File: "s.yaml", Line: 3, Col: 5, Msg: "unknown key"}}
 	tests := []struct {
 		name   string
-		reload func() (gateway.Changes, error)
+		reload func() (admin.ReloadResult, error)
 		code   int
 		body   string
 	}{
@@ -169,12 +169,15 @@ func TestReloadOutcomes(t *testing.T) {
 		{"invalid file", fails(invalid), 400, "s.yaml:3:5: unknown key"},
 		{"one wrapped error", fails(fmt.Errorf("load: %w", invalid[0])), 400, "s.yaml:3:5"},
 		{"gateway failure", fails(errors.New("boom")), 500, "boom"},
-		{"changes", func() (gateway.Changes, error) {
-			return gateway.Changes{
+		{"changes", func() (admin.ReloadResult, error) {
+			return admin.ReloadResult{Changes: gateway.Changes{
 				Applied: []gateway.Change{{Upstream: "u", Part: "bulkhead", Detail: "bulkhead.max_concurrent 1 → 2"}},
 				Resets:  []gateway.Change{{Upstream: "u", Part: "retry.budget", Detail: "a new budget"}},
-			}, nil
-		}, 200, `{"reloaded":true,"changes":[{"upstream":"u","part":"bulkhead","detail":"bulkhead.max_concurrent 1 → 2"}],"resets":[{"upstream":"u","part":"retry.budget","detail":"a new budget"}]}`},
+			}}, nil
+		}, 200, `{"reloaded":true,"changes":[{"upstream":"u","part":"bulkhead","detail":"bulkhead.max_concurrent 1 → 2"}],"resets":[{"upstream":"u","part":"retry.budget","detail":"a new budget"}],"restart_required":[]}`},
+		{"restart required", func() (admin.ReloadResult, error) {
+			return admin.ReloadResult{RestartRequired: []string{"admin.listen"}}, nil
+		}, 200, `"restart_required":["admin.listen"]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

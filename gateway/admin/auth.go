@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spillway-dev/spillway/config"
@@ -23,13 +24,34 @@ type credential struct {
 	read bool // the read role: the token-guarded GETs only
 }
 
-func credentials(o Options) []credential {
+// TokenSet is the admin tokens a Handler checks (admin.token, named
+// "admin", and admin.tokens), replaceable while it serves: a reload sets
+// the new ones atomically. A request is judged by the set in place when
+// it arrived; an event stream authorized by a token since removed goes on
+// until it ends. Safe for concurrent use.
+type TokenSet struct {
+	creds atomic.Pointer[[]credential]
+}
+
+// NewTokenSet returns the set of token (named "admin", with the admin
+// role; none when empty) and tokens.
+func NewTokenSet(token string, tokens []config.AdminToken) *TokenSet {
+	s := &TokenSet{}
+	s.Set(token, tokens)
+	return s
+}
+
+// Set replaces the tokens: the requests that arrive from now on are judged
+// by token and tokens only.
+func (s *TokenSet) Set(token string, tokens []config.AdminToken) {
 	var cs []credential
-	for _, t := range (config.Admin{Token: o.Token, Tokens: o.Tokens}).AllTokens() {
+	for _, t := range (config.Admin{Token: token, Tokens: tokens}).AllTokens() {
 		cs = append(cs, credential{name: t.Name, sum: sha256.Sum256([]byte(t.Token)), read: t.Role == config.RoleRead})
 	}
-	return cs
+	s.creds.Store(&cs)
 }
+
+func (s *TokenSet) load() []credential { return *s.creds.Load() }
 
 // match returns the credential of the Bearer token in h, comparing it with
 // every credential whatever the outcome (no early exit).
@@ -62,7 +84,8 @@ func caller(r *http.Request) string {
 // role for the call's method, and answers the refusal itself; it returns
 // r carrying the caller's name.
 func (a *api) authorize(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
-	if len(a.creds) == 0 {
+	creds := a.tokens.load()
+	if len(creds) == 0 {
 		writeError(w, http.StatusForbidden, "this admin call is disabled: no admin token is configured (admin.token or admin.tokens)")
 		return r, false
 	}
@@ -73,7 +96,7 @@ func (a *api) authorize(w http.ResponseWriter, r *http.Request) (*http.Request, 
 		return r, false
 	}
 	h := r.Header.Get("Authorization")
-	c, ok := match(a.creds, h)
+	c, ok := match(creds, h)
 	if !ok {
 		if h != "" { // no header is no guess: only a wrong token slows down
 			a.failed.fail(addr)

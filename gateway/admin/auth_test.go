@@ -192,3 +192,24 @@ func servedPaths(t *testing.T) []string {
 	}
 	return out
 }
+
+// A TokenSet replaced while the handler serves: the next request is judged
+// by the new tokens only.
+func TestTokenSetReplacedWhileServing(t *testing.T) {
+	g := newGateway(t, "http://127.0.0.1:1", "")
+	set := admin.NewTokenSet("old", nil)
+	h := admin.Handler(g, admin.Options{TokenSet: set, Token: "ignored", Now: noDelays()})
+	if rec := serve(h, "GET", "/api/v1/routes", "Bearer old"); rec.Code != 200 {
+		t.Fatalf("the old token before: %d", rec.Code)
+	}
+	set.Set("new", []config.AdminToken{{Name: "ro", Token: "reader", Role: config.RoleRead}})
+	for auth, want := range map[string]int{"Bearer old": 401, "Bearer ignored": 401, "Bearer new": 200, "Bearer reader": 200} {
+		if rec := serve(h, "GET", "/api/v1/routes", auth); rec.Code != want {
+			t.Errorf("%s after the change: %d, want %d", auth, rec.Code, want)
+		}
+	}
+	set.Set("", nil)
+	if rec := serve(h, "GET", "/api/v1/routes", "Bearer new"); rec.Code != 403 {
+		t.Errorf("no token left: %d, want 403", rec.Code)
+	}
+}

@@ -18,8 +18,9 @@ func runtimeAPI(t *testing.T) (*gateway.Gateway, *httptest.Server) {
 	t.Helper()
 	g := newGateway(t, "http://127.0.0.1:1", "    bulkhead: {max_concurrent: 10}\n")
 	file := g.Config()
-	srv := httptest.NewServer(admin.Handler(g, admin.Options{Token: "s3cret", Now: noDelays(), Reload: func() (gateway.Changes, error) {
-		return g.Apply(file)
+	srv := httptest.NewServer(admin.Handler(g, admin.Options{Token: "s3cret", Now: noDelays(), Reload: func() (admin.ReloadResult, error) {
+		cs, err := g.Apply(file)
+		return admin.ReloadResult{Changes: cs}, err
 	}}))
 	t.Cleanup(srv.Close)
 	return g, srv

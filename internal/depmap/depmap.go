@@ -1,7 +1,9 @@
 // Package depmap draws a gateway configuration's dependency map — routes,
 // the upstreams they proxy to, those upstreams' instances, and each route's
 // fallback chain — as Mermaid, Graphviz DOT or JSON, optionally coloured by
-// the live state a running gateway reports (`spillway map`).
+// the live state a running gateway reports (`spillway map`). The map is
+// drawn from a configuration (Build) or from a running gateway's runtime
+// API alone (FromAPI), the same graph either way.
 //
 // Node identifiers are generated (r1, u2, u2i1, r1f3), never taken from the
 // configuration: a name only ever appears inside a label, escaped for the
@@ -11,7 +13,9 @@ package depmap
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
@@ -65,28 +69,113 @@ type Graph struct {
 	Edges []Edge `json:"edges"`
 }
 
+// The map is drawn from routeSpecs and upstreamSpecs, made either from a
+// configuration (Build) or from a running gateway's runtime API
+// (FromAPI), so that both give the same graph.
+type routeSpec struct {
+	name, upstream  string
+	async, optional bool
+	steps           []step // the fallback chain, then an optional route's default
+}
+
+// step is a fallback: to an upstream, or to a leaf of kind with label.
+type step struct {
+	upstream, kind, label string
+}
+
+type upstreamSpec struct {
+	state     string // the breaker's, when known
+	instances []instanceSpec
+}
+
+type instanceSpec struct {
+	url, state string
+}
+
 // Build returns the map of cfg, a configuration loaded and checked.
 func Build(cfg *config.Config) *Graph {
-	names := make([]string, 0, len(cfg.Upstreams))
-	for name := range cfg.Upstreams {
-		names = append(names, name)
+	ups := make(map[string]upstreamSpec, len(cfg.Upstreams))
+	for name, u := range cfg.Upstreams {
+		var s upstreamSpec
+		for _, url := range u.Instances {
+			s.instances = append(s.instances, instanceSpec{url: url})
+		}
+		ups[name] = s
 	}
-	slices.Sort(names)
+	routes := make([]routeSpec, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		rs := routeSpec{name: r.Name, upstream: r.Upstream, async: r.Async != nil, optional: r.Optional}
+		for _, f := range r.Fallback {
+			switch {
+			case f.Upstream != "":
+				rs.steps = append(rs.steps, step{upstream: f.Upstream})
+			case f.StaleCache != nil:
+				rs.steps = append(rs.steps, step{kind: KindStaleCache, label: "stale cache"})
+			case f.Static != nil:
+				rs.steps = append(rs.steps, step{kind: KindStatic, label: fmt.Sprintf("static %d", f.Static.Status)})
+			}
+		}
+		if r.Optional && r.Default != nil {
+			rs.steps = append(rs.steps, step{kind: KindDefault, label: fmt.Sprintf("default %d", r.Default.Status)})
+		}
+		routes = append(routes, rs)
+	}
+	return build(routes, ups)
+}
+
+// FromAPI returns the map of a running gateway from its runtime API's
+// answers (GET /api/v1/upstreams and GET /api/v1/routes), coloured by the
+// live state they report. The API does not give a static answer's or an
+// optional route's default's status, so those leaves read "static" and
+// "default".
+func FromAPI(upstreams []gateway.UpstreamView, routes []gateway.RouteView) *Graph {
+	ups := make(map[string]upstreamSpec, len(upstreams))
+	for _, u := range upstreams {
+		s := upstreamSpec{state: u.Live.Breaker.State}
+		for _, in := range u.Instances {
+			s.instances = append(s.instances, instanceSpec{url: in.URL, state: instanceState(in.Healthy, in.Ejected)})
+		}
+		ups[u.Name] = s
+	}
+	specs := make([]routeSpec, 0, len(routes))
+	for _, r := range routes {
+		rs := routeSpec{name: r.Name, upstream: r.Upstream, async: r.Async, optional: r.Optional}
+		for _, f := range r.Fallback {
+			switch name, ok := strings.CutPrefix(f, "upstream:"); {
+			case ok:
+				rs.steps = append(rs.steps, step{upstream: name})
+			case f == "stale_cache":
+				rs.steps = append(rs.steps, step{kind: KindStaleCache, label: "stale cache"})
+			default:
+				rs.steps = append(rs.steps, step{kind: KindStatic, label: f})
+			}
+		}
+		if r.Optional {
+			rs.steps = append(rs.steps, step{kind: KindDefault, label: "default"})
+		}
+		specs = append(specs, rs)
+	}
+	return build(specs, ups)
+}
+
+// build draws routes, in match order, and upstreams, by name.
+func build(routes []routeSpec, ups map[string]upstreamSpec) *Graph {
+	names := slices.Sorted(maps.Keys(ups))
 	upstreamID := make(map[string]string, len(names))
 	for i, name := range names {
 		upstreamID[name] = fmt.Sprintf("u%d", i+1)
 	}
 	// Routes first: the map reads left to right from what clients call.
 	g := &Graph{}
-	for i, r := range cfg.Routes {
+	for i, r := range routes {
 		g.route(fmt.Sprintf("r%d", i+1), r, upstreamID)
 	}
 	for _, name := range names {
-		id := upstreamID[name]
-		g.Nodes = append(g.Nodes, Node{ID: id, Kind: KindUpstream, Name: name})
-		for j, url := range cfg.Upstreams[name].Instances {
+		id, u := upstreamID[name], ups[name]
+		g.Nodes = append(g.Nodes, Node{ID: id, Kind: KindUpstream, Name: name, State: u.state})
+		for j, in := range u.instances {
 			iid := fmt.Sprintf("%si%d", id, j+1)
-			g.Nodes = append(g.Nodes, Node{ID: iid, Kind: KindInstance, Name: url})
+			g.Nodes = append(g.Nodes, Node{ID: iid, Kind: KindInstance, Name: in.url, State: in.state})
 			g.Edges = append(g.Edges, Edge{From: id, To: iid, Kind: EdgeInstance})
 		}
 	}
@@ -95,28 +184,21 @@ func Build(cfg *config.Config) *Graph {
 
 // route adds r as node id, its edge to its upstream, and its fallback chain
 // with a leaf node for each step that is not an upstream.
-func (g *Graph) route(id string, r *config.Route, upstreamID map[string]string) {
-	g.Nodes = append(g.Nodes, Node{ID: id, Kind: KindRoute, Name: r.Name, Async: r.Async != nil, Optional: r.Optional})
-	if u, ok := upstreamID[r.Upstream]; ok {
+func (g *Graph) route(id string, r routeSpec, upstreamID map[string]string) {
+	g.Nodes = append(g.Nodes, Node{ID: id, Kind: KindRoute, Name: r.name, Async: r.async, Optional: r.optional})
+	if u, ok := upstreamID[r.upstream]; ok {
 		g.Edges = append(g.Edges, Edge{From: id, To: u, Kind: EdgeUpstream})
 	}
-	leaf := func(step int, kind, name string) {
-		leafID := fmt.Sprintf("%sf%d", id, step)
-		g.Nodes = append(g.Nodes, Node{ID: leafID, Kind: kind, Name: name})
-		g.Edges = append(g.Edges, Edge{From: id, To: leafID, Kind: EdgeFallback, Step: step})
-	}
-	for j, f := range r.Fallback {
-		switch {
-		case f.Upstream != "":
-			g.Edges = append(g.Edges, Edge{From: id, To: upstreamID[f.Upstream], Kind: EdgeFallback, Step: j + 1})
-		case f.StaleCache != nil:
-			leaf(j+1, KindStaleCache, "stale cache")
-		case f.Static != nil:
-			leaf(j+1, KindStatic, fmt.Sprintf("static %d", f.Static.Status))
+	for j, s := range r.steps {
+		if s.upstream != "" {
+			if u, ok := upstreamID[s.upstream]; ok {
+				g.Edges = append(g.Edges, Edge{From: id, To: u, Kind: EdgeFallback, Step: j + 1})
+			}
+			continue
 		}
-	}
-	if r.Optional && r.Default != nil {
-		leaf(len(r.Fallback)+1, KindDefault, fmt.Sprintf("default %d", r.Default.Status))
+		leafID := fmt.Sprintf("%sf%d", id, j+1)
+		g.Nodes = append(g.Nodes, Node{ID: leafID, Kind: s.kind, Name: s.label})
+		g.Edges = append(g.Edges, Edge{From: id, To: leafID, Kind: EdgeFallback, Step: j + 1})
 	}
 }
 

@@ -163,3 +163,34 @@ func TestUnknownFormat(t *testing.T) {
 		t.Fatal("format svg accepted")
 	}
 }
+
+// FromAPI gives the graph Build and Colour give for the same gateway,
+// hostile names included: the same IDs, edges and states; only the static
+// leaf lacks its status, which the API does not report.
+func TestFromAPIIsBuildColoured(t *testing.T) {
+	cfg := hostileConfig()
+	st := gateway.Status{Upstreams: map[string]gateway.UpstreamStatus{
+		hostile:      {Breaker: gateway.BreakerStatus{State: "open"}, Instances: []pool.InstanceStatus{{URL: `http://127.0.0.1:9001/"><script>`, Healthy: true}}},
+		"with space": {Breaker: gateway.BreakerStatus{State: "half_open"}, Instances: []pool.InstanceStatus{{URL: "http://127.0.0.1:9002", Ejected: true}}},
+	}}
+	want := Build(cfg)
+	want.Colour(st)
+	var ups []gateway.UpstreamView
+	for name, s := range st.Upstreams {
+		ups = append(ups, gateway.UpstreamView{Name: name, Instances: s.Instances, Live: gateway.LiveView{Breaker: s.Breaker}})
+	}
+	routes := []gateway.RouteView{
+		{Name: hostile, Upstream: hostile, Fallback: []string{"upstream:with space", "stale_cache", "static"}},
+		{Name: `it's "quoted"`, Upstream: "with space", Async: true, Fallback: []string{}},
+	}
+	got := FromAPI(ups, routes)
+	for i := range want.Nodes {
+		if want.Nodes[i].Kind == KindStatic {
+			want.Nodes[i].Name = "static"
+		}
+	}
+	a, b := render(t, want, "json"), render(t, got, "json")
+	if a != b {
+		t.Errorf("FromAPI:\n%s\nBuild and Colour:\n%s", b, a)
+	}
+}

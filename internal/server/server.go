@@ -97,8 +97,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer, signals <-cha
 	}
 	defer g.Close()
 
-	r := &reloader{load: src.load, file: src.name, g: g, log: logger, started: cfg}
-	ao := admin.Options{Token: cfg.Admin.Token, Tokens: cfg.Admin.Tokens, Reload: r.reload, AllowedHosts: adminHosts(cfg.Admin)}
+	tokens := admin.NewTokenSet(cfg.Admin.Token, cfg.Admin.Tokens)
+	r := &reloader{load: src.load, file: src.name, g: g, tokens: tokens, log: logger, started: cfg}
+	ao := admin.Options{TokenSet: tokens, Reload: r.reload, AllowedHosts: adminHosts(cfg.Admin)}
 	p, err := Start(cfg, g, ao, tlsConfig, logger)
 	if err != nil {
 		return err
@@ -343,41 +344,52 @@ type reloader struct {
 	load    func() (*config.Config, []config.Warning, error) // re-reads the file
 	file    string
 	g       *gateway.Gateway
+	tokens  *admin.TokenSet // the admin listener's, replaced by a reload
 	log     *slog.Logger
 	started *config.Config // the listeners were built from it
 }
 
 // reload applies the file, or refuses it and keeps the running
 // configuration when it is invalid, and returns what the gateway changed
-// and reset, logged in one line. The listeners' settings (listen, tls,
-// server but max_body, admin) take effect only at the next start: a change
-// is logged.
-func (r *reloader) reload() (gateway.Changes, error) {
+// and reset, logged in one line. The admin tokens change with the rest; the
+// listeners' other settings (listen, tls, server but max_body, admin.listen
+// and admin.allowed_hosts, queue) take effect only at the next start: a
+// change is logged and listed in the answer. A file that would leave the
+// admin listener running off loopback with no token is refused.
+func (r *reloader) reload() (admin.ReloadResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cfg, warnings, err := r.load()
 	for _, w := range warnings {
 		r.log.Warn("configuration warning", "warning", w.String())
 	}
+	if err == nil {
+		// The listener keeps the address it started on until a restart.
+		if lerr := admin.CheckListen(r.started.Admin.Listen, len(cfg.Admin.AllTokens())); lerr != nil {
+			err = &config.Error{File: r.file, Path: "$.admin", Msg: "admin: the admin listener runs on " + r.started.Admin.Listen + " until a restart: " + lerr.Error()}
+		}
+	}
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			r.log.Error("configuration error", "error", line)
 		}
 		r.log.Error("reload refused: the running configuration stays", "file", r.file)
-		return gateway.Changes{}, err
+		return admin.ReloadResult{}, err
 	}
-	if keys := restartKeys(r.started, cfg); len(keys) > 0 {
+	keys := restartKeys(r.started, cfg)
+	if len(keys) > 0 {
 		r.log.Warn("changed settings take effect at the next restart", "keys", strings.Join(keys, ","))
 	}
 	cs, err := r.g.Apply(cfg)
 	if err != nil {
 		r.log.Error("reload failed: the running configuration stays", "file", r.file, "error", err)
-		return gateway.Changes{}, err
+		return admin.ReloadResult{}, err
 	}
+	r.tokens.Set(cfg.Admin.Token, cfg.Admin.Tokens)
 	applied, resets := cs.Lines()
 	r.log.Info("configuration reloaded", "file", r.file, "upstreams", len(cfg.Upstreams), "routes", len(cfg.Routes),
 		"changes", applied, "resets", resets)
-	return cs, nil
+	return admin.ReloadResult{Changes: cs, RestartRequired: keys}, nil
 }
 
 // restartKeys lists the top-level keys whose change a reload cannot apply.
@@ -394,8 +406,12 @@ func restartKeys(running, next *config.Config) []string {
 	if rs != ns {
 		keys = append(keys, "server")
 	}
-	if !reflect.DeepEqual(running.Admin, next.Admin) {
-		keys = append(keys, "admin")
+	// The tokens a reload applies (reloader.reload); not the listener's.
+	if running.Admin.Listen != next.Admin.Listen {
+		keys = append(keys, "admin.listen")
+	}
+	if !slices.Equal(running.Admin.AllowedHosts, next.Admin.AllowedHosts) {
+		keys = append(keys, "admin.allowed_hosts")
 	}
 	if !reflect.DeepEqual(running.Queue, next.Queue) {
 		keys = append(keys, "queue")

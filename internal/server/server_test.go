@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,7 +22,8 @@ import (
 	"time"
 
 	"github.com/spillway-dev/spillway/config"
-
+	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/gateway/admin"
 	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
 
@@ -257,7 +259,7 @@ func TestServeReloadsThroughTheAdminAPI(t *testing.T) {
 		t.Fatalf("a refused reload changed the configuration: /other answers %d", code)
 	}
 	want := `{"reloaded":true,"changes":[{"route":"other","part":"route","detail":"added"},` +
-		`{"upstream":"other","part":"upstream","detail":"added"}],"resets":[],"overrides":{"kept":[],"dropped":[]}}`
+		`{"upstream":"other","part":"upstream","detail":"added"}],"resets":[],"overrides":{"kept":[],"dropped":[]},"restart_required":[]}`
 	// The wrong token slowed this address down for a second (429).
 	code, body, _ := s.do(t, http.MethodPost, reload, "s3cret", nil)
 	for deadline := time.Now().Add(5 * time.Second); code == http.StatusTooManyRequests && time.Now().Before(deadline); {
@@ -508,7 +510,9 @@ func TestRestartKeysNameWhatAReloadCannotApply(t *testing.T) {
 		{"max_body, applied by the gateway", func(c *config.Config) { c.Server.MaxBody = 1 }, ""},
 		{"listen", func(c *config.Config) { c.Listen = "127.0.0.1:8081" }, "listen"},
 		{"tls on", func(c *config.Config) { c.TLS = &config.TLS{CertFile: "c", KeyFile: "k"} }, "tls"},
-		{"idle timeout and token", func(c *config.Config) { c.Server.IdleTimeout = time.Hour; c.Admin.Token = "t" }, "server,admin"},
+		{"idle timeout and token, the token applied", func(c *config.Config) { c.Server.IdleTimeout = time.Hour; c.Admin.Token = "t" }, "server"},
+		{"named tokens, applied", func(c *config.Config) { c.Admin.Tokens = []config.AdminToken{{Name: "n", Token: "t", Role: "read"}} }, ""},
+		{"admin listener", func(c *config.Config) { c.Admin.Listen = "127.0.0.1:9902"; c.Admin.AllowedHosts = []string{"gw"} }, "admin.listen,admin.allowed_hosts"},
 		{"queue", func(c *config.Config) { c.Queue.Servers = []string{"nats://n:4222"} }, "queue"},
 	}
 	for _, tt := range tests {
@@ -586,5 +590,69 @@ func TestServeAsyncRouteStoresDeliversAndStops(t *testing.T) {
 	}
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) == 0 {
 		t.Errorf("the store directory is empty: %v", err)
+	}
+}
+
+// A reload applies changed admin tokens at once: the old token gets 401,
+// the new one works; a changed admin.listen is listed in the answer's
+// restart_required (and logged) and the listener stays where it is.
+func TestServeReloadRotatesTheAdminToken(t *testing.T) {
+	app := upstream(t, "app")
+	s := startServe(t, fmt.Sprintf(oneRoute, app.URL))
+	routes := s.admin + "/api/v1/routes"
+	rotated := strings.Replace(fmt.Sprintf(oneRoute, app.URL), "token: s3cret", "tokens: [{name: ops, token: n3w-token, role: admin}]", 1)
+	writeFile(t, s.file, strings.Replace(rotated, "listen: 127.0.0.1:0\n  tokens", "listen: 127.0.0.1:1\n  tokens", 1))
+	code, body, _ := s.do(t, http.MethodPost, s.admin+"/api/v1/reload", "s3cret", nil)
+	if code != 200 || !strings.Contains(body, `"restart_required":["admin.listen"]`) {
+		t.Fatalf("reload: %d %s, want 200 with restart_required [admin.listen]", code, body)
+	}
+	if code, body, _ := s.do(t, http.MethodGet, routes, "s3cret", nil); code != 401 {
+		t.Errorf("the old token after the reload: %d %s, want 401", code, body)
+	}
+	// The wrong token slowed this address down (429): wait it out.
+	eventually(t, "the new token accepted", func() bool {
+		code, _, _ := s.do(t, http.MethodGet, routes, "n3w-token", nil)
+		return code == 200
+	})
+	if !strings.Contains(s.stderr.String(), "changed settings take effect at the next restart") ||
+		!strings.Contains(s.stderr.String(), "keys=admin.listen") {
+		t.Errorf("the restart-only change is not logged:\n%s", s.stderr)
+	}
+}
+
+// A reload that would leave the admin listener, running off loopback, with
+// no token is refused as an invalid file (400 through the API), and the
+// tokens in use stay.
+func TestReloadRefusesToRemoveTheLastTokenOffLoopback(t *testing.T) {
+	running := &config.Config{Admin: config.Admin{Listen: "0.0.0.0:9901", Token: "s3cret"}}
+	next := &config.Config{Admin: config.Admin{Listen: "127.0.0.1:9901"}} // moved to loopback: only at the next start
+	set := admin.NewTokenSet(running.Admin.Token, nil)
+	var logs spillwaytest.Buffer
+	r := &reloader{load: func() (*config.Config, []config.Warning, error) { return next, nil, nil }, file: "s.yaml",
+		tokens: set, log: slog.New(slog.NewTextHandler(&logs, nil)), started: running} // no gateway: refused before it
+	_, err := r.reload()
+	if err == nil || !isConfigError(err) || !strings.Contains(err.Error(), "0.0.0.0:9901") || !strings.Contains(err.Error(), "token") {
+		t.Fatalf("reload = %v, want a refusal naming the running address and the token", err)
+	}
+	if !strings.Contains(logs.String(), "reload refused") {
+		t.Errorf("the refusal is not logged:\n%s", logs.String())
+	}
+	// Past the token check, a handler with no Reload answers 501.
+	cfg, _, err := config.Parse("s.yaml", []byte(fmt.Sprintf(oneRoute, "http://127.0.0.1:1")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(cfg, gateway.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	h := admin.Handler(g, admin.Options{TokenSet: set})
+	req := httptest.NewRequest(http.MethodPost, "http://localhost/api/v1/reload", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNotImplemented {
+		t.Errorf("the running token after the refused reload: %d, want it still accepted (501)", rec.Code)
 	}
 }

@@ -87,8 +87,8 @@
 
   function ms(s) { return s === undefined ? "—" : (s * 1000).toFixed(s < 0.01 ? 2 : 0) + " ms"; }
 
-  // rateRows adds an upstream's rates (since the previous read, which is
-  // this page's previous poll when it is the only reader).
+  // rateRows adds an upstream's rates (over the gateway's fixed trailing
+  // window, whoever else reads).
   function rateRows(dl, r) {
     if (!r) {
       row(dl, "traffic", "measuring…");
