@@ -65,7 +65,7 @@ usage error.`,
 		callCommand(c, "routes", "Every route with its fallback chain, in match order", http.MethodGet, "/api/v1/routes", printRoutes),
 		c.breakerCommand(), c.bulkheadCommand(), c.setCommand(), c.instanceCommand(),
 		c.routeCommand(), c.overridesCommand(), c.faultsCommand(), c.eventsCommand(),
-		callCommand(c, "reload", "Re-read the configuration file and apply it, as SIGHUP does", http.MethodPost, "/api/v1/reload", printChanges))
+		callCommand(c, "reload", "Re-read the configuration file and apply it, as SIGHUP does", http.MethodPost, "/api/v1/reload", printReload))
 	return cmd
 }
 

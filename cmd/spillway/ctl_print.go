@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/gateway/admin"
 	"github.com/spillway-dev/spillway/gateway/pool"
 )
 
@@ -122,6 +123,15 @@ func printCleared(w io.Writer, c struct {
 }) {
 	fmt.Fprintf(w, "%d override(s) cleared: the file's configuration is in force\n", c.Cleared)
 	printChanges(w, c.Changes)
+}
+
+// printReload is a reload's answer: its changes, then the settings that
+// wait for a restart.
+func printReload(w io.Writer, r admin.ReloadResult) {
+	printChanges(w, r.Changes)
+	if len(r.RestartRequired) > 0 {
+		fmt.Fprintf(w, "restart required for: %s (changed in the file, not applied by a reload)\n", strings.Join(r.RestartRequired, ", "))
+	}
 }
 
 func printChanges(w io.Writer, cs gateway.Changes) {

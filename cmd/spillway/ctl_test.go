@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spillway-dev/spillway/gateway/admin"
 	"github.com/spillway-dev/spillway/internal/server"
 	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
@@ -271,5 +272,19 @@ func TestPatchBody(t *testing.T) {
 		if _, err := patchBody(bad); err == nil {
 			t.Errorf("patchBody(%q): no error", bad)
 		}
+	}
+}
+
+// ctl reload names the settings that wait for a restart.
+func TestCtlReloadPrintsRestartRequired(t *testing.T) {
+	var b strings.Builder
+	printReload(&b, admin.ReloadResult{RestartRequired: []string{"admin.listen", "listen"}})
+	if got := b.String(); !strings.Contains(got, "no change") || !strings.Contains(got, "restart required for: admin.listen, listen") {
+		t.Errorf("ctl reload printed %q", got)
+	}
+	b.Reset()
+	printReload(&b, admin.ReloadResult{})
+	if strings.Contains(b.String(), "restart") {
+		t.Errorf("ctl reload with nothing waiting printed %q", b.String())
 	}
 }
