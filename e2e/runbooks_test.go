@@ -238,6 +238,41 @@ func TestRunbooksCoverAlerts(t *testing.T) {
 	}
 }
 
+// mdLink is a Markdown link's target, without its #fragment.
+var mdLink = regexp.MustCompile(`\]\(([^)#\s]*)(?:#[^)]*)?\)`)
+
+// TestRunbookLinksResolve checks the relative links of the runbooks, the
+// failure scenarios and the Grafana guide: each names a file or directory
+// of the repository (deploy/prometheus, written with the alert rules, may
+// be missing until they land).
+func TestRunbookLinksResolve(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(runbookDir, "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, "../docs/failure-scenarios.md", "../docs/grafana.md")
+	_, rulesErr := os.Stat("../deploy/prometheus")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range mdLink.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			if target == "" || strings.Contains(target, "://") {
+				continue
+			}
+			path := filepath.Join(filepath.Dir(f), target)
+			if os.IsNotExist(rulesErr) && strings.HasPrefix(filepath.ToSlash(path), "../deploy/prometheus") {
+				continue
+			}
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("%s links to %s, which does not exist", f, target)
+			}
+		}
+	}
+}
+
 // promqlFence is a ```promql block of a Markdown file.
 var promqlFence = regexp.MustCompile("(?s)```promql\n(.*?)```")
 
