@@ -1,12 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/spillway-dev/spillway/config"
 )
 
 // shellFence is a ```sh block of a Markdown file.
@@ -80,17 +84,75 @@ func TestDocsCommandsParse(t *testing.T) {
 		t.Fatal("no runbook in docs/runbooks")
 	}
 	files = append(files, "../../docs/failure-scenarios.md", "../../docs/grafana.md")
+	example, _, err := config.Load("../../examples/gateway/spillway.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range files {
 		cmds := docCommands(t, f)
 		if len(cmds) == 0 && filepath.Base(f) != "README.md" && filepath.Base(f) != "grafana.md" {
 			t.Errorf("%s shows no spillway command", f)
 		}
 		for _, line := range cmds {
-			if err := parseCommandLine(shellWords(line)[1:]); err != nil {
+			words := shellWords(line)[1:]
+			if err := parseCommandLine(words); err != nil {
+				t.Errorf("%s: %q: %v", filepath.Base(f), line, err)
+			} else if err := checkOnExample(example, words); err != nil {
 				t.Errorf("%s: %q: %v", filepath.Base(f), line, err)
 			}
 		}
 	}
+}
+
+// checkOnExample holds a ctl command line to the example file
+// (examples/gateway/spillway.yaml), whose names the docs use: the
+// upstream or route it names exists, and the change of `set` or
+// `bulkhead resize` is one the runtime API accepts (the same decoder and
+// validation, config.PatchUpstream).
+func checkOnExample(cfg *config.Config, words []string) error {
+	if len(words) < 3 || words[0] != "ctl" {
+		return nil
+	}
+	var name string
+	var patch map[string]any
+	switch words[1] {
+	case "upstreams":
+		name = words[2]
+	case "breaker", "instance", "bulkhead": // VERB NAME ...
+		name = words[3]
+		if words[1] == "bulkhead" {
+			n, _ := strconv.Atoi(words[4])
+			patch = map[string]any{"bulkhead": map[string]any{"max_concurrent": n}}
+		}
+	case "set":
+		name = words[2]
+		body, err := patchBody(words[3:])
+		if err != nil {
+			return err
+		}
+		patch = body
+	case "route":
+		for _, r := range cfg.Routes {
+			if r.Name == words[3] {
+				return nil
+			}
+		}
+		return fmt.Errorf("the example file has no route %q", words[3])
+	default:
+		return nil
+	}
+	if _, ok := cfg.Upstreams[name]; !ok {
+		return fmt.Errorf("the example file has no upstream %q", name)
+	}
+	if patch == nil {
+		return nil
+	}
+	b, err := json.Marshal(patch)
+	if err != nil {
+		return err
+	}
+	_, err = cfg.PatchUpstream(name, b)
+	return err
 }
 
 // parseCommandLine finds the subcommand of args in a new root command and
