@@ -322,6 +322,7 @@ func TestAlertRulesHaveRunbooks(t *testing.T) {
 		t.Skip("deploy/prometheus does not exist yet: no alert rule to check")
 	}
 	seen := map[string]bool{}
+	severities := map[string][]string{} // by alert, as the rules set them
 	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !(strings.HasSuffix(path, ".yml") || strings.HasSuffix(path, ".yaml")) ||
 			slices.Contains(strings.Split(filepath.ToSlash(path), "/"), "tests") {
@@ -352,6 +353,8 @@ func TestAlertRulesHaveRunbooks(t *testing.T) {
 				}
 				if s := r.Labels["severity"]; s != "critical" && s != "warning" {
 					t.Errorf("%s: alert %s: severity %q, want critical or warning", path, r.Alert, s)
+				} else if !slices.Contains(severities[r.Alert], s) {
+					severities[r.Alert] = append(severities[r.Alert], s)
 				}
 			}
 		}
@@ -363,6 +366,37 @@ func TestAlertRulesHaveRunbooks(t *testing.T) {
 	for alert, file := range alertRunbooks {
 		if !seen[alert] {
 			t.Errorf("runbook %s.md has no alert: no rule under deploy/prometheus is alert %s", file, alert)
+		}
+	}
+	checkIndexSeverities(t, severities)
+}
+
+// indexRow is a row of the runbooks' index: the alert and its severity
+// cell.
+var indexRow = regexp.MustCompile("(?m)^\\| `(Spillway\\w+)` \\| ([^|]*) \\|")
+
+// checkIndexSeverities holds the severities the index gives each alert to
+// the rules'.
+func checkIndexSeverities(t *testing.T, rules map[string][]string) {
+	t.Helper()
+	index, err := os.ReadFile(filepath.Join(runbookDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := indexRow.FindAllStringSubmatch(string(index), -1)
+	if len(rows) != len(alertRunbooks) {
+		t.Errorf("docs/runbooks/README.md has %d alert rows, want %d", len(rows), len(alertRunbooks))
+	}
+	for _, m := range rows {
+		var doc []string
+		for _, s := range []string{"critical", "warning"} {
+			if strings.Contains(m[2], s) {
+				doc = append(doc, s)
+			}
+		}
+		want := slices.Sorted(slices.Values(rules[m[1]]))
+		if !slices.Equal(doc, want) {
+			t.Errorf("docs/runbooks/README.md gives %s the severity %v, the rules %v", m[1], doc, want)
 		}
 	}
 }
