@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -141,8 +142,12 @@ func checkOnExample(cfg *config.Config, words []string) error {
 	default:
 		return nil
 	}
-	if _, ok := cfg.Upstreams[name]; !ok {
+	u, ok := cfg.Upstreams[name]
+	if !ok {
 		return fmt.Errorf("the example file has no upstream %q", name)
+	}
+	if words[1] == "instance" && !slices.Contains(u.Instances, words[4]) {
+		return fmt.Errorf("the example file's upstream %s has no instance %s", name, words[4])
 	}
 	if patch == nil {
 		return nil
