@@ -15,10 +15,14 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/queue"
 )
 
 // alertRunbooks are issue 14's alerts and their runbooks
@@ -141,6 +145,59 @@ func exportedMetrics(t *testing.T) exportedSet {
 	return e
 }
 
+// labelValues are the fixed sets of values of the gateway's enumerated
+// labels, by series and label (gateway/metrics.go, gateway/async): a query
+// matching a value outside them selects nothing, silently.
+var labelValues = func() map[string]map[string][]string {
+	var states []string
+	for _, s := range []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOpen, breaker.ForcedOpen, breaker.Disabled, breaker.MetricsOnly} {
+		states = append(states, s.String())
+	}
+	var reasons []string
+	for _, r := range []spillway.Reason{spillway.ReasonBreakerOpen, spillway.ReasonBulkheadFull, spillway.ReasonBudgetExhausted,
+		spillway.ReasonNoHealthyInstance, spillway.ReasonThrottled} {
+		reasons = append(reasons, string(r))
+	}
+	return map[string]map[string][]string{
+		"spillway_requests_total":            {"outcome": {"success", "upstream_5xx", "fallback", "error", "no_route", "canceled", "accepted"}},
+		"spillway_upstream_attempts_total":   {"result": {"success", "status_failure", "connect_failure", "timeout", "reset", "canceled", "error"}},
+		"spillway_rejected_total":            {"reason": reasons},
+		"spillway_circuit_state":             {"state": states},
+		"spillway_circuit_transitions_total": {"from": states, "to": states},
+		"spillway_fallback_total": {"kind": {gateway.FallbackReplica, gateway.FallbackStaleCache, gateway.FallbackStatic,
+			gateway.FallbackDefault}},
+		"spillway_faults_injected_total":  {"kind": {gateway.FaultDelay, gateway.FaultAbort}},
+		"spillway_queue_deliveries_total": {"result": {"delivered", "failed", "rejected", "dead", "paused"}},
+		"spillway_queue_store_replicas":   {"state": {queue.ReplicaCurrent, queue.ReplicaLagging, queue.ReplicaOffline}},
+	}
+}()
+
+// literalAlternation is a regular expression that is only names joined
+// by |: its names can be checked one by one.
+var literalAlternation = regexp.MustCompile(`^[a-z0-9_-]+(\|[a-z0-9_-]+)*$`)
+
+// checkValue reports a matcher of an enumerated label whose value (or one
+// of the names of its alternation) is not one the gateway exports.
+func checkValue(t *testing.T, where, expr, name string, m *labels.Matcher) {
+	t.Helper()
+	allowed, ok := labelValues[name][m.Name]
+	if !ok {
+		return
+	}
+	values := []string{m.Value}
+	if m.Type == labels.MatchRegexp || m.Type == labels.MatchNotRegexp {
+		if !literalAlternation.MatchString(m.Value) {
+			return
+		}
+		values = strings.Split(m.Value, "|")
+	}
+	for _, v := range values {
+		if !slices.Contains(allowed, v) {
+			t.Errorf("%s: %q: %s{%s} is never %q (the gateway exports %v)", where, expr, name, m.Name, v, allowed)
+		}
+	}
+}
+
 // checkPromQL parses expr and checks that each selector names a series
 // the gateway exports, with its labels only, and that every label a
 // grouping or a vector matching names is one of theirs. It returns the
@@ -172,6 +229,7 @@ func checkPromQL(t *testing.T, where, expr string, e exportedSet) []string {
 			if m.Name != "__name__" && !s.labels[m.Name] {
 				t.Errorf("%s: %q: %s has no label %q", where, expr, vs.Name, m.Name)
 			}
+			checkValue(t, where, expr, vs.Name, m)
 		}
 		for l := range s.labels {
 			known[l] = true

@@ -76,7 +76,7 @@ var rows = []struct {
 			[]query{{`sum by (upstream, to) (rate(spillway_circuit_transitions_total{` + up + `}[$__rate_interval]))`, "{{upstream}} → {{to}}"}}, []string{"breaker-flapping"}},
 	}},
 	{"Upstream attempts ($upstream)", []panel{
-		{"Attempts by result", "spillway_upstream_attempts_total: attempts sent to the instances (success, status, connect, timeout, reset, canceled, error).", "reqps",
+		{"Attempts by result", "spillway_upstream_attempts_total: attempts sent to the instances (success, status_failure, connect_failure, timeout, reset, canceled, error).", "reqps",
 			[]query{{`sum by (upstream, result) (rate(spillway_upstream_attempts_total{` + up + `}[$__rate_interval]))`, "{{upstream}} {{result}}"}}, []string{"timeouts-rising"}},
 		{"Attempt latency p50 / p99", "spillway_upstream_attempt_duration_seconds: one attempt up to its response headers.", "s",
 			[]query{
