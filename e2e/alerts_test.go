@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goccy/go-yaml"
+
 	"github.com/spillway-dev/spillway/internal/server"
 	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
@@ -379,4 +381,217 @@ func alertmanagerHas(t *testing.T, c *http.Client, amAddr string) bool {
 		}
 	}
 	return false
+}
+
+// runbookBase is where every alert's runbook_url points, the runbook file
+// name following (docs/runbooks/).
+const runbookBase = "https://github.com/spillway-dev/spillway/blob/main/docs/runbooks/"
+
+// alertRunbooks are the alerts the rules must define, with their runbook
+// files: the names the runbooks and the Grafana dashboard link to.
+var alertRunbooks = map[string]string{
+	"SpillwayBreakerOpen":          "breaker-open",
+	"SpillwayBreakerFlapping":      "breaker-flapping",
+	"SpillwayErrorBudgetBurn":      "error-budget-burn",
+	"SpillwayTimeoutsRising":       "timeouts-rising",
+	"SpillwayRetryBudgetExhausted": "retry-budget-exhausted",
+	"SpillwayBulkheadSaturated":    "bulkhead-saturated",
+	"SpillwayFallbacksHigh":        "fallbacks-high",
+	"SpillwayNoHealthyInstance":    "no-healthy-instance",
+	"SpillwayQueueBacklogGrowing":  "queue-backlog-growing",
+	"SpillwayDeadLetters":          "dead-letters",
+	"SpillwayOldestJobTooOld":      "oldest-job-too-old",
+	"SpillwayGatewayDown":          "gateway-down",
+}
+
+// templated matches a template action that reads $labels or $value.
+var templated = regexp.MustCompile(`\{\{[^}]*\$(labels|value)`)
+
+type ruleFile struct {
+	Groups []struct {
+		Rules []struct {
+			Alert       string            `yaml:"alert"`
+			Record      string            `yaml:"record"`
+			Expr        string            `yaml:"expr"`
+			For         string            `yaml:"for"`
+			Labels      map[string]string `yaml:"labels"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+// TestAlertRulesAreTheTableAndEachIsTestedFiringAndQuiet checks the
+// shipped rules against the alert table (names, severities, annotations,
+// runbooks) and that deploy/prometheus/tests holds, for every alert, a
+// promtool case where it fires and one where it stays quiet. promtool
+// itself runs them (make rules).
+func TestAlertRulesAreTheTableAndEachIsTestedFiringAndQuiet(t *testing.T) {
+	var rf ruleFile
+	readYAML(t, shippedRules, &rf)
+	seen := map[string]bool{}
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			seen[r.Alert] = true
+			file, ok := alertRunbooks[r.Alert]
+			if !ok {
+				t.Errorf("alert %s is not in the alert table", r.Alert)
+			}
+			if s := r.Labels["severity"]; s != "critical" && s != "warning" {
+				t.Errorf("alert %s: severity %q, want critical or warning", r.Alert, s)
+			}
+			if r.For == "" {
+				t.Errorf("alert %s has no for: (the e2e test shortens every for:)", r.Alert)
+			}
+			if got, want := r.Annotations["runbook_url"], runbookBase+file+".md"; got != want {
+				t.Errorf("alert %s: runbook_url %q, want %q", r.Alert, got, want)
+			}
+			if r.Annotations["summary"] == "" || !templated.MatchString(r.Annotations["description"]) {
+				t.Errorf("alert %s: want a summary and a description templated from $labels or $value", r.Alert)
+			}
+		}
+	}
+	for a := range alertRunbooks {
+		if !seen[a] {
+			t.Errorf("alert %s of the table has no rule", a)
+		}
+	}
+
+	firing, quiet := map[string]bool{}, map[string]bool{}
+	files, err := filepath.Glob("../deploy/prometheus/tests/*.yml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no promtool test files: %v", err)
+	}
+	for _, f := range files {
+		var tf struct {
+			Tests []struct {
+				AlertRuleTest []struct {
+					Alertname string           `yaml:"alertname"`
+					ExpAlerts []map[string]any `yaml:"exp_alerts"`
+				} `yaml:"alert_rule_test"`
+			} `yaml:"tests"`
+		}
+		readYAML(t, f, &tf)
+		for _, tc := range tf.Tests {
+			for _, a := range tc.AlertRuleTest {
+				if len(a.ExpAlerts) == 0 {
+					quiet[a.Alertname] = true
+				} else {
+					firing[a.Alertname] = true
+				}
+			}
+		}
+	}
+	for a := range alertRunbooks {
+		if !firing[a] || !quiet[a] {
+			t.Errorf("alert %s: promtool cases firing %v, quiet %v; want one of each", a, firing[a], quiet[a])
+		}
+	}
+}
+
+func readYAML(t *testing.T, name string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
+// Prometheus' own labels: the target's job and instance (the gateway's
+// label instance is stored as exported_instance) and a histogram's le.
+var prometheusLabels = map[string]bool{"job": true, "instance": true, "exported_instance": true, "le": true}
+
+var (
+	// metricRef is a metric name read by an expression: spillway_…, not
+	// inside a recording rule's name (level:metric:operations).
+	metricRef = regexp.MustCompile(`(?:^|[^:\w])(spillway_\w+)\b(?:[^:]|$)`)
+	matcher   = regexp.MustCompile(`(\w+)\s*(?:=~|!~|!=|=)\s*"([^"]*)"`)
+	grouping  = regexp.MustCompile(`\b(?:by|on|without|ignoring)\s*\(([^)]*)\)`)
+)
+
+// TestAlertRulesUseOnlyWhatTheGatewayExports checks every expression of the
+// shipped rules against the gateway's source: each metric name, label name
+// and matched label value (outcome, result, reason, state…) must be a
+// string literal there, so that a renamed metric or a guessed value fails
+// here rather than leaving an alert silent forever.
+func TestAlertRulesUseOnlyWhatTheGatewayExports(t *testing.T) {
+	src := goSource(t, "../gateway", "../reason.go", "../breaker/state.go")
+	exported := func(s string) bool { return strings.Contains(src, `"`+s+`"`) }
+	labels := metricLabels(goSource(t, "../gateway/metrics.go", "../gateway/async/store.go"))
+	var rf ruleFile
+	readYAML(t, shippedRules, &rf)
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			name := r.Alert + r.Record
+			for _, m := range metricRef.FindAllStringSubmatch(r.Expr, -1) {
+				if metric := strings.TrimSuffix(m[1], "_bucket"); !exported(metric) {
+					t.Errorf("%s reads %s, which the gateway does not export", name, m[1])
+				}
+			}
+			for _, m := range matcher.FindAllStringSubmatch(r.Expr, -1) {
+				label, values := m[1], m[2]
+				if !prometheusLabels[label] && !labels[label] {
+					t.Errorf("%s matches label %s, which the gateway does not export", name, label)
+				}
+				if label == "job" || values == "" {
+					continue
+				}
+				for _, v := range strings.Split(values, "|") {
+					if !exported(v) {
+						t.Errorf("%s matches %s=%q, a value the gateway does not export", name, label, v)
+					}
+				}
+			}
+			for _, m := range grouping.FindAllStringSubmatch(r.Expr, -1) {
+				for _, l := range strings.Split(m[1], ",") {
+					if l = strings.TrimSpace(l); !prometheusLabels[l] && !labels[l] {
+						t.Errorf("%s groups by label %s, which the gateway does not export", name, l)
+					}
+				}
+			}
+		}
+	}
+}
+
+// stringList matches a []string literal: the label names of a metric
+// vector or description.
+var stringList = regexp.MustCompile(`\[\]string\{([^}]*)\}`)
+
+// metricLabels returns the strings of the []string literals of src.
+func metricLabels(src string) map[string]bool {
+	names := map[string]bool{}
+	for _, m := range stringList.FindAllStringSubmatch(src, -1) {
+		for _, q := range strings.Split(m[1], ",") {
+			if q = strings.TrimSpace(q); len(q) > 1 {
+				names[strings.Trim(q, `"`)] = true
+			}
+		}
+	}
+	return names
+}
+
+// goSource returns the non-test Go source of the files and directories
+// (recursively) paths names, concatenated.
+func goSource(t *testing.T, paths ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, p := range paths {
+		err := filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			data, err := os.ReadFile(path)
+			b.Write(data)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.String()
 }
