@@ -116,32 +116,33 @@ scrape_configs:
 			"--storage.tsdb.path=" + filepath.Join(dir, "prom-data"), "--web.listen-address=" + addr}
 	})
 
-	client := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
-	defer client.Transport.(*http.Transport).CloseIdleConnections()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &client{Client: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
 
 	// Healthy first: Prometheus scrapes the gateway and the breaker alert
 	// is loaded and quiet.
-	if code := getStatus(t, client, "http://"+public+"/"); code != http.StatusOK {
-		t.Fatalf("through the healthy upstream: status %d, want 200", code)
+	if resp, _, err := c.do(t, http.MethodGet, "http://"+public+"/"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("through the healthy upstream: %v, want 200", err)
 	}
 	within(t, 20*time.Second, "Prometheus to scrape the gateway", func() bool {
-		return promQueryHas(t, client, prom.addr, `up{job="spillway"} == 1`)
+		return promQueryHas(t, c.Client, prom.addr, `up{job="spillway"} == 1`)
 	})
-	if s := breakerAlertState(t, client, prom.addr); s != "inactive" {
+	if s := breakerAlertState(t, c.Client, prom.addr); s != "inactive" {
 		t.Fatalf("SpillwayBreakerOpen is %q with the upstream up, want inactive", s)
 	}
 
 	// Take the upstream down and send calls until its breaker opens.
 	up.Close()
 	within(t, 10*time.Second, "the gateway's breaker to open", func() bool {
-		getStatus(t, client, "http://"+public+"/")
-		return strings.Contains(getBody(t, client, "http://"+admin+"/metrics"),
-			`spillway_circuit_state{state="open",upstream="svc"} 1`)
+		_, _, _ = c.do(t, http.MethodGet, "http://"+public+"/") // fails: the upstream is down
+		_, metrics, err := c.do(t, http.MethodGet, "http://"+admin+"/metrics")
+		return err == nil && strings.Contains(string(metrics), `spillway_circuit_state{state="open",upstream="svc"} 1`)
 	})
 
 	seen := map[string]bool{}
 	within(t, 20*time.Second, "SpillwayBreakerOpen to be pending, then firing", func() bool {
-		s := breakerAlertState(t, client, prom.addr)
+		s := breakerAlertState(t, c.Client, prom.addr)
 		if s == "firing" && !seen["pending"] {
 			t.Fatalf("SpillwayBreakerOpen fired without being seen pending first (for: %s)", testFor)
 		}
@@ -150,7 +151,7 @@ scrape_configs:
 	})
 
 	within(t, 20*time.Second, "Alertmanager to receive SpillwayBreakerOpen", func() bool {
-		return alertmanagerHas(t, client, am.addr)
+		return alertmanagerHas(t, c.Client, am.addr)
 	})
 }
 
@@ -283,37 +284,17 @@ func writeFile(t *testing.T, name string, data []byte) {
 	}
 }
 
-// getStatus sends GET u and returns the status, 0 when the call failed.
-func getStatus(t *testing.T, c *http.Client, u string) int {
-	t.Helper()
-	resp, err := c.Get(u)
-	if err != nil {
-		return 0
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
-func getBody(t *testing.T, c *http.Client, u string) string {
+// getJSON decodes the answer of GET u into v. (Not client.do: it sends a
+// body, which Alertmanager's API refuses on a GET.)
+func getJSON(t *testing.T, c *http.Client, u string, v any) {
 	t.Helper()
 	resp, err := c.Get(u)
 	if err != nil {
 		t.Fatalf("GET %s: %v", u, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", u, err)
-	}
-	return string(b)
-}
-
-// getJSON decodes the answer of GET u into v.
-func getJSON(t *testing.T, c *http.Client, u string, v any) {
-	t.Helper()
-	if err := json.Unmarshal([]byte(getBody(t, c, u)), v); err != nil {
-		t.Fatalf("GET %s: %v", u, err)
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %s: %v", u, resp.Status, err)
 	}
 }
 
