@@ -4,10 +4,10 @@ MODULES   := . bench e2e
 # -race with 2 cores: keep the suite well under CI's 15-minute budget.
 TESTFLAGS ?= -race -count=1 -timeout=10m
 
-.PHONY: test deps vet fmt unit e2e bench-smoke bench bench-gateway bench-async fuzz demo build
+.PHONY: test deps vet fmt rules unit e2e bench-smoke bench bench-gateway bench-async fuzz demo build
 
 # The unit tests run last, so that the run closes on their results.
-test: deps vet bench-smoke e2e unit
+test: deps vet rules bench-smoke e2e unit
 
 # Tools the tests need beyond Go (promtool), installed by the project itself.
 deps:
@@ -22,6 +22,13 @@ vet: fmt
 fmt:
 	@echo "== gofmt -l ."
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "$$out"; echo "gofmt: files above need formatting"; exit 1; fi
+
+# The Prometheus rules of deploy/prometheus: promtool's syntax and lint
+# check, then the unit tests that show every alert firing and quiet
+# (docs/alerting.md).
+rules: deps
+	promtool check rules deploy/prometheus/*.yml
+	promtool test rules deploy/prometheus/tests/*.yml
 
 unit:
 	$(GO) test $(TESTFLAGS) ./...
