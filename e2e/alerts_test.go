@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/spillway-dev/spillway/internal/server"
 	"github.com/spillway-dev/spillway/internal/spillwaytest"
@@ -452,96 +453,65 @@ func readYAML(t *testing.T, name string, v any) {
 	}
 }
 
-// Prometheus' own labels: the target's job and instance (the gateway's
-// label instance is stored as exported_instance) and a histogram's le.
-var prometheusLabels = map[string]bool{"job": true, "instance": true, "exported_instance": true, "le": true}
-
-var (
-	// metricRef is a metric name read by an expression: spillway_…, not
-	// inside a recording rule's name (level:metric:operations).
-	metricRef = regexp.MustCompile(`(?:^|[^:\w])(spillway_\w+)\b(?:[^:]|$)`)
-	matcher   = regexp.MustCompile(`(\w+)\s*(?:=~|!~|!=|=)\s*"([^"]*)"`)
-	grouping  = regexp.MustCompile(`\b(?:by|on|without|ignoring)\s*\(([^)]*)\)`)
-)
-
-// TestAlertRulesUseOnlyWhatTheGatewayExports checks every expression of the
-// shipped rules against the gateway's source: each metric name, label name
-// and matched label value (outcome, result, reason, state…) must be a
-// string literal there, so that a renamed metric or a guessed value fails
-// here rather than leaving an alert silent forever.
+// TestAlertRulesUseOnlyWhatTheGatewayExports parses every expression of
+// the shipped rules with Prometheus' parser and checks each selector
+// against what a running gateway exports (checkPromQL: series, labels and
+// the values of enumerated labels), so that a renamed metric or a guessed
+// value fails here rather than leaving an alert silent forever. A
+// recording rule's series is known to the rules after it, with the labels
+// its expression keeps.
 func TestAlertRulesUseOnlyWhatTheGatewayExports(t *testing.T) {
-	src := goSource(t, "../gateway", "../reason.go", "../breaker/state.go")
-	exported := func(s string) bool { return strings.Contains(src, `"`+s+`"`) }
-	labels := metricLabels(goSource(t, "../gateway/metrics.go", "../gateway/async/store.go"))
+	e := exportedMetrics(t)
+	for name, s := range e.series {
+		// Prometheus stores the gateway's own instance label (the
+		// instance URL) as exported_instance, beside the target's.
+		if s.labels["instance"] && name == "spillway_instance_healthy" {
+			s.labels["exported_instance"] = true
+		}
+	}
+	// The operator's SLO targets (slo-overrides.example.yml), per route.
+	e.series["spillway:slo_target:override"] = series{family: "spillway:slo_target:override", labels: map[string]bool{"route": true}}
 	var rf promRules
 	readYAML(t, shippedRules, &rf)
 	for _, g := range rf.Groups {
 		for _, r := range g.Rules {
-			name := r.Alert + r.Record
-			for _, m := range metricRef.FindAllStringSubmatch(r.Expr, -1) {
-				if metric := strings.TrimSuffix(m[1], "_bucket"); !exported(metric) {
-					t.Errorf("%s reads %s, which the gateway does not export", name, m[1])
-				}
+			where := r.Alert + r.Record
+			names := checkPromQL(t, where, r.Expr, e)
+			if r.Record == "" {
+				continue
 			}
-			for _, m := range matcher.FindAllStringSubmatch(r.Expr, -1) {
-				label, values := m[1], m[2]
-				if !prometheusLabels[label] && !labels[label] {
-					t.Errorf("%s matches label %s, which the gateway does not export", name, label)
-				}
-				if label == "job" || values == "" {
-					continue
-				}
-				for _, v := range strings.Split(values, "|") {
-					if !exported(v) {
-						t.Errorf("%s matches %s=%q, a value the gateway does not export", name, label, v)
-					}
-				}
-			}
-			for _, m := range grouping.FindAllStringSubmatch(r.Expr, -1) {
-				for _, l := range strings.Split(m[1], ",") {
-					if l = strings.TrimSpace(l); !prometheusLabels[l] && !labels[l] {
-						t.Errorf("%s groups by label %s, which the gateway does not export", name, l)
-					}
-				}
-			}
+			e.series[r.Record] = series{family: r.Record, labels: keptLabels(t, r.Expr, names, e)}
 		}
 	}
 }
 
-// stringList matches a []string literal: the label names of a metric
-// vector or description.
-var stringList = regexp.MustCompile(`\[\]string\{([^}]*)\}`)
-
-// metricLabels returns the strings of the []string literals of src.
-func metricLabels(src string) map[string]bool {
-	names := map[string]bool{}
-	for _, m := range stringList.FindAllStringSubmatch(src, -1) {
-		for _, q := range strings.Split(m[1], ",") {
-			if q = strings.TrimSpace(q); len(q) > 1 {
-				names[strings.Trim(q, `"`)] = true
-			}
-		}
-	}
-	return names
-}
-
-// goSource returns the non-test Go source of the files and directories
-// (recursively) paths names, concatenated.
-func goSource(t *testing.T, paths ...string) string {
+// keptLabels are the labels of expr's result: its outer aggregation's
+// grouping when it has one (with Prometheus' job and instance, which an
+// aggregation by them keeps), else every label of the series it selects.
+func keptLabels(t *testing.T, expr string, names []string, e exportedSet) map[string]bool {
 	t.Helper()
-	var b strings.Builder
-	for _, p := range paths {
-		err := filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-				return err
-			}
-			data, err := os.ReadFile(path)
-			b.Write(data)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
+	ast, err := parser.NewParser(parser.Options{}).ParseExpr(expr)
+	if err != nil {
+		return nil // checkPromQL reported it
+	}
+	for {
+		if p, ok := ast.(*parser.ParenExpr); ok {
+			ast = p.Expr
+			continue
+		}
+		break
+	}
+	kept := map[string]bool{}
+	if a, ok := ast.(*parser.AggregateExpr); ok && !a.Without {
+		for _, l := range a.Grouping {
+			kept[l] = true
+		}
+		return kept
+	}
+	for _, n := range names {
+		for l := range e.series[n].labels {
+			kept[l] = true
 		}
 	}
-	return b.String()
+	return kept
 }
