@@ -124,7 +124,9 @@ func (s service) handler() http.Handler {
 		reply(w, http.StatusOK, map[string]string{"status": "ok", "instance": s.instance})
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if !pause(r.Context()) {
+		select {
+		case <-time.After(minLatency + rand.N(maxLatency-minLatency)):
+		case <-r.Context().Done():
 			return // the gateway gave up on this attempt
 		}
 		switch s.upstream {
@@ -157,18 +159,6 @@ func (s service) catalog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply(w, http.StatusOK, map[string]any{"instance": s.instance, "id": id, "name": "item " + id, "price": 19.9})
-}
-
-// pause waits a few milliseconds, or until ctx ends (false).
-func pause(ctx context.Context) bool {
-	t := time.NewTimer(minLatency + rand.N(maxLatency-minLatency))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func reply(w http.ResponseWriter, status int, body any) {
