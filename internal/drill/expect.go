@@ -146,6 +146,7 @@ func (e Expectation) Judge(m *Metrics) Check {
 	v := e.def.get(m)
 	c := Check{Expect: e.Text, Value: v * e.scale}
 	if e.def.never && v < 0 {
+		c.Value, c.Never = -1, true
 		return c
 	}
 	switch e.Op {

@@ -2,6 +2,8 @@ package drill
 
 import (
 	"errors"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -81,8 +83,15 @@ func TestVerdict(t *testing.T) {
 	// A breaker that never opened fails any expectation on time_to_open,
 	// even one that -1 would satisfy.
 	checks, pass = Verdict(exps("availability>=99.5%", "time_to_open<=5s"), &m)
-	if pass || !checks[0].Pass || checks[1].Pass {
+	if pass || !checks[0].Pass || checks[1].Pass || !checks[1].Never || checks[1].Value != -1 {
 		t.Errorf("time_to_open never: got %+v, pass %v", checks, pass)
+	}
+	var b strings.Builder
+	if err := PrintVerdict(&b, &Report{Checks: checks, Metrics: m}); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`time_to_open<=5s +never +FAIL`).MatchString(b.String()) {
+		t.Errorf("the verdict table shows a time that never came as:\n%s", b.String())
 	}
 	checks, pass = Verdict(exps("availability>99.9", "p99<240", "amplification==1.1"), &m)
 	if pass || checks[0].Pass || checks[1].Pass || !checks[2].Pass {

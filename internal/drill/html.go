@@ -61,7 +61,11 @@ func newPage(r *Report) page {
 		p.Started = r.Started.UTC().Format(time.RFC3339)
 	}
 	for _, c := range r.Checks {
-		p.Checks = append(p.Checks, checkRow{Expect: c.Expect, Value: number(c.Value) + unitOf(c.Expect), Pass: c.Pass})
+		value := number(c.Value) + unitOf(c.Expect)
+		if c.Never {
+			value = "never"
+		}
+		p.Checks = append(p.Checks, checkRow{Expect: c.Expect, Value: value, Pass: c.Pass})
 	}
 	for _, reason := range slices.Sorted(maps.Keys(r.Metrics.ErrorsByReason)) {
 		p.Reasons = append(p.Reasons, reasonRow{Reason: reason, Colour: reasonColour(reason), Count: r.Metrics.ErrorsByReason[reason]})

@@ -80,8 +80,10 @@ func TestWriteHTMLFail(t *testing.T) {
 	r := outageReport()
 	r.Pass, r.Checks[0].Pass = false, false
 	r.Metrics.TimeToRecoverMs = -1
+	r.Checks = append(r.Checks, Check{Expect: "time_to_recover<=35s", Value: -1, Never: true})
 	page := render(t, r)
-	for _, want := range []string{`class="verdict fail">FAIL</div>`, `<td class="ko">✗ fail</td>`, `<td>time to recover</td><td class="num">never</td>`} {
+	for _, want := range []string{`class="verdict fail">FAIL</div>`, `<td class="ko">✗ fail</td>`, `<td>time to recover</td><td class="num">never</td>`,
+		`<td>time_to_recover&lt;=35s</td><td class="num">never</td>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
 		}

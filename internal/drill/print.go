@@ -67,7 +67,11 @@ func PrintVerdict(out io.Writer, r *Report) error {
 		if !c.Pass {
 			res = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%.4g\t%s\n", c.Expect, c.Value, res)
+		value := fmt.Sprintf("%.4g", c.Value)
+		if c.Never {
+			value = "never"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Expect, value, res)
 	}
 	verdict := "PASS"
 	if !r.Pass {

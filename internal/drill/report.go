@@ -34,8 +34,11 @@ type Report struct {
 // Check is one --expect judged.
 type Check struct {
 	Expect string  `json:"expect"` // as written: "availability>=99.5%"
-	Value  float64 `json:"value"`  // the measured value, in the expectation's unit
+	Value  float64 `json:"value"`  // the measured value, in the expectation's unit; -1 when Never
 	Pass   bool    `json:"pass"`
+	// Never is true when the check is on a time that never came (the
+	// breaker never opened, the upstream never recovered): it fails.
+	Never bool `json:"never,omitempty"`
 }
 
 // Metrics are what the clients saw over the whole drill.
