@@ -245,6 +245,7 @@ func TestWhatZeroMeansIsDocumented(t *testing.T) {
 	walk(reflect.TypeFor[fallbackYAML](), reflect.TypeFor[Fallback](), "")
 	walk(reflect.TypeFor[asyncYAML](), reflect.TypeFor[Async](), "async.")
 	walk(reflect.TypeFor[faultYAML](), reflect.TypeFor[Fault](), "fault.")
+	walk(reflect.TypeFor[telemetryYAML](), reflect.TypeFor[Telemetry](), "telemetry.")
 	for _, k := range meaning {
 		if !slices.Contains(docMeaning, k) {
 			t.Errorf("0 has a meaning for %s, which the table does not say", k)

@@ -416,5 +416,9 @@ func restartKeys(running, next *config.Config) []string {
 	if !reflect.DeepEqual(running.Queue, next.Queue) {
 		keys = append(keys, "queue")
 	}
+	// The exporters and the sampler are made once, at start.
+	if !reflect.DeepEqual(running.Telemetry, next.Telemetry) {
+		keys = append(keys, "telemetry")
+	}
 	return keys
 }
