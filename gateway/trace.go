@@ -23,8 +23,9 @@ type Tracer interface {
 // closes the attempt's response body. Attempts do not overlap: an attempt
 // ends (AttemptFailed or AttemptEnd) before the next one starts.
 type RequestSpan interface {
-	// Attempt begins the client span of attempt n (from 1 within a phase)
-	// sent to upstream at req.URL, the instance chosen, and writes the
+	// Attempt begins the client span of the request's attempt n (1, 2,
+	// ..., a replica's attempts counted after the route's upstream's) sent
+	// to upstream at req.URL, the instance chosen, and writes the
 	// trace context of that span into req.Header: the upstream continues
 	// the trace from the attempt.
 	Attempt(req *http.Request, upstream string, n int)

@@ -30,11 +30,43 @@ const (
 	attrKind     = attribute.Key("spillway.kind")
 )
 
+// The options of the spans, made once: an option allocates.
+var (
+	serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	clientSpan = trace.WithSpanKind(trace.SpanKindClient)
+)
+
+// headerCarrier is propagation.HeaderCarrier without the canonicalisation
+// of the key at every Get and Set, which allocates: the trace context's
+// two headers are looked up by their canonical names.
+type headerCarrier http.Header
+
+func canonical(key string) string {
+	switch key {
+	case "traceparent":
+		return "Traceparent"
+	case "tracestate":
+		return "Tracestate"
+	}
+	return http.CanonicalHeaderKey(key)
+}
+
+func (h headerCarrier) Get(key string) string {
+	if v := h[canonical(key)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (h headerCarrier) Set(key, value string) { h[canonical(key)] = []string{value} }
+
+func (h headerCarrier) Keys() []string { return propagation.HeaderCarrier(h).Keys() }
+
 // Start begins the server span of r (gateway.Tracer). A span that is not
 // sampled records nothing, but its context still goes to the upstream.
 func (p *Provider) Start(r *http.Request) gateway.RequestSpan {
-	ctx := p.prop.Extract(context.Background(), propagation.HeaderCarrier(r.Header))
-	ctx, span := p.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+	ctx := p.prop.Extract(context.Background(), headerCarrier(r.Header))
+	ctx, span := p.tracer.Start(ctx, r.Method, serverSpan...)
 	if span.IsRecording() {
 		scheme := "http"
 		if r.TLS != nil {
@@ -80,7 +112,7 @@ type requestSpan struct {
 // req. A request that is not sampled sends the server span's context, with
 // the sampled flag off: the upstream's own sampler decides alike.
 func (s *requestSpan) Attempt(req *http.Request, upstream string, n int) {
-	h := propagation.HeaderCarrier(req.Header)
+	h := headerCarrier(req.Header)
 	if !s.span.IsRecording() {
 		s.p.prop.Inject(s.ctx, h)
 		return
@@ -99,7 +131,7 @@ func (s *requestSpan) Attempt(req *http.Request, upstream string, n int) {
 	if n > 1 {
 		attrs = append(attrs, semconv.HTTPRequestResendCount(n-1))
 	}
-	ctx, span := s.p.tracer.Start(s.ctx, req.Method, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	ctx, span := s.p.tracer.Start(s.ctx, req.Method, clientSpan, trace.WithAttributes(attrs...))
 	s.p.prop.Inject(ctx, h)
 	s.mu.Lock()
 	s.endAttempt() // defensive: attempts do not overlap

@@ -34,26 +34,14 @@ type Receiver struct {
 func NewReceiver() *Receiver {
 	r := &Receiver{metrics: map[string]bool{}}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, req *http.Request) {
-		var m coltracepb.ExportTraceServiceRequest
-		if !r.decode(w, req, &m) {
-			return
-		}
-		r.mu.Lock()
+	mux.Handle("POST /v1/traces", handler(r, &coltracepb.ExportTraceServiceResponse{}, func(m *coltracepb.ExportTraceServiceRequest) {
 		for _, rs := range m.ResourceSpans {
 			for _, ss := range rs.ScopeSpans {
 				r.spans = append(r.spans, ss.Spans...)
 			}
 		}
-		r.mu.Unlock()
-		reply(w, &coltracepb.ExportTraceServiceResponse{})
-	})
-	mux.HandleFunc("POST /v1/metrics", func(w http.ResponseWriter, req *http.Request) {
-		var m colmetricpb.ExportMetricsServiceRequest
-		if !r.decode(w, req, &m) {
-			return
-		}
-		r.mu.Lock()
+	}))
+	mux.Handle("POST /v1/metrics", handler(r, &colmetricpb.ExportMetricsServiceResponse{}, func(m *colmetricpb.ExportMetricsServiceRequest) {
 		for _, rm := range m.ResourceMetrics {
 			for _, sm := range rm.ScopeMetrics {
 				for _, mt := range sm.Metrics {
@@ -61,11 +49,29 @@ func NewReceiver() *Receiver {
 				}
 			}
 		}
-		r.mu.Unlock()
-		reply(w, &colmetricpb.ExportMetricsServiceResponse{})
-	})
+	}))
 	r.Server = httptest.NewServer(mux)
 	return r
+}
+
+// handler decodes an export request into a new M, hands it to keep under
+// r.mu, and answers resp.
+func handler[M any, PM interface {
+	*M
+	proto.Message
+}](r *Receiver, resp proto.Message, keep func(PM)) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		m := PM(new(M))
+		if !r.decode(w, req, m) {
+			return
+		}
+		r.mu.Lock()
+		keep(m)
+		r.mu.Unlock()
+		b, _ := proto.Marshal(resp)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(b)
+	}
 }
 
 func (r *Receiver) decode(w http.ResponseWriter, req *http.Request, m proto.Message) bool {
@@ -87,12 +93,6 @@ func (r *Receiver) decode(w http.ResponseWriter, req *http.Request, m proto.Mess
 	}
 	r.header = req.Header.Clone()
 	return true
-}
-
-func reply(w http.ResponseWriter, m proto.Message) {
-	b, _ := proto.Marshal(m)
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	_, _ = w.Write(b)
 }
 
 // Spans returns the spans received so far.
