@@ -2,6 +2,8 @@ package telemetry_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -41,6 +43,58 @@ func BenchmarkRequestSpan(b *testing.B) {
 				s.AttemptEnd(false)
 				s.End(info)
 			}
+		})
+	}
+}
+
+// BenchmarkProxyTracing measures a proxied GET through a gateway without a
+// Tracer (off) and with one sampling 1 % to a receiver in the process,
+// the sub-benchmarks of one run interleaved by -count.
+func BenchmarkProxyTracing(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(make([]byte, 200)) }))
+	defer up.Close()
+	rcv := otlptest.NewReceiver()
+	defer rcv.Close()
+	for _, ratio := range []string{"off", "0.01"} {
+		b.Run(ratio, func(b *testing.B) {
+			y := "upstreams:\n  app: {instances: [" + up.URL + "]}\nroutes:\n  - {name: api, upstream: app}\n"
+			if ratio != "off" {
+				y += "telemetry:\n  otlp: {endpoint: '" + rcv.URL + "'}\n  traces: {sample_ratio: " + ratio + "}\n"
+			}
+			cfg, _, err := config.Parse("bench.yaml", []byte(y), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			o := gateway.Options{Logger: slog.New(slog.DiscardHandler)}
+			if cfg.Telemetry != nil {
+				p, err := telemetry.New(cfg.Telemetry, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer p.Shutdown(context.Background())
+				o.Tracer = p
+			}
+			g, err := gateway.New(cfg, o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.Close()
+			gw := httptest.NewServer(g)
+			defer gw.Close()
+			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			defer c.CloseIdleConnections()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := c.Get(gw.URL + "/")
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
 		})
 	}
 }
