@@ -188,11 +188,12 @@ func TestPathLiteralsNameKeys(t *testing.T) {
 }
 
 // TestWhatZeroMeansIsDocumented holds docs/configuration.md's table "What
-// 0 means" to the schema: the numbers of an upstream or a route that
-// refuse 0 are the keys of its "refused" row, and those for which 0 means
-// something of their own (tagged zero, and the percentages) are named in
-// one of its other rows. Keys are written as the table writes them,
-// relative to the upstream or to the route's section.
+// 0 means" to the schema: the numbers of an upstream, a route or
+// telemetry: that refuse 0 are the keys of its "refused" row, and those for
+// which 0 means something of their own (tagged zero, and the percentages)
+// are named in one of its other rows. Keys are written as the table writes
+// them, relative to the upstream or to the route's section (telemetry's
+// from the top).
 func TestWhatZeroMeansIsDocumented(t *testing.T) {
 	doc, err := os.ReadFile("../docs/configuration.md")
 	if err != nil {
