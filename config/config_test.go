@@ -72,7 +72,7 @@ func TestParseProblems(t *testing.T) {
 		{"two documents", minimal + "---\nlisten: x\n", []string{"t.yaml:7:1: a configuration file holds one YAML document, found 2"}},
 		{"not a mapping", "- a\n", []string{`t.yaml:1:1: the configuration: expected a mapping, got a list`}},
 		{"unknown top-level key", "listn: 127.0.0.1:1\n" + minimal, []string{`t.yaml:1:1: unknown key "listn" in the top level; did you mean "listen"?`}},
-		{"no suggestion when nothing is near", "zzz: 1\n" + minimal, []string{`t.yaml:1:1: unknown key "zzz" in the top level (allowed: listen, tls, server, admin, readiness, queue, defaults, upstreams, routes)`}},
+		{"no suggestion when nothing is near", "zzz: 1\n" + minimal, []string{`t.yaml:1:1: unknown key "zzz" in the top level (allowed: listen, tls, server, admin, readiness, queue, telemetry, defaults, upstreams, routes)`}},
 		{"camelCase suggests snake_case", "server: {readHeaderTimeout: 1s}\n" + minimal, []string{`t.yaml:1:10: unknown key "readHeaderTimeout" in server; did you mean "read_header_timeout"?`}},
 		{"duplicate key", "listen: a:1\nlisten: b:2\n" + minimal, []string{`t.yaml:2:1: mapping key "listen" already defined at [1:1]`}},
 		{"merge keys refused", "defaults: &d {balance: random}\nupstreams:\n  a: {<<: *d, instances: [http://127.0.0.1:1]}\nroutes: [{name: r, upstream: a}]\n",

@@ -82,6 +82,12 @@ var sectionDefaults = map[reflect.Type]func() any{
 		return &StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000, MaxBytes: 64 * mib}
 	},
 	reflect.TypeFor[Static](): func() any { return &Static{Status: 200} },
+	reflect.TypeFor[Telemetry](): func() any {
+		return &Telemetry{ServiceName: "spillway",
+			OTLP:    OTLP{Endpoint: DefaultOTLPEndpoint, Protocol: OTLPHTTPProtobuf, Timeout: 10 * time.Second},
+			Traces:  Traces{SampleRatio: 0.01},
+			Metrics: TelemetryMetrics{Interval: time.Minute}}
+	},
 	// A fault's percentages have no default (validateFault): -1 says
 	// "not written".
 	reflect.TypeFor[FaultDelay](): func() any { return &FaultDelay{Percent: -1} },

@@ -188,11 +188,12 @@ func TestPathLiteralsNameKeys(t *testing.T) {
 }
 
 // TestWhatZeroMeansIsDocumented holds docs/configuration.md's table "What
-// 0 means" to the schema: the numbers of an upstream or a route that
-// refuse 0 are the keys of its "refused" row, and those for which 0 means
-// something of their own (tagged zero, and the percentages) are named in
-// one of its other rows. Keys are written as the table writes them,
-// relative to the upstream or to the route's section.
+// 0 means" to the schema: the numbers of an upstream, a route or
+// telemetry: that refuse 0 are the keys of its "refused" row, and those for
+// which 0 means something of their own (tagged zero, and the percentages)
+// are named in one of its other rows. Keys are written as the table writes
+// them, relative to the upstream or to the route's section (telemetry's
+// from the top).
 func TestWhatZeroMeansIsDocumented(t *testing.T) {
 	doc, err := os.ReadFile("../docs/configuration.md")
 	if err != nil {
@@ -245,6 +246,7 @@ func TestWhatZeroMeansIsDocumented(t *testing.T) {
 	walk(reflect.TypeFor[fallbackYAML](), reflect.TypeFor[Fallback](), "")
 	walk(reflect.TypeFor[asyncYAML](), reflect.TypeFor[Async](), "async.")
 	walk(reflect.TypeFor[faultYAML](), reflect.TypeFor[Fault](), "fault.")
+	walk(reflect.TypeFor[telemetryYAML](), reflect.TypeFor[Telemetry](), "telemetry.")
 	for _, k := range meaning {
 		if !slices.Contains(docMeaning, k) {
 			t.Errorf("0 has a meaning for %s, which the table does not say", k)

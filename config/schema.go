@@ -28,17 +28,44 @@ package config
 
 // fileYAML: the top level of the file (Config).
 type fileYAML struct {
-	Listen    leaf          `yaml:"listen"`
-	TLS       *tlsYAML      `yaml:"tls"`
-	Server    serverYAML    `yaml:"server"`
-	Admin     adminYAML     `yaml:"admin"`
-	Readiness readinessYAML `yaml:"readiness"`
-	Queue     queueYAML     `yaml:"queue"`
+	Listen    leaf           `yaml:"listen"`
+	TLS       *tlsYAML       `yaml:"tls"`
+	Server    serverYAML     `yaml:"server"`
+	Admin     adminYAML      `yaml:"admin"`
+	Readiness readinessYAML  `yaml:"readiness"`
+	Queue     queueYAML      `yaml:"queue"`
+	Telemetry *telemetryYAML `yaml:"telemetry"`
 	// The defaults: mapping, the upstreams and the routes are resolved
 	// apart (decode.go): the defaults are merged into every upstream.
 	Defaults  upstreamYAML             `yaml:"defaults" cfg:"apart" refuse:"instances: instances are not inherited; list them under each upstream"`
 	Upstreams map[string]*upstreamYAML `yaml:"upstreams" cfg:"apart"`
 	Routes    []routeYAML              `yaml:"routes" cfg:"apart"`
+}
+
+// telemetryYAML: keys under telemetry: (Telemetry).
+type telemetryYAML struct {
+	ServiceName leaf                 `yaml:"service_name"`
+	OTLP        otlpYAML             `yaml:"otlp"`
+	Traces      tracesYAML           `yaml:"traces"`
+	Metrics     telemetryMetricsYAML `yaml:"metrics"`
+}
+
+// otlpYAML: keys under telemetry.otlp: (OTLP).
+type otlpYAML struct {
+	Endpoint leaf            `yaml:"endpoint" cfg:"otlp_endpoint"`
+	Protocol leaf            `yaml:"protocol" cfg:"otlp_protocol"`
+	Headers  map[string]leaf `yaml:"headers"`
+	Timeout  leaf            `yaml:"timeout"`
+}
+
+// tracesYAML: keys under telemetry.traces: (Traces).
+type tracesYAML struct {
+	SampleRatio leaf `yaml:"sample_ratio" cfg:"percent"`
+}
+
+// telemetryMetricsYAML: keys under telemetry.metrics: (TelemetryMetrics).
+type telemetryMetricsYAML struct {
+	Interval leaf `yaml:"interval" cfg:"zero"` // 0: no metrics over OTLP
 }
 
 // tlsYAML: keys under tls: (TLS).

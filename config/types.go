@@ -26,6 +26,9 @@ type Config struct {
 	Readiness Readiness
 	// Queue is the durable queue of async routes.
 	Queue Queue
+	// Telemetry, when the file writes telemetry:, sends traces and metrics
+	// to an OpenTelemetry (OTLP) endpoint; nil: none.
+	Telemetry *Telemetry
 	// Upstreams by name.
 	Upstreams map[string]*Upstream
 	// Routes in the order they are matched: the first that matches wins.
@@ -54,6 +57,52 @@ type Readiness struct {
 	// routes still answer (fallbacks, fast errors) and a restart or a
 	// load balancer taking the gateway out would not bring it back.
 	RequiredUpstreams []string
+}
+
+// Telemetry (keys under telemetry:) sends the gateway's traces and metrics
+// to an OTLP endpoint: a collector, an agent or a vendor's intake.
+type Telemetry struct {
+	// ServiceName (service_name) is the service.name resource attribute.
+	// Default "spillway".
+	ServiceName string
+	// OTLP is where and how the signals are sent.
+	OTLP OTLP
+	// Traces samples the requests traced.
+	Traces Traces
+	// Metrics is the export of the gateway's metrics.
+	Metrics TelemetryMetrics
+}
+
+// OTLP (keys under telemetry.otlp:) is the endpoint that receives traces
+// and metrics.
+type OTLP struct {
+	// Endpoint is the base URL, http:// or https://; traces go to its
+	// /v1/traces and metrics to its /v1/metrics. Default
+	// http://127.0.0.1:4318 (a collector or agent on the same host).
+	Endpoint string
+	// Protocol is http/protobuf, the only one supported (grpc is refused).
+	Protocol string
+	// Headers are sent with every export: a vendor's API key, written as
+	// ${VAR} to keep it out of the file.
+	Headers map[string]string
+	// Timeout bounds one export. Default 10s.
+	Timeout time.Duration
+}
+
+// Traces (keys under telemetry.traces:) says which requests are traced.
+type Traces struct {
+	// SampleRatio (sample_ratio) is the share of requests without a
+	// sampled parent that start a trace, 0 to 1; a request whose
+	// traceparent says sampled is traced whatever the ratio. Default 0.01.
+	SampleRatio float64
+}
+
+// TelemetryMetrics (keys under telemetry.metrics:) is the OTLP export of
+// the metrics /metrics serves.
+type TelemetryMetrics struct {
+	// Interval is how often they are exported. Default 60s; 0: not
+	// exported over OTLP (Prometheus still scrapes them).
+	Interval time.Duration
 }
 
 // TLS names the certificate files of a TLS listener. Relative paths are

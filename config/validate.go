@@ -135,6 +135,7 @@ func (d *decoder) validate(cfg *Config) {
 	}
 	d.validateAdmin(cfg.Admin)
 	d.validateQueue(&cfg.Queue)
+	d.validateTelemetry(cfg.Telemetry)
 	names := make([]string, 0, len(cfg.Upstreams))
 	for name := range cfg.Upstreams {
 		names = append(names, name)

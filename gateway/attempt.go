@@ -59,11 +59,20 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	req.URL = u
 	req.Host = ""
+	if x.span != nil {
+		x.span.Attempt(req, p.up.name, x.attempts)
+	}
 	inst.Begin()
 	resp, err := p.up.base.RoundTrip(req)
 	if err != nil {
 		inst.End(x.ctx.Err() == nil)
+		if x.span != nil {
+			x.span.AttemptFailed(attemptResult(err), err)
+		}
 		return nil, err
+	}
+	if x.span != nil {
+		x.span.AttemptResponse(resp.StatusCode)
 	}
 	body.ReadCloser, body.inst, body.x, body.failed = resp.Body, inst, x, resp.StatusCode >= 500
 	resp.Body = body
@@ -103,6 +112,9 @@ func (b *instanceBody) Close() error {
 	err := b.ReadCloser.Close()
 	if b.ended.CompareAndSwap(false, true) {
 		b.inst.End(b.failed)
+		if b.x.span != nil {
+			b.x.span.AttemptEnd(b.failed)
+		}
 	}
 	return err
 }

@@ -116,6 +116,9 @@
 //     static answer) and the error answer; the stale cache.
 //   - async.go: the async routes' side of the gateway (see above).
 //   - accesslog.go, metrics.go: what a request leaves behind (finish).
+//   - trace.go: the Tracer interface (Options.Tracer) of the request's
+//     trace, a server span and a client span per attempt; nil: none, at
+//     the cost of a nil check. gateway/telemetry implements it over OTLP.
 //   - gateway.go, apply.go, check.go: the Gateway and its table (New,
 //     Status, Ready, Close), live changes (Apply, Reload), and Check,
 //     which builds without starting anything.

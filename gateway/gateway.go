@@ -48,6 +48,10 @@ type Options struct {
 	// flight before cancelling them (their jobs are delivered again
 	// later); default 5s.
 	WorkerGrace time.Duration
+	// Tracer traces each request (a server span, a client span per
+	// attempt); nil: no tracing, at no cost. internal/server plugs in
+	// gateway/telemetry's when the configuration has telemetry:.
+	Tracer Tracer
 
 	// check builds without starting anything: no health checks, and async
 	// routes need no queue (see Check).

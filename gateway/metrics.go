@@ -30,6 +30,9 @@ type metrics struct {
 	faults      *prometheus.CounterVec
 	// log receives the breakers' transitions (Options.Logger).
 	log *slog.Logger
+	// tracing: the gateway has a Tracer, whose spans record the policies'
+	// decisions (trace).
+	tracing bool
 	// events receives the transitions and sampled rejections (Gateway.Events).
 	events *EventBus
 	// rates turns the counters into the runtime API's rates (live.go).
@@ -51,7 +54,7 @@ const (
 func newMetrics(reg *prometheus.Registry, g *Gateway) (*metrics, error) {
 	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	m := &metrics{
-		log: g.opts.Logger, events: g.events, rates: newRates(),
+		log: g.opts.Logger, events: g.events, rates: newRates(), tracing: g.opts.Tracer != nil,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_requests_total",
 			Help: "Requests the gateway answered, by route and outcome."}, []string{"route", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "spillway_request_duration_seconds",
@@ -212,12 +215,25 @@ func (u *upstreamMetrics) Observe(e spillway.Event) {
 		u.attemptDur.get(func() prometheus.Observer { return u.m.attemptDur.WithLabelValues(u.name) }).Observe(e.Duration.Seconds())
 	case spillway.EventRetry:
 		u.retries.get(func() prometheus.Counter { return u.m.retries.WithLabelValues(u.name) }).Inc()
+		u.m.trace(e)
 	case spillway.EventRejection:
 		u.reject(e.Reason)
+		u.m.trace(e)
 	case spillway.EventTransition:
 		u.m.transitions.WithLabelValues(u.name, e.From, e.To).Inc()
 		u.m.logTransition(u.name, e)
 		u.transition(e)
+	}
+}
+
+// trace records a policy's decision on the span of the request it was
+// made for, when the gateway traces requests.
+func (m *metrics) trace(e spillway.Event) {
+	if !m.tracing || e.Context == nil {
+		return
+	}
+	if x := exchangeOf(e.Context); x != nil && x.span != nil {
+		x.span.Event(e)
 	}
 }
 

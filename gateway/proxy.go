@@ -83,6 +83,8 @@ type exchange struct {
 	reason   string
 	outcome  string
 	hdrDelay time.Duration
+	// span traces the request; nil when the gateway has no Tracer.
+	span RequestSpan
 }
 
 type exchangeKey struct{}
@@ -210,6 +212,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	t := g.table.Load()
 	x := &exchange{ctx: r.Context(), in: r}
+	if g.opts.Tracer != nil {
+		x.span = g.opts.Tracer.Start(r)
+	}
 	rec := &x.rec
 	rec.ResponseWriter = w
 	defer func() {
@@ -315,7 +320,9 @@ func (g *Gateway) phase(w http.ResponseWriter, x *exchange, up *upstream, totalK
 	if phase != "" {
 		x.intercept = true
 	}
-	if err := failFast(x.ctx, up.breaker); err != nil {
+	// x, not x.ctx: the breaker's rejection event carries the exchange,
+	// whose span records it.
+	if err := failFast(x, up.breaker); err != nil {
 		return err
 	}
 	inst, err := up.pool.Pick(nil)
@@ -373,6 +380,10 @@ func (g *Gateway) finish(x *exchange, rec *recorder, r *http.Request, start time
 		}
 	}
 	g.metrics.request(x.route, outcome, d.Seconds())
+	if x.span != nil {
+		x.span.End(RequestInfo{Route: routeName, Upstream: upName, Status: rec.statusOr200(), Attempts: x.attempts,
+			Outcome: outcome, Reason: x.reason, Fallback: x.fallback})
+	}
 	if g.opts.AccessLogWriter != nil {
 		writeAccessLine(g.opts.AccessLogWriter, accessLine{time: end, route: routeName, upstream: upName, method: r.Method,
 			path: r.URL.Path, status: rec.statusOr200(), duration: d, attempts: x.attempts, outcome: outcome,

@@ -11,6 +11,8 @@
 //	                                                     # this tree against another checkout
 //	go run ./gwbench -only spillway -dashboards 10 -scenarios=false
 //	                                                     # the cost of 10 open dashboards
+//	go run ./gwbench -only spillway -trace-ratio 0.01 -scenarios=false
+//	                                                     # the cost of tracing 1 % over OTLP
 //
 // It needs wrk, nginx and haproxy on PATH (scripts/bench-deps.sh installs
 // them) and builds cmd/spillway itself. Nothing here runs in CI.
@@ -67,6 +69,7 @@ func main() {
 	flag.StringVar(&baseline, "baseline", "", `another checkout of the repository (a git worktree of an earlier commit): its spillway runs as the target "spillway-baseline", interleaved with this one`)
 	flag.BoolVar(&scenarios, "scenarios", true, "also run the fail-fast, added-latency and black-hole scenarios")
 	flag.IntVar(&latencyRounds, "latency-rounds", 3, "interleaved rounds of the added-latency scenario")
+	flag.Float64Var(&traceRatio, "trace-ratio", 0, `also run the target "spillway+traces": the same gateway with telemetry: exporting traces sampled at this ratio (and its metrics) over OTLP/HTTP to a receiver in gwbench`)
 	flag.IntVar(&dashboards, "dashboards", 0, `also run the target "spillway+dashboards": the same gateway while N dashboards poll its runtime API every 2s and N clients follow its event stream`)
 	scenario := flag.String("scenario", "", `"async": measure an async route (accepted/s, delivery jobs/s) instead of the proxy targets`)
 	flag.Parse()
@@ -238,6 +241,14 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 		}
 		targets = append(targets, target{name: "spillway+dashboards", url: "http://" + gw + "/", admin: "http://" + admin})
 	}
+	if want("spillway") && traceRatio > 0 {
+		t, err := startTraces(dir, spillwayBin, up, startCmd)
+		defer traceSink.Close()
+		if err != nil {
+			return err
+		}
+		targets = append(targets, t)
+	}
 	if baseline != "" {
 		bin := filepath.Join(dir, "spillway-baseline")
 		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/spillway")
@@ -273,7 +284,9 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 		}
 		targets = append(targets, target{name: "haproxy", url: "http://" + hp + "/"})
 	}
-	targets = slices.DeleteFunc(targets, func(t target) bool { return !want(t.name) && t.name != "spillway-baseline" && t.admin == "" })
+	targets = slices.DeleteFunc(targets, func(t target) bool {
+		return !want(t.name) && t.name != "spillway-baseline" && t.name != "spillway+traces" && t.admin == ""
+	})
 	for _, t := range targets {
 		if err := waitReady(ctx, t.url); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
@@ -410,6 +423,13 @@ func report(w io.Writer, targets []target, results map[string][]result, rounds i
 	if med["spillway+dashboards"] > 0 {
 		fmt.Fprintf(w, "\nspillway+dashboards (%d dashboards polling, %d event streams) vs spillway: %s (rounds: %s)\n",
 			dashboards, dashboards, ratio("spillway+dashboards", "spillway"), roundRatios(results["spillway+dashboards"], results["spillway"]))
+	}
+	if med["spillway+traces"] > 0 {
+		reportTraces(w, ratio, roundRatios(results["spillway+traces"], results["spillway"]))
+	}
+	if med["spillway-baseline"] > 0 {
+		fmt.Fprintf(w, "\nspillway vs spillway-baseline: %s (rounds: %s)\n", ratio("spillway", "spillway-baseline"),
+			roundRatios(results["spillway"], results["spillway-baseline"]))
 	}
 	return med
 }

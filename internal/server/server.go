@@ -24,11 +24,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel"
 
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
 	"github.com/spillway-dev/spillway/gateway/admin"
 	"github.com/spillway-dev/spillway/gateway/async"
+	"github.com/spillway-dev/spillway/gateway/telemetry"
 	"github.com/spillway-dev/spillway/queue"
 )
 
@@ -91,7 +93,13 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer, signals <-cha
 			}
 		}()
 	}
-	g, err := gateway.New(cfg, gateway.Options{AccessLogWriter: accessLog, Logger: logger, Registry: reg, Queue: q})
+	tracer, stopTelemetry, err := startTelemetry(cfg.Telemetry, reg, logger)
+	if err != nil {
+		return err
+	}
+	// Deferred before g.Close, so run after it: the last spans are sent.
+	defer stopTelemetry()
+	g, err := gateway.New(cfg, gateway.Options{AccessLogWriter: accessLog, Logger: logger, Registry: reg, Queue: q, Tracer: tracer})
 	if err != nil {
 		return err
 	}
@@ -126,6 +134,34 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer, signals <-cha
 			return p.Stop(signals, err)
 		}
 	}
+}
+
+// telemetryShutdown bounds the export of the last spans and metrics at
+// exit, when the endpoint does not answer.
+const telemetryShutdown = 5 * time.Second
+
+// startTelemetry starts the OTLP export of the telemetry: section t, when
+// the file has one (a nil Tracer otherwise: the gateway traces nothing);
+// stop flushes and ends it. The exporters' errors (an endpoint down or
+// refusing the key) go to logger.
+func startTelemetry(t *config.Telemetry, reg *prometheus.Registry, logger *slog.Logger) (tr gateway.Tracer, stop func(), err error) {
+	if t == nil {
+		return nil, func() {}, nil
+	}
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { logger.Warn("telemetry: export failed", "error", err) }))
+	p, err := telemetry.New(t, reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	logger.Info("telemetry: exporting over OTLP", "endpoint", t.OTLP.Endpoint, "sample_ratio", t.Traces.SampleRatio,
+		"metrics_interval", t.Metrics.Interval)
+	return p, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), telemetryShutdown)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			logger.Warn("telemetry: the last export failed", "error", err)
+		}
+	}, nil
 }
 
 // printStart prints the bound addresses (tests and scripts parse these
@@ -415,6 +451,10 @@ func restartKeys(running, next *config.Config) []string {
 	}
 	if !reflect.DeepEqual(running.Queue, next.Queue) {
 		keys = append(keys, "queue")
+	}
+	// The exporters and the sampler are made once, at start.
+	if !reflect.DeepEqual(running.Telemetry, next.Telemetry) {
+		keys = append(keys, "telemetry")
 	}
 	return keys
 }

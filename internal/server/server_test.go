@@ -514,6 +514,7 @@ func TestRestartKeysNameWhatAReloadCannotApply(t *testing.T) {
 		{"named tokens, applied", func(c *config.Config) { c.Admin.Tokens = []config.AdminToken{{Name: "n", Token: "t", Role: "read"}} }, ""},
 		{"admin listener", func(c *config.Config) { c.Admin.Listen = "127.0.0.1:9902"; c.Admin.AllowedHosts = []string{"gw"} }, "admin.listen,admin.allowed_hosts"},
 		{"queue", func(c *config.Config) { c.Queue.Servers = []string{"nats://n:4222"} }, "queue"},
+		{"telemetry on", func(c *config.Config) { c.Telemetry = &config.Telemetry{Traces: config.Traces{SampleRatio: 0.01}} }, "telemetry"},
 	}
 	for _, tt := range tests {
 		next := base()
