@@ -155,6 +155,9 @@ func (s *faultSet) inject(x *exchange, m *metrics, req *http.Request) (resp *htt
 	if delay > 0 {
 		m.fault(x.route, faultDelay)
 		x.fault = faultDelay
+		if x.span != nil {
+			x.span.Fault(FaultDelay, delay, 0)
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -169,6 +172,9 @@ func (s *faultSet) inject(x *exchange, m *metrics, req *http.Request) (resp *htt
 	}
 	m.fault(x.route, faultAbort)
 	x.fault = faultAbort
+	if x.span != nil {
+		x.span.Fault(FaultAbort, 0, status)
+	}
 	x.attempts++
 	closeBody(req)
 	return &http.Response{

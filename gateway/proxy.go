@@ -382,7 +382,7 @@ func (g *Gateway) finish(x *exchange, rec *recorder, r *http.Request, start time
 	g.metrics.request(x.route, outcome, d.Seconds())
 	if x.span != nil {
 		x.span.End(RequestInfo{Route: routeName, Upstream: upName, Status: rec.statusOr200(), Attempts: x.attempts,
-			Outcome: outcome, Reason: x.reason, Fallback: x.fallback})
+			Outcome: outcome, Reason: x.reason, Fallback: x.fallback, Fault: x.fault.String()})
 	}
 	if g.opts.AccessLogWriter != nil {
 		writeAccessLine(g.opts.AccessLogWriter, accessLine{time: end, route: routeName, upstream: upName, method: r.Method,

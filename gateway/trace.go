@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/spillway-dev/spillway"
 )
@@ -42,6 +43,10 @@ type RequestSpan interface {
 	// Event records a decision a policy made for the request: a retry
 	// scheduled, a rejection, a timeout.
 	Event(e spillway.Event)
+	// Fault records a fault injected into the request's next attempt
+	// (FaultDelay with the delay drawn, or FaultAbort with the status
+	// answered in the upstream's place).
+	Fault(kind string, delay time.Duration, status int)
 	// End ends the request's span with what the access log says of it.
 	End(RequestInfo)
 }
@@ -55,4 +60,7 @@ type RequestInfo struct {
 	// Spillway reason of a refusal or failure; Fallback the kind of a
 	// degraded answer (FallbackReplica, ...), "" when none.
 	Outcome, Reason, Fallback string
+	// Fault is the kind of the last fault injected into its attempts
+	// (FaultDelay, FaultAbort), "" when none.
+	Fault string
 }

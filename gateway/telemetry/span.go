@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -28,6 +29,7 @@ const (
 	attrAttempt  = attribute.Key("spillway.attempt")
 	attrResult   = attribute.Key("spillway.attempt.result")
 	attrKind     = attribute.Key("spillway.kind")
+	attrFault    = attribute.Key("spillway.fault")
 )
 
 // The options of the spans, made once: an option allocates.
@@ -203,6 +205,23 @@ func (s *requestSpan) Event(e spillway.Event) {
 	s.p.events.Observe(e)
 }
 
+// Fault adds a spillway.fault event to the server span: the kind of the
+// fault injected into the next attempt, with its delay or the status
+// answered in the upstream's place.
+func (s *requestSpan) Fault(kind string, delay time.Duration, status int) {
+	if !s.span.IsRecording() {
+		return
+	}
+	attrs := []attribute.KeyValue{attrKind.String(kind)}
+	if delay > 0 {
+		attrs = append(attrs, attribute.Float64("spillway.fault.delay_ms", float64(delay)/float64(time.Millisecond)))
+	}
+	if status > 0 {
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
+	}
+	s.span.AddEvent("spillway.fault", trace.WithAttributes(attrs...))
+}
+
 // End ends the server span with what the request came to; the span is
 // named after the method and the Spillway route (http.route), whose
 // number is bounded, never after the path.
@@ -229,6 +248,9 @@ func (s *requestSpan) End(info gateway.RequestInfo) {
 	if info.Fallback != "" {
 		span.SetAttributes(attrFallback.String(info.Fallback))
 		span.AddEvent(spillwayotel.EventNameFallback, trace.WithAttributes(attrKind.String(info.Fallback), attrReason.String(info.Reason)))
+	}
+	if info.Fault != "" {
+		span.SetAttributes(attrFault.String(info.Fault))
 	}
 	if info.Status >= 500 {
 		span.SetStatus(codes.Error, info.Reason)

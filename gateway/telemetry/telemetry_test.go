@@ -36,6 +36,11 @@ routes:
     match: {path_prefix: /degraded}
     upstream: down
     fallback: [{static: {status: 200, body: static answer}}]
+  - name: chaos
+    match: {path_prefix: /chaos}
+    upstream: app
+    fault: {abort: {percent: 100, status: 503}}
+    fallback: [{static: {status: 200, body: static answer}}]
 telemetry:
   service_name: gw-test
   otlp: {endpoint: '%[2]s', headers: {x-api-key: '${API_KEY}'}}
@@ -269,6 +274,30 @@ func TestBreakerRejectionAndFallbackOnTheSpan(t *testing.T) {
 	}
 	if !hasEvent(server, "spillway.fallback", "spillway.kind", "static") {
 		t.Errorf("server span events %v, want spillway.fallback static", server.Events)
+	}
+}
+
+// An injected fault is on the server span: an event per attempt it
+// replaced, and the attribute spillway.fault.
+func TestInjectedFaultOnTheSpan(t *testing.T) {
+	f := start(t, "1")
+	f.get(t, "/chaos/x", "")
+	server, clients := f.trace(t, "/chaos/x", 0)
+	if len(clients) != 0 {
+		t.Errorf("%d client spans: every attempt was aborted before an instance", len(clients))
+	}
+	if got := otlptest.Attr(server.Attributes, "spillway.fault"); got != "abort" {
+		t.Errorf("server span spillway.fault = %v, want abort", got)
+	}
+	n := 0
+	for _, e := range server.Events {
+		if e.Name == "spillway.fault" && otlptest.Attr(e.Attributes, "spillway.kind") == "abort" &&
+			otlptest.Attr(e.Attributes, "http.response.status_code") == int64(503) {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d spillway.fault abort 503 events, want one per attempt (2): %v", n, server.Events)
 	}
 }
 
