@@ -45,15 +45,21 @@ type seedStep struct {
 var seedSteps = []seedStep{
 	{name: "healthy", about: "A answers from B and keeps each item's last good answer",
 		shown: func(c seedCounts) bool { return c.byA >= phaseMinRequests },
-		told:  func(c seedCounts) string { return fmt.Sprintf("A answered %d of %d requests from B", c.byA, c.requests) }},
+		told: func(c seedCounts) string {
+			return fmt.Sprintf("A answered %d of %d requests from B", c.byA, c.requests)
+		}},
 	{name: "b-slow", about: "A's client to B gets chaos.NewLatency (b-slow: 150ms on 30% of its calls, above A's 100ms attempt timeout): A's retries hide most of it",
 		chaos: seed.SwitchBSlow,
 		shown: func(seedCounts) bool { return true },
-		told:  func(c seedCounts) string { return fmt.Sprintf("A answered %d, its fallback %d, of %d requests", c.byA, c.byAFallback, c.requests) }},
+		told: func(c seedCounts) string {
+			return fmt.Sprintf("A answered %d, its fallback %d, of %d requests", c.byA, c.byAFallback, c.requests)
+		}},
 	{name: "b-down", about: "A's client to B gets chaos.NewFault on every call (b-down): A's breaker on B opens, A serves each item's last good answer (" + seed.FallbackHeader + ": " + seed.LastGood + ")",
 		chaos: seed.SwitchBDown,
 		shown: func(c seedCounts) bool { return c.byAFallback >= phaseMinRequests },
-		told:  func(c seedCounts) string { return fmt.Sprintf("A's fallback served %d of %d requests", c.byAFallback, c.requests) }},
+		told: func(c seedCounts) string {
+			return fmt.Sprintf("A's fallback served %d of %d requests", c.byAFallback, c.requests)
+		}},
 	{name: "a-flapping", about: fmt.Sprintf("A flaps: a runtime fault (POST /api/v1/faults) answers %d%% of the gateway's attempts to A with 503: "+
 		"the gateway's breaker on service-a opens, its stale cache answers; see the dashboard's faults panel", flapPercent),
 		fault: true,
