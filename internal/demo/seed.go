@@ -48,7 +48,7 @@ var seedSteps = []seedStep{
 		told: func(c seedCounts) string {
 			return fmt.Sprintf("A answered %d of %d requests from B", c.byA, c.requests)
 		}},
-	{name: "b-slow", about: "A's client to B gets chaos.NewLatency (b-slow: 150ms on 30% of its calls, above A's 100ms attempt timeout): A's retries hide most of it",
+	{name: "b-slow", about: "A's client to B gets chaos.NewLatency (b-slow: 150ms on 30% of its calls, above A's 100ms attempt timeout): A's retries hide part of it, A's breaker and fallback the rest",
 		chaos: seed.SwitchBSlow,
 		shown: func(seedCounts) bool { return true },
 		told: func(c seedCounts) string {
@@ -211,18 +211,25 @@ func (l *seedLoop) step(ctx context.Context, n, i int) bool {
 	waited := l.wait(ctx, st)
 	// The step is undone even when the demo stops: its fault must not
 	// outlive the step (the kill switch), A's switch is A's to keep off.
-	end := st.name + " ended: " + st.told(l.stats.stepCounts(false))
+	told := st.told(l.stats.stepCounts(false))
+	var undone string
 	if st.chaos != "" {
 		_ = l.svc.a.Switch(st.chaos, false)
+		undone = "A's chaos switch " + st.chaos + " off"
 	}
 	if st.fault {
-		end += "; " + l.killSwitch(context.WithoutCancel(ctx))
+		undone = l.killSwitch(context.WithoutCancel(ctx))
 	}
 	if !waited {
-		l.stopped = end
+		if undone != "" {
+			l.stopped = st.name + ": " + undone
+		}
 		return false
 	}
-	l.say(ctx, "   "+end)
+	if st.fault {
+		told += "; " + undone
+	}
+	l.say(ctx, "   "+st.name+" ended: "+told)
 	return true
 }
 
@@ -357,6 +364,6 @@ func (l *seedLoop) totals(out io.Writer) {
 	fmt.Fprintf(out, "  shop (gateway → service A → service B): %d requests: A %d, A's fallback %d, gateway's fallbacks %d, errors %d; service B answered %d\n",
 		c.requests, c.byA, c.byAFallback, c.byGateway, c.errors, l.svc.b.Requests())
 	if l.stopped != "" {
-		fmt.Fprintf(out, "  shop loop stopped in step %s\n", l.stopped)
+		fmt.Fprintf(out, "  the shop loop stopped in step %s\n", l.stopped)
 	}
 }
