@@ -338,12 +338,14 @@ type URLs struct {
 	Job, DeadLetters, Token string
 }
 
-// RunGateway starts the simulated downstreams, the durable queue (the
-// embedded store, in a temporary directory) and the gateway of demo.yaml in
-// front of them, drives o.Workers clients through the scenario's phases and
-// prints a summary line every o.Tick to out (the gateway's operational log
-// goes to errOut). It runs for o.Duration, longer if the scenario needs it,
-// then waits for the orders queue to drain; or until ctx ends. Then it stops
+// RunGateway starts the simulated downstreams, services A and B of the
+// shop route, the durable queue (the embedded store, in a temporary
+// directory) and the gateway of demo.yaml in front of them, drives
+// o.Workers clients through the scenario's phases while the shop loop plays
+// its faults, and prints the summary lines every o.Tick to out (the
+// gateway's operational log goes to errOut). It runs for o.Duration, longer
+// if the scenario or the first shop loop needs it (0: until ctx ends), then
+// waits for the orders queue to drain; or until ctx ends. Then it stops
 // the clients and the listeners, checks that every accepted order was
 // delivered or dead-lettered, stops the queue workers, closes the queue,
 // removes its directory and stops the downstreams. ready, when not nil, is
