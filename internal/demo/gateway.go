@@ -402,7 +402,6 @@ func RunGateway(ctx context.Context, out, errOut io.Writer, o Options, ready fun
 	}
 
 	stats := &gatewayStats{window: newGatewayTally(), total: newGatewayTally()}
-	shop := &seedStats{}
 	tr := &http.Transport{MaxIdleConnsPerHost: o.Workers}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -411,7 +410,7 @@ func RunGateway(ctx context.Context, out, errOut io.Writer, o Options, ready fun
 		Dashboard:   adminURL + "/dashboard/",
 		DeadLetters: adminURL + "/api/v1/dead-letters?route=orders", Token: cfg.Admin.Token}
 	// A first order, so that there is a job status to look at.
-	ld := &demoLoad{client: client, base: urls.Gateway, o: o, sc: sc, stats: stats, seed: shop}
+	ld := &demoLoad{client: client, base: urls.Gateway, o: o, sc: sc, stats: stats, seed: &seedStats{}}
 	resp, job, err := ld.postOrder(ctx, "demo-first-order", orderBody(ld.orderSeq.Add(1)))
 	if err != nil || resp.StatusCode != http.StatusAccepted {
 		if stopErr := p.Stop(nil, nil); ctx.Err() != nil {
@@ -430,20 +429,25 @@ func RunGateway(ctx context.Context, out, errOut io.Writer, o Options, ready fun
 		ready(urls)
 	}
 	run := &gatewayRun{out: out, o: o, g: g, p: p, sc: sc, stats: stats, ld: ld,
-		loop: newSeedLoop(&downstreams.seed, shop, g, client, adminURL, cfg.Admin.Token, o.Phase)}
+		loop: newSeedLoop(&downstreams.seed, ld.seed, g, client, adminURL, cfg.Admin.Token, o.Phase)}
 	cause, interrupted := run.play(ctx)
 	if err := p.Stop(nil, cause); err != nil {
 		return err
 	}
-	// The store is still open (the deferred calls close it): read back the
-	// status of every job the clients saw accepted.
+	run.report(ctx, q, downstreams, interrupted)
+	return nil
+}
+
+// report prints the run's totals and where every order it saw accepted
+// ended up. The store is still open (RunGateway's deferred calls close
+// it): the status of each job is read back from it.
+func (run *gatewayRun) report(ctx context.Context, q *queue.Queue, downstreams *downstreamSet, interrupted bool) {
 	checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	check := checkJobs(checkCtx, q, stats.acceptedJobs())
-	printGatewayTotals(out, time.Since(run.start), stats.total, g.Status().Upstreams["catalog"], downstreams)
-	run.loop.totals(out)
-	printOrdersCheck(out, check, stats.total.duplicates, max(run.peak, check.pending), downstreams, interrupted)
-	return nil
+	check := checkJobs(checkCtx, q, run.stats.acceptedJobs())
+	printGatewayTotals(run.out, time.Since(run.start), run.stats.total, run.g.Status().Upstreams["catalog"], downstreams)
+	run.loop.totals(run.out)
+	printOrdersCheck(run.out, check, run.stats.total.duplicates, max(run.peak, check.pending), downstreams, interrupted)
 }
 
 // parseConfig parses demo.yaml with env's variables, printing its warnings
