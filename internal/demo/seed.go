@@ -48,7 +48,8 @@ var seedSteps = []seedStep{
 		told: func(c seedCounts) string {
 			return fmt.Sprintf("A answered %d of %d requests from B", c.byA, c.requests)
 		}},
-	{name: "b-slow", about: "A's client to B gets chaos.NewLatency (b-slow: 150ms on 30% of its calls, above A's 100ms attempt timeout): A's retries hide part of it, A's breaker and fallback the rest",
+	{name: "b-slow", about: fmt.Sprintf("A's client to B gets chaos.NewLatency (b-slow: %s on %.0f%% of its calls, above A's %s attempt timeout): "+
+		"A's retries hide part of it, A's breaker and fallback the rest", seed.DefaultSlowDelay, seed.DefaultSlowRate*100, seed.DefaultAttempt),
 		chaos: seed.SwitchBSlow,
 		shown: func(seedCounts) bool { return true },
 		told: func(c seedCounts) string {

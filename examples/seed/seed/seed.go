@@ -10,6 +10,7 @@
 package seed
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,14 @@ const LastGood = "last-good"
 const (
 	SwitchBSlow = "b-slow" // a latency on a share of A's calls to B
 	SwitchBDown = "b-down" // every call to B fails before it is sent
+)
+
+// The defaults of AConfig.
+const (
+	DefaultAttempt   = 100 * time.Millisecond
+	DefaultTotal     = 200 * time.Millisecond
+	DefaultSlowDelay = 150 * time.Millisecond
+	DefaultSlowRate  = 0.3
 )
 
 // maxLastGood bounds A's cache of last good answers: once full, new items
@@ -85,11 +94,11 @@ type AConfig struct {
 	// Attempt and Total bound one call to B and all its attempts; keep
 	// Total below the attempt timeout of the gateway in front of A, so that
 	// A answers (with its fallback if need be) before the gateway gives up.
-	// Default 100ms and 200ms.
+	// Default DefaultAttempt and DefaultTotal (100ms, 200ms).
 	Attempt, Total time.Duration
 	// SlowDelay and SlowRate are the b-slow switch's latency and share of
-	// calls. Default 150ms (more than Attempt: those attempts time out) on
-	// 30 % of the calls.
+	// calls. Default DefaultSlowDelay (150ms, more than Attempt: those
+	// attempts time out) on DefaultSlowRate (30 %) of the calls.
 	SlowDelay time.Duration
 	SlowRate  float64
 }
@@ -153,18 +162,10 @@ func NewServiceA(cfg AConfig) (*ServiceA, error) {
 }
 
 func (c AConfig) withDefaults() AConfig {
-	if c.Attempt == 0 {
-		c.Attempt = 100 * time.Millisecond
-	}
-	if c.Total == 0 {
-		c.Total = 200 * time.Millisecond
-	}
-	if c.SlowDelay == 0 {
-		c.SlowDelay = 150 * time.Millisecond
-	}
-	if c.SlowRate == 0 {
-		c.SlowRate = 0.3
-	}
+	c.Attempt = cmp.Or(c.Attempt, DefaultAttempt)
+	c.Total = cmp.Or(c.Total, DefaultTotal)
+	c.SlowDelay = cmp.Or(c.SlowDelay, DefaultSlowDelay)
+	c.SlowRate = cmp.Or(c.SlowRate, DefaultSlowRate)
 	return c
 }
 

@@ -28,7 +28,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:8081", "address to serve A on (the gateway's upstream service-a)")
 	chaosAddr := flag.String("chaos", "127.0.0.1:8091", "loopback address of A's chaos switches")
 	b := flag.String("b", "http://127.0.0.1:8082", "service B's URL")
-	slow := flag.Bool("b-slow", false, "start with the b-slow switch on (150ms on 30% of the calls to B)")
+	slow := flag.Bool("b-slow", false, fmt.Sprintf("start with the b-slow switch on (%s on %.0f%% of the calls to B)", seed.DefaultSlowDelay, seed.DefaultSlowRate*100))
 	down := flag.Bool("b-down", false, "start with the b-down switch on (every call to B fails)")
 	flag.Parse()
 	if err := run(*listen, *chaosAddr, *b, *slow, *down); err != nil {
