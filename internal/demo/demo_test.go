@@ -309,7 +309,7 @@ func checkShopLoop(t *testing.T, text string) {
 		`(?m)^ +\S+  shop \S+ +\d+ requests: A \d+, A's fallback \d+, gateway's fallbacks \d+, errors \d+; breakers: gateway→A \S+, A→B \S+$`,
 		`(?m)^   b-down ended: A's fallback served [1-9]\d* of \d+ requests$`,
 		`a-flapping: .*; fault [0-9a-f]{16} on route shop listed on GET /api/v1/faults`,
-		`(?m)^   a-flapping ended: the gateway's breaker on service-a opened .*; kill switch DELETE /api/v1/faults cleared 1$`,
+		`(?m)^   a-flapping ended: the gateway's breaker on service-a opened \(event stream: fault added, breaker service-a → open\).*; kill switch DELETE /api/v1/faults cleared 1$`,
 		`(?m)^  shop \(gateway → service A → service B\): \d+ requests: `,
 	} {
 		if !regexp.MustCompile(re).MatchString(text) {

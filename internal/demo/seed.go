@@ -66,10 +66,16 @@ var seedSteps = []seedStep{
 		fault: true,
 		shown: func(c seedCounts) bool { return c.gatewayOpened },
 		told: func(c seedCounts) string {
-			if !c.gatewayOpened {
-				return fmt.Sprintf("the gateway's breaker on service-a did not open; its fallbacks served %d of %d requests", c.byGateway, c.requests)
+			stream := "event stream: "
+			if c.faultAdded {
+				stream += "fault added, "
 			}
-			return fmt.Sprintf("the gateway's breaker on service-a opened (event stream: breaker service-a → open); its fallbacks served %d of %d requests", c.byGateway, c.requests)
+			if !c.gatewayOpened {
+				return fmt.Sprintf("the gateway's breaker on service-a did not open (%sno breaker event); its fallbacks served %d of %d requests",
+					stream, c.byGateway, c.requests)
+			}
+			return fmt.Sprintf("the gateway's breaker on service-a opened (%sbreaker service-a → open); its fallbacks served %d of %d requests",
+				stream, c.byGateway, c.requests)
 		}},
 }
 
@@ -78,7 +84,13 @@ var seedSteps = []seedStep{
 // fallbacks (Spillway-Fallback), errors (no answer, or not a 2xx).
 type seedCounts struct {
 	requests, byA, byAFallback, byGateway, errors int
-	gatewayOpened                                 bool // the step saw the gateway's breaker on service-a open
+	seedSeen
+}
+
+// seedSeen is what a step saw on the gateway's event stream.
+type seedSeen struct {
+	faultAdded    bool // a runtime fault added on the route shop
+	gatewayOpened bool // the gateway's breaker on service-a opening
 }
 
 func (c *seedCounts) add(resp *http.Response, err error) {
@@ -126,14 +138,13 @@ func (s *seedStats) newStep() {
 	s.step = seedCounts{}
 }
 
-// stepCounts returns the step's counts so far, noting first that the
-// gateway's breaker on service-a opened when opened is true.
-func (s *seedStats) stepCounts(opened bool) seedCounts {
+// stepCounts returns the step's counts so far, after noting what seen
+// says the step saw.
+func (s *seedStats) stepCounts(seen seedSeen) seedCounts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if opened {
-		s.step.gatewayOpened = true
-	}
+	s.step.faultAdded = s.step.faultAdded || seen.faultAdded
+	s.step.gatewayOpened = s.step.gatewayOpened || seen.gatewayOpened
 	return s.step
 }
 
@@ -212,7 +223,7 @@ func (l *seedLoop) step(ctx context.Context, n, i int) bool {
 	waited := l.wait(ctx, st)
 	// The step is undone even when the demo stops: its fault must not
 	// outlive the step (the kill switch), A's switch is A's to keep off.
-	told := st.told(l.stats.stepCounts(false))
+	told := st.told(l.stats.stepCounts(l.readEvents()))
 	var undone string
 	if st.chaos != "" {
 		_ = l.svc.a.Switch(st.chaos, false)
@@ -248,26 +259,29 @@ func (l *seedLoop) wait(ctx context.Context, st *seedStep) bool {
 		case <-l.events.Wait(l.cursor):
 		case <-poll.C:
 		}
-		c := l.stats.stepCounts(l.breakerOpened())
+		c := l.stats.stepCounts(l.readEvents())
 		if since := time.Since(start); since >= giveUp || since >= l.length && st.shown(c) {
 			return true
 		}
 	}
 }
 
-// breakerOpened reads the events published since the last read and
-// reports whether one is the gateway's breaker on service-a opening.
-func (l *seedLoop) breakerOpened() bool {
+// readEvents reads the events published since the last read, as a
+// client of GET /api/v1/events would, and reports what the step looks for.
+func (l *seedLoop) readEvents() seedSeen {
 	var buf [64]gateway.Event
-	opened := false
+	var seen seedSeen
 	for {
 		evs, _ := l.events.Read(l.cursor, buf[:0])
 		if len(evs) == 0 {
-			return opened
+			return seen
 		}
 		for _, ev := range evs {
-			if b, ok := ev.Data.(gateway.BreakerEvent); ok && b.Upstream == "service-a" && b.To == "open" {
-				opened = true
+			switch d := ev.Data.(type) {
+			case gateway.BreakerEvent:
+				seen.gatewayOpened = seen.gatewayOpened || d.Upstream == "service-a" && d.To == "open"
+			case gateway.FaultEvent:
+				seen.faultAdded = seen.faultAdded || d.Action == "add" && len(d.Faults) > 0 && d.Faults[0].Route == "shop"
 			}
 		}
 		l.cursor = evs[len(evs)-1].ID
