@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,7 +73,7 @@ func TestDemoRejectsBadOptions(t *testing.T) {
 }
 
 func TestGatewayDemoConfigLoadsWithoutWarnings(t *testing.T) {
-	env := map[string]string{"DEMO_QUEUE_DIR": "/tmp/spillway-demo-test", "DEMO_ADMIN_TOKEN": "demo-token"}
+	env := map[string]string{"DEMO_QUEUE_DIR": "/tmp/spillway-demo-test", "DEMO_ADMIN_TOKEN": "demo-token", "DEMO_SERVICE_A": "http://127.0.0.1:9100"}
 	for i, name := range demoDownstreams {
 		env["DEMO_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))] = "http://127.0.0.1:" + strconv.Itoa(9001+i)
 	}
@@ -86,7 +87,7 @@ func TestGatewayDemoConfigLoadsWithoutWarnings(t *testing.T) {
 	if len(warnings) > 0 {
 		t.Errorf("the demo's configuration has warnings: %v", warnings)
 	}
-	for _, name := range []string{"catalog", "catalog-replica", "reports", "recommendations", "orders"} {
+	for _, name := range []string{"catalog", "catalog-replica", "reports", "recommendations", "orders", "service-a"} {
 		up := cfg.Upstreams[name]
 		if up == nil || up.Health == nil || up.Outlier.ConsecutiveFailures == 0 {
 			t.Errorf("upstream %s: missing, or without health checks or outlier ejection", name)
@@ -114,6 +115,12 @@ func TestGatewayDemoConfigLoadsWithoutWarnings(t *testing.T) {
 	}
 	if orders == nil || orders.Async == nil || orders.Upstream != "orders" {
 		t.Fatalf("no async route orders delivering to the orders upstream: %+v", orders)
+	}
+	// The seed's architecture: the gateway, with its breaker and a
+	// fallback cache, in front of service A.
+	shop := cfg.Routes[len(cfg.Routes)-1]
+	if shop.Name != "shop" || shop.Upstream != "service-a" || len(shop.Fallback) == 0 || shop.Fallback[0].StaleCache == nil {
+		t.Errorf("the last route is not shop → service-a with a stale cache first: %+v", shop)
 	}
 }
 
@@ -208,8 +215,11 @@ func TestGatewayDemoServesFallbacksAndTheOptionalDefault(t *testing.T) {
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	faults := &faultWatch{client: client, stop: make(chan struct{})}
+	defer faults.end()
 	ready := func(u URLs) {
 		urls = u
+		faults.start(u)
 		if body := getOK(t, client, u.Gateway+"/catalog/items/1"); !strings.Contains(body, `"upstream":"catalog-`) {
 			t.Errorf("the gateway's catalog answer came from elsewhere: %s", body)
 		}
@@ -234,10 +244,11 @@ func TestGatewayDemoServesFallbacksAndTheOptionalDefault(t *testing.T) {
 			t.Errorf("dead letters with the token: %d %s", code, body)
 		}
 	}
-	o := Options{Phase: 100 * time.Millisecond, Tick: 50 * time.Millisecond, Workers: 4, Pace: time.Millisecond}
+	o := Options{Phase: 100 * time.Millisecond, Tick: 50 * time.Millisecond, Workers: 4, Pace: time.Millisecond, Duration: time.Nanosecond}
 	if err := RunGateway(context.Background(), &out, &errOut, o, ready); err != nil {
 		t.Fatalf("%v\nstderr:\n%s", err, errOut.String())
 	}
+	faults.end()
 	text := out.String()
 	if urls.Gateway == "" {
 		t.Fatal("ready was not called")
@@ -279,7 +290,77 @@ func TestGatewayDemoServesFallbacksAndTheOptionalDefault(t *testing.T) {
 		t.Errorf("the embedded configuration has warnings:\n%s", errOut.String())
 	}
 	checkOrders(t, text, false)
+	checkShopLoop(t, text)
+	// The output says the kill switch cleared it (checkShopLoop); the
+	// run may end right after, too soon for a poll to see the empty list.
+	if !faults.sawShop {
+		t.Error("GET /api/v1/faults, polled during the run, never listed a fault on shop")
+	}
 	assertNoStoreLeft(t, tmp)
+}
+
+// checkShopLoop checks the shop loop's first pass: A's fallback served
+// while B was down, the gateway's breaker on service-a opened while A
+// flapped, the fault was listed and the kill switch removed it.
+func checkShopLoop(t *testing.T, text string) {
+	t.Helper()
+	for _, re := range []string{
+		`(?m)^── shop loop 1, step 1/4 healthy: `,
+		`(?m)^ +\S+  shop \S+ +\d+ requests: A \d+, A's fallback \d+, gateway's fallbacks \d+, errors \d+; breakers: gateway→A \S+, A→B \S+$`,
+		`(?m)^   b-down ended: A's fallback served [1-9]\d* of \d+ requests$`,
+		`a-flapping: .*; fault [0-9a-f]{16} on route shop listed on GET /api/v1/faults`,
+		`(?m)^   a-flapping ended: the gateway's breaker on service-a opened \(event stream: fault added, breaker service-a → open\).*; kill switch DELETE /api/v1/faults cleared 1$`,
+		`(?m)^  shop \(gateway → service A → service B\): \d+ requests: `,
+	} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("the output lacks %s:\n%s", re, text)
+		}
+	}
+}
+
+// faultWatch polls GET /api/v1/faults while the demo runs, as the
+// dashboard's faults panel does, to see the a-flapping fault on the route
+// shop.
+type faultWatch struct {
+	client  *http.Client
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	sawShop bool // written by the poller, read after end
+}
+
+func (f *faultWatch) start(u URLs) {
+	f.done = make(chan struct{})
+	go func() {
+		defer close(f.done)
+		for {
+			select {
+			case <-f.stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			req, _ := http.NewRequest(http.MethodGet, strings.TrimSuffix(u.Status, "/status")+"/faults", nil)
+			req.Header.Set("Authorization", "Bearer "+u.Token)
+			resp, err := f.client.Do(req)
+			if err != nil {
+				continue // stopping
+			}
+			var l struct{ Faults []gateway.Fault }
+			err = json.NewDecoder(resp.Body).Decode(&l)
+			resp.Body.Close()
+			if err == nil && len(l.Faults) > 0 && l.Faults[0].Route == "shop" {
+				f.sawShop = true
+			}
+		}
+	}()
+}
+
+// end stops the poller and waits for it.
+func (f *faultWatch) end() {
+	f.once.Do(func() { close(f.stop) })
+	if f.done != nil {
+		<-f.done
+	}
 }
 
 // checkOrders checks the orders columns of the summary lines and the final
@@ -324,17 +405,18 @@ func checkOrders(t *testing.T, text string, interrupted bool) {
 	}
 }
 
-// waitWriter closes seen once the output contains want.
+// waitWriter closes seen once the output contains every string of want.
 type waitWriter struct {
 	spillwaytest.Buffer
-	want string
+	want []string
 	seen chan struct{}
 	once sync.Once
 }
 
 func (w *waitWriter) Write(p []byte) (int, error) {
 	n, err := w.Buffer.Write(p)
-	if strings.Contains(w.String(), w.want) {
+	text := w.String()
+	if !slices.ContainsFunc(w.want, func(s string) bool { return !strings.Contains(text, s) }) {
 		w.once.Do(func() { close(w.seen) })
 	}
 	return n, err
@@ -346,14 +428,44 @@ func TestGatewayDemoStopsCleanlyOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// The first summary line of the first phase: the clients are running.
-	w := &waitWriter{want: "  healthy  ", seen: make(chan struct{})}
+	w := &waitWriter{want: []string{"  healthy  "}, seen: make(chan struct{})}
 	o := Options{Phase: time.Hour, Tick: 20 * time.Millisecond, Workers: 3, Pace: 20 * time.Millisecond, Duration: 30 * time.Second}
+	cancelWhenSeen(t, ctx, cancel, w, o)
+	checkOrders(t, w.String(), true)
+	assertNoStoreLeft(t, tmp)
+}
+
+// A duration of 0 runs until the context ends: the scenario played, the
+// shop loop repeats, and the demo goes on until it is cancelled.
+func TestGatewayDemoDurationZeroRunsUntilCancel(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// A run of a finite duration would have ended before the shop loop's
+	// third pass (after the scenario and one loop).
+	w := &waitWriter{want: []string{"phase 5/5 recovered", "── shop loop 3, step 1/4"}, seen: make(chan struct{})}
+	o := Options{Phase: 20 * time.Millisecond, Tick: 20 * time.Millisecond, Workers: 3, Pace: time.Millisecond}
+	cancelWhenSeen(t, ctx, cancel, w, o)
+	checkOrders(t, w.String(), true)
+	// Stopped in the middle of a loop: a fault it had added is cleared
+	// (the kill switch at the end of its step, or when the demo stopped).
+	if strings.Count(w.String(), "on route shop listed") > strings.Count(w.String(), "DELETE /api/v1/faults cleared 1") {
+		t.Errorf("a step's fault was not cleared:\n%s", w.String())
+	}
+	assertNoStoreLeft(t, tmp)
+}
+
+// cancelWhenSeen runs the gateway demo until w saw what it waits for, then
+// cancels ctx and checks that the demo stopped cleanly.
+func cancelWhenSeen(t *testing.T, ctx context.Context, cancel context.CancelFunc, w *waitWriter, o Options) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- RunGateway(ctx, w, &spillwaytest.Buffer{}, o, nil) }()
 	select {
 	case <-w.seen:
 	case err := <-done:
-		t.Fatalf("the demo ended before its first summary line: %v\n%s", err, w.String())
+		t.Fatalf("the demo ended before it printed %q: %v\n%s", w.want, err, w.String())
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -363,8 +475,6 @@ func TestGatewayDemoStopsCleanlyOnCancel(t *testing.T) {
 	if !strings.Contains(text, "interrupted") || !strings.Contains(text, "done after") {
 		t.Fatalf("no interrupt notice or final summary:\n%s", text)
 	}
-	checkOrders(t, text, true)
-	assertNoStoreLeft(t, tmp)
 }
 
 func TestGatewayDemoRejectsBadOptions(t *testing.T) {

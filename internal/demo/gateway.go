@@ -22,6 +22,7 @@ import (
 
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/config"
+	"github.com/spillway-dev/spillway/examples/seed/seed"
 	"github.com/spillway-dev/spillway/gateway"
 	"github.com/spillway-dev/spillway/gateway/admin"
 	"github.com/spillway-dev/spillway/gateway/async"
@@ -102,6 +103,8 @@ var demoRequests = []demoRequest{
 	{route: "recommendations", path: func(seq int64) string { return fmt.Sprintf("/recommendations/user-%d", seq%10) }},
 	// An order, stored by the async route and delivered later.
 	{route: "orders", path: func(int64) string { return "/orders" }, order: true},
+	// The seed's architecture: gateway → service A → service B (seed.go).
+	{route: "shop", path: func(seq int64) string { return fmt.Sprintf("/shop/items/%d", seq%4+1) }},
 }
 
 var demoRoutes = []string{"catalog", "reports", "recommendations", "orders"}
@@ -335,12 +338,14 @@ type URLs struct {
 	Job, DeadLetters, Token string
 }
 
-// RunGateway starts the simulated downstreams, the durable queue (the
-// embedded store, in a temporary directory) and the gateway of demo.yaml in
-// front of them, drives o.Workers clients through the scenario's phases and
-// prints a summary line every o.Tick to out (the gateway's operational log
-// goes to errOut). It runs for o.Duration, longer if the scenario needs it,
-// then waits for the orders queue to drain; or until ctx ends. Then it stops
+// RunGateway starts the simulated downstreams, services A and B of the
+// shop route, the durable queue (the embedded store, in a temporary
+// directory) and the gateway of demo.yaml in front of them, drives
+// o.Workers clients through the scenario's phases while the shop loop plays
+// its faults, and prints the summary lines every o.Tick to out (the
+// gateway's operational log goes to errOut). It runs for o.Duration, longer
+// if the scenario or the first shop loop needs it (0: until ctx ends), then
+// waits for the orders queue to drain; or until ctx ends. Then it stops
 // the clients and the listeners, checks that every accepted order was
 // delivered or dead-lettered, stops the queue workers, closes the queue,
 // removes its directory and stops the downstreams. ready, when not nil, is
@@ -405,7 +410,7 @@ func RunGateway(ctx context.Context, out, errOut io.Writer, o Options, ready fun
 		Dashboard:   adminURL + "/dashboard/",
 		DeadLetters: adminURL + "/api/v1/dead-letters?route=orders", Token: cfg.Admin.Token}
 	// A first order, so that there is a job status to look at.
-	ld := &demoLoad{client: client, base: urls.Gateway, o: o, sc: sc, stats: stats}
+	ld := &demoLoad{client: client, base: urls.Gateway, o: o, sc: sc, stats: stats, seed: &seedStats{}}
 	resp, job, err := ld.postOrder(ctx, "demo-first-order", orderBody(ld.orderSeq.Add(1)))
 	if err != nil || resp.StatusCode != http.StatusAccepted {
 		if stopErr := p.Stop(nil, nil); ctx.Err() != nil {
@@ -423,19 +428,26 @@ func RunGateway(ctx context.Context, out, errOut io.Writer, o Options, ready fun
 	if ready != nil {
 		ready(urls)
 	}
-	run := &gatewayRun{out: out, o: o, g: g, p: p, sc: sc, stats: stats, ld: ld}
+	run := &gatewayRun{out: out, o: o, g: g, p: p, sc: sc, stats: stats, ld: ld,
+		loop: newSeedLoop(&downstreams.seed, ld.seed, g, client, adminURL, cfg.Admin.Token, o.Phase)}
 	cause, interrupted := run.play(ctx)
 	if err := p.Stop(nil, cause); err != nil {
 		return err
 	}
-	// The store is still open (the deferred calls close it): read back the
-	// status of every job the clients saw accepted.
+	run.report(ctx, q, downstreams, interrupted)
+	return nil
+}
+
+// report prints the run's totals and where every order it saw accepted
+// ended up. The store is still open (RunGateway's deferred calls close
+// it): the status of each job is read back from it.
+func (run *gatewayRun) report(ctx context.Context, q *queue.Queue, downstreams *downstreamSet, interrupted bool) {
 	checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	check := checkJobs(checkCtx, q, stats.acceptedJobs())
-	printGatewayTotals(out, time.Since(run.start), stats.total, g.Status().Upstreams["catalog"], downstreams)
-	printOrdersCheck(out, check, stats.total.duplicates, max(run.peak, check.pending), downstreams, interrupted)
-	return nil
+	check := checkJobs(checkCtx, q, run.stats.acceptedJobs())
+	printGatewayTotals(run.out, time.Since(run.start), run.stats.total, run.g.Status().Upstreams["catalog"], downstreams)
+	run.loop.totals(run.out)
+	printOrdersCheck(run.out, check, run.stats.total.duplicates, max(run.peak, check.pending), downstreams, interrupted)
 }
 
 // parseConfig parses demo.yaml with env's variables, printing its warnings
@@ -464,9 +476,13 @@ func printBanner(out io.Writer, o Options, urls URLs) {
 	fmt.Fprintf(out, "  status   %s\n", urls.Status)
 	fmt.Fprintf(out, "  metrics  %s\n", urls.Metrics)
 	fmt.Fprintf(out, "  dead     curl -H 'Authorization: Bearer %s' '%s'\n", urls.Token, urls.DeadLetters)
+	fmt.Fprintf(out, "  shop     %s/shop/items/1   (the seed: gateway → service A → service B; A's own fallback answers with %s: %s)\n",
+		urls.Gateway, seed.FallbackHeader, seed.LastGood)
 	fmt.Fprintf(out, "Scenario, %s a phase: %s. Ctrl-C stops the demo.\n", o.Phase, phaseList())
+	fmt.Fprintf(out, "Shop loop, %s a step, repeated while the demo runs: %s.\n", o.Phase, seedStepList())
 	fmt.Fprintln(out, "Routes: requests 2xx/4xx/5xx. Breaker, ejected and unhealthy: the catalog upstream (see the status URL).")
 	fmt.Fprintln(out, "Orders are async: pending in the queue now, delivered to the orders service and dead-lettered so far.")
+	fmt.Fprintln(out, "Shop lines: who answered the shop route's requests, and the breakers of the gateway on service A and of A's client on B.")
 }
 
 // gatewayRun is the gateway demo once its gateway answers.
@@ -478,13 +494,16 @@ type gatewayRun struct {
 	sc    *scenario
 	stats *gatewayStats
 	ld    *demoLoad
+	loop  *seedLoop // the shop route's faults
 	start time.Time
 	peak  int // the most orders pending at once that a summary line saw
 }
 
-// play drives the clients through the scenario and prints a summary line
-// every o.Tick. Once o.Duration is over and the scenario played, it stops
-// the clients and waits for the orders queue to drain (up to drainMax).
+// play drives the clients through the scenario, and the shop loop, and
+// prints the summary lines every o.Tick. Once o.Duration is over (never
+// when it is 0) and the scenario and one shop loop played, it stops the
+// clients and the loop and waits for the orders queue to drain (up to
+// drainMax).
 // It ends early when ctx ends (interrupted) or a listener fails (cause);
 // the clients are stopped when it returns.
 func (run *gatewayRun) play(ctx context.Context) (cause error, interrupted bool) {
@@ -498,13 +517,18 @@ func (run *gatewayRun) play(ctx context.Context) (cause error, interrupted bool)
 	for i := range run.o.Workers {
 		wg.Go(func() { run.ld.drive(loadCtx, i) })
 	}
+	wg.Go(func() { run.loop.run(loadCtx) })
 	run.start = time.Now()
 	ticker := time.NewTicker(run.o.Tick)
 	defer ticker.Stop()
-	deadline := time.NewTimer(run.o.Duration)
-	defer deadline.Stop()
+	var deadline <-chan time.Time // none: until ctx ends
+	if run.o.Duration > 0 {
+		t := time.NewTimer(run.o.Duration)
+		defer t.Stop()
+		deadline = t.C
+	}
 	var drainEnd <-chan time.Time // set once the clients stopped
-	timeUp, played := false, false
+	timeUp, played, loopPlayed := false, false, run.loop.played
 	for {
 		select {
 		case <-ctx.Done():
@@ -512,8 +536,12 @@ func (run *gatewayRun) play(ctx context.Context) (cause error, interrupted bool)
 			return nil, true
 		case err := <-run.p.Failed():
 			return err, false
-		case <-deadline.C:
+		case <-deadline:
 			timeUp = true
+		case note := <-run.loop.notes:
+			fmt.Fprintln(run.out, note)
+		case <-loopPlayed:
+			loopPlayed = nil // a closed channel: read it once
 		case i := <-run.sc.changes:
 			if i == len(gatewayPhases) {
 				played = true
@@ -528,7 +556,7 @@ func (run *gatewayRun) play(ctx context.Context) (cause error, interrupted bool)
 				return nil, false
 			}
 		}
-		if timeUp && played && drainEnd == nil {
+		if timeUp && played && loopPlayed == nil && drainEnd == nil {
 			stopClients()
 			if oq := ordersQueue(run.g.Status(), run.g); oq.known && oq.pending == 0 {
 				return nil, false
@@ -557,7 +585,9 @@ func (run *gatewayRun) summary() (drained bool) {
 		run.peak = max(run.peak, oq.pending)
 	}
 	w, total := run.stats.take()
-	printGatewayLine(run.out, time.Since(run.start).Round(run.o.Tick/10), run.sc.current().name, w, total, st.Upstreams["catalog"], oq)
+	t := time.Since(run.start).Round(run.o.Tick / 10)
+	printGatewayLine(run.out, t, run.sc.current().name, w, total, st.Upstreams["catalog"], oq)
+	run.loop.summary(run.out, t, st)
 	return oq.known && oq.pending == 0
 }
 
@@ -568,6 +598,7 @@ type demoLoad struct {
 	o        Options
 	sc       *scenario
 	stats    *gatewayStats
+	seed     *seedStats   // the shop route's answers
 	seq      atomic.Int64 // requests sent
 	orderSeq atomic.Int64 // new orders sent
 }
@@ -614,7 +645,11 @@ func (ld *demoLoad) drive(ctx context.Context, i int) {
 		if ctx.Err() != nil && !rq.order {
 			return
 		}
-		ld.stats.record(rq.route, resp, err, time.Since(start))
+		if rq.route == "shop" {
+			ld.seed.record(resp, err)
+		} else {
+			ld.stats.record(rq.route, resp, err, time.Since(start))
+		}
 		ld.sc.answered(kind, phase)
 		if spillway.Sleep(ctx, o.Pace) != nil {
 			return
@@ -751,35 +786,51 @@ func checkJobs(ctx context.Context, q *queue.Queue, ids []string) jobsCheck {
 	return c
 }
 
-// downstreamSet is the running simulated downstreams.
+// downstreamSet is the running simulated downstreams, and services A and
+// B of the shop route.
 type downstreamSet struct {
 	servers []*http.Server
 	sims    []*simulated
+	seed    seedServices
 	wg      sync.WaitGroup
 }
 
-// startDownstreams starts every simulated downstream on 127.0.0.1:0 and
-// returns the variables of demo.yaml that name their URLs. The set must be
-// stopped, even on error.
+// startDownstreams starts every simulated downstream, and services A and B
+// of the shop route, on 127.0.0.1:0 and returns the variables of demo.yaml
+// that name their URLs. The set must be stopped, even on error.
 func startDownstreams(sc *scenario) (*downstreamSet, map[string]string, error) {
 	set := &downstreamSet{}
 	env := map[string]string{}
 	for _, name := range demoDownstreams {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return set, nil, fmt.Errorf("demo downstream %s: %w", name, err)
-		}
 		sim := &simulated{name: name, sc: sc}
 		if name == "orders" {
 			sim.orders = &orderBook{taken: map[string]bool{}}
 		}
-		srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
-		set.servers = append(set.servers, srv)
+		u, err := set.serve(name, sim)
+		if err != nil {
+			return set, nil, err
+		}
 		set.sims = append(set.sims, sim)
-		set.wg.Go(func() { _ = srv.Serve(ln) })
-		env["DEMO_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))] = "http://" + ln.Addr().String()
+		env["DEMO_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))] = u
 	}
+	a, err := set.seed.start(set)
+	if err != nil {
+		return set, nil, err
+	}
+	env["DEMO_SERVICE_A"] = a
 	return set, env, nil
+}
+
+// serve serves h on 127.0.0.1:0 until the set stops, and returns its URL.
+func (set *downstreamSet) serve(name string, h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("demo downstream %s: %w", name, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	set.servers = append(set.servers, srv)
+	set.wg.Go(func() { _ = srv.Serve(ln) })
+	return "http://" + ln.Addr().String(), nil
 }
 
 // stop closes the downstreams once their requests in flight ended, or
@@ -793,12 +844,24 @@ func (s *downstreamSet) stop() {
 		}
 	}
 	s.wg.Wait()
+	if s.seed.a != nil {
+		s.seed.a.Close()
+	}
 }
 
 func phaseList() string {
-	names := make([]string, len(gatewayPhases))
-	for i, p := range gatewayPhases {
-		names[i] = p.name
+	return arrowList(len(gatewayPhases), func(i int) string { return gatewayPhases[i].name })
+}
+
+func seedStepList() string {
+	return arrowList(len(seedSteps), func(i int) string { return seedSteps[i].name })
+}
+
+// arrowList joins the n names with arrows: a → b → c.
+func arrowList(n int, name func(int) string) string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = name(i)
 	}
 	return strings.Join(names, " → ")
 }

@@ -1,7 +1,8 @@
 // Package demo is `spillway demo`: the gateway in front of simulated
-// services that fail on a schedule (RunGateway), or the library's standard
-// pipeline against one simulated downstream (RunLibrary). It starts the
-// gateway through package server, as `spillway serve` does.
+// services that fail on a schedule and of the seed's service A → service B
+// (examples/seed/seed) under a fault loop (RunGateway), or the library's
+// standard pipeline against one simulated downstream (RunLibrary). It starts
+// the gateway through package server, as `spillway serve` does.
 package demo
 
 import (
@@ -31,7 +32,7 @@ type Options struct {
 	Tick     time.Duration // how often a summary line is printed
 	Workers  int           // concurrent callers
 	Pace     time.Duration // pause between two calls of one caller
-	Duration time.Duration // how long the gateway demo runs (at least its scenario)
+	Duration time.Duration // how long the gateway demo runs (at least its scenario and one shop loop); 0: until ctx ends
 }
 
 // phase is one behaviour of the simulated downstream.
