@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/spillway-dev/spillway/internal/adminclient"
 )
 
 const (
@@ -24,8 +25,6 @@ const (
 	// ctlTimeout bounds every call but the event stream: an operator
 	// waiting on a wedged gateway learns it in seconds.
 	ctlTimeout = 10 * time.Second
-	// maxAnswer bounds what ctl reads of one answer.
-	maxAnswer = 16 << 20
 )
 
 // ctl is what every ctl subcommand shares: where the admin API is, the
@@ -128,62 +127,45 @@ func (e *apiError) Error() string {
 func (c *ctl) call(ctx context.Context, method, path string, body any) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, ctlTimeout)
 	defer cancel()
-	resp, err := c.send(ctx, method, path, body, nil)
+	b, err := c.api().Call(ctx, method, path, body)
 	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, answerError(resp.StatusCode, resp.Status, b)
+		return nil, c.failure(err)
 	}
 	return b, nil
 }
 
+// failure is err as ctl says it: an *apiError for a refusal, the flag to
+// check when the admin API was out of reach.
+func (c *ctl) failure(err error) error {
+	var ae *adminclient.Error
+	if errors.As(err, &ae) {
+		return &apiError{code: ae.Code, field: ae.Field, message: ae.Message}
+	}
+	return c.unreachable(err)
+}
+
 // send sends one request with the token and hdr.
 func (c *ctl) send(ctx context.Context, method, path string, body any, hdr http.Header) (*http.Response, error) {
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.admin+path, r)
+	resp, err := c.api().Send(ctx, method, path, body, hdr)
 	if err != nil {
-		return nil, err
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		// The client's error names the URL, never the header: the token
-		// stays out of it.
-		return nil, fmt.Errorf("cannot reach the admin API at %s (--admin, $SPILLWAY_ADMIN): %w", c.admin, errors.Unwrap(err))
+		return nil, c.unreachable(err)
 	}
 	return resp, nil
 }
 
-// answerError turns an error answer into an *apiError.
-func answerError(code int, status string, body []byte) error {
-	var e struct {
-		Error struct{ Field, Message string } `json:"error"`
+func (c *ctl) api() *adminclient.Client {
+	return &adminclient.Client{URL: c.admin, Token: c.token, HTTP: c.client}
+}
+
+// unreachable says which flag names the admin API a request could not
+// reach. The client's error names the URL, never the header: the token
+// stays out of it.
+func (c *ctl) unreachable(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
 	}
-	if json.Unmarshal(body, &e) != nil || e.Error.Message == "" {
-		e.Error.Message = "the admin API answered " + status
-	}
-	return &apiError{code: code, field: e.Error.Field, message: e.Error.Message}
+	return fmt.Errorf("cannot reach the admin API at %s (--admin, $SPILLWAY_ADMIN): %w", c.admin, ue.Err)
 }
 
 // show calls the API and prints its answer: as is with --json, else

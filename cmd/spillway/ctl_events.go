@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/internal/adminclient"
 )
 
 // eventsRetry is the wait before reconnecting a dropped event stream, then
@@ -90,12 +91,11 @@ func (c *ctl) stream(ctx context.Context, last *string) (got bool, err error) {
 		return false, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-		return false, answerError(resp.StatusCode, resp.Status, b)
+	if err := adminclient.Refused(resp); err != nil {
+		return false, c.failure(err)
 	}
 	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, maxAnswer)
+	sc.Buffer(nil, adminclient.MaxAnswer)
 	var id, data string
 	for sc.Scan() {
 		line := sc.Text()

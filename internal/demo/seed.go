@@ -1,9 +1,7 @@
 package demo
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/spillway-dev/spillway/examples/seed/seed"
 	"github.com/spillway-dev/spillway/gateway"
+	"github.com/spillway-dev/spillway/internal/adminclient"
 )
 
 // The shop route is the seed's architecture: the gateway in front of
@@ -173,9 +172,7 @@ type seedLoop struct {
 	svc    *seedServices
 	stats  *seedStats
 	events *gateway.EventBus
-	client *http.Client
-	admin  string // the admin listener's URL
-	token  string
+	admin  *adminclient.Client
 	length time.Duration // of a step, at least
 	cur    atomic.Int32  // the step in force
 	notes  chan string   // lines for the demo's output: unbuffered, so that a line is out before the next summary line
@@ -187,7 +184,7 @@ type seedLoop struct {
 }
 
 func newSeedLoop(svc *seedServices, stats *seedStats, g *gateway.Gateway, client *http.Client, admin, token string, length time.Duration) *seedLoop {
-	return &seedLoop{svc: svc, stats: stats, events: g.Events(), client: client, admin: admin, token: token, length: length,
+	return &seedLoop{svc: svc, stats: stats, events: g.Events(), admin: &adminclient.Client{URL: admin, Token: token, HTTP: client}, length: length,
 		notes: make(chan string), played: make(chan struct{}), cursor: g.Events().Last()}
 }
 
@@ -332,33 +329,7 @@ func (l *seedLoop) killSwitch(ctx context.Context) string {
 // call sends method /api/v1/faults with body (nil: none) and the admin
 // token, and decodes a 2xx answer into out.
 func (l *seedLoop) call(ctx context.Context, method string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, l.admin+"/api/v1/faults", rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+l.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
-	}
-	return json.Unmarshal(b, out)
+	return l.admin.Do(ctx, method, "/api/v1/faults", body, out)
 }
 
 // seedLineFormat is the layout of the shop route's summary lines.

@@ -1,7 +1,6 @@
 package drill
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
 	"github.com/spillway-dev/spillway/gateway/admin"
+	"github.com/spillway-dev/spillway/internal/adminclient"
 	"github.com/spillway-dev/spillway/internal/server"
 )
 
@@ -164,32 +164,8 @@ func (t *target) getJSON(ctx context.Context, path string, v any) error {
 // call sends a request to the admin API with the token and decodes a 2xx
 // answer's JSON into v (when not nil).
 func (t *target) call(ctx context.Context, method, path string, body []byte, v any) error {
-	req, err := http.NewRequestWithContext(ctx, method, t.admin+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if t.token != "" {
-		req.Header.Set("Authorization", "Bearer "+t.token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := adminClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
-	}
-	if v == nil {
-		return nil
-	}
-	return json.Unmarshal(b, v)
+	c := adminclient.Client{URL: t.admin, Token: t.token, HTTP: adminClient}
+	return c.Do(ctx, method, path, body, v)
 }
 
 // checkLoopback refuses a --gateway or --admin URL that is not plain
