@@ -96,7 +96,7 @@ func ParseExpect(s string) (Expectation, error) {
 	num, unit := splitUnit(rest)
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return e, badInput("--expect %q: %q is not a number", s, num)
+		return e, badInput("--expect %q: %q is not a number and a unit (99.5%%, 250ms, 2s, 1.2)", s, rest)
 	}
 	scale, err := unitScale(def, unit)
 	if err != nil {

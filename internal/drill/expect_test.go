@@ -58,6 +58,10 @@ func TestParseExpectRefuses(t *testing.T) {
 			t.Errorf("%q: got %v, want an *InputError", in, err)
 		}
 	}
+	// The value is quoted as written.
+	if _, err := ParseExpect("p99<=fast"); err == nil || !strings.Contains(err.Error(), `"fast" is not a number`) {
+		t.Errorf("p99<=fast: %v, want the value named", err)
+	}
 }
 
 func TestVerdict(t *testing.T) {
