@@ -13,6 +13,8 @@
 //	                                                     # the cost of 10 open dashboards
 //	go run ./gwbench -only spillway -trace-ratio 0.01 -scenarios=false
 //	                                                     # the cost of tracing 1 % over OTLP
+//	go run ./gwbench -only none -routes 10000 -scenarios=false
+//	                                                     # 10,000 routes against 1
 //
 // It needs wrk, nginx and haproxy on PATH (scripts/bench-deps.sh installs
 // them) and builds cmd/spillway itself. Nothing here runs in CI.
@@ -71,6 +73,7 @@ func main() {
 	flag.IntVar(&latencyRounds, "latency-rounds", 3, "interleaved rounds of the added-latency scenario")
 	flag.Float64Var(&traceRatio, "trace-ratio", 0, `also run the target "spillway+traces": the same gateway with telemetry: exporting traces sampled at this ratio (and its metrics) over OTLP/HTTP to a receiver in gwbench`)
 	flag.IntVar(&dashboards, "dashboards", 0, `also run the target "spillway+dashboards": the same gateway while N dashboards poll its runtime API every 2s and N clients follow its event stream`)
+	flag.IntVar(&routes, "routes", 0, `also run the targets "spillway-routes=1" and "spillway-routes=N": the gateway with 1 and N routes, the request for the last one (whatever -only says)`)
 	scenario := flag.String("scenario", "", `"async": measure an async route (accepted/s, delivery jobs/s) instead of the proxy targets`)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -216,7 +219,7 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 	}
 
 	var spillwayBin string
-	if want("spillway") || scenarios {
+	if want("spillway") || scenarios || routes > 0 {
 		spillwayBin = filepath.Join(dir, "spillway")
 		build := exec.CommandContext(ctx, "go", "build", "-o", spillwayBin, "./cmd/spillway")
 		build.Dir, build.Stderr = repo, os.Stderr
@@ -248,6 +251,13 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 			return err
 		}
 		targets = append(targets, t)
+	}
+	if routes > 0 {
+		ts, err := startRoutes(dir, spillwayBin, up, startCmd)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, ts...)
 	}
 	if baseline != "" {
 		bin := filepath.Join(dir, "spillway-baseline")
@@ -285,7 +295,7 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 		targets = append(targets, target{name: "haproxy", url: "http://" + hp + "/"})
 	}
 	targets = slices.DeleteFunc(targets, func(t target) bool {
-		return !want(t.name) && t.name != "spillway-baseline" && t.name != "spillway+traces" && t.admin == ""
+		return !want(t.name) && t.name != "spillway-baseline" && t.name != "spillway+traces" && t.admin == "" && routePIDs[t.name] == 0
 	})
 	for _, t := range targets {
 		if err := waitReady(ctx, t.url); err != nil {
@@ -426,6 +436,9 @@ func report(w io.Writer, targets []target, results map[string][]result, rounds i
 	}
 	if med["spillway+traces"] > 0 {
 		reportTraces(w, ratio, roundRatios(results["spillway+traces"], results["spillway"]))
+	}
+	if routes > 0 {
+		reportRoutes(w, ratio, results)
 	}
 	if med["spillway-baseline"] > 0 {
 		fmt.Fprintf(w, "\nspillway vs spillway-baseline: %s (rounds: %s)\n", ratio("spillway", "spillway-baseline"),
