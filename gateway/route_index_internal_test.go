@@ -185,5 +185,12 @@ func BenchmarkMatch(b *testing.B) {
 				}
 			}
 		})
+		// What the index holds: B/op is its memory for n routes.
+		b.Run(fmt.Sprint("build/routes=", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				newRouteIndex(routes)
+			}
+		})
 	}
 }
