@@ -48,12 +48,13 @@ bench-smoke:
 bench:
 	cd bench && $(GO) test -run=^$$ -bench=. -benchmem -count=6 -timeout=60m ./... | tee bench.txt
 
-# The gateway against the upstream alone, httputil.ReverseProxy, nginx and
-# HAProxy under wrk (not part of CI; about 3 minutes per round).
+# The gateway against the upstream alone, httputil.ReverseProxy, nginx,
+# HAProxy and Caddy under wrk (not part of CI; about 3 minutes per round).
 ROUNDS ?= 3
+BENCH_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/spillway-bench/bin
 bench-gateway:
-	@./scripts/bench-deps.sh
-	cd bench && $(GO) run ./gwbench -rounds $(ROUNDS) -duration 10s
+	@BENCH_BIN=$(BENCH_BIN) ./scripts/bench-deps.sh caddy
+	cd bench && $(GO) run ./gwbench -rounds $(ROUNDS) -duration 10s -caddy $(BENCH_BIN)/caddy
 
 # An async route: accepted jobs/s (202) and p99 with the embedded store, 256 B
 # and 64 KiB bodies, default sync and sync: always; then the delivery rate to a

@@ -89,6 +89,7 @@ type Gateway struct {
 type table struct {
 	cfg       *config.Config
 	routes    []*route
+	index     *routeIndex // over routes, built with them (route_index.go)
 	byName    map[string]*route
 	upstreams map[string]*upstream
 }
@@ -220,6 +221,7 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, p *plan, err 
 		t.routes = append(t.routes, r)
 		t.byName[rc.Name] = r
 	}
+	t.index = newRouteIndex(t.routes)
 	return t, p, nil
 }
 

@@ -40,14 +40,9 @@ type step struct {
 }
 
 // match returns the first route of t whose conditions r satisfies, nil
-// when none does.
+// when none does: the first declared, found through t's index.
 func (t *table) match(r *http.Request) *route {
-	for _, rt := range t.routes {
-		if matches(&rt.cfg.Match, r) {
-			return rt
-		}
-	}
-	return nil
+	return t.index.match(r)
 }
 
 // matches reports whether r satisfies every condition of m.

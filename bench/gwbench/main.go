@@ -1,6 +1,6 @@
 // Command gwbench measures the gateway against the upstream alone, a bare
 // httputil.ReverseProxy (with and without a BufferPool), nginx and HAProxy
-// (Debian's packages), with wrk as the load generator, all on this machine's
+// (Debian's packages) and Caddy (go install, caddy.go), with wrk as the load generator, all on this machine's
 // loopback. Every target is a process of its own; the targets run
 // interleaved, several rounds, and the table reports medians and ratios
 // within the run (the 2 cores are shared by wrk, the proxy and the upstream).
@@ -13,9 +13,11 @@
 //	                                                     # the cost of 10 open dashboards
 //	go run ./gwbench -only spillway -trace-ratio 0.01 -scenarios=false
 //	                                                     # the cost of tracing 1 % over OTLP
+//	go run ./gwbench -only none -routes 10000 -scenarios=false
+//	                                                     # 10,000 routes against 1
 //
-// It needs wrk, nginx and haproxy on PATH (scripts/bench-deps.sh installs
-// them) and builds cmd/spillway itself. Nothing here runs in CI.
+// It needs wrk, nginx and haproxy on PATH and caddy (on PATH or -caddy)
+// (scripts/bench-deps.sh installs them) and builds cmd/spillway itself. Nothing here runs in CI.
 package main
 
 import (
@@ -71,6 +73,8 @@ func main() {
 	flag.IntVar(&latencyRounds, "latency-rounds", 3, "interleaved rounds of the added-latency scenario")
 	flag.Float64Var(&traceRatio, "trace-ratio", 0, `also run the target "spillway+traces": the same gateway with telemetry: exporting traces sampled at this ratio (and its metrics) over OTLP/HTTP to a receiver in gwbench`)
 	flag.IntVar(&dashboards, "dashboards", 0, `also run the target "spillway+dashboards": the same gateway while N dashboards poll its runtime API every 2s and N clients follow its event stream`)
+	flag.IntVar(&routes, "routes", 0, `also run the targets "spillway-routes=1" and "spillway-routes=N": the gateway with 1 and N routes, the request for the last one (whatever -only says)`)
+	flag.StringVar(&caddyBin, "caddy", "caddy", "the Caddy binary of the \"caddy\" target")
 	scenario := flag.String("scenario", "", `"async": measure an async route (accepted/s, delivery jobs/s) instead of the proxy targets`)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -216,7 +220,7 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 	}
 
 	var spillwayBin string
-	if want("spillway") || scenarios {
+	if want("spillway") || scenarios || routes > 0 {
 		spillwayBin = filepath.Join(dir, "spillway")
 		build := exec.CommandContext(ctx, "go", "build", "-o", spillwayBin, "./cmd/spillway")
 		build.Dir, build.Stderr = repo, os.Stderr
@@ -248,6 +252,13 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 			return err
 		}
 		targets = append(targets, t)
+	}
+	if routes > 0 {
+		ts, err := startRoutes(dir, spillwayBin, up, startCmd)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, ts...)
 	}
 	if baseline != "" {
 		bin := filepath.Join(dir, "spillway-baseline")
@@ -284,8 +295,15 @@ func run(ctx context.Context, repo string, rounds int, d time.Duration, conns in
 		}
 		targets = append(targets, target{name: "haproxy", url: "http://" + hp + "/"})
 	}
+	if want("caddy") {
+		cd := freeAddr()
+		if err := startCaddy(dir, cd, up, start); err != nil {
+			return err
+		}
+		targets = append(targets, target{name: "caddy", url: "http://" + cd + "/"})
+	}
 	targets = slices.DeleteFunc(targets, func(t target) bool {
-		return !want(t.name) && t.name != "spillway-baseline" && t.name != "spillway+traces" && t.admin == ""
+		return !want(t.name) && t.name != "spillway-baseline" && t.name != "spillway+traces" && t.admin == "" && routePIDs[t.name] == 0
 	})
 	for _, t := range targets {
 		if err := waitReady(ctx, t.url); err != nil {
@@ -399,8 +417,8 @@ func median(xs []float64) float64 {
 
 func report(w io.Writer, targets []target, results map[string][]result, rounds int, d time.Duration, conns int) map[string]float64 {
 	fmt.Fprintf(w, "wrk -t2 -c%d -d%s, 200-byte GET, medians of %d interleaved rounds\n\n", conns, d, rounds)
-	fmt.Fprintln(w, "| target | req/s | p99 | vs reverseproxy+pool | vs nginx |")
-	fmt.Fprintln(w, "|---|---|---|---|---|")
+	fmt.Fprintln(w, "| target | req/s | p99 | vs reverseproxy+pool | vs nginx | vs caddy |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	med := map[string]float64{}
 	p99 := map[string]float64{}
 	for _, t := range targets {
@@ -417,8 +435,8 @@ func report(w io.Writer, targets []target, results map[string][]result, rounds i
 		return fmt.Sprintf("%.2f×", med[a]/med[b])
 	}
 	for _, t := range targets {
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s |\n", t.name, med[t.name], time.Duration(p99[t.name]).Round(10*time.Microsecond),
-			ratio(t.name, "reverseproxy+pool"), ratio(t.name, "nginx"))
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s |\n", t.name, med[t.name], time.Duration(p99[t.name]).Round(10*time.Microsecond),
+			ratio(t.name, "reverseproxy+pool"), ratio(t.name, "nginx"), ratio(t.name, "caddy"))
 	}
 	if med["spillway+dashboards"] > 0 {
 		fmt.Fprintf(w, "\nspillway+dashboards (%d dashboards polling, %d event streams) vs spillway: %s (rounds: %s)\n",
@@ -426,6 +444,9 @@ func report(w io.Writer, targets []target, results map[string][]result, rounds i
 	}
 	if med["spillway+traces"] > 0 {
 		reportTraces(w, ratio, roundRatios(results["spillway+traces"], results["spillway"]))
+	}
+	if routes > 0 {
+		reportRoutes(w, ratio, results)
 	}
 	if med["spillway-baseline"] > 0 {
 		fmt.Fprintf(w, "\nspillway vs spillway-baseline: %s (rounds: %s)\n", ratio("spillway", "spillway-baseline"),
