@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -239,5 +241,45 @@ func hasDotParamSegment(p string) bool {
 			return true
 		}
 	}
+	return false
+}
+
+// limitBody answers 413 (and returns true) when r announces a body over
+// the route's max_body (0: no limit); otherwise it bounds r's body to it,
+// so that a longer chunked body fails when it is read: the upstream sees
+// it cut. With buffer_body, a body of unknown length is read whole first:
+// one over the limit is answered 413 and never reaches the upstream.
+func (g *Gateway) limitBody(rec *recorder, x *exchange, r *http.Request, rc *config.Route) bool {
+	max := rc.MaxBody
+	if max <= 0 || r.Body == nil || r.Body == http.NoBody {
+		return false
+	}
+	if r.ContentLength > max {
+		g.local(rec, x, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "the request body is too large")
+		return true
+	}
+	if rc.BufferBody && r.ContentLength < 0 {
+		return g.readBody(rec, x, r, max)
+	}
+	r.Body = http.MaxBytesReader(rec, r.Body, max)
+	return false
+}
+
+// readBody reads r's body of unknown length, up to max bytes, into memory
+// and sends it with its length: a longer one is answered 413 (true).
+func (g *Gateway) readBody(rec *recorder, x *exchange, r *http.Request, max int64) bool {
+	buf, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		g.local(rec, x, http.StatusBadRequest, ReasonBadRequest, "the request body could not be read")
+		return true
+	}
+	if int64(len(buf)) > max {
+		rec.Header().Set("Connection", "close") // the rest of the body is left unread
+		g.local(rec, x, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "the request body is too large")
+		return true
+	}
+	r.ContentLength, r.TransferEncoding = int64(len(buf)), nil
+	r.Body = io.NopCloser(bytes.NewReader(buf))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 	return false
 }
