@@ -17,7 +17,9 @@ import (
 // CONNECT, an absolute-form or asterisk-form target, a path with dot
 // segments; it sets r.TLS on a connection whose TLS the listener
 // terminated, bounds the writes of an HTTP/2 stream (see
-// ListenerOptions.WriteTimeout), and takes out of r's Connection header
+// ListenerOptions.WriteTimeout), refuses an HTTP/2 request with more than
+// one content-length (the one framing ambiguity net/http's HTTP/2 server
+// lets through), and takes out of r's Connection header
 // the names a client may not make hop-by-hop (protectHeaders).
 func (g *Gateway) screen(rec *recorder, x *exchange, r *http.Request) bool {
 	if c := connOf(r.Context()); c != nil {
@@ -37,6 +39,12 @@ func (g *Gateway) screen(rec *recorder, x *exchange, r *http.Request) bool {
 		if r.ProtoMajor == 2 {
 			rec.streamTimeout = c.writeTimeout
 		}
+	}
+	if r.ProtoMajor == 2 && len(r.Header["Content-Length"]) > 1 {
+		// net/http's HTTP/2 server reads the first and passes the others
+		// on; a proxy behind that downgrades to HTTP/1 may read another.
+		g.local(rec, x, http.StatusBadRequest, ReasonBadRequest, "ambiguous request framing: more than one content-length")
+		return true
 	}
 	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") || r.URL.Host != "" || hasDotSegment(r.URL.Path) {
 		g.local(rec, x, http.StatusBadRequest, ReasonBadRequest, "the request target must be a path without dot segments; this is not a forward proxy")
