@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/spillway-dev/spillway/config"
-	"github.com/spillway-dev/spillway/internal/testpki"
+	"github.com/spillway-dev/spillway/internal/spillwaytest"
 )
 
 // loadIn writes yaml as spillway.yaml into dir and loads it.
@@ -33,9 +33,9 @@ routes:
 // load time, and insecure_skip_verify is a warning.
 func TestUpstreamTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca := testpki.NewCA(t, "upstream CA")
+	ca := spillwaytest.NewCA(t, "upstream CA")
 	ca.WriteCA(t, dir, "ca.pem")
-	testpki.WritePair(t, ca.Client(t, "gateway"), dir, "client")
+	spillwaytest.WritePair(t, ca.Client(t, "gateway"), dir, "client")
 	cfg, warns, err := loadIn(t, dir, `
 defaults:
   tls: {ca_file: ca.pem, min_version: "1.3"}
@@ -71,8 +71,8 @@ upstreams:
 // TestUpstreamTLSRefused: each bad tls: value is an error at its key.
 func TestUpstreamTLSRefused(t *testing.T) {
 	dir := t.TempDir()
-	ca := testpki.NewCA(t, "upstream CA")
-	testpki.WritePair(t, ca.Client(t, "gateway"), dir, "client")
+	ca := spillwaytest.NewCA(t, "upstream CA")
+	spillwaytest.WritePair(t, ca.Client(t, "gateway"), dir, "client")
 	if err := os.WriteFile(filepath.Join(dir, "junk.pem"), []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -11,30 +11,43 @@ import (
 	"time"
 )
 
+// lines is a list of strings, safe for concurrent use.
+type lines struct {
+	mu sync.Mutex
+	l  []string
+}
+
+func (l *lines) add(s string) {
+	l.mu.Lock()
+	l.l = append(l.l, s)
+	l.mu.Unlock()
+}
+
+func (l *lines) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.l...)
+}
+
 // bodyRecorder is an upstream instance that records the bodies it read:
-// their length, the length announced, and how reading them ended.
+// their length, the length announced, and how reading them ended; and
+// apart, the requests whose body it read whole: those it could act on.
 type bodyRecorder struct {
 	*httptest.Server
-	mu   sync.Mutex
-	seen []string
+	seen, complete lines
 }
 
 func newBodyRecorder(t *testing.T) *bodyRecorder {
 	b := &bodyRecorder{}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, err := io.Copy(io.Discard, r.Body)
-		b.mu.Lock()
-		b.seen = append(b.seen, fmt.Sprintf("%s read %d, length %d, chunked %v, error %v", r.URL.Path, n, r.ContentLength, len(r.TransferEncoding) > 0, err != nil))
-		b.mu.Unlock()
+		body, err := io.ReadAll(r.Body)
+		b.seen.add(fmt.Sprintf("%s read %d, length %d, chunked %v, error %v", r.URL.Path, len(body), r.ContentLength, len(r.TransferEncoding) > 0, err != nil))
+		if err == nil {
+			b.complete.add(r.URL.Path + " " + string(body))
+		}
 	}))
 	t.Cleanup(b.Close)
 	return b
-}
-
-func (b *bodyRecorder) requests() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.seen...)
 }
 
 // chunked hides the length of a body: the client sends it chunked.
@@ -74,7 +87,7 @@ routes:
 	if code, reason := send("/buffered", chunked(100<<10)); code != 413 || reason != "body_too_large" {
 		t.Errorf("/buffered, chunked over max_body: %d %s, want 413 body_too_large", code, reason)
 	}
-	if got := up.requests(); len(got) != 0 {
+	if got := up.seen.all(); len(got) != 0 {
 		t.Fatalf("the upstream received %v: want nothing", got)
 	}
 	if code, _ := send("/buffered/ok", chunked(60<<10)); code != 200 {
@@ -84,7 +97,7 @@ routes:
 		t.Errorf("/server: a route without max_body has server.max_body: %d", code)
 	}
 	want := []string{"/buffered/ok read 61440, length 61440, chunked false, error false", "/server read 102400, length 102400, chunked false, error false"}
-	if got := up.requests(); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := up.seen.all(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("the upstream received\n%v\nwant\n%v", got, want)
 	}
 
@@ -93,14 +106,14 @@ routes:
 	if code != 413 || reason != "body_too_large" {
 		t.Errorf("/streamed, chunked over max_body: %d %s, want 413 body_too_large", code, reason)
 	}
-	for deadline := time.Now().Add(5 * time.Second); len(up.requests()) < 3; {
+	for deadline := time.Now().Add(5 * time.Second); len(up.seen.all()) < 3; {
 		if time.Now().After(deadline) {
-			t.Fatalf("the upstream received %v: want the cut body too", up.requests())
+			t.Fatalf("the upstream received %v: want the cut body too", up.seen.all())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	var n int
-	got := up.requests()[2]
+	got := up.seen.all()[2]
 	if _, err := fmt.Sscanf(got, "/streamed/cut read %d, length -1, chunked true, error true", &n); err != nil || n > 64<<10 {
 		t.Errorf("the upstream received %q: want at most 64KiB of a chunked body, then an error", got)
 	}

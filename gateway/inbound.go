@@ -17,9 +17,9 @@ import (
 // CONNECT, an absolute-form or asterisk-form target, a path with dot
 // segments; it sets r.TLS on a connection whose TLS the listener
 // terminated, bounds the writes of an HTTP/2 stream (see
-// ListenerOptions.WriteTimeout), refuses an HTTP/2 request with more than
-// one content-length (the one framing ambiguity net/http's HTTP/2 server
-// lets through), and takes out of r's Connection header
+// ListenerOptions.WriteTimeout), refuses an HTTP/2 request whose content-length
+// is not one length (the framing ambiguity net/http's HTTP/2 server lets
+// through), and takes out of r's Connection header
 // the names a client may not make hop-by-hop (protectHeaders).
 func (g *Gateway) screen(rec *recorder, x *exchange, r *http.Request) bool {
 	if c := connOf(r.Context()); c != nil {
@@ -40,10 +40,8 @@ func (g *Gateway) screen(rec *recorder, x *exchange, r *http.Request) bool {
 			rec.streamTimeout = c.writeTimeout
 		}
 	}
-	if r.ProtoMajor == 2 && len(r.Header["Content-Length"]) > 1 {
-		// net/http's HTTP/2 server reads the first and passes the others
-		// on; a proxy behind that downgrades to HTTP/1 may read another.
-		g.local(rec, x, http.StatusBadRequest, ReasonBadRequest, "ambiguous request framing: more than one content-length")
+	if r.ProtoMajor == 2 && badContentLength(r) {
+		g.local(rec, x, http.StatusBadRequest, ReasonBadRequest, "ambiguous request framing: content-length is not one length")
 		return true
 	}
 	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") || r.URL.Host != "" || hasDotSegment(r.URL.Path) {
@@ -52,6 +50,20 @@ func (g *Gateway) screen(rec *recorder, x *exchange, r *http.Request) bool {
 	}
 	protectHeaders(r.Header)
 	return false
+}
+
+// badContentLength reports whether the content-length fields of r, an
+// HTTP/2 request, are other than one length in digits, the one net/http
+// read: its HTTP/2 server reads the first field as it can and passes the
+// fields on, which a proxy behind that downgrades to HTTP/1 may read
+// otherwise.
+func badContentLength(r *http.Request) bool {
+	cl := r.Header["Content-Length"]
+	if len(cl) == 0 {
+		return false
+	}
+	n, ok := parseLength([]byte(cl[0]))
+	return len(cl) > 1 || !ok || n != r.ContentLength
 }
 
 // protectHeaders removes from h's Connection header the names of the

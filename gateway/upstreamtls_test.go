@@ -9,31 +9,26 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway"
 	"github.com/spillway-dev/spillway/internal/spillwaytest"
-	"github.com/spillway-dev/spillway/internal/testpki"
 )
 
 // tlsBackend is an https instance on 127.0.0.1 that requires a client
 // certificate signed by its CA and records the name of each it saw.
 type tlsBackend struct {
 	*httptest.Server
-	mu      sync.Mutex
-	clients []string // the client certificates' names, by request path
+	clients lines // request path and client certificate name
 }
 
-func newTLSBackend(t *testing.T, ca *testpki.CA, maxVersion uint16) *tlsBackend {
+func newTLSBackend(t *testing.T, ca *spillwaytest.CA, maxVersion uint16) *tlsBackend {
 	t.Helper()
 	b := &tlsBackend{}
 	b.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b.mu.Lock()
-		b.clients = append(b.clients, r.URL.Path+" "+r.TLS.PeerCertificates[0].Subject.CommonName)
-		b.mu.Unlock()
+		b.clients.add(r.URL.Path + " " + r.TLS.PeerCertificates[0].Subject.CommonName)
 		_, _ = io.WriteString(w, "secure")
 	}))
 	b.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshakes refused on purpose
@@ -46,19 +41,13 @@ func newTLSBackend(t *testing.T, ca *testpki.CA, maxVersion uint16) *tlsBackend 
 	return b
 }
 
-func (b *tlsBackend) seen() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.clients...)
-}
-
 // tlsFiles writes a CA (the backend's) and a client certificate it signs.
 type tlsFiles struct{ ca, cert, key string }
 
-func newTLSFiles(t *testing.T, ca *testpki.CA) tlsFiles {
+func newTLSFiles(t *testing.T, ca *spillwaytest.CA) tlsFiles {
 	dir := t.TempDir()
 	f := tlsFiles{ca: ca.WriteCA(t, dir, "ca.pem")}
-	f.cert, f.key = testpki.WritePair(t, ca.Client(t, "gateway"), dir, "client")
+	f.cert, f.key = spillwaytest.WritePair(t, ca.Client(t, "gateway"), dir, "client")
 	return f
 }
 
@@ -79,11 +68,11 @@ routes:
 // lowest version; each refusal is a 502 that says it was the TLS
 // handshake.
 func TestUpstreamTLS(t *testing.T) {
-	ca := testpki.NewCA(t, "upstream CA")
+	ca := spillwaytest.NewCA(t, "upstream CA")
 	f := newTLSFiles(t, ca)
 	b := newTLSBackend(t, ca, 0)
 	b12 := newTLSBackend(t, ca, tls.VersionTLS12)
-	other := newTLSFiles(t, testpki.NewCA(t, "another CA"))
+	other := newTLSFiles(t, spillwaytest.NewCA(t, "another CA"))
 	mtls := fmt.Sprintf("ca_file: %s, cert_file: %s, key_file: %s", f.ca, f.cert, f.key)
 	for _, c := range []struct {
 		name, instance, tls string
@@ -117,7 +106,7 @@ func TestUpstreamTLS(t *testing.T) {
 			}
 		})
 	}
-	if got := b.seen(); len(got) == 0 || got[0] != "/x gateway" {
+	if got := b.clients.all(); len(got) == 0 || got[0] != "/x gateway" {
 		t.Errorf("the instance saw the client certificates %v, want the gateway's", got)
 	}
 }
@@ -126,7 +115,7 @@ func TestUpstreamTLS(t *testing.T) {
 // attempts do, and a reload that changes tls: starts a new connection
 // pool and says so; insecure_skip_verify is logged.
 func TestUpstreamTLSHealthAndReload(t *testing.T) {
-	ca := testpki.NewCA(t, "upstream CA")
+	ca := spillwaytest.NewCA(t, "upstream CA")
 	f := newTLSFiles(t, ca)
 	b := newTLSBackend(t, ca, 0)
 	yaml := func(extra string) *config.Config {
@@ -146,9 +135,9 @@ routes:
 		t.Fatal(err)
 	}
 	defer gw.Close()
-	for deadline := time.Now().Add(5 * time.Second); !contains(b.seen(), "/healthz gateway"); {
+	for deadline := time.Now().Add(5 * time.Second); !contains(b.clients.all(), "/healthz gateway"); {
 		if time.Now().After(deadline) {
-			t.Fatalf("no health check with the client certificate: %v", b.seen())
+			t.Fatalf("no health check with the client certificate: %v", b.clients.all())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -162,22 +151,6 @@ routes:
 	if !strings.Contains(logs.String(), "tls.insecure_skip_verify") || !strings.Contains(logs.String(), "upstream=secure") {
 		t.Errorf("log %q: want a warning of insecure_skip_verify", logs.String())
 	}
-}
-
-// startLogged is start with the gateway's log into logs.
-func startLogged(t *testing.T, cfg *config.Config, logs io.Writer) *harness {
-	t.Helper()
-	h := &harness{log: &spillwaytest.Buffer{}}
-	var err error
-	if h.gw, err = gateway.New(cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))}); err != nil {
-		t.Fatal(err)
-	}
-	h.srv = httptest.NewServer(h.gw)
-	t.Cleanup(func() {
-		h.srv.Close()
-		h.gw.Close()
-	})
-	return h
 }
 
 func contains(l []string, s string) bool {

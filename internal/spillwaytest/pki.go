@@ -1,6 +1,7 @@
-// Package testpki makes the certificates of TLS tests: a CA, and server
-// and client certificates it signs, as tls.Certificates and as PEM files.
-package testpki
+package spillwaytest
+
+// The certificates of mutual TLS tests: a CA, and server and client
+// certificates it signs, as tls.Certificates and as PEM files.
 
 import (
 	"crypto/ecdsa"
@@ -35,14 +36,7 @@ func NewCA(t testing.TB, name string) *CA {
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, der := createCert(t, tmpl, tmpl, key, key)
 	return &CA{Cert: cert, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
@@ -73,14 +67,7 @@ func (ca *CA) issue(t testing.TB, tmpl *x509.Certificate) tls.Certificate {
 	tmpl.SerialNumber = serial(t)
 	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	leaf, der := createCert(t, tmpl, ca.Cert, key, ca.key)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 
@@ -109,6 +96,21 @@ func write(t testing.TB, dir, name string, data []byte) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// createCert makes the certificate tmpl of key, signed by parent's key
+// signer.
+func createCert(t testing.TB, tmpl, parent *x509.Certificate, key, signer *ecdsa.PrivateKey) (*x509.Certificate, []byte) {
+	t.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, der
 }
 
 func newKey(t testing.TB) *ecdsa.PrivateKey {
