@@ -146,10 +146,12 @@ func clientTLS(u *config.Upstream) (*tls.Config, error) {
 	return tc, nil
 }
 
-// logTLSFailure logs the detail of a failure that was the TLS handshake
-// with an instance (an unknown CA, a name the certificate does not hold, a
-// client certificate refused, no common version): the client's answer
-// says only that the upstream failed, the operator needs to know why.
+// logTLSFailure logs the detail of an upstream_error that was the TLS
+// handshake with an instance (an unknown CA, a name the certificate does
+// not hold, a client certificate refused, no common version): the
+// client's answer says only that the upstream failed, the operator needs
+// to know why. (Its checks allocate: the caller spares them the other
+// failures, a breaker's fast refusals first.)
 func (g *Gateway) logTLSFailure(x *exchange, err error) {
 	if isType[*tls.CertificateVerificationError](err) || isType[tls.AlertError](err) || isType[tls.RecordHeaderError](err) || isTLSAlert(err) {
 		g.opts.Logger.Warn("gateway: the TLS handshake with an upstream instance failed (see its tls: settings)",
