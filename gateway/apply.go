@@ -312,6 +312,7 @@ func (g *Gateway) applyBase(old, next *upstream, p *plan) error {
 		return err
 	}
 	if tlsDiff != "" {
+		p.applied(Change{Upstream: next.name, Part: "tls", Detail: tlsDiff + "; for the connections made after the reload"})
 		p.reset(Change{Upstream: next.name, Part: "connections", Detail: tlsDiff + ": a new connection pool with the new TLS settings (files read again); the old one's idle connections closed"})
 	}
 	return nil

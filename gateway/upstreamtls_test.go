@@ -145,7 +145,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !hasChange(cs.Resets, "connections", "tls.insecure_skip_verify false → true") {
+	if !hasChange(cs.Resets, "connections", "tls.insecure_skip_verify false → true") || !hasChange(cs.Applied, "tls", "tls.insecure_skip_verify false → true") {
 		t.Errorf("changes %+v: want the connections reset by the tls: change", cs)
 	}
 	if !strings.Contains(logs.String(), "tls.insecure_skip_verify") || !strings.Contains(logs.String(), "upstream=secure") {
