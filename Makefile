@@ -66,8 +66,11 @@ bench-async:
 # Each package's FuzzConfig for FUZZTIME; CI runs their seed corpora as tests.
 FUZZTIME ?= 30s
 FUZZPKGS := breaker retry timeout bulkhead fallback
+# Other fuzz targets, as package:Target.
+FUZZTARGETS := gateway:FuzzRawRequest
 fuzz:
 	@for p in $(FUZZPKGS); do $(GO) test ./$$p -run=^$$ -fuzz=FuzzConfig -fuzztime=$(FUZZTIME) || exit 1; done
+	@for t in $(FUZZTARGETS); do $(GO) test ./$${t%%:*} -run=^$$ -fuzz=^$${t#*:}$$ -fuzztime=$(FUZZTIME) || exit 1; done
 
 demo:
 	$(GO) run ./cmd/spillway demo

@@ -331,7 +331,7 @@ func TestLoadExample(t *testing.T) {
 	}
 	r := cfg.Routes[0]
 	wantRoute := &Route{
-		Name: "catalog", Match: Match{PathPrefix: "/catalog", Methods: []string{"GET", "HEAD"}}, Upstream: "catalog", Timeout: 5 * time.Second,
+		Name: "catalog", Match: Match{PathPrefix: "/catalog", Methods: []string{"GET", "HEAD"}}, Upstream: "catalog", Timeout: 5 * time.Second, MaxBody: 10 << 20,
 		Fallback: []Fallback{
 			{Upstream: "catalog-replica"},
 			{StaleCache: &StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000, MaxBytes: 64 << 20, MaxEntryBytes: 1 << 20, IgnoreCookies: []string{"_ga", "_gid"}}},

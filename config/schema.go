@@ -139,15 +139,27 @@ type deadLettersYAML struct {
 
 // upstreamYAML: keys under upstreams.NAME: and defaults: (Upstream).
 type upstreamYAML struct {
-	Instances     []leaf       `yaml:"instances"`
-	Balance       leaf         `yaml:"balance" values:"round_robin least_request random"`
-	Timeouts      timeoutsYAML `yaml:"timeouts"`
-	Retry         retryYAML    `yaml:"retry"`
-	Breaker       breakerYAML  `yaml:"breaker"`
-	Bulkhead      bulkheadYAML `yaml:"bulkhead"`
-	Health        *healthYAML  `yaml:"health"`
-	Outlier       outlierYAML  `yaml:"outlier"`
-	MaxReplayBody leaf         `yaml:"max_replay_body" cfg:"zero"`
+	Instances     []leaf           `yaml:"instances"`
+	Balance       leaf             `yaml:"balance" values:"round_robin least_request random"`
+	Timeouts      timeoutsYAML     `yaml:"timeouts"`
+	Retry         retryYAML        `yaml:"retry"`
+	Breaker       breakerYAML      `yaml:"breaker"`
+	Bulkhead      bulkheadYAML     `yaml:"bulkhead"`
+	Health        *healthYAML      `yaml:"health"`
+	Outlier       outlierYAML      `yaml:"outlier"`
+	MaxReplayBody leaf             `yaml:"max_replay_body" cfg:"zero"`
+	TLS           *upstreamTLSYAML `yaml:"tls"`
+}
+
+// upstreamTLSYAML: keys under upstreams.NAME.tls: and defaults.tls:
+// (UpstreamTLS), spelled as the listener's tls: keys.
+type upstreamTLSYAML struct {
+	CAFile             leaf `yaml:"ca_file"`
+	CertFile           leaf `yaml:"cert_file"`
+	KeyFile            leaf `yaml:"key_file"`
+	ServerName         leaf `yaml:"server_name"`
+	MinVersion         leaf `yaml:"min_version" values:"1.2 1.3"`
+	InsecureSkipVerify leaf `yaml:"insecure_skip_verify"`
 }
 
 // timeoutsYAML: keys under timeouts: (Timeouts).
@@ -242,6 +254,8 @@ type routeYAML struct {
 	AllowUnsafePaths leaf           `yaml:"allow_unsafe_paths"`
 	Upstream         leaf           `yaml:"upstream"`
 	Timeout          leaf           `yaml:"timeout"`
+	MaxBody          leaf           `yaml:"max_body"`
+	BufferBody       leaf           `yaml:"buffer_body"`
 	Fallback         []fallbackYAML `yaml:"fallback" answer:"degraded"`
 	Optional         leaf           `yaml:"optional" answer:"degraded"`
 	Default          *staticYAML    `yaml:"default" answer:"degraded"`

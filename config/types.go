@@ -235,6 +235,33 @@ type Upstream struct {
 	// MaxReplayBody bounds the request body buffered for retries
 	// (max_replay_body, default 1MiB); a larger body is sent once.
 	MaxReplayBody int64
+	// TLS is how the gateway connects to the https:// instances and
+	// health-checks them (tls:); nil: the system's roots, TLS 1.2 or later.
+	TLS *UpstreamTLS
+}
+
+// UpstreamTLS is the client side of the TLS connections to an upstream's
+// https:// instances (keys under tls: of an upstream or of defaults:).
+// Relative paths are resolved against the configuration file's directory
+// at load time, and every file is read and parsed there.
+type UpstreamTLS struct {
+	// CAFile (ca_file) is a PEM bundle of the CAs that sign the instances'
+	// certificates, trusted instead of the system's roots; "": the system's.
+	CAFile string
+	// CertFile and KeyFile (cert_file, key_file), together, are the client
+	// certificate presented to an instance that asks for one (mutual TLS).
+	CertFile string
+	KeyFile  string
+	// ServerName (server_name) is the name the instances' certificates are
+	// checked against, and sent as SNI; "": each instance's host.
+	ServerName string
+	// MinVersion (min_version) is the lowest TLS version accepted: "1.2"
+	// (default) or "1.3".
+	MinVersion string
+	// InsecureSkipVerify (insecure_skip_verify, default false) accepts any
+	// certificate the instances present: anyone on the path can read and
+	// change the traffic. validate and serve warn of it.
+	InsecureSkipVerify bool
 }
 
 // Timeouts (keys under timeouts:). Defaults: connect 2s, attempt 5s, total 15s.
@@ -341,11 +368,21 @@ type Route struct {
 	AllowUnsafePaths bool
 	Upstream         string // upstream: the name of an upstream, required unless async-only
 	// Timeout is the route's total timeout (timeout, default: the upstream's total).
-	Timeout  time.Duration
-	Fallback []Fallback // fallback: tried in order
-	Optional bool       // optional: answer Default at once while the upstream fails
-	Default  *Static    // default: required when Optional
-	Async    *Async     // async: accept the request into the queue, deliver it later
+	Timeout time.Duration
+	// MaxBody bounds the request body (max_body, default server.max_body,
+	// at most that): a Content-Length over it is answered 413 before
+	// anything is sent; a longer chunked body is cut where it passes it,
+	// unless BufferBody.
+	MaxBody int64
+	// BufferBody (buffer_body, default false) reads a body without a
+	// Content-Length, up to MaxBody, before sending it: one over the limit
+	// is answered 413 and never reaches the upstream, at the cost of
+	// holding up to MaxBody in memory per request in flight.
+	BufferBody bool
+	Fallback   []Fallback // fallback: tried in order
+	Optional   bool       // optional: answer Default at once while the upstream fails
+	Default    *Static    // default: required when Optional
+	Async      *Async     // async: accept the request into the queue, deliver it later
 	// Fault is the fault the gateway injects into the route's attempts
 	// (fault:); nil when none.
 	Fault *Fault

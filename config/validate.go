@@ -408,6 +408,7 @@ func (d *decoder) validateUpstream(u *Upstream) {
 		p, pos := d.at(up, ".outlier.max_ejection")
 		d.errAt(pos, p, "%s.outlier: max_ejection (%s) is shorter than ejection (%s)", name, o.MaxEjection, o.Ejection)
 	}
+	d.validateUpstreamTLS(u)
 }
 
 func (d *decoder) validateRoutes(cfg *Config, upstreams []string) {
@@ -447,6 +448,7 @@ func (d *decoder) validateRoutes(cfg *Config, upstreams []string) {
 		if r.Timeout == 0 && ok {
 			r.Timeout = up.Timeouts.Total
 		}
+		d.validateMaxBody(cfg, r, rp, label)
 		cacheStep := -1
 		for j, fb := range r.Fallback {
 			if fb.StaleCache != nil {
@@ -510,6 +512,23 @@ func (d *decoder) validateAsync(cfg *Config, r *Route, rp, label string) {
 	if a.MaxBody > cfg.Server.MaxBody {
 		p, pos := d.nearest(ap + ".max_body")
 		d.warnAt(pos, p, "%s: async.max_body (%d bytes) is larger than server.max_body (%d bytes): the server's limit wins", label, a.MaxBody, cfg.Server.MaxBody)
+	}
+}
+
+// validateMaxBody fills in a route's body limit (server.max_body) and
+// checks it: the server's limit is read first, a larger one is never
+// reached.
+func (d *decoder) validateMaxBody(cfg *Config, r *Route, rp, label string) {
+	switch {
+	case r.MaxBody == 0:
+		r.MaxBody = cfg.Server.MaxBody
+	case r.MaxBody > cfg.Server.MaxBody:
+		d.warnAt(d.set[rp+".max_body"], rp+".max_body", "%s: max_body (%d bytes) is larger than server.max_body (%d bytes): the server's limit wins",
+			label, r.MaxBody, cfg.Server.MaxBody)
+		r.MaxBody = cfg.Server.MaxBody
+	}
+	if pos, ok := d.set[rp+".buffer_body"]; ok && r.Async != nil {
+		d.warnAt(pos, rp+".buffer_body", "%s: buffer_body is ignored: an async route stores the whole body (up to async.max_body) before answering", label)
 	}
 }
 

@@ -173,6 +173,9 @@ func (g *Gateway) applyUpstream(old *upstream, u *config.Upstream, p *plan) (*up
 	err := errors.Join(g.applyBreaker(old, next, p), applyBulkhead(old, next, p), applyRetry(old, next, p))
 	if err == nil {
 		g.applyTimeouts(old, next, p)
+		err = g.applyBase(old, next, p)
+	}
+	if err == nil {
 		err = g.applyPool(old, next, p)
 	}
 	if err == nil {
@@ -292,9 +295,27 @@ func (g *Gateway) applyTimeouts(old, next *upstream, p *plan) {
 	}
 	p.applied(Change{Upstream: next.name, Part: "timeouts", Detail: d + "; for the requests that start after the reload"})
 	if next.ownBase && was.Connect != u.Connect {
-		next.setBase(&next.cfg, &g.opts)
 		p.reset(Change{Upstream: next.name, Part: "connections", Detail: "timeouts.connect changed: a new connection pool; the old one's idle connections closed"})
 	}
+}
+
+// applyBase builds a new base transport, so a new connection pool, when
+// timeouts.connect (the dialer's) or tls: changes; a tls: change also
+// replaces the health checks' pool (applyPool).
+func (g *Gateway) applyBase(old, next *upstream, p *plan) error {
+	was, u := &old.cfg, &next.cfg
+	tlsDiff := diffKeys("tls", was.TLS, u.TLS)
+	if !next.ownBase || was.Timeouts.Connect == u.Timeouts.Connect && tlsDiff == "" {
+		return nil
+	}
+	if err := next.setBase(u, &g.opts); err != nil {
+		return err
+	}
+	if tlsDiff != "" {
+		p.applied(Change{Upstream: next.name, Part: "tls", Detail: tlsDiff + "; for the connections made after the reload"})
+		p.reset(Change{Upstream: next.name, Part: "connections", Detail: tlsDiff + ": a new connection pool with the new TLS settings (files read again); the old one's idle connections closed"})
+	}
+	return nil
 }
 
 // applyPool replaces the pool when its instances, balance, health or
@@ -303,7 +324,7 @@ func (g *Gateway) applyTimeouts(old, next *upstream, p *plan) {
 func (g *Gateway) applyPool(old, next *upstream, p *plan) error {
 	was, u := &old.cfg, &next.cfg
 	d := joinDiffs(diffKeys("instances", was.Instances, u.Instances), diffKeys("balance", was.Balance, u.Balance),
-		diffKeys("health", was.Health, u.Health), diffKeys("outlier", was.Outlier, u.Outlier))
+		diffKeys("health", was.Health, u.Health), diffKeys("outlier", was.Outlier, u.Outlier), healthTLS(was, u))
 	if d == "" {
 		return nil
 	}
@@ -322,6 +343,14 @@ func (g *Gateway) applyPool(old, next *upstream, p *plan) error {
 		p.reset(Change{Upstream: u.Name, Part: "health_counts", Detail: "the counts of consecutive health check results start again from zero"})
 	}
 	return nil
+}
+
+// healthTLS is the diff of tls: when the health checks use it.
+func healthTLS(was, u *config.Upstream) string {
+	if u.Health == nil {
+		return ""
+	}
+	return diffKeys("tls", was.TLS, u.TLS)
 }
 
 // diffRoutes reports the routes added, removed or changed, and the stale
@@ -402,10 +431,12 @@ func joinDiffs(ds ...string) string {
 // snake turns a Go field name into the configuration's spelling:
 // FailureRate → failure_rate.
 func snake(s string) string {
+	rs := []rune(s)
 	var b strings.Builder
-	for i, r := range s {
+	for i, r := range rs {
 		if unicode.IsUpper(r) {
-			if i > 0 {
+			// An acronym is one word: CAFile is ca_file.
+			if i > 0 && (unicode.IsLower(rs[i-1]) || i+1 < len(rs) && unicode.IsLower(rs[i+1])) {
 				b.WriteByte('_')
 			}
 			r = unicode.ToLower(r)

@@ -77,6 +77,9 @@ func (g *Gateway) failed(w http.ResponseWriter, x *exchange, err error) {
 	}
 	reason := spillway.ReasonOf(err)
 	x.reason, x.outcome = string(reason), outcomeError
+	if reason == spillway.ReasonUpstreamError {
+		g.logTLSFailure(x, err)
+	}
 	if reason == spillway.ReasonCanceled {
 		x.outcome = outcomeCanceled
 	}

@@ -28,13 +28,22 @@ const fuzzConfig = `upstreams:
     retry: {max_attempts: 1}
 routes:
   - {name: s, match: {path_prefix: /s}, strip_prefix: true, upstream: app}
+  - {name: buffered, match: {path_prefix: /buffered}, upstream: app, max_body: 16, buffer_body: true}
+  - {name: cut, match: {path_prefix: /cut}, upstream: app, max_body: 16}
   - {name: all, match: {path_prefix: /}, upstream: app}
 `
+
+// fuzzMaxBody is the max_body of the routes /buffered and /cut.
+const fuzzMaxBody = 16
 
 // forwarded is a request as the gateway sent it to the upstream.
 type forwarded struct {
 	method, path string
 	header       http.Header
+	// body is how many bytes of the body the upstream read; cut, whether
+	// reading it failed (the gateway cut it).
+	body int64
+	cut  bool
 }
 
 // recordingBase is the gateway's Options.Base: it records the requests
@@ -45,12 +54,14 @@ type recordingBase struct {
 }
 
 func (b *recordingBase) RoundTrip(r *http.Request) (*http.Response, error) {
+	var n int64
+	var err error
 	if r.Body != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
+		n, err = io.Copy(io.Discard, r.Body)
 		r.Body.Close()
 	}
 	b.mu.Lock()
-	b.reqs = append(b.reqs, forwarded{r.Method, r.URL.Path, r.Header.Clone()})
+	b.reqs = append(b.reqs, forwarded{r.Method, r.URL.Path, r.Header.Clone(), n, err != nil})
 	b.mu.Unlock()
 	return &http.Response{StatusCode: 200, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{},
 		Body: http.NoBody, Request: r}, nil
@@ -83,6 +94,18 @@ var fuzzSeeds = []string{
 	"POST /k HTTP/1.1\r\nHost: a\r\nIdempotency-Key: k1\r\nConnection: Idempotency-Key, keep-alive\r\nContent-Length: 2\r\n\r\nhi" +
 		"POST /k HTTP/1.1\r\nHost: a\r\nIdempotency-Key: k2\r\nConnection: idempotency-key\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
 	"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n",
+	// Targets the screen refuses: CONNECT, absolute-form, asterisk-form,
+	// dot segments.
+	"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+	"CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http://evil.example/x HTTP/1.1\r\nHost: a\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: a\r\n\r\nGET /a/../admin HTTP/1.1\r\nHost: a\r\n\r\n",
+	// Bodies over a route's max_body: announced, and chunked with and
+	// without buffer_body.
+	"POST /buffered HTTP/1.1\r\nHost: a\r\nContent-Length: 17\r\n\r\n0123456789abcdefg" +
+		"POST /buffered HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n0123456789abcdefg\r\n0\r\n\r\n" +
+		"POST /buffered HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n",
+	"POST /cut HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n9\r\n89abcdefg\r\n0\r\n\r\n",
+	"GET /big HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("b", 2<<20) + "\r\n\r\n",
 }
 
 // FuzzRawRequest feeds raw bytes — one or several HTTP/1.1 requests on one
@@ -96,6 +119,9 @@ var fuzzSeeds = []string{
 func FuzzRawRequest(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
+	}
+	for _, c := range smugglingCases {
+		f.Add([]byte(c.first + c.raw))
 	}
 	base := &recordingBase{}
 	cfg, _, err := config.Parse("fuzz.yaml", []byte(fuzzConfig), nil)
@@ -178,6 +204,8 @@ func sendRaw(t *testing.T, addr string, raw []byte, done func() bool) {
 // reads it.
 type inbound struct {
 	method, path, key string
+	// target is the request target as written.
+	target string
 }
 
 // wellFramed reads raw as net/http's server does and returns its requests
@@ -206,7 +234,7 @@ func wellFramed(raw []byte) []inbound {
 		if err != nil {
 			return out
 		}
-		out = append(out, inbound{req.Method, req.URL.Path, req.Header.Get("Idempotency-Key")})
+		out = append(out, inbound{req.Method, req.URL.Path, req.Header.Get("Idempotency-Key"), req.RequestURI})
 		if _, err := io.Copy(io.Discard, req.Body); err != nil {
 			return out
 		}
@@ -261,6 +289,10 @@ func checkForwarded(t *testing.T, raw []byte, fwd []forwarded) {
 		if got := f.header.Get("Idempotency-Key"); got != in[i].key {
 			t.Errorf("%s %q forwarded with Idempotency-Key %q, the client sent %q", f.method, f.path, got, in[i].key)
 		}
+		if in[i].method == http.MethodConnect || !strings.HasPrefix(in[i].target, "/") {
+			t.Errorf("forwarded %s %q: the gateway is not a forward proxy", in[i].method, in[i].target)
+		}
+		checkBody(t, f, in[i].path)
 		i++
 		if reason := unsafeForwardedPath(f.path); reason != "" {
 			t.Errorf("forwarded %q: %s", f.path, reason)
@@ -275,6 +307,23 @@ func checkForwarded(t *testing.T, raw []byte, fwd []forwarded) {
 		}
 	}
 }
+
+// checkBody checks that a body forwarded for a request to path on a
+// route with a max_body is within it: whole with buffer_body (/buffered),
+// else cut where it passes it (/cut).
+func checkBody(t *testing.T, f forwarded, path string) {
+	buffered := onRoute(path, "/buffered")
+	switch {
+	case !buffered && !onRoute(path, "/cut"):
+	case f.body > fuzzMaxBody:
+		t.Errorf("%s %q: the upstream read %d bytes of the body, over max_body %d", f.method, f.path, f.body, fuzzMaxBody)
+	case buffered && f.cut:
+		t.Errorf("%s %q: a body cut was forwarded on a buffer_body route", f.method, f.path)
+	}
+}
+
+// onRoute reports whether path is matched by the path_prefix prefix.
+func onRoute(path, prefix string) bool { return path == prefix || strings.HasPrefix(path, prefix+"/") }
 
 // sentPath is the path the gateway sends for p (the /s route strips /s).
 func sentPath(p string) string {

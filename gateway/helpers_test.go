@@ -74,11 +74,17 @@ func parse(t *testing.T, yaml string, vars map[string]string) *config.Config {
 
 func start(t *testing.T, cfg *config.Config) *harness {
 	t.Helper()
+	return startLogged(t, cfg, io.Discard)
+}
+
+// startLogged is start with the gateway's log into logs.
+func startLogged(t *testing.T, cfg *config.Config, logs io.Writer) *harness {
+	t.Helper()
 	h := &harness{log: &spillwaytest.Buffer{}}
 	var err error
 	h.gw, err = gateway.New(cfg, gateway.Options{
 		AccessLog: slog.New(slog.NewJSONHandler(h.log, nil)),
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:    slog.New(slog.NewTextHandler(logs, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -15,7 +17,9 @@ import (
 // CONNECT, an absolute-form or asterisk-form target, a path with dot
 // segments; it sets r.TLS on a connection whose TLS the listener
 // terminated, bounds the writes of an HTTP/2 stream (see
-// ListenerOptions.WriteTimeout), and takes out of r's Connection header
+// ListenerOptions.WriteTimeout), refuses an HTTP/2 request whose content-length
+// is not one length (the framing ambiguity net/http's HTTP/2 server lets
+// through), and takes out of r's Connection header
 // the names a client may not make hop-by-hop (protectHeaders).
 func (g *Gateway) screen(rec *recorder, x *exchange, r *http.Request) bool {
 	if c := connOf(r.Context()); c != nil {
@@ -36,12 +40,30 @@ func (g *Gateway) screen(rec *recorder, x *exchange, r *http.Request) bool {
 			rec.streamTimeout = c.writeTimeout
 		}
 	}
+	if r.ProtoMajor == 2 && badContentLength(r) {
+		g.local(rec, x, http.StatusBadRequest, ReasonBadRequest, "ambiguous request framing: content-length is not one length")
+		return true
+	}
 	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") || r.URL.Host != "" || hasDotSegment(r.URL.Path) {
 		g.local(rec, x, http.StatusBadRequest, ReasonBadRequest, "the request target must be a path without dot segments; this is not a forward proxy")
 		return true
 	}
 	protectHeaders(r.Header)
 	return false
+}
+
+// badContentLength reports whether the content-length fields of r, an
+// HTTP/2 request, are other than one length in digits, the one net/http
+// read: its HTTP/2 server reads the first field as it can and passes the
+// fields on, which a proxy behind that downgrades to HTTP/1 may read
+// otherwise.
+func badContentLength(r *http.Request) bool {
+	cl := r.Header["Content-Length"]
+	if len(cl) == 0 {
+		return false
+	}
+	n, ok := parseLength([]byte(cl[0]))
+	return len(cl) > 1 || !ok || n != r.ContentLength
 }
 
 // protectHeaders removes from h's Connection header the names of the
@@ -239,5 +261,45 @@ func hasDotParamSegment(p string) bool {
 			return true
 		}
 	}
+	return false
+}
+
+// limitBody answers 413 (and returns true) when r announces a body over
+// the route's max_body (0: no limit); otherwise it bounds r's body to it,
+// so that a longer chunked body fails when it is read: the upstream sees
+// it cut. With buffer_body, a body of unknown length is read whole first:
+// one over the limit is answered 413 and never reaches the upstream.
+func (g *Gateway) limitBody(rec *recorder, x *exchange, r *http.Request, rc *config.Route) bool {
+	max := rc.MaxBody
+	if max <= 0 || r.Body == nil || r.Body == http.NoBody {
+		return false
+	}
+	if r.ContentLength > max {
+		g.local(rec, x, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "the request body is too large")
+		return true
+	}
+	if rc.BufferBody && r.ContentLength < 0 {
+		return g.readBody(rec, x, r, max)
+	}
+	r.Body = http.MaxBytesReader(rec, r.Body, max)
+	return false
+}
+
+// readBody reads r's body of unknown length, up to max bytes, into memory
+// and sends it with its length: a longer one is answered 413 (true).
+func (g *Gateway) readBody(rec *recorder, x *exchange, r *http.Request, max int64) bool {
+	buf, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		g.local(rec, x, http.StatusBadRequest, ReasonBadRequest, "the request body could not be read")
+		return true
+	}
+	if int64(len(buf)) > max {
+		rec.Header().Set("Connection", "close") // the rest of the body is left unread
+		g.local(rec, x, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "the request body is too large")
+		return true
+	}
+	r.ContentLength, r.TransferEncoding = int64(len(buf)), nil
+	r.Body = io.NopCloser(bytes.NewReader(buf))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 	return false
 }

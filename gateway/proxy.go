@@ -256,10 +256,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rt.cfg.Async != nil {
-		answered(x, g.jobs.Accept(rec, r, rt.cfg, t.cfg.Server.MaxBody))
+		answered(x, g.jobs.Accept(rec, r, rt.cfg, rt.cfg.MaxBody))
 		return
 	}
-	if g.tooLarge(rec, x, r, t.cfg.Server.MaxBody) {
+	if g.limitBody(rec, x, r, rt.cfg) {
 		return
 	}
 	ctx := r.Context()
@@ -296,21 +296,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.fallBack(rec, x, r, body, replayable, err)
-}
-
-// tooLarge answers 413 (and returns true) when r announces a body over max
-// (0: no limit); otherwise it bounds r's body to max, so that a longer
-// chunked body fails when it is read.
-func (g *Gateway) tooLarge(rec *recorder, x *exchange, r *http.Request, max int64) bool {
-	if max <= 0 || r.Body == nil || r.Body == http.NoBody {
-		return false
-	}
-	if r.ContentLength > max {
-		g.local(rec, x, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "the request body is too large")
-		return true
-	}
-	r.Body = http.MaxBytesReader(rec, r.Body, max)
-	return false
 }
 
 // phase proxies x's request to up; it returns nil when an answer was

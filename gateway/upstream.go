@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -120,25 +123,75 @@ func newBulkhead(u *config.Upstream, obs *upstreamMetrics) (*bulkhead.Bulkhead, 
 	return bulkhead.New(bc)
 }
 
-// newPool returns u's pool, not started.
+// newPool returns u's pool, not started: its health checks connect to
+// the https:// instances as the attempts do (u's tls:).
 func newPool(u *config.Upstream, o *Options, m *upstreamMetrics) (*pool.Pool, error) {
+	tc, err := clientTLS(u)
+	if err != nil {
+		return nil, err
+	}
 	return pool.New(u.Instances, pool.Options{
 		Name: u.Name, Balance: u.Balance, Health: u.Health, Outlier: u.Outlier, Logger: o.Logger, OnTransition: m.instance,
+		TLS: tc,
 	})
 }
 
-// setBase sets the transport that sends up's attempts: Options.Base, or
-// one of its own with u's connect and attempt limits.
-func (up *upstream) setBase(u *config.Upstream, o *Options) {
-	up.base, up.ownBase = o.Base, false
-	if up.base == nil {
-		base := spillwayhttp.NewBaseTransport(spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt})
-		// Its wait for the response headers is bounded by the attempt limit,
-		// whose timer starts earlier (before the dial) and fires first: a
-		// second timer per request would never fire.
-		base.ResponseHeaderTimeout = 0
-		up.base, up.ownBase = base, true
+// clientTLS returns the TLS configuration of u's connections, read from
+// its files again: a reload picks up renewed certificates.
+func clientTLS(u *config.Upstream) (*tls.Config, error) {
+	tc, err := u.TLS.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("tls.%w", err)
 	}
+	return tc, nil
+}
+
+// logTLSFailure logs the detail of an upstream_error that was the TLS
+// handshake with an instance (an unknown CA, a name the certificate does
+// not hold, a client certificate refused, no common version): the
+// client's answer says only that the upstream failed, the operator needs
+// to know why. (Its checks allocate: the caller spares them the other
+// failures, a breaker's fast refusals first.)
+func (g *Gateway) logTLSFailure(x *exchange, err error) {
+	if isType[*tls.CertificateVerificationError](err) || isType[tls.AlertError](err) || isType[tls.RecordHeaderError](err) || isTLSAlert(err) {
+		g.opts.Logger.Warn("gateway: the TLS handshake with an upstream instance failed (see its tls: settings)",
+			"upstream", x.up.name, "route", x.route.cfg.Name, "error", err)
+	}
+}
+
+// isTLSAlert reports whether err is an alert the instance sent (crypto/tls
+// wraps it as a *net.OpError "remote error"): it refused the client
+// certificate or the versions offered.
+func isTLSAlert(err error) bool {
+	op, ok := errors.AsType[*net.OpError](err)
+	return ok && op.Op == "remote error"
+}
+
+// setBase sets the transport that sends up's attempts: Options.Base, or
+// one of its own with u's connect and attempt limits and its tls:.
+func (up *upstream) setBase(u *config.Upstream, o *Options) error {
+	up.base, up.ownBase = o.Base, false
+	if up.base != nil {
+		return nil
+	}
+	tc, err := clientTLS(u)
+	if err != nil {
+		return err
+	}
+	base := spillwayhttp.NewBaseTransport(spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt})
+	// Its wait for the response headers is bounded by the attempt limit,
+	// whose timer starts earlier (before the dial) and fires first: a
+	// second timer per request would never fire.
+	base.ResponseHeaderTimeout = 0
+	if tc != nil {
+		base.TLSClientConfig = tc
+	}
+	if tc != nil && tc.InsecureSkipVerify && !o.check {
+		o.Logger.Warn("gateway: upstream TLS certificates are not checked (tls.insecure_skip_verify): anyone on the network path can read and change the traffic",
+			"upstream", u.Name)
+	}
+	up.base, up.ownBase = base, true
+	return nil
 }
 
 func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) {
@@ -159,7 +212,10 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 	if up.pool, err = newPool(u, o, up.metrics); err != nil {
 		return nil, err
 	}
-	up.setBase(u, o)
+	if err := up.setBase(u, o); err != nil {
+		up.pool.Close() // not started
+		return nil, err
+	}
 	if err := up.wire(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +51,9 @@ type Options struct {
 	// own with Health.Timeout that does not follow redirects, whose idle
 	// connections Close closes.
 	Client *http.Client
+	// TLS configures the default client's connections to https://
+	// instances; nil: Go's defaults.
+	TLS *tls.Config
 	// Check, when set, replaces the default health check (an HTTP GET where
 	// a 2xx answer passes). It gets the instance's URL with Health.Path as
 	// its path and a context that ends after Health.Timeout or when the pool
@@ -267,6 +271,7 @@ func (p *Pool) setHealth(o Options) error {
 		p.transport = &http.Transport{
 			MaxIdleConnsPerHost: 1,
 			IdleConnTimeout:     2*h.Interval + time.Second,
+			TLSClientConfig:     o.TLS,
 		}
 		client = &http.Client{
 			Transport: p.transport,
