@@ -92,19 +92,24 @@ func TestWebSocketEcho(t *testing.T) {
 	e := newEchoServer(t)
 	_, addr := startWS(t, e, "")
 	c := dialWS(t, addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for i, msg := range []string{"hello", strings.Repeat("x", 200<<10), "bye"} {
-		if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-			t.Fatalf("write %d: %v", i, err)
-		}
-		_, got, err := c.Read(ctx)
-		if err != nil || string(got) != msg {
-			t.Fatalf("echo %d: %d bytes, %v; want %d bytes", i, len(got), err, len(msg))
-		}
+	for _, msg := range []string{"hello", strings.Repeat("x", 200<<10), "bye"} {
+		echo(t, c, msg)
 	}
 	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
 		t.Errorf("close: %v", err)
+	}
+}
+
+// echo sends msg on c and checks that it comes back.
+func echo(t *testing.T, c *websocket.Conn, msg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if _, got, err := c.Read(ctx); err != nil || string(got) != msg {
+		t.Fatalf("echo: %d bytes, %v; want %d bytes", len(got), err, len(msg))
 	}
 }
 
@@ -217,15 +222,7 @@ func TestUpgradeClosedOnShutdown(t *testing.T) {
 	e := newEchoServer(t)
 	g, addr := startWS(t, e, "")
 	c := dialWS(t, addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// A message through first: the tunnel is open both ways.
-	if err := c.Write(ctx, websocket.MessageText, []byte("ping")); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := c.Read(ctx); err != nil {
-		t.Fatal(err)
-	}
+	echo(t, c, "ping") // the tunnel is open both ways
 	done := make(chan struct{})
 	go func() { defer close(done); g.CloseUpgrades() }()
 	if code, reason := readClose(t, c); code != websocket.StatusGoingAway || reason != "gateway shutting down" {
