@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"sync"
 	"testing"
@@ -20,7 +22,9 @@ import (
 
 // The WebSocket comparison (issue 15): a 64-byte message echoed by a
 // coder/websocket server on loopback, sent direct or through a Spillway
-// gateway (every policy of the brief on the upgrade), over one connection (Serial: the round trip) and
+// gateway (every policy of the brief on the upgrade), or through a bare
+// httputil.ReverseProxy (net/http's own upgrade handling: the floor of a
+// Go proxy hop), over one connection (Serial: the round trip) and
 // over 32 connections at once (Conns32). It reports msgs/s and the p99 of
 // the round trips. -count repeats each sub-benchmark in a row; for
 // rounds that alternate direct and Spillway, run the binary in a loop:
@@ -74,7 +78,10 @@ func newWSGateway(b *testing.B, upstream string) string {
 
 func BenchmarkWebSocket(b *testing.B) {
 	echo := newEchoServer(b)
-	targets := []struct{ name, url string }{{"Direct", echo.URL}, {"Spillway", newWSGateway(b, echo.URL)}}
+	target, _ := url.Parse(echo.URL)
+	rp := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }})
+	b.Cleanup(rp.Close)
+	targets := []struct{ name, url string }{{"Direct", echo.URL}, {"ReverseProxy", rp.URL}, {"Spillway", newWSGateway(b, echo.URL)}}
 	for _, conns := range []int{1, 32} {
 		for _, tg := range targets {
 			b.Run(fmt.Sprintf("%s/Conns%d", tg.name, conns), func(b *testing.B) { benchEcho(b, "ws"+tg.url[len("http"):], conns) })
