@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -293,4 +294,37 @@ func rawStatus(t *testing.T, addr, raw string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestUpgradedConnectionIsNotFramedAsHTTP: past the 101 the framing check
+// stops following the connection. A message whose bytes read as a request
+// head with a transfer coding the check withholds (sent masked with a zero
+// key, so that they cross the wire as written) is echoed, not cut off.
+func TestUpgradedConnectionIsNotFramedAsHTTP(t *testing.T) {
+	e := newEchoServer(t)
+	_, addr := startWS(t, e, "")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	const head = "GET /ws/echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	if _, err := conn.Write([]byte(head)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	payload := "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"
+	frame := append([]byte{0x81, 0x80 | byte(len(payload)), 0, 0, 0, 0}, payload...)
+	if _, err := conn.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 2+len(payload))
+	if _, err := io.ReadFull(br, got); err != nil || string(got[2:]) != payload {
+		t.Fatalf("echo: %q, %v; want the payload back", got, err)
+	}
 }
