@@ -239,10 +239,12 @@ loop:
 	}
 	body.Close()
 	_ = t.client.SetDeadline(time.Now().Add(closeGrace))
+	// Once the upstream ended its side, its own close frame went through.
+	polite := reason != "" && t.websocket && clientOpen
 	if clientOpen {
 		<-toClient
 	}
-	if reason != "" && t.websocket && t.frames.boundary() {
+	if polite && t.frames.boundary() {
 		_, _ = t.client.Write(closeFrame(reason))
 	}
 	t.client.Close()
