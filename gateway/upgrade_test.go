@@ -153,16 +153,25 @@ func TestUpgradeNeverRetried(t *testing.T) {
 }
 
 // TestUpgradeHoldsItsBulkheadSlot: an open WebSocket is in flight at its
-// upstream until it closes.
+// upstream until it closes; with a bulkhead of one, a second upgrade is
+// refused meanwhile (503 bulkhead_full) and admitted afterwards.
 func TestUpgradeHoldsItsBulkheadSlot(t *testing.T) {
 	e := newEchoServer(t)
-	g, addr := startWS(t, e, "")
+	cfg := parse(t, fmt.Sprintf(strings.Replace(wsRoute, "    outlier:", "    bulkhead: {max_concurrent: 1}\n    outlier:", 1), e.URL, ""), nil)
+	g, addr := serveGateway(t, cfg, gateway.ListenerOptions{})
 	c := dialWS(t, addr)
 	if n := g.Status().Upstreams["app"].InFlight; n != 1 {
 		t.Fatalf("in_flight %d while open, want 1", n)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, resp, err := websocket.Dial(ctx, "ws://"+addr+"/ws/echo", nil); err == nil ||
+		resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Spillway-Reason") != "bulkhead_full" {
+		t.Fatalf("second upgrade: %v, %v; want 503 bulkhead_full", resp, err)
+	}
 	_ = c.Close(websocket.StatusNormalClosure, "")
 	waitFor(t, "in_flight back to 0", func() bool { return g.Status().Upstreams["app"].InFlight == 0 })
+	echo(t, dialWS(t, addr), "again")
 }
 
 // readClose reads from c until it fails, and returns the close status and
