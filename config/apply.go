@@ -204,6 +204,9 @@ var parsers = map[string]func(d *decoder, f field, dst, parent reflect.Value){
 	},
 	"fault_status": func(d *decoder, f field, dst, _ reflect.Value) { d.faultStatus(f, dst.Addr().Interface().(*int)) },
 	"cookie":       func(d *decoder, f field, dst, _ reflect.Value) { d.cookieName(f, dst.Addr().Interface().(*string)) },
+	"protocol": func(d *decoder, f field, dst, _ reflect.Value) {
+		d.protocol(f, dst.Addr().Interface().(*string))
+	},
 	"host": func(d *decoder, f field, dst, _ reflect.Value) {
 		d.str(f, dst.Addr().Interface().(*string))
 		dst.SetString(strings.ToLower(dst.String()))

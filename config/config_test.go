@@ -554,3 +554,33 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// TestUpgradeKeys: upgrade: resolves over DefaultUpgrade, protocols in
+// lower case, 0 means no limit, h2c and non-tokens are refused.
+func TestUpgradeKeys(t *testing.T) {
+	load := func(route string) (*Route, error) {
+		cfg, _, err := Parse("t.yaml", []byte("upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes:\n  - {name: r, upstream: a"+route+"}\n"), nil)
+		if err != nil {
+			return nil, err
+		}
+		return cfg.Routes[0], nil
+	}
+	r, err := load(", upgrade: {protocols: [WebSocket, foo], idle_timeout: 0, max_lifetime: 1h}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Upgrade{Protocols: []string{"websocket", "foo"}, MaxLifetime: time.Hour}); !reflect.DeepEqual(*r.Upgrade, want) {
+		t.Errorf("upgrade = %+v, want %+v", *r.Upgrade, want)
+	}
+	if r, err = load(", upgrade: {}"); err != nil || !reflect.DeepEqual(*r.Upgrade, DefaultUpgrade()) {
+		t.Errorf("upgrade: {} = %+v, %v; want DefaultUpgrade", r.Upgrade, err)
+	}
+	if r, err = load(""); err != nil || r.Upgrade != nil {
+		t.Errorf("no upgrade: = %+v, %v; want nil", r.Upgrade, err)
+	}
+	for _, bad := range []string{"h2c", "'web socket'"} {
+		if _, err := load(", upgrade: {protocols: [" + bad + "]}"); err == nil || !strings.Contains(err.Error(), "not an upgrade protocol") {
+			t.Errorf("protocols [%s]: %v, want refused", bad, err)
+		}
+	}
+}

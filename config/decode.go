@@ -76,8 +76,9 @@ func defaultAsync() Async {
 // sectionDefaults are the values of a section that exists only when the
 // file writes it: each key it does not write takes these.
 var sectionDefaults = map[reflect.Type]func() any{
-	reflect.TypeFor[Health](): func() any { h := defaultHealth(); return &h },
-	reflect.TypeFor[Async]():  func() any { a := defaultAsync(); return &a },
+	reflect.TypeFor[Health]():  func() any { h := defaultHealth(); return &h },
+	reflect.TypeFor[Async]():   func() any { a := defaultAsync(); return &a },
+	reflect.TypeFor[Upgrade](): func() any { u := DefaultUpgrade(); return &u },
 	reflect.TypeFor[StaleCache](): func() any {
 		return &StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000, MaxBytes: 64 * mib}
 	},
@@ -292,6 +293,20 @@ func (d *decoder) cookieName(f field, dst *string) {
 		return
 	}
 	*dst = s
+}
+
+// protocol reads an upgrade: protocols item: a token, kept in lower case
+// (Upgrade tokens compare without case).
+func (d *decoder) protocol(f field, dst *string) {
+	s, ok := d.scalar(f)
+	if !ok {
+		return
+	}
+	if !validToken(s) || strings.EqualFold(s, "h2c") {
+		d.errorf(f.node(), f.path, "%s: not an upgrade protocol (a token: letters, digits and !#$%%&'*+-.^_`|~; h2c is not proxied)", key(f.path))
+		return
+	}
+	*dst = strings.ToLower(s)
 }
 
 // static reads file, relative to the configuration file, into the body.

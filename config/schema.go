@@ -261,6 +261,14 @@ type routeYAML struct {
 	Default          *staticYAML    `yaml:"default" answer:"degraded"`
 	Async            *asyncYAML     `yaml:"async"`
 	Fault            *faultYAML     `yaml:"fault"`
+	Upgrade          *upgradeYAML   `yaml:"upgrade"`
+}
+
+// upgradeYAML: keys under upgrade: (Upgrade).
+type upgradeYAML struct {
+	Protocols   []leaf `yaml:"protocols" cfg:"protocol"`
+	IdleTimeout leaf   `yaml:"idle_timeout" cfg:"zero"`
+	MaxLifetime leaf   `yaml:"max_lifetime" cfg:"zero"`
 }
 
 // faultYAML: keys under fault: (Fault).

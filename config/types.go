@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml/token"
@@ -386,6 +387,41 @@ type Route struct {
 	// Fault is the fault the gateway injects into the route's attempts
 	// (fault:); nil when none.
 	Fault *Fault
+	// Upgrade says which protocol upgrades (WebSocket...) the route
+	// proxies and how long an upgraded connection may live (upgrade:);
+	// nil: DefaultUpgrade.
+	Upgrade *Upgrade
+}
+
+// Upgrade (keys under upgrade:): the HTTP/1.1 Upgrade protocols a route
+// proxies as a tunnel once its upstream answered 101, and the limits of
+// such a connection. A request for a protocol not listed is proxied as an
+// ordinary request, its Upgrade header dropped (RFC 9110 §7.8).
+type Upgrade struct {
+	// Protocols are the Upgrade tokens allowed, lower case (protocols,
+	// default [websocket]; [] allows none).
+	Protocols []string
+	// IdleTimeout closes a connection that carried no byte either way for
+	// this long (idle_timeout, default 5m; 0: never).
+	IdleTimeout time.Duration
+	// MaxLifetime closes a connection this long after its upgrade
+	// (max_lifetime, default 0: never).
+	MaxLifetime time.Duration
+}
+
+// DefaultUpgrade is the Upgrade of a route that writes no upgrade:.
+func DefaultUpgrade() Upgrade {
+	return Upgrade{Protocols: []string{"websocket"}, IdleTimeout: 5 * time.Minute}
+}
+
+// Allows reports whether u allows the Upgrade token proto (any case).
+func (u *Upgrade) Allows(proto string) bool {
+	for _, p := range u.Protocols {
+		if strings.EqualFold(p, proto) {
+			return true
+		}
+	}
+	return false
 }
 
 // Fault is the fault a route injects into the attempts it sends to its

@@ -149,6 +149,7 @@ func (g *Gateway) apply(cfg *config.Config, off map[string]bool) (Changes, error
 		r.off.Store(off[r.cfg.Name])
 	}
 	g.table.Store(t)
+	g.closeStaleTunnels(t)
 	if err := g.syncWorkers(t); err != nil {
 		g.opts.Logger.Error("gateway: reload: a queue worker did not start; the gateway is not ready", "error", err)
 	}

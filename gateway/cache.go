@@ -163,12 +163,24 @@ func (c *staleCache) cacheable(r *http.Request, resp *http.Response) bool {
 		hasDirective(resp.Header["Cache-Control"], "no-store", "private", "no-cache", "must-revalidate", "proxy-revalidate", "s-maxage") {
 		return false
 	}
+	if isEventStream(resp.Header) {
+		// A stream of events is news as it happens: replayed later, it
+		// would tell a reconnecting client old events as new ones.
+		return false
+	}
 	for _, v := range resp.Header["Vary"] {
 		if strings.Contains(v, "*") {
 			return false
 		}
 	}
 	return true
+}
+
+// isEventStream reports whether h is the header of a server-sent event
+// stream (text/event-stream, any parameters).
+func isEventStream(h http.Header) bool {
+	ct, _, _ := strings.Cut(h.Get("Content-Type"), ";")
+	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream")
 }
 
 // hasDirective reports whether the Cache-Control values name one of the

@@ -83,6 +83,8 @@ type Gateway struct {
 	// now is the clock their expiry is read on.
 	faults atomic.Pointer[[]*Fault]
 	now    func() time.Time
+	// tunnels are the upgraded connections open (upgrade.go).
+	tunnels tunnels
 }
 
 // table is everything one configuration resolves to.
@@ -331,11 +333,13 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	return nil
 }
 
-// Close stops the queue workers (waiting up to Options.WorkerGrace for
-// their deliveries in flight), the health checks of every upstream, and
+// Close closes the upgraded connections (CloseUpgrades), stops the queue
+// workers (waiting up to Options.WorkerGrace for their deliveries in
+// flight), the health checks of every upstream, and
 // drops idle upstream connections; it closes Events, which ends its streams. It does not close Options.Queue.
 // ServeHTTP must not be called afterwards.
 func (g *Gateway) Close() {
+	g.CloseUpgrades()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {

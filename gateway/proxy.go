@@ -273,6 +273,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.static(rec, x, rt.cfg.Default, FallbackDefault)
 		return
 	}
+	if _, ok := r.Header["Upgrade"]; ok && g.upgrade(rec, x, r) {
+		return
+	}
 	var body []byte
 	replayable := r.Body == nil || r.Body == http.NoBody
 	if rt.hasReplica && !replayable {

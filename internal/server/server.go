@@ -310,6 +310,9 @@ func Start(cfg *config.Config, g *gateway.Gateway, ao admin.Options, tlsConfig *
 		running: 2,
 	}
 	p.admin.RegisterOnShutdown(sync.OnceFunc(func() { close(streamsDone) }))
+	// Shutdown does not wait for hijacked connections: the gateway closes
+	// its WebSockets itself, with a close frame, as the drain begins.
+	p.public.RegisterOnShutdown(g.CloseUpgrades)
 	// The listener terminates TLS itself, so that the gateway's framing
 	// check reads the requests in clear (see gateway.ListenerOptions).
 	lo := gateway.ListenerOptions{TLSConfig: tlsConfig, WriteTimeout: cfg.Server.WriteTimeout}
