@@ -69,7 +69,9 @@ func startAsync(t *testing.T, cfg *config.Config, q *queue.Queue) *harness {
 type recording struct {
 	*httptest.Server
 	status atomic.Int64
-	mu     sync.Mutex
+	// failFirst makes the first n requests answer 500, whatever status.
+	failFirst atomic.Int64
+	mu        sync.Mutex
 	reqs   []recorded
 }
 
@@ -86,8 +88,12 @@ func newRecording(t *testing.T) *recording {
 		b, _ := io.ReadAll(r.Body)
 		u.mu.Lock()
 		u.reqs = append(u.reqs, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), string(b)})
+		n := len(u.reqs)
 		u.mu.Unlock()
 		s := int(u.status.Load())
+		if int64(n) <= u.failFirst.Load() {
+			s = http.StatusInternalServerError
+		}
 		if s == 0 {
 			s = http.StatusCreated
 		}
@@ -355,14 +361,18 @@ func TestAsyncRouteNeedsAQueue(t *testing.T) {
 // probe through the job is delivered.
 func TestAsyncGatePausesWhileTheBreakerIsOpen(t *testing.T) {
 	u := newRecording(t)
-	u.status.Store(500)
-	cfg := asyncConfig(t, u, "    breaker: {window: {type: count, size: 2}, min_calls: 2, failure_rate: 50%, open_for: 400ms, max_open_for: 400ms}",
+	// The first two deliveries fail and open the breaker; the probe after
+	// open_for succeeds, however late the test looks. (Switching the
+	// status after seeing the breaker open raced with the probe on a
+	// loaded machine.) open_for leaves the check below a second and a
+	// half before the probe.
+	u.failFirst.Store(2)
+	cfg := asyncConfig(t, u, "    breaker: {window: {type: count, size: 2}, min_calls: 2, failure_rate: 50%, open_for: 1500ms, max_open_for: 1500ms}",
 		"")
 	cfg.Routes[0].Async.MaxAttempts = 10
 	h := startAsync(t, cfg, openQueue(t))
 	a := h.post(t, "/orders", nil, "x")
 	eventually(t, "the breaker to open", func() bool { return h.gw.Status().Upstreams["orders"].Breaker.State == "open" })
-	u.status.Store(0)
 	if n := u.count(); n != 2 {
 		t.Fatalf("%d attempts before the breaker opened, want 2", n)
 	}
