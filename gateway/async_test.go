@@ -72,7 +72,7 @@ type recording struct {
 	// failFirst makes the first n requests answer 500, whatever status.
 	failFirst atomic.Int64
 	mu        sync.Mutex
-	reqs   []recorded
+	reqs      []recorded
 }
 
 type recorded struct {
