@@ -82,6 +82,7 @@ type serverYAML struct {
 	MaxBody           leaf `yaml:"max_body"`
 	ShutdownGrace     leaf `yaml:"shutdown_grace" cfg:"zero"`
 	WriteTimeout      leaf `yaml:"write_timeout"`
+	H2C               leaf `yaml:"h2c"`
 }
 
 // adminYAML: keys under admin: (Admin).
@@ -148,6 +149,7 @@ type upstreamYAML struct {
 	Health        *healthYAML  `yaml:"health"`
 	Outlier       outlierYAML  `yaml:"outlier"`
 	MaxReplayBody leaf         `yaml:"max_replay_body" cfg:"zero"`
+	HTTP2         leaf         `yaml:"http2"`
 }
 
 // timeoutsYAML: keys under timeouts: (Timeouts).

@@ -123,6 +123,10 @@ type Server struct {
 	// (write_timeout, default 60s): past it the response is abandoned and
 	// its upstream connection closed.
 	WriteTimeout time.Duration
+	// H2C lets the public listener serve HTTP/2 over cleartext (h2c, with
+	// prior knowledge, as gRPC clients speak it) besides HTTP/1 (h2c,
+	// default false). With tls: HTTP/2 is on anyway.
+	H2C bool
 }
 
 // Admin is the admin listener (keys under admin:).
@@ -235,6 +239,10 @@ type Upstream struct {
 	// MaxReplayBody bounds the request body buffered for retries
 	// (max_replay_body, default 1MiB); a larger body is sent once.
 	MaxReplayBody int64
+	// HTTP2 speaks HTTP/2 only to the instances (http2, default false):
+	// cleartext h2c with prior knowledge to http:// ones, ALPN h2 to
+	// https:// ones. gRPC upstreams need it for http:// instances.
+	HTTP2 bool
 }
 
 // Timeouts (keys under timeouts:). Defaults: connect 2s, attempt 5s, total 15s.

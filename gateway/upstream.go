@@ -137,6 +137,9 @@ func (up *upstream) setBase(u *config.Upstream, o *Options) {
 		// whose timer starts earlier (before the dial) and fires first: a
 		// second timer per request would never fire.
 		base.ResponseHeaderTimeout = 0
+		if u.HTTP2 {
+			useHTTP2(base)
+		}
 		up.base, up.ownBase = base, true
 	}
 }
@@ -228,6 +231,7 @@ func (up *upstream) wire() error {
 			return up.downstream(key, false)
 		},
 		Retryable:     up.retryable,
+		Classify:      up.classify,
 		MaxReplayBody: replayBody(u),
 		Observer:      up.metrics,
 		// The proxy's outgoing request, whose header it copied: the
