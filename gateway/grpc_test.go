@@ -249,16 +249,16 @@ func TestGRPCDeadlineFromClientContext(t *testing.T) {
 		}
 		return nil
 	})
-	c := h2cGateway(t, u, "")
-	ctx, cancel := context.WithTimeout(grpcCtx(t), 2*time.Second)
+	c := h2cGateway(t, u, "    timeouts: {attempt: 1s}")
+	ctx, cancel := context.WithTimeout(grpcCtx(t), 5*time.Second)
 	defer cancel()
 	if _, err := c.UnaryCall(ctx, &testpb.SimpleRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	// The upstream got the time the call had left, not the attempt
-	// limit (5s).
-	if d := time.Duration(u.deadline.Load()); d <= 0 || d > 2*time.Second {
-		t.Errorf("the upstream had %v left, want at most the client's 2s", d)
+	// The upstream's grpc-timeout is the attempt's limit, not the client's
+	// 5s (one more millisecond: the gateway decides).
+	if d := time.Duration(u.deadline.Load()); d <= 0 || d > time.Second+time.Millisecond {
+		t.Errorf("the upstream had %v left, want at most the attempt limit, 1s", d)
 	}
 	ctx, cancel = context.WithTimeout(grpcCtx(t), 100*time.Millisecond)
 	defer cancel()
