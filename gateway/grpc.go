@@ -65,9 +65,18 @@ func (g *Gateway) serveGRPC(rec *recorder, x *exchange, r *http.Request) {
 		}
 	}
 	x.intercept = false
-	if err := g.phase(rec, x, rt.up, rt.totalKey, ""); err != nil {
-		g.failed(rec, x, err)
+	err := g.phase(rec, x, rt.up, rt.totalKey, "")
+	if err == nil {
+		return
 	}
+	if dl, ok := x.ctx.Deadline(); ok && !time.Now().Before(dl) {
+		// The upstream's grpc-timeout, which ends no earlier than the
+		// call's deadline, ended it a moment before the gateway's timer
+		// fired: the call's deadline is what failed.
+		<-x.ctx.Done()
+		err = context.Cause(x.ctx)
+	}
+	g.failed(rec, x, err)
 }
 
 // errGRPCBudget ends a call whose grpc-timeout ran out.
