@@ -197,13 +197,17 @@ func TestGRPCUnavailableRetriedThenOK(t *testing.T) {
 func TestGRPCInvalidArgumentNotRetried(t *testing.T) {
 	u := newGRPCUpstream(t, nil)
 	u.setScript(func(context.Context, int64) error { return status.Error(codes.InvalidArgument, "name is empty: é") })
-	c := h2cGateway(t, u, "")
-	_, err := c.UnaryCall(grpcCtx(t), &testpb.SimpleRequest{})
-	if s := status.Convert(err); s.Code() != codes.InvalidArgument || s.Message() != "name is empty: é" {
-		t.Errorf("status %v %q, want InvalidArgument with the upstream's message", s.Code(), s.Message())
+	// A breaker that would open on the first failure: INVALID_ARGUMENT is
+	// the client's mistake, a success for it.
+	c := h2cGateway(t, u, "    breaker: {min_calls: 1}")
+	for i := range 3 {
+		_, err := c.UnaryCall(grpcCtx(t), &testpb.SimpleRequest{})
+		if s := status.Convert(err); s.Code() != codes.InvalidArgument || s.Message() != "name is empty: é" {
+			t.Errorf("call %d: status %v %q, want InvalidArgument with the upstream's message", i, s.Code(), s.Message())
+		}
 	}
-	if n := u.unary.Load(); n != 1 {
-		t.Errorf("upstream saw %d calls, want 1", n)
+	if n := u.unary.Load(); n != 3 {
+		t.Errorf("upstream saw %d calls, want 3 (one each, the breaker closed)", n)
 	}
 }
 
