@@ -295,9 +295,14 @@ func TestGRPCTimeoutAnsweredByGateway(t *testing.T) {
 	req.Header.Set("Content-Type", "application/grpc")
 	req.Header.Set("Te", "trailers")
 	req.Header.Set("Grpc-Timeout", "50m")
+	start := time.Now()
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Well before the attempt limit (5s), which would answer the same.
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("answered after %v, want about 50ms (grpc-timeout)", took)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
