@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -120,34 +119,15 @@ routes:
 func grpcGateway(t *testing.T, u *grpcUpstream, scheme, extra string, o gateway.ListenerOptions, base http.RoundTripper, creds credentials.TransportCredentials) testpb.TestServiceClient {
 	t.Helper()
 	cfg := parse(t, fmt.Sprintf(grpcRoute, scheme, u.addr, extra), nil)
-	g, err := gateway.New(cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Base: base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, ErrorLog: discardLog()}
-	gateway.ConfigureServer(srv, o)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(gateway.NewListener(ln, o))
-	}()
+	_, addr := serveGatewayWith(t, cfg, o, gateway.Options{Base: base})
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
-	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(creds))
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cc.Close()
-		_ = srv.Close()
-		<-done
-		g.Close()
-	})
+	t.Cleanup(func() { _ = cc.Close() })
 	return testpb.NewTestServiceClient(cc)
 }
 
