@@ -83,6 +83,12 @@ func (g *Gateway) serveGRPC(rec *recorder, x *exchange, r *http.Request) {
 var errGRPCBudget = &spillway.Error{Code: spillway.ReasonDeadlineExceeded, Policy: "gateway",
 	Name: "grpc-timeout", Err: context.DeadlineExceeded}
 
+// grpcTimeoutUnits are the units of a grpc-timeout value.
+var grpcTimeoutUnits = map[byte]time.Duration{
+	'H': time.Hour, 'M': time.Minute, 'S': time.Second,
+	'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond,
+}
+
 // parseGRPCTimeout reads a grpc-timeout value: at most 8 digits and a unit
 // (H, M, S, m, u, n), as the gRPC over HTTP/2 protocol writes it.
 func parseGRPCTimeout(v string) (time.Duration, bool) {
@@ -90,24 +96,12 @@ func parseGRPCTimeout(v string) (time.Duration, bool) {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
-	if err != nil || n <= 0 {
+	if err != nil || n <= 0 || v[0] == '+' {
 		return 0, false
 	}
-	var unit time.Duration
-	switch v[len(v)-1] {
-	case 'H':
-		unit = time.Hour
-	case 'M':
-		unit = time.Minute
-	case 'S':
-		unit = time.Second
-	case 'm':
-		unit = time.Millisecond
-	case 'u':
-		unit = time.Microsecond
-	case 'n':
-		unit = time.Nanosecond
-	default:
+	unit, ok := grpcTimeoutUnits[v[len(v)-1]]
+	if !ok || n > math.MaxInt64/int64(unit) {
+		// Past 292 years: no limit.
 		return 0, false
 	}
 	return time.Duration(n) * unit, true
