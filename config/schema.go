@@ -82,6 +82,7 @@ type serverYAML struct {
 	MaxBody           leaf `yaml:"max_body"`
 	ShutdownGrace     leaf `yaml:"shutdown_grace" cfg:"zero"`
 	WriteTimeout      leaf `yaml:"write_timeout"`
+	H2C               leaf `yaml:"h2c"`
 }
 
 // adminYAML: keys under admin: (Admin).
@@ -149,6 +150,7 @@ type upstreamYAML struct {
 	Outlier       outlierYAML      `yaml:"outlier"`
 	MaxReplayBody leaf             `yaml:"max_replay_body" cfg:"zero"`
 	TLS           *upstreamTLSYAML `yaml:"tls"`
+	HTTP2         leaf             `yaml:"http2"`
 }
 
 // upstreamTLSYAML: keys under upstreams.NAME.tls: and defaults.tls:

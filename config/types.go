@@ -124,6 +124,10 @@ type Server struct {
 	// (write_timeout, default 60s): past it the response is abandoned and
 	// its upstream connection closed.
 	WriteTimeout time.Duration
+	// H2C lets the public listener serve HTTP/2 over cleartext (h2c, with
+	// prior knowledge, as gRPC clients speak it) besides HTTP/1 (h2c,
+	// default false). With tls: HTTP/2 is on anyway.
+	H2C bool
 }
 
 // Admin is the admin listener (keys under admin:).
@@ -239,6 +243,10 @@ type Upstream struct {
 	// TLS is how the gateway connects to the https:// instances and
 	// health-checks them (tls:); nil: the system's roots, TLS 1.2 or later.
 	TLS *UpstreamTLS
+	// HTTP2 speaks HTTP/2 only to the instances (http2, default false):
+	// cleartext h2c with prior knowledge to http:// ones, ALPN h2 to
+	// https:// ones. gRPC upstreams need it for http:// instances.
+	HTTP2 bool
 }
 
 // UpstreamTLS is the client side of the TLS connections to an upstream's

@@ -387,6 +387,10 @@ func (d *decoder) validateUpstream(u *Upstream) {
 		p, pos := d.at(up, ".retry.budget")
 		d.warnAt(pos, p, "%s.retry: max_attempts %d with a budget of ratio 0 and min_per_second 0: the budget allows no retry, every request gets one attempt (max_attempts: 1 says so)", name, u.Retry.MaxAttempts)
 	}
+	if u.HTTP2 && u.Health != nil {
+		p, pos := d.at(up, ".health")
+		d.warnAt(pos, p, "%s: http2 with health: the health check is an HTTP/1 GET, which a gRPC server refuses; check an HTTP port of the instances, or leave health off", name)
+	}
 	br := u.Breaker
 	if br.MaxOpenFor < br.OpenFor && !d.replaced(up, ".breaker.max_open_for", ".breaker.open_for") {
 		p, pos := d.at(up, ".breaker.max_open_for")

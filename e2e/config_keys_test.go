@@ -145,7 +145,7 @@ type docKeyRow struct {
 
 var (
 	backticked = regexp.MustCompile("`([^`]*)`")
-	keyPath    = regexp.MustCompile(`^\.?[a-z_]+(\[\])?(\.[a-z_]+(\[\])?)*$`)
+	keyPath    = regexp.MustCompile(`^\.?[a-z_][a-z0-9_]*(\[\])?(\.[a-z_][a-z0-9_]*(\[\])?)*$`)
 )
 
 // docKeyRows reads the first column of every key table: backticked key

@@ -59,6 +59,9 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	req.URL = u
 	req.Host = ""
+	if x.grpc {
+		setGRPCTimeout(req.Header)
+	}
 	if x.span != nil {
 		x.span.Attempt(req, p.up.name, x.attempts)
 	}
@@ -122,6 +125,9 @@ func (b *instanceBody) Close() error {
 // retryable is the Transport's retry rule: idempotent requests only (or an
 // Idempotency-Key), and only for the failures retry.on lists.
 func (u *upstream) retryable(req *http.Request, resp *http.Response, err error) bool {
+	if isGRPC(req) {
+		return u.grpcRetryable(req, resp, err)
+	}
 	if !spillwayhttp.Idempotent(req) {
 		return false
 	}

@@ -83,6 +83,10 @@ func (g *Gateway) failed(w http.ResponseWriter, x *exchange, err error) {
 	if reason == spillway.ReasonCanceled {
 		x.outcome = outcomeCanceled
 	}
+	if x.grpc {
+		failedGRPC(w, reason, err)
+		return
+	}
 	spillwayhttp.WriteError(w, err, x.route.up.name)
 }
 

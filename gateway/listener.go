@@ -26,6 +26,10 @@ type ListenerOptions struct {
 	// body closed. For HTTP/2 it also bounds each write of a stream, which
 	// the client's flow control can stall on its own. 0: no limit.
 	WriteTimeout time.Duration
+	// H2C lets a plain connection open with the HTTP/2 preface (prior
+	// knowledge, as gRPC clients without TLS speak): the server then
+	// speaks cleartext HTTP/2 on it, HTTP/1 on the others.
+	H2C bool
 }
 
 // NewListener returns ln with each connection it accepts prepared for the
@@ -45,8 +49,8 @@ func NewListener(ln net.Listener, o ListenerOptions) net.Listener {
 
 // ConfigureServer sets up s to serve the connections of a NewListener
 // made with o: its ConnContext (the one s has is kept, called first), and
-// with TLS its Protocols, HTTP/1 and HTTP/2 "unencrypted", which here means
-// HTTP/2 inside the listener's TLS.
+// with TLS or H2C its Protocols, HTTP/1 and HTTP/2 "unencrypted", which
+// means HTTP/2 inside the listener's TLS, or in clear with H2C.
 func ConfigureServer(s *http.Server, o ListenerOptions) {
 	prev := s.ConnContext
 	s.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
@@ -55,7 +59,7 @@ func ConfigureServer(s *http.Server, o ListenerOptions) {
 		}
 		return ConnContext(ctx, c)
 	}
-	if o.TLSConfig != nil {
+	if o.TLSConfig != nil || o.H2C {
 		var p http.Protocols
 		p.SetHTTP1(true)
 		p.SetUnencryptedHTTP2(true)
@@ -104,6 +108,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		c = pc.tlsConn
 		pc.f.allowH2 = true
 	}
+	pc.f.allowH2 = pc.f.allowH2 || l.o.H2C
 	pc.Conn = c
 	return pc, nil
 }

@@ -85,8 +85,15 @@ func servePublic(t *testing.T, cfg *config.Config, o gateway.ListenerOptions) st
 
 // serveGateway is servePublic returning the gateway too.
 func serveGateway(t *testing.T, cfg *config.Config, o gateway.ListenerOptions) (*gateway.Gateway, string) {
+	return serveGatewayWith(t, cfg, o, gateway.Options{})
+}
+
+// serveGatewayWith is serveGateway with the gateway's options opts (its
+// Logger discards).
+func serveGatewayWith(t *testing.T, cfg *config.Config, o gateway.ListenerOptions, opts gateway.Options) (*gateway.Gateway, string) {
 	t.Helper()
-	g, err := gateway.New(cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	g, err := gateway.New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

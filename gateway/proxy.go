@@ -70,6 +70,8 @@ type exchange struct {
 	// intercept: a 5xx is not passed through but handed to the fallback
 	// chain. phase is "" for the route's upstream, FallbackReplica after.
 	intercept bool
+	// grpc: the request is a gRPC call (isGRPC), answered in gRPC's shape.
+	grpc bool
 	// fault is the kind of the last fault injected (faultNone, faultDelay,
 	// faultAbort), for the access log; hdrAbort and hdrDelay are the fault
 	// the request asked for (fault headers). Small fields beside intercept,
@@ -211,7 +213,7 @@ func modifyResponse(resp *http.Response) error {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	t := g.table.Load()
-	x := &exchange{ctx: r.Context(), in: r}
+	x := &exchange{ctx: r.Context(), in: r, grpc: isGRPC(r)}
 	if g.opts.Tracer != nil {
 		x.span = g.opts.Tracer.Start(r)
 	}
@@ -269,6 +271,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 	}
 	x.ctx = ctx
+	if x.grpc {
+		g.serveGRPC(rec, x, r)
+		return
+	}
 	if rt.cfg.Optional && (rt.off.Load() || isOpen(rt.up.breaker.State())) {
 		g.static(rec, x, rt.cfg.Default, FallbackDefault)
 		return
@@ -342,7 +348,7 @@ func (g *Gateway) local(w http.ResponseWriter, x *exchange, status int, reason, 
 	if reason == ReasonNoRoute {
 		x.outcome = outcomeNoRoute
 	}
-	reply.Error(w, status, reason, msg)
+	localError(w, x, status, reason, msg)
 }
 
 // finish records the request's metrics and access log line.

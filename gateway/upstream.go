@@ -186,6 +186,9 @@ func (up *upstream) setBase(u *config.Upstream, o *Options) error {
 	if tc != nil {
 		base.TLSClientConfig = tc
 	}
+	if u.HTTP2 {
+		useHTTP2(base)
+	}
 	if tc != nil && tc.InsecureSkipVerify && !o.check {
 		o.Logger.Warn("gateway: upstream TLS certificates are not checked (tls.insecure_skip_verify): anyone on the network path can read and change the traffic",
 			"upstream", u.Name)
@@ -284,6 +287,7 @@ func (up *upstream) wire() error {
 			return up.downstream(key, false)
 		},
 		Retryable:     up.retryable,
+		Classify:      up.classify,
 		MaxReplayBody: replayBody(u),
 		Observer:      up.metrics,
 		// The proxy's outgoing request, whose header it copied: the

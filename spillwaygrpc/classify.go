@@ -54,14 +54,23 @@ func Classify(err error) spillway.Outcome {
 	if err == nil {
 		return spillway.Success
 	}
-	switch codeOf(err) {
+	c := codeOf(err)
+	if c == codes.Unknown && (errors.Is(err, spillway.ErrCallerDone) || spillway.IsRejection(err)) {
+		return spillway.Ignored
+	}
+	return ClassifyCode(c)
+}
+
+// ClassifyCode is how Classify counts a status code the server answered
+// with: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAUTHENTICATED,
+// ALREADY_EXISTS, FAILED_PRECONDITION, OUT_OF_RANGE, UNIMPLEMENTED, CANCELED
+// (and OK) are a Success, every other code a Failure. The gateway counts the
+// grpc-status of a proxied call with it.
+func ClassifyCode(c codes.Code) spillway.Outcome {
+	switch c {
 	case codes.OK, codes.InvalidArgument, codes.NotFound, codes.PermissionDenied, codes.Unauthenticated,
 		codes.AlreadyExists, codes.FailedPrecondition, codes.OutOfRange, codes.Unimplemented, codes.Canceled:
 		return spillway.Success
-	case codes.Unknown:
-		if errors.Is(err, spillway.ErrCallerDone) || spillway.IsRejection(err) {
-			return spillway.Ignored
-		}
 	}
 	return spillway.Failure
 }
@@ -77,8 +86,13 @@ func Classify(err error) spillway.Outcome {
 //	Retryable: func(err error) bool {
 //		return spillwaygrpc.Retryable(err) || status.Code(err) == codes.Internal
 //	}
-func Retryable(err error) bool {
-	switch codeOf(err) {
+func Retryable(err error) bool { return RetryableCode(codeOf(err)) }
+
+// RetryableCode reports whether Retryable retries a call that ended with
+// code c: UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED or DEADLINE_EXCEEDED. The
+// gateway decides on the grpc-status of a proxied call with it.
+func RetryableCode(c codes.Code) bool {
+	switch c {
 	case codes.Unavailable, codes.ResourceExhausted, codes.Aborted, codes.DeadlineExceeded:
 		return true
 	}

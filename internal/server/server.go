@@ -315,7 +315,7 @@ func Start(cfg *config.Config, g *gateway.Gateway, ao admin.Options, tlsConfig *
 	p.public.RegisterOnShutdown(g.CloseUpgrades)
 	// The listener terminates TLS itself, so that the gateway's framing
 	// check reads the requests in clear (see gateway.ListenerOptions).
-	lo := gateway.ListenerOptions{TLSConfig: tlsConfig, WriteTimeout: cfg.Server.WriteTimeout}
+	lo := gateway.ListenerOptions{TLSConfig: tlsConfig, WriteTimeout: cfg.Server.WriteTimeout, H2C: cfg.Server.H2C}
 	gateway.ConfigureServer(p.public, lo)
 	go p.serve(p.public, gateway.NewListener(publicLn, lo))
 	go p.serve(p.admin, adminLn)

@@ -477,6 +477,33 @@ func TestServeOverTLSWithHTTP2(t *testing.T) {
 	}
 }
 
+func TestServeH2C(t *testing.T) {
+	app := upstream(t, "app")
+	s := startServe(t, strings.Replace(fmt.Sprintf(oneRoute, app.URL), "server:\n", "server:\n  h2c: true\n", 1))
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &p}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get(s.public + "/app/clear")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != "app /app/clear" || resp.ProtoMajor != 2 {
+		t.Errorf("GET over h2c: %d %s %q, want 200 over HTTP/2", resp.StatusCode, resp.Proto, b)
+	}
+	// HTTP/1 is served as before.
+	resp, err = http.Get(s.public + "/app/one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ProtoMajor != 1 {
+		t.Errorf("GET over HTTP/1: %d %s, want 200", resp.StatusCode, resp.Proto)
+	}
+}
+
 func TestServeStopsWhenItsContextEnds(t *testing.T) {
 	app := upstream(t, "app")
 	file := filepath.Join(t.TempDir(), "spillway.yaml")

@@ -1,0 +1,325 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/gateway/internal/reply"
+	"github.com/spillway-dev/spillway/spillwaygrpc"
+	"github.com/spillway-dev/spillway/spillwayhttp"
+)
+
+// The gRPC headers (and trailers) the gateway reads and writes.
+const (
+	grpcStatusHeader   = "Grpc-Status"
+	grpcMessageHeader  = "Grpc-Message"
+	grpcTimeoutHeader  = "Grpc-Timeout"
+	grpcPushbackHeader = "Grpc-Retry-Pushback-Ms"
+)
+
+// isGRPC reports whether r is a gRPC call: an HTTP/2 request whose
+// content type is application/grpc or one of its subtypes
+// (application/grpc+proto, ...). gRPC-Web, which browsers speak over
+// HTTP/1, is not: its status travels in the body.
+func isGRPC(r *http.Request) bool {
+	return r.ProtoMajor == 2 && grpcContentType(r.Header.Get("Content-Type"))
+}
+
+func grpcContentType(ct string) bool {
+	rest, ok := strings.CutPrefix(ct, "application/grpc")
+	return ok && (rest == "" || rest[0] == '+' || rest[0] == ';')
+}
+
+// serveGRPC proxies the gRPC call x to its route's upstream. The route's
+// fallback chain is skipped (a static body, a stale HTTP answer or a
+// replica's buffered replay do not fit a gRPC stream): a failure gets a
+// gRPC error answer. The call's grpc-timeout bounds it like a
+// Spillway-Timeout-Ms budget.
+func (g *Gateway) serveGRPC(rec *recorder, x *exchange, r *http.Request) {
+	rt := x.route
+	if d, ok := parseGRPCTimeout(r.Header.Get(grpcTimeoutHeader)); ok && d < rt.total {
+		if dl, has := x.ctx.Deadline(); !has || time.Until(dl) > d {
+			ctx, cancel := context.WithTimeoutCause(x.ctx, d, errGRPCBudget)
+			defer cancel()
+			x.ctx = ctx
+		}
+	}
+	req := x.request()
+	if max := rt.up.cfg.MaxReplayBody; req.Body != nil && req.Body != http.NoBody {
+		if max > 0 {
+			b := &grpcBody{rc: req.Body, max: max}
+			req.Body, req.GetBody = b, b.replay
+		} else {
+			req.GetBody = errNoReplay
+		}
+	}
+	x.intercept = false
+	err := g.phase(rec, x, rt.up, rt.totalKey, "")
+	if err == nil {
+		return
+	}
+	if dl, ok := x.ctx.Deadline(); ok && !time.Now().Before(dl) {
+		// The upstream's grpc-timeout, which ends no earlier than the
+		// call's deadline, ended it a moment before the gateway's timer
+		// fired: the call's deadline is what failed.
+		<-x.ctx.Done()
+		err = context.Cause(x.ctx)
+	}
+	g.failed(rec, x, err)
+}
+
+// errGRPCBudget ends a call whose grpc-timeout ran out.
+var errGRPCBudget = &spillway.Error{Code: spillway.ReasonDeadlineExceeded, Policy: "gateway",
+	Name: "grpc-timeout", Err: context.DeadlineExceeded}
+
+// grpcTimeoutUnits are the units of a grpc-timeout value.
+var grpcTimeoutUnits = map[byte]time.Duration{
+	'H': time.Hour, 'M': time.Minute, 'S': time.Second,
+	'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond,
+}
+
+// parseGRPCTimeout reads a grpc-timeout value: at most 8 digits and a unit
+// (H, M, S, m, u, n), as the gRPC over HTTP/2 protocol writes it.
+func parseGRPCTimeout(v string) (time.Duration, bool) {
+	if len(v) < 2 || len(v) > 9 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if err != nil || n <= 0 || v[0] == '+' {
+		return 0, false
+	}
+	unit, ok := grpcTimeoutUnits[v[len(v)-1]]
+	if !ok || n > math.MaxInt64/int64(unit) {
+		// Past 292 years: no limit.
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
+}
+
+// setGRPCTimeout rewrites an attempt's grpc-timeout to the budget the
+// Transport announced in its Spillway-Timeout-Ms header (the attempt limit
+// or what is left of the call's deadline, in whole milliseconds rounded
+// down), plus a millisecond: the upstream gives up when the gateway does,
+// just after, so that the gateway's own limit decides the answer
+// (DEADLINE_EXCEEDED, or a retry after an attempt timeout) rather than the
+// upstream's reset stream.
+func setGRPCTimeout(h http.Header) {
+	if v := h[spillwayhttp.TimeoutHeader]; len(v) == 1 {
+		// gRPC allows 8 digits: a longer budget (27 hours) is left as
+		// the client wrote it.
+		if ms, err := strconv.ParseInt(v[0], 10, 64); err == nil && ms < 99999999 {
+			h[grpcTimeoutHeader] = []string{strconv.FormatInt(ms+1, 10) + "m"}
+		}
+	}
+}
+
+// grpcStatusOf reads the grpc-status of a trailers-only answer (the status
+// in the response head, no message): ok false when resp has none.
+func grpcStatusOf(resp *http.Response) (codes.Code, bool) {
+	v := resp.Header[grpcStatusHeader]
+	if len(v) != 1 {
+		return 0, false
+	}
+	c, err := strconv.ParseUint(v[0], 10, 32)
+	if err != nil {
+		return codes.Unknown, true
+	}
+	return codes.Code(c), true
+}
+
+// classify is the Transport's Classify: as spillwayhttp's, and for a gRPC
+// answer (HTTP/2, status 200) whose status is in its head, as spillwaygrpc
+// counts that status. The status of an answer that streams messages comes
+// in its trailers, after the breaker has counted the head as a success.
+func (up *upstream) classify(resp *http.Response, err error) spillway.Outcome {
+	if err == nil && resp.ProtoMajor == 2 && resp.StatusCode == http.StatusOK {
+		if c, ok := grpcStatusOf(resp); ok {
+			return spillwaygrpc.ClassifyCode(c)
+		}
+	}
+	return spillwayhttp.DefaultClassify(resp, err)
+}
+
+// grpcRetryable is the retry rule of a gRPC call, whatever its method:
+// grpc-go's own rule, a call is retried only before anything of its answer
+// went to the client. So a trailers-only answer with a code spillwaygrpc
+// retries (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED, DEADLINE_EXCEEDED)
+// unless its grpc-retry-pushback-ms forbids it, and a connect failure or
+// an attempt timeout when retry.on lists them; never an answer that
+// streams messages, nor a reset stream. The request's messages must all
+// have been read and kept (grpcBody).
+func (up *upstream) grpcRetryable(req *http.Request, resp *http.Response, err error) bool {
+	// The body the proxy got, which it wraps in the request it sends.
+	if in := exchangeOf(req.Context()).request().Body; in != nil && in != http.NoBody {
+		if b, ok := in.(*grpcBody); !ok || !b.complete() {
+			return false
+		}
+	}
+	if resp == nil {
+		switch attemptResult(err) {
+		case resultConnect:
+			return up.on.connect
+		case resultTimeout:
+			return up.on.timeout
+		}
+		// A stream reset after the call was sent: the upstream may have
+		// acted on it, and grpc-go reports it as CANCELLED or INTERNAL.
+		return false
+	}
+	c, ok := grpcStatusOf(resp)
+	if !ok || !spillwaygrpc.RetryableCode(c) {
+		return false
+	}
+	if v := resp.Header[grpcPushbackHeader]; len(v) > 0 {
+		ms, perr := strconv.ParseInt(v[0], 10, 64)
+		return perr == nil && ms >= 0
+	}
+	return true
+}
+
+// errBodyNotKept is the GetBody of a gRPC call whose request messages were
+// not all read and kept when a retry was considered.
+var errBodyNotKept = errors.New("gateway: the gRPC request was not read whole")
+
+// grpcBody keeps the messages of a gRPC request, up to max bytes, as the
+// first attempt streams them, so that a retry can send them again. Unlike
+// a buffered body, it never waits for the client: a streaming call goes on
+// as its messages come, and is retried only if it had ended, within max,
+// when its first answer came back (a unary call has).
+type grpcBody struct {
+	rc   io.ReadCloser
+	max  int64
+	mu   sync.Mutex
+	buf  []byte
+	over bool // more than max bytes were read: nothing is kept
+	eof  bool
+}
+
+func (b *grpcBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.mu.Lock()
+	if !b.over {
+		if int64(len(b.buf)+n) > b.max {
+			b.over, b.buf = true, nil
+		} else {
+			b.buf = append(b.buf, p[:n]...)
+		}
+	}
+	if err == io.EOF {
+		b.eof = true
+	}
+	b.mu.Unlock()
+	return n, err
+}
+
+func (b *grpcBody) Close() error { return b.rc.Close() }
+
+// complete reports whether the whole request was read and kept.
+func (b *grpcBody) complete() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.eof && !b.over
+}
+
+// replay is the request's GetBody: the messages kept.
+func (b *grpcBody) replay() (io.ReadCloser, error) {
+	if !b.complete() {
+		return nil, errBodyNotKept
+	}
+	return io.NopCloser(bytes.NewReader(b.buf)), nil
+}
+
+// grpcCodes are the gRPC codes of the gateway's own answers, by reason:
+// rejections are UNAVAILABLE (grpc-go retries them), as spillwaygrpc
+// reports them, a throttled call RESOURCE_EXHAUSTED.
+var grpcCodes = map[string]codes.Code{
+	string(spillway.ReasonBreakerOpen):       codes.Unavailable,
+	string(spillway.ReasonBulkheadFull):      codes.Unavailable,
+	string(spillway.ReasonBudgetExhausted):   codes.Unavailable,
+	string(spillway.ReasonNoHealthyInstance): codes.Unavailable,
+	string(spillway.ReasonUpstreamError):     codes.Unavailable,
+	string(spillway.ReasonThrottled):         codes.ResourceExhausted,
+	string(spillway.ReasonDeadlineExceeded):  codes.DeadlineExceeded,
+	string(spillway.ReasonCanceled):          codes.Canceled,
+	ReasonNoRoute:                            codes.Unimplemented,
+	ReasonBadRequest:                         codes.InvalidArgument,
+	ReasonBodyTooLarge:                       codes.ResourceExhausted,
+}
+
+// writeGRPCError writes the gateway's own answer to a gRPC call: HTTP 200,
+// trailers-only, grpc-status the code of reason (UNAVAILABLE for any other),
+// grpc-message "reason: msg", Spillway-Reason (which the gRPC client sees
+// as the trailer spillway-reason) and, with a retry hint, the trailer
+// grpc-retry-pushback-ms.
+func writeGRPCError(w http.ResponseWriter, reason, msg string, retryAfter time.Duration) {
+	code, ok := grpcCodes[reason]
+	if !ok {
+		code = codes.Unavailable
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/grpc")
+	h.Set(spillwayhttp.ReasonHeader, reason)
+	h.Set(grpcStatusHeader, strconv.Itoa(int(code)))
+	h.Set(grpcMessageHeader, percentEncode(reason+": "+msg))
+	if retryAfter > 0 {
+		h.Set(grpcPushbackHeader, strconv.FormatInt(int64(math.Ceil(float64(retryAfter)/float64(time.Millisecond))), 10))
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// failedGRPC is failed for a gRPC call: the error answer of err.
+func failedGRPC(w http.ResponseWriter, reason spillway.Reason, err error) {
+	if reason == "" {
+		reason = spillway.ReasonUpstreamError
+	}
+	ra, _ := spillway.RetryAfterOf(err)
+	writeGRPCError(w, string(reason), err.Error(), ra)
+}
+
+// localError writes an answer the gateway makes before any policy runs:
+// gRPC-shaped for a gRPC call, the brief's JSON error otherwise.
+func localError(w http.ResponseWriter, x *exchange, status int, reason, msg string) {
+	if x.grpc {
+		writeGRPCError(w, reason, msg, 0)
+		return
+	}
+	reply.Error(w, status, reason, msg)
+}
+
+// percentEncode encodes a grpc-message value: bytes outside printable
+// ASCII, and '%', as %XX (gRPC over HTTP/2).
+func percentEncode(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= ' ' && c <= '~' && c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+// useHTTP2 makes base speak HTTP/2 only (upstream http2: true): cleartext
+// h2c with prior knowledge to http:// instances, ALPN h2 to https:// ones.
+func useHTTP2(base *http.Transport) {
+	var p http.Protocols
+	p.SetHTTP2(true)
+	p.SetUnencryptedHTTP2(true)
+	base.Protocols = &p
+}
