@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -112,6 +113,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer, signals <-cha
 	if err != nil {
 		return err
 	}
+	debug.FreeOSMemory() // the file's parse garbage, as after a reload
 	publicLn, adminLn := p.Public, p.Admin
 
 	printStart(stderr, tlsConfig != nil, publicLn.Addr(), adminLn.Addr(), src.newToken)
@@ -425,6 +427,10 @@ func (r *reloader) reload() (admin.ReloadResult, error) {
 		return admin.ReloadResult{}, err
 	}
 	r.tokens.Set(cfg.Admin.Token, cfg.Admin.Tokens)
+	// Reading the file leaves garbage in proportion to it (a 10,000-route
+	// file about 300 MB under serve's GOGC=400): hand it back now rather
+	// than keep it as heap headroom until the next cycles.
+	debug.FreeOSMemory()
 	applied, resets := cs.Lines()
 	r.log.Info("configuration reloaded", "file", r.file, "upstreams", len(cfg.Upstreams), "routes", len(cfg.Routes),
 		"changes", applied, "resets", resets)
