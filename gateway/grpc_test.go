@@ -366,3 +366,25 @@ func TestGRPCOverTLS(t *testing.T) {
 		t.Errorf("trailer %q, want one x-trailer", got)
 	}
 }
+
+// TestGRPCOverTLSFromTheConfig: the upstream's tls: keys (its CA, a client
+// certificate it requires) and http2: true carry a gRPC call over TLS with
+// ALPN h2, through the gateway's own transport.
+func TestGRPCOverTLSFromTheConfig(t *testing.T) {
+	ca := spillwaytest.NewCA(t, "upstream CA")
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{ca.Server(t)}, ClientCAs: ca.Pool(),
+		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	u := newGRPCUpstream(t, credentials.NewTLS(serverTLS))
+	dir := t.TempDir()
+	caFile := ca.WriteCA(t, dir, "ca.pem")
+	certFile, keyFile := spillwaytest.WritePair(t, ca.Client(t, "gateway"), dir, "gateway")
+	extra := fmt.Sprintf("    tls: {ca_file: %q, cert_file: %q, key_file: %q}", caFile, certFile, keyFile)
+	client := grpcGateway(t, u, "https", extra, gateway.ListenerOptions{H2C: true}, nil, nil)
+	var trailer metadata.MD
+	if _, err := client.UnaryCall(grpcCtx(t), &testpb.SimpleRequest{}, grpc.Trailer(&trailer)); err != nil {
+		t.Fatal(err)
+	}
+	if got := trailer.Get("x-trailer"); len(got) != 1 {
+		t.Errorf("trailer %q, want one x-trailer", got)
+	}
+}
