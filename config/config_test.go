@@ -310,7 +310,7 @@ func TestLoadExample(t *testing.T) {
 	want := DefaultUpstream()
 	want.Name = "catalog"
 	want.Instances = []string{"http://127.0.0.1:9001", "http://127.0.0.1:9002"}
-	want.Timeouts = Timeouts{Connect: time.Second, Attempt: 2 * time.Second, Total: 5 * time.Second}
+	want.Timeouts = Timeouts{Connect: time.Second, Attempt: 2 * time.Second, Total: 5 * time.Second, BodyIdle: 30 * time.Second}
 	want.Retry.On = []string{"connect_failure", "timeout", "502", "503", "504"}
 	want.Breaker.SlowCall = SlowCall{Duration: time.Second, Rate: 1}
 	want.Health = &Health{Path: "/healthz", Interval: 5 * time.Second, Timeout: time.Second, UnhealthyAfter: 3, HealthyAfter: 2}
@@ -324,7 +324,7 @@ func TestLoadExample(t *testing.T) {
 	if !reflect.DeepEqual(*replica, want) {
 		t.Errorf("catalog-replica:\n got %+v\nwant %+v", *replica, want)
 	}
-	if recs := cfg.Upstreams["recs"]; recs.Timeouts != (Timeouts{Connect: 2 * time.Second, Attempt: 300 * time.Millisecond, Total: time.Second}) {
+	if recs := cfg.Upstreams["recs"]; recs.Timeouts != (Timeouts{Connect: 2 * time.Second, Attempt: 300 * time.Millisecond, Total: time.Second, BodyIdle: 30 * time.Second}) {
 		t.Errorf("recs merges defaults.timeouts key by key: %+v", recs.Timeouts)
 	}
 	if len(cfg.Routes) != 3 {

@@ -42,7 +42,7 @@ func DefaultServer() Server {
 func DefaultUpstream() Upstream {
 	return Upstream{
 		Balance:  "round_robin",
-		Timeouts: Timeouts{Connect: 2 * time.Second, Attempt: 5 * time.Second, Total: 15 * time.Second},
+		Timeouts: Timeouts{Connect: 2 * time.Second, Attempt: 5 * time.Second, Total: 15 * time.Second, BodyIdle: 30 * time.Second},
 		Retry: Retry{
 			MaxAttempts:   3,
 			Backoff:       Backoff{Type: "exponential", Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: "full"},

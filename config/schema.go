@@ -166,9 +166,10 @@ type upstreamTLSYAML struct {
 
 // timeoutsYAML: keys under timeouts: (Timeouts).
 type timeoutsYAML struct {
-	Connect leaf `yaml:"connect"`
-	Attempt leaf `yaml:"attempt"`
-	Total   leaf `yaml:"total"`
+	Connect  leaf `yaml:"connect"`
+	Attempt  leaf `yaml:"attempt"`
+	Total    leaf `yaml:"total"`
+	BodyIdle leaf `yaml:"body_idle"`
 }
 
 // retryYAML: keys under retry: (Retry).

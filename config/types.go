@@ -278,6 +278,10 @@ type Timeouts struct {
 	Connect time.Duration
 	Attempt time.Duration
 	Total   time.Duration
+	// BodyIdle (body_idle, default 30s) fails a response body that sends no
+	// byte for this long once its headers came: a stream (server-sent
+	// events, a long download) may last as long as it keeps moving.
+	BodyIdle time.Duration
 }
 
 // Retry (keys under retry:). Defaults as retry.Config{} and retry.BudgetConfig{}.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // sseUpstream sends one server-sent event, then waits for the test's
@@ -80,5 +81,33 @@ func TestStreamFlushedAsItArrives(t *testing.T) {
 	if resp2.StatusCode != http.StatusServiceUnavailable || resp2.Header.Get("Spillway-Fallback") != "" {
 		t.Fatalf("after the upstream fails: %d %q fallback %q; want its 503, no stale event stream",
 			resp2.StatusCode, body, resp2.Header.Get("Spillway-Fallback"))
+	}
+}
+
+// TestStreamBodyIdleCutsAQuietStream: timeouts.body_idle ends a stream
+// whose upstream sends nothing for that long (here 100ms, the upstream
+// holding its second event back); the client's stream ends without it.
+func TestStreamBodyIdleCutsAQuietStream(t *testing.T) {
+	up := newSSEUpstream(t)
+	defer close(up.next)
+	cfg := strings.Replace(sseRoute, "breaker: {mode: disabled}}", "breaker: {mode: disabled}, timeouts: {body_idle: 100ms}}", 1)
+	h := start(t, parse(t, cfg, map[string]string{"U": up.URL}))
+	resp, err := h.srv.Client().Get(h.srv.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	done := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(resp.Body)
+		done <- string(b)
+	}()
+	select {
+	case got := <-done:
+		if !strings.Contains(got, "data: one") || strings.Contains(got, "data: two") {
+			t.Errorf("the stream read %q: want the first event and the end", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a stream quiet for 10s was not cut by body_idle: 100ms")
 	}
 }

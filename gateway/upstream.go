@@ -242,7 +242,7 @@ func (up *upstream) limit(total time.Duration) string {
 		return key
 	}
 	u := &up.cfg
-	to := spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt, Total: total}
+	to := spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt, Total: total, BodyIdle: u.Timeouts.BodyIdle}
 	up.limits.LoadOrStore(key, &totalLimit{
 		proxy:    spillwayhttp.Downstream{Breaker: up.breaker, Retry: up.retry, Bulkhead: up.bulkhead, Timeouts: to},
 		delivery: spillwayhttp.Downstream{Breaker: up.breaker, Bulkhead: up.bulkhead, Timeouts: to},
