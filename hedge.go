@@ -18,11 +18,12 @@ type Hedger interface {
 	// TryHedge reports whether hedge k may be sent now (a retry budget
 	// allows it) and, when it may, counts and reports it (EventHedge).
 	TryHedge(ctx context.Context, k int) bool
-	// Begin is called once per hedged call, before its primary attempt; it
-	// returns the clock reading Record is given back.
+	// Begin is called once per call, hedged or not, before its primary
+	// attempt; it returns the clock reading Record is given back.
 	Begin() int64
-	// Record is called once per call that succeeded: start is Begin's
-	// reading, winner the attempt that answered (0 the primary, k hedge k).
+	// Record is called once per call that succeeded, hedged or not: start
+	// is Begin's reading, winner the attempt that answered (0 the primary,
+	// k hedge k).
 	Record(ctx context.Context, start int64, winner int)
 }
 
@@ -57,11 +58,15 @@ type Hedger interface {
 // counts as failed.
 func Hedge[R any](ctx context.Context, h Hedger, fn func(ctx context.Context, k int) (R, error), discard func(R)) (r R, hedges int, err error) {
 	d, ok := h.HedgeDelay(1)
+	start := h.Begin()
 	if !ok {
-		r, err = fn(ctx, 0)
+		// No hedge (none allowed, or no delay learned yet): the call still
+		// teaches the policy its latency.
+		if r, err = fn(ctx, 0); err == nil {
+			h.Record(ctx, start, 0)
+		}
 		return r, 0, err
 	}
-	start := h.Begin()
 	pctx, cancel := context.WithCancel(ctx)
 	rc := &race[R]{h: h, fn: fn, discard: discard, parent: ctx, primary: cancel}
 	rc.timer = time.AfterFunc(d, rc.fire)

@@ -205,10 +205,14 @@ func (p *Policy) TryHedge(ctx context.Context, k int) bool {
 }
 
 // Begin records a request in the budget when RecordRequests is set, and
-// reads the clock.
+// reads the clock when the policy needs the call's latency (a learned delay,
+// an Observer).
 func (p *Policy) Begin() int64 {
 	if p.cfg.RecordRequests {
 		p.cfg.Budget.Request()
+	}
+	if p.hist == nil && p.cfg.Observer == nil {
+		return 0
 	}
 	return p.clock.Nanotime()
 }
@@ -218,9 +222,14 @@ func (p *Policy) Begin() int64 {
 // that won. The latencies below the delay are those of calls that were not
 // hedged, so hedging does not move the quantile it hedges at.
 func (p *Policy) Record(ctx context.Context, start int64, winner int) {
-	now := p.clock.Nanotime()
 	if winner > 0 {
 		p.won.Add(1)
+	}
+	if p.hist == nil && p.cfg.Observer == nil {
+		return
+	}
+	now := p.clock.Nanotime()
+	if winner > 0 {
 		if p.cfg.Observer != nil {
 			p.cfg.Observer.Observe(spillway.Event{Kind: spillway.EventHedgeWon, Context: ctx, Policy: policyName,
 				Name: p.cfg.Name, Attempt: winner, Duration: time.Duration(now - start)})
