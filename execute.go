@@ -188,7 +188,7 @@ type outcome[T any] struct {
 func (pl *Pipeline[T]) hedged(caller, ctx context.Context, n int, call func(context.Context) (T, error)) (v T, started bool, hedges int, failure, err error) {
 	o, hedges, _ := Hedge(ctx, pl.p.Hedge, func(ctx context.Context, _ int) (outcome[T], error) {
 		var o outcome[T]
-		o.v, o.started, o.failure, o.err = pl.eng.Attempt(caller, ctx, n, call, nil)
+		o.v, o.started, o.failure, o.err = pl.eng.Attempt(HedgeCaller(caller, ctx), ctx, n, call, nil)
 		if o.failure != nil {
 			return o, o.failure
 		}

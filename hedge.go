@@ -2,9 +2,41 @@ package spillway
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
+
+// ErrHedgeLost is the cause (context.Cause) of the context of an attempt of
+// a hedged call that another attempt's answer made useless: it lost the
+// race. Its context's Err is context.Canceled.
+var ErrHedgeLost = errors.New("spillway: another attempt of the hedged call answered first")
+
+// HedgeCaller returns the context to give Engine.Attempt as its caller for
+// an attempt of a hedged call that runs under attempt (the context Hedge
+// gave it) on behalf of caller: it has ended when caller has, or when the
+// attempt lost its race (ErrHedgeLost). So the guards release a loser cut
+// short marked CallerDone, which breakers do not count — losing a race says
+// nothing about the downstream — while a failure of its own (a total
+// timeout included) counts as it would without hedging.
+func HedgeCaller(caller, attempt context.Context) context.Context {
+	return hedgeCaller{Context: caller, attempt: attempt}
+}
+
+type hedgeCaller struct {
+	context.Context
+	attempt context.Context
+}
+
+func (c hedgeCaller) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if c.attempt.Err() != nil && context.Cause(c.attempt) == ErrHedgeLost {
+		return context.Canceled
+	}
+	return nil
+}
 
 // Hedger is the contract between a hedged call (Hedge: a Pipeline's
 // attempts, spillwayhttp, the gateway) and a hedging policy; hedge.Policy
@@ -35,7 +67,8 @@ type Hedger interface {
 // Hedge returns the result that stands, how many hedges were sent and its
 // failure.
 //
-// The first success wins: the other attempts' contexts are cancelled and
+// The first success wins: the other attempts' contexts are cancelled (their
+// cause ErrHedgeLost; see HedgeCaller) and
 // their results, whatever they are, given to discard (when not nil) by the
 // goroutine that produced them — a response body is closed there. The
 // caller's goroutine returns once the primary's fn has returned (it must
@@ -67,7 +100,7 @@ func Hedge[R any](ctx context.Context, h Hedger, fn func(ctx context.Context, k 
 		}
 		return r, 0, err
 	}
-	pctx, cancel := context.WithCancel(ctx)
+	pctx, cancel := context.WithCancelCause(ctx)
 	rc := &race[R]{h: h, fn: fn, discard: discard, parent: ctx, primary: cancel}
 	rc.timer = time.AfterFunc(d, rc.fire)
 	finished := false
@@ -82,7 +115,7 @@ func Hedge[R any](ctx context.Context, h Hedger, fn func(ctx context.Context, k 
 	finished = true
 	if rc.timer.Stop() {
 		// No hedge was sent, nor will be.
-		cancel()
+		cancel(nil)
 		if err == nil {
 			h.Record(ctx, start, 0)
 		}
@@ -102,13 +135,13 @@ type race[R any] struct {
 	fn      func(context.Context, int) (R, error)
 	discard func(R)
 	parent  context.Context
-	primary context.CancelFunc
+	primary context.CancelCauseFunc
 	timer   *time.Timer
 
 	mu sync.Mutex
 	// hedges holds the cancel functions of the hedges sent, hedge k's at
 	// index k-1.
-	hedges []context.CancelFunc
+	hedges []context.CancelCauseFunc
 	// next is the timer of the next hedge, once one is due.
 	next *time.Timer
 	// decided is set once the call's result is taken (or the call is
@@ -145,7 +178,7 @@ func (rc *race[R]) fire() {
 		rc.mu.Unlock()
 		return
 	}
-	hctx, cancel := context.WithCancel(rc.parent)
+	hctx, cancel := context.WithCancelCause(rc.parent)
 	rc.hedges = append(rc.hedges, cancel)
 	rc.inFlight++
 	if rc.done == nil {
@@ -159,8 +192,8 @@ func (rc *race[R]) fire() {
 }
 
 // run makes hedge k on the calling goroutine and hands its outcome to the race.
-func (rc *race[R]) run(ctx context.Context, cancel context.CancelFunc, k int) {
-	defer cancel()
+func (rc *race[R]) run(ctx context.Context, cancel context.CancelCauseFunc, k int) {
+	defer cancel(nil)
 	returned := false
 	defer func() {
 		if returned {
@@ -229,11 +262,11 @@ func (rc *race[R]) wake() {
 // the next hedge's timer. Called with mu held.
 func (rc *race[R]) cancelExcept(k int) {
 	if k != 0 {
-		rc.primary()
+		rc.primary(ErrHedgeLost)
 	}
 	for i, c := range rc.hedges {
 		if i+1 != k {
-			c()
+			c(ErrHedgeLost)
 		}
 	}
 	if rc.next != nil {
@@ -263,7 +296,7 @@ func (rc *race[R]) settle(r R, err error) (_ R, hedges, winner int, _ error) {
 		// the hedges still running lose.
 		rc.cancelExcept(0)
 	}
-	rc.primary()
+	rc.primary(nil)
 	panicked, pv, hedges := rc.panicked, rc.panicValue, len(rc.hedges)
 	rc.mu.Unlock()
 	if panicked {

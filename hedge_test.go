@@ -97,3 +97,34 @@ func TestAHedgedPipelineRejectsATypedNilHedger(t *testing.T) {
 		t.Fatal("NewPipeline accepted a nil *hedge.Policy")
 	}
 }
+
+// TestALosingAttemptIsNotABreakerFailure: the primary, cancelled because the
+// hedge answered first, is released to the breaker as the caller's doing.
+func TestALosingAttemptIsNotABreakerFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		br := breaker.MustNew(breaker.Config{ConsecutiveFailures: 1})
+		pl := spillway.MustNewPipeline(spillway.Policies[string]{
+			Hedge:   hedge.MustNew(hedge.Config{Delay: 10 * time.Millisecond}),
+			Breaker: br,
+		})
+		var calls atomic.Int32
+		var cause error
+		v, err := pl.Execute(t.Context(), func(ctx context.Context) (string, error) {
+			if calls.Add(1) == 1 {
+				<-ctx.Done()
+				cause = context.Cause(ctx)
+				return "", ctx.Err()
+			}
+			return "hedge", nil
+		})
+		if v != "hedge" || err != nil {
+			t.Fatalf("Execute = %q, %v", v, err)
+		}
+		if cause != spillway.ErrHedgeLost {
+			t.Errorf("the primary's context ended with cause %v, want ErrHedgeLost", cause)
+		}
+		if s := br.State(); s != breaker.Closed {
+			t.Errorf("breaker %v after a lost race, want closed", s)
+		}
+	})
+}
