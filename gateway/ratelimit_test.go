@@ -200,3 +200,12 @@ func TestRateLimitGRPCIsResourceExhausted(t *testing.T) {
 		t.Errorf("upstream saw %d calls, want 1", n)
 	}
 }
+
+// TestRateLimitCheck: validate (gateway.Check) builds the route's limit as
+// serve does.
+func TestRateLimitCheck(t *testing.T) {
+	cfg := parse(t, fmt.Sprintf(rateLimitYAML, 5, "'header:X-Api-Key'"), map[string]string{"B": "http://127.0.0.1:1"})
+	if ws, err := gateway.Check(cfg); err != nil || len(ws) != 0 {
+		t.Fatalf("Check = %v, %v; want no warning, no error", ws, err)
+	}
+}
