@@ -48,6 +48,8 @@ func newRouteLimit(rc *config.Route) (*routeLimit, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A limit shared between replicas (rate_limit.shared:) wraps local
+	// here, as limiter, falling back to it when the shared store is gone.
 	l := &routeLimit{local: local, limiter: local, byIP: rl.Key == config.RateLimitClientIP}
 	l.header, _ = rl.Header()
 	l.cfg.Store(rl)
@@ -114,6 +116,8 @@ func applyRouteLimit(rc *config.Route, i int, prev *route, p *plan) (*routeLimit
 		case reflect.DeepEqual(old, rl):
 			return was, nil
 		case old.Key == rl.Key && old.MaxKeys == rl.MaxKeys:
+			// The buckets' shape is unchanged (a shared limit's settings
+			// belong to this condition too): the rate changes in place.
 			kc := rl.LimitConfig()
 			p.commit(func() {
 				// Checked by validate: the update cannot fail.
