@@ -265,6 +265,16 @@ type routeYAML struct {
 	Async            *asyncYAML     `yaml:"async"`
 	Fault            *faultYAML     `yaml:"fault"`
 	Upgrade          *upgradeYAML   `yaml:"upgrade"`
+	RateLimit        *rateLimitYAML `yaml:"rate_limit"`
+}
+
+// rateLimitYAML: keys under rate_limit: (RateLimit). A limit shared
+// between replicas (shared:) will be a key of its own here.
+type rateLimitYAML struct {
+	Rate    leaf `yaml:"rate" cfg:"limit_rate"`
+	Burst   leaf `yaml:"burst"`
+	Key     leaf `yaml:"key" cfg:"limit_key"`
+	MaxKeys leaf `yaml:"max_keys"`
 }
 
 // upgradeYAML: keys under upgrade: (Upgrade).

@@ -403,6 +403,10 @@ type Route struct {
 	// proxies and how long an upgraded connection may live (upgrade:);
 	// nil: DefaultUpgrade.
 	Upgrade *Upgrade
+	// RateLimit caps how often each client may call the route
+	// (rate_limit:), checked before anything else is done for the
+	// request; nil when none.
+	RateLimit *RateLimit
 }
 
 // Upgrade (keys under upgrade:): the HTTP/1.1 Upgrade protocols a route

@@ -479,6 +479,9 @@ func (d *decoder) validateRoutes(cfg *Config, upstreams []string) {
 		if r.Fault != nil {
 			d.validateFault(r, rp, label)
 		}
+		if r.RateLimit != nil {
+			d.validateRateLimit(r, rp, label)
+		}
 		switch {
 		case r.Optional && r.Default == nil:
 			d.errPath(rp+".optional", "%s: an optional route needs a default: answer", label)

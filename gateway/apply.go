@@ -394,7 +394,8 @@ func diffKeys(prefix string, a, b any) string {
 
 func diffValues(key string, a, b reflect.Value, out *[]string) {
 	switch {
-	case a.Kind() == reflect.Struct:
+	case a.Kind() == reflect.Struct && !a.Type().Implements(stringer):
+		// A struct that writes itself (a rate: 100/s) is one setting.
 		for i := range a.NumField() {
 			if !a.Type().Field(i).IsExported() {
 				continue
@@ -407,6 +408,8 @@ func diffValues(key string, a, b reflect.Value, out *[]string) {
 		*out = append(*out, fmt.Sprintf("%s %s → %s", key, show(a), show(b)))
 	}
 }
+
+var stringer = reflect.TypeFor[fmt.Stringer]()
 
 func show(v reflect.Value) string {
 	if v.Kind() == reflect.Pointer {

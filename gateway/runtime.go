@@ -227,6 +227,8 @@ type RouteView struct {
 	// Live are the figures over the trailing window (RouteRates); absent
 	// at the first read.
 	Live *RouteRates `json:"live,omitempty"`
+	// RateLimit is the route's rate limit (rate_limit:); absent when none.
+	RateLimit *RateLimitView `json:"rate_limit,omitempty"`
 }
 
 // Routes returns the routes of the configuration in use, in match order.
@@ -238,6 +240,9 @@ func (g *Gateway) Routes() []RouteView {
 		v := RouteView{Name: r.cfg.Name, Upstream: r.cfg.Upstream, Optional: r.cfg.Optional, Enabled: !r.off.Load(),
 			Async: r.cfg.Async != nil, Fallback: make([]string, 0, len(r.cfg.Fallback)),
 			Live: g.metrics.rates.routeRates(r.cfg.Name, counts[r.cfg.Name])}
+		if r.limit != nil {
+			v.RateLimit = r.limit.view()
+		}
 		for _, f := range r.cfg.Fallback {
 			switch {
 			case f.Upstream != "":

@@ -83,7 +83,7 @@ func printUpstream(w io.Writer, v gateway.UpstreamView) {
 
 func printRoutes(w io.Writer, l struct{ Routes []gateway.RouteView }) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROUTE\tUPSTREAM\tOPTIONAL\tENABLED\tASYNC\tFALLBACK")
+	fmt.Fprintln(tw, "ROUTE\tUPSTREAM\tOPTIONAL\tENABLED\tASYNC\tFALLBACK\tRATE LIMIT")
 	for _, r := range l.Routes {
 		up := r.Upstream
 		if up == "" {
@@ -93,7 +93,11 @@ func printRoutes(w io.Writer, l struct{ Routes []gateway.RouteView }) {
 		if fb == "" {
 			fb = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%t\t%t\t%t\t%s\n", r.Name, up, r.Optional, r.Enabled, r.Async, fb)
+		rl := "-"
+		if l := r.RateLimit; l != nil {
+			rl = fmt.Sprintf("%s burst %d by %s (%d keys, %d refused)", l.Rate, l.Burst, l.Key, l.TrackedKeys, l.Rejected)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%t\t%t\t%t\t%s\t%s\n", r.Name, up, r.Optional, r.Enabled, r.Async, fb, rl)
 	}
 	_ = tw.Flush()
 }
