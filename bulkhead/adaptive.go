@@ -252,7 +252,27 @@ func newLimiter(cfg Adaptive, hi, limit int) *limiter {
 	return l
 }
 
-// clamp returns the limit n as an integer within the bounds.
+// same reports whether cfg (resolved) is the configuration l runs, but for
+// Adaptive.Drop, which a func cannot be compared on.
+func (l *limiter) same(cfg Config) bool {
+	return l.cfg.key() == cfg.Adaptive.key() && l.hi == float64(cfg.MaxConcurrent)
+}
+
+// adaptiveKey is Adaptive without Drop: the comparable part.
+type adaptiveKey struct {
+	alg                                   Algorithm
+	lo, initial, samples, queue, long, pm int
+	window, timeout                       time.Duration
+	clock                                 spillway.Clock
+	tolerance, smoothing, backoff         float64
+}
+
+func (a Adaptive) key() adaptiveKey {
+	return adaptiveKey{a.Algorithm, a.MinConcurrent, a.InitialLimit, a.MinSamples, a.QueueSize, a.LongWindow, a.ProbeMultiplier,
+		a.Window, a.Timeout, a.Clock, a.Tolerance, a.Smoothing, a.BackoffRatio}
+}
+
+// clamp returns the limit n within the bounds.
 func (l *limiter) clamp(n float64) float64 { return min(max(n, l.lo), l.hi) }
 
 // kind sorts a call's outcome: a sample, a drop, or nothing to learn from.

@@ -427,3 +427,18 @@ func TestAdaptiveConcurrentReleases(t *testing.T) {
 		t.Errorf("in flight %d after every call returned", b.InFlight())
 	}
 }
+
+// TestAdaptiveUpdateOfTheQueueKeepsLearning: an Update that changes only
+// the queue leaves the adaptive limit where it was.
+func TestAdaptiveUpdateOfTheQueueKeepsLearning(t *testing.T) {
+	s := newSim(t, bulkhead.Config{MaxConcurrent: 200, Adaptive: bulkhead.Adaptive{Algorithm: bulkhead.AIMD}})
+	s.rounds(50, 1000, 10*time.Millisecond, nil) // 5 windows: 25
+	cfg := bulkhead.Config{MaxConcurrent: 200, MaxWaiting: 10, Adaptive: bulkhead.Adaptive{Algorithm: bulkhead.AIMD, Clock: s.clock}}
+	if err := s.b.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	s.rounds(10, 1000, 10*time.Millisecond, nil)
+	if got := s.b.Limit(); got != 26 || s.b.MaxWaiting() != 10 {
+		t.Errorf("limit %d, max waiting %d after a queue-only Update and one more window, want 26 and 10", got, s.b.MaxWaiting())
+	}
+}
