@@ -166,6 +166,11 @@ func TestParseProblems(t *testing.T) {
 				`t.yaml:6:13: upstreams.a.health.path: "" must start with / (it is required when health is set)`,
 				`t.yaml:6:37: upstreams.a.health: timeout (2s) is longer than interval (1s)`,
 			}},
+		{"adaptive bulkhead", "upstreams:\n  a: {instances: [http://127.0.0.1:1], bulkhead: {adaptive: cubic}}\n  b: {instances: [http://127.0.0.1:1], bulkhead: {adaptive: aimd, min_concurrent: 50, max_concurrent: 10}}\nroutes: [{name: r, upstream: a}, {name: s, upstream: b}]\n",
+			[]string{
+				`t.yaml:2:61: upstreams.a.bulkhead.adaptive: "cubic" is not one of gradient2, aimd, vegas`,
+				`t.yaml:3:83: upstreams.b.bulkhead: min_concurrent (50) is more than max_concurrent (10), the adaptive limit's bounds`,
+			}},
 		{"negative and zero values", "server: {idle_timeout: 0s, shutdown_grace: -1s}\nupstreams:\n  a: {instances: [http://127.0.0.1:1], bulkhead: {max_concurrent: 0}, retry: {budget: {min_per_second: -1}}}\nroutes: [{name: r, upstream: a}]\n",
 			[]string{
 				"t.yaml:1:24: server.idle_timeout: must be more than 0",
