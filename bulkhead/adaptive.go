@@ -1,7 +1,6 @@
 package bulkhead
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -507,21 +506,10 @@ func (b *Bulkhead) permit(n int64) spillway.Permit {
 // call panicked or called runtime.Goexit: never a sample.
 var errPanicked = &spillway.PanicError{Value: "bulkhead: the call panicked or exited"}
 
-// run runs fn under a permit, releasing it with fn's error (or as a panic).
-func run[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error)) (T, error) {
-	p, err := b.Acquire(ctx)
-	if err != nil {
-		var zero T
-		return zero, err
+// releaseUnlessDone releases p as a panic unless the call is done (and
+// released p with its outcome): deferred by Execute and Do.
+func (b *Bulkhead) releaseUnlessDone(p spillway.Permit, done *bool) {
+	if !*done {
+		b.ReleasePermit(p, errPanicked)
 	}
-	done := false
-	defer func() {
-		if !done {
-			b.ReleasePermit(p, errPanicked)
-		}
-	}()
-	v, err := fn(ctx)
-	done = true
-	b.ReleasePermit(p, err)
-	return v, err
 }

@@ -334,13 +334,31 @@ func (b *Bulkhead) ReleasePermit(p spillway.Permit, err error) {
 // fn and releases the slot with fn's error, also when fn panics (the panic
 // goes on).
 func (b *Bulkhead) Execute(ctx context.Context, fn func(context.Context) error) error {
-	_, err := run(ctx, b, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	p, err := b.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	done := false
+	defer b.releaseUnlessDone(p, &done)
+	err = fn(ctx)
+	done = true
+	b.ReleasePermit(p, err)
 	return err
 }
 
 // Do is Execute for a function that returns a value.
 func Do[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error)) (T, error) {
-	return run(ctx, b, fn)
+	p, err := b.Acquire(ctx)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	done := false
+	defer b.releaseUnlessDone(p, &done)
+	v, err := fn(ctx)
+	done = true
+	b.ReleasePermit(p, err)
+	return v, err
 }
 
 // tryAcquire is the lock-free path: it takes a slot if one is free and the
