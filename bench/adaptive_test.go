@@ -34,15 +34,8 @@ func BenchmarkAdaptiveAcquireRelease(b *testing.B) {
 			name = "spillway-static"
 		}
 		b.Run(name, func(b *testing.B) {
-			bh := adaptiveBulkhead(b, alg)
 			b.ReportAllocs()
-			for b.Loop() {
-				p, err := bh.Acquire(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				p.Release(nil)
-			}
+			acquireRelease(b, adaptiveBulkhead(b, alg))
 		})
 	}
 	b.Run("failsafe-go", func(b *testing.B) {
@@ -60,17 +53,8 @@ func BenchmarkAdaptiveAcquireRelease(b *testing.B) {
 
 func BenchmarkAdaptiveAcquireReleaseParallel(b *testing.B) {
 	b.Run("spillway-gradient2", func(b *testing.B) {
-		bh := adaptiveBulkhead(b, bulkhead.Gradient2)
 		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				p, err := bh.Acquire(ctx)
-				if err != nil {
-					panic(err)
-				}
-				p.Release(nil)
-			}
-		})
+		acquireReleaseParallel(b, adaptiveBulkhead(b, bulkhead.Gradient2))
 	})
 	b.Run("failsafe-go", func(b *testing.B) {
 		l := failsafeAdaptiveLimiter()
@@ -84,5 +68,30 @@ func BenchmarkAdaptiveAcquireReleaseParallel(b *testing.B) {
 				p.Record()
 			}
 		})
+	})
+}
+
+// acquireRelease admits a call under bh and releases it as a success, b.N
+// times.
+func acquireRelease(b *testing.B, bh *bulkhead.Bulkhead) {
+	for b.Loop() {
+		p, err := bh.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Release(nil)
+	}
+}
+
+// acquireReleaseParallel is acquireRelease from every P.
+func acquireReleaseParallel(b *testing.B, bh *bulkhead.Bulkhead) {
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p, err := bh.Acquire(ctx)
+			if err != nil {
+				panic(err)
+			}
+			p.Release(nil)
+		}
 	})
 }
