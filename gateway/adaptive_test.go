@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -168,5 +169,25 @@ func TestReloadAdaptiveBulkheadInPlace(t *testing.T) {
 		if got := <-a; got[:3] != "200" {
 			t.Errorf("a request in flight across the reloads: %q", got)
 		}
+	}
+}
+
+// TestPatchUpstreamMakesTheBulkheadAdaptive: the runtime API turns a fixed
+// limit adaptive in place, and refuses bounds the wrong way round.
+func TestPatchUpstreamMakesTheBulkheadAdaptive(t *testing.T) {
+	be := newBackend(t, "ok")
+	h := start(t, parse(t, changeYAML, map[string]string{"URL": be.URL}))
+	v, err := h.gw.PatchUpstream(operator, "app", []byte(`{"bulkhead":{"adaptive":"vegas","min_concurrent":4}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := v.Live.Bulkhead
+	if v.Policies.Bulkhead.Adaptive != "vegas" || v.Policies.Bulkhead.MinConcurrent != 4 ||
+		b.Mode != "vegas" || b.Limit != 10 || b.MinConcurrent != 4 || b.MaxConcurrent != 10 {
+		t.Errorf("answer: policies %+v, live %+v; want vegas from the limit it had, 10, in [4, 10]", v.Policies.Bulkhead, b)
+	}
+	if _, err := h.gw.PatchUpstream(operator, "app", []byte(`{"bulkhead":{"min_concurrent":40}}`)); err == nil ||
+		!strings.Contains(err.Error(), "min_concurrent (40) is more than max_concurrent (10)") {
+		t.Errorf("min_concurrent above max_concurrent: %v", err)
 	}
 }
