@@ -55,7 +55,7 @@ func DefaultUpstream() Upstream {
 			MinCalls: 20, FailureRate: 0.5, SlowCall: SlowCall{Rate: 1},
 			OpenFor: 30 * time.Second, MaxOpenFor: 5 * time.Minute, HalfOpenProbes: 5,
 		},
-		Bulkhead:      Bulkhead{MaxConcurrent: 100},
+		Bulkhead:      Bulkhead{MinConcurrent: 1, MaxConcurrent: 100},
 		Outlier:       Outlier{ConsecutiveFailures: 5, Ejection: 30 * time.Second, MaxEjection: 300 * time.Second, MaxEjected: 0.5, PanicThreshold: 0.5},
 		MaxReplayBody: mib,
 	}

@@ -225,6 +225,8 @@ type slowCallYAML struct {
 
 // bulkheadYAML: keys under bulkhead: (Bulkhead).
 type bulkheadYAML struct {
+	Adaptive      leaf `yaml:"adaptive" values:"gradient2 aimd vegas"` // absent: a fixed limit
+	MinConcurrent leaf `yaml:"min_concurrent"`
 	MaxConcurrent leaf `yaml:"max_concurrent"`
 	MaxWaiting    leaf `yaml:"max_waiting" cfg:"zero"` // 0: rejected at once when full
 	MaxWait       leaf `yaml:"max_wait" cfg:"zero"`    // 0: a queued call waits for its deadline

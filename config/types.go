@@ -345,7 +345,12 @@ type SlowCall struct {
 
 // Bulkhead (keys under bulkhead:). Defaults: 100 concurrent, no queue.
 type Bulkhead struct {
-	MaxConcurrent int           // max_concurrent
+	// Adaptive is "" (a fixed max_concurrent, default) | gradient2 | aimd |
+	// vegas: the limit then moves in [min_concurrent, max_concurrent],
+	// starting at 20 (clamped).
+	Adaptive      string
+	MinConcurrent int           // min_concurrent, default 1; adaptive only
+	MaxConcurrent int           // max_concurrent; adaptive: the upper bound
 	MaxWaiting    int           // max_waiting
 	MaxWait       time.Duration // max_wait
 }

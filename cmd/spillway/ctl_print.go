@@ -59,8 +59,15 @@ func printUpstream(w io.Writer, v gateway.UpstreamView) {
 	fmt.Fprintf(w, "%s\n", v.Name)
 	fmt.Fprintf(w, "  breaker   %s (mode %s), failures %.0f%% of the window, opens at %.0f%%\n",
 		l.Breaker.State, p.Breaker.Mode, 100*l.Breaker.FailureRate, 100*p.Breaker.FailureRate)
-	fmt.Fprintf(w, "  bulkhead  %d/%d in use, %d/%d waiting, %d rejected\n",
-		l.Bulkhead.InUse, p.Bulkhead.MaxConcurrent, l.Bulkhead.Waiting, p.Bulkhead.MaxWaiting, l.Bulkhead.Rejected)
+	limit, adaptive := l.Bulkhead.Limit, ""
+	if limit == 0 { // a gateway that does not report its limit
+		limit = p.Bulkhead.MaxConcurrent
+	}
+	if p.Bulkhead.Adaptive != "" {
+		adaptive = fmt.Sprintf(" (%s limit, %d-%d)", p.Bulkhead.Adaptive, l.Bulkhead.MinConcurrent, l.Bulkhead.MaxConcurrent)
+	}
+	fmt.Fprintf(w, "  bulkhead  %d/%d in use%s, %d/%d waiting, %d rejected\n",
+		l.Bulkhead.InUse, limit, adaptive, l.Bulkhead.Waiting, p.Bulkhead.MaxWaiting, l.Bulkhead.Rejected)
 	retry := fmt.Sprintf("  retry     %d attempts", p.Retry.MaxAttempts)
 	if l.BudgetLeft != nil {
 		retry += fmt.Sprintf(", budget %.0f left", *l.BudgetLeft)
