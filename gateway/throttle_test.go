@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/spillway-dev/spillway/config"
-	"github.com/spillway-dev/spillway/gateway"
 )
 
 // throttledYAML is an upstream guarded by the throttle alone (the breaker
@@ -185,14 +184,7 @@ func TestThrottleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := gateway.Check(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, w := range ws {
-		got = append(got, w.String())
-	}
+	got := checkWarnings(t, cfg)
 	want := []string{
 		"test.yaml:4:19: upstreams.svc.throttle.k: K is 1: the first failed call in the window starts refusing calls (the SRE book suggests 2, or 1.1 to throttle sooner)",
 		"test.yaml:4:37: upstreams.svc.throttle.max_rejection: MaxRejectionRate is 1: once the downstream accepts nothing, all but one call in requests+1 is refused for as long as calls keep coming, so the throttle hardly learns that it recovered",
