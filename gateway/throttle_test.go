@@ -1,10 +1,17 @@
 package gateway_test
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/spillway-dev/spillway/config"
 )
@@ -191,5 +198,32 @@ func TestThrottleConfig(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Check warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A throttled gRPC call is answered in gRPC's terms: RESOURCE_EXHAUSTED,
+// the trailer spillway-reason throttled and a pushback of one second.
+func TestGRPCThrottledIsResourceExhausted(t *testing.T) {
+	u := newGRPCUpstream(t, nil)
+	u.setScript(func(context.Context, int64) error { return status.Error(codes.Unavailable, "overloaded") })
+	c := h2cGateway(t, u, "    throttle: {k: 2}\n    breaker: {mode: disabled}\n    outlier: {consecutive_failures: 0}")
+	ctx := grpcCtx(t)
+	for {
+		var trailer metadata.MD
+		_, err := c.UnaryCall(ctx, &testpb.SimpleRequest{}, grpc.Trailer(&trailer))
+		s := status.Convert(err)
+		if s.Code() == codes.Unavailable && strings.Contains(s.Message(), "overloaded") {
+			continue // the upstream's own answer; the throttle learns from it
+		}
+		if s.Code() != codes.ResourceExhausted || !strings.HasPrefix(s.Message(), "throttled: ") {
+			t.Fatalf("status %v %q, want ResourceExhausted throttled: ...", s.Code(), s.Message())
+		}
+		if got := trailer.Get("spillway-reason"); len(got) != 1 || got[0] != "throttled" {
+			t.Errorf("spillway-reason %q, want [throttled]", got)
+		}
+		if got := trailer.Get("grpc-retry-pushback-ms"); len(got) != 1 || got[0] != "1000" {
+			t.Errorf("grpc-retry-pushback-ms %q, want [1000]", got)
+		}
+		return
 	}
 }
