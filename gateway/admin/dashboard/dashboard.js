@@ -112,6 +112,10 @@
     const max = u.policies && u.policies.bulkhead ? u.policies.bulkhead.max_concurrent : 0;
     row(dl, "bulkhead", (bh.in_use || 0) + (max ? " / " + max : "") + " in use, " + (bh.waiting || 0) + " waiting, " + (bh.rejected || 0) + " rejected");
     row(dl, "budget left", live.budget_left === undefined ? "no retries" : live.budget_left.toFixed(1) + " retries");
+    if (live.throttle) {
+      const th = live.throttle;
+      row(dl, "throttle", (th.rejection_probability * 100).toFixed(1) + "% refused now, " + th.accepts + " / " + th.requests + " accepted, " + th.rejected + " rejected");
+    }
     rateRows(dl, live.rates);
     card.appendChild(dl);
     const tl = el("div", null, "timeline");
