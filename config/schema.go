@@ -146,6 +146,7 @@ type upstreamYAML struct {
 	Retry         retryYAML        `yaml:"retry"`
 	Breaker       breakerYAML      `yaml:"breaker"`
 	Bulkhead      bulkheadYAML     `yaml:"bulkhead"`
+	Hedge         *hedgeYAML       `yaml:"hedge"`
 	Health        *healthYAML      `yaml:"health"`
 	Outlier       outlierYAML      `yaml:"outlier"`
 	MaxReplayBody leaf             `yaml:"max_replay_body" cfg:"zero"`
@@ -228,6 +229,12 @@ type bulkheadYAML struct {
 	MaxConcurrent leaf `yaml:"max_concurrent"`
 	MaxWaiting    leaf `yaml:"max_waiting" cfg:"zero"` // 0: rejected at once when full
 	MaxWait       leaf `yaml:"max_wait" cfg:"zero"`    // 0: a queued call waits for its deadline
+}
+
+// hedgeYAML: keys under hedge: (Hedge).
+type hedgeYAML struct {
+	Delay leaf `yaml:"delay" cfg:"hedge_delay"`
+	Max   leaf `yaml:"max"`
 }
 
 // outlierYAML: keys under outlier: (Outlier).

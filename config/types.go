@@ -234,6 +234,9 @@ type Upstream struct {
 	Retry     Retry
 	Breaker   Breaker
 	Bulkhead  Bulkhead
+	// Hedge hedges the upstream's GET, HEAD and OPTIONS requests (hedge:);
+	// nil when none is configured.
+	Hedge *Hedge
 	// Health is the active health check; nil when none is configured.
 	Health  *Health
 	Outlier Outlier
@@ -348,6 +351,15 @@ type Bulkhead struct {
 	MaxConcurrent int           // max_concurrent
 	MaxWaiting    int           // max_waiting
 	MaxWait       time.Duration // max_wait
+}
+
+// Hedge (keys under hedge:): a hedge of an attempt unanswered after Delay,
+// or, when Delay is 0, after the Quantile of the upstream's latency.
+// Defaults: delay p95, max 1.
+type Hedge struct {
+	Delay    time.Duration // delay: a duration
+	Quantile float64       // delay: pNN, the quantile NN/100 (p95: 0.95)
+	Max      int           // max: hedges per attempt, default 1
 }
 
 // Health is the active health check (keys under health:).
