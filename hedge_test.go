@@ -129,3 +129,23 @@ func TestALosingAttemptIsNotABreakerFailure(t *testing.T) {
 		}
 	})
 }
+
+func TestHooksSeeHedges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var sent, won atomic.Int32
+		h := hedge.MustNew(hedge.Config{Delay: 10 * time.Millisecond, Observer: &spillway.Hooks{
+			OnHedge:    func(spillway.Event) { sent.Add(1) },
+			OnHedgeWon: func(spillway.Event) { won.Add(1) },
+		}})
+		var calls atomic.Int32
+		if _, err := hedge.Do(t.Context(), h, hangFirst(&calls)); err != nil {
+			t.Fatal(err)
+		}
+		if sent.Load() != 1 || won.Load() != 1 {
+			t.Errorf("OnHedge %d, OnHedgeWon %d; want 1, 1", sent.Load(), won.Load())
+		}
+		if spillway.EventHedge.String() != "hedge" || spillway.EventHedgeWon.String() != "hedge_won" {
+			t.Errorf("kinds: %v, %v", spillway.EventHedge, spillway.EventHedgeWon)
+		}
+	})
+}
