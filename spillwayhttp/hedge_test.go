@@ -1,11 +1,11 @@
 package spillwayhttp_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -79,7 +79,7 @@ func TestAPOSTIsNeverHedged(t *testing.T) {
 		io.WriteString(w, "done")
 	})
 	tr, h, _, _ := hedgedTransport(t)
-	resp, err := (&http.Client{Transport: tr}).Post(srv.URL, "text/plain", strings.NewReader("x"))
+	resp, err := (&http.Client{Transport: tr}).Post(srv.URL, "text/plain", bytes.NewReader([]byte("x")))
 	if err != nil {
 		t.Fatal(err)
 	}
