@@ -42,44 +42,63 @@ type tried struct {
 	failed, err error
 }
 
+// hedgeCall is one hedged attempt: what its attempts share. It is a value
+// of its own, not the exchange, which would otherwise escape to the heap
+// on every request, hedged or not; the replay is a copy, read only by the
+// hedges (the primary's body was taken before).
+type hedgeCall struct {
+	t           *Transport
+	ds          *downstream
+	req         *http.Request
+	rep         replay
+	n           int
+	body        io.ReadCloser
+	lim, budget time.Duration
+	cause       *spillway.Error
+}
+
 // hedged makes attempt n as a hedged race: the primary with body, each hedge
 // with a body of its own from the replay. Each attempt's context derives
 // from the request's, not from the race's, so that the winner's response
 // body outlives the race; the race's cancellation reaches an attempt while
 // it waits for its response head. It returns the attempt that stands.
-func (x *exchange) hedged(n int, body io.ReadCloser, lim, budget time.Duration, cause *spillway.Error) (*http.Response, error, error) {
-	ds, req := x.ds, x.req
-	ctx := req.Context()
-	o, _, _ := spillway.Hedge(ctx, ds.pub.Hedge, func(rctx context.Context, k int) (tried, error) {
-		actx, b := ctx, body
-		if k > 0 {
-			actx = context.WithValue(ctx, hedgeKey{}, k)
-			var err error
-			if b, err = x.rep.body(req, 2); err != nil {
-				return tried{err: err}, err
-			}
-		}
-		var a *attempt
-		var kept spillway.Permits
-		var o tried
-		var started bool
-		o.resp, started, o.failed, o.err = ds.eng.Attempt(spillway.HedgeCaller(ctx, rctx), rctx, n, func(context.Context) (*http.Response, error) {
-			a = x.t.newAttempt(actx, ds, lim, cause)
-			stop := context.AfterFunc(rctx, func() {
-				if context.Cause(rctx) == spillway.ErrHedgeLost {
-					a.cancel(spillway.ErrHedgeLost)
-				}
-			})
-			defer stop()
-			return x.t.send(req, a, b, false, lim, budget)
-		}, &kept)
-		x.sent(a, b, started, o.resp, o.err, &kept)
-		if o.failed != nil {
-			return o, o.failed
-		}
-		return o, o.err
-	}, closeLoser)
+func (x *exchange) hedged(n int, body io.ReadCloser, lim, budget time.Duration, cause *spillway.Error) (resp *http.Response, failed, err error) {
+	c := &hedgeCall{t: x.t, ds: x.ds, req: x.req, rep: x.rep, n: n, body: body, lim: lim, budget: budget, cause: cause}
+	o, _, _ := spillway.Hedge(x.req.Context(), x.ds.pub.Hedge, c.attempt, closeLoser)
 	return o.resp, o.failed, o.err
+}
+
+// attempt makes attempt k of the race (0: the primary) under rctx, the
+// context the race cancels it by.
+func (c *hedgeCall) attempt(rctx context.Context, k int) (tried, error) {
+	ctx := c.req.Context()
+	actx, b := ctx, c.body
+	if k > 0 {
+		actx = context.WithValue(ctx, hedgeKey{}, k)
+		var err error
+		if b, err = c.rep.body(c.req, 2); err != nil {
+			return tried{err: err}, err
+		}
+	}
+	var a *attempt
+	var kept spillway.Permits
+	var o tried
+	var started bool
+	o.resp, started, o.failed, o.err = c.ds.eng.Attempt(spillway.HedgeCaller(ctx, rctx), rctx, c.n, func(context.Context) (*http.Response, error) {
+		a = c.t.newAttempt(actx, c.ds, c.lim, c.cause)
+		stop := context.AfterFunc(rctx, func() {
+			if context.Cause(rctx) == spillway.ErrHedgeLost {
+				a.cancel(spillway.ErrHedgeLost)
+			}
+		})
+		defer stop()
+		return c.t.send(c.req, a, b, false, c.lim, c.budget)
+	}, &kept)
+	c.t.sent(c.ds, a, b, started, o.resp, o.err, &kept)
+	if o.failed != nil {
+		return o, o.failed
+	}
+	return o, o.err
 }
 
 // closeLoser closes the response of an attempt that lost its race.

@@ -599,7 +599,7 @@ func (x *exchange) attempt(n int, now time.Time) (retry bool, failed error) {
 			a = x.t.newAttempt(ctx, ds, lim, cause)
 			return x.t.send(req, a, body, n == 1, lim, budget)
 		}, &kept)
-		x.sent(a, body, started, x.resp, x.err, &kept)
+		x.t.sent(ds, a, body, started, x.resp, x.err, &kept)
 	}
 	x.last = failed
 	return failed != nil && x.t.retries(req, ds, &x.rep, x.resp, x.err), failed
@@ -608,14 +608,14 @@ func (x *exchange) attempt(n int, now time.Time) (retry bool, failed error) {
 // sent finishes an attempt made with a: a body it did not send is closed
 // (a guard refused, or the context was done), a response's body becomes a,
 // holding the bulkhead slot when BulkheadSpansBody.
-func (x *exchange) sent(a *attempt, body io.ReadCloser, started bool, resp *http.Response, err error, kept *spillway.Permits) {
+func (t *Transport) sent(ds *downstream, a *attempt, body io.ReadCloser, started bool, resp *http.Response, err error, kept *spillway.Permits) {
 	switch {
 	case !started:
 		if body != nil {
 			body.Close()
 		}
 	case err == nil:
-		a.wrap(resp, x.t, kept.Take(x.ds.pub.Bulkhead))
+		a.wrap(resp, t, kept.Take(ds.pub.Bulkhead))
 	}
 }
 
