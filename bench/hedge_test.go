@@ -85,6 +85,10 @@ func (t *tail) serve(ctx context.Context) (string, error) {
 // caller makes one call of a downstream, hedged or not.
 type caller func(ctx context.Context, fn func(context.Context) (string, error)) (string, error)
 
+// learned is the learned-delay policy of the latest run, whose delay the
+// tests report.
+var learned *hedge.Policy
+
 // contenders are the hedging setups compared, each made fresh per run.
 func hedgeContenders(fixed time.Duration) []struct {
 	name string
@@ -100,6 +104,7 @@ func hedgeContenders(fixed time.Duration) []struct {
 		{"spillway p95 + budget", func() caller {
 			b := retry.MustNewBudget(retry.BudgetConfig{})
 			p := hedge.MustNew(hedge.Config{Quantile: 0.95, Budget: b, RecordRequests: true})
+			learned = p
 			return func(ctx context.Context, fn func(context.Context) (string, error)) (string, error) {
 				return hedge.Do(ctx, p, fn)
 			}
@@ -182,6 +187,8 @@ func TestHedgeSimulation(t *testing.T) {
 		})
 	}
 	report(t, rows)
+	d, _ := learned.Delay()
+	t.Logf("spillway's learned delay at the end: %s (hedges sent %d, won %d)", d, learned.Sent(), learned.Won())
 	if r := rows[1]; float64(r.p99) > 0.3*float64(rows[0].p99) || r.extra > 0.05 {
 		t.Errorf("%s: p99 %s against %s without hedging, %.2f%% extra load; want ≤ 0.3× at ≤ 5%%", r.name, r.p99, rows[0].p99, 100*r.extra)
 	}
@@ -224,6 +231,8 @@ func TestHedgeLoopback(t *testing.T) {
 		srv.Close()
 	}
 	report(t, rows)
+	d, _ := learned.Delay()
+	t.Logf("spillway's learned delay at the end: %s (hedges sent %d, won %d)", d, learned.Sent(), learned.Won())
 }
 
 // BenchmarkHedgeHotPath is the cost of a hedged call whose primary answers
