@@ -52,8 +52,9 @@ func newSlowInstance(t *testing.T) *slowInstance {
 
 // TestHedgingAroundASlowInstance: every GET whose attempt goes to the
 // instance that hangs is answered by its hedge on the other instance (the
-// only way it can be answered before the 5s attempt limit), and the hung
-// attempt is cancelled; a POST is never hedged.
+// only way it can be answered before the 5s attempt limit: with
+// max_attempts 1, an unhedged one would fail), and every request the hung
+// instance got is cancelled; a POST is never hedged.
 func TestHedgingAroundASlowInstance(t *testing.T) {
 	slow, fast := newSlowInstance(t), newBackend(t, "fast")
 	h := start(t, parse(t, hedgeConfig, map[string]string{"SLOW": slow.URL, "FAST": fast.URL}))
@@ -69,11 +70,14 @@ func TestHedgingAroundASlowInstance(t *testing.T) {
 	}
 	slices.Sort(lat)
 	t.Logf("%d GETs, one instance hung: p50 %s, p99 %s (without hedging, half would wait for the 5s attempt limit)", n, lat[n/2], lat[n*99/100])
+	// Round robin sends every other attempt to the hung instance; a hedge
+	// goes to the other one. (A fast attempt slowed past the delay by a
+	// loaded machine may be hedged too, to the hung instance, and lose.)
 	sent := metricValue(t, h, "spillway_hedges_total", "upstream", "svc", "outcome", "sent")
 	won := metricValue(t, h, "spillway_hedges_total", "upstream", "svc", "outcome", "won")
 	hung := slow.hits.Load()
-	if hung == 0 || sent < float64(hung) || won != float64(hung) {
-		t.Errorf("%d GETs went to the hung instance, %v hedges sent, %v won; want each of them hedged and won", hung, sent, won)
+	if hung < n/2 || won < n/2 || sent < won {
+		t.Errorf("%d attempts went to the hung instance, %v hedges sent, %v won; want at least %d hedged and won", hung, sent, won, n/2)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for slow.cancelled.Load() < hung && time.Now().Before(deadline) {
@@ -83,7 +87,7 @@ func TestHedgingAroundASlowInstance(t *testing.T) {
 		t.Errorf("%d of the hung instance's %d requests were cancelled", c, hung)
 	}
 	v, ok := h.gw.Upstream("svc")
-	if !ok || v.Live.Hedge == nil || v.Live.Hedge.Won != uint64(hung) || v.Live.Hedge.Delay != "20ms" || v.Policies.Hedge == nil || v.Policies.Hedge.Delay != "20ms" {
+	if !ok || v.Live.Hedge == nil || float64(v.Live.Hedge.Won) != won || v.Live.Hedge.Delay != "20ms" || v.Policies.Hedge == nil || v.Policies.Hedge.Delay != "20ms" {
 		t.Errorf("runtime view: %+v, %+v", v.Live.Hedge, v.Policies.Hedge)
 	}
 
