@@ -112,6 +112,9 @@
     const max = u.policies && u.policies.bulkhead ? u.policies.bulkhead.max_concurrent : 0;
     row(dl, "bulkhead", (bh.in_use || 0) + (max ? " / " + max : "") + " in use, " + (bh.waiting || 0) + " waiting, " + (bh.rejected || 0) + " rejected");
     row(dl, "budget left", live.budget_left === undefined ? "no retries" : live.budget_left.toFixed(1) + " retries");
+    if (live.hedge) {
+      row(dl, "hedges", (live.hedge.delay ? "after " + live.hedge.delay : "learning the delay") + ", " + live.hedge.sent + " sent, " + live.hedge.won + " won");
+    }
     rateRows(dl, live.rates);
     card.appendChild(dl);
     const tl = el("div", null, "timeline");
