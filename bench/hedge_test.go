@@ -16,8 +16,14 @@ import (
 	"time"
 
 	"github.com/failsafe-go/failsafe-go"
+	fsbulkhead "github.com/failsafe-go/failsafe-go/bulkhead"
+	fsbreaker "github.com/failsafe-go/failsafe-go/circuitbreaker"
 	"github.com/failsafe-go/failsafe-go/hedgepolicy"
+	fsretry "github.com/failsafe-go/failsafe-go/retrypolicy"
 
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/breaker"
+	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/hedge"
 	"github.com/spillway-dev/spillway/retry"
 )
@@ -256,6 +262,30 @@ func BenchmarkHedgeHotPath(b *testing.B) {
 	})
 	b.Run("failsafe-go", func(b *testing.B) {
 		ex := failsafe.With(hedgepolicy.NewWithDelay[string](time.Second)).WithContext(ctx)
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = ex.GetWithExecution(func(exec failsafe.Execution[string]) (string, error) { return fn(exec.Context()) })
+		}
+	})
+	// The same hedge in each library's pipeline of retry, breaker and
+	// bulkhead (hedge inside the retry, outside the guards).
+	b.Run("spillway-pipeline", func(b *testing.B) {
+		budget := retry.MustNewBudget(retry.BudgetConfig{})
+		pl := spillway.MustNewPipeline(spillway.Policies[string]{
+			Retry:    retry.MustNew(retry.Config{Budget: budget}),
+			Hedge:    hedge.MustNew(hedge.Config{Delay: time.Second, Budget: budget}),
+			Breaker:  breaker.MustNew(breaker.Config{}),
+			Bulkhead: bulkhead.MustNew(bulkhead.Config{}),
+		})
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = pl.Execute(ctx, fn)
+		}
+	})
+	b.Run("failsafe-go-pipeline", func(b *testing.B) {
+		rp := fsretry.NewBuilder[string]().WithMaxAttempts(3).WithBackoff(100*time.Millisecond, 5*time.Second).Build()
+		cb := fsbreaker.NewBuilder[string]().WithFailureThresholdRatio(10, 20).WithDelay(30 * time.Second).Build()
+		ex := failsafe.With[string](rp, hedgepolicy.NewWithDelay[string](time.Second), cb, fsbulkhead.New[string](100)).WithContext(ctx)
 		b.ReportAllocs()
 		for b.Loop() {
 			_, _ = ex.GetWithExecution(func(exec failsafe.Execution[string]) (string, error) { return fn(exec.Context()) })
