@@ -31,24 +31,35 @@ func hedgedTransport(t *testing.T) (*spillwayhttp.Transport, *hedge.Policy, *bre
 }
 
 // TestASlowGETIsHedged: the first attempt hangs until it is cancelled; the
-// hedge's response is returned, its body readable, the primary's request
+// hedge's response is returned, its body readable after the race, the primary's request
 // cancelled, and neither the breaker nor the bulkhead keeps a trace of the
 // loser.
 func TestASlowGETIsHedged(t *testing.T) {
 	primaryGone := make(chan error, 1)
+	rest := make(chan struct{})
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request, n int64) {
 		if n == 1 {
 			<-r.Context().Done()
 			primaryGone <- r.Context().Err()
 			return
 		}
-		io.WriteString(w, "from the hedge")
+		// The hedge's body comes in two parts, the second once the client
+		// holds the response: the race is over by then.
+		io.WriteString(w, "from ")
+		w.(http.Flusher).Flush()
+		select {
+		case <-rest:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "the hedge")
 	})
 	tr, h, br, bh := hedgedTransport(t)
 	resp, err := (&http.Client{Transport: tr}).Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
+	close(rest)
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil || string(b) != "from the hedge" {
