@@ -279,7 +279,7 @@ func BenchmarkHedgeHotPath(b *testing.B) {
 		})
 		b.ReportAllocs()
 		for b.Loop() {
-			_, _ = pl.Execute(ctx, fn)
+			_ = pl.ExecuteHedged(ctx, fn)
 		}
 	})
 	b.Run("failsafe-go-pipeline", func(b *testing.B) {

@@ -77,7 +77,7 @@ type Config struct {
 
 // Policy decides when a call is hedged; it implements spillway.Hedger. Do
 // and DoDiscard make hedged calls with it; a spillway.Pipeline hedges its
-// attempts with it (Policies.Hedge). A Policy is safe for concurrent use
+// attempts with it (Policies.Hedge, Pipeline.ExecuteHedged). A Policy is safe for concurrent use
 // and starts no goroutine of its own; make one with New.
 type Policy struct {
 	cfg   Config
