@@ -204,6 +204,7 @@ var parsers = map[string]func(d *decoder, f field, dst, parent reflect.Value){
 	},
 	"fault_status": func(d *decoder, f field, dst, _ reflect.Value) { d.faultStatus(f, dst.Addr().Interface().(*int)) },
 	"cookie":       func(d *decoder, f field, dst, _ reflect.Value) { d.cookieName(f, dst.Addr().Interface().(*string)) },
+	"shed_share":   func(d *decoder, f field, dst, _ reflect.Value) { d.shedShare(f, dst.Addr().Interface().(*float64)) },
 	"protocol": func(d *decoder, f field, dst, _ reflect.Value) {
 		d.protocol(f, dst.Addr().Interface().(*string))
 	},

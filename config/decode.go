@@ -76,9 +76,11 @@ func defaultAsync() Async {
 // sectionDefaults are the values of a section that exists only when the
 // file writes it: each key it does not write takes these.
 var sectionDefaults = map[reflect.Type]func() any{
-	reflect.TypeFor[Health]():  func() any { h := defaultHealth(); return &h },
-	reflect.TypeFor[Async]():   func() any { a := defaultAsync(); return &a },
-	reflect.TypeFor[Upgrade](): func() any { u := DefaultUpgrade(); return &u },
+	reflect.TypeFor[Health]():   func() any { h := defaultHealth(); return &h },
+	reflect.TypeFor[Async]():    func() any { a := defaultAsync(); return &a },
+	reflect.TypeFor[Upgrade]():  func() any { u := DefaultUpgrade(); return &u },
+	reflect.TypeFor[Shed]():     func() any { d := DefaultShed(); return &d },
+	reflect.TypeFor[Priority](): func() any { p := DefaultPriority(); return &p },
 	reflect.TypeFor[StaleCache](): func() any {
 		return &StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000, MaxBytes: 64 * mib}
 	},
@@ -101,6 +103,10 @@ func (u Upstream) clone() Upstream {
 	if u.Health != nil {
 		h := *u.Health
 		u.Health = &h
+	}
+	if u.Shed != nil {
+		sh := *u.Shed
+		u.Shed = &sh
 	}
 	return u
 }

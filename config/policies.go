@@ -4,6 +4,7 @@ import (
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/retry"
+	"github.com/spillway-dev/spillway/shed"
 )
 
 // The translation of an upstream's keys into the policy packages' own
@@ -21,7 +22,7 @@ func (u *Upstream) BreakerConfig() breaker.Config {
 		Name: u.Name, MinCalls: b.MinCalls, FailureRate: b.FailureRate,
 		SlowCallDuration: b.SlowCall.Duration, SlowCallRate: b.SlowCall.Rate,
 		OpenFor: b.OpenFor, MaxOpenFor: b.MaxOpenFor, HalfOpenProbes: b.HalfOpenProbes,
-		ProbeTimeout: u.Timeouts.Attempt,
+		ProbeTimeout: u.Timeouts.Attempt, SlowStart: u.SlowStart.Window,
 	}
 	if b.Window.Type == "time" {
 		bc.Window, bc.WindowDuration = breaker.TimeWindow, b.Window.Time
@@ -90,4 +91,13 @@ func (u *Upstream) RetryConfig(budget *retry.Budget) (retry.Config, error) {
 func (u *Upstream) BulkheadConfig() bulkhead.Config {
 	b := u.Bulkhead
 	return bulkhead.Config{Name: u.Name, MaxConcurrent: b.MaxConcurrent, MaxWaiting: b.MaxWaiting, MaxWait: b.MaxWait}
+}
+
+// ShedConfig is the configuration of u's load shedder against limiter (the
+// upstream's bulkhead); ok is false when u sheds nothing (no shed:).
+func (u *Upstream) ShedConfig(limiter shed.Limiter) (sc shed.Config, ok bool) {
+	if u.Shed == nil {
+		return shed.Config{}, false
+	}
+	return shed.Config{Name: u.Name, Limiter: limiter, SheddableBelow: u.Shed.SheddableAt, DefaultBelow: u.Shed.DefaultAt}, true
 }

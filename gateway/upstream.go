@@ -16,6 +16,7 @@ import (
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway/pool"
 	"github.com/spillway-dev/spillway/retry"
+	"github.com/spillway-dev/spillway/shed"
 	"github.com/spillway-dev/spillway/spillwayhttp"
 )
 
@@ -28,6 +29,9 @@ type upstream struct {
 	breaker  *breaker.Breaker
 	budget   *retry.Budget
 	bulkhead *bulkhead.Bulkhead
+	// shed sheds requests by their priority under the bulkhead's
+	// pressure; nil when the upstream has no shed:.
+	shed *shed.Shedder
 	// retry is the proxy's retry policy, spending from budget; wire makes
 	// it (it holds no state of its own).
 	retry     *retry.Policy
@@ -132,7 +136,7 @@ func newPool(u *config.Upstream, o *Options, m *upstreamMetrics) (*pool.Pool, er
 	}
 	return pool.New(u.Instances, pool.Options{
 		Name: u.Name, Balance: u.Balance, Health: u.Health, Outlier: u.Outlier, Logger: o.Logger, OnTransition: m.instance,
-		TLS: tc,
+		TLS: tc, SlowStart: u.SlowStart.Window,
 	})
 }
 
@@ -210,6 +214,9 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 		return nil, err
 	}
 	if up.bulkhead, err = newBulkhead(u, up.metrics); err != nil {
+		return nil, err
+	}
+	if up.shed, err = newShedder(u, up); err != nil {
 		return nil, err
 	}
 	if up.pool, err = newPool(u, o, up.metrics); err != nil {
