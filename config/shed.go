@@ -15,10 +15,18 @@ func (d *decoder) shedShare(f field, dst *float64) {
 }
 
 // validateShed checks that the default class is not shed before the
-// sheddable one.
+// sheddable one, and warns when the sheddable class gets no slot of its
+// own.
 func (d *decoder) validateShed(u *Upstream, up, name string) {
 	s := u.Shed
-	if s == nil || s.SheddableAt <= s.DefaultAt || d.replaced(up, ".shed.sheddable_at", ".shed.default_at") {
+	if s == nil {
+		return
+	}
+	if n := u.Bulkhead.MaxConcurrent; s.SheddableAt < 1 && s.SheddableAt*float64(n) <= 1 && !d.replaced(up, ".shed.sheddable_at", ".bulkhead.max_concurrent") {
+		p, pos := d.at(up, ".shed")
+		d.warnAt(pos, p, "%s.shed: sheddable_at %v%% of bulkhead.max_concurrent %d is one slot or less: a sheddable request is admitted only while nothing is in flight", name, 100*s.SheddableAt, n)
+	}
+	if s.SheddableAt <= s.DefaultAt || d.replaced(up, ".shed.sheddable_at", ".shed.default_at") {
 		return
 	}
 	// At the threshold written: sheddable_at, or default_at when only it
