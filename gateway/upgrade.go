@@ -515,7 +515,8 @@ func (f *wsFrames) payloadLen() uint64 {
 func (f *wsFrames) boundary() bool { return !f.broken && f.n == 0 && f.remaining == 0 }
 
 // tunnels are the gateway's open upgraded connections: a graceful
-// shutdown (Gateway.CloseUpgrades, Close) and a reload close them.
+// shutdown (Gateway.CloseUpgrades, Close) closes them, a reload those it
+// leaves without their route, upstream or instance (closeStaleTunnels).
 type tunnels struct {
 	mu     sync.Mutex
 	open   map[*tunnel]struct{}
@@ -577,8 +578,9 @@ func (t *tunnel) retune(uc config.Upgrade) {
 }
 
 // CloseUpgrades closes the gateway's upgraded connections (WebSockets)
-// politely — a WebSocket client gets a close frame 1001 "going away" —
-// refuses new ones, and returns once they are closed. http.Server.Shutdown
+// politely — a WebSocket's client and upstream each get a close frame
+// 1001 "going away", the upstream's answer awaited up to 1 s — refuses new
+// ones, and returns once they are closed. http.Server.Shutdown
 // does not know hijacked connections: register it with
 // RegisterOnShutdown. Close calls it.
 func (g *Gateway) CloseUpgrades() {
