@@ -32,16 +32,18 @@ routes:
 %s`
 
 // echoServer is a WebSocket upstream that echoes every message; hits
-// counts the upgrade requests it saw.
+// counts the upgrade requests it saw, closes receives how each connection
+// ended for it: the close frame it received, or -1 without one.
 type echoServer struct {
 	*httptest.Server
 	hits   atomic.Int64
 	refuse atomic.Int64 // a status answered instead of the upgrade
+	closes chan websocket.CloseError
 }
 
 func newEchoServer(t *testing.T) *echoServer {
 	t.Helper()
-	e := &echoServer{}
+	e := &echoServer{closes: make(chan websocket.CloseError, 16)}
 	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.hits.Add(1)
 		if s := e.refuse.Load(); s != 0 {
@@ -57,6 +59,9 @@ func newEchoServer(t *testing.T) *echoServer {
 		for {
 			typ, msg, err := c.Read(r.Context())
 			if err != nil {
+				ce := websocket.CloseError{Code: -1}
+				asCloseError(err, &ce)
+				e.closes <- ce
 				return
 			}
 			if c.Write(r.Context(), typ, msg) != nil {
@@ -239,21 +244,6 @@ func TestUpgradeClosedOnShutdown(t *testing.T) {
 		t.Errorf("closed with %d %q, want 1001 going away", code, reason)
 	}
 	<-done
-}
-
-// TestUpgradeClosedWhenItsRouteGoes: a reload that removes the route
-// closes its WebSockets with 1001.
-func TestUpgradeClosedWhenItsRouteGoes(t *testing.T) {
-	e := newEchoServer(t)
-	g, addr := startWS(t, e, "")
-	c := dialWS(t, addr)
-	cfg := parse(t, fmt.Sprintf(strings.Replace(wsRoute, "/ws}", "/other}", 1)+"    upgrade: {idle_timeout: 1h}\n", e.URL, ""), nil)
-	if _, err := g.Apply(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if code, reason := readClose(t, c); code != websocket.StatusGoingAway || reason != "route changed" {
-		t.Errorf("closed with %d %q, want 1001 route changed", code, reason)
-	}
 }
 
 // TestUpgradeFraming: an upgrade request with a body, or with
