@@ -90,9 +90,11 @@ type Config struct {
 	Rate float64
 	// Burst is the bucket's capacity, at least 1.
 	Burst int
-	// Fallback builds the local limiter that answers while NATS does not,
-	// given this replica's share of Rate and Burst. Required.
-	Fallback func(rate float64, burst int) (KeyLimiter, error)
+	// Fallback builds the local limiter that answers while NATS does not:
+	// this replica's share of the limit when it last counted n replicas,
+	// Rate/n tokens a second and a burst of ⌈Burst/n⌉ (Share). New calls it
+	// with 1, to have one before it counts. Required.
+	Fallback func(n int) (KeyLimiter, error)
 	// MaxKeys bounds the local cache of leases; 0: DefaultMaxKeys.
 	MaxKeys int
 	// LeaseTimeout bounds a lease's round trips; 0: DefaultLeaseTimeout. A
@@ -125,8 +127,8 @@ type Limiter struct {
 	n       atomic.Int64 // live replicas last seen, at least 1
 	falls   atomic.Uint64
 	fb      atomic.Pointer[fallbackRef]
-	modeMu  sync.Mutex // serializes the changes of mode
-	mu      sync.Mutex // guards keys and the entries' tokens and deny
+	modeMu  sync.Mutex   // serializes the changes of mode
+	mu      sync.RWMutex // guards keys
 	keys    map[string]*entry
 	stop    chan struct{}
 	done    chan struct{}
@@ -137,11 +139,34 @@ type kvRef struct{ kv jetstream.KeyValue }
 
 type fallbackRef struct{ l KeyLimiter }
 
-// entry is one key's local lease.
+// entry is one key's local lease. tokens and deny are written by the one
+// request that leases (under lease) and read by every other.
 type entry struct {
-	tokens int       // leased, not yet spent
-	deny   time.Time // the bucket was empty: refuse locally until then
+	tokens atomic.Int64 // leased, not yet spent
+	deny   atomic.Int64 // the bucket was empty: refuse until then (Unix ns); 0: no
 	lease  sync.Mutex
+}
+
+// take spends one leased token if there is one.
+func (e *entry) take() bool {
+	for {
+		t := e.tokens.Load()
+		if t <= 0 {
+			return false
+		}
+		if e.tokens.CompareAndSwap(t, t-1) {
+			return true
+		}
+	}
+}
+
+// denied is how long e's bucket is still known to be empty at now.
+func (e *entry) denied(now func() time.Time) time.Duration {
+	d := e.deny.Load()
+	if d == 0 {
+		return 0
+	}
+	return max(0, time.Duration(d-now().UnixNano()))
 }
 
 // New builds the limiter, opens the bucket and starts the heartbeat
@@ -152,7 +177,7 @@ func New(cfg Config) (*Limiter, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	fb, err := cfg.Fallback(cfg.Rate, cfg.Burst)
+	fb, err := cfg.Fallback(1)
 	if err != nil {
 		return nil, fmt.Errorf("sharedlimit: route %s: fallback: %w", cfg.Route, err)
 	}
@@ -217,31 +242,14 @@ func (l *Limiter) AllowKey(key string) (bool, time.Duration) {
 	if !l.shared.Load() {
 		return l.fb.Load().l.AllowKey(key)
 	}
-	l.mu.Lock()
-	e := l.entryLocked(key)
-	ok, wait, done := l.takeLocked(e)
-	l.mu.Unlock()
-	if done {
-		return ok, wait
+	e := l.entry(key)
+	if e.take() {
+		return true, 0
+	}
+	if d := e.denied(l.cfg.Now); d > 0 {
+		return false, d
 	}
 	return l.leaseAndTake(e, key)
-}
-
-// takeLocked answers from e's lease when it can: a token left, or a
-// bucket known to be empty until e.deny. done is false when a lease must
-// be asked for.
-func (l *Limiter) takeLocked(e *entry) (ok bool, wait time.Duration, done bool) {
-	if e.tokens > 0 {
-		e.tokens--
-		return true, 0, true
-	}
-	if e.deny.IsZero() {
-		return false, 0, false
-	}
-	if d := e.deny.Sub(l.cfg.Now()); d > 0 {
-		return false, d, true
-	}
-	return false, 0, false
 }
 
 // leaseAndTake leases a batch for key and spends one token of it. One
@@ -249,11 +257,11 @@ func (l *Limiter) takeLocked(e *entry) (ok bool, wait time.Duration, done bool) 
 func (l *Limiter) leaseAndTake(e *entry, key string) (bool, time.Duration) {
 	e.lease.Lock()
 	defer e.lease.Unlock()
-	l.mu.Lock()
-	ok, wait, done := l.takeLocked(e)
-	l.mu.Unlock()
-	if done {
-		return ok, wait
+	if e.take() {
+		return true, 0
+	}
+	if d := e.denied(l.cfg.Now); d > 0 {
+		return false, d
 	}
 	ref := l.kv.Load()
 	if !l.shared.Load() || ref == nil {
@@ -264,20 +272,26 @@ func (l *Limiter) leaseAndTake(e *entry, key string) (bool, time.Duration) {
 		l.toFallback(err)
 		return l.fb.Load().l.AllowKey(key)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if got == 0 {
-		e.deny = l.cfg.Now().Add(wait)
+		e.deny.Store(l.cfg.Now().Add(wait).UnixNano())
 		return false, wait
 	}
-	e.tokens += got - 1
-	e.deny = time.Time{}
+	e.deny.Store(0)
+	e.tokens.Add(int64(got - 1))
 	return true, 0
 }
 
-// entryLocked returns key's entry, making room for it when the cache is
-// full.
-func (l *Limiter) entryLocked(key string) *entry {
+// entry returns key's entry, making room for it when the cache is full.
+// A key seen before costs a read lock.
+func (l *Limiter) entry(key string) *entry {
+	l.mu.RLock()
+	e, ok := l.keys[key]
+	l.mu.RUnlock()
+	if ok {
+		return e
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if e, ok := l.keys[key]; ok {
 		return e
 	}
@@ -287,7 +301,7 @@ func (l *Limiter) entryLocked(key string) *entry {
 			break
 		}
 	}
-	e := &entry{}
+	e = &entry{}
 	l.keys[key] = e
 	return e
 }
@@ -320,9 +334,9 @@ func (l *Limiter) toFallback(err error) {
 	if !l.shared.Load() {
 		return
 	}
-	n := l.n.Load()
-	rate, burst := l.cfg.Rate/float64(n), int((int64(l.cfg.Burst)+n-1)/n)
-	if fb, ferr := l.cfg.Fallback(rate, burst); ferr == nil {
+	n := int(l.n.Load())
+	rate, burst := Share(l.cfg.Rate, l.cfg.Burst, n)
+	if fb, ferr := l.cfg.Fallback(n); ferr == nil {
 		l.fb.Store(&fallbackRef{fb})
 	} else { // keep the previous one
 		l.log.Error("sharedlimit: cannot build the local share", "route", l.cfg.Route, "error", ferr)
@@ -342,6 +356,13 @@ func (l *Limiter) toShared() {
 	}
 	l.shared.Store(true)
 	l.log.Info("sharedlimit: NATS answers again; the limit is shared", "route", l.cfg.Route, "replicas", l.n.Load())
+}
+
+// Share is one replica's share of a limit of rate and burst among n:
+// rate/n, and ⌈burst/n⌉ so that every replica keeps at least 1.
+func Share(rate float64, burst, n int) (float64, int) {
+	n = max(1, n)
+	return rate / float64(n), (burst + n - 1) / n
 }
 
 func (l *Limiter) beatTimeout() time.Duration {

@@ -3,6 +3,7 @@ package sharedlimit
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,14 +63,17 @@ func (b *localBuckets) AllowKey(key string) (bool, time.Duration) {
 
 // fallbacks records the shares the limiter built local limiters for.
 type fallbacks struct {
+	rate  float64 // the shared limit
+	burst int
 	now   func() time.Time
 	mu    sync.Mutex
 	built []*localBuckets
 }
 
-func (f *fallbacks) build(rate float64, burst int) (KeyLimiter, error) {
+func (f *fallbacks) build(n int) (KeyLimiter, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	rate, burst := Share(f.rate, f.burst, n)
 	b := &localBuckets{rate: rate, burst: burst, now: f.now, keys: map[string]*state{}}
 	f.built = append(f.built, b)
 	return b, nil
@@ -99,13 +103,17 @@ func (c countingKV) Update(ctx context.Context, key string, v []byte, rev uint64
 
 // natsOpts are the options of a NATS server with JetStream on a fixed
 // free port of 127.0.0.1, so that it can be restarted where it was.
-func natsOpts(t *testing.T) *server.Options {
+func natsOpts(t *testing.T) *server.Options { return natsOptsTB(t) }
+
+func natsOptsTB(t testing.TB) *server.Options {
 	return &server.Options{Host: "127.0.0.1", Port: natstest.FreePorts(t, 1)[0], JetStream: true, StoreDir: t.TempDir(),
 		JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 4 << 30, NoSigs: true, NoLog: true}
 }
 
 // openQueue opens a queue (a gateway replica's) on the server at url.
-func openQueue(t *testing.T, url string) *queue.Queue {
+func openQueue(t *testing.T, url string) *queue.Queue { return openQueueTB(t, url) }
+
+func openQueueTB(t testing.TB, url string) *queue.Queue {
 	t.Helper()
 	q, err := queue.Open(t.Context(), queue.Config{Servers: []string{url}, Prefix: "RL", Timeout: time.Second})
 	if err != nil {
@@ -160,7 +168,7 @@ func TestTwoReplicasShareOneLimit(t *testing.T) {
 			kv, err := bucketOf(q, time.Minute)(ctx)
 			return countingKV{kv, &gets, &writes}, err
 		}
-		fb := &fallbacks{now: clock.Now}
+		fb := &fallbacks{rate: rate, burst: burst, now: clock.Now}
 		lims[i] = newLimiter(t, Config{Open: open, Route: "orders", Rate: rate, Burst: burst, Fallback: fb.build,
 			Heartbeat: 20 * time.Millisecond, LeaseTimeout: time.Second, Now: clock.Now})
 	}
@@ -169,12 +177,13 @@ func TestTwoReplicasShareOneLimit(t *testing.T) {
 
 	var admitted [2]int
 	requests := 0
-	// The client's requests reach the replicas in turn, the first of
-	// each millisecond alternating (neither is always first to lease).
-	for ms := range int(window / time.Millisecond) {
+	// The client's requests reach either replica at random (a seeded
+	// source: the run is the same each time), 6 a millisecond.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range window / time.Millisecond {
 		clock.Advance(time.Millisecond)
-		for j := range 6 {
-			i := (ms + j) % 2
+		for range 6 {
+			i := rng.IntN(2)
 			requests++
 			if ok, _ := lims[i].AllowKey("client-1"); ok {
 				admitted[i]++
@@ -215,7 +224,7 @@ func TestFallbackAndBack(t *testing.T) {
 	var fbs [2]*fallbacks
 	for i := range lims {
 		q := openQueue(t, s.ClientURL())
-		fbs[i] = &fallbacks{now: clock.Now}
+		fbs[i] = &fallbacks{rate: 100, burst: 40, now: clock.Now}
 		lims[i] = newLimiter(t, Config{Open: bucketOf(q, time.Minute), Route: "orders", Rate: 100, Burst: 40, Fallback: fbs[i].build,
 			Heartbeat: 20 * time.Millisecond, LeaseTimeout: 50 * time.Millisecond, Now: clock.Now})
 	}
@@ -301,16 +310,16 @@ func expectMetrics(t *testing.T, l *Limiter, shared, falls, replicas float64) {
 func TestBoundedState(t *testing.T) {
 	s := natstest.Start(t, natsOpts(t))
 	q := openQueue(t, s.ClientURL())
-	fb := &fallbacks{now: time.Now}
+	fb := &fallbacks{rate: 100, burst: 50, now: time.Now}
 	l := newLimiter(t, Config{Open: bucketOf(q, time.Second), Route: "orders", Rate: 100, Burst: 50, Fallback: fb.build, MaxKeys: 8})
 	for i := range 100 {
 		if ok, _ := l.AllowKey(strings.Repeat("k", i+1)); !ok {
 			t.Fatalf("key %d refused its first request", i)
 		}
 	}
-	l.mu.Lock()
+	l.mu.RLock()
 	n := len(l.keys)
-	l.mu.Unlock()
+	l.mu.RUnlock()
 	if n != 8 {
 		t.Fatalf("%d keys cached, want MaxKeys 8", n)
 	}
@@ -338,7 +347,7 @@ func TestBoundedState(t *testing.T) {
 func TestConfigRefused(t *testing.T) {
 	s := natstest.Start(t, natsOpts(t))
 	q := openQueue(t, s.ClientURL())
-	fb := (&fallbacks{now: time.Now}).build
+	fb := (&fallbacks{rate: 10, burst: 10, now: time.Now}).build
 	good := Config{Open: bucketOf(q, time.Minute), Route: "r", Rate: 10, Burst: 10, Fallback: fb}
 	for name, mod := range map[string]func(*Config){
 		"no open":     func(c *Config) { c.Open = nil },
@@ -348,7 +357,7 @@ func TestConfigRefused(t *testing.T) {
 		"zero burst":  func(c *Config) { c.Burst = 0 },
 		"short ttl":   func(c *Config) { c.Burst = 1000; c.Open = bucketOf(q, time.Minute) }, // refill 100 s
 		"fallback err": func(c *Config) {
-			c.Fallback = func(float64, int) (KeyLimiter, error) { return nil, errors.New("no") }
+			c.Fallback = func(int) (KeyLimiter, error) { return nil, errors.New("no") }
 		},
 	} {
 		cfg := good
@@ -363,7 +372,7 @@ func TestConfigRefused(t *testing.T) {
 // TestStartsOnShareWithoutNATS: a limiter whose bucket cannot be opened
 // starts on its local share rather than failing, and reports it.
 func TestStartsOnShareWithoutNATS(t *testing.T) {
-	fb := &fallbacks{now: time.Now}
+	fb := &fallbacks{rate: 10, burst: 3, now: time.Now}
 	down := func(context.Context) (jetstream.KeyValue, error) {
 		return nil, errors.New("nats: no servers available")
 	}
