@@ -137,7 +137,13 @@ type Limiter struct {
 
 type kvRef struct{ kv jetstream.KeyValue }
 
-type fallbackRef struct{ l KeyLimiter }
+// fallbackRef is the local limiter and the replica count it was built
+// for: a replica that falls back again with the same count keeps it, and
+// its buckets, rather than starting every key full again.
+type fallbackRef struct {
+	l KeyLimiter
+	n int
+}
 
 // entry is one key's local lease. tokens and deny are written by the one
 // request that leases (under lease) and read by every other.
@@ -189,7 +195,7 @@ func New(cfg Config) (*Limiter, error) {
 		keys: map[string]*entry{}, stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	l.n.Store(1)
-	l.fb.Store(&fallbackRef{fb})
+	l.fb.Store(&fallbackRef{fb, 1})
 	ctx, cancel := context.WithTimeout(context.Background(), l.beatTimeout())
 	defer cancel()
 	if err := l.open(ctx); err != nil && !errors.Is(err, errUnavailable) {
@@ -336,10 +342,12 @@ func (l *Limiter) toFallback(err error) {
 	}
 	n := int(l.n.Load())
 	rate, burst := Share(l.cfg.Rate, l.cfg.Burst, n)
-	if fb, ferr := l.cfg.Fallback(n); ferr == nil {
-		l.fb.Store(&fallbackRef{fb})
-	} else { // keep the previous one
-		l.log.Error("sharedlimit: cannot build the local share", "route", l.cfg.Route, "error", ferr)
+	if l.fb.Load().n != n {
+		if fb, ferr := l.cfg.Fallback(n); ferr == nil {
+			l.fb.Store(&fallbackRef{fb, n})
+		} else { // keep the previous one
+			l.log.Error("sharedlimit: cannot build the local share", "route", l.cfg.Route, "error", ferr)
+		}
 	}
 	l.falls.Add(1)
 	l.shared.Store(false)

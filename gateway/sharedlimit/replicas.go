@@ -26,8 +26,8 @@ func (l *Limiter) run() {
 }
 
 // tick opens the bucket if it is not open, writes the heartbeat, and
-// moves the limiter to sharing when NATS answered, to its local share
-// when it did not.
+// moves the limiter to sharing when NATS answered within LeaseTimeout, to
+// its local share when it did not answer.
 func (l *Limiter) tick() {
 	ctx, cancel := context.WithTimeout(context.Background(), l.beatTimeout())
 	defer cancel()
@@ -40,13 +40,19 @@ func (l *Limiter) tick() {
 			return
 		}
 	}
+	start := time.Now()
 	if err := l.beat(ctx); err != nil {
 		// Open it again next time: a cluster that restarted lost it.
 		l.kv.Store(nil)
 		l.toFallback(err)
 		return
 	}
-	l.toShared()
+	// A heartbeat is a lease's two round trips: one slower than a lease
+	// may take says that leases would time out, and the replica would go
+	// back and forth.
+	if time.Since(start) <= l.cfg.LeaseTimeout {
+		l.toShared()
+	}
 }
 
 // beats are the live replicas of a route, stored in one entry: each
