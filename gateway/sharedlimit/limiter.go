@@ -322,6 +322,14 @@ func (l *Limiter) Fallbacks() uint64 { return l.falls.Load() }
 // Replicas is the number of live replicas the limiter last counted.
 func (l *Limiter) Replicas() int { return int(l.n.Load()) }
 
+// Len is the number of keys this replica holds a lease of, at most
+// MaxKeys.
+func (l *Limiter) Len() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return len(l.keys)
+}
+
 // Route is the route the limit is shared by.
 func (l *Limiter) Route() string { return l.cfg.Route }
 

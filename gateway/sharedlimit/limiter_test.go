@@ -79,6 +79,12 @@ func (f *fallbacks) build(n int) (KeyLimiter, error) {
 	return b, nil
 }
 
+func (f *fallbacks) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.built)
+}
+
 func (f *fallbacks) last() *localBuckets {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -255,7 +261,7 @@ func TestFallbackAndBack(t *testing.T) {
 		t.Fatalf("on its share a replica admitted %d at once, want its burst share 20", admitted)
 	}
 
-	natstest.Start(t, opts)
+	s = natstest.Start(t, opts)
 	eventually(t, "both replicas sharing again", func() bool {
 		return lims[0].Shared() && lims[1].Shared() && lims[0].Replicas() == 2 && lims[1].Replicas() == 2
 	})
@@ -264,6 +270,16 @@ func TestFallbackAndBack(t *testing.T) {
 	}
 	if ok, _ := lims[1].AllowKey("c"); !ok {
 		t.Fatal("shared again, the limiter refused a new key's first request")
+	}
+
+	// A second outage with the same count keeps the local share's
+	// buckets: key b, spent in the first, does not start full again.
+	s.Shutdown()
+	s.WaitForShutdown()
+	eventually(t, "both replicas on their share again", func() bool { return !lims[0].Shared() && !lims[1].Shared() })
+	expectMetrics(t, lims[1], 0, 2, 2)
+	if ok, _ := lims[1].AllowKey("b"); ok || fbs[1].count() != 2 {
+		t.Fatalf("second outage: key b admitted %v, %d local limiters built (want the first share's, still empty)", ok, fbs[1].count())
 	}
 }
 
@@ -317,10 +333,7 @@ func TestBoundedState(t *testing.T) {
 			t.Fatalf("key %d refused its first request", i)
 		}
 	}
-	l.mu.RLock()
-	n := len(l.keys)
-	l.mu.RUnlock()
-	if n != 8 {
+	if n := l.Len(); n != 8 {
 		t.Fatalf("%d keys cached, want MaxKeys 8", n)
 	}
 	kv, err := bucketOf(q, time.Second)(t.Context())
