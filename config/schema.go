@@ -270,13 +270,13 @@ type routeYAML struct {
 	RateLimit        *rateLimitYAML `yaml:"rate_limit"`
 }
 
-// rateLimitYAML: keys under rate_limit: (RateLimit). A limit shared
-// between replicas (shared:) will be a key of its own here.
+// rateLimitYAML: keys under rate_limit: (RateLimit).
 type rateLimitYAML struct {
 	Rate    leaf `yaml:"rate" cfg:"limit_rate"`
 	Burst   leaf `yaml:"burst"`
 	Key     leaf `yaml:"key" cfg:"limit_key"`
 	MaxKeys leaf `yaml:"max_keys"`
+	Shared  leaf `yaml:"shared"`
 }
 
 // upgradeYAML: keys under upgrade: (Upgrade).

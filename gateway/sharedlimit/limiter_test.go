@@ -293,7 +293,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// expectMetrics checks a replica's spillway_ratelimit_shared, fallback
+// expectMetrics checks a replica's spillway_rate_limit_shared, fallback
 // count and replica count, gathered as a registry does.
 func expectMetrics(t *testing.T, l *Limiter, shared, falls, replicas float64) {
 	t.Helper()
@@ -311,8 +311,8 @@ func expectMetrics(t *testing.T, l *Limiter, shared, falls, replicas float64) {
 		}
 		got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
 	}
-	want := map[string]float64{"spillway_ratelimit_shared": shared, "spillway_ratelimit_shared_fallbacks_total": falls,
-		"spillway_ratelimit_shared_replicas": replicas}
+	want := map[string]float64{"spillway_rate_limit_shared": shared, "spillway_rate_limit_shared_fallbacks_total": falls,
+		"spillway_rate_limit_shared_replicas": replicas}
 	for name, v := range want {
 		if got[name] != v {
 			t.Fatalf("%s = %v, want %v (all: %v)", name, got[name], v, got)

@@ -3,13 +3,13 @@ package sharedlimit
 import "github.com/prometheus/client_golang/prometheus"
 
 var (
-	descShared = prometheus.NewDesc("spillway_ratelimit_shared",
+	descShared = prometheus.NewDesc("spillway_rate_limit_shared",
 		"1 while the route's rate limit is shared with the other replicas through NATS, 0 while this replica answers with its local share.",
 		[]string{"route"}, nil)
-	descFallbacks = prometheus.NewDesc("spillway_ratelimit_shared_fallbacks_total",
+	descFallbacks = prometheus.NewDesc("spillway_rate_limit_shared_fallbacks_total",
 		"Times the route's shared rate limit fell back to this replica's local share because NATS did not answer.",
 		[]string{"route"}, nil)
-	descReplicas = prometheus.NewDesc("spillway_ratelimit_shared_replicas",
+	descReplicas = prometheus.NewDesc("spillway_rate_limit_shared_replicas",
 		"Live replicas the route's shared rate limit last counted; its local share is 1/N of the limit.",
 		[]string{"route"}, nil)
 )
