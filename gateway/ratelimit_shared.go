@@ -12,15 +12,25 @@ import (
 	"github.com/spillway-dev/spillway/ratelimit"
 )
 
-// The key-value bucket of the queue's store where the shared rate limits
-// (rate_limit.shared) keep their buckets: <prefix>_ratelimit, in memory,
-// each entry kept config.SharedLimitTTL after its last write, and bounded
-// (a bucket that is full refuses new keys' leases: their replicas fall
-// back to their share until entries expire).
-const (
-	sharedBucket      = "ratelimit"
-	sharedBucketBytes = 32 << 20
-)
+// sharedBucketBytes bounds each key-value bucket of the shared rate limits
+// (about 60,000 keys of 130 bytes): a bucket that is full refuses new
+// keys' leases, and the replicas fall back to their share until entries
+// expire.
+const sharedBucketBytes = 8 << 20
+
+// sharedBucket is the key-value bucket of the queue's store where a shared
+// limit whose buckets refill in refill keeps them, and how long an idle
+// entry lives there: <prefix>_ratelimit_1m for the limits that refill
+// within a minute (most: per second), <prefix>_ratelimit_1h for the others
+// (validate refuses a longer refill). An entry only has to outlive its
+// refill (gone, it reads as a full bucket); the shorter TTL keeps the
+// per-second limits' memory to the clients of the last minute.
+func sharedBucket(refill time.Duration) (name string, ttl time.Duration) {
+	if refill <= time.Minute {
+		return "ratelimit_1m", time.Minute
+	}
+	return "ratelimit_1h", config.SharedLimitTTL
+}
 
 // NeedsQueue reports whether cfg needs the queue's store: it has an async
 // route or a rate limit shared between replicas.
@@ -42,9 +52,10 @@ func NeedsQueue(cfg *config.Config) bool {
 // and to a 1/n share of them (Per × n, ⌈burst/n⌉) when it counted n.
 func (g *Gateway) newSharedLimit(rc *config.Route, local *ratelimit.Keyed) (*sharedlimit.Limiter, error) {
 	q, rl, kc := g.opts.Queue, rc.RateLimit, local.Config()
+	bucket, ttl := sharedBucket(time.Duration(rl.Burst) * rl.Rate.Per / time.Duration(rl.Rate.N))
 	return sharedlimit.New(sharedlimit.Config{
 		Open: func(ctx context.Context) (jetstream.KeyValue, error) {
-			return q.KeyValue(ctx, sharedBucket, config.SharedLimitTTL, sharedBucketBytes)
+			return q.KeyValue(ctx, bucket, ttl, sharedBucketBytes)
 		},
 		Route:   rc.Name,
 		Rate:    float64(rl.Rate.N) / rl.Rate.Per.Seconds(),

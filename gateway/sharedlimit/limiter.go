@@ -198,14 +198,18 @@ func New(cfg Config) (*Limiter, error) {
 	l.fb.Store(&fallbackRef{fb, 1})
 	ctx, cancel := context.WithTimeout(context.Background(), l.beatTimeout())
 	defer cancel()
-	if err := l.open(ctx); err != nil && !errors.Is(err, errUnavailable) {
+	err = l.open(ctx)
+	if err != nil && !errors.Is(err, errUnavailable) {
 		return nil, err
 	}
-	if l.kv.Load() != nil && l.beat(ctx) == nil {
+	if err == nil {
+		err = l.beat(ctx)
+	}
+	if err == nil {
 		l.shared.Store(true)
 	} else {
 		l.log.Warn("sharedlimit: NATS does not answer; answering with this replica's share until it does",
-			"route", cfg.Route, "rate", cfg.Rate, "burst", cfg.Burst)
+			"route", cfg.Route, "rate", cfg.Rate, "burst", cfg.Burst, "error", err)
 	}
 	go l.run()
 	return l, nil
