@@ -114,6 +114,10 @@
     const adaptive = bh.mode && bh.mode !== "static" ? " (" + bh.mode + " limit, " + bh.min_concurrent + "–" + bh.max_concurrent + ")" : "";
     row(dl, "bulkhead", (bh.in_use || 0) + (max ? " / " + max : "") + " in use" + adaptive + ", " + (bh.waiting || 0) + " waiting, " + (bh.rejected || 0) + " rejected");
     row(dl, "budget left", live.budget_left === undefined ? "no retries" : live.budget_left.toFixed(1) + " retries");
+    if (live.throttle) {
+      const th = live.throttle;
+      row(dl, "throttle", (th.rejection_probability * 100).toFixed(1) + "% refused now, " + th.accepts + " / " + th.requests + " accepted, " + th.rejected + " rejected");
+    }
     rateRows(dl, live.rates);
     card.appendChild(dl);
     const tl = el("div", null, "timeline");
@@ -141,6 +145,12 @@
     container.replaceChildren(...upstreams.map(upstreamCard));
   }
 
+  // rateLimit describes a route's rate limit for its live cell, "" without one.
+  function rateLimit(l) {
+    if (!l) return "";
+    return "; rate limit " + l.rate + " burst " + l.burst + " by " + l.key + ": " + l.rejected + " refused, " + l.tracked_keys + " keys";
+  }
+
   function renderRoutes(tbody, routes) {
     const rows = routes.map((r) => {
       const tr = el("tr");
@@ -149,7 +159,7 @@
       tr.appendChild(el("td", r.upstream || (r.async ? "(async)" : "")));
       tr.appendChild(el("td", (r.fallback || []).join(" → ") || "none"));
       tr.appendChild(el("td", r.optional ? (r.enabled ? "on" : "off") : "—"));
-      tr.appendChild(el("td", r.live ? perSecond(r.live.requests) + " requests; fallbacks: " + byKey(r.live.fallbacks) : "measuring…", "live-rates"));
+      tr.appendChild(el("td", (r.live ? perSecond(r.live.requests) + " requests; fallbacks: " + byKey(r.live.fallbacks) : "measuring…") + rateLimit(r.rate_limit), "live-rates"));
       const td = el("td");
       if (r.optional) {
         const b = el("button", r.enabled ? "Disable" : "Enable", "route-toggle");
