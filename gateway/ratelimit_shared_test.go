@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +90,36 @@ func TestRateLimitSharedNeedsQueue(t *testing.T) {
 	}
 	if !gateway.NeedsQueue(cfg) {
 		t.Fatal("NeedsQueue: false for a shared limit")
+	}
+}
+
+// TestRateLimitSharedReload: a reload that changes a shared limit makes a
+// new limiter, says that the buckets in NATS are kept, and stops the old
+// one's heartbeat; a reload that removes it stops it too (goleak checks
+// at the end of the package).
+func TestRateLimitSharedReload(t *testing.T) {
+	s := natstest.Start(t, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 4 << 30, NoSigs: true, NoLog: true})
+	vars := map[string]string{"B": "http://127.0.0.1:1", "NATS": s.ClientURL()}
+	h := startAsync(t, parse(t, sharedLimitYAML, vars), openQueueWith(t, queue.Config{Servers: []string{s.ClientURL()}}))
+	cs, err := h.gw.Apply(parse(t, strings.Replace(sharedLimitYAML, "burst: 20", "burst: 30", 1), vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range cs.Resets {
+		found = found || c.Route == "api" && c.Part == "rate_limit" && strings.Contains(c.Detail, "every key's bucket kept in NATS")
+	}
+	if !found {
+		t.Fatalf("resets %+v: want the shared limiter's", cs.Resets)
+	}
+	if got := metricValue(t, h, "spillway_rate_limit_shared", "route", "api"); got != 1 {
+		t.Fatalf("after the reload: spillway_rate_limit_shared = %v", got)
+	}
+	if _, err := h.gw.Apply(parse(t, strings.Replace(sharedLimitYAML, "rate_limit: {rate: 60/h, burst: 20, key: route, shared: true}", "", 1), vars)); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricValue(t, h, "spillway_rate_limit_shared", "route", "api"); got != -1 {
+		t.Fatalf("without the limit: spillway_rate_limit_shared = %v, want no series", got)
 	}
 }
