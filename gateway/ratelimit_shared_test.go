@@ -18,13 +18,9 @@ import (
 // than one token comes back during a test.
 const sharedLimitYAML = `
 queue: {servers: ["${NATS}"]}
-upstreams:
-  api: {instances: ["${B}"]}
+upstreams: {api: {instances: ["${B}"]}}
 routes:
-  - name: api
-    match: {path_prefix: /}
-    upstream: api
-    rate_limit: {rate: 60/h, burst: 20, key: route, shared: true}
+  - {name: api, match: {path_prefix: /}, upstream: api, rate_limit: {rate: 60/h, burst: 20, key: route, shared: true}}
 `
 
 // TestRateLimitSharedByTwoGateways: two gateways on one NATS server, each
@@ -116,7 +112,7 @@ func TestRateLimitSharedReload(t *testing.T) {
 	if got := metricValue(t, h, "spillway_rate_limit_shared", "route", "api"); got != 1 {
 		t.Fatalf("after the reload: spillway_rate_limit_shared = %v", got)
 	}
-	if _, err := h.gw.Apply(parse(t, strings.Replace(sharedLimitYAML, "rate_limit: {rate: 60/h, burst: 20, key: route, shared: true}", "", 1), vars)); err != nil {
+	if _, err := h.gw.Apply(parse(t, strings.Replace(sharedLimitYAML, ", rate_limit: {rate: 60/h, burst: 20, key: route, shared: true}", "", 1), vars)); err != nil {
 		t.Fatal(err)
 	}
 	if got := metricValue(t, h, "spillway_rate_limit_shared", "route", "api"); got != -1 {
