@@ -164,13 +164,31 @@ type RateLimitView struct {
 	// made (a reload that keeps it keeps the count).
 	TrackedKeys int    `json:"tracked_keys"`
 	Rejected    uint64 `json:"rejected"`
+	// Shared is the state of a limit shared with the other replicas
+	// (rate_limit.shared); nil for a local one.
+	Shared *SharedLimitView `json:"shared,omitempty"`
+}
+
+// SharedLimitView is a shared rate limit's state in this process.
+type SharedLimitView struct {
+	// Active is true while the limit is shared through NATS, false while
+	// this replica answers with its share of it.
+	Active bool `json:"active"`
+	// Replicas is the number of live replicas last counted (the share is
+	// 1/Replicas); Fallbacks how many times the limit fell back.
+	Replicas  int    `json:"replicas"`
+	Fallbacks uint64 `json:"fallbacks"`
 }
 
 // view returns l as the runtime API shows it.
 func (l *routeLimit) view() *RateLimitView {
 	c := l.cfg.Load()
-	return &RateLimitView{Rate: c.Rate.String(), Burst: c.Burst, Key: c.Key, MaxKeys: c.MaxKeys,
+	v := &RateLimitView{Rate: c.Rate.String(), Burst: c.Burst, Key: c.Key, MaxKeys: c.MaxKeys,
 		TrackedKeys: l.keys(), Rejected: l.rejected.Load()}
+	if s := l.shared; s != nil {
+		v.Shared = &SharedLimitView{Active: s.Shared(), Replicas: s.Replicas(), Fallbacks: s.Fallbacks()}
+	}
+	return v
 }
 
 // keys is the number of keys this process holds a bucket of: its leases

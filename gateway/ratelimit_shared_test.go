@@ -69,6 +69,9 @@ func TestRateLimitSharedByTwoGateways(t *testing.T) {
 		if got := metricValue(t, h, "spillway_rate_limit_shared_fallbacks_total", "route", "api"); got != 0 {
 			t.Errorf("gateway %d: %v fallbacks", i, got)
 		}
+		if v := routeView(t, h.gw, "api").RateLimit; v == nil || v.Shared == nil || *v.Shared != (gateway.SharedLimitView{Active: true, Replicas: 2}) {
+			t.Errorf("gateway %d: the route view's rate_limit %+v, want shared, active, 2 replicas", i, v)
+		}
 	}
 }
 
