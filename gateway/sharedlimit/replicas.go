@@ -17,7 +17,12 @@ func (l *Limiter) run() {
 	for {
 		select {
 		case <-l.stop:
-			l.leave()
+			// On its share, NATS did not answer the last time: closing
+			// does not wait for it again (a gateway closes its limits one
+			// after the other).
+			if l.shared.Load() {
+				l.leave()
+			}
 			return
 		case <-t.C:
 			l.tick()
