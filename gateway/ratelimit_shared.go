@@ -18,6 +18,10 @@ import (
 // expire.
 const sharedBucketBytes = 8 << 20
 
+// sharedLeaseTimeout is the shared limits' LeaseTimeout; 0: sharedlimit's
+// default. Tests on a loaded machine raise it (SetSharedLeaseTimeout).
+var sharedLeaseTimeout time.Duration
+
 // sharedBucket is the key-value bucket of the queue's store where a shared
 // limit whose buckets refill in refill keeps them, and how long an idle
 // entry lives there: <prefix>_ratelimit_1m for the limits that refill
@@ -70,6 +74,7 @@ func (g *Gateway) newSharedLimit(rc *config.Route, local *ratelimit.Keyed) (*sha
 			_, share.Burst = sharedlimit.Share(0, kc.Burst, n)
 			return ratelimit.NewKeyed(share)
 		},
-		Logger: g.opts.Logger,
+		LeaseTimeout: sharedLeaseTimeout,
+		Logger:       g.opts.Logger,
 	})
 }

@@ -30,6 +30,7 @@ routes:
 func TestRateLimitSharedByTwoGateways(t *testing.T) {
 	s := natstest.Start(t, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
 		JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 4 << 30, NoSigs: true, NoLog: true})
+	gateway.SetSharedLeaseTimeout(t, time.Second)
 	be := newBackend(t, "ok")
 	cfg := parse(t, sharedLimitYAML, map[string]string{"B": be.URL, "NATS": s.ClientURL()})
 	var hs [2]*harness
@@ -99,6 +100,7 @@ func TestRateLimitSharedNeedsQueue(t *testing.T) {
 func TestRateLimitSharedReload(t *testing.T) {
 	s := natstest.Start(t, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
 		JetStreamMaxMemory: 16 << 20, JetStreamMaxStore: 4 << 30, NoSigs: true, NoLog: true})
+	gateway.SetSharedLeaseTimeout(t, time.Second)
 	vars := map[string]string{"B": "http://127.0.0.1:1", "NATS": s.ClientURL()}
 	h := startAsync(t, parse(t, sharedLimitYAML, vars), openQueueWith(t, queue.Config{Servers: []string{s.ClientURL()}}))
 	cs, err := h.gw.Apply(parse(t, strings.Replace(sharedLimitYAML, "burst: 20", "burst: 30", 1), vars))

@@ -232,7 +232,7 @@ func TestFallbackAndBack(t *testing.T) {
 		q := openQueue(t, s.ClientURL())
 		fbs[i] = &fallbacks{rate: 100, burst: 40, now: clock.Now}
 		lims[i] = newLimiter(t, Config{Open: bucketOf(q, time.Minute), Route: "orders", Rate: 100, Burst: 40, Fallback: fbs[i].build,
-			Heartbeat: 20 * time.Millisecond, LeaseTimeout: 50 * time.Millisecond, Now: clock.Now})
+			Heartbeat: 20 * time.Millisecond, LeaseTimeout: 500 * time.Millisecond, Now: clock.Now})
 	}
 	eventually(t, "both replicas counting 2", func() bool { return lims[0].Replicas() == 2 && lims[1].Replicas() == 2 })
 	if ok, _ := lims[0].AllowKey("a"); !ok {
@@ -327,7 +327,10 @@ func TestBoundedState(t *testing.T) {
 	s := natstest.Start(t, natsOpts(t))
 	q := openQueue(t, s.ClientURL())
 	fb := &fallbacks{rate: 100, burst: 50, now: time.Now}
-	l := newLimiter(t, Config{Open: bucketOf(q, time.Second), Route: "orders", Rate: 100, Burst: 50, Fallback: fb.build, MaxKeys: 8})
+	// A generous LeaseTimeout: on a loaded machine a lease taking longer
+	// than the default would answer from the fallback, writing nothing.
+	l := newLimiter(t, Config{Open: bucketOf(q, time.Second), Route: "orders", Rate: 100, Burst: 50, Fallback: fb.build, MaxKeys: 8,
+		LeaseTimeout: time.Second})
 	for i := range 100 {
 		if ok, _ := l.AllowKey(strings.Repeat("k", i+1)); !ok {
 			t.Fatalf("key %d refused its first request", i)
