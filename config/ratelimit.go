@@ -26,9 +26,18 @@ type RateLimit struct {
 	// MaxKeys bounds the keys tracked at once (max_keys, default 100000);
 	// ignored for key: route.
 	MaxKeys int
-	// A limit shared by the gateway's replicas through the queue's NATS
-	// cluster (shared:) is issue 16's next step; it adds its keys here.
+	// Shared makes the limit one for every gateway replica that serves the
+	// route, kept in the queue's NATS cluster (shared: true; it needs
+	// queue.servers). Each replica leases batches of tokens and falls back
+	// to its share of the limit (1/N for N live replicas) while NATS does
+	// not answer (docs/overload.md, Shared rate limits).
+	Shared bool
 }
+
+// SharedLimitTTL is how long the queue's cluster keeps the bucket of a key
+// of a shared rate limit after its last request: an entry gone is a full
+// bucket, so a shared limit must refill within it (burst/rate).
+const SharedLimitTTL = time.Hour
 
 // The values of RateLimit.Key that are not a header.
 const (
@@ -128,6 +137,24 @@ func (d *decoder) validateRateLimit(r *Route, rp, label string) {
 	}
 	if pos, ok := d.set[rp+".rate_limit.max_keys"]; ok && rl.Key == RateLimitRoute {
 		d.warnAt(pos, rp+".rate_limit.max_keys", "%s: rate_limit.max_keys is ignored: key: route has one bucket", label)
+	}
+}
+
+// validateSharedLimit checks a shared rate limit: other replicas reach it
+// only through an external NATS cluster (an embedded store is this
+// process's alone), and its buckets must refill before the cluster
+// forgets them.
+func (d *decoder) validateSharedLimit(cfg *Config, r *Route, rp, label string) {
+	rl := r.RateLimit
+	if len(cfg.Queue.Servers) == 0 {
+		d.errPath(rp+".rate_limit.shared", "%s: rate_limit.shared needs the NATS cluster of queue.servers, which the gateway's replicas share (the embedded store is this process's alone)", label)
+	}
+	if rl.Rate.N == 0 {
+		return
+	}
+	if refill := time.Duration(rl.Burst) * rl.Rate.Per / time.Duration(rl.Rate.N); refill > SharedLimitTTL {
+		d.errPath(rp+".rate_limit.burst", "%s: rate_limit: a shared burst of %d at %s refills in %v, longer than NATS keeps an idle key's bucket (%v): lower burst or raise the rate",
+			label, rl.Burst, rl.Rate, refill, SharedLimitTTL)
 	}
 }
 

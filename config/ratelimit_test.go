@@ -73,3 +73,35 @@ func TestRateLimitWarnsOfIgnoredMaxKeys(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestRateLimitShared: shared: true is read with the queue's servers; it
+// is refused without them (an embedded store is one process's) and when
+// its burst refills slower than NATS keeps an idle key, each at its
+// FILE:LINE:COL.
+func TestRateLimitShared(t *testing.T) {
+	const routes = "upstreams:\n  a: {instances: [http://127.0.0.1:1]}\nroutes:\n  - {name: r, upstream: a, rate_limit: "
+	cfg, _, err := Parse("t.yaml", []byte("queue: {servers: [nats://n:4222]}\n"+routes+"{rate: 100/s, shared: true}}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rl := cfg.Routes[0].RateLimit; !rl.Shared || rl.Burst != 100 {
+		t.Fatalf("rate_limit = %+v, want shared with burst 100", rl)
+	}
+	for _, tc := range []struct{ queue, route, want string }{
+		{"", "{rate: 100/s, shared: true}",
+			`t.yaml:4:62: route "r": rate_limit.shared needs the NATS cluster of queue.servers, which the gateway's replicas share (the embedded store is this process's alone)`},
+		{"queue: {dir: /tmp/q}\n", "{rate: 100/s, shared: true}", `t.yaml:5:62: route "r": rate_limit.shared needs the NATS cluster of queue.servers`},
+		{"queue: {servers: [nats://n:4222]}\n", "{rate: 10/h, burst: 20, shared: true}",
+			`t.yaml:5:60: route "r": rate_limit: a shared burst of 20 at 10/h refills in 2h0m0s, longer than NATS keeps an idle key's bucket (1h0m0s): lower burst or raise the rate`},
+		{"queue: {servers: [nats://n:4222]}\n", "{rate: 1/s, shared: maybe}", `t.yaml:5:60: routes[0].rate_limit.shared: expected true or false, got "maybe"`},
+	} {
+		_, _, err := Parse("t.yaml", []byte(tc.queue+routes+tc.route+"}\n"), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s%s: got %v\nwant %s", tc.queue, tc.route, err, tc.want)
+		}
+	}
+	// A limit of an hour's refill is kept as long as it needs.
+	if _, _, err := Parse("t.yaml", []byte("queue: {servers: [nats://n:4222]}\n"+routes+"{rate: 10/h, shared: true}}\n"), nil); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -299,13 +299,13 @@ type routeYAML struct {
 	Priority         *priorityYAML  `yaml:"priority"`
 }
 
-// rateLimitYAML: keys under rate_limit: (RateLimit). A limit shared
-// between replicas (shared:) will be a key of its own here.
+// rateLimitYAML: keys under rate_limit: (RateLimit).
 type rateLimitYAML struct {
 	Rate    leaf `yaml:"rate" cfg:"limit_rate"`
 	Burst   leaf `yaml:"burst"`
 	Key     leaf `yaml:"key" cfg:"limit_key"`
 	MaxKeys leaf `yaml:"max_keys"`
+	Shared  leaf `yaml:"shared"`
 }
 
 // priorityYAML: keys under priority: (Priority).

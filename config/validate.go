@@ -494,6 +494,9 @@ func (d *decoder) validateRoutes(cfg *Config, upstreams []string) {
 		}
 		if r.RateLimit != nil {
 			d.validateRateLimit(r, rp, label)
+			if r.RateLimit.Shared {
+				d.validateSharedLimit(cfg, r, rp, label)
+			}
 		}
 		switch {
 		case r.Optional && r.Default == nil:

@@ -54,14 +54,18 @@ func answered(x *exchange, a async.Answer) {
 	}
 }
 
-// checkQueue refuses cfg's async routes when the gateway has no queue.
+// checkQueue refuses cfg's async routes and shared rate limits when the
+// gateway has no queue.
 func (g *Gateway) checkQueue(cfg *config.Config) error {
 	if g.opts.Queue != nil || g.opts.check {
 		return nil
 	}
 	for _, r := range cfg.Routes {
 		if r.Async != nil {
-			return fmt.Errorf("gateway: route %q is async but the gateway has no queue (Options.Queue; spillway serve opens one when the file has an async route at start)", r.Name)
+			return fmt.Errorf("gateway: route %q is async but the gateway has no queue (Options.Queue; spillway serve opens one when the file has an async route or a shared rate limit at start)", r.Name)
+		}
+		if r.RateLimit != nil && r.RateLimit.Shared {
+			return fmt.Errorf("gateway: route %q: rate_limit.shared needs the queue's NATS cluster but the gateway has no queue (Options.Queue; spillway serve opens one when the file has an async route or a shared rate limit at start)", r.Name)
 		}
 	}
 	return nil

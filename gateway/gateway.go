@@ -220,7 +220,7 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, p *plan, err 
 			runtime = *l
 		}
 		r.faults.Store(newFaultSet(rc, runtime, g.now))
-		if r.limit, err = applyRouteLimit(rc, i, old.route(rc.Name), p); err != nil {
+		if r.limit, err = g.applyRouteLimit(rc, i, old.route(rc.Name), p); err != nil {
 			return t, nil, err
 		}
 		t.routes = append(t.routes, r)
@@ -273,10 +273,10 @@ func (t *table) upstream(name string) *upstream {
 	return t.upstreams[name]
 }
 
-// closeUnshared closes the pools, base transports and caches of t that
-// other (nil: no table) does not use: the pools' health checks and the
-// caches' clean-up goroutines stop, the transports drop their idle
-// connections.
+// closeUnshared closes the pools, base transports, caches and shared rate
+// limits of t that other (nil: no table) does not use: the pools' health
+// checks, the caches' clean-up goroutines and the shared limits'
+// heartbeats stop, the transports drop their idle connections.
 func (t *table) closeUnshared(other *table) {
 	keep := map[any]bool{}
 	if other != nil {
@@ -289,6 +289,9 @@ func (t *table) closeUnshared(other *table) {
 		for _, r := range other.routes {
 			if r.cache != nil {
 				keep[r.cache] = true
+			}
+			if r.limit != nil && r.limit.shared != nil {
+				keep[r.limit.shared] = true
 			}
 		}
 	}
@@ -308,6 +311,10 @@ func (t *table) closeUnshared(other *table) {
 		if r.cache != nil && !keep[r.cache] {
 			keep[r.cache] = true
 			r.cache.close()
+		}
+		if r.limit != nil && r.limit.shared != nil && !keep[r.limit.shared] {
+			keep[r.limit.shared] = true
+			_ = r.limit.shared.Close()
 		}
 	}
 }

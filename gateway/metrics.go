@@ -11,6 +11,7 @@ import (
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/gateway/async"
+	"github.com/spillway-dev/spillway/gateway/sharedlimit"
 )
 
 // metrics are the gateway's collectors, under the brief's names. Counters and
@@ -303,6 +304,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	async.Describe(ch)
+	sharedlimit.Describe(ch)
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -349,7 +351,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descCacheBytes, float64(size), r.cfg.Name)
 		}
 		if r.limit != nil {
-			gauge(descRateLimitKeys, float64(r.limit.local.Len()), r.cfg.Name)
+			gauge(descRateLimitKeys, float64(r.limit.keys()), r.cfg.Name)
+			if r.limit.shared != nil {
+				r.limit.shared.Collect(ch)
+			}
 		}
 	}
 	if c.g.asyncRoutes != nil {

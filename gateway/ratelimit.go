@@ -10,6 +10,7 @@ import (
 
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/config"
+	"github.com/spillway-dev/spillway/gateway/sharedlimit"
 	"github.com/spillway-dev/spillway/ratelimit"
 )
 
@@ -29,9 +30,11 @@ type routeLimit struct {
 	// replaces it.
 	cfg atomic.Pointer[config.RateLimit]
 	// local holds the buckets of this process; limiter is what requests
-	// ask (local itself until a shared limit wraps it).
+	// ask: local itself, or shared, which falls back to local (or a share
+	// of it) while NATS does not answer.
 	local   *ratelimit.Keyed
 	limiter keyLimiter
+	shared  *sharedlimit.Limiter // rate_limit.shared; nil: none
 	// header is the key's header (canonical), byIP keys by the client's
 	// address; neither: one bucket for the route.
 	header   string
@@ -39,8 +42,10 @@ type routeLimit struct {
 	rejected atomic.Uint64
 }
 
-// newRouteLimit builds the rate limit of route rc.
-func newRouteLimit(rc *config.Route) (*routeLimit, error) {
+// newRouteLimit builds the rate limit of route rc: shared with the other
+// replicas through the queue when rc says so and the gateway serves (a
+// check opens no connection).
+func (g *Gateway) newRouteLimit(rc *config.Route) (*routeLimit, error) {
 	rl := rc.RateLimit
 	kc := rl.LimitConfig()
 	kc.Name = rc.Name
@@ -48,9 +53,13 @@ func newRouteLimit(rc *config.Route) (*routeLimit, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A limit shared between replicas (rate_limit.shared:) wraps local
-	// here, as limiter, falling back to it when the shared store is gone.
 	l := &routeLimit{local: local, limiter: local, byIP: rl.Key == config.RateLimitClientIP}
+	if rl.Shared && g.opts.Queue != nil {
+		if l.shared, err = g.newSharedLimit(rc, local); err != nil {
+			return nil, err
+		}
+		l.limiter = l.shared
+	}
 	l.header, _ = rl.Header()
 	l.cfg.Store(rl)
 	return l, nil
@@ -99,9 +108,9 @@ func (g *Gateway) throttle(w http.ResponseWriter, x *exchange, r *http.Request) 
 
 // applyRouteLimit returns the rate limit of route rc (index i of the
 // file), nil when it has none: prev's (the running route's) when the key
-// and max_keys are unchanged, its rate and burst changed in place when p
-// commits, or a new one.
-func applyRouteLimit(rc *config.Route, i int, prev *route, p *plan) (*routeLimit, error) {
+// and max_keys are unchanged and neither is shared, its rate and burst
+// changed in place when p commits, or a new one.
+func (g *Gateway) applyRouteLimit(rc *config.Route, i int, prev *route, p *plan) (*routeLimit, error) {
 	var was *routeLimit
 	if prev != nil {
 		was = prev.limit
@@ -115,9 +124,9 @@ func applyRouteLimit(rc *config.Route, i int, prev *route, p *plan) (*routeLimit
 		switch {
 		case reflect.DeepEqual(old, rl):
 			return was, nil
-		case old.Key == rl.Key && old.MaxKeys == rl.MaxKeys:
-			// The buckets' shape is unchanged (a shared limit's settings
-			// belong to this condition too): the rate changes in place.
+		case old.Key == rl.Key && old.MaxKeys == rl.MaxKeys && !old.Shared && !rl.Shared:
+			// The buckets' shape is unchanged: the rate changes in place.
+			// A shared limit is made again (its buckets live in NATS).
 			kc := rl.LimitConfig()
 			p.commit(func() {
 				// Checked by validate: the update cannot fail.
@@ -129,12 +138,16 @@ func applyRouteLimit(rc *config.Route, i int, prev *route, p *plan) (*routeLimit
 			return was, nil
 		}
 	}
-	l, err := newRouteLimit(rc)
+	l, err := g.newRouteLimit(rc)
 	if err != nil {
 		return nil, &placedError{path: fmt.Sprintf("$.routes[%d].rate_limit", i), err: fmt.Errorf("gateway: route %q: rate_limit: %w", rc.Name, err)}
 	}
 	if was != nil {
-		p.reset(Change{Route: rc.Name, Part: "rate_limit", Detail: diffKeys("", *was.cfg.Load(), *rl) + ": new buckets, every key's full"})
+		detail := ": new buckets, every key's full"
+		if was.cfg.Load().Shared && rl.Shared && was.cfg.Load().Key == rl.Key {
+			detail = ": a new shared limiter, every key's bucket kept in NATS, this process's leases dropped"
+		}
+		p.reset(Change{Route: rc.Name, Part: "rate_limit", Detail: diffKeys("", *was.cfg.Load(), *rl) + detail})
 	}
 	return l, nil
 }
@@ -151,11 +164,38 @@ type RateLimitView struct {
 	// made (a reload that keeps it keeps the count).
 	TrackedKeys int    `json:"tracked_keys"`
 	Rejected    uint64 `json:"rejected"`
+	// Shared is the state of a limit shared with the other replicas
+	// (rate_limit.shared); nil for a local one.
+	Shared *SharedLimitView `json:"shared,omitempty"`
+}
+
+// SharedLimitView is a shared rate limit's state in this process.
+type SharedLimitView struct {
+	// Active is true while the limit is shared through NATS, false while
+	// this replica answers with its share of it.
+	Active bool `json:"active"`
+	// Replicas is the number of live replicas last counted (the share is
+	// 1/Replicas); Fallbacks how many times the limit fell back.
+	Replicas  int    `json:"replicas"`
+	Fallbacks uint64 `json:"fallbacks"`
 }
 
 // view returns l as the runtime API shows it.
 func (l *routeLimit) view() *RateLimitView {
 	c := l.cfg.Load()
-	return &RateLimitView{Rate: c.Rate.String(), Burst: c.Burst, Key: c.Key, MaxKeys: c.MaxKeys,
-		TrackedKeys: l.local.Len(), Rejected: l.rejected.Load()}
+	v := &RateLimitView{Rate: c.Rate.String(), Burst: c.Burst, Key: c.Key, MaxKeys: c.MaxKeys,
+		TrackedKeys: l.keys(), Rejected: l.rejected.Load()}
+	if s := l.shared; s != nil {
+		v.Shared = &SharedLimitView{Active: s.Shared(), Replicas: s.Replicas(), Fallbacks: s.Fallbacks()}
+	}
+	return v
+}
+
+// keys is the number of keys this process holds a bucket of: its leases
+// when the limit is shared.
+func (l *routeLimit) keys() int {
+	if l.shared != nil {
+		return l.shared.Len()
+	}
+	return l.local.Len()
 }

@@ -107,10 +107,24 @@ func printRoutes(w io.Writer, l struct{ Routes []gateway.RouteView }) {
 		rl := "-"
 		if l := r.RateLimit; l != nil {
 			rl = fmt.Sprintf("%s burst %d by %s (%d keys, %d refused)", l.Rate, l.Burst, l.Key, l.TrackedKeys, l.Rejected)
+			rl += sharedLine(l.Shared)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%t\t%t\t%t\t%s\t%s\n", r.Name, up, r.Optional, r.Enabled, r.Async, fb, rl)
 	}
 	_ = tw.Flush()
+}
+
+// sharedLine tells how a shared rate limit answers now: shared by the
+// replicas, or on this one's share while NATS does not answer; "" for a
+// local limit.
+func sharedLine(s *gateway.SharedLimitView) string {
+	switch {
+	case s == nil:
+		return ""
+	case s.Active:
+		return fmt.Sprintf(", shared by %d replicas", s.Replicas)
+	}
+	return fmt.Sprintf(", on its 1/%d share: NATS does not answer (%d fallbacks)", s.Replicas, s.Fallbacks)
 }
 
 func printOverrides(w io.Writer, os []gateway.Override) {

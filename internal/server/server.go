@@ -186,11 +186,11 @@ func printStart(stderr io.Writer, tls bool, public, admin net.Addr, newToken str
 // cluster elects its leaders first, an embedded store recovers its files.
 const queueOpenTimeout = 30 * time.Second
 
-// OpenQueue opens the queue of cfg when it has an async route (nil
-// otherwise): the embedded store in queue.dir, or the external cluster of
-// queue.servers.
+// OpenQueue opens the queue of cfg when it has an async route or a shared
+// rate limit (nil otherwise): the embedded store in queue.dir, or the
+// external cluster of queue.servers.
 func OpenQueue(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*queue.Queue, error) {
-	if !async.HasAsync(cfg) {
+	if !gateway.NeedsQueue(cfg) {
 		return nil, nil
 	}
 	qc := async.QueueConfig(cfg.Queue)
