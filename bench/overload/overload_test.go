@@ -1,0 +1,161 @@
+package overload
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+var (
+	report   = flag.Bool("overload.report", false, "run the overload report: simulation and real run, tables on stdout, charts into -overload.img")
+	withReal = flag.Bool("overload.real", true, "with -overload.report: also the real run against a loopback server")
+	imgDir   = flag.String("overload.img", "../../docs/img", "where -overload.report writes its SVG charts")
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// shortConfig is a quick simulation for the tests: 10 simulated seconds.
+func shortConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Duration, cfg.Warmup = 10*time.Second, 2*time.Second
+	return cfg
+}
+
+// TestSimulationIsDeterministic runs every row twice with the same seed (the
+// failsafe-go rows inside synctest bubbles): the results must be identical,
+// time series included, except failsafe-go's throttler, which draws from an
+// unseeded global source.
+func TestSimulationIsDeterministic(t *testing.T) {
+	cfg := shortConfig()
+	for _, row := range Rows(cfg) {
+		if row.Name == FailsafeThrottler(throttleK, throttleWindow).Name {
+			continue
+		}
+		a, b := simulate(t, cfg, row), simulate(t, cfg, row)
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("%s: two runs with seed %d differ:\n%+v\n%+v", row.Name, cfg.Seed, summary(a), summary(b))
+		}
+		if a.Offered == 0 || len(a.Series) != int(cfg.Duration/cfg.Bucket) {
+			t.Errorf("%s: offered %d, %d points: the run did not run", row.Name, a.Offered, len(a.Series))
+		}
+	}
+}
+
+// TestUnprotectedCollapses checks the model's point: at 2× overload the
+// unprotected downstream's goodput collapses below the static limit set
+// right, which keeps most of the capacity, and a limit set 4× too high
+// collapses too.
+func TestUnprotectedCollapses(t *testing.T) {
+	cfg := shortConfig()
+	none := Simulate(cfg, Unprotected(), nil)
+	tooHigh := Simulate(cfg, Static("4C", 4*cfg.Capacity), nil)
+	right := Simulate(cfg, Static("C", cfg.Capacity), nil)
+	t.Logf("goodput: none %.1f %%, 4C %.1f %%, C %.1f %%", none.Goodput, tooHigh.Goodput, right.Goodput)
+	if none.Goodput >= right.Goodput/2 || tooHigh.Goodput >= right.Goodput/2 {
+		t.Errorf("goodput none %.1f %%, 4C %.1f %%: want both below half of static C's %.1f %%",
+			none.Goodput, tooHigh.Goodput, right.Goodput)
+	}
+	if right.Goodput < 90 || right.FailedPct() > 1 {
+		t.Errorf("static C: goodput %.1f %%, %.1f %% timed out; want ≥ 90 %% and ≤ 1 %%", right.Goodput, right.FailedPct())
+	}
+}
+
+// TestDownstreamLatency checks the model against its formula: n calls of
+// equal work started together at n = 2C finish together after (n/C)² times
+// their work.
+func TestDownstreamLatency(t *testing.T) {
+	const c = 20
+	d := NewDownstream(c, 1)
+	for i := range 2 * c {
+		d.Start(0.01, uint64(i))
+	}
+	dt, ok := d.NextDone()
+	if want := 40 * time.Millisecond; !ok || dt != want {
+		t.Fatalf("NextDone = %v, %v; want %v (10 ms × (40/20)²)", dt, ok, want)
+	}
+	d.Advance(dt)
+	n := 0
+	for d.PopDone() != nil {
+		n++
+	}
+	if n != 2*c || d.Live() != 0 {
+		t.Fatalf("completed %d, %d live; want %d, 0", n, d.Live(), 2*c)
+	}
+}
+
+// simulate runs a row, inside a synctest bubble when it reads the wall clock.
+func simulate(t *testing.T, cfg Config, row Row) Result {
+	t.Helper()
+	if !row.WallClock {
+		return Simulate(cfg, row, nil)
+	}
+	var r Result
+	synctest.Test(t, func(*testing.T) { r = Simulate(cfg, row, time.Sleep) })
+	return r
+}
+
+func summary(r Result) Result { r.Series = nil; return r }
+
+// TestOverloadReport is the report of docs/benchmarks.md's overload section
+// (run it with -overload.report; see the package doc).
+func TestOverloadReport(t *testing.T) {
+	if !*report {
+		t.Skip("the report runs with -overload.report")
+	}
+	cfg := DefaultConfig()
+	low := cfg
+	low.Load = 0.5
+	uncontended := Simulate(low, Unprotected(), nil)
+	var sim []Result
+	for _, row := range Rows(cfg) {
+		sim = append(sim, simulate(t, cfg, row))
+	}
+	fmt.Printf("## Simulation: C=%d, L=%v, kappa=%g, timeout %v, load %.1fx, %v (first %v left out), seed %d\n\n",
+		cfg.Capacity, cfg.Latency, cfg.Kappa, cfg.Timeout, cfg.Load, cfg.Duration, cfg.Warmup, cfg.Seed)
+	fmt.Printf("uncontended (load 0.5x, no protection): goodput %.1f %%, p50 %s, p99 %s\n\n",
+		uncontended.Goodput, ms(uncontended.P50), ms(uncontended.P99))
+	fmt.Println(Table(cfg, sim, uncontended.P99))
+	writeCharts(t, "overload-sim", "simulation", cfg, sim)
+	if !*withReal {
+		return
+	}
+	rcfg := RealConfig()
+	rlow := rcfg
+	rlow.Load = 0.5
+	runtime.GC()
+	base := RunReal(context.Background(), rlow, Unprotected())
+	var real []Result
+	for _, row := range Rows(rcfg) {
+		runtime.GC()
+		real = append(real, RunReal(context.Background(), rcfg, row))
+	}
+	fmt.Printf("## Real run (loopback HTTP): %v per row (first %v left out), GOMAXPROCS %d\n\n",
+		rcfg.Duration, rcfg.Warmup, runtime.GOMAXPROCS(0))
+	fmt.Printf("uncontended (load 0.5x, no protection): goodput %.1f %%, p50 %s, p99 %s\n\n",
+		base.Goodput, ms(base.P50), ms(base.P99))
+	fmt.Println(Table(rcfg, real, base.P99))
+	writeCharts(t, "overload-real", "real run (loopback HTTP)", rcfg, real)
+}
+
+func writeCharts(t *testing.T, prefix, title string, cfg Config, results []Result) {
+	t.Helper()
+	if err := os.MkdirAll(*imgDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	paths, err := WriteCharts(*imgDir, prefix, title, cfg, results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		fmt.Println("wrote", filepath.Clean(p))
+	}
+}

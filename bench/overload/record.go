@@ -1,0 +1,156 @@
+package overload
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// Config is the workload of a run, shared by the simulation and the real run.
+type Config struct {
+	// Capacity is C, the calls the downstream serves at full speed at once.
+	Capacity int
+	// Latency is L, a call's mean latency at full speed.
+	Latency time.Duration
+	// Kappa is the downstream's thrashing coefficient (see Downstream).
+	Kappa float64
+	// Timeout is the client's timeout: a slower call fails.
+	Timeout time.Duration
+	// Load is the offered load as a multiple of the capacity's throughput
+	// C/L (Poisson arrivals, open loop).
+	Load float64
+	// Duration is how long a row runs; Warmup, its start, is left out of the
+	// summary (not of the time series).
+	Duration, Warmup time.Duration
+	// Bucket is the time series' step.
+	Bucket time.Duration
+	// Seed seeds the arrivals, the work and the strategies' random numbers.
+	Seed uint64
+}
+
+// DefaultConfig is the workload of docs/benchmarks.md: C = 20 calls at
+// L = 10 ms (2,000 calls/s), a 100 ms client timeout, 2× overload for 60 s.
+func DefaultConfig() Config {
+	return Config{Capacity: 20, Latency: 10 * time.Millisecond, Kappa: 1,
+		Timeout: 100 * time.Millisecond, Load: 2, Duration: 60 * time.Second,
+		Warmup: 10 * time.Second, Bucket: 100 * time.Millisecond, Seed: 1}
+}
+
+// Throughput is the capacity's throughput C/L, in calls per second.
+func (c Config) Throughput() float64 { return float64(c.Capacity) / c.Latency.Seconds() }
+
+// arrivalRate is the offered load in calls per second.
+func (c Config) arrivalRate() float64 { return c.Load * c.Throughput() }
+
+// Result is one row's outcome.
+type Result struct {
+	Name string
+	// Counts after the warm-up: arrivals, refused by the strategy, successes
+	// (completed within the timeout) and timeouts.
+	Offered, Rejected, Succeeded, Failed int
+	// Goodput is the successes per second after the warm-up, in % of C/L.
+	Goodput float64
+	// P50 and P99 are the latencies of the successes after the warm-up.
+	P50, P99 time.Duration
+	// Series is the run's time series, one point per Config.Bucket.
+	Series []Point
+}
+
+// RejectedPct is the share of the offered calls the strategy refused, in %.
+func (r Result) RejectedPct() float64 { return pct(r.Rejected, r.Offered) }
+
+// FailedPct is the share of the offered calls that timed out, in %.
+func (r Result) FailedPct() float64 { return pct(r.Failed, r.Offered) }
+
+func pct(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
+}
+
+// Point is one bucket of a time series.
+type Point struct {
+	// T is the bucket's end.
+	T time.Duration
+	// Limit is the strategy's limit at T (0: none); InFlight the calls in
+	// the downstream at T.
+	Limit, InFlight int
+	// Goodput is the bucket's successes per second in % of C/L.
+	Goodput float64
+	// P99 is the p99 latency of the bucket's successes (0: none succeeded).
+	P99 time.Duration
+	// Rejected is the share of the bucket's arrivals the strategy refused, in %.
+	Rejected float64
+}
+
+// recorder accumulates a row's counts and time series. It is not safe for
+// concurrent use (the real run locks around it).
+type recorder struct {
+	cfg     Config
+	res     Result
+	lat     []time.Duration // the successes' latencies after the warm-up
+	bucket  []time.Duration // the current bucket's success latencies
+	arrived int             // the current bucket's arrivals
+	refused int             // and refusals
+}
+
+func newRecorder(cfg Config, name string) *recorder {
+	return &recorder{cfg: cfg, res: Result{Name: name}}
+}
+
+func (r *recorder) counted(t time.Duration) bool { return t >= r.cfg.Warmup }
+
+func (r *recorder) arrival(t time.Duration, admitted bool) {
+	r.arrived++
+	if !admitted {
+		r.refused++
+	}
+	if r.counted(t) {
+		r.res.Offered++
+		if !admitted {
+			r.res.Rejected++
+		}
+	}
+}
+
+func (r *recorder) success(t, latency time.Duration) {
+	r.bucket = append(r.bucket, latency)
+	if r.counted(t) {
+		r.res.Succeeded++
+		r.lat = append(r.lat, latency)
+	}
+}
+
+func (r *recorder) failure(t time.Duration) {
+	if r.counted(t) {
+		r.res.Failed++
+	}
+}
+
+// sample closes the bucket ending at t.
+func (r *recorder) sample(t time.Duration, limit, inFlight int) {
+	slices.Sort(r.bucket)
+	perSec := float64(len(r.bucket)) / r.cfg.Bucket.Seconds()
+	r.res.Series = append(r.res.Series, Point{T: t, Limit: limit, InFlight: inFlight,
+		Goodput: 100 * perSec / r.cfg.Throughput(), P99: quantile(r.bucket, 0.99),
+		Rejected: pct(r.refused, r.arrived)})
+	r.bucket, r.arrived, r.refused = r.bucket[:0], 0, 0
+}
+
+func (r *recorder) result() Result {
+	slices.Sort(r.lat)
+	r.res.P50, r.res.P99 = quantile(r.lat, 0.5), quantile(r.lat, 0.99)
+	span := (r.cfg.Duration - r.cfg.Warmup).Seconds()
+	r.res.Goodput = 100 * float64(r.res.Succeeded) / span / r.cfg.Throughput()
+	return r.res
+}
+
+// quantile returns the q-quantile of sorted (nearest rank), 0 when empty.
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, i)]
+}
