@@ -103,10 +103,10 @@ func (r *realRun) call(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if failed {
-		r.rec.failure(end.Sub(r.start))
+		r.rec.failure(begin.Sub(r.start))
 		return
 	}
-	r.rec.success(end.Sub(r.start), latency)
+	r.rec.success(begin.Sub(r.start), end.Sub(r.start))
 }
 
 // realServer is a Downstream in real time: a timer completes its calls.

@@ -19,8 +19,9 @@ type Config struct {
 	// Load is the offered load as a multiple of the capacity's throughput
 	// C/L (Poisson arrivals, open loop).
 	Load float64
-	// Duration is how long a row runs; Warmup, its start, is left out of the
-	// summary (not of the time series).
+	// Duration is how long a row runs. The summary counts the calls that
+	// arrive after Warmup and at least Timeout before the end (so that each
+	// has its outcome); the time series covers the whole run.
 	Duration, Warmup time.Duration
 	// Bucket is the time series' step.
 	Bucket time.Duration
@@ -45,10 +46,11 @@ func (c Config) arrivalRate() float64 { return c.Load * c.Throughput() }
 // Result is one row's outcome.
 type Result struct {
 	Name string
-	// Counts after the warm-up: arrivals, refused by the strategy, successes
-	// (completed within the timeout) and timeouts.
+	// The calls that arrived after the warm-up: all of them, those the
+	// strategy refused, those that completed within the timeout and those
+	// that timed out.
 	Offered, Rejected, Succeeded, Failed int
-	// Goodput is the successes per second after the warm-up, in % of C/L.
+	// Goodput is Succeeded per second after the warm-up, in % of C/L.
 	Goodput float64
 	// P50 and P99 are the latencies of the successes after the warm-up.
 	P50, P99 time.Duration
@@ -99,7 +101,11 @@ func newRecorder(cfg Config, name string) *recorder {
 	return &recorder{cfg: cfg, res: Result{Name: name}}
 }
 
-func (r *recorder) counted(t time.Duration) bool { return t >= r.cfg.Warmup }
+// counted reports whether a call arriving at t is in the summary: after the
+// warm-up, and early enough that its outcome is known before the run ends.
+func (r *recorder) counted(t time.Duration) bool {
+	return t >= r.cfg.Warmup && t < r.cfg.Duration-r.cfg.Timeout
+}
 
 func (r *recorder) arrival(t time.Duration, admitted bool) {
 	r.arrived++
@@ -114,16 +120,20 @@ func (r *recorder) arrival(t time.Duration, admitted bool) {
 	}
 }
 
-func (r *recorder) success(t, latency time.Duration) {
+// success records a call that arrived at start and succeeded at end: the
+// summary counts it by its arrival, the time series by its completion.
+func (r *recorder) success(start, end time.Duration) {
+	latency := end - start
 	r.bucket = append(r.bucket, latency)
-	if r.counted(t) {
+	if r.counted(start) {
 		r.res.Succeeded++
 		r.lat = append(r.lat, latency)
 	}
 }
 
-func (r *recorder) failure(t time.Duration) {
-	if r.counted(t) {
+// failure records a call that arrived at start and timed out.
+func (r *recorder) failure(start time.Duration) {
+	if r.counted(start) {
 		r.res.Failed++
 	}
 }
@@ -141,7 +151,7 @@ func (r *recorder) sample(t time.Duration, limit, inFlight int) {
 func (r *recorder) result() Result {
 	slices.Sort(r.lat)
 	r.res.P50, r.res.P99 = quantile(r.lat, 0.5), quantile(r.lat, 0.99)
-	span := (r.cfg.Duration - r.cfg.Warmup).Seconds()
+	span := (r.cfg.Duration - r.cfg.Timeout - r.cfg.Warmup).Seconds()
 	r.res.Goodput = 100 * float64(r.res.Succeeded) / span / r.cfg.Throughput()
 	return r.res
 }

@@ -135,7 +135,7 @@ func (s *sim) complete() {
 	delete(s.byCall, call)
 	c.over = true
 	s.strategy.Release(c.ticket, false)
-	s.rec.success(s.now, s.now-c.start)
+	s.rec.success(c.start, s.now)
 }
 
 func (s *sim) expire() {
@@ -144,5 +144,5 @@ func (s *sim) expire() {
 	s.ds.Cancel(c.call)
 	delete(s.byCall, c.call)
 	s.strategy.Release(c.ticket, true)
-	s.rec.failure(s.now)
+	s.rec.failure(c.start)
 }
