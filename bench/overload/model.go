@@ -55,6 +55,10 @@ func NewDownstream(capacity int, kappa float64) *Downstream {
 	return &Downstream{capacity: float64(capacity), kappa: kappa}
 }
 
+// SetCapacity changes the capacity (instances lost or added). The caller
+// advances the server to the time of the change first.
+func (d *Downstream) SetCapacity(capacity int) { d.capacity = float64(capacity) }
+
 // Live returns the number of calls in the server.
 func (d *Downstream) Live() int { return d.live }
 

@@ -119,12 +119,23 @@ func TestOverloadReport(t *testing.T) {
 	for _, row := range Rows(cfg) {
 		sim = append(sim, simulate(t, cfg, row))
 	}
-	fmt.Printf("## Simulation: C=%d, L=%v, kappa=%g, timeout %v, load %.1fx, %v (first %v left out), seed %d\n\n",
-		cfg.Capacity, cfg.Latency, cfg.Kappa, cfg.Timeout, cfg.Load, cfg.Duration, cfg.Warmup, cfg.Seed)
+	fmt.Printf("## Simulation: C=%d, L=%v (C/L = %.0f/s), kappa=%g, timeout %v, load %.1fx, %v (first %v left out), seed %d\n\n",
+		cfg.Capacity, cfg.Latency, cfg.Throughput(), cfg.Kappa, cfg.Timeout, cfg.Load, cfg.Duration, cfg.Warmup, cfg.Seed)
 	fmt.Printf("uncontended (load 0.5x, no protection): goodput %.1f %%, p50 %s, p99 %s\n\n",
 		uncontended.Goodput, ms(uncontended.P50), ms(uncontended.P99))
-	fmt.Println(Table(cfg, sim, uncontended.P99))
+	fmt.Println(Table(sim, uncontended.P99))
 	writeCharts(t, "overload-sim", "simulation", cfg, sim)
+
+	step := StepConfig()
+	var stepped []Result
+	for _, row := range Rows(step) {
+		stepped = append(stepped, simulate(t, step, row))
+	}
+	fmt.Printf("## Simulation, capacity steps: C %d, then %d from %v, %d from %v; %v\n\n", step.Capacity,
+		step.Steps[0].Capacity, step.Steps[0].At, step.Steps[1].Capacity, step.Steps[1].At, step.Duration)
+	fmt.Println(Table(stepped, uncontended.P99))
+	fmt.Println(PhaseTable(step, stepped))
+	writeCharts(t, "overload-steps", "simulation, capacity 20 → 10 → 40", step, stepped)
 	if !*withReal {
 		return
 	}
@@ -142,7 +153,7 @@ func TestOverloadReport(t *testing.T) {
 		rcfg.Duration, rcfg.Warmup, runtime.GOMAXPROCS(0))
 	fmt.Printf("uncontended (load 0.5x, no protection): goodput %.1f %%, p50 %s, p99 %s\n\n",
 		base.Goodput, ms(base.P50), ms(base.P99))
-	fmt.Println(Table(rcfg, real, base.P99))
+	fmt.Println(Table(real, base.P99))
 	writeCharts(t, "overload-real", "real run (loopback HTTP)", rcfg, real)
 }
 

@@ -27,6 +27,42 @@ type Config struct {
 	Bucket time.Duration
 	// Seed seeds the arrivals, the work and the strategies' random numbers.
 	Seed uint64
+	// Steps change the downstream's capacity during the run (simulation
+	// only): from each step's At on, C is its Capacity. The offered load
+	// stays Load × the initial C/L.
+	Steps []Step
+}
+
+// Step is a change of the downstream's capacity at a point of a run.
+type Step struct {
+	At       time.Duration
+	Capacity int
+}
+
+// capacityAt is C at time t.
+func (c Config) capacityAt(t time.Duration) int {
+	capacity := c.Capacity
+	for _, s := range c.Steps {
+		if t >= s.At {
+			capacity = s.Capacity
+		}
+	}
+	return capacity
+}
+
+// throughputAt is C/L at time t.
+func (c Config) throughputAt(t time.Duration) float64 {
+	return float64(c.capacityAt(t)) / c.Latency.Seconds()
+}
+
+// capacityCalls is the calls the capacity could complete from t0 to t1.
+func (c Config) capacityCalls(t0, t1 time.Duration) float64 {
+	const step = 10 * time.Millisecond
+	calls := 0.0
+	for t := t0; t < t1; t += step {
+		calls += c.throughputAt(t) * min(step, t1-t).Seconds()
+	}
+	return calls
 }
 
 // DefaultConfig is the workload of docs/benchmarks.md: C = 20 calls at
@@ -37,7 +73,7 @@ func DefaultConfig() Config {
 		Warmup: 10 * time.Second, Bucket: 100 * time.Millisecond, Seed: 1}
 }
 
-// Throughput is the capacity's throughput C/L, in calls per second.
+// Throughput is the initial capacity's throughput C/L, in calls per second.
 func (c Config) Throughput() float64 { return float64(c.Capacity) / c.Latency.Seconds() }
 
 // arrivalRate is the offered load in calls per second.
@@ -50,7 +86,8 @@ type Result struct {
 	// strategy refused, those that completed within the timeout and those
 	// that timed out.
 	Offered, Rejected, Succeeded, Failed int
-	// Goodput is Succeeded per second after the warm-up, in % of C/L.
+	// Goodput is Succeeded per second after the warm-up, in % of C/L (of
+	// the mean C/L over the window when Config.Steps change C).
 	Goodput float64
 	// P50 and P99 are the latencies of the successes after the warm-up.
 	P50, P99 time.Duration
@@ -78,7 +115,7 @@ type Point struct {
 	// Limit is the strategy's limit at T (0: none); InFlight the calls in
 	// the downstream at T.
 	Limit, InFlight int
-	// Goodput is the bucket's successes per second in % of C/L.
+	// Goodput is the bucket's successes per second in % of the C/L of the time.
 	Goodput float64
 	// P99 is the p99 latency of the bucket's successes (0: none succeeded).
 	P99 time.Duration
@@ -143,7 +180,7 @@ func (r *recorder) sample(t time.Duration, limit, inFlight int) {
 	slices.Sort(r.bucket)
 	perSec := float64(len(r.bucket)) / r.cfg.Bucket.Seconds()
 	r.res.Series = append(r.res.Series, Point{T: t, Limit: limit, InFlight: inFlight,
-		Goodput: 100 * perSec / r.cfg.Throughput(), P99: quantile(r.bucket, 0.99),
+		Goodput: 100 * perSec / r.cfg.throughputAt(t-r.cfg.Bucket), P99: quantile(r.bucket, 0.99),
 		Rejected: pct(r.refused, r.arrived)})
 	r.bucket, r.arrived, r.refused = r.bucket[:0], 0, 0
 }
@@ -151,8 +188,7 @@ func (r *recorder) sample(t time.Duration, limit, inFlight int) {
 func (r *recorder) result() Result {
 	slices.Sort(r.lat)
 	r.res.P50, r.res.P99 = quantile(r.lat, 0.5), quantile(r.lat, 0.99)
-	span := (r.cfg.Duration - r.cfg.Timeout - r.cfg.Warmup).Seconds()
-	r.res.Goodput = 100 * float64(r.res.Succeeded) / span / r.cfg.Throughput()
+	r.res.Goodput = 100 * float64(r.res.Succeeded) / r.cfg.capacityCalls(r.cfg.Warmup, r.cfg.Duration-r.cfg.Timeout)
 	return r.res
 }
 

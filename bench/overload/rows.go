@@ -25,12 +25,63 @@ func Rows(cfg Config) []Row {
 	}
 }
 
+// StepConfig is the scenario where the static limits are wrong by turns:
+// the offered load of DefaultConfig (4,000 calls/s) on a downstream that
+// loses half its capacity at 30 s (C 20 → 10: half its instances gone) and
+// scales to twice it at 60 s (C → 40), for 90 s.
+func StepConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Duration = 90 * time.Second
+	cfg.Steps = []Step{{At: 30 * time.Second, Capacity: cfg.Capacity / 2},
+		{At: 60 * time.Second, Capacity: 2 * cfg.Capacity}}
+	return cfg
+}
+
+// PhaseTable formats each row's mean goodput per phase of cfg.Steps (each
+// phase's first 5 s left out: the time to adapt is in the charts).
+func PhaseTable(cfg Config, results []Result) string {
+	const settle = 5 * time.Second
+	bounds := []time.Duration{cfg.Warmup}
+	for _, s := range cfg.Steps {
+		bounds = append(bounds, s.At)
+	}
+	bounds = append(bounds, cfg.Duration)
+	var b strings.Builder
+	b.WriteString("| row |")
+	for i := range len(bounds) - 1 {
+		fmt.Fprintf(&b, " %v–%v (C = %d) |", bounds[i]+settle, bounds[i+1], cfg.capacityAt(bounds[i]))
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", len(bounds)-1) + "\n")
+	for _, r := range results {
+		fmt.Fprintf(&b, "| %s |", r.Name)
+		for i := range len(bounds) - 1 {
+			fmt.Fprintf(&b, " %.1f %% |", meanGoodput(r.Series, bounds[i]+settle, bounds[i+1]))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// meanGoodput is the mean of the buckets' goodput in (from, to].
+func meanGoodput(series []Point, from, to time.Duration) float64 {
+	sum, n := 0.0, 0
+	for _, p := range series {
+		if p.T > from && p.T <= to {
+			sum += p.Goodput
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
 // Table formats results as a Markdown table; uncontended is the p99 of the
 // same downstream at half its capacity, the yardstick of the latency target.
-func Table(cfg Config, results []Result, uncontended time.Duration) string {
+func Table(results []Result, uncontended time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| row | goodput (%% of C/L = %.0f/s) | p50 | p99 | p99 / uncontended p99 | rejected | timed out |\n",
-		cfg.Throughput())
+	b.WriteString("| row | goodput (% of C/L) | p50 | p99 | p99 / uncontended p99 | rejected | timed out |\n")
 	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		ratio := "–"

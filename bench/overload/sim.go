@@ -62,13 +62,18 @@ const never = time.Duration(math.MaxInt64)
 func (s *sim) run(sleep func(time.Duration)) {
 	nextArrival := s.interarrival()
 	nextTick := s.cfg.Bucket
+	steps := s.cfg.Steps
 	for {
+		step := never
+		if len(steps) > 0 {
+			step = steps[0].At
+		}
 		done := never
 		if dt, ok := s.ds.NextDone(); ok {
 			done = s.now + dt
 		}
 		timeout := s.nextTimeout()
-		t := min(done, timeout, nextTick, nextArrival)
+		t := min(done, timeout, nextTick, nextArrival, step)
 		if t > s.cfg.Duration {
 			return
 		}
@@ -88,6 +93,9 @@ func (s *sim) run(sleep func(time.Duration)) {
 		case nextTick:
 			s.rec.sample(t, s.strategy.Limit(), s.ds.Live())
 			nextTick += s.cfg.Bucket
+		case step:
+			s.ds.SetCapacity(steps[0].Capacity)
+			steps = steps[1:]
 		default:
 			s.arrive()
 			nextArrival = t + s.interarrival()

@@ -77,9 +77,9 @@ func (c Chart) axes(b *bytes.Buffer, xmax, ymax float64) {
 	fmt.Fprintf(b, `<g stroke="#999" stroke-width="1">`)
 	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d"/>`, padL, padT+plotH, padL+plotW, padT+plotH)
 	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d"/></g>`+"\n", padL, padT, padL, padT+plotH)
-	const ticks = 5
+	ticks := xTicks(xmax)
 	for i := 0; i <= ticks; i++ {
-		f := float64(i) / ticks
+		f := float64(i) / float64(ticks)
 		x := padL + f*plotW
 		y := padT + plotH - f*plotH
 		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eee"/>`, padL, y, padL+plotW, y)
@@ -88,6 +88,17 @@ func (c Chart) axes(b *bytes.Buffer, xmax, ymax float64) {
 	}
 	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", padL+plotW/2, chartH-8, html.EscapeString(c.XLabel))
 	fmt.Fprintf(b, `<text transform="translate(16 %d) rotate(-90)" text-anchor="middle">%s</text>`+"\n", padT+plotH/2, html.EscapeString(c.YLabel))
+}
+
+// xTicks divides the x axis into steps of a multiple of 5 where it can (a
+// run of 60 s or 90 s: 6 steps), else into 5.
+func xTicks(xmax float64) int {
+	for _, n := range []int{6, 5, 4} {
+		if step := xmax / float64(n); step == math.Trunc(step) && int(step)%5 == 0 {
+			return n
+		}
+	}
+	return 5
 }
 
 // segments returns the line's runs of defined points as SVG point lists,
