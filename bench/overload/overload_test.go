@@ -1,9 +1,13 @@
 package overload
 
 import (
+	"bytes"
 	"context"
+	"encoding/xml"
 	"flag"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -168,5 +172,62 @@ func writeCharts(t *testing.T, prefix, title string, cfg Config, results []Resul
 	}
 	for _, p := range paths {
 		fmt.Println("wrote", filepath.Clean(p))
+	}
+}
+
+// TestEveryCallHasAnOutcome checks the accounting of both harnesses: every
+// call counted in a summary was refused, succeeded or timed out. The real
+// run is short and asserts nothing about timing.
+func TestEveryCallHasAnOutcome(t *testing.T) {
+	check := func(r Result) {
+		t.Helper()
+		if r.Offered == 0 || r.Offered != r.Rejected+r.Succeeded+r.Failed {
+			t.Errorf("%s: offered %d ≠ rejected %d + succeeded %d + timed out %d",
+				r.Name, r.Offered, r.Rejected, r.Succeeded, r.Failed)
+		}
+	}
+	cfg := shortConfig()
+	for _, row := range Rows(cfg) {
+		check(simulate(t, cfg, row))
+	}
+	real := RealConfig()
+	real.Duration, real.Warmup, real.Load = 500*time.Millisecond, 100*time.Millisecond, 0.2
+	check(RunReal(context.Background(), real, Static("static C", real.Capacity)))
+}
+
+// TestChartIsSVG checks that a chart is well-formed XML with one polyline
+// per run of defined points and a legend entry per line.
+func TestChartIsSVG(t *testing.T) {
+	nan := math.NaN()
+	c := Chart{Title: "a <title> & more", XLabel: "x", YLabel: "y", Lines: []Line{
+		{Name: "one", X: []float64{0, 1, 2, 3}, Y: []float64{1, 2, nan, 4}},
+		{Name: "two", X: []float64{0, 1, 2, 3}, Y: []float64{3, 2, 1, 0}},
+	}}
+	dec := xml.NewDecoder(bytes.NewReader(c.SVG()))
+	polylines, texts := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed: %v\n%s", err, c.SVG())
+		}
+		if el, ok := tok.(xml.StartElement); ok {
+			switch el.Name.Local {
+			case "polyline":
+				polylines++
+			case "text":
+				texts++
+			}
+		}
+	}
+	// "one" breaks at its NaN: two runs; "two" is one.
+	if polylines != 3 {
+		t.Errorf("%d polylines, want 3", polylines)
+	}
+	// Title, two axis labels, 2×6 tick labels, two legend entries.
+	if want := 1 + 2 + 12 + 2; texts != want {
+		t.Errorf("%d texts, want %d", texts, want)
 	}
 }
