@@ -27,10 +27,10 @@ var (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// shortConfig is a quick simulation for the tests: 10 simulated seconds.
+// shortConfig is a quick simulation for the tests: 5 simulated seconds.
 func shortConfig() Config {
 	cfg := DefaultConfig()
-	cfg.Duration, cfg.Warmup = 10*time.Second, 2*time.Second
+	cfg.Duration, cfg.Warmup = 5*time.Second, time.Second
 	return cfg
 }
 
