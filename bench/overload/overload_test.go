@@ -226,8 +226,8 @@ func TestChartIsSVG(t *testing.T) {
 	if polylines != 3 {
 		t.Errorf("%d polylines, want 3", polylines)
 	}
-	// Title, two axis labels, 2×6 tick labels, two legend entries.
-	if want := 1 + 2 + 12 + 2; texts != want {
+	// Title, two axis labels, 6 + 6 tick labels, two legend entries.
+	if want := 1 + 2 + 6 + 6 + 2; texts != want {
 		t.Errorf("%d texts, want %d", texts, want)
 	}
 }

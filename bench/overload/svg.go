@@ -77,14 +77,18 @@ func (c Chart) axes(b *bytes.Buffer, xmax, ymax float64) {
 	fmt.Fprintf(b, `<g stroke="#999" stroke-width="1">`)
 	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d"/>`, padL, padT+plotH, padL+plotW, padT+plotH)
 	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d"/></g>`+"\n", padL, padT, padL, padT+plotH)
+	// y: 5 steps of a round ymax (nice) are round too.
+	const yTicks = 5
+	for i := 0; i <= yTicks; i++ {
+		f := float64(i) / yTicks
+		y := padT + plotH - f*plotH
+		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eee"/>`, padL, y, padL+plotW, y)
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", padL-6, y+4, label(f*ymax))
+	}
 	ticks := xTicks(xmax)
 	for i := 0; i <= ticks; i++ {
 		f := float64(i) / float64(ticks)
-		x := padL + f*plotW
-		y := padT + plotH - f*plotH
-		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eee"/>`, padL, y, padL+plotW, y)
-		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`, padL-6, y+4, label(f*ymax))
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x, padT+plotH+16, label(f*xmax))
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", padL+f*plotW, padT+plotH+16, label(f*xmax))
 	}
 	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", padL+plotW/2, chartH-8, html.EscapeString(c.XLabel))
 	fmt.Fprintf(b, `<text transform="translate(16 %d) rotate(-90)" text-anchor="middle">%s</text>`+"\n", padT+plotH/2, html.EscapeString(c.YLabel))
