@@ -129,16 +129,22 @@ func TestOverloadReport(t *testing.T) {
 	fmt.Println(Table(sim, uncontended.P99))
 	writeCharts(t, "overload-sim", "simulation", cfg, sim)
 
-	step := StepConfig()
-	var stepped []Result
-	for _, row := range Rows(step) {
-		stepped = append(stepped, simulate(t, step, row))
+	for _, sc := range []struct {
+		cfg           Config
+		prefix, title string
+	}{
+		{StepConfig(), "overload-steps", "simulation, capacity 20 → 10 → 40"},
+		{SpikeConfig(), "overload-spike", "simulation, 0.5× load, 1 s spike to 2×"},
+	} {
+		var res []Result
+		for _, row := range Rows(sc.cfg) {
+			res = append(res, simulate(t, sc.cfg, row))
+		}
+		fmt.Printf("## %s: %+v\n\n", sc.title, sc.cfg.Steps)
+		fmt.Println(Table(res, uncontended.P99))
+		fmt.Println(PhaseTable(sc.cfg, res))
+		writeCharts(t, sc.prefix, sc.title, sc.cfg, res)
 	}
-	fmt.Printf("## Simulation, capacity steps: C %d, then %d from %v, %d from %v; %v\n\n", step.Capacity,
-		step.Steps[0].Capacity, step.Steps[0].At, step.Steps[1].Capacity, step.Steps[1].At, step.Duration)
-	fmt.Println(Table(stepped, uncontended.P99))
-	fmt.Println(PhaseTable(step, stepped))
-	writeCharts(t, "overload-steps", "simulation, capacity 20 → 10 → 40", step, stepped)
 	if !*withReal {
 		return
 	}
@@ -239,5 +245,21 @@ func TestChartIsSVG(t *testing.T) {
 	// Title, two axis labels, 6 + 6 tick labels, two legend entries.
 	if want := 1 + 2 + 6 + 6 + 2; texts != want {
 		t.Errorf("%d texts, want %d", texts, want)
+	}
+}
+
+// TestSpikeLeavesTheUnprotectedDownstreamCollapsed checks the metastable
+// failure the spike scenario shows: after a one-second spike, half load is
+// served again under the static limit C but not without protection.
+func TestSpikeLeavesTheUnprotectedDownstreamCollapsed(t *testing.T) {
+	cfg := SpikeConfig()
+	cfg.Duration = 30 * time.Second
+	none := Simulate(cfg, Unprotected(), nil)
+	right := Simulate(cfg, Static("C", cfg.Capacity), nil)
+	after := func(r Result) float64 { return meanGoodput(r.Series, 25*time.Second, cfg.Duration) }
+	t.Logf("goodput 25-30 s: none %.1f %%, C %.1f %%", after(none), after(right))
+	if after(none) > 5 || after(right) < 45 {
+		t.Errorf("goodput after the spike: none %.1f %%, static C %.1f %%; want ≤ 5 %% and ≥ 45 %%",
+			after(none), after(right))
 	}
 }

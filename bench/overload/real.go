@@ -23,7 +23,8 @@ func RealConfig() Config {
 // RunReal runs row in real time against a loopback HTTP server that behaves
 // as the Downstream: each request's work is served at the speed its
 // concurrency allows, and a request whose client gave up is cancelled.
-// Arrivals are open loop (Poisson, cfg.Load × C/L per second, each call in a
+// Arrivals are open loop (Poisson, cfg.Load × C/L per second; cfg.Steps
+// change the load but not the capacity, each call in a
 // goroutine of its own), the client's timeout is the request context's. The
 // numbers depend on the machine and whatever else runs on it: report them as
 // measured, never assert them.
@@ -70,7 +71,7 @@ func (r *realRun) generate(ctx context.Context) {
 		case <-time.After(max(0, next-time.Since(r.start))):
 		}
 		// Catch up with every arrival due: the generator may have slept late.
-		for ; next <= time.Since(r.start) && next < r.cfg.Duration; next += time.Duration(arrivals.ExpFloat64() / r.cfg.arrivalRate() * 1e9) {
+		for ; next <= time.Since(r.start) && next < r.cfg.Duration; next += time.Duration(arrivals.ExpFloat64() / r.cfg.arrivalRate(next) * 1e9) {
 			calls.Go(func() { r.call(ctx) })
 		}
 	}

@@ -1,6 +1,7 @@
 package overload
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"time"
@@ -27,26 +28,34 @@ type Config struct {
 	Bucket time.Duration
 	// Seed seeds the arrivals, the work and the strategies' random numbers.
 	Seed uint64
-	// Steps change the downstream's capacity during the run (simulation
-	// only): from each step's At on, C is its Capacity. The offered load
-	// stays Load × the initial C/L.
+	// Steps change the downstream's capacity or the offered load during
+	// the run (simulation only).
 	Steps []Step
 }
 
-// Step is a change of the downstream's capacity at a point of a run.
+// Step is a change at a point of a run: from At on, C is Capacity and the
+// offered load Load × the initial C/L; a zero field keeps its value.
 type Step struct {
 	At       time.Duration
 	Capacity int
+	Load     float64
+}
+
+// at returns C and the offered load (a multiple of the initial C/L) at time t.
+func (c Config) at(t time.Duration) (capacity int, load float64) {
+	capacity, load = c.Capacity, c.Load
+	for _, s := range c.Steps {
+		if t < s.At {
+			break
+		}
+		capacity, load = cmp.Or(s.Capacity, capacity), cmp.Or(s.Load, load)
+	}
+	return capacity, load
 }
 
 // capacityAt is C at time t.
 func (c Config) capacityAt(t time.Duration) int {
-	capacity := c.Capacity
-	for _, s := range c.Steps {
-		if t >= s.At {
-			capacity = s.Capacity
-		}
-	}
+	capacity, _ := c.at(t)
 	return capacity
 }
 
@@ -76,8 +85,11 @@ func DefaultConfig() Config {
 // Throughput is the initial capacity's throughput C/L, in calls per second.
 func (c Config) Throughput() float64 { return float64(c.Capacity) / c.Latency.Seconds() }
 
-// arrivalRate is the offered load in calls per second.
-func (c Config) arrivalRate() float64 { return c.Load * c.Throughput() }
+// arrivalRate is the offered load at time t, in calls per second.
+func (c Config) arrivalRate(t time.Duration) float64 {
+	_, load := c.at(t)
+	return load * c.Throughput()
+}
 
 // Result is one row's outcome.
 type Result struct {

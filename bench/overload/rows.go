@@ -37,25 +37,38 @@ func StepConfig() Config {
 	return cfg
 }
 
-// PhaseTable formats each row's mean goodput per phase of cfg.Steps (each
-// phase's first 5 s left out: the time to adapt is in the charts).
+// SpikeConfig is a metastable failure: half the capacity's throughput
+// offered (1,000 calls/s), a one-second spike to 2× at 20 s, then half
+// again until 60 s. A downstream that thrashes stays collapsed after the
+// spike unless something limits its concurrency.
+func SpikeConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Load = 0.5
+	cfg.Steps = []Step{{At: 20 * time.Second, Load: 2}, {At: 21 * time.Second, Load: 0.5}}
+	return cfg
+}
+
+// PhaseTable formats each row's mean goodput per phase of cfg.Steps, each
+// phase's first 5 s (or half, if shorter) left out: the time to adapt is in
+// the charts.
 func PhaseTable(cfg Config, results []Result) string {
-	const settle = 5 * time.Second
 	bounds := []time.Duration{cfg.Warmup}
 	for _, s := range cfg.Steps {
 		bounds = append(bounds, s.At)
 	}
 	bounds = append(bounds, cfg.Duration)
+	from := func(i int) time.Duration { return bounds[i] + min(5*time.Second, (bounds[i+1]-bounds[i])/2) }
 	var b strings.Builder
 	b.WriteString("| row |")
 	for i := range len(bounds) - 1 {
-		fmt.Fprintf(&b, " %v–%v (C = %d) |", bounds[i]+settle, bounds[i+1], cfg.capacityAt(bounds[i]))
+		capacity, load := cfg.at(bounds[i])
+		fmt.Fprintf(&b, " %v–%v (C = %d, load %g×) |", from(i), bounds[i+1], capacity, load)
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---|", len(bounds)-1) + "\n")
 	for _, r := range results {
 		fmt.Fprintf(&b, "| %s |", r.Name)
 		for i := range len(bounds) - 1 {
-			fmt.Fprintf(&b, " %.1f %% |", meanGoodput(r.Series, bounds[i]+settle, bounds[i+1]))
+			fmt.Fprintf(&b, " %.1f %% |", meanGoodput(r.Series, from(i), bounds[i+1]))
 		}
 		b.WriteString("\n")
 	}

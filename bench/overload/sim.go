@@ -94,7 +94,14 @@ func (s *sim) run(sleep func(time.Duration)) {
 			s.rec.sample(t, s.strategy.Limit(), s.ds.Live())
 			nextTick += s.cfg.Bucket
 		case step:
-			s.ds.SetCapacity(steps[0].Capacity)
+			if c := steps[0].Capacity; c > 0 {
+				s.ds.SetCapacity(c)
+			}
+			if steps[0].Load > 0 {
+				// Poisson arrivals are memoryless: the next one can be
+				// drawn again at the new rate.
+				nextArrival = t + s.interarrival()
+			}
 			steps = steps[1:]
 		default:
 			s.arrive()
@@ -104,7 +111,7 @@ func (s *sim) run(sleep func(time.Duration)) {
 }
 
 func (s *sim) interarrival() time.Duration {
-	return time.Duration(s.arrivals.ExpFloat64() / s.cfg.arrivalRate() * 1e9)
+	return time.Duration(s.arrivals.ExpFloat64() / s.cfg.arrivalRate(s.now) * 1e9)
 }
 
 // nextTimeout is the deadline of the oldest call still waited for.
