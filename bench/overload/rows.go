@@ -62,7 +62,7 @@ func PhaseTable(cfg Config, results []Result) string {
 	b.WriteString("| row |")
 	for i := range len(bounds) - 1 {
 		capacity, load := cfg.at(bounds[i])
-		fmt.Fprintf(&b, " %v–%v (C = %d, load %g×) |", from(i), bounds[i+1], capacity, load)
+		fmt.Fprintf(&b, " %v–%v (C = %d, %.0f/s offered) |", from(i), bounds[i+1], capacity, load*cfg.Throughput())
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---|", len(bounds)-1) + "\n")
 	for _, r := range results {

@@ -69,8 +69,9 @@ func (c Chart) extent() (xmax, ymax float64) {
 	if c.YMax > 0 {
 		ymax = min(ymax, c.YMax)
 	}
-	// The x axis ends with the data (a run's duration); the y axis at a round value.
-	return max(xmax, 1), nice(ymax)
+	// The x axis ends with the data (a run's duration, whose last real-time
+	// sample may come a little early), the y axis at a round value.
+	return max(math.Ceil(xmax), 1), nice(ymax)
 }
 
 func (c Chart) axes(b *bytes.Buffer, xmax, ymax float64) {
@@ -94,12 +95,14 @@ func (c Chart) axes(b *bytes.Buffer, xmax, ymax float64) {
 	fmt.Fprintf(b, `<text transform="translate(16 %d) rotate(-90)" text-anchor="middle">%s</text>`+"\n", padT+plotH/2, html.EscapeString(c.YLabel))
 }
 
-// xTicks divides the x axis into steps of a multiple of 5 where it can (a
-// run of 60 s or 90 s: 6 steps), else into 5.
+// xTicks divides the x axis into 4 to 6 steps, of a multiple of 5 if it
+// can (a run of 60 s or 90 s: 6 steps), else of a whole number (12 s: 6).
 func xTicks(xmax float64) int {
-	for _, n := range []int{6, 5, 4} {
-		if step := xmax / float64(n); step == math.Trunc(step) && int(step)%5 == 0 {
-			return n
+	for _, mult := range []int{5, 1} {
+		for _, n := range []int{6, 5, 4} {
+			if step := xmax / float64(n); step == math.Trunc(step) && int(step)%mult == 0 {
+				return n
+			}
 		}
 	}
 	return 5
