@@ -140,7 +140,16 @@ func (pl *Pipeline[T]) attempts(caller, ctx context.Context, fn func(context.Con
 				return info(ctx, AttemptInfo{Attempt: n, Elapsed: time.Duration(pl.clock.Nanotime() - start)})
 			}
 		}
-		v, started, failure, err := pl.eng.Attempt(caller, ctx, n, call, nil)
+		var v T
+		var started bool
+		var failure, err error
+		if pl.p.Hedge != nil {
+			var hedges int
+			v, started, hedges, failure, err = pl.hedged(caller, ctx, n, call)
+			res.Attempts += hedges
+		} else {
+			v, started, failure, err = pl.eng.Attempt(caller, ctx, n, call, nil)
+		}
 		if started {
 			res.Attempts++
 		}
@@ -161,5 +170,39 @@ func (pl *Pipeline[T]) attempts(caller, ctx context.Context, fn func(context.Con
 	s := pl.p.Retry.Begin()
 	if again, err := attempt(1); again && err != nil {
 		_, res.Err = Retry(ctx, pl.p.Retry, &s, err, attempt, nil)
+	}
+}
+
+// outcome is one attempt's outcome, as Engine.Attempt returns it.
+type outcome[T any] struct {
+	v            T
+	started      bool
+	failure, err error
+}
+
+// hedged makes attempt n as a hedged race (Policies.Hedge): the primary and
+// each hedge are attempts of their own on the engine, each passing the
+// guards. It returns the attempt that stands (the first success, or the
+// primary when every one failed) and how many hedges were sent, which count
+// as attempts.
+func (pl *Pipeline[T]) hedged(caller, ctx context.Context, n int, call func(context.Context) (T, error)) (v T, started bool, hedges int, failure, err error) {
+	o, hedges, _ := Hedge(ctx, pl.p.Hedge, func(ctx context.Context, _ int) (outcome[T], error) {
+		var o outcome[T]
+		o.v, o.started, o.failure, o.err = pl.eng.Attempt(HedgeCaller(caller, ctx), ctx, n, call, nil)
+		if o.failure != nil {
+			return o, o.failure
+		}
+		// An error the classifier let pass ends the execution as it is, but
+		// it does not win a race that another attempt may still win.
+		return o, o.err
+	}, pl.discard)
+	return o.v, o.started, hedges, o.failure, o.err
+}
+
+// discard is the hedged race's: a losing attempt's value goes to
+// Policies.Discard.
+func (pl *Pipeline[T]) discard(o outcome[T]) {
+	if pl.p.Discard != nil && o.started {
+		pl.p.Discard(o.v)
 	}
 }

@@ -23,9 +23,16 @@ const (
 	EventFallback
 	// EventTimeout: a timeout policy cut a call short; Duration is the limit.
 	EventTimeout
+	// EventHedge: a hedging policy sent a hedge; Attempt is the hedge's
+	// number (1 for the first) and Delay how long the previous attempt
+	// had gone unanswered.
+	EventHedge
+	// EventHedgeWon: a hedge's answer won its call; Attempt is the hedge's
+	// number and Duration the call's latency.
+	EventHedgeWon
 )
 
-var eventKindNames = [...]string{"", "attempt", "retry", "transition", "rejection", "fallback", "timeout"}
+var eventKindNames = [...]string{"", "attempt", "retry", "transition", "rejection", "fallback", "timeout", "hedge", "hedge_won"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventKindNames) {
@@ -43,7 +50,7 @@ type Event struct {
 	// adapters find the call's span in it.
 	Context context.Context
 	// Policy is the kind of policy that reports: "breaker", "retry", "bulkhead",
-	// "timeout", "fallback", "budget" or "pipeline".
+	// "timeout", "fallback", "budget", "hedge" or "pipeline".
 	Policy string
 	// Name is the reporting policy's name.
 	Name     string

@@ -12,7 +12,7 @@ import (
 const maxGuards = 8
 
 // Policies lists the policies of a Pipeline by role, in the standard order
-// from the outside in: Fallback, Total, Retry, Breaker, Bulkhead (then
+// from the outside in: Fallback, Total, Retry, Hedge, Breaker, Bulkhead (then
 // Guards), Attempt, Chaos. Every policy is optional: leave a field unset
 // (nil) for a policy you do not want. NewPipeline refuses a typed nil
 // pointer (a *bulkhead.Bulkhead that was never built), which would
@@ -25,6 +25,16 @@ type Policies[T any] struct {
 	Total Timeouter
 	// Retry re-runs failed attempts.
 	Retry Retrier
+	// Hedge sends hedges of a slow attempt (hedge.Policy): each attempt the
+	// retry policy makes is raced against hedges sent after the policy's
+	// delay, and the first success wins (see Hedge). Each hedge passes the
+	// guards below on its own, so an open breaker or a full bulkhead stops
+	// hedges. For idempotent calls only.
+	Hedge Hedger
+	// Discard releases the value of an attempt that lost a hedged race (it
+	// closes a response's body); it runs on the losing attempt's goroutine.
+	// Default nil: losers' values are dropped.
+	Discard func(v T)
 	// Breaker is acquired first before every attempt (a *breaker.Breaker).
 	Breaker Guard
 	// Bulkhead is acquired after the breaker (a *bulkhead.Bulkhead), so that
@@ -67,8 +77,8 @@ type Policies[T any] struct {
 }
 
 // Pipeline composes policies around calls that return a T, in the fixed
-// order fallback → total timeout → retry → breaker → bulkhead → attempt
-// timeout → chaos → call. Its attempts run on an Engine, the same one the
+// order fallback → total timeout → retry → hedge → breaker → bulkhead →
+// attempt timeout → chaos → call. Its attempts run on an Engine, the same one the
 // HTTP and gRPC integrations use. It is built once and is safe for
 // concurrent use; the policies in it may be shared with other pipelines. An
 // execution that succeeds on its first attempt allocates nothing beyond
@@ -152,7 +162,7 @@ func (p *Policies[T]) check() error {
 		name string
 		v    any
 	}
-	fields := []field{{"Fallback", p.Fallback}, {"Total", p.Total}, {"Retry", p.Retry}, {"Breaker", p.Breaker},
+	fields := []field{{"Fallback", p.Fallback}, {"Total", p.Total}, {"Retry", p.Retry}, {"Hedge", p.Hedge}, {"Breaker", p.Breaker},
 		{"Bulkhead", p.Bulkhead}, {"Attempt", p.Attempt}, {"Observer", p.Observer}, {"Clock", p.Clock}}
 	for i, g := range p.Guards {
 		fields = append(fields, field{fmt.Sprintf("Guards[%d]", i), g})

@@ -25,7 +25,10 @@ const (
 	flagTimed = 1 << 8
 	// flagSkip marks a permit whose outcome is not recorded: a call a
 	// metrics-only breaker would have rejected.
-	flagSkip  = 1 << 9
+	flagSkip = 1 << 9
+	// flagRamp: closed and in a slow start (Config.SlowStart), which
+	// Breaker.rampStart began; Acquire admits a growing share of calls.
+	flagRamp  = 1 << 10
 	flagsMask = 0xff00
 	genShift  = 16
 )
@@ -59,6 +62,9 @@ type Breaker struct {
 	openErr   atomic.Pointer[spillway.Error]
 	// wouldUntil is when a metrics-only breaker's virtual opening ends (0: none).
 	wouldUntil atomic.Int64
+	// rampStart is when the current slow start began; it is written under
+	// mu before the word's flagRamp announces it.
+	rampStart atomic.Int64
 
 	// The counters written on every rejection stay off the cache line that
 	// every Acquire reads.
@@ -129,8 +135,8 @@ func (b *Breaker) Config() Config { return b.core.Load().cfg }
 // slow-call detection is on); an open breaker's rejection costs one clock
 // read and allocates nothing.
 func (b *Breaker) Acquire(ctx context.Context) (spillway.Permit, error) {
-	// Closed without slow-call detection: one load, nothing else.
-	if w := b.word.Load(); w&(stateMask|flagTimed) == uint64(Closed) {
+	// Closed without slow-call detection nor slow start: one load, nothing else.
+	if w := b.word.Load(); w&(stateMask|flagTimed|flagRamp) == uint64(Closed) {
 		return spillway.NewPermit(b, w, 0), nil
 	}
 	return b.acquireSlow(ctx)
@@ -142,6 +148,9 @@ func (b *Breaker) acquireSlow(ctx context.Context) (spillway.Permit, error) {
 	for {
 		switch State(w & stateMask) {
 		case Closed:
+			if w&flagRamp != 0 {
+				return b.acquireRamp(ctx, w)
+			}
 			var start int64
 			if w&flagTimed != 0 {
 				start = b.clock.Nanotime()
@@ -168,6 +177,28 @@ func (b *Breaker) acquireSlow(ctx context.Context) (spillway.Permit, error) {
 		}
 		w = b.word.Load()
 	}
+}
+
+// acquireRamp admits a call of a closed breaker in a slow start with the
+// probability the ramp has reached, and ends the slow start once its window
+// has passed (or Reconfigure turned it off). Its permit is an ordinary
+// closed one.
+func (b *Breaker) acquireRamp(ctx context.Context, w uint64) (spillway.Permit, error) {
+	now := b.clock.Nanotime()
+	c := b.core.Load()
+	if elapsed := now - b.rampStart.Load(); c.slowStart == 0 || elapsed >= c.slowStart {
+		// A lost race means another call ended it or the state changed:
+		// either way this call is admitted as a closed one, whose permit
+		// the generation check judges.
+		b.word.CompareAndSwap(w, w&^flagRamp)
+	} else if c.rand() >= c.rampShare(elapsed) {
+		return spillway.Permit{}, b.reject(ctx, c.rampErr)
+	}
+	var start int64
+	if w&flagTimed != 0 {
+		start = now
+	}
+	return spillway.NewPermit(b, w&^flagRamp, uint64(start)), nil
 }
 
 // acquireLocked admits a probe. again is true when the state turned out to
@@ -370,6 +401,7 @@ func (b *Breaker) releaseProbe(a uint64, start int64, err error) {
 			b.probeOK++
 			if b.probeOK >= c.cfg.HalfOpenProbes {
 				b.closeLocked(false, &ev)
+				b.startRampLocked(now)
 			}
 		}
 		b.expireProbesLocked(now, &ev)
@@ -435,6 +467,15 @@ func (b *Breaker) closeLocked(keepWindow bool, ev *events) {
 	}
 	b.openBase = 0
 	b.setStateLocked(Closed, ev)
+}
+
+// startRampLocked begins a slow start at now in a closed breaker, if
+// Config.SlowStart asks for one. It requires that b.mu is held.
+func (b *Breaker) startRampLocked(now int64) {
+	if b.core.Load().slowStart > 0 {
+		b.rampStart.Store(now)
+		b.word.Store(b.word.Load() | flagRamp)
+	}
 }
 
 // addSat is now+d, saturated instead of wrapping for absurd durations.
@@ -561,6 +602,12 @@ type Snapshot struct {
 	WouldReject uint64
 	// Rejected counts every call the breaker has rejected.
 	Rejected uint64
+	// SlowStartLeft is the time until a closed breaker in a slow start
+	// (Config.SlowStart) admits every call, and SlowStartShare the share of
+	// calls it admits now, in [SlowStartFloor, 1); both are 0 when it is not
+	// ramping.
+	SlowStartShare float64
+	SlowStartLeft  time.Duration
 }
 
 // Snapshot returns the breaker's state and window. Like State, it counts
@@ -575,6 +622,11 @@ func (b *Breaker) Snapshot() Snapshot {
 		State:          State(w & stateMask),
 		Generation:     w >> genShift,
 		ProbesInFlight: len(b.probes),
+	}
+	if c := b.core.Load(); w&flagRamp != 0 && now-b.rampStart.Load() < c.slowStart {
+		elapsed := now - b.rampStart.Load()
+		s.SlowStartShare = c.rampShare(elapsed)
+		s.SlowStartLeft = time.Duration(c.slowStart - elapsed)
 	}
 	if s.State == Open {
 		if until := b.openUntil.Load(); now < until {
@@ -671,9 +723,10 @@ func (b *Breaker) reconfigure(cfg Config) error {
 		b.openErr.Store(rejection(cfg.Name, b.openErr.Load().RetryAfter))
 	}
 	// The flags follow SlowCallDuration; the generation stays, so that the
-	// calls in flight still count.
+	// calls in flight still count, and so does a slow start (acquireRamp
+	// ends it under the new SlowStart).
 	w := b.word.Load()
-	b.word.Store(w&^flagsMask | c.flags(State(w&stateMask)))
+	b.word.Store(w&^(flagsMask&^flagRamp) | c.flags(State(w&stateMask)))
 	return nil
 }
 

@@ -114,6 +114,16 @@ type Config struct {
 	// breaker half-open. Default 5s (the attempt timeout's default).
 	ProbeTimeout time.Duration
 
+	// SlowStart ramps the traffic up after the breaker closes from
+	// half-open: for SlowStart, a share of the calls is admitted that grows
+	// linearly from SlowStartFloor (10 %) to all of them, and the others are
+	// rejected with ErrOpen and a RetryAfter of SlowStart/10 (by then the
+	// share has grown by 9 points), so that a downstream that has just
+	// recovered is not hit by the whole load at once (Envoy's slow start).
+	// A manual close (Reset, TransitionTo) does not ramp. Default 0: off,
+	// the breaker admits every call as soon as it closes.
+	SlowStart time.Duration
+
 	// Classify decides how an outcome counts; nil means DefaultClassify. It
 	// is never called for a nil error, which is always a success, nor for the
 	// caller's own end (spillway.ErrCallerDone), which is always ignored.
@@ -183,6 +193,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.OpenJitter = defaultOpenJitter
 	case math.IsNaN(c.OpenJitter) || c.OpenJitter >= 1 || math.IsInf(c.OpenJitter, -1):
 		return c, fmt.Errorf("breaker: OpenJitter must be in [0,1) (negative: no jitter), got %v", c.OpenJitter)
+	}
+	if c.SlowStart < 0 {
+		return c, fmt.Errorf("breaker: SlowStart must not be negative, got %v", c.SlowStart)
 	}
 	if err := intField("HalfOpenProbes", &c.HalfOpenProbes, defaultHalfOpenProbes, math.MaxInt); err != nil {
 		return c, err

@@ -19,6 +19,7 @@ type core struct {
 	observer     spillway.Observer
 	slowDur      int64
 	probeTimeout int64
+	slowStart    int64
 	minCalls     uint64
 	consecLimit  int64
 	failRate     float64
@@ -34,6 +35,21 @@ type core struct {
 	// The preallocated rejections (the open one lives in Breaker.openErr,
 	// since its RetryAfter changes with each opening).
 	forcedErr, halfOpenErr *spillway.Error
+	// rampErr rejects the calls a slow start leaves out.
+	rampErr *spillway.Error
+}
+
+// SlowStartFloor is the share of calls a breaker admits as its slow start
+// begins (Config.SlowStart); it grows linearly to 1 over the window.
+const SlowStartFloor = 0.1
+
+// rampShare is the share of calls admitted elapsed nanoseconds into a slow
+// start; it requires c.slowStart > 0.
+func (c *core) rampShare(elapsed int64) float64 {
+	if elapsed >= c.slowStart {
+		return 1
+	}
+	return SlowStartFloor + (1-SlowStartFloor)*float64(max(elapsed, 0))/float64(c.slowStart)
 }
 
 func newCore(cfg Config, count *countWindow, tw *timeWindow) *core {
@@ -47,6 +63,7 @@ func newCore(cfg Config, count *countWindow, tw *timeWindow) *core {
 		observer:     cfg.Observer,
 		slowDur:      int64(cfg.SlowCallDuration),
 		probeTimeout: int64(cfg.ProbeTimeout),
+		slowStart:    int64(cfg.SlowStart),
 		minCalls:     uint64(cfg.MinCalls),
 		consecLimit:  int64(cfg.ConsecutiveFailures),
 		failRate:     cfg.FailureRate,
@@ -55,6 +72,7 @@ func newCore(cfg Config, count *countWindow, tw *timeWindow) *core {
 		time:         tw,
 		forcedErr:    rejection(cfg.Name, 0),
 		halfOpenErr:  rejection(cfg.Name, 0),
+		rampErr:      rejection(cfg.Name, cfg.SlowStart/10),
 	}
 	if cfg.Classify != nil {
 		c.classify = ignoringCallerDone(cfg.Classify)

@@ -22,6 +22,13 @@
 //     [Config.MaxOpenFor], jittered by [Config.OpenJitter] either way (the
 //     first opening is never jittered). HalfOpenProbes successful probes close it,
 //     with an empty window and the open duration back to OpenFor.
+//   - Slow start: with [Config.SlowStart] set, a breaker that a probe closed
+//     admits a share of the calls that grows linearly from [SlowStartFloor]
+//     (10 %) to all of them over SlowStart, and rejects the others with
+//     ErrOpen and a RetryAfter of SlowStart/10, so that a downstream that
+//     has just recovered is not hit by the whole load at once. It records
+//     and trips as any closed breaker; a manual close does not ramp.
+//     Snapshot.SlowStartShare and SlowStartLeft show the ramp.
 //   - ForcedOpen rejects every call, Disabled admits every call and records
 //     nothing, MetricsOnly records and judges as Closed does but never
 //     rejects: a dry run that counts the calls it would have rejected
@@ -76,8 +83,8 @@
 // goroutine. The configuration is an immutable snapshot behind an atomic
 // pointer; the state and generation are one atomic word; a mutex guards only
 // transitions and the half-open bookkeeping. In the closed state Acquire
-// reads that one word (and the clock when slow-call detection is on) and
-// takes no lock; releasing a success into a count window full of successes
+// reads that one word (and the clock when slow-call detection is on or a
+// slow start is ramping, which also draws Config.Rand) and takes no lock; releasing a success into a count window full of successes
 // writes nothing at all; other outcomes cost an atomic add for the ring
 // position and, when the slot changes, a swap and an add for the totals. A
 // time window adds one atomic add to the current bucket and reads the clock.

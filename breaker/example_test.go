@@ -122,3 +122,32 @@ func ExampleBreaker_Update() {
 	// payments 4 1m0s 0.3 closed
 	// breaker: unknown state "closd" (did you mean "closed"?): want one of closed, open, half_open, forced_open, disabled, metrics_only
 }
+
+// After a probe closes the breaker, SlowStart ramps the traffic back up:
+// a share of the calls that grows from 10 % to 100 % over the window is
+// admitted, the others are rejected with a short RetryAfter.
+func ExampleConfig_slowStart() {
+	clock := spillway.NewManualClock(0)
+	b := breaker.MustNew(breaker.Config{Name: "catalog", ConsecutiveFailures: 2, OpenFor: time.Second, HalfOpenProbes: 1,
+		SlowStart: 10 * time.Second, Clock: clock})
+	ctx := context.Background()
+	fail := func(context.Context) error { return errUnavailable }
+	ok := func(context.Context) error { return nil }
+	_, _ = b.Execute(ctx, fail), b.Execute(ctx, fail) // trips
+	clock.Advance(time.Second)
+	fmt.Println("probe:", b.Execute(ctx, ok), b.State())
+
+	for _, at := range []time.Duration{0, 5 * time.Second, 10 * time.Second} {
+		clock.Set(time.Second + at)
+		if s := b.Snapshot(); s.SlowStartLeft > 0 {
+			fmt.Printf("%v after closing: %.0f %% admitted, %v to go\n", at, 100*s.SlowStartShare, s.SlowStartLeft)
+		} else {
+			fmt.Printf("%v after closing: every call admitted\n", at)
+		}
+	}
+	// Output:
+	// probe: <nil> closed
+	// 0s after closing: 10 % admitted, 10s to go
+	// 5s after closing: 55 % admitted, 5s to go
+	// 10s after closing: every call admitted
+}

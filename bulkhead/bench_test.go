@@ -62,3 +62,36 @@ func BenchmarkReject(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAdaptiveAcquireRelease is the hot path of an adaptive bulkhead:
+// a free slot, the round trip sampled on release (a window closes every
+// 100ms).
+func BenchmarkAdaptiveAcquireRelease(b *testing.B) {
+	bh := bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1 << 20, Adaptive: bulkhead.Adaptive{Algorithm: bulkhead.Gradient2}})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := bh.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Release(nil)
+	}
+}
+
+// BenchmarkAdaptiveAcquireReleaseParallel contends on the window's counters
+// from every P; run it with -cpu 2 (or more).
+func BenchmarkAdaptiveAcquireReleaseParallel(b *testing.B) {
+	bh := bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1 << 20, Adaptive: bulkhead.Adaptive{Algorithm: bulkhead.Gradient2}})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p, err := bh.Acquire(ctx)
+			if err != nil {
+				panic(err)
+			}
+			p.Release(nil)
+		}
+	})
+}

@@ -9,8 +9,17 @@
 // ends while it waits gets the context's error (context.Cause) instead, since
 // it was the caller, not the bulkhead, that gave up.
 //
-// Both limits can be changed at run time with Resize, keeping the calls in
-// flight and in the queue.
+// Both limits can be changed at run time with Resize, and the whole
+// configuration with Update, keeping the calls in flight and in the queue.
+//
+// # Adaptive limit
+//
+// With Config.Adaptive the limit is not fixed: it moves between
+// Adaptive.MinConcurrent and MaxConcurrent with the downstream's latency
+// (Gradient2, Vegas) or its drops (AIMD), learning from each released call's
+// round-trip time on Adaptive.Clock. Limit reports the current limit; the
+// queue (MaxWaiting, MaxWait) works against it as against a fixed one. See
+// Adaptive and docs/overload.md.
 //
 // # Concurrency
 //
@@ -55,8 +64,9 @@ var ErrFull = errors.New("bulkhead full")
 type Config struct {
 	// Name identifies the bulkhead in errors and events. Default "".
 	Name string
-	// MaxConcurrent is how many calls may run at once. Default 0 means 100;
-	// negative values are invalid.
+	// MaxConcurrent is how many calls may run at once; with Adaptive, the
+	// upper bound of the adaptive limit. Default 0 means 100; negative
+	// values are invalid.
 	MaxConcurrent int
 	// MaxWaiting is how many callers may wait for a slot when all are taken.
 	// Default 0: a call that finds the bulkhead full is refused at once.
@@ -65,8 +75,11 @@ type Config struct {
 	// refused with ErrFull. Default 0: it waits until its context ends.
 	MaxWait time.Duration
 	// Observer receives an EventRejection (Reason bulkhead_full) for every
-	// refused call. Default nil (no events).
+	// refused call. Default nil (no events). An adaptive limit's changes are
+	// not events (there may be ten a second): read Limit.
 	Observer spillway.Observer
+	// Adaptive makes the limit adaptive. Default: a fixed MaxConcurrent.
+	Adaptive Adaptive
 }
 
 // Bulkhead limits the number of concurrent calls. Create one with New.
@@ -86,6 +99,10 @@ type Bulkhead struct {
 	limit      atomic.Int64
 	maxWaiting atomic.Int64
 	rejected   atomic.Uint64
+	// adaptive is the adaptive limit's state, nil for a fixed limit.
+	adaptive atomic.Pointer[limiter]
+	// maxConcurrent is Config.MaxConcurrent (the limit's upper bound).
+	maxConcurrent atomic.Int64
 
 	// maxWait is read by the callers that queue only (the slow path).
 	maxWait atomic.Int64
@@ -113,25 +130,71 @@ var (
 
 // New returns a Bulkhead configured by cfg, or an error naming the invalid field.
 func New(cfg Config) (*Bulkhead, error) {
-	switch {
-	case cfg.MaxConcurrent < 0:
-		return nil, fmt.Errorf("bulkhead: MaxConcurrent must be >= 0 (0 means %d), got %d", DefaultMaxConcurrent, cfg.MaxConcurrent)
-	case cfg.MaxWaiting < 0:
-		return nil, fmt.Errorf("bulkhead: MaxWaiting must be >= 0, got %d", cfg.MaxWaiting)
-	case cfg.MaxWait < 0:
-		return nil, fmt.Errorf("bulkhead: MaxWait must be >= 0, got %v", cfg.MaxWait)
-	}
-	if cfg.MaxConcurrent == 0 {
-		cfg.MaxConcurrent = DefaultMaxConcurrent
+	cfg, err := cfg.resolve()
+	if err != nil {
+		return nil, err
 	}
 	b := &Bulkhead{
 		obs:     cfg.Observer,
 		errFull: &spillway.Error{Code: spillway.ReasonBulkheadFull, Policy: policyName, Name: cfg.Name, Err: ErrFull},
 	}
-	b.limit.Store(int64(cfg.MaxConcurrent))
+	b.set(cfg, cfg.Adaptive.InitialLimit)
+	return b, nil
+}
+
+// resolve checks cfg and fills its defaults.
+func (cfg Config) resolve() (Config, error) {
+	switch {
+	case cfg.MaxConcurrent < 0:
+		return cfg, fmt.Errorf("bulkhead: MaxConcurrent must be >= 0 (0 means %d), got %d", DefaultMaxConcurrent, cfg.MaxConcurrent)
+	case cfg.MaxWaiting < 0:
+		return cfg, fmt.Errorf("bulkhead: MaxWaiting must be >= 0, got %d", cfg.MaxWaiting)
+	case cfg.MaxWait < 0:
+		return cfg, fmt.Errorf("bulkhead: MaxWait must be >= 0, got %v", cfg.MaxWait)
+	}
+	if cfg.MaxConcurrent == 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if cfg.Adaptive.Algorithm == Static {
+		return cfg, nil
+	}
+	var err error
+	cfg.Adaptive, err = cfg.Adaptive.resolve(cfg.MaxConcurrent)
+	return cfg, err
+}
+
+// set installs a resolved cfg; an adaptive limit starts at limit (clamped).
+// It requires b.mu, or b not yet shared.
+func (b *Bulkhead) set(cfg Config, limit int) {
 	b.maxWaiting.Store(int64(cfg.MaxWaiting))
 	b.maxWait.Store(int64(cfg.MaxWait))
-	return b, nil
+	b.maxConcurrent.Store(int64(cfg.MaxConcurrent))
+	if cfg.Adaptive.Algorithm == Static {
+		b.adaptive.Store(nil)
+		b.limit.Store(int64(cfg.MaxConcurrent))
+		return
+	}
+	limit = min(max(limit, cfg.Adaptive.MinConcurrent), cfg.MaxConcurrent)
+	b.adaptive.Store(newLimiter(cfg.Adaptive, cfg.MaxConcurrent, limit))
+	b.limit.Store(int64(limit))
+}
+
+// Update applies cfg at run time in place: the limits, the queue and the
+// adaptive settings (Name and Observer stay those of New). Calls in flight
+// and in the queue keep their place, as with Resize. An adaptive limit
+// keeps its current value, clamped into the new bounds, and its algorithm
+// starts learning afresh from there; one that becomes adaptive starts from
+// the fixed limit it had, clamped. A fixed limit becomes MaxConcurrent.
+func (b *Bulkhead) Update(cfg Config) error {
+	cfg, err := cfg.resolve()
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.set(cfg, b.Limit())
+	b.dispatchLocked()
+	b.mu.Unlock()
+	return nil
 }
 
 // MustNew is like New but panics if cfg is invalid.
@@ -158,7 +221,7 @@ func (b *Bulkhead) InFlight() int { return int(b.inFlight.Load()) }
 // Waiting returns the number of callers waiting for a slot.
 func (b *Bulkhead) Waiting() int { return int(b.waiting.Load()) }
 
-// Limit returns the current MaxConcurrent.
+// Limit returns the current limit: MaxConcurrent, or the adaptive limit.
 func (b *Bulkhead) Limit() int { return int(b.limit.Load()) }
 
 // MaxWaiting returns the current MaxWaiting.
@@ -176,7 +239,8 @@ func (b *Bulkhead) Rejected() uint64 { return b.rejected.Load() }
 // callers at once. Shrinking cuts nobody short: calls in flight finish, and
 // no one is admitted until fewer than maxConcurrent are in flight; callers
 // already queued keep their place even if there are now more of them than
-// maxWaiting.
+// maxWaiting. An adaptive limit takes maxConcurrent as its upper bound and
+// is clamped to it; maxConcurrent below its MinConcurrent is an error.
 func (b *Bulkhead) Resize(maxConcurrent, maxWaiting int) error {
 	switch {
 	case maxConcurrent < 0:
@@ -187,10 +251,19 @@ func (b *Bulkhead) Resize(maxConcurrent, maxWaiting int) error {
 		maxConcurrent = DefaultMaxConcurrent
 	}
 	b.mu.Lock()
-	b.limit.Store(int64(maxConcurrent))
-	b.maxWaiting.Store(int64(maxWaiting))
+	defer b.mu.Unlock()
+	if l := b.adaptive.Load(); l != nil {
+		if maxConcurrent < int(l.lo) {
+			return fmt.Errorf("bulkhead: Resize maxConcurrent %d is below the adaptive MinConcurrent %d", maxConcurrent, int(l.lo))
+		}
+		cfg := Config{MaxConcurrent: maxConcurrent, MaxWaiting: maxWaiting, MaxWait: b.MaxWait(), Adaptive: l.cfg}
+		b.set(cfg, b.Limit())
+	} else {
+		b.limit.Store(int64(maxConcurrent))
+		b.maxConcurrent.Store(int64(maxConcurrent))
+		b.maxWaiting.Store(int64(maxWaiting))
+	}
 	b.dispatchLocked()
-	b.mu.Unlock()
 	return nil
 }
 
@@ -212,10 +285,11 @@ func (b *Bulkhead) SetMaxWait(d time.Duration) error {
 // without waiting. A refusal is not counted in Rejected nor reported: the
 // caller decides what a refusal means.
 func (b *Bulkhead) TryAcquire() (spillway.Permit, bool) {
-	if !b.tryAcquire() {
+	n, ok := b.tryAcquire()
+	if !ok {
 		return spillway.Permit{}, false
 	}
-	return spillway.NewPermit(b, 0, 0), true
+	return b.permit(n), true
 }
 
 // Acquire admits a call, waiting in the queue if the bulkhead is full and
@@ -224,59 +298,59 @@ func (b *Bulkhead) TryAcquire() (spillway.Permit, bool) {
 // queue is full or the wait exceeded MaxWait, or context.Cause(ctx) when ctx
 // ended while waiting. ctx is not consulted when a slot is free at once.
 func (b *Bulkhead) Acquire(ctx context.Context) (spillway.Permit, error) {
-	if b.tryAcquire() {
-		return spillway.NewPermit(b, 0, 0), nil
+	if n, ok := b.tryAcquire(); ok {
+		return b.permit(n), nil
 	}
 	if err := b.acquireSlow(ctx); err != nil {
 		return spillway.Permit{}, err
 	}
-	return spillway.NewPermit(b, 0, 0), nil
+	// A queued call's round trip starts now, not when it began to wait.
+	return b.permit(max(1, b.inFlight.Load())), nil
 }
 
 // ReleasePermit gives back the slot of a permit Acquire or TryAcquire
-// returned; the call's outcome err does not matter to a bulkhead. A permit
-// that b did not issue (the zero Permit included) is ignored. Releasing the
-// same permit twice corrupts the count and panics if it goes negative.
-func (b *Bulkhead) ReleasePermit(p spillway.Permit, _ error) {
+// returned. The call's outcome err matters only to an adaptive limit, which
+// samples the call's round-trip time (see Adaptive.Drop). A permit that b
+// did not issue (the zero Permit included) is ignored. Releasing the same
+// permit twice corrupts the count and panics if it goes negative.
+func (b *Bulkhead) ReleasePermit(p spillway.Permit, err error) {
 	if p.Releaser() != spillway.Releaser(b) {
 		return
 	}
 	b.release()
+	if start, n := p.Words(); n != 0 {
+		if l := b.adaptive.Load(); l != nil {
+			l.sample(b, int64(start), int64(n), err)
+		}
+	}
 }
 
 // Execute runs fn under the bulkhead: it acquires a slot (see Acquire), runs
-// fn and releases the slot, also when fn panics (the panic goes on).
+// fn and releases the slot with fn's error, also when fn panics (the panic
+// goes on).
 func (b *Bulkhead) Execute(ctx context.Context, fn func(context.Context) error) error {
-	if _, err := b.Acquire(ctx); err != nil {
-		return err
-	}
-	defer b.release()
-	return fn(ctx)
+	_, err := run(ctx, b, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	return err
 }
 
 // Do is Execute for a function that returns a value.
 func Do[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error)) (T, error) {
-	if _, err := b.Acquire(ctx); err != nil {
-		var zero T
-		return zero, err
-	}
-	defer b.release()
-	return fn(ctx)
+	return run(ctx, b, fn)
 }
 
 // tryAcquire is the lock-free path: it takes a slot if one is free and the
-// queue is empty.
-func (b *Bulkhead) tryAcquire() bool {
+// queue is empty, and returns the calls in flight with it.
+func (b *Bulkhead) tryAcquire() (int64, bool) {
 	for {
 		if b.waiting.Load() != 0 {
-			return false
+			return 0, false
 		}
 		n := b.inFlight.Load()
 		if n >= b.limit.Load() {
-			return false
+			return 0, false
 		}
 		if b.inFlight.CompareAndSwap(n, n+1) {
-			return true
+			return n + 1, true
 		}
 	}
 }

@@ -70,14 +70,28 @@
 // ejected (attempts sent in panic mode, or before the ejection) do not extend
 // its ejection.
 //
+// # Slow start
+//
+// With Options.SlowStart set, an instance that comes back — its health
+// checks pass again, its ejection ends, Restore brings it back, or a reload
+// adds it (Inherit) — does not take its full share of the picks at once:
+// its weight grows linearly from [SlowStartFloor] (10 %, so that it gets
+// some traffic and is seen to work) to 1 over the window, as Envoy's
+// slow_start_config with an aggression of 1. Pick applies the weight to
+// whichever balancer draws: a draw that falls on a ramping instance is kept
+// with probability its weight and drawn again otherwise (at most 4 draws),
+// so the instance gets about its weight's share of the total weight. The
+// ramp ends lazily, like an ejection: the first read past its end clears it.
+// Status shows a ramping instance's Weight and RampingFor.
+//
 // # Concurrency
 //
 // A Pool and its Instances are safe for concurrent use. Begin and End are an
 // atomic add (End adds a compare on failure, and takes the pool's mutex only
 // when an instance reaches the failure threshold). Pick takes no lock and
 // allocates nothing (but the error of a pool whose instances are all
-// ejected, which carries a RetryAfter): with every
-// instance usable it reads two atomic counters and the balancer's state;
+// ejected, which carries a RetryAfter): with every instance usable and
+// none ramping up it reads three atomic counters and the balancer's state;
 // otherwise it scans the instances' atomic state (and reads the clock only
-// while some instance is ejected).
+// while some instance is ejected or ramping up).
 package pool

@@ -109,6 +109,7 @@ func (p *Pool) checkOne(ctx context.Context, in *Instance) {
 		if !in.healthy.Load() && in.passes >= p.health.HealthyAfter {
 			in.healthy.Store(true)
 			p.unhealthy.Add(-1)
+			in.startRamp(p.clock.Nanotime())
 			p.logger.Info("spillway: instance healthy", "upstream", p.name, "instance", in.raw, "passes", in.passes)
 			p.transition(in, "healthy", 0)
 		}

@@ -23,6 +23,10 @@ type Instance struct {
 	// cleared). It goes from 0 to a time under pool.mu and back to 0 by a
 	// compare-and-swap from anywhere; pool.ejectedSet counts the non-zero ones.
 	ejectedUntil atomic.Int64
+	// rampFrom is the clock reading at which the instance's slow start
+	// began, or notRamping (or its ended ramp has not been cleared yet). It is set by startRamp and cleared by a compare-and-swap in
+	// weight; pool.ramping counts the non-zero ones.
+	rampFrom atomic.Int64
 
 	raw       string
 	pool      *Pool
@@ -94,6 +98,7 @@ func (i *Instance) ejected(now int64) bool {
 	if i.ejectedUntil.CompareAndSwap(u, 0) {
 		i.pool.ejectedSet.Add(-1)
 		i.consecFails.Store(0)
+		i.startRamp(u)
 		i.pool.logger.Info("spillway: instance back from ejection", "upstream", i.pool.name, "instance", i.raw)
 		i.pool.transition(i, "restored", 0)
 	}
@@ -162,6 +167,7 @@ func (p *Pool) Restore(url string) error {
 	return p.setManual(url, func(i *Instance) {
 		if i.ejectedUntil.Swap(0) != 0 {
 			p.ejectedSet.Add(-1)
+			i.startRamp(p.clock.Nanotime())
 		}
 		i.consecFails.Store(0)
 		p.logger.Info("spillway: instance restored by hand", "upstream", p.name, "instance", i.raw)
@@ -180,4 +186,37 @@ func (p *Pool) setManual(url string, set func(*Instance)) error {
 		}
 	}
 	return fmt.Errorf("pool %q: no instance %q", p.name, url)
+}
+
+// notRamping is the rampFrom of an instance that is not ramping: a clock
+// reading never seen (a clock may read 0, or less under testing/synctest).
+const notRamping = math.MinInt64
+
+// startRamp begins the instance's slow start at from (a clock reading), if
+// the pool has one; a ramp already running starts again from there.
+func (i *Instance) startRamp(from int64) {
+	if i.pool.slowStart == 0 {
+		return
+	}
+	if i.rampFrom.Swap(from) == notRamping {
+		i.pool.ramping.Add(1)
+	}
+}
+
+// weight is the instance's weight at now: 1, or while it ramps up,
+// SlowStartFloor growing linearly to 1 over the pool's SlowStart. The first
+// read past the ramp's end clears it.
+func (i *Instance) weight(now int64) float64 {
+	from := i.rampFrom.Load()
+	if from == notRamping {
+		return 1
+	}
+	elapsed := now - from
+	if elapsed < i.pool.slowStart {
+		return SlowStartFloor + (1-SlowStartFloor)*float64(max(elapsed, 0))/float64(i.pool.slowStart)
+	}
+	if i.rampFrom.CompareAndSwap(from, notRamping) {
+		i.pool.ramping.Add(-1)
+	}
+	return 1
 }

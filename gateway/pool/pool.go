@@ -70,10 +70,26 @@ type Options struct {
 	// must not call the pool.
 	OnTransition func(Transition)
 	// Rand returns a number in [0, 1); it draws the random and
-	// least_request choices and the health interval jitter, and must be safe
-	// for concurrent use. Default math/rand/v2.Float64.
+	// least_request choices, the slow start's admissions and the health
+	// interval jitter, and must be safe for concurrent use. Default
+	// math/rand/v2.Float64.
 	Rand func() float64
+	// SlowStart is the window over which an instance that comes back (its
+	// health check passes again, its ejection ends, Restore, or a reload
+	// adds it) ramps up to its full share of the picks: its weight grows
+	// linearly from SlowStartFloor to 1 (Envoy's slow_start_config with an
+	// aggression of 1). Default 0: no ramp, it takes its full share at once.
+	SlowStart time.Duration
 }
+
+// SlowStartFloor is the weight of an instance as its slow start begins: it
+// gets some picks at once, so that it is seen to work.
+const SlowStartFloor = 0.1
+
+// slowStartTries bounds the draws of one Pick while instances ramp up: the
+// last draw is taken even if it falls on a ramping instance again, so a
+// pool whose instances all ramp together still picks in bounded time.
+const slowStartTries = 4
 
 // Transition is an instance's change of state, as Options.OnTransition
 // receives it.
@@ -102,6 +118,12 @@ type InstanceStatus struct {
 	// Manual is set while the instance is ejected by hand (Pool.Eject).
 	Manual   bool  `json:"manual,omitempty"`
 	InFlight int64 `json:"in_flight"`
+	// Weight is the instance's share of the picks relative to a fully
+	// ramped one, in [SlowStartFloor, 1] (Options.SlowStart), and
+	// RampingFor the time until it reaches 1; both are left out when it
+	// is not ramping.
+	Weight     float64 `json:"weight,omitempty"`
+	RampingFor string  `json:"ramping_for,omitempty"`
 }
 
 // balancer is Options.Balance, parsed.
@@ -126,6 +148,10 @@ type Pool struct {
 	// instance is usable and Pick neither scans nor reads the clock.
 	unhealthy  atomic.Int32
 	ejectedSet atomic.Int32
+	// ramping counts the instances whose rampFrom is not notRamping (in a
+	// slow start, or whose ended slow start was not cleared yet). While it is 0,
+	// Pick draws once and reads no clock for it.
+	ramping atomic.Int32
 
 	name      string
 	balance   balancer
@@ -137,6 +163,8 @@ type Pool struct {
 	rand         func() float64
 	// errNone is preallocated: a pool that refuses allocates nothing.
 	errNone *spillway.Error
+	// slowStart is Options.SlowStart in nanoseconds.
+	slowStart int64
 
 	outlier    config.Outlier
 	maxEjected int   // how many instances may be ejected at once
@@ -170,6 +198,7 @@ func New(instances []string, o Options) (*Pool, error) {
 		outlier:      o.Outlier,
 		health:       o.Health,
 		check:        o.Check,
+		slowStart:    int64(max(o.SlowStart, 0)),
 		errNone:      &spillway.Error{Code: spillway.ReasonNoHealthyInstance, Policy: policyName, Name: o.Name, Err: ErrNoHealthyInstance},
 	}
 	if p.logger == nil {
@@ -205,6 +234,7 @@ func New(instances []string, o Options) (*Pool, error) {
 		}
 		in := &Instance{URL: u, raw: s, pool: p, index: i}
 		in.healthy.Store(true)
+		in.rampFrom.Store(notRamping)
 		if p.health != nil {
 			in.healthURL = healthURL(u, p.health.Path)
 		}
@@ -304,11 +334,11 @@ func (p *Pool) Pick(avoid *Instance) (*Instance, error) {
 		avoid = nil
 	}
 	n := len(p.instances)
-	if p.unhealthy.Load() == 0 && p.ejectedSet.Load() == 0 {
+	if p.unhealthy.Load() == 0 && p.ejectedSet.Load() == 0 && p.ramping.Load() == 0 {
 		return p.choose(true, 0, n, avoid), nil
 	}
 	var now int64
-	if p.ejectedSet.Load() != 0 {
+	if p.ejectedSet.Load() != 0 || p.ramping.Load() != 0 {
 		now = p.clock.Nanotime()
 	}
 	usable := 0
@@ -317,13 +347,25 @@ func (p *Pool) Pick(avoid *Instance) (*Instance, error) {
 			usable++
 		}
 	}
-	if float64(usable) < p.outlier.PanicThreshold*float64(n) {
-		return p.choose(true, now, n, avoid), nil
-	}
-	if usable == 0 {
+	// Every instance usable (only ramps, or ejections that ended): the
+	// index computation of the common case serves.
+	all := usable == n || float64(usable) < p.outlier.PanicThreshold*float64(n)
+	if all {
+		usable = n
+	} else if usable == 0 {
 		return nil, p.noneErr(now)
 	}
-	return p.choose(false, now, usable, avoid), nil
+	in := p.choose(all, now, usable, avoid)
+	// Slow start: a ramping instance keeps a drawn pick with probability
+	// its weight, and is drawn again otherwise, so that its share of the
+	// picks is its weight's share of the candidates' total weight.
+	for range slowStartTries - 1 {
+		if w := in.weight(now); w >= 1 || p.rand() < w {
+			break
+		}
+		in = p.choose(all, now, usable, avoid)
+	}
+	return in, nil
 }
 
 // choose balances over the m candidates: every instance when all is set,
@@ -422,6 +464,10 @@ func (p *Pool) Status() []InstanceStatus {
 			Manual:   in.ejectedUntil.Load() == manualEjection,
 			InFlight: in.inFlight.Load(),
 		}
+		if w := in.weight(now); w < 1 {
+			out[i].Weight = w
+			out[i].RampingFor = time.Duration(in.rampFrom.Load() + p.slowStart - now).Round(time.Millisecond).String()
+		}
 	}
 	return out
 }
@@ -458,9 +504,11 @@ func (p *Pool) Inherit(old *Pool) (dropped []string) {
 	}
 	old.mu.Lock()
 	defer old.mu.Unlock()
+	now := p.clock.Nanotime()
 	for _, in := range p.instances {
 		prev, ok := byURL[in.raw]
 		if !ok {
+			in.startRamp(now) // a reload added it
 			continue
 		}
 		delete(byURL, in.raw)
@@ -469,6 +517,9 @@ func (p *Pool) Inherit(old *Pool) (dropped []string) {
 			p.unhealthy.Add(1)
 		}
 		in.consecFails.Store(prev.consecFails.Load())
+		if from := prev.rampFrom.Load(); from != notRamping {
+			in.startRamp(from)
+		}
 		in.ejections, in.lastUntil = prev.ejections, prev.lastUntil
 		if u := prev.ejectedUntil.Load(); u != 0 {
 			in.ejectedUntil.Store(u)
