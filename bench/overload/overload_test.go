@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -261,5 +262,23 @@ func TestSpikeLeavesTheUnprotectedDownstreamCollapsed(t *testing.T) {
 	if after(none) > 5 || after(right) < 45 {
 		t.Errorf("goodput after the spike: none %.1f %%, static C %.1f %%; want ≤ 5 %% and ≥ 45 %%",
 			after(none), after(right))
+	}
+}
+
+// TestAdaptiveBeatsStaticTooHigh: at 2× overload every adaptive row keeps
+// more goodput than the static limit set 4× too high (simulated time: a
+// fact of the algorithms on this model, not a timing).
+func TestAdaptiveBeatsStaticTooHigh(t *testing.T) {
+	cfg := shortConfig()
+	tooHigh := Simulate(cfg, Static("4C", 4*cfg.Capacity), nil)
+	for _, row := range Rows(cfg) {
+		if !strings.HasPrefix(row.Name, "spillway ") || strings.Contains(row.Name, "throttle") {
+			continue
+		}
+		r := Simulate(cfg, row, nil)
+		t.Logf("%s: goodput %.1f %%, p99 %s", r.Name, r.Goodput, ms(r.P99))
+		if r.Goodput <= tooHigh.Goodput {
+			t.Errorf("%s: goodput %.1f %%, want above static 4C's %.1f %%", r.Name, r.Goodput, tooHigh.Goodput)
+		}
 	}
 }

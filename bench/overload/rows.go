@@ -2,6 +2,7 @@ package overload
 
 import (
 	"fmt"
+	"github.com/spillway-dev/spillway/bulkhead"
 	"strings"
 	"time"
 )
@@ -14,12 +15,32 @@ const (
 	throttleWindow = 10 * time.Second
 )
 
+// The tuned rows (docs/benchmarks.md explains the choice): on a downstream
+// whose throughput falls as soon as its concurrency passes C, every bit of
+// latency an algorithm tolerates before it backs off costs goodput.
+//
+// tunedGradient2 tolerates no rise of the window's latency over the
+// long-term average (Netflix's default tolerates 1.5×) and grows by 2
+// instead of 4 per window.
+var tunedGradient2 = bulkhead.Adaptive{Algorithm: bulkhead.Gradient2, Tolerance: 1, QueueSize: 2}
+
+// tunedAIMD backs off after a window whose average latency exceeds 1.2 L
+// (the default, Netflix's, is 5 s: only the client's timeouts would count).
+func tunedAIMD(cfg Config) bulkhead.Adaptive {
+	return bulkhead.Adaptive{Algorithm: bulkhead.AIMD, Timeout: cfg.Latency * 12 / 10}
+}
+
 // Rows returns the strategies of the comparison, in the order of the tables.
 func Rows(cfg Config) []Row {
 	return []Row{
 		Unprotected(),
 		Static("static 4C (too high)", 4*cfg.Capacity),
 		Static("static C (right)", cfg.Capacity),
+		Adaptive("spillway gradient2", bulkhead.Adaptive{Algorithm: bulkhead.Gradient2}),
+		Adaptive("spillway gradient2 tuned", tunedGradient2),
+		Adaptive("spillway aimd", bulkhead.Adaptive{Algorithm: bulkhead.AIMD}),
+		Adaptive("spillway aimd tuned", tunedAIMD(cfg)),
+		Adaptive("spillway vegas", bulkhead.Adaptive{Algorithm: bulkhead.Vegas}),
 		FailsafeLimiter(),
 		FailsafeThrottler(throttleK, throttleWindow),
 	}

@@ -30,9 +30,9 @@ const (
 	legendX, legendY, legend = chartW - padR + 16, padT + 8, 18
 )
 
-// palette is distinguishable in colour and in grey.
+// palette holds a distinct colour per row of the comparison.
 var palette = []string{"#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd",
-	"#8c564b", "#e377c2", "#17becf", "#7f7f7f"}
+	"#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22", "#393b79", "#000000"}
 
 // SVG renders the chart as a standalone SVG document.
 func (c Chart) SVG() []byte {
