@@ -20,7 +20,9 @@ func WriteCharts(dir, prefix, title string, cfg Config, results []Result) ([]str
 	good := Chart{Title: title + ": goodput (1 s mean)", XLabel: "time (s)", YLabel: "% of capacity C/L"}
 	lat := Chart{Title: title + ": p99 latency of successes", XLabel: "time (s)", YLabel: "ms",
 		YMax: float64(cfg.Timeout.Milliseconds())}
-	for _, r := range results {
+	for row, r := range results {
+		// A row keeps its colour in every chart, the limit chart's included.
+		colour := palette[row%len(palette)]
 		n := len(r.Series)
 		x := make([]float64, n)
 		lim, gp, p99 := make([]float64, n), make([]float64, n), make([]float64, n)
@@ -40,10 +42,10 @@ func WriteCharts(dir, prefix, title string, cfg Config, results []Result) ([]str
 			}
 		}
 		if hasLimit {
-			limit.Lines = append(limit.Lines, Line{Name: r.Name, X: x, Y: lim})
+			limit.Lines = append(limit.Lines, Line{Name: r.Name, X: x, Y: lim, Colour: colour})
 		}
-		good.Lines = append(good.Lines, Line{Name: r.Name, X: x, Y: gp})
-		lat.Lines = append(lat.Lines, Line{Name: r.Name, X: x, Y: p99})
+		good.Lines = append(good.Lines, Line{Name: r.Name, X: x, Y: gp, Colour: colour})
+		lat.Lines = append(lat.Lines, Line{Name: r.Name, X: x, Y: p99, Colour: colour})
 	}
 	var paths []string
 	for _, c := range []struct {

@@ -1,6 +1,7 @@
 package overload
 
 import (
+	"cmp"
 	"bytes"
 	"fmt"
 	"html"
@@ -20,6 +21,9 @@ type Chart struct {
 type Line struct {
 	Name string
 	X, Y []float64
+	// Colour is the line's SVG colour; default the palette's i-th for the
+	// chart's i-th line.
+	Colour string
 }
 
 // The chart's geometry, in SVG user units.
@@ -44,7 +48,7 @@ func (c Chart) SVG() []byte {
 	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14" font-weight="bold">%s</text>`+"\n", padL, html.EscapeString(c.Title))
 	c.axes(&b, xmax, ymax)
 	for i, l := range c.Lines {
-		colour := palette[i%len(palette)]
+		colour := cmp.Or(l.Colour, palette[i%len(palette)])
 		for _, pts := range segments(l, xmax, ymax) {
 			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`+"\n", colour, pts)
 		}
