@@ -1,8 +1,8 @@
 package overload
 
 import (
-	"cmp"
 	"bytes"
+	"cmp"
 	"fmt"
 	"html"
 	"math"
