@@ -130,6 +130,23 @@ func TestOverloadReport(t *testing.T) {
 	fmt.Println(Table(sim, uncontended.P99))
 	writeCharts(t, "overload-sim", "simulation", cfg, sim)
 
+	// How much the conclusions owe to the model: the same comparison on a
+	// downstream that only queues past C (κ = 0) and one that thrashes half
+	// as much.
+	kappas := []float64{0, 0.5, cfg.Kappa}
+	var byKappa [][]Result
+	for _, k := range kappas {
+		kcfg := cfg
+		kcfg.Kappa = k
+		var res []Result
+		for _, row := range Rows(kcfg) {
+			res = append(res, simulate(t, kcfg, row))
+		}
+		byKappa = append(byKappa, res)
+	}
+	fmt.Printf("## Simulation, thrashing coefficient: %v\n\n", kappas)
+	fmt.Println(KappaTable(kappas, byKappa, uncontended.P99))
+
 	for _, sc := range []struct {
 		cfg           Config
 		prefix, title string

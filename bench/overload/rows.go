@@ -96,6 +96,27 @@ func PhaseTable(cfg Config, results []Result) string {
 	return b.String()
 }
 
+// KappaTable formats each row's goodput and p99 (as a multiple of
+// uncontended) for each thrashing coefficient: results[i][j] is row j's
+// result with kappas[i].
+func KappaTable(kappas []float64, results [][]Result, uncontended time.Duration) string {
+	var b strings.Builder
+	b.WriteString("| row |")
+	for _, k := range kappas {
+		fmt.Fprintf(&b, " κ = %g: goodput, p99 |", k)
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", len(kappas)) + "\n")
+	for j := range results[0] {
+		fmt.Fprintf(&b, "| %s |", results[0][j].Name)
+		for i := range kappas {
+			r := results[i][j]
+			fmt.Fprintf(&b, " %.1f %%, %s |", r.Goodput, ratio(r.P99, uncontended))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
 // meanGoodput is the mean of the buckets' goodput in (from, to].
 func meanGoodput(series []Point, from, to time.Duration) float64 {
 	sum, n := 0.0, 0
@@ -118,14 +139,18 @@ func Table(results []Result, uncontended time.Duration) string {
 	b.WriteString("| row | goodput (% of C/L) | p50 | p99 | p99 / uncontended p99 | rejected | timed out |\n")
 	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
-		ratio := "–"
-		if r.P99 > 0 && uncontended > 0 {
-			ratio = fmt.Sprintf("%.2f×", float64(r.P99)/float64(uncontended))
-		}
 		fmt.Fprintf(&b, "| %s | %.1f %% | %s | %s | %s | %.1f %% | %.1f %% |\n", r.Name, r.Goodput,
-			ms(r.P50), ms(r.P99), ratio, r.RejectedPct(), r.FailedPct())
+			ms(r.P50), ms(r.P99), ratio(r.P99, uncontended), r.RejectedPct(), r.FailedPct())
 	}
 	return b.String()
+}
+
+// ratio is p99 as a multiple of uncontended, "–" when there was no success.
+func ratio(p99, uncontended time.Duration) string {
+	if p99 == 0 || uncontended == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", float64(p99)/float64(uncontended))
 }
 
 func ms(d time.Duration) string {
