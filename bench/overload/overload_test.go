@@ -120,13 +120,10 @@ func TestOverloadReport(t *testing.T) {
 	low := cfg
 	low.Load = 0.5
 	uncontended := Simulate(low, baseline(low), nil)
-	var sim []Result
-	for _, row := range Rows(cfg) {
-		sim = append(sim, simulate(t, cfg, row))
-	}
 	fmt.Printf("## Simulation: C=%d, L=%v (C/L = %.0f/s), kappa=%g, timeout %v, load %.1fx, %v (first %v left out), seed %d\n\n",
 		cfg.Capacity, cfg.Latency, cfg.Throughput(), cfg.Kappa, cfg.Timeout, cfg.Load, cfg.Duration, cfg.Warmup, cfg.Seed)
 	printBaseline(uncontended)
+	sim := simulateRows(t, cfg)
 	fmt.Println(Table(sim, uncontended.P99))
 	writeCharts(t, "overload-sim", "simulation", cfg, sim)
 
@@ -138,11 +135,7 @@ func TestOverloadReport(t *testing.T) {
 	for _, k := range kappas {
 		kcfg := cfg
 		kcfg.Kappa = k
-		var res []Result
-		for _, row := range Rows(kcfg) {
-			res = append(res, simulate(t, kcfg, row))
-		}
-		byKappa = append(byKappa, res)
+		byKappa = append(byKappa, simulateRows(t, kcfg))
 	}
 	fmt.Printf("## Simulation, thrashing coefficient: %v\n\n", kappas)
 	fmt.Println(KappaTable(kappas, byKappa, uncontended.P99))
@@ -154,33 +147,44 @@ func TestOverloadReport(t *testing.T) {
 		{StepConfig(), "overload-steps", "simulation, capacity 20 → 10 → 40"},
 		{SpikeConfig(), "overload-spike", "simulation, 0.5× load, 1 s spike to 2×"},
 	} {
-		var res []Result
-		for _, row := range Rows(sc.cfg) {
-			res = append(res, simulate(t, sc.cfg, row))
-		}
+		res := simulateRows(t, sc.cfg)
 		fmt.Printf("## %s: %+v\n\n", sc.title, sc.cfg.Steps)
 		fmt.Println(Table(res, uncontended.P99))
 		fmt.Println(PhaseTable(sc.cfg, res))
 		writeCharts(t, sc.prefix, sc.title, sc.cfg, res)
 	}
-	if !*withReal {
-		return
+	if *withReal {
+		reportReal(t)
 	}
-	rcfg := RealConfig()
-	rlow := rcfg
-	rlow.Load = 0.5
+}
+
+func simulateRows(t *testing.T, cfg Config) []Result {
+	var res []Result
+	for _, row := range Rows(cfg) {
+		res = append(res, simulate(t, cfg, row))
+	}
+	return res
+}
+
+// reportReal is the report's real run: every row in turn, after the
+// uncontended yardstick, a collection before each.
+func reportReal(t *testing.T) {
+	cfg := RealConfig()
+	low := cfg
+	low.Load = 0.5
 	runtime.GC()
-	base := RunReal(context.Background(), rlow, baseline(rlow))
-	var real []Result
-	for _, row := range Rows(rcfg) {
+	base := RunReal(context.Background(), low, baseline(low))
+	var res []Result
+	for _, row := range Rows(cfg) {
 		runtime.GC()
-		real = append(real, RunReal(context.Background(), rcfg, row))
+		res = append(res, RunReal(context.Background(), cfg, row))
 	}
-	fmt.Printf("## Real run (loopback HTTP): %v per row (first %v left out), GOMAXPROCS %d\n\n",
-		rcfg.Duration, rcfg.Warmup, runtime.GOMAXPROCS(0))
+	load1, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("## Real run (loopback HTTP): %v per row (first %v left out), GOMAXPROCS %d, ended %s, load average %s\n\n",
+		cfg.Duration, cfg.Warmup, runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.TimeOnly), strings.TrimSpace(string(load1)))
 	printBaseline(base)
-	fmt.Println(Table(real, base.P99))
-	writeCharts(t, "overload-real", "real run (loopback HTTP)", rcfg, real)
+	fmt.Println(Table(res, base.P99))
+	writeCharts(t, "overload-real", "real run (loopback HTTP)", cfg, res)
 }
 
 // baseline is the yardstick of the latency target: the downstream at half
