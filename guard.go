@@ -1,6 +1,9 @@
 package spillway
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Guard admits or refuses a call before it runs and learns its outcome
 // afterwards: a circuit breaker, a bulkhead, a rate limiter. A Pipeline
@@ -66,4 +69,62 @@ func (o Outcome) String() string {
 		return "ignored"
 	}
 	return "unknown"
+}
+
+// OutcomeOf is how a guard that learns from outcomes (a breaker, a
+// client-side throttle) counts a call that ended with err, unless its own
+// Classify says otherwise:
+//   - nil is a Success;
+//   - the caller's own end is Ignored: ErrCallerDone (CallerDone), which the
+//     engine attaches when the caller's context was cancelled or reached its
+//     deadline, and any context.Canceled;
+//   - a local rejection (IsRejection: another guard's refusal) is Ignored:
+//     the downstream was never called;
+//   - everything else is a Failure, a deadline that is not the caller's and
+//     a *PanicError included.
+func OutcomeOf(err error) Outcome {
+	switch err.(type) {
+	case nil:
+		return Success
+	case *Error, interface{ Unwrap() error }, interface{ Unwrap() []error }, interface{ Is(error) bool }, interface{ As(any) bool }:
+		// A chain to walk.
+	default:
+		// A plain error, the common failure: neither errors.Is nor
+		// errors.As could match anything but err itself.
+		if err == context.Canceled || err == ErrCallerDone {
+			return Ignored
+		}
+		return Failure
+	}
+	if errors.Is(err, ErrCallerDone) || errors.Is(err, context.Canceled) || IsRejection(err) {
+		return Ignored
+	}
+	return Failure
+}
+
+// Guarded runs fn under one permit of g: it returns g's refusal without
+// calling fn, or fn's result, and releases the permit with fn's error —
+// marked CallerDone when it is ctx's own end (IsCallerDone), a
+// *PanicError when fn panics or calls runtime.Goexit (the panic goes on).
+// It is the Execute and Do of a single guard (breaker.Do, throttle.Do).
+func Guarded[T any](ctx context.Context, g Guard, fn func(context.Context) (T, error)) (T, error) {
+	p, err := g.Acquire(ctx)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			Unwind(recover(), p.Release)
+		}
+	}()
+	v, err := fn(ctx)
+	done = true
+	if err != nil && IsCallerDone(ctx, err) {
+		p.Release(CallerDone(err))
+	} else {
+		p.Release(err)
+	}
+	return v, err
 }

@@ -13,7 +13,7 @@ import (
 // corePackages are the policy packages that must compile with nothing but
 // the standard library and the root package: importing breaker must never
 // pull in gRPC, NATS or Prometheus.
-var corePackages = []string{".", "breaker", "retry", "timeout", "bulkhead", "fallback", "chaos", "ratelimit", "shed", "hedge"}
+var corePackages = []string{".", "breaker", "retry", "timeout", "bulkhead", "fallback", "chaos", "ratelimit", "shed", "hedge", "throttle"}
 
 const modulePath = "github.com/spillway-dev/spillway"
 

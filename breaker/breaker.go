@@ -492,65 +492,13 @@ func addSat(now int64, d time.Duration) int64 {
 // counted against the downstream. If fn panics, the outcome is recorded as a
 // *spillway.PanicError (a failure by default) and the panic goes on.
 func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) error {
-	p, err := b.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			b.releasePanic(p, recover())
-		}
-	}()
-	err = fn(ctx)
-	done = true
-	if err != nil {
-		b.ReleasePermit(p, callerOutcome(ctx, err))
-	} else {
-		b.ReleasePermit(p, nil)
-	}
+	_, err := spillway.Guarded(ctx, b, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
 	return err
 }
 
 // Do is Execute for a function that returns a value.
 func Do[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error)) (T, error) {
-	p, err := b.Acquire(ctx)
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	done := false
-	defer func() {
-		if !done {
-			b.releasePanic(p, recover())
-		}
-	}()
-	v, err := fn(ctx)
-	done = true
-	if err != nil {
-		b.ReleasePermit(p, callerOutcome(ctx, err))
-	} else {
-		b.ReleasePermit(p, nil)
-	}
-	return v, err
-}
-
-// callerOutcome marks a call's error as the caller's own end when ctx
-// ended it, as a Pipeline does: the breaker ignores it.
-func callerOutcome(ctx context.Context, err error) error {
-	if spillway.IsCallerDone(ctx, err) {
-		return spillway.CallerDone(err)
-	}
-	return err
-}
-
-// releasePanic releases p for a call that panicked with r (nil when it
-// called runtime.Goexit, which goes on by itself) and re-raises the panic.
-func (b *Breaker) releasePanic(p spillway.Permit, r any) {
-	b.ReleasePermit(p, &spillway.PanicError{Value: r})
-	if r != nil {
-		panic(r)
-	}
+	return spillway.Guarded(ctx, b, fn)
 }
 
 // State returns the breaker's current state. It is time-aware: an open

@@ -1,14 +1,13 @@
 package breaker
 
 import (
-	"context"
 	"errors"
 
 	"github.com/spillway-dev/spillway"
 )
 
 // DefaultClassify is the classification a breaker uses unless
-// Config.Classify replaces it:
+// Config.Classify replaces it, spillway.OutcomeOf:
 //   - nil is a Success;
 //   - the caller's own end is Ignored: it says nothing about the downstream.
 //     That is spillway.ErrCallerDone, which a Pipeline, Execute and Do attach
@@ -30,25 +29,7 @@ import (
 //		}
 //		return breaker.DefaultClassify(err)
 //	}
-func DefaultClassify(err error) spillway.Outcome {
-	switch err.(type) {
-	case nil:
-		return spillway.Success
-	case *spillway.Error, interface{ Unwrap() error }, interface{ Unwrap() []error }, interface{ Is(error) bool }, interface{ As(any) bool }:
-		// A chain to walk.
-	default:
-		// A plain error, the common failure: neither errors.Is nor
-		// errors.As could match anything but err itself.
-		if err == context.Canceled || err == spillway.ErrCallerDone {
-			return spillway.Ignored
-		}
-		return spillway.Failure
-	}
-	if errors.Is(err, spillway.ErrCallerDone) || errors.Is(err, context.Canceled) || spillway.IsRejection(err) {
-		return spillway.Ignored
-	}
-	return spillway.Failure
-}
+func DefaultClassify(err error) spillway.Outcome { return spillway.OutcomeOf(err) }
 
 // ignoringCallerDone makes a custom classification ignore the caller's own
 // end, as every breaker must, whatever the custom function says of it.
