@@ -36,7 +36,7 @@ func RunReal(ctx context.Context, cfg Config, row Row) Result {
 	tr := &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	r := &realRun{cfg: cfg, url: ts.URL, client: &http.Client{Transport: tr}, srv: srv,
-		strategy: row.New(spillway.SystemClock, rand.New(rand.NewPCG(cfg.Seed, 3))),
+		strategy: row.New(spillway.SystemClock, nil), // calls are concurrent: no shared rand.Rand
 		rec:      newRecorder(cfg, row.Name), start: time.Now()}
 	r.generate(ctx)
 	return r.rec.result()

@@ -41,6 +41,7 @@ func Rows(cfg Config) []Row {
 		Adaptive("spillway aimd", bulkhead.Adaptive{Algorithm: bulkhead.AIMD}),
 		Adaptive("spillway aimd tuned", tunedAIMD(cfg)),
 		Adaptive("spillway vegas", bulkhead.Adaptive{Algorithm: bulkhead.Vegas}),
+		Throttler(throttleK, throttleWindow),
 		FailsafeLimiter(),
 		FailsafeThrottler(throttleK, throttleWindow),
 	}

@@ -35,7 +35,8 @@ type Row struct {
 	Name string
 	// New builds a fresh strategy for one run: clock is the run's time (the
 	// simulation's, or the system's in the real run) and rng a seeded source
-	// for strategies that draw random numbers.
+	// for strategies that draw random numbers (nil in the real run, whose
+	// calls are concurrent: such a strategy then uses its default source).
 	New func(clock spillway.Clock, rng *rand.Rand) Strategy
 	// WallClock marks a strategy that reads time.Now itself (failsafe-go's):
 	// the simulation can run it only inside a testing/synctest bubble, whose
