@@ -147,14 +147,7 @@ func BenchmarkRetryFirstSuccess(b *testing.B) {
 
 func BenchmarkBulkheadAcquireRelease(b *testing.B) {
 	b.Run("spillway", func(b *testing.B) {
-		bh := bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 100})
-		for b.Loop() {
-			p, err := bh.Acquire(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			p.Release(nil)
-		}
+		acquireRelease(b, bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 100}))
 	})
 	b.Run("failsafe-go", benchFailsafeBulkhead)
 	b.Run("go-resiliency", benchResiliencySemaphore)
@@ -162,16 +155,7 @@ func BenchmarkBulkheadAcquireRelease(b *testing.B) {
 
 func BenchmarkBulkheadAcquireReleaseParallel(b *testing.B) {
 	b.Run("spillway", func(b *testing.B) {
-		bh := bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1 << 20})
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				p, err := bh.Acquire(ctx)
-				if err != nil {
-					panic(err)
-				}
-				p.Release(nil)
-			}
-		})
+		acquireReleaseParallel(b, bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1 << 20}))
 	})
 	b.Run("failsafe-go", benchFailsafeBulkheadParallel)
 }

@@ -1,7 +1,6 @@
 package bulkhead
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -252,7 +251,27 @@ func newLimiter(cfg Adaptive, hi, limit int) *limiter {
 	return l
 }
 
-// clamp returns the limit n as an integer within the bounds.
+// same reports whether cfg (resolved) is the configuration l runs, but for
+// Adaptive.Drop, which a func cannot be compared on.
+func (l *limiter) same(cfg Config) bool {
+	return l.cfg.key() == cfg.Adaptive.key() && l.hi == float64(cfg.MaxConcurrent)
+}
+
+// adaptiveKey is Adaptive without Drop: the comparable part.
+type adaptiveKey struct {
+	alg                                   Algorithm
+	lo, initial, samples, queue, long, pm int
+	window, timeout                       time.Duration
+	clock                                 spillway.Clock
+	tolerance, smoothing, backoff         float64
+}
+
+func (a Adaptive) key() adaptiveKey {
+	return adaptiveKey{a.Algorithm, a.MinConcurrent, a.InitialLimit, a.MinSamples, a.QueueSize, a.LongWindow, a.ProbeMultiplier,
+		a.Window, a.Timeout, a.Clock, a.Tolerance, a.Smoothing, a.BackoffRatio}
+}
+
+// clamp returns the limit n within the bounds.
 func (l *limiter) clamp(n float64) float64 { return min(max(n, l.lo), l.hi) }
 
 // kind sorts a call's outcome: a sample, a drop, or nothing to learn from.
@@ -487,21 +506,10 @@ func (b *Bulkhead) permit(n int64) spillway.Permit {
 // call panicked or called runtime.Goexit: never a sample.
 var errPanicked = &spillway.PanicError{Value: "bulkhead: the call panicked or exited"}
 
-// run runs fn under a permit, releasing it with fn's error (or as a panic).
-func run[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error)) (T, error) {
-	p, err := b.Acquire(ctx)
-	if err != nil {
-		var zero T
-		return zero, err
+// releaseUnlessDone releases p as a panic unless the call is done (and
+// released p with its outcome): deferred by Execute and Do.
+func (b *Bulkhead) releaseUnlessDone(p spillway.Permit, done *bool) {
+	if !*done {
+		b.ReleasePermit(p, errPanicked)
 	}
-	done := false
-	defer func() {
-		if !done {
-			b.ReleasePermit(p, errPanicked)
-		}
-	}()
-	v, err := fn(ctx)
-	done = true
-	b.ReleasePermit(p, err)
-	return v, err
 }

@@ -427,3 +427,42 @@ func TestAdaptiveConcurrentReleases(t *testing.T) {
 		t.Errorf("in flight %d after every call returned", b.InFlight())
 	}
 }
+
+// TestAdaptiveUpdateOfTheQueueKeepsLearning: an Update that changes only
+// the queue leaves the adaptive limit where it was.
+func TestAdaptiveUpdateOfTheQueueKeepsLearning(t *testing.T) {
+	s := newSim(t, bulkhead.Config{MaxConcurrent: 200, Adaptive: bulkhead.Adaptive{Algorithm: bulkhead.AIMD}})
+	s.rounds(50, 1000, 10*time.Millisecond, nil) // 5 windows: 25
+	cfg := bulkhead.Config{MaxConcurrent: 200, MaxWaiting: 10, Adaptive: bulkhead.Adaptive{Algorithm: bulkhead.AIMD, Clock: s.clock}}
+	if err := s.b.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	s.rounds(10, 1000, 10*time.Millisecond, nil)
+	if got := s.b.Limit(); got != 26 || s.b.MaxWaiting() != 10 {
+		t.Errorf("limit %d, max waiting %d after a queue-only Update and one more window, want 26 and 10", got, s.b.MaxWaiting())
+	}
+}
+
+// TestAdaptiveExecuteReleasesWithTheOutcome: Execute and Do hand the call's
+// error to the limit (a timeout is a drop), and a panic is no sample.
+func TestAdaptiveExecuteReleasesWithTheOutcome(t *testing.T) {
+	s := newSim(t, bulkhead.Config{MaxConcurrent: 50, Adaptive: bulkhead.Adaptive{Algorithm: bulkhead.AIMD, MinSamples: 1}})
+	for range 10 {
+		func() {
+			defer func() { _ = recover() }()
+			_ = s.b.Execute(t.Context(), func(context.Context) error { s.clock.Advance(20 * time.Millisecond); panic("boom") })
+		}()
+	}
+	if s.b.Limit() != 20 || s.b.InFlight() != 0 {
+		t.Fatalf("limit %d, in flight %d after panics, want 20 and 0", s.b.Limit(), s.b.InFlight())
+	}
+	for range 10 {
+		_, _ = bulkhead.Do(t.Context(), s.b, func(context.Context) (int, error) {
+			s.clock.Advance(20 * time.Millisecond)
+			return 0, errTimeout
+		})
+	}
+	if got := s.b.Limit(); got >= 20 {
+		t.Errorf("limit %d after timeouts through Do, want below 20", got)
+	}
+}

@@ -9,7 +9,11 @@ import (
 
 // BenchmarkAcquireRelease is the hot path: a free slot, nobody waiting.
 func BenchmarkAcquireRelease(b *testing.B) {
-	bh := bulkhead.MustNew(bulkhead.Config{})
+	acquireRelease(b, bulkhead.MustNew(bulkhead.Config{}))
+}
+
+// acquireRelease admits a call under bh and releases it, b.N times.
+func acquireRelease(b *testing.B, bh *bulkhead.Bulkhead) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -24,7 +28,11 @@ func BenchmarkAcquireRelease(b *testing.B) {
 // BenchmarkAcquireReleaseParallel contends on the counter from every P; run
 // it with -cpu 2 (or more). The limit is high enough never to be reached.
 func BenchmarkAcquireReleaseParallel(b *testing.B) {
-	bh := bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1 << 20})
+	acquireReleaseParallel(b, bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1 << 20}))
+}
+
+// acquireReleaseParallel is acquireRelease from every P.
+func acquireReleaseParallel(b *testing.B, bh *bulkhead.Bulkhead) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -67,31 +75,11 @@ func BenchmarkReject(b *testing.B) {
 // a free slot, the round trip sampled on release (a window closes every
 // 100ms).
 func BenchmarkAdaptiveAcquireRelease(b *testing.B) {
-	bh := bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1 << 20, Adaptive: bulkhead.Adaptive{Algorithm: bulkhead.Gradient2}})
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		p, err := bh.Acquire(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		p.Release(nil)
-	}
+	acquireRelease(b, bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1 << 20, Adaptive: bulkhead.Adaptive{Algorithm: bulkhead.Gradient2}}))
 }
 
 // BenchmarkAdaptiveAcquireReleaseParallel contends on the window's counters
 // from every P; run it with -cpu 2 (or more).
 func BenchmarkAdaptiveAcquireReleaseParallel(b *testing.B) {
-	bh := bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1 << 20, Adaptive: bulkhead.Adaptive{Algorithm: bulkhead.Gradient2}})
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			p, err := bh.Acquire(ctx)
-			if err != nil {
-				panic(err)
-			}
-			p.Release(nil)
-		}
-	})
+	acquireReleaseParallel(b, bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1 << 20, Adaptive: bulkhead.Adaptive{Algorithm: bulkhead.Gradient2}}))
 }

@@ -174,6 +174,9 @@ func (b *Bulkhead) set(cfg Config, limit int) {
 		b.limit.Store(int64(cfg.MaxConcurrent))
 		return
 	}
+	if l := b.adaptive.Load(); l != nil && l.same(cfg) {
+		return // only the queue changed: the limit keeps learning
+	}
 	limit = min(max(limit, cfg.Adaptive.MinConcurrent), cfg.MaxConcurrent)
 	b.adaptive.Store(newLimiter(cfg.Adaptive, cfg.MaxConcurrent, limit))
 	b.limit.Store(int64(limit))
@@ -181,10 +184,12 @@ func (b *Bulkhead) set(cfg Config, limit int) {
 
 // Update applies cfg at run time in place: the limits, the queue and the
 // adaptive settings (Name and Observer stay those of New). Calls in flight
-// and in the queue keep their place, as with Resize. An adaptive limit
-// keeps its current value, clamped into the new bounds, and its algorithm
-// starts learning afresh from there; one that becomes adaptive starts from
-// the fixed limit it had, clamped. A fixed limit becomes MaxConcurrent.
+// and in the queue keep their place, as with Resize. When only the queue
+// changes (MaxWaiting, MaxWait), an adaptive limit goes on as it was;
+// otherwise it keeps its current value, clamped into the new bounds, and
+// its algorithm starts learning afresh from there (Adaptive.Drop is
+// replaced then only). One that becomes adaptive starts from the fixed
+// limit it had, clamped. A fixed limit becomes MaxConcurrent.
 func (b *Bulkhead) Update(cfg Config) error {
 	cfg, err := cfg.resolve()
 	if err != nil {
@@ -329,13 +334,31 @@ func (b *Bulkhead) ReleasePermit(p spillway.Permit, err error) {
 // fn and releases the slot with fn's error, also when fn panics (the panic
 // goes on).
 func (b *Bulkhead) Execute(ctx context.Context, fn func(context.Context) error) error {
-	_, err := run(ctx, b, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	p, err := b.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	done := false
+	defer b.releaseUnlessDone(p, &done)
+	err = fn(ctx)
+	done = true
+	b.ReleasePermit(p, err)
 	return err
 }
 
 // Do is Execute for a function that returns a value.
 func Do[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error)) (T, error) {
-	return run(ctx, b, fn)
+	p, err := b.Acquire(ctx)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	done := false
+	defer b.releaseUnlessDone(p, &done)
+	v, err := fn(ctx)
+	done = true
+	b.ReleasePermit(p, err)
+	return v, err
 }
 
 // tryAcquire is the lock-free path: it takes a slot if one is free and the

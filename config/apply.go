@@ -204,6 +204,8 @@ var parsers = map[string]func(d *decoder, f field, dst, parent reflect.Value){
 	},
 	"fault_status": func(d *decoder, f field, dst, _ reflect.Value) { d.faultStatus(f, dst.Addr().Interface().(*int)) },
 	"cookie":       func(d *decoder, f field, dst, _ reflect.Value) { d.cookieName(f, dst.Addr().Interface().(*string)) },
+	"limit_rate":   func(d *decoder, f field, dst, _ reflect.Value) { d.limitRate(f, dst.Addr().Interface().(*Rate)) },
+	"limit_key":    func(d *decoder, f field, dst, _ reflect.Value) { d.limitKey(f, dst.Addr().Interface().(*string)) },
 	"protocol": func(d *decoder, f field, dst, _ reflect.Value) {
 		d.protocol(f, dst.Addr().Interface().(*string))
 	},

@@ -166,6 +166,11 @@ func TestParseProblems(t *testing.T) {
 				`t.yaml:6:13: upstreams.a.health.path: "" must start with / (it is required when health is set)`,
 				`t.yaml:6:37: upstreams.a.health: timeout (2s) is longer than interval (1s)`,
 			}},
+		{"adaptive bulkhead", "upstreams:\n  a: {instances: [http://127.0.0.1:1], bulkhead: {adaptive: cubic}}\n  b: {instances: [http://127.0.0.1:1], bulkhead: {adaptive: aimd, min_concurrent: 50, max_concurrent: 10}}\nroutes: [{name: r, upstream: a}, {name: s, upstream: b}]\n",
+			[]string{
+				`t.yaml:2:61: upstreams.a.bulkhead.adaptive: "cubic" is not one of gradient2, aimd, vegas`,
+				`t.yaml:3:83: upstreams.b.bulkhead: min_concurrent (50) is more than max_concurrent (10), the adaptive limit's bounds`,
+			}},
 		{"negative and zero values", "server: {idle_timeout: 0s, shutdown_grace: -1s}\nupstreams:\n  a: {instances: [http://127.0.0.1:1], bulkhead: {max_concurrent: 0}, retry: {budget: {min_per_second: -1}}}\nroutes: [{name: r, upstream: a}]\n",
 			[]string{
 				"t.yaml:1:24: server.idle_timeout: must be more than 0",
@@ -215,6 +220,8 @@ func TestWarnings(t *testing.T) {
 		{"no retries, no budget needed", "{retry: {max_attempts: 1, budget: {ratio: 0, min_per_second: 0}}}", nil},
 		{"equal timeouts without retries", "{retry: {max_attempts: 1}, timeouts: {attempt: 1s, total: 1s}}", nil},
 		{"a long enough time window", "{breaker: {window: {type: time, size: 10s}}}", nil},
+		{"min_concurrent without adaptive", "{bulkhead: {min_concurrent: 5}}", []string{"t.yaml:3:67: warning: upstreams.a.bulkhead: min_concurrent without adaptive is ignored: the limit is max_concurrent"}},
+		{"min_concurrent with adaptive", "{bulkhead: {adaptive: vegas, min_concurrent: 5}}", nil},
 		{"http2 with a health check", "{http2: true, health: {path: /healthz}}", []string{"t.yaml:3:61: warning: upstreams.a: http2 with health: the health check is an HTTP/1 GET, which a gRPC server refuses; check an HTTP port of the instances, or leave health off"}},
 	}
 	for _, tt := range tests {

@@ -55,7 +55,7 @@ func DefaultUpstream() Upstream {
 			MinCalls: 20, FailureRate: 0.5, SlowCall: SlowCall{Rate: 1},
 			OpenFor: 30 * time.Second, MaxOpenFor: 5 * time.Minute, HalfOpenProbes: 5,
 		},
-		Bulkhead:      Bulkhead{MaxConcurrent: 100},
+		Bulkhead:      Bulkhead{MinConcurrent: 1, MaxConcurrent: 100},
 		Outlier:       Outlier{ConsecutiveFailures: 5, Ejection: 30 * time.Second, MaxEjection: 300 * time.Second, MaxEjected: 0.5, PanicThreshold: 0.5},
 		MaxReplayBody: mib,
 	}
@@ -93,6 +93,8 @@ var sectionDefaults = map[reflect.Type]func() any{
 	// "not written".
 	reflect.TypeFor[FaultDelay](): func() any { return &FaultDelay{Percent: -1} },
 	reflect.TypeFor[FaultAbort](): func() any { return &FaultAbort{Percent: -1} },
+	// A rate limit's burst follows its rate when not written (route).
+	reflect.TypeFor[RateLimit](): func() any { return rateLimitDefaults() },
 }
 
 func (u Upstream) clone() Upstream {
@@ -175,6 +177,9 @@ func (d *decoder) route(y *routeYAML, path string) *Route {
 	if r.Default != nil {
 		d.static(r.Default, y.Default)
 	}
+	if r.RateLimit != nil {
+		rateLimitBurst(r.RateLimit, y.RateLimit)
+	}
 	return r
 }
 
@@ -203,18 +208,28 @@ func (d *decoder) keyScope(f field, dst *string) {
 	if !ok {
 		return
 	}
-	name, isHeader := strings.CutPrefix(s, "header:")
-	name = strings.TrimSpace(name)
+	name, isHeader := headerName(s)
 	switch {
 	case s == "route":
 		*dst = ""
-	case !isHeader || !validToken(name):
+	case !isHeader:
 		d.errorf(f.node(), f.path, "%s: %q is neither route nor header:NAME (a header name such as header:X-Api-Key)", key(f.path), s)
-	case textproto.CanonicalMIMEHeaderKey(name) == "Idempotency-Key":
+	case name == "Idempotency-Key":
 		d.errorf(f.node(), f.path, "%s: the scope is a client identity, not the Idempotency-Key itself", key(f.path))
 	default:
-		*dst = textproto.CanonicalMIMEHeaderKey(name)
+		*dst = name
 	}
+}
+
+// headerName reads header:NAME, NAME a header name, into NAME in its
+// canonical form; ok is false for anything else.
+func headerName(s string) (name string, ok bool) {
+	name, ok = strings.CutPrefix(s, "header:")
+	name = strings.TrimSpace(name)
+	if !ok || !validToken(name) {
+		return "", false
+	}
+	return textproto.CanonicalMIMEHeaderKey(name), true
 }
 
 // validToken reports whether s is an HTTP token (RFC 9110 §5.6.2), the

@@ -86,8 +86,14 @@ func (u *Upstream) RetryConfig(budget *retry.Budget) (retry.Config, error) {
 	return rc, nil
 }
 
-// BulkheadConfig is the configuration of u's bulkhead.
+// BulkheadConfig is the configuration of u's bulkhead: with adaptive:, an
+// adaptive limit of the algorithm's defaults between min_concurrent and
+// max_concurrent.
 func (u *Upstream) BulkheadConfig() bulkhead.Config {
 	b := u.Bulkhead
-	return bulkhead.Config{Name: u.Name, MaxConcurrent: b.MaxConcurrent, MaxWaiting: b.MaxWaiting, MaxWait: b.MaxWait}
+	c := bulkhead.Config{Name: u.Name, MaxConcurrent: b.MaxConcurrent, MaxWaiting: b.MaxWaiting, MaxWait: b.MaxWait}
+	if b.Adaptive != "" {
+		c.Adaptive = bulkhead.Adaptive{Algorithm: bulkhead.Algorithm(b.Adaptive), MinConcurrent: b.MinConcurrent}
+	}
+	return c
 }

@@ -48,7 +48,7 @@ func TestPolicyConfigs(t *testing.T) {
 		t.Errorf("RetryConfig:\n got %+v, %v\nwant %+v", rc, err, wantRetry)
 	}
 	wantBulkhead := bulkhead.Config{Name: "a", MaxConcurrent: 7, MaxWaiting: 3, MaxWait: 100 * time.Millisecond}
-	if got := u.BulkheadConfig(); got != wantBulkhead {
+	if got := u.BulkheadConfig(); !reflect.DeepEqual(got, wantBulkhead) {
 		t.Errorf("BulkheadConfig = %+v, want %+v", got, wantBulkhead)
 	}
 	if _, err := breaker.New(u.BreakerConfig()); err != nil {

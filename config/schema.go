@@ -225,6 +225,8 @@ type slowCallYAML struct {
 
 // bulkheadYAML: keys under bulkhead: (Bulkhead).
 type bulkheadYAML struct {
+	Adaptive      leaf `yaml:"adaptive" values:"gradient2 aimd vegas"` // absent: a fixed limit
+	MinConcurrent leaf `yaml:"min_concurrent"`
 	MaxConcurrent leaf `yaml:"max_concurrent"`
 	MaxWaiting    leaf `yaml:"max_waiting" cfg:"zero"` // 0: rejected at once when full
 	MaxWait       leaf `yaml:"max_wait" cfg:"zero"`    // 0: a queued call waits for its deadline
@@ -265,6 +267,16 @@ type routeYAML struct {
 	Async            *asyncYAML     `yaml:"async"`
 	Fault            *faultYAML     `yaml:"fault"`
 	Upgrade          *upgradeYAML   `yaml:"upgrade"`
+	RateLimit        *rateLimitYAML `yaml:"rate_limit"`
+}
+
+// rateLimitYAML: keys under rate_limit: (RateLimit). A limit shared
+// between replicas (shared:) will be a key of its own here.
+type rateLimitYAML struct {
+	Rate    leaf `yaml:"rate" cfg:"limit_rate"`
+	Burst   leaf `yaml:"burst"`
+	Key     leaf `yaml:"key" cfg:"limit_key"`
+	MaxKeys leaf `yaml:"max_keys"`
 }
 
 // upgradeYAML: keys under upgrade: (Upgrade).

@@ -345,7 +345,12 @@ type SlowCall struct {
 
 // Bulkhead (keys under bulkhead:). Defaults: 100 concurrent, no queue.
 type Bulkhead struct {
-	MaxConcurrent int           // max_concurrent
+	// Adaptive is "" (a fixed max_concurrent, default) | gradient2 | aimd |
+	// vegas: the limit then moves in [min_concurrent, max_concurrent],
+	// starting at 20 (clamped).
+	Adaptive      string
+	MinConcurrent int           // min_concurrent, default 1; adaptive only
+	MaxConcurrent int           // max_concurrent; adaptive: the upper bound
 	MaxWaiting    int           // max_waiting
 	MaxWait       time.Duration // max_wait
 }
@@ -403,6 +408,10 @@ type Route struct {
 	// proxies and how long an upgraded connection may live (upgrade:);
 	// nil: DefaultUpgrade.
 	Upgrade *Upgrade
+	// RateLimit caps how often each client may call the route
+	// (rate_limit:), checked before anything else is done for the
+	// request; nil when none.
+	RateLimit *RateLimit
 }
 
 // Upgrade (keys under upgrade:): the HTTP/1.1 Upgrade protocols a route

@@ -396,6 +396,14 @@ func (d *decoder) validateUpstream(u *Upstream) {
 		p, pos := d.at(up, ".breaker.max_open_for")
 		d.errAt(pos, p, "%s.breaker: max_open_for (%s) is shorter than open_for (%s)", name, br.MaxOpenFor, br.OpenFor)
 	}
+	if bh := u.Bulkhead; bh.MinConcurrent > bh.MaxConcurrent && bh.Adaptive != "" &&
+		!d.replaced(up, ".bulkhead.min_concurrent", ".bulkhead.max_concurrent") {
+		p, pos := d.at(up, ".bulkhead.min_concurrent")
+		d.errAt(pos, p, "%s.bulkhead: min_concurrent (%d) is more than max_concurrent (%d), the adaptive limit's bounds", name, bh.MinConcurrent, bh.MaxConcurrent)
+	}
+	if p, pos := d.at(up, ".bulkhead.min_concurrent"); u.Bulkhead.Adaptive == "" && p == up+".bulkhead.min_concurrent" {
+		d.warnAt(pos, p, "%s.bulkhead: min_concurrent without adaptive is ignored: the limit is max_concurrent", name)
+	}
 	// The breaker's own warnings (a window it can never open on, one failed
 	// call that opens it, a time window shorter than two attempts) come from
 	// breaker.Config.Warnings, through gateway.Check.
@@ -478,6 +486,9 @@ func (d *decoder) validateRoutes(cfg *Config, upstreams []string) {
 		}
 		if r.Fault != nil {
 			d.validateFault(r, rp, label)
+		}
+		if r.RateLimit != nil {
+			d.validateRateLimit(r, rp, label)
 		}
 		switch {
 		case r.Optional && r.Default == nil:

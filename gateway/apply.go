@@ -242,26 +242,28 @@ func (g *Gateway) applyBreaker(old, next *upstream, p *plan) error {
 
 func windowType(u *config.Upstream) string { return cmp.Or(u.Breaker.Window.Type, "count") }
 
-// applyBulkhead resizes the bulkhead: the calls in flight keep their slots
-// and the callers queued their places.
+// applyBulkhead reconfigures the bulkhead in place: the calls in flight
+// keep their slots, the callers queued their places, and an adaptive limit
+// its current value, clamped into its new bounds.
 func applyBulkhead(old, next *upstream, p *plan) error {
-	d := diffKeys("bulkhead", old.cfg.Bulkhead, next.cfg.Bulkhead)
+	was, u := old.cfg.Bulkhead, next.cfg.Bulkhead
+	d := diffKeys("bulkhead", was, u)
 	if d == "" {
 		return nil
 	}
-	// A bulkhead of the new settings validates them and resolves their
-	// defaults; the running one takes its limits.
-	want, err := bulkhead.New(next.cfg.BulkheadConfig())
-	if err != nil {
+	bc := bulkheadConfig(&next.cfg, next.metrics)
+	// Validated here, applied at commit: a refused reload changes nothing.
+	if _, err := bulkhead.New(bc); err != nil {
 		return err
 	}
 	bh := next.bulkhead
-	p.commit(func() {
-		// Neither fails on the limits of a bulkhead New accepted.
-		_ = bh.Resize(want.Limit(), want.MaxWaiting())
-		_ = bh.SetMaxWait(want.MaxWait())
-	})
-	p.applied(Change{Upstream: next.name, Part: "bulkhead", Detail: d + "; calls in flight keep their slots, queued callers their places"})
+	// Update checks exactly what New did: it does not fail here.
+	p.commit(func() { _ = bh.Update(bc) })
+	how := "calls in flight keep their slots, queued callers their places"
+	if u.Adaptive != "" && (was.Adaptive != u.Adaptive || was.MinConcurrent != u.MinConcurrent || was.MaxConcurrent != u.MaxConcurrent) {
+		how += fmt.Sprintf("; the adaptive limit (%s) kept, clamped into [%d, %d], learning afresh from there", u.Adaptive, u.MinConcurrent, u.MaxConcurrent)
+	}
+	p.applied(Change{Upstream: next.name, Part: "bulkhead", Detail: d + "; " + how})
 	return nil
 }
 
@@ -394,7 +396,8 @@ func diffKeys(prefix string, a, b any) string {
 
 func diffValues(key string, a, b reflect.Value, out *[]string) {
 	switch {
-	case a.Kind() == reflect.Struct:
+	case a.Kind() == reflect.Struct && !a.Type().Implements(stringer):
+		// A struct that writes itself (a rate: 100/s) is one setting.
 		for i := range a.NumField() {
 			if !a.Type().Field(i).IsExported() {
 				continue
@@ -407,6 +410,8 @@ func diffValues(key string, a, b reflect.Value, out *[]string) {
 		*out = append(*out, fmt.Sprintf("%s %s → %s", key, show(a), show(b)))
 	}
 }
+
+var stringer = reflect.TypeFor[fmt.Stringer]()
 
 func show(v reflect.Value) string {
 	if v.Kind() == reflect.Pointer {

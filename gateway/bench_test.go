@@ -165,6 +165,11 @@ func BenchmarkProxy(b *testing.B) {
 		benchSubscribe(b, g)
 		benchGet(b, s.URL+"/", http.StatusOK)
 	})
+	b.Run("SpillwayRateLimited", func(b *testing.B) {
+		// Every request admitted: the cost of the client's bucket.
+		_, s := benchGateway(b, benchConfig+"    rate_limit: {rate: 1000000000/s}\n", host)
+		benchGet(b, s.URL+"/", http.StatusOK)
+	})
 	b.Run("ReverseProxyPooled", func(b *testing.B) {
 		target, _ := url.Parse(up.URL)
 		tr := &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}
@@ -201,6 +206,16 @@ func BenchmarkFailFast(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) { benchFailFast(b, stream) })
 	}
+	b.Run("SpillwayThrottled", func(b *testing.B) {
+		// Every request over the limit: 429 throttled from memory.
+		_, s := benchGateway(b, failFastConfig+"    rate_limit: {rate: 1/h, burst: 1, key: route}\n", benchUpstream(b).Listener.Addr().String())
+		resp, err := s.Client().Get(s.URL + "/") // the one token
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		benchGet(b, s.URL+"/", http.StatusTooManyRequests)
+	})
 	b.Run("Upstream", func(b *testing.B) {
 		benchGet(b, benchUpstream(b).URL+"/", http.StatusOK)
 	})

@@ -111,6 +111,8 @@ var fieldKeys = []struct{ field, key string }{
 	{"MaxRetryAfter", ".retry.retry_after_max"},
 	{"Initial", ".retry.backoff.initial"},
 	{"budget", ".retry.budget"},
+	{"MinConcurrent", ".bulkhead.min_concurrent"},
+	{"Adaptive.", ".bulkhead.adaptive"},
 	{"MaxConcurrent", ".bulkhead.max_concurrent"},
 	{"MaxWaiting", ".bulkhead.max_waiting"},
 	{"MaxWait ", ".bulkhead.max_wait"},

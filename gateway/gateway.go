@@ -220,6 +220,9 @@ func (g *Gateway) build(cfg *config.Config, old *table) (t *table, p *plan, err 
 			runtime = *l
 		}
 		r.faults.Store(newFaultSet(rc, runtime, g.now))
+		if r.limit, err = applyRouteLimit(rc, i, old.route(rc.Name), p); err != nil {
+			return t, nil, err
+		}
 		t.routes = append(t.routes, r)
 		t.byName[rc.Name] = r
 	}
@@ -252,6 +255,14 @@ func (g *Gateway) buildUpstreams(cfg *config.Config, old, t *table, p *plan) err
 		}
 	}
 	return nil
+}
+
+// route returns t's route name, nil when t is nil or has none.
+func (t *table) route(name string) *route {
+	if t == nil {
+		return nil
+	}
+	return t.byName[name]
 }
 
 // upstream returns t's upstream name, nil when t is nil or has none.

@@ -279,6 +279,8 @@ var (
 		"Entries in a route's stale cache (a response with Vary is two: its Vary names and the answer).", []string{"route"}, nil)
 	descCacheBytes = prometheus.NewDesc("spillway_cache_bytes",
 		"Bytes held by a route's stale cache: keys, header names and values, bodies.", []string{"route"}, nil)
+	descRateLimitKeys = prometheus.NewDesc("spillway_rate_limit_keys",
+		"Client keys whose rate-limit bucket a route holds in this process (at most its rate_limit.max_keys).", []string{"route"}, nil)
 )
 
 var breakerStates = []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOpen, breaker.ForcedOpen, breaker.Disabled, breaker.MetricsOnly}
@@ -288,7 +290,7 @@ type stateCollector struct{ g *Gateway }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descFailureRate, descInFlight, descLimit, descBudget, descHealthy, descEjected,
-		descCacheEntries, descCacheBytes} {
+		descCacheEntries, descCacheBytes, descRateLimitKeys} {
 		ch <- d
 	}
 	async.Describe(ch)
@@ -333,6 +335,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			n, size := r.cache.held()
 			gauge(descCacheEntries, float64(n), r.cfg.Name)
 			gauge(descCacheBytes, float64(size), r.cfg.Name)
+		}
+		if r.limit != nil {
+			gauge(descRateLimitKeys, float64(r.limit.local.Len()), r.cfg.Name)
 		}
 	}
 	if c.g.asyncRoutes != nil {

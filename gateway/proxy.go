@@ -257,6 +257,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		spillwayhttp.WriteError(rec, &spillway.Error{Code: spillway.ReasonUpstreamError, Policy: "gateway", Name: rt.cfg.Name}, "")
 		return
 	}
+	if rt.limit != nil && g.throttle(rec, x, r) {
+		return
+	}
 	if rt.cfg.Async != nil {
 		answered(x, g.jobs.Accept(rec, r, rt.cfg, rt.cfg.MaxBody))
 		return

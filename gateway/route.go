@@ -30,6 +30,8 @@ type route struct {
 	// faults are the faults its attempts draw (fault.go), nil when none:
 	// the file's, and the runtime ones, replaced when they change.
 	faults atomic.Pointer[faultSet]
+	// limit is the route's rate limit (ratelimit.go), nil when none.
+	limit *routeLimit
 }
 
 // step is one step of a fallback chain: exactly one field is set.

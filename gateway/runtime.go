@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway/pool"
 )
@@ -86,6 +88,8 @@ type slowCallView struct {
 }
 
 type bulkheadView struct {
+	Adaptive      string `json:"adaptive,omitempty"`
+	MinConcurrent int    `json:"min_concurrent,omitempty"`
 	MaxConcurrent int    `json:"max_concurrent"`
 	MaxWaiting    int    `json:"max_waiting"`
 	MaxWait       string `json:"max_wait"`
@@ -124,6 +128,18 @@ type bulkheadLive struct {
 	InUse    int    `json:"in_use"`
 	Waiting  int    `json:"waiting"`
 	Rejected uint64 `json:"rejected"`
+	// Mode is "static" or the adaptive algorithm; Limit the limit now (an
+	// adaptive one moves in [MinConcurrent, MaxConcurrent]).
+	Mode          string `json:"mode"`
+	Limit         int    `json:"limit"`
+	MinConcurrent int    `json:"min_concurrent"`
+	MaxConcurrent int    `json:"max_concurrent"`
+}
+
+// bulkheadNow is what b holds now.
+func bulkheadNow(b *bulkhead.Bulkhead) bulkheadLive {
+	return bulkheadLive{InUse: b.InFlight(), Waiting: b.Waiting(), Rejected: b.Rejected(),
+		Mode: cmp.Or(string(b.Algorithm()), "static"), Limit: b.Limit(), MinConcurrent: b.MinConcurrent(), MaxConcurrent: b.MaxConcurrent()}
 }
 
 // Upstreams returns every upstream of the configuration in use, by name.
@@ -158,13 +174,9 @@ func (u *upstream) view(rates *UpstreamRates) UpstreamView {
 		Instances: u.pool.Status(),
 		Policies:  policiesView(&u.cfg),
 		Live: LiveView{
-			Breaker: BreakerStatus{State: snap.State.String(), FailureRate: snap.FailureRate},
-			Bulkhead: bulkheadLive{
-				InUse:    u.bulkhead.InFlight(),
-				Waiting:  u.bulkhead.Waiting(),
-				Rejected: u.bulkhead.Rejected(),
-			},
-			Rates: rates,
+			Breaker:  BreakerStatus{State: snap.State.String(), FailureRate: snap.FailureRate},
+			Bulkhead: bulkheadNow(u.bulkhead),
+			Rates:    rates,
 		},
 	}
 	if u.budget != nil {
@@ -193,7 +205,7 @@ func policiesView(c *config.Upstream) PoliciesView {
 			SlowCall: slowCallView{Duration: dur(br.SlowCall.Duration), Rate: br.SlowCall.Rate},
 			OpenFor:  dur(br.OpenFor), MaxOpenFor: dur(br.MaxOpenFor), HalfOpenProbes: br.HalfOpenProbes,
 		},
-		Bulkhead: bulkheadView{MaxConcurrent: c.Bulkhead.MaxConcurrent, MaxWaiting: c.Bulkhead.MaxWaiting, MaxWait: dur(c.Bulkhead.MaxWait)},
+		Bulkhead: bulkheadView{Adaptive: c.Bulkhead.Adaptive, MinConcurrent: adaptiveMin(c.Bulkhead), MaxConcurrent: c.Bulkhead.MaxConcurrent, MaxWaiting: c.Bulkhead.MaxWaiting, MaxWait: dur(c.Bulkhead.MaxWait)},
 		Outlier: outlierView{ConsecutiveFailures: c.Outlier.ConsecutiveFailures, Ejection: dur(c.Outlier.Ejection),
 			MaxEjection: dur(c.Outlier.MaxEjection), MaxEjected: c.Outlier.MaxEjected, PanicThreshold: c.Outlier.PanicThreshold},
 		MaxReplayBody: c.MaxReplayBody,
@@ -227,6 +239,8 @@ type RouteView struct {
 	// Live are the figures over the trailing window (RouteRates); absent
 	// at the first read.
 	Live *RouteRates `json:"live,omitempty"`
+	// RateLimit is the route's rate limit (rate_limit:); absent when none.
+	RateLimit *RateLimitView `json:"rate_limit,omitempty"`
 }
 
 // Routes returns the routes of the configuration in use, in match order.
@@ -238,6 +252,9 @@ func (g *Gateway) Routes() []RouteView {
 		v := RouteView{Name: r.cfg.Name, Upstream: r.cfg.Upstream, Optional: r.cfg.Optional, Enabled: !r.off.Load(),
 			Async: r.cfg.Async != nil, Fallback: make([]string, 0, len(r.cfg.Fallback)),
 			Live: g.metrics.rates.routeRates(r.cfg.Name, counts[r.cfg.Name])}
+		if r.limit != nil {
+			v.RateLimit = r.limit.view()
+		}
 		for _, f := range r.cfg.Fallback {
 			switch {
 			case f.Upstream != "":
@@ -255,4 +272,12 @@ func (g *Gateway) Routes() []RouteView {
 		return !ok || t.byName[name] != nil
 	})
 	return out
+}
+
+// adaptiveMin is min_concurrent where it means something: with adaptive.
+func adaptiveMin(b config.Bulkhead) int {
+	if b.Adaptive == "" {
+		return 0
+	}
+	return b.MinConcurrent
 }

@@ -118,9 +118,31 @@ func newRetry(u *config.Upstream, budget *retry.Budget, obs *upstreamMetrics) (*
 }
 
 func newBulkhead(u *config.Upstream, obs *upstreamMetrics) (*bulkhead.Bulkhead, error) {
+	return bulkhead.New(bulkheadConfig(u, obs))
+}
+
+// bulkheadConfig is u's bulkhead as the gateway runs it: an adaptive limit
+// also counts the upstream's 503 and 429 answers as drops (it is shedding
+// load), beside the attempts that timed out.
+func bulkheadConfig(u *config.Upstream, obs *upstreamMetrics) bulkhead.Config {
 	bc := u.BulkheadConfig()
 	bc.Observer = obs
-	return bulkhead.New(bc)
+	if bc.Adaptive.Algorithm != bulkhead.Static {
+		bc.Adaptive.Drop = upstreamDropped
+	}
+	return bc
+}
+
+// upstreamDropped is the gateway's Adaptive.Drop.
+func upstreamDropped(err error) bool {
+	if se, ok := errors.AsType[*spillwayhttp.StatusError](err); ok {
+		return se.StatusCode == http.StatusServiceUnavailable || se.StatusCode == http.StatusTooManyRequests
+	}
+	switch spillway.ReasonOf(err) {
+	case spillway.ReasonDeadlineExceeded, spillway.ReasonThrottled:
+		return true
+	}
+	return false
 }
 
 // newPool returns u's pool, not started: its health checks connect to

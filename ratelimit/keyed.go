@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/spillway-dev/spillway"
 )
@@ -144,23 +143,7 @@ func (k *Keyed) Len() int {
 func (k *Keyed) AllowKey(key string) (ok bool, retryAfter time.Duration) {
 	p := k.p.Load()
 	now := k.clock.Nanotime()
-	var hashed [16]byte
-	h := maphash.String(k.seed[0], key)
-	if len(key) > MaxKeyLen {
-		// Hashed into a stack array: looking it up as a string does not
-		// allocate; only tracking it does.
-		binary.LittleEndian.PutUint64(hashed[:8], maphash.String(k.seed[1], key))
-		binary.LittleEndian.PutUint64(hashed[8:], maphash.String(k.seed[2], key))
-		key = unsafe.String(&hashed[0], len(hashed))
-	}
-	s := &k.shards[h&k.mask]
-	s.mu.RLock()
-	b := s.m[key]
-	s.mu.RUnlock()
-	if b == nil {
-		b = s.track(key, now)
-	}
-	wait, ok := p.take(&b.tat, now, 0)
+	wait, ok := p.take(&k.bucket(key, now).tat, now, 0)
 	if !ok {
 		k.rejected.Add(1)
 		observe(nil, p)
@@ -169,8 +152,34 @@ func (k *Keyed) AllowKey(key string) (ok bool, retryAfter time.Duration) {
 	return true, 0
 }
 
-// track returns key's bucket, making one (full) if the key is new. A new
-// key in a full shard evicts first.
+// bucket returns key's bucket, tracking the key if it is new.
+func (k *Keyed) bucket(key string, now int64) *bucket {
+	s := &k.shards[maphash.String(k.seed[0], key)&k.mask]
+	if len(key) <= MaxKeyLen {
+		s.mu.RLock()
+		b := s.m[key]
+		s.mu.RUnlock()
+		if b == nil {
+			// The key may point into the caller's larger buffer: keep a
+			// copy of its own.
+			b = s.track(strings.Clone(key), now)
+		}
+		return b
+	}
+	var sum [16]byte
+	binary.LittleEndian.PutUint64(sum[:8], maphash.String(k.seed[1], key))
+	binary.LittleEndian.PutUint64(sum[8:], maphash.String(k.seed[2], key))
+	s.mu.RLock()
+	b := s.m[string(sum[:])] // the conversion in an index does not allocate
+	s.mu.RUnlock()
+	if b == nil {
+		b = s.track(string(sum[:]), now)
+	}
+	return b
+}
+
+// track returns key's bucket, making one (full) if the key is new; the
+// shard keeps key. A new key in a full shard evicts first.
 func (s *shard) track(key string, now int64) *bucket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -182,9 +191,7 @@ func (s *shard) track(key string, now int64) *bucket {
 	}
 	b := &bucket{}
 	b.tat.Store(now)
-	// The key may point into the caller's larger buffer, or into
-	// AllowKey's stack for a hashed one: keep a copy of its own.
-	s.m[strings.Clone(key)] = b
+	s.m[key] = b
 	return b
 }
 

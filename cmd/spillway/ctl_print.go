@@ -59,8 +59,15 @@ func printUpstream(w io.Writer, v gateway.UpstreamView) {
 	fmt.Fprintf(w, "%s\n", v.Name)
 	fmt.Fprintf(w, "  breaker   %s (mode %s), failures %.0f%% of the window, opens at %.0f%%\n",
 		l.Breaker.State, p.Breaker.Mode, 100*l.Breaker.FailureRate, 100*p.Breaker.FailureRate)
-	fmt.Fprintf(w, "  bulkhead  %d/%d in use, %d/%d waiting, %d rejected\n",
-		l.Bulkhead.InUse, p.Bulkhead.MaxConcurrent, l.Bulkhead.Waiting, p.Bulkhead.MaxWaiting, l.Bulkhead.Rejected)
+	limit, adaptive := l.Bulkhead.Limit, ""
+	if limit == 0 { // a gateway that does not report its limit
+		limit = p.Bulkhead.MaxConcurrent
+	}
+	if p.Bulkhead.Adaptive != "" {
+		adaptive = fmt.Sprintf(" (%s limit, %d-%d)", p.Bulkhead.Adaptive, l.Bulkhead.MinConcurrent, l.Bulkhead.MaxConcurrent)
+	}
+	fmt.Fprintf(w, "  bulkhead  %d/%d in use%s, %d/%d waiting, %d rejected\n",
+		l.Bulkhead.InUse, limit, adaptive, l.Bulkhead.Waiting, p.Bulkhead.MaxWaiting, l.Bulkhead.Rejected)
 	retry := fmt.Sprintf("  retry     %d attempts", p.Retry.MaxAttempts)
 	if l.BudgetLeft != nil {
 		retry += fmt.Sprintf(", budget %.0f left", *l.BudgetLeft)
@@ -83,7 +90,7 @@ func printUpstream(w io.Writer, v gateway.UpstreamView) {
 
 func printRoutes(w io.Writer, l struct{ Routes []gateway.RouteView }) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROUTE\tUPSTREAM\tOPTIONAL\tENABLED\tASYNC\tFALLBACK")
+	fmt.Fprintln(tw, "ROUTE\tUPSTREAM\tOPTIONAL\tENABLED\tASYNC\tFALLBACK\tRATE LIMIT")
 	for _, r := range l.Routes {
 		up := r.Upstream
 		if up == "" {
@@ -93,7 +100,11 @@ func printRoutes(w io.Writer, l struct{ Routes []gateway.RouteView }) {
 		if fb == "" {
 			fb = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%t\t%t\t%t\t%s\n", r.Name, up, r.Optional, r.Enabled, r.Async, fb)
+		rl := "-"
+		if l := r.RateLimit; l != nil {
+			rl = fmt.Sprintf("%s burst %d by %s (%d keys, %d refused)", l.Rate, l.Burst, l.Key, l.TrackedKeys, l.Rejected)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%t\t%t\t%t\t%s\t%s\n", r.Name, up, r.Optional, r.Enabled, r.Async, fb, rl)
 	}
 	_ = tw.Flush()
 }

@@ -24,7 +24,7 @@ import (
 const ctlToken = "s3cret-token"
 
 // ctlGateway runs `spillway serve` of a file (upstream app, an optional
-// route "recs") with admin token ctlToken, both listeners on 127.0.0.1:0;
+// route "recs", a rate-limited route "app") with admin token ctlToken, both listeners on 127.0.0.1:0;
 // it returns the admin URL and the upstream's instance URL.
 func ctlGateway(t *testing.T) (adminURL, instance string) {
 	t.Helper()
@@ -43,7 +43,7 @@ routes:
     upstream: app
     optional: true
     default: {status: 200, body: "[]"}
-  - {name: app, match: {path_prefix: /app}, upstream: app}
+  - {name: app, match: {path_prefix: /app}, upstream: app, rate_limit: {rate: 1000/s}}
 `, ctlToken, up.URL)
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -235,6 +235,7 @@ func TestCtlSubcommands(t *testing.T) {
 	}{
 		{[]string{"upstreams"}, 0, "bulkhead  0/10 in use"},
 		{[]string{"routes"}, 0, "recs   app       true      true     false"},
+		{[]string{"routes"}, 0, "1000/s burst 1000 by client_ip (0 keys, 0 refused)"},
 		{[]string{"bulkhead", "resize", "app", "20", "--waiting", "5"}, 0, "0/20 in use, 0/5 waiting"},
 		{[]string{"instance", "eject", "app", instance}, 0, instance + " ejected by hand"},
 		{[]string{"instance", "restore", "app", instance}, 0, instance + " healthy"},

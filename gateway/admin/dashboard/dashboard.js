@@ -109,8 +109,10 @@
     row(dl, "breaker", stateBadge(br.state));
     row(dl, "failure rate", ((br.failure_rate || 0) * 100).toFixed(1) + "%");
     const bh = live.bulkhead || {};
-    const max = u.policies && u.policies.bulkhead ? u.policies.bulkhead.max_concurrent : 0;
-    row(dl, "bulkhead", (bh.in_use || 0) + (max ? " / " + max : "") + " in use, " + (bh.waiting || 0) + " waiting, " + (bh.rejected || 0) + " rejected");
+    // The limit now: an adaptive one moves between its bounds.
+    const max = bh.limit || (u.policies && u.policies.bulkhead ? u.policies.bulkhead.max_concurrent : 0);
+    const adaptive = bh.mode && bh.mode !== "static" ? " (" + bh.mode + " limit, " + bh.min_concurrent + "–" + bh.max_concurrent + ")" : "";
+    row(dl, "bulkhead", (bh.in_use || 0) + (max ? " / " + max : "") + " in use" + adaptive + ", " + (bh.waiting || 0) + " waiting, " + (bh.rejected || 0) + " rejected");
     row(dl, "budget left", live.budget_left === undefined ? "no retries" : live.budget_left.toFixed(1) + " retries");
     rateRows(dl, live.rates);
     card.appendChild(dl);
