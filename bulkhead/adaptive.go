@@ -1,6 +1,7 @@
 package bulkhead
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -148,21 +149,21 @@ func (a Adaptive) resolve(maxConcurrent int) (Adaptive, error) {
 	if a.InitialLimit == 0 {
 		a.InitialLimit = DefaultInitialLimit
 	}
-	a.Window = cmpOr(a.Window, DefaultWindow)
-	a.MinSamples = cmpOr(a.MinSamples, DefaultMinSamples)
+	a.Window = cmp.Or(a.Window, DefaultWindow)
+	a.MinSamples = cmp.Or(a.MinSamples, DefaultMinSamples)
 	a.Clock = spillway.ClockOrSystem(a.Clock)
-	a.Tolerance = cmpOr(a.Tolerance, DefaultTolerance)
+	a.Tolerance = cmp.Or(a.Tolerance, DefaultTolerance)
 	if a.Smoothing == 0 {
 		a.Smoothing = DefaultSmoothing
 		if a.Algorithm == Vegas {
 			a.Smoothing = 1
 		}
 	}
-	a.QueueSize = cmpOr(a.QueueSize, DefaultQueueSize)
-	a.LongWindow = cmpOr(a.LongWindow, DefaultLongWindow)
-	a.BackoffRatio = cmpOr(a.BackoffRatio, DefaultBackoffRatio)
-	a.Timeout = cmpOr(a.Timeout, DefaultTimeout)
-	a.ProbeMultiplier = cmpOr(a.ProbeMultiplier, DefaultProbeMultiplier)
+	a.QueueSize = cmp.Or(a.QueueSize, DefaultQueueSize)
+	a.LongWindow = cmp.Or(a.LongWindow, DefaultLongWindow)
+	a.BackoffRatio = cmp.Or(a.BackoffRatio, DefaultBackoffRatio)
+	a.Timeout = cmp.Or(a.Timeout, DefaultTimeout)
+	a.ProbeMultiplier = cmp.Or(a.ProbeMultiplier, DefaultProbeMultiplier)
 	var err error
 	switch {
 	case a.MinConcurrent < 0 || a.MinConcurrent > maxConcurrent:
@@ -183,14 +184,6 @@ func (a Adaptive) resolve(maxConcurrent int) (Adaptive, error) {
 	}
 	a.InitialLimit = min(max(a.InitialLimit, a.MinConcurrent), maxConcurrent)
 	return a, nil
-}
-
-// cmpOr returns v, or def when v is zero.
-func cmpOr[T int | float64 | time.Duration](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // window is what one sampling window tells an algorithm.

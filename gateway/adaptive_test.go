@@ -107,27 +107,41 @@ func TestAdaptiveBulkheadFollowsTheUpstream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("seconds of real load")
 	}
-	up := newCongested(t, 4, 10*time.Millisecond)
+	// A base latency far above the gateway's own (under -race, on a busy
+	// machine), so that what the limit measures is the upstream's.
+	up := newCongested(t, 4, 50*time.Millisecond)
 	h := start(t, parse(t, fmt.Sprintf(adaptiveYAML, "gradient2", 2, 60), map[string]string{"S": up.URL}))
 	if mode, limit, lo, hi := liveBulkhead(t, h); mode != "gradient2" || limit != 20 || lo != 2 || hi != 60 {
 		t.Fatalf("runtime API: mode %q, limit %d in [%d, %d], want gradient2, 20 in [2, 60]", mode, limit, lo, hi)
 	}
-	// A light load first teaches the limit the upstream's own latency.
-	for range 200 {
-		h.do(t, "GET", "/", nil, "")
+	// A light load first (4 callers, under half the limit of 20) teaches
+	// the limit the upstream's own latency.
+	var light sync.WaitGroup
+	for range 4 {
+		light.Go(func() {
+			for range 40 {
+				resp, err := h.srv.Client().Get(h.srv.URL + "/")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+			}
+		})
 	}
+	light.Wait()
 	stop := make(chan struct{})
-	wg := load(h, 40, stop)
+	wg := load(h, 24, stop)
 	defer func() { close(stop); wg.Wait() }()
 	began := time.Now()
-	low := waitLimit(t, h, "under overload", func(l int) bool { return l <= 10 }, time.Now().Add(30*time.Second))
+	low := waitLimit(t, h, "under overload", func(l int) bool { return l <= 10 }, time.Now().Add(45*time.Second))
 	t.Logf("limit %d after %v of overload", low, time.Since(began).Round(time.Millisecond))
 	if got := metricValue(t, h, "spillway_bulkhead_limit", "upstream", "svc"); got > 10 || got < 2 {
 		t.Errorf("spillway_bulkhead_limit = %v under overload, want the adaptive limit (<= 10)", got)
 	}
 	up.healthy.Store(true)
 	began = time.Now()
-	high := waitLimit(t, h, "after the upstream recovered", func(l int) bool { return l >= low+10 }, time.Now().Add(30*time.Second))
+	high := waitLimit(t, h, "after the upstream recovered", func(l int) bool { return l >= 15 }, time.Now().Add(45*time.Second))
 	t.Logf("limit %d after %v of recovery", high, time.Since(began).Round(time.Millisecond))
 }
 

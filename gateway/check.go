@@ -112,7 +112,7 @@ var fieldKeys = []struct{ field, key string }{
 	{"Initial", ".retry.backoff.initial"},
 	{"budget", ".retry.budget"},
 	{"MinConcurrent", ".bulkhead.min_concurrent"},
-	{"Adaptive.", ".bulkhead.adaptive"},
+	{"Adaptive.Algorithm", ".bulkhead.adaptive"},
 	{"MaxConcurrent", ".bulkhead.max_concurrent"},
 	{"MaxWaiting", ".bulkhead.max_waiting"},
 	{"MaxWait ", ".bulkhead.max_wait"},

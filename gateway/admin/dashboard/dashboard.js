@@ -141,6 +141,12 @@
     container.replaceChildren(...upstreams.map(upstreamCard));
   }
 
+  // rateLimit describes a route's rate limit for its live cell, "" without one.
+  function rateLimit(l) {
+    if (!l) return "";
+    return "; rate limit " + l.rate + " burst " + l.burst + " by " + l.key + ": " + l.rejected + " refused, " + l.tracked_keys + " keys";
+  }
+
   function renderRoutes(tbody, routes) {
     const rows = routes.map((r) => {
       const tr = el("tr");
@@ -149,7 +155,7 @@
       tr.appendChild(el("td", r.upstream || (r.async ? "(async)" : "")));
       tr.appendChild(el("td", (r.fallback || []).join(" → ") || "none"));
       tr.appendChild(el("td", r.optional ? (r.enabled ? "on" : "off") : "—"));
-      tr.appendChild(el("td", r.live ? perSecond(r.live.requests) + " requests; fallbacks: " + byKey(r.live.fallbacks) : "measuring…", "live-rates"));
+      tr.appendChild(el("td", (r.live ? perSecond(r.live.requests) + " requests; fallbacks: " + byKey(r.live.fallbacks) : "measuring…") + rateLimit(r.rate_limit), "live-rates"));
       const td = el("td");
       if (r.optional) {
         const b = el("button", r.enabled ? "Disable" : "Enable", "route-toggle");
