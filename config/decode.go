@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spillway-dev/spillway/throttle"
 )
 
 // Built-in defaults, from the brief's table "Defaults and where they come
@@ -76,7 +78,10 @@ func defaultAsync() Async {
 // sectionDefaults are the values of a section that exists only when the
 // file writes it: each key it does not write takes these.
 var sectionDefaults = map[reflect.Type]func() any{
-	reflect.TypeFor[Health]():  func() any { h := defaultHealth(); return &h },
+	reflect.TypeFor[Health](): func() any { h := defaultHealth(); return &h },
+	reflect.TypeFor[Throttle](): func() any {
+		return &Throttle{K: throttle.DefaultK, Window: throttle.DefaultWindow, MaxRejection: throttle.DefaultMaxRejectionRate}
+	},
 	reflect.TypeFor[Async]():   func() any { a := defaultAsync(); return &a },
 	reflect.TypeFor[Upgrade](): func() any { u := DefaultUpgrade(); return &u },
 	reflect.TypeFor[StaleCache](): func() any {
@@ -103,6 +108,10 @@ func (u Upstream) clone() Upstream {
 	if u.Health != nil {
 		h := *u.Health
 		u.Health = &h
+	}
+	if u.Throttle != nil {
+		t := *u.Throttle
+		u.Throttle = &t
 	}
 	return u
 }

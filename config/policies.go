@@ -4,6 +4,7 @@ import (
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/retry"
+	"github.com/spillway-dev/spillway/throttle"
 )
 
 // The translation of an upstream's keys into the policy packages' own
@@ -96,4 +97,14 @@ func (u *Upstream) BulkheadConfig() bulkhead.Config {
 		c.Adaptive = bulkhead.Adaptive{Algorithm: bulkhead.Algorithm(b.Adaptive), MinConcurrent: b.MinConcurrent}
 	}
 	return c
+}
+
+// ThrottleConfig is the configuration of u's client-side throttle; ok is
+// false when u has none (no throttle: key).
+func (u *Upstream) ThrottleConfig() (tc throttle.Config, ok bool) {
+	t := u.Throttle
+	if t == nil {
+		return throttle.Config{}, false
+	}
+	return throttle.Config{Name: u.Name, K: t.K, Window: t.Window, MaxRejectionRate: t.MaxRejection}, true
 }

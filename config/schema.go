@@ -146,6 +146,7 @@ type upstreamYAML struct {
 	Retry         retryYAML        `yaml:"retry"`
 	Breaker       breakerYAML      `yaml:"breaker"`
 	Bulkhead      bulkheadYAML     `yaml:"bulkhead"`
+	Throttle      *throttleYAML    `yaml:"throttle"`
 	Health        *healthYAML      `yaml:"health"`
 	Outlier       outlierYAML      `yaml:"outlier"`
 	MaxReplayBody leaf             `yaml:"max_replay_body" cfg:"zero"`
@@ -230,6 +231,13 @@ type bulkheadYAML struct {
 	MaxConcurrent leaf `yaml:"max_concurrent"`
 	MaxWaiting    leaf `yaml:"max_waiting" cfg:"zero"` // 0: rejected at once when full
 	MaxWait       leaf `yaml:"max_wait" cfg:"zero"`    // 0: a queued call waits for its deadline
+}
+
+// throttleYAML: keys under throttle: (Throttle).
+type throttleYAML struct {
+	K            leaf `yaml:"k"` // at least 1
+	Window       leaf `yaml:"window"`
+	MaxRejection leaf `yaml:"max_rejection" cfg:"rate"`
 }
 
 // outlierYAML: keys under outlier: (Outlier).

@@ -234,6 +234,9 @@ type Upstream struct {
 	Retry     Retry
 	Breaker   Breaker
 	Bulkhead  Bulkhead
+	// Throttle is the client-side adaptive throttle (throttle:); nil when
+	// none is configured.
+	Throttle *Throttle
 	// Health is the active health check; nil when none is configured.
 	Health  *Health
 	Outlier Outlier
@@ -353,6 +356,16 @@ type Bulkhead struct {
 	MaxConcurrent int           // max_concurrent; adaptive: the upper bound
 	MaxWaiting    int           // max_waiting
 	MaxWait       time.Duration // max_wait
+}
+
+// Throttle is the client-side adaptive throttle (keys under throttle:):
+// the gateway refuses a request locally with probability
+// max(0, (requests − K·accepts) / (requests + 1)) over Window, at most
+// MaxRejection. Defaults: k 2, window 2m, max_rejection 90%.
+type Throttle struct {
+	K            float64       // k, at least 1
+	Window       time.Duration // window
+	MaxRejection float64       // max_rejection, in (0, 1]
 }
 
 // Health is the active health check (keys under health:).

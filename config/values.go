@@ -145,11 +145,16 @@ func (d *decoder) percent(f field, dst *float64) {
 }
 
 // rate accepts a percentage above 0 %: a share that trips a breaker, for
-// which 0 % would trip on calls that all succeeded.
+// which 0 % would trip on calls that all succeeded, or a throttle's highest
+// rejection rate, at which it would refuse nothing.
 func (d *decoder) rate(f field, dst *float64) {
 	n := -1.0
 	if d.percent(f, &n); n == 0 {
-		d.errorf(f.node(), f.path, "%s: must be more than 0%% (at 0%% the breaker would open on calls that all succeeded)", key(f.path))
+		why := "the breaker would open on calls that all succeeded"
+		if strings.HasSuffix(f.path, ".throttle.max_rejection") {
+			why = "the throttle would refuse nothing: leave throttle: out"
+		}
+		d.errorf(f.node(), f.path, "%s: must be more than 0%% (at 0%% %s)", key(f.path), why)
 	} else if n > 0 {
 		*dst = n
 	}

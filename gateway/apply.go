@@ -12,6 +12,7 @@ import (
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/config"
+	"github.com/spillway-dev/spillway/throttle"
 )
 
 // Change is one setting a reload applied, or one piece of running state it
@@ -170,8 +171,10 @@ func (g *Gateway) applyUpstream(old *upstream, u *config.Upstream, p *plan) (*up
 		return old, nil
 	}
 	next := &upstream{name: u.Name, cfg: *u, on: parseRetryOn(u.Retry.On), metrics: old.metrics,
-		pool: old.pool, breaker: old.breaker, budget: old.budget, bulkhead: old.bulkhead, base: old.base, ownBase: old.ownBase}
-	err := errors.Join(g.applyBreaker(old, next, p), applyBulkhead(old, next, p), applyRetry(old, next, p))
+		pool: old.pool, breaker: old.breaker, budget: old.budget, bulkhead: old.bulkhead, throttle: old.throttle,
+		base: old.base, ownBase: old.ownBase}
+	err := errors.Join(g.applyBreaker(old, next, p), applyBulkhead(old, next, p), g.applyThrottle(old, next, p),
+		applyRetry(old, next, p))
 	if err == nil {
 		g.applyTimeouts(old, next, p)
 		err = g.applyBase(old, next, p)
@@ -264,6 +267,45 @@ func applyBulkhead(old, next *upstream, p *plan) error {
 		how += fmt.Sprintf("; the adaptive limit (%s) kept, clamped into [%d, %d], learning afresh from there", u.Adaptive, u.MinConcurrent, u.MaxConcurrent)
 	}
 	p.applied(Change{Upstream: next.name, Part: "bulkhead", Detail: d + "; " + how})
+	return nil
+}
+
+// applyThrottle updates the throttle in place, keeping its window's
+// requests and accepts (a new window length keeps those still inside it),
+// adds one with an empty window, or removes it.
+func (g *Gateway) applyThrottle(old, next *upstream, p *plan) error {
+	d := diffKeys("throttle", old.cfg.Throttle, next.cfg.Throttle)
+	if d == "" {
+		return nil
+	}
+	tc, ok := next.cfg.ThrottleConfig()
+	switch {
+	case !ok:
+		next.throttle = nil
+		p.applied(Change{Upstream: next.name, Part: "throttle", Detail: d + "; requests are no longer throttled"})
+		return nil
+	case next.throttle == nil:
+		t, err := newThrottle(&next.cfg, next.metrics)
+		if err != nil {
+			return err
+		}
+		next.throttle = t
+		p.applied(Change{Upstream: next.name, Part: "throttle", Detail: d + "; a new throttle, its window empty"})
+		return nil
+	}
+	// Validated here, applied at commit: a refused reload changes nothing.
+	if _, err := throttle.New(tc); err != nil {
+		return err
+	}
+	t := next.throttle
+	p.commit(func() {
+		if err := t.Update(func(c *throttle.Config) {
+			c.K, c.Window, c.MaxRejectionRate, c.Buckets = tc.K, tc.Window, tc.MaxRejectionRate, 0
+		}); err != nil {
+			g.opts.Logger.Error("gateway: reload: throttle not updated", "upstream", next.name, "error", err)
+		}
+	})
+	p.applied(Change{Upstream: next.name, Part: "throttle", Detail: d + "; the window's requests and accepts kept"})
 	return nil
 }
 

@@ -49,7 +49,7 @@ func Check(cfg *config.Config) ([]config.Warning, error) {
 	return warns, nil
 }
 
-// policyWarnings returns the Warnings of up's breaker and retry policy,
+// policyWarnings returns the Warnings of up's breaker, retry policy and throttle,
 // as they were built, each at the key its message names.
 func policyWarnings(cfg *config.Config, up *upstream) []config.Warning {
 	u := &up.cfg
@@ -83,6 +83,16 @@ func policyWarnings(cfg *config.Config, up *upstream) []config.Warning {
 		}
 		warns = append(warns, cfg.WarningAt("$.upstreams."+u.Name+sub, "upstreams."+u.Name+sub+": "+msg))
 	}
+	if tc, ok := u.ThrottleConfig(); ok {
+		for _, msg := range tc.Warnings() {
+			msg = strings.TrimPrefix(msg, "throttle: ")
+			sub := ".throttle.k"
+			if strings.HasPrefix(msg, "MaxRejectionRate") {
+				sub = ".throttle.max_rejection"
+			}
+			warns = append(warns, cfg.WarningAt("$.upstreams."+u.Name+sub, "upstreams."+u.Name+sub+": "+msg))
+		}
+	}
 	return warns
 }
 
@@ -113,6 +123,7 @@ var fieldKeys = []struct{ field, key string }{
 	{"budget", ".retry.budget"},
 	{"MinConcurrent", ".bulkhead.min_concurrent"},
 	{"Adaptive.Algorithm", ".bulkhead.adaptive"},
+	{"throttle: Window", ".throttle.window"},
 	{"MaxConcurrent", ".bulkhead.max_concurrent"},
 	{"MaxWaiting", ".bulkhead.max_waiting"},
 	{"MaxWait ", ".bulkhead.max_wait"},

@@ -8,14 +8,9 @@ import (
 	"github.com/spillway-dev/spillway/gateway"
 )
 
-// TestCheckWarnings: the policies' own warnings, which config.Parse does
-// not know, come out of Check at the key they are about (or the defaults:
-// entry it inherits), and not for a breaker in a manual mode.
-func TestCheckWarnings(t *testing.T) {
-	cfg, _, err := config.Load("../config/testdata/warnings.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+// checkWarnings returns the warnings of gateway.Check(cfg), as text.
+func checkWarnings(t *testing.T, cfg *config.Config) []string {
+	t.Helper()
 	ws, err := gateway.Check(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -24,6 +19,18 @@ func TestCheckWarnings(t *testing.T) {
 	for _, w := range ws {
 		got = append(got, w.String())
 	}
+	return got
+}
+
+// TestCheckWarnings: the policies' own warnings, which config.Parse does
+// not know, come out of Check at the key they are about (or the defaults:
+// entry it inherits), and not for a breaker in a manual mode.
+func TestCheckWarnings(t *testing.T) {
+	cfg, _, err := config.Load("../config/testdata/warnings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := checkWarnings(t, cfg)
 	want := []string{
 		"../config/testdata/warnings.yaml:9:18: upstreams.never-opens.breaker.min_calls: MinCalls (50) is larger than WindowSize (10): the failure and slow-call rates can never open the breaker",
 		"../config/testdata/warnings.yaml:3:24: upstreams.short-window.breaker.min_calls: MinCalls is 1: the breaker opens on the first failed call",

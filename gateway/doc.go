@@ -32,7 +32,8 @@
 //     removed, X-Forwarded-For/Proto/Host and X-Real-IP set, 32 KiB buffers
 //     from a sync.Pool) whose Transport is the upstream's
 //     spillwayhttp.Transport:
-//     retry → breaker → bulkhead → attempt, under the attempt and total
+//     retry → throttle (when the upstream has throttle:) → breaker →
+//     bulkhead → attempt, under the attempt and total
 //     limits (the route's timeout replaces the upstream's total; an incoming
 //     Spillway-Timeout-Ms header lowers it). Each attempt picks an instance
 //     from the pool, preferring another one than the previous attempt's, and

@@ -271,6 +271,8 @@ var (
 		"The bulkhead's concurrency limit.", []string{"upstream"}, nil)
 	descBudget = prometheus.NewDesc("spillway_retry_budget_remaining",
 		"Retries the budget would allow now.", []string{"upstream"}, nil)
+	descThrottle = prometheus.NewDesc("spillway_throttle_rejection_probability",
+		"The probability with which the upstream's client-side throttle refuses a request now (only for an upstream with throttle:).", []string{"upstream"}, nil)
 	descHealthy = prometheus.NewDesc("spillway_instance_healthy",
 		"1 when the instance passes its health checks and is not ejected.", []string{"upstream", "instance"}, nil)
 	descEjected = prometheus.NewDesc("spillway_outlier_ejections_active",
@@ -289,7 +291,7 @@ var breakerStates = []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOp
 type stateCollector struct{ g *Gateway }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descFailureRate, descInFlight, descLimit, descBudget, descHealthy, descEjected,
+	for _, d := range []*prometheus.Desc{descState, descFailureRate, descInFlight, descLimit, descBudget, descThrottle, descHealthy, descEjected,
 		descCacheEntries, descCacheBytes, descRateLimitKeys} {
 		ch <- d
 	}
@@ -321,6 +323,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			budget = u.budget.Remaining()
 		}
 		gauge(descBudget, budget, name)
+		if u.throttle != nil {
+			gauge(descThrottle, u.throttle.RejectionProbability(), name)
+		}
 		for _, is := range u.pool.Status() {
 			v := 0.0
 			if is.Healthy && !is.Ejected {

@@ -30,6 +30,8 @@ type PoliciesView struct {
 	Retry    retryView    `json:"retry"`
 	Breaker  breakerView  `json:"breaker"`
 	Bulkhead bulkheadView `json:"bulkhead"`
+	// Throttle is the client-side throttle, absent when none is configured.
+	Throttle *throttleView `json:"throttle,omitempty"`
 	// Health is the active health check, absent when none is configured.
 	Health        *healthView `json:"health,omitempty"`
 	Outlier       outlierView `json:"outlier"`
@@ -95,6 +97,12 @@ type bulkheadView struct {
 	MaxWait       string `json:"max_wait"`
 }
 
+type throttleView struct {
+	K            float64 `json:"k"`
+	Window       string  `json:"window"`
+	MaxRejection float64 `json:"max_rejection"`
+}
+
 type healthView struct {
 	Path           string `json:"path"`
 	Interval       string `json:"interval"`
@@ -116,6 +124,10 @@ type LiveView struct {
 	Breaker BreakerStatus `json:"breaker"`
 	// Bulkhead is the slots in use and the requests waiting for one.
 	Bulkhead bulkheadLive `json:"bulkhead"`
+	// Throttle is the client-side throttle's window and the probability
+	// with which it refuses a request now; absent when the upstream has
+	// no throttle.
+	Throttle *throttleLive `json:"throttle,omitempty"`
 	// BudgetLeft is how many retries the budget allows now; absent when
 	// the upstream allows no retry.
 	BudgetLeft *float64 `json:"budget_left,omitempty"`
@@ -140,6 +152,14 @@ type bulkheadLive struct {
 func bulkheadNow(b *bulkhead.Bulkhead) bulkheadLive {
 	return bulkheadLive{InUse: b.InFlight(), Waiting: b.Waiting(), Rejected: b.Rejected(),
 		Mode: cmp.Or(string(b.Algorithm()), "static"), Limit: b.Limit(), MinConcurrent: b.MinConcurrent(), MaxConcurrent: b.MaxConcurrent()}
+}
+
+type throttleLive struct {
+	RejectionProbability float64 `json:"rejection_probability"`
+	// Requests and Accepts are the window's: refused requests count.
+	Requests int64  `json:"requests"`
+	Accepts  int64  `json:"accepts"`
+	Rejected uint64 `json:"rejected"`
 }
 
 // Upstreams returns every upstream of the configuration in use, by name.
@@ -183,6 +203,11 @@ func (u *upstream) view(rates *UpstreamRates) UpstreamView {
 		left := u.budget.Remaining()
 		v.Live.BudgetLeft = &left
 	}
+	if t := u.throttle; t != nil {
+		reqs, accs := t.Counts()
+		v.Live.Throttle = &throttleLive{RejectionProbability: t.RejectionProbability(), Requests: reqs, Accepts: accs,
+			Rejected: t.Rejected()}
+	}
 	return v
 }
 
@@ -212,6 +237,9 @@ func policiesView(c *config.Upstream) PoliciesView {
 	}
 	if v.Breaker.Window.Type == "time" {
 		v.Breaker.Window.Size = dur(br.Window.Time)
+	}
+	if t := c.Throttle; t != nil {
+		v.Throttle = &throttleView{K: t.K, Window: dur(t.Window), MaxRejection: t.MaxRejection}
 	}
 	if h := c.Health; h != nil {
 		v.Health = &healthView{Path: h.Path, Interval: dur(h.Interval), Timeout: dur(h.Timeout),

@@ -17,6 +17,7 @@ import (
 	"github.com/spillway-dev/spillway/gateway/pool"
 	"github.com/spillway-dev/spillway/retry"
 	"github.com/spillway-dev/spillway/spillwayhttp"
+	"github.com/spillway-dev/spillway/throttle"
 )
 
 // upstream is the runtime state of one configured upstream: everything a
@@ -28,6 +29,11 @@ type upstream struct {
 	breaker  *breaker.Breaker
 	budget   *retry.Budget
 	bulkhead *bulkhead.Bulkhead
+	// throttle is the client-side throttle (throttle:), nil when none. It
+	// is acquired before the breaker by both transports: an async route's
+	// deliveries and upgrades feed it and are held back by it too (a
+	// throttled delivery pauses its job for a second, no attempt spent).
+	throttle *throttle.Throttler
 	// retry is the proxy's retry policy, spending from budget; wire makes
 	// it (it holds no state of its own).
 	retry     *retry.Policy
@@ -115,6 +121,16 @@ func newRetry(u *config.Upstream, budget *retry.Budget, obs *upstreamMetrics) (*
 	}
 	rc.Observer = obs
 	return retry.New(rc)
+}
+
+// newThrottle returns u's throttle; nil when u has none.
+func newThrottle(u *config.Upstream, obs *upstreamMetrics) (*throttle.Throttler, error) {
+	tc, ok := u.ThrottleConfig()
+	if !ok {
+		return nil, nil
+	}
+	tc.Observer = obs
+	return throttle.New(tc)
 }
 
 func newBulkhead(u *config.Upstream, obs *upstreamMetrics) (*bulkhead.Bulkhead, error) {
@@ -234,6 +250,9 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 	if up.bulkhead, err = newBulkhead(u, up.metrics); err != nil {
 		return nil, err
 	}
+	if up.throttle, err = newThrottle(u, up.metrics); err != nil {
+		return nil, err
+	}
 	if up.pool, err = newPool(u, o, up.metrics); err != nil {
 		return nil, err
 	}
@@ -265,9 +284,13 @@ func (up *upstream) limit(total time.Duration) string {
 	}
 	u := &up.cfg
 	to := spillwayhttp.Timeouts{Connect: u.Timeouts.Connect, Attempt: u.Timeouts.Attempt, Total: total, BodyIdle: u.Timeouts.BodyIdle}
+	var guards []spillway.Guard
+	if up.throttle != nil {
+		guards = []spillway.Guard{up.throttle}
+	}
 	up.limits.LoadOrStore(key, &totalLimit{
-		proxy:    spillwayhttp.Downstream{Breaker: up.breaker, Retry: up.retry, Bulkhead: up.bulkhead, Timeouts: to},
-		delivery: spillwayhttp.Downstream{Breaker: up.breaker, Bulkhead: up.bulkhead, Timeouts: to},
+		proxy:    spillwayhttp.Downstream{Guards: guards, Breaker: up.breaker, Retry: up.retry, Bulkhead: up.bulkhead, Timeouts: to},
+		delivery: spillwayhttp.Downstream{Guards: guards, Breaker: up.breaker, Bulkhead: up.bulkhead, Timeouts: to},
 	})
 	return key
 }

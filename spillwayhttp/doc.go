@@ -17,7 +17,8 @@
 //
 // One request runs as a spillway.Pipeline does, on the same engine
 // (spillway.Engine for each attempt, spillway.Retry for the retries):
-// retry → breaker → bulkhead → attempt. Each attempt acquires the breaker and
+// retry → breaker → bulkhead → attempt (Downstream.Guards, a client-side
+// throttle, come before the breaker). Each attempt acquires the breaker and
 // the bulkhead, sends a copy
 // of the request with the header TimeoutHeader, and releases both permits
 // exactly once, when the response headers arrive (or the attempt fails): the

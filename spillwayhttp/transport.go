@@ -112,6 +112,12 @@ func NewBaseTransport(t Timeouts) *http.Transport {
 // optional: a nil one is skipped. The policies may be shared with other
 // Transports or pipelines; the Retry policy's budget is then shared too.
 type Downstream struct {
+	// Guards are further guards acquired before the breaker, in order (a
+	// client-side throttle.Throttler): each sees the attempt's outcome as
+	// the breaker does, and its refusal stops the attempt before the
+	// breaker and the bulkhead are asked. At most 6 (the engine holds 8
+	// guards): more fails the downstream's first request. Default none.
+	Guards []spillway.Guard
 	// Breaker sees the outcome of every attempt, as Config.Classify
 	// classifies it.
 	Breaker *breaker.Breaker
@@ -284,6 +290,11 @@ func (t *Transport) newDownstream(key string, pub *Downstream) *downstream {
 	}
 	// A nil policy must stay out of the guards: a typed nil is not a nil Guard.
 	var guards, keep []spillway.Guard
+	for _, g := range pub.Guards {
+		if g != nil {
+			guards = append(guards, g)
+		}
+	}
 	if pub.Breaker != nil {
 		guards = append(guards, pub.Breaker)
 	}
@@ -387,12 +398,19 @@ func (t *Transport) downstream(key string) (*downstream, error) {
 	return t.ds.Make(key, t.makeDownstream)
 }
 
+// maxExtraGuards bounds Downstream.Guards: the engine holds 8 guards, the
+// breaker and the bulkhead take two.
+const maxExtraGuards = 6
+
 // makeDownstream makes the policies of key, on its first request, and
 // registers their gauges with the Observer.
 func (t *Transport) makeDownstream(key string) (*downstream, error) {
 	pub, err := t.newDS(key, t.obs)
 	if err == nil && pub == nil {
 		err = errors.New("NewDownstream returned no Downstream")
+	}
+	if err == nil && len(pub.Guards) > maxExtraGuards {
+		err = fmt.Errorf("a Downstream takes at most %d Guards, got %d", maxExtraGuards, len(pub.Guards))
 	}
 	if err == nil {
 		err = gauges.RegisterWith(t.obs, pub.Breaker, pub.Bulkhead, pub.Retry)

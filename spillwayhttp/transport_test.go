@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/retry"
 	"github.com/spillway-dev/spillway/spillwayhttp"
+	"github.com/spillway-dev/spillway/throttle"
 )
 
 // onlyReader hides a reader's type, so that http.NewRequest sets no GetBody.
@@ -383,6 +385,43 @@ func TestOpenBreakerRejectsWithoutCallingTheServer(t *testing.T) {
 	}
 	if n := s.attempts.Load(); n != before {
 		t.Errorf("server saw %d more attempts while the breaker was open", n-before)
+	}
+}
+
+// TestGuardsComeBeforeTheBreaker: a Downstream's Guards (a client-side
+// throttle) see each attempt's outcome as classified (a 503 a failure, a
+// 404 an accept) and refuse before the breaker is asked, without calling
+// the server; the breaker ignores their refusals.
+func TestGuardsComeBeforeTheBreaker(t *testing.T) {
+	var status atomic.Int64
+	status.Store(http.StatusServiceUnavailable)
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request, n int64) { w.WriteHeader(int(status.Load())) })
+	th := throttle.MustNew(throttle.Config{Rand: func() float64 { return 0 }})
+	br := newBreaker(t, breaker.Config{WindowSize: 4, MinCalls: 4})
+	c := &http.Client{Transport: transport(t, spillwayhttp.Config{}, &spillwayhttp.Downstream{Guards: []spillway.Guard{th}, Breaker: br})}
+	if code, _ := get(t, c, s.URL); code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", code)
+	}
+	if reqs, accs := th.Counts(); reqs != 1 || accs != 0 {
+		t.Fatalf("throttle counted %d requests, %d accepts after a 503, want 1, 0", reqs, accs)
+	}
+	_, err := c.Get(s.URL)
+	if spillway.ReasonOf(err) != spillway.ReasonThrottled || !errors.Is(err, throttle.ErrThrottled) {
+		t.Fatalf("error %v, want throttled", err)
+	}
+	if n := s.attempts.Load(); n != 1 {
+		t.Errorf("server saw %d attempts, want 1: the throttled one was sent", n)
+	}
+	if snap := br.Snapshot(); snap.Calls != 1 || snap.Rejected != 0 {
+		t.Errorf("breaker saw %d calls and %d rejections, want the 503 alone", snap.Calls, snap.Rejected)
+	}
+	status.Store(http.StatusNotFound)
+	_ = th.Update(func(c *throttle.Config) { c.Rand = func() float64 { return 0.999 } })
+	if code, _ := get(t, c, s.URL); code != http.StatusNotFound {
+		t.Fatalf("status %d, want 404", code)
+	}
+	if reqs, accs := th.Counts(); reqs != 3 || accs != 1 {
+		t.Errorf("throttle counted %d requests, %d accepts, want 3, 1: a 404 is an accept", reqs, accs)
 	}
 }
 

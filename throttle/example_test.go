@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/throttle"
 )
 
@@ -56,10 +57,12 @@ func Example() {
 
 // The throttler as a guard of a pipeline, beside a breaker: it sheds part
 // of the load while the downstream is degraded, and the breaker still
-// stops every call once the downstream is dead.
+// stops every call once the downstream is dead. Each ignores the other's
+// refusals. (Rand 0 makes the refusal certain for the example.)
 func Example_pipeline() {
 	th := throttle.MustNew(throttle.Config{Name: "search", K: 1.5, Rand: func() float64 { return 0 }})
-	p, err := spillway.NewPipeline(spillway.Policies[string]{Guards: []spillway.Guard{th}})
+	br := breaker.MustNew(breaker.Config{Name: "search"})
+	p, err := spillway.NewPipeline(spillway.Policies[string]{Breaker: br, Guards: []spillway.Guard{th}})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -70,10 +73,12 @@ func Example_pipeline() {
 	_, err = p.Execute(ctx, func(context.Context) (string, error) { return "results", nil })
 	fmt.Println(err)
 	fmt.Println(errors.Is(err, throttle.ErrThrottled), spillway.ReasonOf(err))
+	fmt.Println(br.State(), br.Snapshot().Calls) // the breaker saw the 503 alone
 	// Output:
 	// 503
 	// spillway: throttle "search": throttled: the downstream accepts too few requests (retry after 1s)
 	// true throttled
+	// closed 1
 }
 
 func ExampleThrottler_Update() {

@@ -37,7 +37,7 @@ func TestModel(t *testing.T) {
 			epoch int64
 		}
 		var permits []held
-		epoch := func() int64 {
+		epoch := func() int64 { // buckets of whole seconds
 			now := clock.Nanotime()
 			e := now / width
 			if now%width < 0 {

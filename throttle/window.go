@@ -3,6 +3,7 @@ package throttle
 import (
 	"math"
 	"sync/atomic"
+	"time"
 )
 
 // window counts the requests and accepts of the current bucket and the n-1
@@ -61,22 +62,20 @@ func newWindow(gen uint64, width int64, n int) *window {
 	return w
 }
 
-func (w *window) bucket(e int64) *bucket {
-	i := e % w.n
-	if i < 0 {
-		i += w.n
-	}
-	return &w.buckets[i]
-}
+// bucket returns the bucket of epoch e, which is never negative (origin).
+func (w *window) bucket(e int64) *bucket { return &w.buckets[e%w.n] }
+
+// origin is the time epochs count from: a whole number of seconds, about
+// 146 years before the clock's zero, so that every clock reading (a
+// ManualClock's or synctest's may be negative) is after it and a plain
+// division rounds it down to its bucket.
+const origin = -4_611_686_018 * int64(time.Second)
 
 // epoch returns the epoch of the clock reading now.
-func (w *window) epoch(now int64) int64 {
-	q := now / w.width
-	if now%w.width < 0 {
-		q--
-	}
-	return q
-}
+func (w *window) epoch(now int64) int64 { return (now - origin) / w.width }
+
+// start returns the clock reading at which epoch e begins.
+func (w *window) start(e int64) int64 { return e*w.width + origin }
 
 // counts returns the requests and accepts of the window whose current epoch
 // is e, and e's bucket.
@@ -131,7 +130,7 @@ func (w *window) rebucketed(gen uint64, width int64, n int, now int64) *window {
 		if be == math.MinInt64 {
 			continue
 		}
-		ne := min(nw.epoch(be*w.width), e)
+		ne := min(nw.epoch(w.start(be)), e)
 		if ne <= e-nw.n {
 			continue // outside the new window
 		}

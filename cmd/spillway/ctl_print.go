@@ -73,6 +73,10 @@ func printUpstream(w io.Writer, v gateway.UpstreamView) {
 		retry += fmt.Sprintf(", budget %.0f left", *l.BudgetLeft)
 	}
 	fmt.Fprintln(w, retry)
+	if t := l.Throttle; t != nil && p.Throttle != nil {
+		fmt.Fprintf(w, "  throttle  %.0f%% refused now (at most %.0f%%), %d of %d requests accepted in %s, %d rejected\n",
+			100*t.RejectionProbability, 100*p.Throttle.MaxRejection, t.Accepts, t.Requests, p.Throttle.Window, t.Rejected)
+	}
 	fmt.Fprintf(w, "  timeouts  connect %s, attempt %s, total %s\n", p.Timeouts.Connect, p.Timeouts.Attempt, p.Timeouts.Total)
 	for _, i := range v.Instances {
 		state := "healthy"

@@ -114,6 +114,10 @@
     const adaptive = bh.mode && bh.mode !== "static" ? " (" + bh.mode + " limit, " + bh.min_concurrent + "–" + bh.max_concurrent + ")" : "";
     row(dl, "bulkhead", (bh.in_use || 0) + (max ? " / " + max : "") + " in use" + adaptive + ", " + (bh.waiting || 0) + " waiting, " + (bh.rejected || 0) + " rejected");
     row(dl, "budget left", live.budget_left === undefined ? "no retries" : live.budget_left.toFixed(1) + " retries");
+    if (live.throttle) {
+      const th = live.throttle;
+      row(dl, "throttle", (th.rejection_probability * 100).toFixed(1) + "% refused now, " + th.accepts + " / " + th.requests + " accepted, " + th.rejected + " rejected");
+    }
     rateRows(dl, live.rates);
     card.appendChild(dl);
     const tl = el("div", null, "timeline");
