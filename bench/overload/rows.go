@@ -2,14 +2,15 @@ package overload
 
 import (
 	"fmt"
-	"github.com/spillway-dev/spillway/bulkhead"
 	"strings"
 	"time"
+
+	"github.com/spillway-dev/spillway/bulkhead"
 )
 
 // Throttle settings shared by spillway's and failsafe-go's throttler rows:
-// the brief's `throttle: {k: 2, window: 2m}` would remember the first two
-// minutes of a 60 s run; the rows use a window the run can show.
+// K as the brief's `throttle: {k: 2, window: 2m}`, but a window short
+// enough to move within a 60 s run (2 minutes would span all of it).
 const (
 	throttleK      = 2
 	throttleWindow = 10 * time.Second
