@@ -5,7 +5,7 @@
 // the Retry loop, and the Pipeline that composes policies.
 //
 // The policies themselves live in packages of their own — breaker, retry,
-// timeout, bulkhead, fallback — which import this package; this package imports
+// timeout, bulkhead, fallback, hedge — which import this package; this package imports
 // none of them, and all of them import only the standard library.
 //
 // # The standard order
@@ -25,6 +25,12 @@
 // Chaos policies (Policies.Chaos, package chaos) run innermost, inside the
 // attempt timeout just before the call, so that every other policy reacts
 // to an injected fault as to a real one (docs/chaos.md).
+//
+// Policies.Hedge (package hedge) hedges each attempt of ExecuteHedged
+// between the retry and the guards: a slow attempt is raced against hedges
+// sent after a delay, each through the guards, the first success wins
+// (Hedge, Hedger; docs/overload.md). The other methods never hedge: a
+// hedged call escapes to the heap, which their callers do not pay for.
 //
 // Compose runs policies in an order of one's own, on the same Engine, for
 // the pipelines the standard order does not fit.

@@ -30,7 +30,7 @@ type AttemptInfo struct {
 // Execute runs fn through the pipeline and returns its value or the final error.
 func (pl *Pipeline[T]) Execute(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	var r Result[T]
-	pl.run(ctx, fn, nil, &r)
+	pl.run(ctx, fn, nil, nil, &r)
 	pl.fallback(ctx, &r)
 	return r.Value, r.Err
 }
@@ -38,7 +38,7 @@ func (pl *Pipeline[T]) Execute(ctx context.Context, fn func(context.Context) (T,
 // ExecuteResult runs fn through the pipeline and reports the whole outcome.
 func (pl *Pipeline[T]) ExecuteResult(ctx context.Context, fn func(context.Context) (T, error)) Result[T] {
 	var r Result[T]
-	pl.run(ctx, fn, nil, &r)
+	pl.run(ctx, fn, nil, nil, &r)
 	pl.fallback(ctx, &r)
 	return r
 }
@@ -49,7 +49,7 @@ func (pl *Pipeline[T]) ExecuteResult(ctx context.Context, fn func(context.Contex
 // clock for it.
 func (pl *Pipeline[T]) ExecuteAttempt(ctx context.Context, fn func(context.Context, AttemptInfo) (T, error)) Result[T] {
 	var r Result[T]
-	pl.run(ctx, nil, fn, &r)
+	pl.run(ctx, nil, nil, fn, &r)
 	pl.fallback(ctx, &r)
 	return r
 }
@@ -57,9 +57,27 @@ func (pl *Pipeline[T]) ExecuteAttempt(ctx context.Context, fn func(context.Conte
 // Run runs fn, which returns no value, through the pipeline.
 func (pl *Pipeline[T]) Run(ctx context.Context, fn func(context.Context) error) error {
 	var r Result[T]
-	pl.run(ctx, func(ctx context.Context) (v T, err error) { return v, fn(ctx) }, nil, &r)
+	pl.run(ctx, func(ctx context.Context) (v T, err error) { return v, fn(ctx) }, nil, nil, &r)
 	pl.fallback(ctx, &r)
 	return r.Err
+}
+
+// ExecuteHedged is ExecuteResult with each attempt hedged by
+// Policies.Hedge: raced against hedges sent after the policy's delay, each
+// through the guards, the first success winning (see Hedge). fn must be
+// safe to run on several goroutines at once, and idempotent. It escapes to
+// the heap (a capturing closure is allocated per call), which is why the
+// other methods, whose callers do not pay for it, never hedge. Without
+// Policies.Hedge, or for a composition (Compose), it is ExecuteResult.
+func (pl *Pipeline[T]) ExecuteHedged(ctx context.Context, fn func(context.Context) (T, error)) Result[T] {
+	var r Result[T]
+	if pl.p.Hedge == nil || pl.layers != nil {
+		pl.run(ctx, fn, nil, nil, &r)
+	} else {
+		pl.run(ctx, nil, fn, nil, &r)
+	}
+	pl.fallback(ctx, &r)
+	return r
 }
 
 // ExecuteKeyed runs fn(ctx, key) through pl and, when the execution fails,
@@ -75,7 +93,7 @@ func ExecuteKeyed[K, T any](ctx context.Context, pl *Pipeline[T], key K, fn func
 	if pl.layers != nil {
 		ctx = context.WithValue(ctx, callKey{}, key)
 	}
-	pl.run(ctx, func(ctx context.Context) (T, error) { return fn(ctx, key) }, nil, &r)
+	pl.run(ctx, func(ctx context.Context) (T, error) { return fn(ctx, key) }, nil, nil, &r)
 	if r.Err != nil && pl.p.Fallback != nil {
 		pl.fallback(context.WithValue(ctx, callKey{}, key), &r)
 	}
@@ -94,8 +112,12 @@ func KeyOf[K any](ctx context.Context) (K, bool) {
 
 // run fills res with the execution's outcome before any fallback; the
 // Result travels by pointer so that its fields are not copied through every
-// level. Exactly one of fn and info is set.
-func (pl *Pipeline[T]) run(ctx context.Context, fn func(context.Context) (T, error), info func(context.Context, AttemptInfo) (T, error), res *Result[T]) {
+// level. Exactly one of fn, hedged and info is set: hedged is a call whose
+// attempts are hedged (ExecuteHedged). It is a parameter of its own because
+// a hedged call escapes to the heap (its hedges run it on goroutines of
+// their own), and escape analysis does not tell branches apart: the
+// callers of fn and info do not pay for it.
+func (pl *Pipeline[T]) run(ctx context.Context, fn, hedged func(context.Context) (T, error), info func(context.Context, AttemptInfo) (T, error), res *Result[T]) {
 	if pl.layers != nil {
 		pl.compose(ctx, fn, info, res)
 		return
@@ -104,10 +126,10 @@ func (pl *Pipeline[T]) run(ctx context.Context, fn func(context.Context) (T, err
 		ectx, cancel := pl.p.Total.Start(ctx)
 		// Deferred so that a panicking call does not leave the timer running.
 		defer cancel()
-		pl.attempts(ctx, ectx, fn, info, res)
+		pl.attempts(ctx, ectx, fn, hedged, info, res)
 		res.Err = pl.p.Total.Finish(ectx, res.Err)
 	} else {
-		pl.attempts(ctx, ctx, fn, info, res)
+		pl.attempts(ctx, ctx, fn, hedged, info, res)
 	}
 }
 
@@ -128,7 +150,7 @@ func (pl *Pipeline[T]) fallback(ctx context.Context, res *Result[T]) {
 // attempts runs the attempts under ctx (the caller's context, bounded by the
 // total timeout) on the engine, retried by Retry; caller is the caller's own
 // context, which tells whether an ended call was the caller's doing.
-func (pl *Pipeline[T]) attempts(caller, ctx context.Context, fn func(context.Context) (T, error), info func(context.Context, AttemptInfo) (T, error), res *Result[T]) {
+func (pl *Pipeline[T]) attempts(caller, ctx context.Context, fn, hedged func(context.Context) (T, error), info func(context.Context, AttemptInfo) (T, error), res *Result[T]) {
 	var start int64
 	if info != nil {
 		start = pl.clock.Nanotime()
@@ -143,9 +165,9 @@ func (pl *Pipeline[T]) attempts(caller, ctx context.Context, fn func(context.Con
 		var v T
 		var started bool
 		var failure, err error
-		if pl.p.Hedge != nil {
+		if hedged != nil {
 			var hedges int
-			v, started, hedges, failure, err = pl.hedged(caller, ctx, n, call)
+			v, started, hedges, failure, err = pl.hedged(caller, ctx, n, hedged)
 			res.Attempts += hedges
 		} else {
 			v, started, failure, err = pl.eng.Attempt(caller, ctx, n, call, nil)

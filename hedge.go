@@ -76,6 +76,12 @@ type Hedger interface {
 // every attempt sent has failed; the hedges still running then are cancelled
 // and finish on their own goroutines.
 //
+// Every attempt's context, the winner's included, is cancelled by the time
+// Hedge returns: a result that needs its context afterwards (an HTTP
+// response whose body is read later) must be read inside fn, or run under a
+// context of its own that only the race's cancellation (ErrHedgeLost)
+// reaches, as spillwayhttp does.
+//
 // When every attempt fails, the primary's result and failure are returned
 // (the hedges' are discarded): the retry policy around a hedged attempt
 // judges the first attempt's failure, as it would without hedging. Once the

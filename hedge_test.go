@@ -36,7 +36,7 @@ func TestPipelineHedgesASlowAttempt(t *testing.T) {
 			Discard:  func(v string) { discarded <- v },
 		})
 		var calls atomic.Int32
-		r := pl.ExecuteResult(t.Context(), hangFirst(&calls))
+		r := pl.ExecuteHedged(t.Context(), hangFirst(&calls))
 		if r.Value != "hedge" || r.Err != nil || r.Attempts != 2 {
 			t.Fatalf("result = %+v; want the hedge's answer after 2 attempts", r)
 		}
@@ -58,13 +58,14 @@ func TestAFullBulkheadStopsHedges(t *testing.T) {
 			Bulkhead: bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1}),
 		})
 		var calls atomic.Int32
-		v, err := pl.Execute(t.Context(), func(ctx context.Context) (string, error) {
+		r := pl.ExecuteHedged(t.Context(), func(ctx context.Context) (string, error) {
 			calls.Add(1)
 			time.Sleep(50 * time.Millisecond)
 			return "primary", nil
 		})
+		v, err := r.Value, r.Err
 		if v != "primary" || err != nil || calls.Load() != 1 || h.Sent() != 1 {
-			t.Fatalf("Execute = %q, %v after %d calls, %d hedges sent; want the primary's answer, the hedge refused by the bulkhead", v, err, calls.Load(), h.Sent())
+			t.Fatalf("ExecuteHedged = %q, %v after %d calls, %d hedges sent; want the primary's answer, the hedge refused by the bulkhead", v, err, calls.Load(), h.Sent())
 		}
 	})
 }
@@ -78,13 +79,14 @@ func TestAnOpenBreakerStopsHedges(t *testing.T) {
 			Breaker: breaker.MustNew(breaker.Config{ConsecutiveFailures: 1}),
 		})
 		var calls atomic.Int32
-		v, err := pl.Execute(t.Context(), func(ctx context.Context) (string, error) {
+		r := pl.ExecuteHedged(t.Context(), func(ctx context.Context) (string, error) {
 			if calls.Add(1) == 1 {
 				time.Sleep(50 * time.Millisecond)
 				return "primary", nil
 			}
 			return "", errors.New("down")
 		})
+		v, err := r.Value, r.Err
 		if v != "primary" || err != nil || calls.Load() != 2 {
 			t.Fatalf("Execute = %q, %v after %d calls; want the primary's answer, the second hedge refused", v, err, calls.Load())
 		}
@@ -109,7 +111,7 @@ func TestALosingAttemptIsNotABreakerFailure(t *testing.T) {
 		})
 		var calls atomic.Int32
 		var cause error
-		v, err := pl.Execute(t.Context(), func(ctx context.Context) (string, error) {
+		r := pl.ExecuteHedged(t.Context(), func(ctx context.Context) (string, error) {
 			if calls.Add(1) == 1 {
 				<-ctx.Done()
 				cause = context.Cause(ctx)
@@ -118,14 +120,50 @@ func TestALosingAttemptIsNotABreakerFailure(t *testing.T) {
 			}
 			return "hedge", nil
 		})
-		if v != "hedge" || err != nil {
-			t.Fatalf("Execute = %q, %v", v, err)
+		if r.Value != "hedge" || r.Err != nil {
+			t.Fatalf("ExecuteHedged = %q, %v", r.Value, r.Err)
 		}
 		if cause != spillway.ErrHedgeLost {
 			t.Errorf("the primary's context ended with cause %v, want ErrHedgeLost", cause)
 		}
 		if s := br.State(); s != breaker.Closed {
 			t.Errorf("breaker %v after a lost race, want closed", s)
+		}
+	})
+}
+
+func TestHooksSeeHedges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var sent, won atomic.Int32
+		h := hedge.MustNew(hedge.Config{Delay: 10 * time.Millisecond, Observer: &spillway.Hooks{
+			OnHedge:    func(spillway.Event) { sent.Add(1) },
+			OnHedgeWon: func(spillway.Event) { won.Add(1) },
+		}})
+		var calls atomic.Int32
+		if _, err := hedge.Do(t.Context(), h, hangFirst(&calls)); err != nil {
+			t.Fatal(err)
+		}
+		if sent.Load() != 1 || won.Load() != 1 {
+			t.Errorf("OnHedge %d, OnHedgeWon %d; want 1, 1", sent.Load(), won.Load())
+		}
+		if spillway.EventHedge.String() != "hedge" || spillway.EventHedgeWon.String() != "hedge_won" {
+			t.Errorf("kinds: %v, %v", spillway.EventHedge, spillway.EventHedgeWon)
+		}
+	})
+}
+
+// TestOnlyExecuteHedgedHedges: Execute never hedges, so that its callers'
+// closures stay off the heap (TestExecuteVariantsAllocateNothingOnSuccess).
+func TestOnlyExecuteHedgedHedges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := hedge.MustNew(hedge.Config{Delay: 10 * time.Millisecond})
+		pl := spillway.MustNewPipeline(spillway.Policies[string]{Hedge: h})
+		v, err := pl.Execute(t.Context(), func(ctx context.Context) (string, error) {
+			time.Sleep(50 * time.Millisecond)
+			return "primary", nil
+		})
+		if v != "primary" || err != nil || h.Sent() != 0 {
+			t.Fatalf("Execute = %q, %v with %d hedges; want no hedge", v, err, h.Sent())
 		}
 	})
 }

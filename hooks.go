@@ -29,6 +29,10 @@ type Hooks struct {
 	OnFallback func(Event)
 	// OnTimeout: a timeout cut a call short (EventTimeout).
 	OnTimeout func(Event)
+	// OnHedge: a hedging policy sent a hedge (EventHedge).
+	OnHedge func(Event)
+	// OnHedgeWon: a hedge answered first (EventHedgeWon).
+	OnHedgeWon func(Event)
 }
 
 // Observe calls the hooks that e's kind (and state or reason) selects: the
@@ -61,6 +65,10 @@ func (h *Hooks) Observe(e Event) {
 		fire(h.OnFallback, e)
 	case EventTimeout:
 		fire(h.OnTimeout, e)
+	case EventHedge:
+		fire(h.OnHedge, e)
+	case EventHedgeWon:
+		fire(h.OnHedgeWon, e)
 	}
 }
 

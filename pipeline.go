@@ -25,11 +25,13 @@ type Policies[T any] struct {
 	Total Timeouter
 	// Retry re-runs failed attempts.
 	Retry Retrier
-	// Hedge sends hedges of a slow attempt (hedge.Policy): each attempt the
-	// retry policy makes is raced against hedges sent after the policy's
-	// delay, and the first success wins (see Hedge). Each hedge passes the
-	// guards below on its own, so an open breaker or a full bulkhead stops
-	// hedges. For idempotent calls only.
+	// Hedge sends hedges of a slow attempt (hedge.Policy) in the executions
+	// made with ExecuteHedged: each attempt the retry policy makes is raced
+	// against hedges sent after the policy's delay, and the first success
+	// wins (see Hedge). Each hedge passes the guards below on its own, so an
+	// open breaker or a full bulkhead stops hedges. For idempotent calls
+	// only. The other methods (Execute, ...) never hedge: a hedged call
+	// escapes to the heap, which their callers do not pay for.
 	Hedge Hedger
 	// Discard releases the value of an attempt that lost a hedged race (it
 	// closes a response's body); it runs on the losing attempt's goroutine.

@@ -16,8 +16,14 @@ import (
 	"time"
 
 	"github.com/failsafe-go/failsafe-go"
+	fsbulkhead "github.com/failsafe-go/failsafe-go/bulkhead"
+	fsbreaker "github.com/failsafe-go/failsafe-go/circuitbreaker"
 	"github.com/failsafe-go/failsafe-go/hedgepolicy"
+	fsretry "github.com/failsafe-go/failsafe-go/retrypolicy"
 
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/breaker"
+	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/hedge"
 	"github.com/spillway-dev/spillway/retry"
 )
@@ -85,6 +91,10 @@ func (t *tail) serve(ctx context.Context) (string, error) {
 // caller makes one call of a downstream, hedged or not.
 type caller func(ctx context.Context, fn func(context.Context) (string, error)) (string, error)
 
+// learned is the learned-delay policy of the latest run, whose delay the
+// tests report.
+var learned *hedge.Policy
+
 // contenders are the hedging setups compared, each made fresh per run.
 func hedgeContenders(fixed time.Duration) []struct {
 	name string
@@ -100,6 +110,7 @@ func hedgeContenders(fixed time.Duration) []struct {
 		{"spillway p95 + budget", func() caller {
 			b := retry.MustNewBudget(retry.BudgetConfig{})
 			p := hedge.MustNew(hedge.Config{Quantile: 0.95, Budget: b, RecordRequests: true})
+			learned = p
 			return func(ctx context.Context, fn func(context.Context) (string, error)) (string, error) {
 				return hedge.Do(ctx, p, fn)
 			}
@@ -182,6 +193,8 @@ func TestHedgeSimulation(t *testing.T) {
 		})
 	}
 	report(t, rows)
+	d, _ := learned.Delay()
+	t.Logf("spillway's learned delay at the end: %s (hedges sent %d, won %d)", d, learned.Sent(), learned.Won())
 	if r := rows[1]; float64(r.p99) > 0.3*float64(rows[0].p99) || r.extra > 0.05 {
 		t.Errorf("%s: p99 %s against %s without hedging, %.2f%% extra load; want ≤ 0.3× at ≤ 5%%", r.name, r.p99, rows[0].p99, 100*r.extra)
 	}
@@ -224,6 +237,8 @@ func TestHedgeLoopback(t *testing.T) {
 		srv.Close()
 	}
 	report(t, rows)
+	d, _ := learned.Delay()
+	t.Logf("spillway's learned delay at the end: %s (hedges sent %d, won %d)", d, learned.Sent(), learned.Won())
 }
 
 // BenchmarkHedgeHotPath is the cost of a hedged call whose primary answers
@@ -247,6 +262,30 @@ func BenchmarkHedgeHotPath(b *testing.B) {
 	})
 	b.Run("failsafe-go", func(b *testing.B) {
 		ex := failsafe.With(hedgepolicy.NewWithDelay[string](time.Second)).WithContext(ctx)
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = ex.GetWithExecution(func(exec failsafe.Execution[string]) (string, error) { return fn(exec.Context()) })
+		}
+	})
+	// The same hedge in each library's pipeline of retry, breaker and
+	// bulkhead (hedge inside the retry, outside the guards).
+	b.Run("spillway-pipeline", func(b *testing.B) {
+		budget := retry.MustNewBudget(retry.BudgetConfig{})
+		pl := spillway.MustNewPipeline(spillway.Policies[string]{
+			Retry:    retry.MustNew(retry.Config{Budget: budget}),
+			Hedge:    hedge.MustNew(hedge.Config{Delay: time.Second, Budget: budget}),
+			Breaker:  breaker.MustNew(breaker.Config{}),
+			Bulkhead: bulkhead.MustNew(bulkhead.Config{}),
+		})
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = pl.ExecuteHedged(ctx, fn)
+		}
+	})
+	b.Run("failsafe-go-pipeline", func(b *testing.B) {
+		rp := fsretry.NewBuilder[string]().WithMaxAttempts(3).WithBackoff(100*time.Millisecond, 5*time.Second).Build()
+		cb := fsbreaker.NewBuilder[string]().WithFailureThresholdRatio(10, 20).WithDelay(30 * time.Second).Build()
+		ex := failsafe.With[string](rp, hedgepolicy.NewWithDelay[string](time.Second), cb, fsbulkhead.New[string](100)).WithContext(ctx)
 		b.ReportAllocs()
 		for b.Loop() {
 			_, _ = ex.GetWithExecution(func(exec failsafe.Execution[string]) (string, error) { return fn(exec.Context()) })

@@ -193,7 +193,10 @@ var parsers = map[string]func(d *decoder, f field, dst, parent reflect.Value){
 	"window_size": func(d *decoder, f field, _, parent reflect.Value) {
 		d.windowSize(f, parent.Addr().Interface().(*Window))
 	},
-	"sync":      func(d *decoder, f field, _, parent reflect.Value) { d.sync(f, parent.Addr().Interface().(*Queue)) },
+	"sync": func(d *decoder, f field, _, parent reflect.Value) { d.sync(f, parent.Addr().Interface().(*Queue)) },
+	"hedge_delay": func(d *decoder, f field, _, parent reflect.Value) {
+		d.hedgeDelay(f, parent.Addr().Interface().(*Hedge))
+	},
 	"key_scope": func(d *decoder, f field, dst, _ reflect.Value) { d.keyScope(f, dst.Addr().Interface().(*string)) },
 	"retry_on":  func(d *decoder, f field, dst, _ reflect.Value) { d.retryOn(f, dst.Addr().Interface().(*string)) },
 	"fault_percent": func(d *decoder, f field, dst, _ reflect.Value) {

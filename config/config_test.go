@@ -222,6 +222,8 @@ func TestWarnings(t *testing.T) {
 		{"a long enough time window", "{breaker: {window: {type: time, size: 10s}}}", nil},
 		{"min_concurrent without adaptive", "{bulkhead: {min_concurrent: 5}}", []string{"t.yaml:3:67: warning: upstreams.a.bulkhead: min_concurrent without adaptive is ignored: the limit is max_concurrent"}},
 		{"min_concurrent with adaptive", "{bulkhead: {adaptive: vegas, min_concurrent: 5}}", nil},
+		{"hedges without a budget", "{retry: {max_attempts: 1, budget: {ratio: 0, min_per_second: 0}}, hedge: {}}", []string{"t.yaml:3:112: warning: upstreams.a.hedge: with a retry budget of ratio 0 and min_per_second 0 the hedges draw from no budget: nothing but the delay bounds the load they add"}},
+		{"hedges with the default budget", "{hedge: {delay: p99}}", nil},
 		{"http2 with a health check", "{http2: true, health: {path: /healthz}}", []string{"t.yaml:3:61: warning: upstreams.a: http2 with health: the health check is an HTTP/1 GET, which a gRPC server refuses; check an HTTP port of the instances, or leave health off"}},
 	}
 	for _, tt := range tests {

@@ -82,6 +82,8 @@ var sectionDefaults = map[reflect.Type]func() any{
 	reflect.TypeFor[Throttle](): func() any {
 		return &Throttle{K: throttle.DefaultK, Window: throttle.DefaultWindow, MaxRejection: throttle.DefaultMaxRejectionRate}
 	},
+	reflect.TypeFor[Health]():  func() any { h := defaultHealth(); return &h },
+	reflect.TypeFor[Hedge]():   func() any { return &Hedge{Quantile: 0.95, Max: 1} },
 	reflect.TypeFor[Async]():   func() any { a := defaultAsync(); return &a },
 	reflect.TypeFor[Upgrade](): func() any { u := DefaultUpgrade(); return &u },
 	reflect.TypeFor[StaleCache](): func() any {
@@ -112,6 +114,10 @@ func (u Upstream) clone() Upstream {
 	if u.Throttle != nil {
 		t := *u.Throttle
 		u.Throttle = &t
+	}
+	if u.Hedge != nil {
+		h := *u.Hedge
+		u.Hedge = &h
 	}
 	return u
 }
@@ -285,6 +291,32 @@ func (d *decoder) windowSize(f field, w *Window) {
 		}
 	}
 	d.integer(f, &w.Size, 1)
+}
+
+// hedgeDelay parses hedge.delay: pNN (a quantile of the latency, from p50
+// to p99.9) or a positive duration; one clears the other.
+func (d *decoder) hedgeDelay(f field, h *Hedge) {
+	s, ok := d.scalar(f)
+	if !ok {
+		return
+	}
+	if q, isQ := strings.CutPrefix(s, "p"); isQ {
+		v, err := strconv.ParseFloat(q, 64)
+		if err != nil || v < 50 || v >= 100 {
+			d.errorf(f.node(), f.path, "%s: %s is not a quantile: write p50 to p99.9 (p95: the 95th percentile of the latency), or a duration", key(f.path), s)
+			return
+		}
+		// Parsed as a fraction (99.9e-2), not divided: p99.9 is 0.999.
+		h.Quantile, _ = strconv.ParseFloat(q+"e-2", 64)
+		h.Delay = 0
+		return
+	}
+	var v time.Duration
+	before := len(d.errs)
+	d.duration(f, &v, true)
+	if len(d.errs) == before {
+		h.Delay, h.Quantile = v, 0
+	}
 }
 
 // maxCacheEntryBytes bounds stale_cache.max_entry_bytes: an entry's weight

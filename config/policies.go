@@ -3,6 +3,7 @@ package config
 import (
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/hedge"
 	"github.com/spillway-dev/spillway/retry"
 	"github.com/spillway-dev/spillway/throttle"
 )
@@ -107,4 +108,21 @@ func (u *Upstream) ThrottleConfig() (tc throttle.Config, ok bool) {
 		return throttle.Config{}, false
 	}
 	return throttle.Config{Name: u.Name, K: t.K, Window: t.Window, MaxRejectionRate: t.MaxRejection}, true
+}
+
+// HedgeConfig is the configuration of u's hedging policy, drawing its
+// hedges from budget (the upstream's retry budget; nil: none). ok is false
+// when u has no hedge:. A learned delay sends no hedge until the window
+// holds hedge.DefaultMinSamples latencies.
+func (u *Upstream) HedgeConfig(budget *retry.Budget) (hc hedge.Config, ok bool) {
+	h := u.Hedge
+	if h == nil {
+		return hedge.Config{}, false
+	}
+	hc = hedge.Config{Name: u.Name, Delay: h.Delay, Quantile: h.Quantile, Max: h.Max}
+	if budget != nil {
+		// A nil *retry.Budget in the interface would not be a nil Budget.
+		hc.Budget = budget
+	}
+	return hc, true
 }

@@ -147,6 +147,7 @@ type upstreamYAML struct {
 	Breaker       breakerYAML      `yaml:"breaker"`
 	Bulkhead      bulkheadYAML     `yaml:"bulkhead"`
 	Throttle      *throttleYAML    `yaml:"throttle"`
+	Hedge         *hedgeYAML       `yaml:"hedge"`
 	Health        *healthYAML      `yaml:"health"`
 	Outlier       outlierYAML      `yaml:"outlier"`
 	MaxReplayBody leaf             `yaml:"max_replay_body" cfg:"zero"`
@@ -238,6 +239,12 @@ type throttleYAML struct {
 	K            leaf `yaml:"k"` // at least 1
 	Window       leaf `yaml:"window"`
 	MaxRejection leaf `yaml:"max_rejection" cfg:"rate"`
+}
+
+// hedgeYAML: keys under hedge: (Hedge).
+type hedgeYAML struct {
+	Delay leaf `yaml:"delay" cfg:"hedge_delay"`
+	Max   leaf `yaml:"max"`
 }
 
 // outlierYAML: keys under outlier: (Outlier).

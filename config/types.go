@@ -237,6 +237,9 @@ type Upstream struct {
 	// Throttle is the client-side adaptive throttle (throttle:); nil when
 	// none is configured.
 	Throttle *Throttle
+	// Hedge hedges the upstream's GET, HEAD and OPTIONS requests (hedge:);
+	// nil when none is configured.
+	Hedge *Hedge
 	// Health is the active health check; nil when none is configured.
 	Health  *Health
 	Outlier Outlier
@@ -366,6 +369,15 @@ type Throttle struct {
 	K            float64       // k, at least 1
 	Window       time.Duration // window
 	MaxRejection float64       // max_rejection, in (0, 1]
+}
+
+// Hedge (keys under hedge:): a hedge of an attempt unanswered after Delay,
+// or, when Delay is 0, after the Quantile of the upstream's latency.
+// Defaults: delay p95, max 1.
+type Hedge struct {
+	Delay    time.Duration // delay: a duration
+	Quantile float64       // delay: pNN, the quantile NN/100 (p95: 0.95)
+	Max      int           // max: hedges per attempt, default 1
 }
 
 // Health is the active health check (keys under health:).

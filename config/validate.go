@@ -387,6 +387,10 @@ func (d *decoder) validateUpstream(u *Upstream) {
 		p, pos := d.at(up, ".retry.budget")
 		d.warnAt(pos, p, "%s.retry: max_attempts %d with a budget of ratio 0 and min_per_second 0: the budget allows no retry, every request gets one attempt (max_attempts: 1 says so)", name, u.Retry.MaxAttempts)
 	}
+	if u.Hedge != nil && rb.Ratio == 0 && rb.MinPerSecond == 0 {
+		p, pos := d.at(up, ".hedge")
+		d.warnAt(pos, p, "%s.hedge: with a retry budget of ratio 0 and min_per_second 0 the hedges draw from no budget: nothing but the delay bounds the load they add", name)
+	}
 	if u.HTTP2 && u.Health != nil {
 		p, pos := d.at(up, ".health")
 		d.warnAt(pos, p, "%s: http2 with health: the health check is an HTTP/1 GET, which a gRPC server refuses; check an HTTP port of the instances, or leave health off", name)

@@ -22,9 +22,9 @@ type Change struct {
 	Upstream string `json:"upstream,omitempty"`
 	Route    string `json:"route,omitempty"`
 	// Part is the configuration key changed (breaker, bulkhead, timeouts,
-	// retry, retry.budget, pool, max_replay_body, ...), or the state reset
-	// (breaker.window, retry.budget, connections, health_counts,
-	// stale_cache), or "upstream" / "route" for one added or removed.
+	// retry, retry.budget, hedge, pool, max_replay_body, ...), or the state
+	// reset (breaker.window, retry.budget, hedge, connections,
+	// health_counts, stale_cache), or "upstream" / "route" for one added or removed.
 	Part string `json:"part"`
 	// Detail lists the keys changed, old → new, and what was kept or reset.
 	Detail string `json:"detail"`
@@ -171,10 +171,13 @@ func (g *Gateway) applyUpstream(old *upstream, u *config.Upstream, p *plan) (*up
 		return old, nil
 	}
 	next := &upstream{name: u.Name, cfg: *u, on: parseRetryOn(u.Retry.On), metrics: old.metrics,
-		pool: old.pool, breaker: old.breaker, budget: old.budget, bulkhead: old.bulkhead, throttle: old.throttle,
+		pool: old.pool, breaker: old.breaker, budget: old.budget, bulkhead: old.bulkhead, throttle: old.throttle, hedge: old.hedge,
 		base: old.base, ownBase: old.ownBase}
 	err := errors.Join(g.applyBreaker(old, next, p), applyBulkhead(old, next, p), g.applyThrottle(old, next, p),
 		applyRetry(old, next, p))
+	if err == nil {
+		err = applyHedge(old, next, p)
+	}
 	if err == nil {
 		g.applyTimeouts(old, next, p)
 		err = g.applyBase(old, next, p)
@@ -325,6 +328,31 @@ func applyRetry(old, next *upstream, p *plan) error {
 	was.Budget, u.Budget = config.Budget{}, config.Budget{}
 	if d := diffKeys("retry", was, u); d != "" {
 		p.applied(Change{Upstream: next.name, Part: "retry", Detail: d + "; for the requests that start after the reload"})
+	}
+	return nil
+}
+
+// applyHedge keeps the hedging policy — its learned latency and counts —
+// while hedge: and the retry budget it draws from are unchanged; otherwise
+// it makes a new one (a learned delay is learned again).
+func applyHedge(old, next *upstream, p *plan) error {
+	d := diffKeys("hedge", old.cfg.Hedge, next.cfg.Hedge)
+	if d == "" && (next.budget == old.budget || old.hedge == nil) {
+		next.hedge = old.hedge
+		return nil
+	}
+	h, err := newHedge(&next.cfg, next.budget, next.metrics)
+	if err != nil {
+		return err
+	}
+	next.hedge = h
+	switch {
+	case old.hedge == nil || h == nil:
+		p.applied(Change{Upstream: next.name, Part: "hedge", Detail: d + "; for the requests that start after the reload"})
+	case d == "":
+		p.reset(Change{Upstream: next.name, Part: "hedge", Detail: "retry.budget changed: a new hedging policy drawing from the new budget; its learned latency and counts start from zero"})
+	default:
+		p.reset(Change{Upstream: next.name, Part: "hedge", Detail: d + ": a new hedging policy; its learned latency and counts start from zero"})
 	}
 	return nil
 }

@@ -26,6 +26,9 @@ type picker struct{ up *upstream }
 // previous attempt's request may still be read by the base transport.
 func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	x := exchangeOf(req.Context())
+	if spillwayhttp.HedgeOf(req.Context()) > 0 {
+		return p.hedge(req, x)
+	}
 	if fs := x.route.faults.Load(); fs != nil && x.phase == "" {
 		if resp, done, err := fs.inject(x, p.up.metrics.m, req); done {
 			return resp, err
@@ -35,7 +38,7 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	x.preset = nil
 	if inst == nil {
 		var err error
-		if inst, err = p.up.pool.Pick(x.prev); err != nil {
+		if inst, err = p.up.pool.Pick(x.prev.Load()); err != nil {
 			if req.Body != nil {
 				req.Body.Close()
 			}
@@ -43,22 +46,13 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
-	x.prev = inst
+	x.prev.Store(inst)
 	x.attempts++
 	u, body := &x.url, &x.body
 	if x.attempts > 1 {
 		u, body = new(url.URL), new(instanceBody)
 	}
-	*u = *req.URL
-	u.Scheme, u.Host = inst.URL.Scheme, inst.URL.Host
-	if base := inst.URL.Path; base != "" && base != "/" {
-		u.Path = joinPath(base, u.Path)
-		if u.RawPath != "" {
-			u.RawPath = joinPath(inst.URL.EscapedPath(), u.RawPath)
-		}
-	}
-	req.URL = u
-	req.Host = ""
+	target(u, req, inst)
 	if x.grpc {
 		setGRPCTimeout(req.Header)
 	}
@@ -68,7 +62,7 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	inst.Begin()
 	resp, err := p.up.base.RoundTrip(req)
 	if err != nil {
-		inst.End(x.ctx.Err() == nil)
+		inst.End(instanceFailed(x, req))
 		if x.span != nil {
 			x.span.AttemptFailed(attemptResult(err), err)
 		}
@@ -79,6 +73,53 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	body.ReadCloser, body.inst, body.x, body.failed = resp.Body, inst, x, resp.StatusCode >= 500
 	resp.Body = body
+	return resp, nil
+}
+
+// target points req at inst, through u, a URL of the attempt's own.
+func target(u *url.URL, req *http.Request, inst *pool.Instance) {
+	*u = *req.URL
+	u.Scheme, u.Host = inst.URL.Scheme, inst.URL.Host
+	if base := inst.URL.Path; base != "" && base != "/" {
+		u.Path = joinPath(base, u.Path)
+		if u.RawPath != "" {
+			u.RawPath = joinPath(inst.URL.EscapedPath(), u.RawPath)
+		}
+	}
+	req.URL = u
+	req.Host = ""
+}
+
+// instanceFailed says whether an attempt's transport error counts against
+// its instance: not when the client went away, nor when the attempt lost a
+// hedged race (another attempt answered first and this one was cancelled).
+func instanceFailed(x *exchange, req *http.Request) bool {
+	return x.ctx.Err() == nil && context.Cause(req.Context()) != spillway.ErrHedgeLost
+}
+
+// hedge sends a hedge of the request's attempt (spillwayhttp.HedgeOf) to
+// an instance other than the one the attempt it hedges went to, when the
+// pool has one. It runs on the hedge's goroutine beside that attempt, so it
+// reads the exchange's prev only (atomic) and writes nothing of the exchange:
+// the access log and the trace show the attempts the retry policy made, the
+// metrics count the hedges (spillway_hedges_total), and fault injection
+// applies to those attempts, not to their hedges.
+func (p *picker) hedge(req *http.Request, x *exchange) (*http.Response, error) {
+	inst, err := p.up.pool.Pick(x.prev.Load())
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	target(new(url.URL), req, inst)
+	inst.Begin()
+	resp, err := p.up.base.RoundTrip(req)
+	if err != nil {
+		inst.End(instanceFailed(x, req))
+		return nil, err
+	}
+	resp.Body = &instanceBody{ReadCloser: resp.Body, inst: inst, x: x, failed: resp.StatusCode >= 500, hedge: true}
 	return resp, nil
 }
 
@@ -100,7 +141,9 @@ type instanceBody struct {
 	inst   *pool.Instance
 	x      *exchange
 	failed bool
-	ended  atomic.Bool
+	// hedge marks a hedge's body, which has no span of its own.
+	hedge bool
+	ended atomic.Bool
 }
 
 func (b *instanceBody) Read(p []byte) (int, error) {
@@ -115,7 +158,7 @@ func (b *instanceBody) Close() error {
 	err := b.ReadCloser.Close()
 	if b.ended.CompareAndSwap(false, true) {
 		b.inst.End(b.failed)
-		if b.x.span != nil {
+		if b.x.span != nil && !b.hedge {
 			b.x.span.AttemptEnd(b.failed)
 		}
 	}

@@ -28,6 +28,7 @@ type metrics struct {
 	deliveries  *prometheus.CounterVec
 	deadDropped *prometheus.CounterVec
 	faults      *prometheus.CounterVec
+	hedges      *prometheus.CounterVec
 	// log receives the breakers' transitions (Options.Logger).
 	log *slog.Logger
 	// tracing: the gateway has a Tracer, whose spans record the policies'
@@ -79,9 +80,11 @@ func newMetrics(reg *prometheus.Registry, g *Gateway) (*metrics, error) {
 			[]string{"route"}),
 		faults: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_faults_injected_total",
 			Help: "Faults injected into a route's attempts, by kind: delay, abort."}, []string{"route", "kind"}),
+		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spillway_hedges_total",
+			Help: "Hedges of an upstream's slow attempts, by outcome: sent, won (answered first)."}, []string{"upstream", "outcome"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.attempts, m.attemptDur, m.retries,
-		m.rejected, m.transitions, m.fallbacks, m.deliveries, m.deadDropped, m.faults, &stateCollector{g: g}} {
+		m.rejected, m.transitions, m.fallbacks, m.deliveries, m.deadDropped, m.faults, m.hedges, &stateCollector{g: g}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -99,7 +102,7 @@ func (m *metrics) forget(upstreams, routes []string) {
 	}
 	for _, u := range upstreams {
 		l := prometheus.Labels{"upstream": u}
-		for _, v := range []vec{m.attempts, m.attemptDur, m.retries, m.rejected, m.transitions} {
+		for _, v := range []vec{m.attempts, m.attemptDur, m.retries, m.rejected, m.transitions, m.hedges} {
 			v.DeletePartialMatch(l)
 		}
 	}
@@ -219,6 +222,10 @@ func (u *upstreamMetrics) Observe(e spillway.Event) {
 	case spillway.EventRejection:
 		u.reject(e.Reason)
 		u.m.trace(e)
+	case spillway.EventHedge:
+		u.m.hedges.WithLabelValues(u.name, "sent").Inc()
+	case spillway.EventHedgeWon:
+		u.m.hedges.WithLabelValues(u.name, "won").Inc()
 	case spillway.EventTransition:
 		u.m.transitions.WithLabelValues(u.name, e.From, e.To).Inc()
 		u.m.logTransition(u.name, e)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spillway-dev/spillway"
@@ -65,8 +66,10 @@ type exchange struct {
 	up       *upstream
 	totalKey string
 	// preset is the instance picked for the first attempt; prev the one of
-	// the previous attempt.
-	preset, prev *pool.Instance
+	// the previous attempt, or of the attempt in flight, which its hedges
+	// read on their own goroutines (picker.hedge): hence atomic.
+	preset *pool.Instance
+	prev   atomic.Pointer[pool.Instance]
 	// intercept: a 5xx is not passed through but handed to the fallback
 	// chain. phase is "" for the route's upstream, FallbackReplica after.
 	intercept bool
@@ -313,7 +316,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // phase proxies x's request to up; it returns nil when an answer was
 // written, or the failure (nothing written) for the fallback chain.
 func (g *Gateway) phase(w http.ResponseWriter, x *exchange, up *upstream, totalKey, phase string) error {
-	x.up, x.totalKey, x.phase, x.err, x.prev = up, totalKey, phase, nil, nil
+	x.up, x.totalKey, x.phase, x.err = up, totalKey, phase, nil
+	x.prev.Store(nil)
 	if phase != "" {
 		x.intercept = true
 	}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"cmp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,9 @@ type PoliciesView struct {
 	Bulkhead bulkheadView `json:"bulkhead"`
 	// Throttle is the client-side throttle, absent when none is configured.
 	Throttle *throttleView `json:"throttle,omitempty"`
+	// Hedge is the hedging of GET, HEAD and OPTIONS requests, absent when
+	// none is configured.
+	Hedge *hedgeView `json:"hedge,omitempty"`
 	// Health is the active health check, absent when none is configured.
 	Health        *healthView `json:"health,omitempty"`
 	Outlier       outlierView `json:"outlier"`
@@ -103,6 +107,13 @@ type throttleView struct {
 	MaxRejection float64 `json:"max_rejection"`
 }
 
+// hedgeView is hedge: as the file writes it: delay is "p95" (a quantile of
+// the latency) or a duration.
+type hedgeView struct {
+	Delay string `json:"delay"`
+	Max   int    `json:"max"`
+}
+
 type healthView struct {
 	Path           string `json:"path"`
 	Interval       string `json:"interval"`
@@ -134,6 +145,19 @@ type LiveView struct {
 	// Rates are the figures over the trailing window (UpstreamRates);
 	// absent at the first read.
 	Rates *UpstreamRates `json:"rates,omitempty"`
+	// Hedge is the hedging policy's delay and counts; absent without hedge:.
+	Hedge *hedgeLive `json:"hedge,omitempty"`
+}
+
+// hedgeLive is what an upstream's hedging policy holds now: the delay in
+// use (absent while a learned delay has too few samples: no hedge is sent
+// then), the hedges sent, won and refused by the retry budget since the
+// policy was made.
+type hedgeLive struct {
+	Delay   string `json:"delay,omitempty"`
+	Sent    uint64 `json:"sent"`
+	Won     uint64 `json:"won"`
+	Refused uint64 `json:"refused"`
 }
 
 type bulkheadLive struct {
@@ -208,6 +232,12 @@ func (u *upstream) view(rates *UpstreamRates) UpstreamView {
 		v.Live.Throttle = &throttleLive{RejectionProbability: t.RejectionProbability(), Requests: reqs, Accepts: accs,
 			Rejected: t.Rejected()}
 	}
+	if h := u.hedge; h != nil {
+		v.Live.Hedge = &hedgeLive{Sent: h.Sent(), Won: h.Won(), Refused: h.Refused()}
+		if d, ok := h.Delay(); ok {
+			v.Live.Hedge.Delay = dur(d)
+		}
+	}
 	return v
 }
 
@@ -241,11 +271,22 @@ func policiesView(c *config.Upstream) PoliciesView {
 	if t := c.Throttle; t != nil {
 		v.Throttle = &throttleView{K: t.K, Window: dur(t.Window), MaxRejection: t.MaxRejection}
 	}
+	if h := c.Hedge; h != nil {
+		v.Hedge = &hedgeView{Delay: hedgeDelay(h), Max: h.Max}
+	}
 	if h := c.Health; h != nil {
 		v.Health = &healthView{Path: h.Path, Interval: dur(h.Interval), Timeout: dur(h.Timeout),
 			UnhealthyAfter: h.UnhealthyAfter, HealthyAfter: h.HealthyAfter}
 	}
 	return v
+}
+
+// hedgeDelay writes hedge.delay as the file does: p95, or a duration.
+func hedgeDelay(h *config.Hedge) string {
+	if h.Delay > 0 {
+		return dur(h.Delay)
+	}
+	return "p" + strconv.FormatFloat(h.Quantile*100, 'f', -1, 64)
 }
 
 // dur writes d as the file does; "0s" for none.

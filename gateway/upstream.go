@@ -15,6 +15,7 @@ import (
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway/pool"
+	"github.com/spillway-dev/spillway/hedge"
 	"github.com/spillway-dev/spillway/retry"
 	"github.com/spillway-dev/spillway/spillwayhttp"
 	"github.com/spillway-dev/spillway/throttle"
@@ -34,6 +35,9 @@ type upstream struct {
 	// deliveries and upgrades feed it and are held back by it too (a
 	// throttled delivery pauses its job for a second, no attempt spent).
 	throttle *throttle.Throttler
+	// hedge hedges the proxy's GET, HEAD and OPTIONS attempts, drawing
+	// from budget; nil without hedge:.
+	hedge *hedge.Policy
 	// retry is the proxy's retry policy, spending from budget; wire makes
 	// it (it holds no state of its own).
 	retry     *retry.Policy
@@ -110,6 +114,17 @@ func newBudget(u *config.Upstream) (*retry.Budget, error) {
 		return nil, nil
 	}
 	return retry.NewBudget(bc)
+}
+
+// newHedge returns u's hedging policy, drawing from budget; nil without
+// hedge:.
+func newHedge(u *config.Upstream, budget *retry.Budget, obs *upstreamMetrics) (*hedge.Policy, error) {
+	hc, ok := u.HedgeConfig(budget)
+	if !ok {
+		return nil, nil
+	}
+	hc.Observer = obs
+	return hedge.New(hc)
 }
 
 // newRetry returns u's retry policy, spending from budget. A policy holds
@@ -253,6 +268,9 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 	if up.throttle, err = newThrottle(u, up.metrics); err != nil {
 		return nil, err
 	}
+	if up.hedge, err = newHedge(u, up.budget, up.metrics); err != nil {
+		return nil, err
+	}
 	if up.pool, err = newPool(u, o, up.metrics); err != nil {
 		return nil, err
 	}
@@ -289,7 +307,7 @@ func (up *upstream) limit(total time.Duration) string {
 		guards = []spillway.Guard{up.throttle}
 	}
 	up.limits.LoadOrStore(key, &totalLimit{
-		proxy:    spillwayhttp.Downstream{Guards: guards, Breaker: up.breaker, Retry: up.retry, Bulkhead: up.bulkhead, Timeouts: to},
+		proxy:    spillwayhttp.Downstream{Guards: guards, Breaker: up.breaker, Retry: up.retry, Bulkhead: up.bulkhead, Hedge: up.hedge, Timeouts: to},
 		delivery: spillwayhttp.Downstream{Guards: guards, Breaker: up.breaker, Bulkhead: up.bulkhead, Timeouts: to},
 	})
 	return key

@@ -13,8 +13,9 @@
 // retries in the budget's ratio and retries and hedges together cannot
 // multiply the load; a hedge the budget refuses is not sent.
 //
-// [Do] and [DoDiscard] make one hedged call; a spillway.Pipeline hedges each
-// of its attempts with Policies.Hedge, between the retry policy and the
+// [Do] and [DoDiscard] make one hedged call; a spillway.Pipeline's
+// ExecuteHedged hedges each of its attempts with Policies.Hedge (its other
+// methods never hedge: a hedged call escapes to the heap), between the retry policy and the
 // guards, so that every hedge passes the breaker and the bulkhead itself:
 // an open breaker or a full bulkhead stops hedges. The racing itself is
 // spillway.Hedge's: the first success wins, the other attempts' contexts are

@@ -30,9 +30,9 @@ func ExampleDo() {
 	// hedges sent: 1 won: 1
 }
 
-// Hedging inside a pipeline, learning its delay from the latency's 95th
-// percentile and drawing its hedges from the retry policy's budget: each
-// hedge passes the breaker and the bulkhead of its own.
+// Hedging inside a pipeline (ExecuteHedged), learning its delay from the
+// latency's 95th percentile and drawing its hedges from the retry policy's
+// budget: each hedge passes the guards on its own.
 func ExamplePolicy_pipeline() {
 	budget := retry.MustNewBudget(retry.BudgetConfig{})
 	pl := spillway.MustNewPipeline(spillway.Policies[string]{
@@ -40,13 +40,13 @@ func ExamplePolicy_pipeline() {
 		Hedge: hedge.MustNew(hedge.Config{Quantile: 0.95, InitialDelay: 10 * time.Millisecond, Budget: budget}),
 	})
 	var calls atomic.Int32
-	v, err := pl.Execute(context.Background(), func(ctx context.Context) (string, error) {
+	r := pl.ExecuteHedged(context.Background(), func(ctx context.Context) (string, error) {
 		if calls.Add(1) == 1 {
 			<-ctx.Done()
 			return "", ctx.Err()
 		}
 		return "from the hedge", nil
 	})
-	fmt.Println(v, err)
-	// Output: from the hedge <nil>
+	fmt.Println(r.Value, r.Err, r.Attempts)
+	// Output: from the hedge <nil> 2
 }

@@ -77,7 +77,7 @@ type Config struct {
 
 // Policy decides when a call is hedged; it implements spillway.Hedger. Do
 // and DoDiscard make hedged calls with it; a spillway.Pipeline hedges its
-// attempts with it (Policies.Hedge). A Policy is safe for concurrent use
+// attempts with it (Policies.Hedge, Pipeline.ExecuteHedged). A Policy is safe for concurrent use
 // and starts no goroutine of its own; make one with New.
 type Policy struct {
 	cfg   Config
@@ -260,7 +260,10 @@ func (p *Policy) refresh(now int64) {
 // Do makes a hedged call of fn under p (see spillway.Hedge): the primary on
 // the caller's goroutine, each hedge on a goroutine of its own, the first
 // success returned, the other attempts cancelled. Use it for idempotent
-// calls only.
+// calls only. fn's context is cancelled when Do returns, the winner's too:
+// read what depends on it (a response body) inside fn, or hedge HTTP calls
+// with spillwayhttp's Downstream.Hedge, which keeps the winner's body
+// readable.
 func Do[T any](ctx context.Context, p *Policy, fn func(context.Context) (T, error)) (T, error) {
 	return DoDiscard(ctx, p, fn, nil)
 }

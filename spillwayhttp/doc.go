@@ -31,6 +31,17 @@
 // the attempt's limit and in place of Config.Base when one replaces the
 // call.
 //
+// Downstream.Hedge (a *hedge.Policy) hedges the attempts of GET, HEAD and
+// OPTIONS requests (Hedgeable) whose body can be sent again: each attempt is
+// raced against hedges sent after the policy's delay, each one through the
+// breaker and the bulkhead and drawing a retry from the policy's budget; the
+// first success is returned and the other attempts are cancelled (a loser
+// cut short is released as the caller's doing, which breakers do not count)
+// and their responses closed. The winner's response body stays readable: an
+// attempt's context derives from the request's, and the race's cancellation
+// reaches it only while it waits for its response head. A Base that keeps
+// state per request tells a hedge by HedgeOf(req.Context()).
+//
 // Classification (Config.Classify, default DefaultClassify): transport
 // errors, 5xx, 408 and 429 are failures; every other response, 4xx included,
 // is a success for the breaker. A failure is retried only when

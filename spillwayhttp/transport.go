@@ -15,6 +15,7 @@ import (
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/hedge"
 	"github.com/spillway-dev/spillway/internal/gauges"
 	"github.com/spillway-dev/spillway/internal/keyed"
 	"github.com/spillway-dev/spillway/retry"
@@ -130,6 +131,13 @@ type Downstream struct {
 	// Timeouts are the downstream's time limits; zero fields mean
 	// DefaultTimeouts.
 	Timeouts Timeouts
+	// Hedge hedges the attempts of Hedgeable requests (GET, HEAD, OPTIONS)
+	// whose body can be sent more than once: each attempt the retry policy
+	// makes is raced against hedges sent after the policy's delay, each
+	// through the breaker and the bulkhead, the first success returned and
+	// the others cancelled, their responses closed (see spillway.Hedge).
+	// Default nil: no hedging.
+	Hedge *hedge.Policy
 	// Chaos injects faults into the attempts (chaos.Policy): run in order
 	// under the attempt's limit, after the breaker and the bulkhead
 	// admitted it, in place of the base transport when one replaces the
@@ -446,9 +454,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		x.totalDeadline = now.Add(ds.total)
 	}
 	rp := ds.pub.Retry
-	if err := x.rep.prepare(req, t.maxReplay, rp != nil && (t.anyRetryable || Idempotent(req))); err != nil {
+	hedgeable := ds.pub.Hedge != nil && Hedgeable(req)
+	if err := x.rep.prepare(req, t.maxReplay, hedgeable || rp != nil && (t.anyRetryable || Idempotent(req))); err != nil {
 		return nil, err
 	}
+	x.hedge = hedgeable && !x.rep.once
 	var rs spillway.RetryState
 	if rp != nil {
 		rs = rp.Begin()
@@ -532,6 +542,9 @@ type exchange struct {
 	resp *http.Response
 	err  error
 	last error
+	// hedge says each attempt is a hedged race (Downstream.Hedge, a
+	// Hedgeable request whose body can be sent more than once).
+	hedge bool
 }
 
 // retry goes on, in spillway.Retry's loop, after the first attempt failed
@@ -597,22 +610,31 @@ func (x *exchange) attempt(n int, now time.Time) (retry bool, failed error) {
 	var a *attempt
 	var kept spillway.Permits
 	var started bool
-	x.resp, started, failed, x.err = ds.eng.Attempt(ctx, ctx, n, func(ctx context.Context) (*http.Response, error) {
-		a = x.t.newAttempt(ctx, ds, lim, cause)
-		return x.t.send(req, a, body, n, lim, budget)
-	}, &kept)
-	switch {
-	case !started:
-		// A guard refused, or ctx was done: the body was not sent.
-		if body != nil {
-			body.Close()
-		}
-	case x.err == nil:
-		// The bulkhead slot is kept by the body when BulkheadSpansBody.
-		a.wrap(x.resp, x.t, kept.Take(ds.pub.Bulkhead))
+	if x.hedge {
+		x.resp, failed, x.err = x.hedged(n, body, lim, budget, cause)
+	} else {
+		x.resp, started, failed, x.err = ds.eng.Attempt(ctx, ctx, n, func(ctx context.Context) (*http.Response, error) {
+			a = x.t.newAttempt(ctx, ds, lim, cause)
+			return x.t.send(req, a, body, n == 1, lim, budget)
+		}, &kept)
+		x.t.sent(ds, a, body, started, x.resp, x.err, &kept)
 	}
 	x.last = failed
 	return failed != nil && x.t.retries(req, ds, &x.rep, x.resp, x.err), failed
+}
+
+// sent finishes an attempt made with a: a body it did not send is closed
+// (a guard refused, or the context was done), a response's body becomes a,
+// holding the bulkhead slot when BulkheadSpansBody.
+func (t *Transport) sent(ds *downstream, a *attempt, body io.ReadCloser, started bool, resp *http.Response, err error, kept *spillway.Permits) {
+	switch {
+	case !started:
+		if body != nil {
+			body.Close()
+		}
+	case err == nil:
+		a.wrap(resp, t, kept.Take(ds.pub.Bulkhead))
+	}
 }
 
 // retries reports whether a failed attempt that returned resp or err may be
@@ -648,15 +670,16 @@ func (t *Transport) newAttempt(ctx context.Context, ds *downstream, lim time.Dur
 	return a
 }
 
-// send sends attempt n of req with body through the base transport, under
+// send sends an attempt of req with body through the base transport, under
 // a's context, which a's timer ends at lim, with budget (0: none) in the
-// Spillway-Timeout-Ms header. An error ends a's context; a response leaves
-// it to the body.
-func (t *Transport) send(req *http.Request, a *attempt, body io.ReadCloser, n int, lim, budget time.Duration) (*http.Response, error) {
+// Spillway-Timeout-Ms header; first says it may reuse req's Header
+// (Config.ReuseHeader: a request's first attempt, not hedged). An error ends
+// a's context; a response leaves it to the body.
+func (t *Transport) send(req *http.Request, a *attempt, body io.ReadCloser, first bool, lim, budget time.Duration) (*http.Response, error) {
 	ds := a.ds
 	out := req.WithContext(a.ctx)
 	out.Body = body
-	if n > 1 || !t.reuseHeader || out.Header == nil {
+	if !first || !t.reuseHeader || out.Header == nil {
 		// A retry's copy: the previous attempt's request may still be read
 		// by the base transport (its body being written).
 		out.Header = req.Header.Clone()

@@ -118,6 +118,9 @@
       const th = live.throttle;
       row(dl, "throttle", (th.rejection_probability * 100).toFixed(1) + "% refused now, " + th.accepts + " / " + th.requests + " accepted, " + th.rejected + " rejected");
     }
+    if (live.hedge) {
+      row(dl, "hedges", (live.hedge.delay ? "after " + live.hedge.delay : "learning the delay") + ", " + live.hedge.sent + " sent, " + live.hedge.won + " won");
+    }
     rateRows(dl, live.rates);
     card.appendChild(dl);
     const tl = el("div", null, "timeline");
