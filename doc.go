@@ -51,4 +51,11 @@
 //
 // Every failure a policy makes carries a Reason ([ReasonBreakerOpen],
 // [ReasonBulkheadFull], ...); [ReasonOf] extracts it from any error chain.
+//
+// # Priorities
+//
+// A call's [Priority] — [PriorityCritical], [PriorityDefault] (the zero
+// value) or [PrioritySheddable] — travels in its context ([WithPriority],
+// [PriorityOf]); a load shedder (package shed) refuses the lowest class
+// first when its downstream is under pressure.
 package spillway

@@ -135,8 +135,10 @@ type Config struct {
 	// none. It is called synchronously, outside the breaker's lock: wrap a
 	// slow consumer in spillway.NewChannelObserver so a call never waits.
 	Observer spillway.Observer
-	// Rand returns the jitter's random numbers in [0,1); nil means
-	// math/rand/v2.Float64.
+	// Rand returns the random numbers in [0,1) of the jitter (drawn under
+	// the breaker's lock) and of a slow start's admissions (drawn by
+	// concurrent calls without it: with SlowStart set, Rand must be safe
+	// for concurrent use); nil means math/rand/v2.Float64.
 	Rand func() float64
 }
 

@@ -209,6 +209,7 @@ var parsers = map[string]func(d *decoder, f field, dst, parent reflect.Value){
 	"cookie":       func(d *decoder, f field, dst, _ reflect.Value) { d.cookieName(f, dst.Addr().Interface().(*string)) },
 	"limit_rate":   func(d *decoder, f field, dst, _ reflect.Value) { d.limitRate(f, dst.Addr().Interface().(*Rate)) },
 	"limit_key":    func(d *decoder, f field, dst, _ reflect.Value) { d.limitKey(f, dst.Addr().Interface().(*string)) },
+	"shed_share":   func(d *decoder, f field, dst, _ reflect.Value) { d.shedShare(f, dst.Addr().Interface().(*float64)) },
 	"protocol": func(d *decoder, f field, dst, _ reflect.Value) {
 		d.protocol(f, dst.Addr().Interface().(*string))
 	},

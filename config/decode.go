@@ -82,10 +82,11 @@ var sectionDefaults = map[reflect.Type]func() any{
 	reflect.TypeFor[Throttle](): func() any {
 		return &Throttle{K: throttle.DefaultK, Window: throttle.DefaultWindow, MaxRejection: throttle.DefaultMaxRejectionRate}
 	},
-	reflect.TypeFor[Health]():  func() any { h := defaultHealth(); return &h },
-	reflect.TypeFor[Hedge]():   func() any { return &Hedge{Quantile: 0.95, Max: 1} },
-	reflect.TypeFor[Async]():   func() any { a := defaultAsync(); return &a },
-	reflect.TypeFor[Upgrade](): func() any { u := DefaultUpgrade(); return &u },
+	reflect.TypeFor[Hedge]():    func() any { return &Hedge{Quantile: 0.95, Max: 1} },
+	reflect.TypeFor[Async]():    func() any { a := defaultAsync(); return &a },
+	reflect.TypeFor[Upgrade]():  func() any { u := DefaultUpgrade(); return &u },
+	reflect.TypeFor[Shed]():     func() any { d := DefaultShed(); return &d },
+	reflect.TypeFor[Priority](): func() any { p := DefaultPriority(); return &p },
 	reflect.TypeFor[StaleCache](): func() any {
 		return &StaleCache{TTL: 10 * time.Second, ServeStaleFor: 24 * time.Hour, MaxEntries: 10000, MaxBytes: 64 * mib}
 	},
@@ -118,6 +119,10 @@ func (u Upstream) clone() Upstream {
 	if u.Hedge != nil {
 		h := *u.Hedge
 		u.Hedge = &h
+	}
+	if u.Shed != nil {
+		sh := *u.Shed
+		u.Shed = &sh
 	}
 	return u
 }

@@ -5,6 +5,7 @@ import (
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/hedge"
 	"github.com/spillway-dev/spillway/retry"
+	"github.com/spillway-dev/spillway/shed"
 	"github.com/spillway-dev/spillway/throttle"
 )
 
@@ -23,7 +24,7 @@ func (u *Upstream) BreakerConfig() breaker.Config {
 		Name: u.Name, MinCalls: b.MinCalls, FailureRate: b.FailureRate,
 		SlowCallDuration: b.SlowCall.Duration, SlowCallRate: b.SlowCall.Rate,
 		OpenFor: b.OpenFor, MaxOpenFor: b.MaxOpenFor, HalfOpenProbes: b.HalfOpenProbes,
-		ProbeTimeout: u.Timeouts.Attempt,
+		ProbeTimeout: u.Timeouts.Attempt, SlowStart: u.SlowStart.Window,
 	}
 	if b.Window.Type == "time" {
 		bc.Window, bc.WindowDuration = breaker.TimeWindow, b.Window.Time
@@ -125,4 +126,13 @@ func (u *Upstream) HedgeConfig(budget *retry.Budget) (hc hedge.Config, ok bool) 
 		hc.Budget = budget
 	}
 	return hc, true
+}
+
+// ShedConfig is the configuration of u's load shedder against limiter (the
+// upstream's bulkhead); ok is false when u sheds nothing (no shed:).
+func (u *Upstream) ShedConfig(limiter shed.Limiter) (sc shed.Config, ok bool) {
+	if u.Shed == nil {
+		return shed.Config{}, false
+	}
+	return shed.Config{Name: u.Name, Limiter: limiter, SheddableBelow: u.Shed.SheddableAt, DefaultBelow: u.Shed.DefaultAt}, true
 }

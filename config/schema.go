@@ -153,6 +153,19 @@ type upstreamYAML struct {
 	MaxReplayBody leaf             `yaml:"max_replay_body" cfg:"zero"`
 	TLS           *upstreamTLSYAML `yaml:"tls"`
 	HTTP2         leaf             `yaml:"http2"`
+	Shed          *shedYAML        `yaml:"shed"`
+	SlowStart     slowStartYAML    `yaml:"slow_start"`
+}
+
+// shedYAML: keys under shed: (Shed).
+type shedYAML struct {
+	SheddableAt leaf `yaml:"sheddable_at" cfg:"shed_share"`
+	DefaultAt   leaf `yaml:"default_at" cfg:"shed_share"`
+}
+
+// slowStartYAML: keys under slow_start: (SlowStart).
+type slowStartYAML struct {
+	Window leaf `yaml:"window" cfg:"zero"` // 0: no slow start
 }
 
 // upstreamTLSYAML: keys under upstreams.NAME.tls: and defaults.tls:
@@ -283,6 +296,7 @@ type routeYAML struct {
 	Fault            *faultYAML     `yaml:"fault"`
 	Upgrade          *upgradeYAML   `yaml:"upgrade"`
 	RateLimit        *rateLimitYAML `yaml:"rate_limit"`
+	Priority         *priorityYAML  `yaml:"priority"`
 }
 
 // rateLimitYAML: keys under rate_limit: (RateLimit). A limit shared
@@ -292,6 +306,12 @@ type rateLimitYAML struct {
 	Burst   leaf `yaml:"burst"`
 	Key     leaf `yaml:"key" cfg:"limit_key"`
 	MaxKeys leaf `yaml:"max_keys"`
+}
+
+// priorityYAML: keys under priority: (Priority).
+type priorityYAML struct {
+	Default     leaf `yaml:"default" values:"critical default sheddable"`
+	TrustHeader leaf `yaml:"trust_header"`
 }
 
 // upgradeYAML: keys under upgrade: (Upgrade).

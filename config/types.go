@@ -253,6 +253,30 @@ type Upstream struct {
 	// cleartext h2c with prior knowledge to http:// ones, ALPN h2 to
 	// https:// ones. gRPC upstreams need it for http:// instances.
 	HTTP2 bool
+	// Shed is priority load shedding against the upstream's bulkhead
+	// (shed:); nil: none, every priority is admitted up to the bulkhead.
+	Shed *Shed
+	// SlowStart ramps the traffic up after an instance comes back and
+	// after the breaker closes (slow_start:).
+	SlowStart SlowStart
+}
+
+// Shed is priority load shedding (keys under shed:): a request of a class
+// is refused (503 bulkhead_full) once the upstream's bulkhead is that full;
+// critical requests are never shed, only refused by the full bulkhead.
+type Shed struct {
+	SheddableAt float64 // sheddable_at, default 0.5 (50%)
+	DefaultAt   float64 // default_at, default 0.9 (90%); at least sheddable_at
+}
+
+// DefaultShed is the Shed of an upstream that writes shed: {}.
+func DefaultShed() Shed { return Shed{SheddableAt: 0.5, DefaultAt: 0.9} }
+
+// SlowStart (keys under slow_start:) is the window over which an instance
+// that comes back (health, end of an ejection, restored, added by a reload)
+// and the breaker after it closes ramp up from 10 % of their traffic.
+type SlowStart struct {
+	Window time.Duration // window, default 0: off
 }
 
 // UpstreamTLS is the client side of the TLS connections to an upstream's
@@ -437,7 +461,27 @@ type Route struct {
 	// (rate_limit:), checked before anything else is done for the
 	// request; nil when none.
 	RateLimit *RateLimit
+	// Priority is the class of the route's requests for load shedding
+	// (priority:); nil: DefaultPriority.
+	Priority *Priority
 }
+
+// Priority (keys under priority:) classes a route's requests for priority
+// load shedding (an upstream's shed:).
+type Priority struct {
+	// Default is the class of a request without a valid Spillway-Priority
+	// header, or of every request when the header is not trusted:
+	// critical, default or sheddable (default, default "default").
+	Default string
+	// TrustHeader (trust_header, default true) takes the class from the
+	// request's Spillway-Priority header. The header is the client's word:
+	// where clients must not choose, set it false, or overwrite the header
+	// at the edge in front of the gateway.
+	TrustHeader bool
+}
+
+// DefaultPriority is the Priority of a route that writes no priority:.
+func DefaultPriority() Priority { return Priority{Default: "default", TrustHeader: true} }
 
 // Upgrade (keys under upgrade:): the HTTP/1.1 Upgrade protocols a route
 // proxies as a tunnel once its upstream answered 101, and the limits of

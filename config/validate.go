@@ -424,6 +424,7 @@ func (d *decoder) validateUpstream(u *Upstream) {
 		p, pos := d.at(up, ".outlier.max_ejection")
 		d.errAt(pos, p, "%s.outlier: max_ejection (%s) is shorter than ejection (%s)", name, o.MaxEjection, o.Ejection)
 	}
+	d.validateShed(u, up, name)
 	d.validateUpstreamTLS(u)
 }
 

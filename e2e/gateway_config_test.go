@@ -71,7 +71,7 @@ routes:
 `,
 		errors: []string{
 			`FILE:4:25: upstreams.svc.timeouts.attempt: invalid duration "100 ms" (write 250ms, 2s, 5m, 1h30m)`,
-			`FILE:5:5: unknown key "retries" in upstreams.svc (allowed: instances, balance, timeouts, retry, breaker, bulkhead, throttle, hedge, health, outlier, max_replay_body, tls, http2)`,
+			`FILE:5:5: unknown key "retries" in upstreams.svc (allowed: instances, balance, timeouts, retry, breaker, bulkhead, throttle, hedge, health, outlier, max_replay_body, tls, http2, shed, slow_start)`,
 			`FILE:8:15: route "r": unknown upstream "scv"; did you mean "svc"?`,
 		},
 	},

@@ -57,6 +57,7 @@ func TestSchemaAcceptsEveryExampleConfig(t *testing.T) {
 	sch := compileSchema(t)
 	files, _ := filepath.Glob("../examples/*/*.yaml")
 	files = append(files, "../config/testdata/warnings.yaml") // valid, with warnings
+	files = append(files, "../config/testdata/shed-warnings.yaml")
 	if len(files) < 2 {
 		t.Fatalf("found only %v", files)
 	}
@@ -92,6 +93,8 @@ func TestSchemaRefusesBrokenConfigs(t *testing.T) {
 		{"readiness key misspelt", "readiness: {required_upstream: [a]}\n", "required_upstream"},
 		{"fault half written", "routes:\n  - name: r\n    fault: {abort: {percent: 1}}\n", "status"},
 		{"fault status not an error", "routes:\n  - name: r\n    fault: {abort: {percent: 1, status: 302}}\n", "/routes/0/fault/abort/status"},
+		{"unknown priority class", "routes:\n  - name: r\n    priority: {default: urgent}\n", "/routes/0/priority/default"},
+		{"shed key misspelt", "upstreams:\n  a:\n    instances: [http://127.0.0.1:1]\n    shed: {sheddable_above: 50%}\n", "sheddable_above"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

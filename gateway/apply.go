@@ -172,9 +172,9 @@ func (g *Gateway) applyUpstream(old *upstream, u *config.Upstream, p *plan) (*up
 	}
 	next := &upstream{name: u.Name, cfg: *u, on: parseRetryOn(u.Retry.On), metrics: old.metrics,
 		pool: old.pool, breaker: old.breaker, budget: old.budget, bulkhead: old.bulkhead, throttle: old.throttle, hedge: old.hedge,
-		base: old.base, ownBase: old.ownBase}
+		shed: old.shed, base: old.base, ownBase: old.ownBase}
 	err := errors.Join(g.applyBreaker(old, next, p), applyBulkhead(old, next, p), g.applyThrottle(old, next, p),
-		applyRetry(old, next, p))
+		applyShed(old, next, p), applyRetry(old, next, p))
 	if err == nil {
 		err = applyHedge(old, next, p)
 	}
@@ -205,7 +205,8 @@ func (g *Gateway) applyUpstream(old *upstream, u *config.Upstream, p *plan) (*up
 // transition.
 func (g *Gateway) applyBreaker(old, next *upstream, p *plan) error {
 	was, u := &old.cfg, &next.cfg
-	d := diffKeys("breaker", was.Breaker, u.Breaker)
+	// slow_start.window is also the breaker's ramp after it closes.
+	d := joinDiffs(diffKeys("breaker", was.Breaker, u.Breaker), diffKeys("slow_start", was.SlowStart, u.SlowStart))
 	if was.Timeouts.Attempt != u.Timeouts.Attempt {
 		d = joinDiffs(d, fmt.Sprintf("probe_timeout (timeouts.attempt) %v → %v", was.Timeouts.Attempt, u.Timeouts.Attempt))
 	}
@@ -397,7 +398,8 @@ func (g *Gateway) applyBase(old, next *upstream, p *plan) error {
 func (g *Gateway) applyPool(old, next *upstream, p *plan) error {
 	was, u := &old.cfg, &next.cfg
 	d := joinDiffs(diffKeys("instances", was.Instances, u.Instances), diffKeys("balance", was.Balance, u.Balance),
-		diffKeys("health", was.Health, u.Health), diffKeys("outlier", was.Outlier, u.Outlier), healthTLS(was, u))
+		diffKeys("health", was.Health, u.Health), diffKeys("outlier", was.Outlier, u.Outlier), healthTLS(was, u),
+		diffKeys("slow_start", was.SlowStart, u.SlowStart))
 	if d == "" {
 		return nil
 	}
@@ -411,7 +413,7 @@ func (g *Gateway) applyPool(old, next *upstream, p *plan) error {
 		np.Start()
 	})
 	next.pool = np
-	p.applied(Change{Upstream: u.Name, Part: "pool", Detail: d + "; the health and ejection state of the instances that stay kept"})
+	p.applied(Change{Upstream: u.Name, Part: "pool", Detail: d + "; the health, ejection and slow start of the instances that stay kept"})
 	if was.Health != nil && u.Health != nil {
 		p.reset(Change{Upstream: u.Name, Part: "health_counts", Detail: "the counts of consecutive health check results start again from zero"})
 	}

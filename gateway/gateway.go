@@ -402,6 +402,11 @@ type UpstreamStatus struct {
 type BreakerStatus struct {
 	State       string  `json:"state"`
 	FailureRate float64 `json:"failure_rate"`
+	// SlowStartShare is the share of requests a breaker that has just
+	// closed admits (slow_start.window), and SlowStartLeft the time until
+	// it admits them all; both absent when it is not ramping.
+	SlowStartShare float64 `json:"slow_start_share,omitempty"`
+	SlowStartLeft  string  `json:"slow_start_left,omitempty"`
 }
 
 // Status returns the state of every upstream of the configuration in use
@@ -413,7 +418,7 @@ func (g *Gateway) Status() Status {
 	for name, u := range t.upstreams {
 		snap := u.breaker.Snapshot()
 		s.Upstreams[name] = UpstreamStatus{
-			Breaker:   BreakerStatus{State: snap.State.String(), FailureRate: snap.FailureRate},
+			Breaker:   breakerStatus(snap),
 			InFlight:  u.bulkhead.InFlight(),
 			Instances: u.pool.Status(),
 		}

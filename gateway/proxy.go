@@ -326,6 +326,9 @@ func (g *Gateway) phase(w http.ResponseWriter, x *exchange, up *upstream, totalK
 	if err := failFast(x, up.breaker); err != nil {
 		return err
 	}
+	if err := shedRequest(x, up); err != nil {
+		return err
+	}
 	inst, err := up.pool.Pick(nil)
 	if err != nil {
 		up.metrics.reject(spillway.ReasonNoHealthyInstance)

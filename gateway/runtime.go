@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/gateway/pool"
@@ -40,6 +42,9 @@ type PoliciesView struct {
 	Health        *healthView `json:"health,omitempty"`
 	Outlier       outlierView `json:"outlier"`
 	MaxReplayBody int64       `json:"max_replay_body"`
+	// Shed is absent when the upstream sheds nothing.
+	Shed      *shedView     `json:"shed,omitempty"`
+	SlowStart slowStartView `json:"slow_start"`
 }
 
 type timeoutsView struct {
@@ -139,6 +144,9 @@ type LiveView struct {
 	// with which it refuses a request now; absent when the upstream has
 	// no throttle.
 	Throttle *throttleLive `json:"throttle,omitempty"`
+	// Shed counts the requests shed since the shedder was made; absent
+	// when the upstream sheds nothing.
+	Shed *shedLive `json:"shed,omitempty"`
 	// BudgetLeft is how many retries the budget allows now; absent when
 	// the upstream allows no retry.
 	BudgetLeft *float64 `json:"budget_left,omitempty"`
@@ -158,6 +166,21 @@ type hedgeLive struct {
 	Sent    uint64 `json:"sent"`
 	Won     uint64 `json:"won"`
 	Refused uint64 `json:"refused"`
+}
+
+type shedView struct {
+	SheddableAt float64 `json:"sheddable_at"`
+	DefaultAt   float64 `json:"default_at"`
+}
+
+type slowStartView struct {
+	Window string `json:"window"`
+}
+
+// shedLive counts the requests shed, by class (critical ones never are).
+type shedLive struct {
+	Sheddable uint64 `json:"sheddable"`
+	Default   uint64 `json:"default"`
 }
 
 type bulkheadLive struct {
@@ -218,10 +241,13 @@ func (u *upstream) view(rates *UpstreamRates) UpstreamView {
 		Instances: u.pool.Status(),
 		Policies:  policiesView(&u.cfg),
 		Live: LiveView{
-			Breaker:  BreakerStatus{State: snap.State.String(), FailureRate: snap.FailureRate},
+			Breaker:  breakerStatus(snap),
 			Bulkhead: bulkheadNow(u.bulkhead),
 			Rates:    rates,
 		},
+	}
+	if u.shed != nil {
+		v.Live.Shed = &shedLive{Sheddable: u.shed.Shed(spillway.PrioritySheddable), Default: u.shed.Shed(spillway.PriorityDefault)}
 	}
 	if u.budget != nil {
 		left := u.budget.Remaining()
@@ -239,6 +265,15 @@ func (u *upstream) view(rates *UpstreamRates) UpstreamView {
 		}
 	}
 	return v
+}
+
+// breakerStatus is the BreakerStatus of a breaker's snapshot.
+func breakerStatus(snap breaker.Snapshot) BreakerStatus {
+	s := BreakerStatus{State: snap.State.String(), FailureRate: snap.FailureRate}
+	if snap.SlowStartLeft > 0 {
+		s.SlowStartShare, s.SlowStartLeft = snap.SlowStartShare, snap.SlowStartLeft.Round(time.Millisecond).String()
+	}
+	return s
 }
 
 func policiesView(c *config.Upstream) PoliciesView {
@@ -264,6 +299,10 @@ func policiesView(c *config.Upstream) PoliciesView {
 		Outlier: outlierView{ConsecutiveFailures: c.Outlier.ConsecutiveFailures, Ejection: dur(c.Outlier.Ejection),
 			MaxEjection: dur(c.Outlier.MaxEjection), MaxEjected: c.Outlier.MaxEjected, PanicThreshold: c.Outlier.PanicThreshold},
 		MaxReplayBody: c.MaxReplayBody,
+		SlowStart:     slowStartView{Window: dur(c.SlowStart.Window)},
+	}
+	if sh := c.Shed; sh != nil {
+		v.Shed = &shedView{SheddableAt: sh.SheddableAt, DefaultAt: sh.DefaultAt}
 	}
 	if v.Breaker.Window.Type == "time" {
 		v.Breaker.Window.Size = dur(br.Window.Time)

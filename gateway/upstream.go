@@ -17,6 +17,7 @@ import (
 	"github.com/spillway-dev/spillway/gateway/pool"
 	"github.com/spillway-dev/spillway/hedge"
 	"github.com/spillway-dev/spillway/retry"
+	"github.com/spillway-dev/spillway/shed"
 	"github.com/spillway-dev/spillway/spillwayhttp"
 	"github.com/spillway-dev/spillway/throttle"
 )
@@ -38,6 +39,9 @@ type upstream struct {
 	// hedge hedges the proxy's GET, HEAD and OPTIONS attempts, drawing
 	// from budget; nil without hedge:.
 	hedge *hedge.Policy
+	// shed sheds requests by their priority under the bulkhead's
+	// pressure; nil when the upstream has no shed:.
+	shed *shed.Shedder
 	// retry is the proxy's retry policy, spending from budget; wire makes
 	// it (it holds no state of its own).
 	retry     *retry.Policy
@@ -185,7 +189,7 @@ func newPool(u *config.Upstream, o *Options, m *upstreamMetrics) (*pool.Pool, er
 	}
 	return pool.New(u.Instances, pool.Options{
 		Name: u.Name, Balance: u.Balance, Health: u.Health, Outlier: u.Outlier, Logger: o.Logger, OnTransition: m.instance,
-		TLS: tc,
+		TLS: tc, SlowStart: u.SlowStart.Window,
 	})
 }
 
@@ -269,6 +273,9 @@ func newUpstream(u *config.Upstream, o *Options, m *metrics) (*upstream, error) 
 		return nil, err
 	}
 	if up.hedge, err = newHedge(u, up.budget, up.metrics); err != nil {
+		return nil, err
+	}
+	if up.shed, err = newShedder(u, up); err != nil {
 		return nil, err
 	}
 	if up.pool, err = newPool(u, o, up.metrics); err != nil {

@@ -204,19 +204,26 @@ func (i *Instance) startRamp(from int64) {
 }
 
 // weight is the instance's weight at now: 1, or while it ramps up,
-// SlowStartFloor growing linearly to 1 over the pool's SlowStart. The first
-// read past the ramp's end clears it.
+// SlowStartFloor growing linearly to 1 over the pool's SlowStart.
 func (i *Instance) weight(now int64) float64 {
+	w, _ := i.ramp(now)
+	return w
+}
+
+// ramp returns the instance's weight at now and the time left of its
+// ramp (0 when it is not ramping). The first read past the ramp's end
+// clears it.
+func (i *Instance) ramp(now int64) (weight float64, left time.Duration) {
 	from := i.rampFrom.Load()
 	if from == notRamping {
-		return 1
+		return 1, 0
 	}
 	elapsed := now - from
 	if elapsed < i.pool.slowStart {
-		return SlowStartFloor + (1-SlowStartFloor)*float64(max(elapsed, 0))/float64(i.pool.slowStart)
+		return SlowStartFloor + (1-SlowStartFloor)*float64(max(elapsed, 0))/float64(i.pool.slowStart), time.Duration(i.pool.slowStart - elapsed)
 	}
 	if i.rampFrom.CompareAndSwap(from, notRamping) {
 		i.pool.ramping.Add(-1)
 	}
-	return 1
+	return 1, 0
 }

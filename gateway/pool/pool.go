@@ -464,9 +464,8 @@ func (p *Pool) Status() []InstanceStatus {
 			Manual:   in.ejectedUntil.Load() == manualEjection,
 			InFlight: in.inFlight.Load(),
 		}
-		if w := in.weight(now); w < 1 {
-			out[i].Weight = w
-			out[i].RampingFor = time.Duration(in.rampFrom.Load() + p.slowStart - now).Round(time.Millisecond).String()
+		if w, left := in.ramp(now); left > 0 {
+			out[i].Weight, out[i].RampingFor = w, left.Round(time.Millisecond).String()
 		}
 	}
 	return out
