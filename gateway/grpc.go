@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/gateway/internal/reply"
 	"github.com/spillway-dev/spillway/spillwaygrpc"
 	"github.com/spillway-dev/spillway/spillwayhttp"
@@ -127,7 +128,13 @@ func setGRPCTimeout(h http.Header) {
 // grpcStatusOf reads the grpc-status of a trailers-only answer (the status
 // in the response head, no message): ok false when resp has none.
 func grpcStatusOf(resp *http.Response) (codes.Code, bool) {
-	v := resp.Header[grpcStatusHeader]
+	return grpcStatusIn(resp.Header)
+}
+
+// grpcStatusIn reads the grpc-status in h: UNKNOWN when it is malformed, ok
+// false when h has none.
+func grpcStatusIn(h http.Header) (codes.Code, bool) {
+	v := h[grpcStatusHeader]
 	if len(v) != 1 {
 		return 0, false
 	}
@@ -139,16 +146,75 @@ func grpcStatusOf(resp *http.Response) (codes.Code, bool) {
 }
 
 // classify is the Transport's Classify: as spillwayhttp's, and for a gRPC
-// answer (HTTP/2, status 200) whose status is in its head, as spillwaygrpc
-// counts that status. The status of an answer that streams messages comes
-// in its trailers, after the breaker has counted the head as a success.
+// answer (HTTP/2, status 200) as spillwaygrpc counts its status. A status
+// in the head (a trailers-only answer) counts at once. The status of an
+// answer that streams messages comes in its trailers: while the breaker is
+// closed its head is Ignored and its body counts the status at its end
+// (grpcHead, countTrailer); otherwise the head counts as a success, the
+// rule spillwaygrpc applies to a stream, which is established.
 func (up *upstream) classify(resp *http.Response, err error) spillway.Outcome {
 	if err == nil && resp.ProtoMajor == 2 && resp.StatusCode == http.StatusOK {
 		if c, ok := grpcStatusOf(resp); ok {
 			return spillwaygrpc.ClassifyCode(c)
 		}
+		if b, ok := resp.Body.(*instanceBody); ok && b.br != nil {
+			return spillway.Ignored
+		}
 	}
 	return spillwayhttp.DefaultClassify(resp, err)
+}
+
+// grpcHead prepares b, the body of the gRPC answer resp, to count the
+// answer's status as spillwaygrpc does. A status in the head counts for the
+// instance at once. Without one the status comes in the trailers, which b
+// reads when it ends: for the instance, and for the breaker when it is
+// closed now (b.br; classify then ignores the head). A half-open breaker
+// counts the head as a success instead, as spillwaygrpc counts an
+// established stream, so that a long-lived stream never holds a probe.
+func (up *upstream) grpcHead(b *instanceBody, resp *http.Response) {
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+		return
+	}
+	if c, ok := grpcStatusOf(resp); ok {
+		b.failed = spillwaygrpc.ClassifyCode(c) == spillway.Failure
+		return
+	}
+	b.trailer = resp
+	if up.breaker.State() == breaker.Closed {
+		b.br = up.breaker
+	}
+}
+
+// trailerFailed reports whether the status in resp's trailers, read at the
+// end of its body, is a failure for spillwaygrpc; a missing status is one
+// (grpc-go reports it as UNKNOWN or INTERNAL).
+func trailerFailed(resp *http.Response) bool {
+	c, ok := grpcStatusIn(resp.Trailer)
+	return !ok || spillwaygrpc.ClassifyCode(c) == spillway.Failure
+}
+
+// errTrailerFailed is the outcome a breaker records for a gRPC answer
+// whose trailers carry a failing status.
+var errTrailerFailed = errors.New("gateway: the upstream's gRPC answer ended with a failing grpc-status")
+
+// countTrailer records, on the breaker br, the outcome of a gRPC answer
+// whose head it ignored: failed, or a success when the body was read to
+// its end. It takes a permit of its own (the head's is gone), and only if
+// br is still closed: once it has changed state, the head's permit, had it
+// been kept, would have been dropped as an older generation's.
+func countTrailer(br *breaker.Breaker, failed bool) {
+	if br.State() != breaker.Closed {
+		return
+	}
+	p, err := br.Acquire(context.Background())
+	if err != nil {
+		return
+	}
+	var out error
+	if failed {
+		out = errTrailerFailed
+	}
+	p.Release(out)
 }
 
 // grpcRetryable is the retry rule of a gRPC call, whatever its method:
