@@ -248,10 +248,24 @@ func (up *upstream) grpcRetryable(req *http.Request, resp *http.Response, err er
 		return false
 	}
 	if v := resp.Header[grpcPushbackHeader]; len(v) > 0 {
-		ms, perr := strconv.ParseInt(v[0], 10, 64)
-		return perr == nil && ms >= 0
+		_, retry := spillwaygrpc.ParsePushback(v[0])
+		return retry
 	}
 	return true
+}
+
+// retryAfter is the Transport's RetryAfter: the grpc-retry-pushback-ms of
+// a gRPC trailers-only answer, the Retry-After of any other. A pushback is
+// then the least wait before the next attempt, capped at
+// retry.retry_after_max as a Retry-After is; when the wait would end past
+// the call's deadline, the answer goes to the client at once.
+func (up *upstream) retryAfter(resp *http.Response) (time.Duration, bool) {
+	if v := resp.Header[grpcPushbackHeader]; len(v) > 0 && resp.ProtoMajor == 2 && resp.StatusCode == http.StatusOK {
+		if _, ok := grpcStatusOf(resp); ok {
+			return spillwaygrpc.ParsePushback(v[0])
+		}
+	}
+	return spillwayhttp.DefaultRetryAfter(resp)
 }
 
 // errBodyNotKept is the GetBody of a gRPC call whose request messages were
