@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -29,15 +28,7 @@ func newLateFailUpstream(t *testing.T, code codes.Code) *lateFailUpstream {
 	t.Helper()
 	u := &lateFailUpstream{}
 	u.code.Store(int32(code))
-	s := grpc.NewServer()
-	testpb.RegisterTestServiceServer(s, u)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.addr = ln.Addr().String()
-	go func() { _ = s.Serve(ln) }()
-	t.Cleanup(s.Stop)
+	u.addr = serveTestService(t, u)
 	return u
 }
 
