@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/spillway-dev/spillway"
-	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/gateway/pool"
 	"github.com/spillway-dev/spillway/spillwayhttp"
 )
@@ -79,10 +78,10 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 		x.span.AttemptResponse(resp.StatusCode)
 	}
 	body.ReadCloser, body.inst, body.x, body.failed = resp.Body, inst, x, resp.StatusCode >= 500
+	resp.Body = body
 	if x.grpc {
 		p.up.grpcHead(body, resp)
 	}
-	resp.Body = body
 	return resp, nil
 }
 
@@ -98,31 +97,19 @@ func joinPath(base, p string) string {
 
 // instanceBody ends the instance's attempt when the response body is closed,
 // so that least_request counts a response being streamed as in flight and a
-// body cut short counts as a failure. For a gRPC answer whose status comes
-// in its trailers it counts that status (see grpcHead).
+// body cut short counts as a failure. (A gRPC answer whose status comes in
+// its trailers is wrapped in a trailerBody, which sets failed at its end.)
 type instanceBody struct {
 	io.ReadCloser
 	inst   *pool.Instance
 	x      *exchange
 	failed bool
-	// trailer is the gRPC answer whose trailers the end of the body reads,
-	// nil for any other; br is the breaker that counts them, nil when the
-	// head counted.
-	trailer *http.Response
-	br      *breaker.Breaker
-	eof     bool
-	ended   atomic.Bool
+	ended  atomic.Bool
 }
 
 func (b *instanceBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	switch {
-	case err == io.EOF:
-		if b.trailer != nil {
-			// The HTTP/2 client has filled resp.Trailer by now.
-			b.eof, b.failed = true, trailerFailed(b.trailer)
-		}
-	case err != nil && b.x.ctx.Err() == nil:
+	if err != nil && err != io.EOF && b.x.ctx.Err() == nil {
 		b.failed = true
 	}
 	return n, err
@@ -131,17 +118,17 @@ func (b *instanceBody) Read(p []byte) (int, error) {
 func (b *instanceBody) Close() error {
 	err := b.ReadCloser.Close()
 	if b.ended.CompareAndSwap(false, true) {
-		if b.br != nil && (b.eof || b.failed) {
-			// A gRPC answer closed before its end, with no failure (its
-			// client went away), leaves the breaker as it is.
-			countTrailer(b.br, b.failed)
-		}
-		b.inst.End(b.failed)
-		if b.x.span != nil {
-			b.x.span.AttemptEnd(b.failed)
-		}
+		b.end()
 	}
 	return err
+}
+
+// end ends the instance's attempt and its span, once the body is closed.
+func (b *instanceBody) end() {
+	b.inst.End(b.failed)
+	if b.x.span != nil {
+		b.x.span.AttemptEnd(b.failed)
+	}
 }
 
 // retryable is the Transport's retry rule: idempotent requests only (or an

@@ -150,27 +150,28 @@ func grpcStatusIn(h http.Header) (codes.Code, bool) {
 // in the head (a trailers-only answer) counts at once. The status of an
 // answer that streams messages comes in its trailers: while the breaker is
 // closed its head is Ignored and its body counts the status at its end
-// (grpcHead, countTrailer); otherwise the head counts as a success, the
+// (grpcHead, trailerBody); otherwise the head counts as a success, the
 // rule spillwaygrpc applies to a stream, which is established.
 func (up *upstream) classify(resp *http.Response, err error) spillway.Outcome {
 	if err == nil && resp.ProtoMajor == 2 && resp.StatusCode == http.StatusOK {
 		if c, ok := grpcStatusOf(resp); ok {
 			return spillwaygrpc.ClassifyCode(c)
 		}
-		if b, ok := resp.Body.(*instanceBody); ok && b.br != nil {
+		if b, ok := resp.Body.(*trailerBody); ok && b.br != nil {
 			return spillway.Ignored
 		}
 	}
 	return spillwayhttp.DefaultClassify(resp, err)
 }
 
-// grpcHead prepares b, the body of the gRPC answer resp, to count the
-// answer's status as spillwaygrpc does. A status in the head counts for the
-// instance at once. Without one the status comes in the trailers, which b
-// reads when it ends: for the instance, and for the breaker when it is
-// closed now (b.br; classify then ignores the head). A half-open breaker
-// counts the head as a success instead, as spillwaygrpc counts an
-// established stream, so that a long-lived stream never holds a probe.
+// grpcHead makes the gRPC answer resp, whose body is b, count its status
+// as spillwaygrpc does. A status in the head counts for the instance at
+// once. Without one the status comes in the trailers: resp's body becomes
+// a trailerBody, which reads them when it ends, for the instance, and for
+// the breaker when it is closed now (classify then ignores the head). A
+// breaker in any other state counts the head as a success instead, as
+// spillwaygrpc counts an established stream, so that a long-lived stream
+// never holds a half-open probe.
 func (up *upstream) grpcHead(b *instanceBody, resp *http.Response) {
 	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
 		return
@@ -179,15 +180,49 @@ func (up *upstream) grpcHead(b *instanceBody, resp *http.Response) {
 		b.failed = spillwaygrpc.ClassifyCode(c) == spillway.Failure
 		return
 	}
-	b.trailer = resp
+	tb := &trailerBody{instanceBody: b, resp: resp}
 	if up.breaker.State() == breaker.Closed {
-		b.br = up.breaker
+		tb.br = up.breaker
 	}
+	resp.Body = tb
 }
 
-// trailerFailed reports whether the status in resp's trailers, read at the
-// end of its body, is a failure for spillwaygrpc; a missing status is one
-// (grpc-go reports it as UNKNOWN or INTERNAL).
+// trailerBody is the body of a gRPC answer whose status comes in its
+// trailers (resp's, which the HTTP/2 client fills before the body's EOF):
+// at its end the status counts for the instance and, when br is set, for
+// the breaker. It is allocated for such answers alone, so that the
+// exchange, which holds the first attempt's instanceBody, stays small.
+type trailerBody struct {
+	*instanceBody
+	resp *http.Response
+	br   *breaker.Breaker
+	eof  bool
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.instanceBody.Read(p)
+	if err == io.EOF {
+		b.eof, b.failed = true, trailerFailed(b.resp)
+	}
+	return n, err
+}
+
+// Close counts the answer's status on the breaker, once: an answer closed
+// before its end with no failure (its client went away) is not counted.
+func (b *trailerBody) Close() error {
+	err := b.ReadCloser.Close()
+	if b.ended.CompareAndSwap(false, true) {
+		if b.br != nil && (b.eof || b.failed) {
+			countTrailer(b.br, b.failed)
+		}
+		b.end()
+	}
+	return err
+}
+
+// trailerFailed reports whether the status in resp's trailers is a
+// failure for spillwaygrpc; a missing status is one (grpc-go reports it as
+// UNKNOWN or INTERNAL).
 func trailerFailed(resp *http.Response) bool {
 	c, ok := grpcStatusIn(resp.Trailer)
 	return !ok || spillwaygrpc.ClassifyCode(c) == spillway.Failure
@@ -198,10 +233,10 @@ func trailerFailed(resp *http.Response) bool {
 var errTrailerFailed = errors.New("gateway: the upstream's gRPC answer ended with a failing grpc-status")
 
 // countTrailer records, on the breaker br, the outcome of a gRPC answer
-// whose head it ignored: failed, or a success when the body was read to
-// its end. It takes a permit of its own (the head's is gone), and only if
-// br is still closed: once it has changed state, the head's permit, had it
-// been kept, would have been dropped as an older generation's.
+// whose head it ignored: failed, or a success. It takes a permit of its
+// own (the head's went back at the head), and only if br is still closed:
+// once it has changed state, the head's permit, had it been kept, would
+// have been dropped as an older generation's.
 func countTrailer(br *breaker.Breaker, failed bool) {
 	if br.State() != breaker.Closed {
 		return
