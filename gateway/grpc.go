@@ -80,6 +80,25 @@ func (g *Gateway) serveGRPC(rec *recorder, x *exchange, r *http.Request) {
 	g.failed(rec, x, err)
 }
 
+// upstreamDeadline reports whether resp is the upstream's trailers-only
+// DEADLINE_EXCEEDED to the call x whose own deadline has passed: the
+// upstream's grpc-timeout, which ends no earlier than the call's deadline,
+// answered a moment before the gateway's timer fired. The call's deadline
+// is what failed, and the gateway answers it (serveGRPC), as when the
+// upstream reset the stream instead.
+func upstreamDeadline(x *exchange, resp *http.Response) bool {
+	c, ok := grpcStatusOf(resp)
+	if !ok || c != codes.DeadlineExceeded {
+		return false
+	}
+	dl, has := x.ctx.Deadline()
+	return has && !time.Now().Before(dl)
+}
+
+// errUpstreamDeadline stands for the upstream's answer that upstreamDeadline
+// finds; serveGRPC answers the call's deadline instead.
+var errUpstreamDeadline = errors.New("gateway: the upstream answered DEADLINE_EXCEEDED at the call's deadline")
+
 // errGRPCBudget ends a call whose grpc-timeout ran out.
 var errGRPCBudget = &spillway.Error{Code: spillway.ReasonDeadlineExceeded, Policy: "gateway",
 	Name: "grpc-timeout", Err: context.DeadlineExceeded}
