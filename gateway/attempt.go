@@ -73,6 +73,9 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	body.ReadCloser, body.inst, body.x, body.failed = resp.Body, inst, x, resp.StatusCode >= 500
 	resp.Body = body
+	if x.grpc {
+		p.up.grpcHead(body, resp)
+	}
 	return resp, nil
 }
 
@@ -135,7 +138,8 @@ func joinPath(base, p string) string {
 
 // instanceBody ends the instance's attempt when the response body is closed,
 // so that least_request counts a response being streamed as in flight and a
-// body cut short counts as a failure.
+// body cut short counts as a failure. (A gRPC answer whose status comes in
+// its trailers is wrapped in a trailerBody, which sets failed at its end.)
 type instanceBody struct {
 	io.ReadCloser
 	inst   *pool.Instance
@@ -157,12 +161,17 @@ func (b *instanceBody) Read(p []byte) (int, error) {
 func (b *instanceBody) Close() error {
 	err := b.ReadCloser.Close()
 	if b.ended.CompareAndSwap(false, true) {
-		b.inst.End(b.failed)
-		if b.x.span != nil && !b.hedge {
-			b.x.span.AttemptEnd(b.failed)
-		}
+		b.end()
 	}
 	return err
+}
+
+// end ends the instance's attempt and its span, once the body is closed.
+func (b *instanceBody) end() {
+	b.inst.End(b.failed)
+	if b.x.span != nil && !b.hedge {
+		b.x.span.AttemptEnd(b.failed)
+	}
 }
 
 // retryable is the Transport's retry rule: idempotent requests only (or an

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/gateway/internal/reply"
 	"github.com/spillway-dev/spillway/spillwaygrpc"
 	"github.com/spillway-dev/spillway/spillwayhttp"
@@ -79,6 +80,25 @@ func (g *Gateway) serveGRPC(rec *recorder, x *exchange, r *http.Request) {
 	g.failed(rec, x, err)
 }
 
+// upstreamDeadline reports whether resp is the upstream's trailers-only
+// DEADLINE_EXCEEDED to the call x whose own deadline has passed: the
+// upstream's grpc-timeout, which ends no earlier than the call's deadline,
+// answered a moment before the gateway's timer fired. The call's deadline
+// is what failed, and the gateway answers it (serveGRPC), as when the
+// upstream reset the stream instead.
+func upstreamDeadline(x *exchange, resp *http.Response) bool {
+	c, ok := grpcStatusOf(resp)
+	if !ok || c != codes.DeadlineExceeded {
+		return false
+	}
+	dl, has := x.ctx.Deadline()
+	return has && !time.Now().Before(dl)
+}
+
+// errUpstreamDeadline stands for the upstream's answer that upstreamDeadline
+// finds; serveGRPC answers the call's deadline instead.
+var errUpstreamDeadline = errors.New("gateway: the upstream answered DEADLINE_EXCEEDED at the call's deadline")
+
 // errGRPCBudget ends a call whose grpc-timeout ran out.
 var errGRPCBudget = &spillway.Error{Code: spillway.ReasonDeadlineExceeded, Policy: "gateway",
 	Name: "grpc-timeout", Err: context.DeadlineExceeded}
@@ -127,7 +147,13 @@ func setGRPCTimeout(h http.Header) {
 // grpcStatusOf reads the grpc-status of a trailers-only answer (the status
 // in the response head, no message): ok false when resp has none.
 func grpcStatusOf(resp *http.Response) (codes.Code, bool) {
-	v := resp.Header[grpcStatusHeader]
+	return grpcStatusIn(resp.Header)
+}
+
+// grpcStatusIn reads the grpc-status in h: UNKNOWN when it is malformed, ok
+// false when h has none.
+func grpcStatusIn(h http.Header) (codes.Code, bool) {
+	v := h[grpcStatusHeader]
 	if len(v) != 1 {
 		return 0, false
 	}
@@ -139,16 +165,110 @@ func grpcStatusOf(resp *http.Response) (codes.Code, bool) {
 }
 
 // classify is the Transport's Classify: as spillwayhttp's, and for a gRPC
-// answer (HTTP/2, status 200) whose status is in its head, as spillwaygrpc
-// counts that status. The status of an answer that streams messages comes
-// in its trailers, after the breaker has counted the head as a success.
+// answer (HTTP/2, status 200) as spillwaygrpc counts its status. A status
+// in the head (a trailers-only answer) counts at once. The status of an
+// answer that streams messages comes in its trailers: while the breaker is
+// closed its head is Ignored and its body counts the status at its end
+// (grpcHead, trailerBody); otherwise the head counts as a success, the
+// rule spillwaygrpc applies to a stream, which is established.
 func (up *upstream) classify(resp *http.Response, err error) spillway.Outcome {
 	if err == nil && resp.ProtoMajor == 2 && resp.StatusCode == http.StatusOK {
 		if c, ok := grpcStatusOf(resp); ok {
 			return spillwaygrpc.ClassifyCode(c)
 		}
+		if b, ok := resp.Body.(*trailerBody); ok && b.br != nil {
+			return spillway.Ignored
+		}
 	}
 	return spillwayhttp.DefaultClassify(resp, err)
+}
+
+// grpcHead makes the gRPC answer resp, whose body is b, count its status
+// as spillwaygrpc does. A status in the head counts for the instance at
+// once. Without one the status comes in the trailers: resp's body becomes
+// a trailerBody, which reads them when it ends, for the instance, and for
+// the breaker when it is closed now (classify then ignores the head). A
+// breaker in any other state counts the head as a success instead, as
+// spillwaygrpc counts an established stream, so that a long-lived stream
+// never holds a half-open probe.
+func (up *upstream) grpcHead(b *instanceBody, resp *http.Response) {
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+		return
+	}
+	if c, ok := grpcStatusOf(resp); ok {
+		b.failed = spillwaygrpc.ClassifyCode(c) == spillway.Failure
+		return
+	}
+	tb := &trailerBody{instanceBody: b, resp: resp}
+	if up.breaker.State() == breaker.Closed {
+		tb.br = up.breaker
+	}
+	resp.Body = tb
+}
+
+// trailerBody is the body of a gRPC answer whose status comes in its
+// trailers (resp's, which the HTTP/2 client fills before the body's EOF):
+// at its end the status counts for the instance and, when br is set, for
+// the breaker. It is allocated for such answers alone, so that the
+// exchange, which holds the first attempt's instanceBody, stays small.
+type trailerBody struct {
+	*instanceBody
+	resp *http.Response
+	br   *breaker.Breaker
+	eof  bool
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.instanceBody.Read(p)
+	if err == io.EOF {
+		b.eof, b.failed = true, trailerFailed(b.resp)
+	}
+	return n, err
+}
+
+// Close counts the answer's status on the breaker, once: an answer closed
+// before its end with no failure (its client went away) is not counted.
+func (b *trailerBody) Close() error {
+	err := b.ReadCloser.Close()
+	if b.ended.CompareAndSwap(false, true) {
+		if b.br != nil && (b.eof || b.failed) {
+			countTrailer(b.br, b.failed)
+		}
+		b.end()
+	}
+	return err
+}
+
+// trailerFailed reports whether the status in resp's trailers is a
+// failure for spillwaygrpc; a missing status is one (grpc-go reports it as
+// UNKNOWN or INTERNAL).
+func trailerFailed(resp *http.Response) bool {
+	c, ok := grpcStatusIn(resp.Trailer)
+	return !ok || spillwaygrpc.ClassifyCode(c) == spillway.Failure
+}
+
+// errTrailerFailed is the outcome a breaker records for a gRPC answer
+// whose trailers carry a failing status.
+var errTrailerFailed = errors.New("gateway: the upstream's gRPC answer ended with a failing grpc-status")
+
+// countTrailer records, on the breaker br, the outcome of a gRPC answer
+// whose head it ignored: failed, or a success. It takes a permit of its
+// own (the head's went back at the head), and only if br is still closed:
+// once it has changed state, the head's permit, had it been kept, would
+// have been dropped as an older generation's.
+func countTrailer(br *breaker.Breaker, failed bool) {
+	if br.State() != breaker.Closed {
+		return
+	}
+	p, err := br.Acquire(context.Background())
+	if err != nil {
+		return
+	}
+	var out error
+	if failed {
+		out = errTrailerFailed
+	}
+	p.Release(out)
 }
 
 // grpcRetryable is the retry rule of a gRPC call, whatever its method:
@@ -182,10 +302,24 @@ func (up *upstream) grpcRetryable(req *http.Request, resp *http.Response, err er
 		return false
 	}
 	if v := resp.Header[grpcPushbackHeader]; len(v) > 0 {
-		ms, perr := strconv.ParseInt(v[0], 10, 64)
-		return perr == nil && ms >= 0
+		_, retry := spillwaygrpc.ParsePushback(v[0])
+		return retry
 	}
 	return true
+}
+
+// retryAfter is the Transport's RetryAfter: the grpc-retry-pushback-ms of
+// a gRPC trailers-only answer, the Retry-After of any other. A pushback is
+// then the least wait before the next attempt, capped at
+// retry.retry_after_max as a Retry-After is; when the wait would end past
+// the call's deadline, the answer goes to the client at once.
+func (up *upstream) retryAfter(resp *http.Response) (time.Duration, bool) {
+	if v := resp.Header[grpcPushbackHeader]; len(v) > 0 && resp.ProtoMajor == 2 && resp.StatusCode == http.StatusOK {
+		if _, ok := grpcStatusOf(resp); ok {
+			return spillwaygrpc.ParsePushback(v[0])
+		}
+	}
+	return spillwayhttp.DefaultRetryAfter(resp)
 }
 
 // errBodyNotKept is the GetBody of a gRPC call whose request messages were

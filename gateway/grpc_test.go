@@ -45,16 +45,23 @@ func newGRPCUpstream(t *testing.T, creds credentials.TransportCredentials) *grpc
 	if creds != nil {
 		opts = append(opts, grpc.Creds(creds))
 	}
+	u.addr = serveTestService(t, u, opts...)
+	return u
+}
+
+// serveTestService serves impl on 127.0.0.1 until the test ends and
+// returns its address.
+func serveTestService(t *testing.T, impl testpb.TestServiceServer, opts ...grpc.ServerOption) string {
+	t.Helper()
 	s := grpc.NewServer(opts...)
-	testpb.RegisterTestServiceServer(s, u)
+	testpb.RegisterTestServiceServer(s, impl)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.addr = ln.Addr().String()
 	go func() { _ = s.Serve(ln) }()
 	t.Cleanup(s.Stop)
-	return u
+	return ln.Addr().String()
 }
 
 func (u *grpcUpstream) setScript(f func(ctx context.Context, n int64) error) { u.script.Store(&f) }

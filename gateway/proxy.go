@@ -201,6 +201,9 @@ func modifyResponse(resp *http.Response) error {
 	if resp.StatusCode >= 500 && x.intercept {
 		return &statusFailure{status: resp.StatusCode}
 	}
+	if x.grpc && upstreamDeadline(x, resp) {
+		return errUpstreamDeadline
+	}
 	if x.phase == FallbackReplica {
 		resp.Header.Set(FallbackHeader, FallbackReplica)
 		x.fallback = FallbackReplica

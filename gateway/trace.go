@@ -38,7 +38,7 @@ type RequestSpan interface {
 	// response; its span ends with AttemptEnd, when the body is closed.
 	AttemptResponse(status int)
 	// AttemptEnd ends the current attempt's span; failed: its body was cut
-	// short.
+	// short, or its gRPC status (in the head or the trailers) is a failure.
 	AttemptEnd(failed bool)
 	// Event records a decision a policy made for the request: a retry
 	// scheduled, a rejection, a timeout.

@@ -358,6 +358,7 @@ func (up *upstream) wire() error {
 		},
 		Retryable:     up.retryable,
 		Classify:      up.classify,
+		RetryAfter:    up.retryAfter,
 		MaxReplayBody: replayBody(u),
 		Observer:      up.metrics,
 		// The proxy's outgoing request, whose header it copied: the

@@ -3,6 +3,7 @@ package spillwaygrpc
 import (
 	"context"
 	"errors"
+	"math"
 	"strconv"
 	"time"
 
@@ -156,11 +157,26 @@ func withPushback(err error, md metadata.MD) error {
 	if len(v) == 0 {
 		return err
 	}
-	ms, perr := strconv.ParseInt(v[0], 10, 64)
-	if perr != nil || ms < 0 {
+	d, retry := ParsePushback(v[0])
+	if !retry {
 		return spillway.Permanent(err)
 	}
-	return spillway.WithRetryAfter(err, time.Duration(ms)*time.Millisecond)
+	return spillway.WithRetryAfter(err, d)
+}
+
+// ParsePushback reads a grpc-retry-pushback-ms value (PushbackKey): the
+// delay before the next attempt, or retry false when the value is negative
+// or malformed, which asks not to retry (gRPC's retry design, A6). A delay
+// past 292 years saturates.
+func ParsePushback(v string) (d time.Duration, retry bool) {
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms < 0 {
+		return 0, false
+	}
+	if ms > math.MaxInt64/int64(time.Millisecond) {
+		return math.MaxInt64, true
+	}
+	return time.Duration(ms) * time.Millisecond, true
 }
 
 // classifyAttempt is the engines' classifier: Classify's verdict on a

@@ -67,6 +67,12 @@ func failingStatus(code int) bool {
 	return code >= 500 || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests
 }
 
+// DefaultRetryAfter is the default Config.RetryAfter: resp's Retry-After
+// header, read by ParseRetryAfter.
+func DefaultRetryAfter(resp *http.Response) (time.Duration, bool) {
+	return ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+}
+
 // ParseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date
 // (RFC 9110 §10.2.3), relative to now. A date in the past means 0; a value
 // that is neither is ignored (ok false); a huge delay saturates.

@@ -50,8 +50,8 @@
 // retry policy does (attempts, budget, deadline; never a rejection, never
 // after the caller's context ended). A response that is retried is drained
 // (up to 64 KiB) and closed, so its connection is reused. Its Retry-After
-// (seconds or HTTP-date) raises the next backoff, capped at the retry
-// policy's Max.
+// (seconds or HTTP-date; Config.RetryAfter reads another hint) raises the
+// next backoff, capped at the retry policy's MaxRetryAfter (default its Max).
 //
 // Request bodies are replayed with GetBody (http.NewRequest sets it for
 // bytes, strings and their readers). A body without GetBody is buffered up

@@ -209,6 +209,12 @@ type Config struct {
 	// policy's own rules apply on top: it never retries rejections or after
 	// the caller's context ended.
 	Retryable func(*http.Request, *http.Response, error) bool
+	// RetryAfter reads the retry hint of a failing response (Classify said
+	// Failure): the least delay before the next attempt, which the retry
+	// policy honours up to its MaxRetryAfter; ok false when it has none.
+	// Default DefaultRetryAfter: the Retry-After header. The gateway reads
+	// a gRPC answer's grpc-retry-pushback-ms with it.
+	RetryAfter func(*http.Response) (d time.Duration, ok bool)
 	// MaxReplayBody is how many bytes of a request body without GetBody
 	// are buffered so that the request can be retried. A larger body is
 	// streamed once and the request is never retried. Default 1 MiB
@@ -263,6 +269,8 @@ type Transport struct {
 	obs          spillway.Observer
 	reuseHeader  bool
 	spanBody     bool
+	// retryAfter is Config.RetryAfter.
+	retryAfter func(*http.Response) (time.Duration, bool)
 
 	// ds holds the downstreams made so far: the hot path loads one without
 	// any lock or allocation.
@@ -330,7 +338,7 @@ func New(cfg Config) (*Transport, error) {
 	t := &Transport{
 		base: cfg.Base, key: cfg.Key, newDS: cfg.NewDownstream, classify: cfg.Classify,
 		retryable: cfg.Retryable, anyRetryable: cfg.Retryable != nil, maxReplay: cfg.MaxReplayBody, obs: cfg.Observer,
-		reuseHeader: cfg.ReuseHeader, spanBody: cfg.BulkheadSpansBody,
+		reuseHeader: cfg.ReuseHeader, spanBody: cfg.BulkheadSpansBody, retryAfter: cfg.RetryAfter,
 	}
 	if t.base == nil {
 		t.base = NewBaseTransport(DefaultTimeouts)
@@ -346,6 +354,9 @@ func New(cfg Config) (*Transport, error) {
 	}
 	if t.retryable == nil {
 		t.retryable = DefaultRetryable
+	}
+	if t.retryAfter == nil {
+		t.retryAfter = DefaultRetryAfter
 	}
 	if t.maxReplay == 0 {
 		t.maxReplay = DefaultMaxReplayBody
@@ -644,15 +655,15 @@ func (t *Transport) retries(req *http.Request, ds *downstream, rep *replay, resp
 }
 
 // classifyAttempt is the engine's classifier: Classify's verdict, and for a
-// failing response the *StatusError that stands for it, with its
-// Retry-After hint.
+// failing response the *StatusError that stands for it, with its retry
+// hint (Config.RetryAfter).
 func (t *Transport) classifyAttempt(resp *http.Response, err error) (spillway.Outcome, error) {
 	o := t.classify(resp, err)
 	if o != spillway.Failure || err != nil {
 		return o, err
 	}
 	var f error = &StatusError{StatusCode: resp.StatusCode}
-	if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+	if d, ok := t.retryAfter(resp); ok {
 		f = spillway.WithRetryAfter(f, d)
 	}
 	return o, f

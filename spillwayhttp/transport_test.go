@@ -189,18 +189,26 @@ func TestRetriesBoundedByBudgetDuringOutage(t *testing.T) {
 }
 
 func TestRetryAfterIsHonoured(t *testing.T) {
+	// A Config.RetryAfter of one's own reads another hint: here a header
+	// in milliseconds.
+	waitMs := spillwayhttp.Config{RetryAfter: func(resp *http.Response) (time.Duration, bool) {
+		ms, err := strconv.Atoi(resp.Header.Get("X-Wait-Ms"))
+		return time.Duration(ms) * time.Millisecond, err == nil
+	}}
 	for _, tc := range []struct {
-		name  string
-		value func() string
+		name, header string
+		value        func() string
+		cfg          spillwayhttp.Config
 	}{
-		{"seconds", func() string { return "1" }},
-		{"http-date", func() string { return time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat) }},
+		{"seconds", "Retry-After", func() string { return "1" }, spillwayhttp.Config{}},
+		{"http-date", "Retry-After", func() string { return time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat) }, spillwayhttp.Config{}},
+		{"Config.RetryAfter", "X-Wait-Ms", func() string { return "1000" }, waitMs},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := newServer(t, func(w http.ResponseWriter, r *http.Request, n int64) {
 				if n == 1 {
-					w.Header().Set("Retry-After", tc.value())
+					w.Header().Set(tc.header, tc.value())
 					w.WriteHeader(http.StatusServiceUnavailable)
 				}
 			})
@@ -211,7 +219,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 				}
 			})
 			rp := retry.MustNew(retry.Config{Initial: time.Millisecond, Max: 10 * time.Second, NoBudget: true, Observer: obs})
-			c := &http.Client{Transport: transport(t, spillwayhttp.Config{}, &spillwayhttp.Downstream{Retry: rp})}
+			c := &http.Client{Transport: transport(t, tc.cfg, &spillwayhttp.Downstream{Retry: rp})}
 			start := time.Now()
 			code, _ := get(t, c, s.URL)
 			elapsed := time.Since(start)

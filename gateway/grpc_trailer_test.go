@@ -1,0 +1,140 @@
+package gateway_test
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
+
+	"github.com/spillway-dev/spillway/gateway"
+)
+
+// lateFailUpstream is a TestService whose server-streaming call sends one
+// message and then ends with the status code (OK when 0): its status
+// comes in the trailers, after the answer's head.
+type lateFailUpstream struct {
+	testpb.UnimplementedTestServiceServer
+	addr string
+	code atomic.Int32
+}
+
+func newLateFailUpstream(t *testing.T, code codes.Code) *lateFailUpstream {
+	t.Helper()
+	u := &lateFailUpstream{}
+	u.code.Store(int32(code))
+	u.addr = serveTestService(t, u)
+	return u
+}
+
+func (u *lateFailUpstream) StreamingOutputCall(_ *testpb.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallServer) error {
+	if err := stream.Send(&testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: []byte("m")}}); err != nil {
+		return err
+	}
+	if c := codes.Code(u.code.Load()); c != codes.OK {
+		return status.Error(c, "late")
+	}
+	return nil
+}
+
+// lateFailGateway serves a gateway whose upstream svc (h2c, with the keys
+// extra) has the instances addrs, and returns it with a client through it.
+func lateFailGateway(t *testing.T, extra string, addrs ...string) (*gateway.Gateway, testpb.TestServiceClient) {
+	t.Helper()
+	yaml := fmt.Sprintf(`upstreams:
+  svc:
+    instances: ["http://%s"]
+    http2: true
+%s
+routes:
+  - name: svc
+    match: {path_prefix: /grpc.testing.TestService/}
+    upstream: svc
+`, strings.Join(addrs, `", "http://`), extra)
+	g, addr := serveGatewayWith(t, parse(t, yaml, nil), gateway.ListenerOptions{H2C: true}, gateway.Options{})
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return g, testpb.NewTestServiceClient(cc)
+}
+
+// lateStream makes one server-streaming call and returns the status it
+// ended with, after checking that its message came through.
+func lateStream(t *testing.T, c testpb.TestServiceClient) *status.Status {
+	t.Helper()
+	stream, err := c.StreamingOutputCall(grpcCtx(t), &testpb.StreamingOutputCallRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.Recv()
+	if err != nil {
+		return status.Convert(err)
+	}
+	if string(m.GetPayload().GetBody()) != "m" {
+		t.Fatalf("message %q, want m", m.GetPayload().GetBody())
+	}
+	_, err = stream.Recv()
+	return status.Convert(err)
+}
+
+// TestGRPCTrailerFailureOpensTheBreaker: a call that fails after sending a
+// message (UNAVAILABLE in the trailers) counts as a failure.
+func TestGRPCTrailerFailureOpensTheBreaker(t *testing.T) {
+	u := newLateFailUpstream(t, codes.Unavailable)
+	g, c := lateFailGateway(t, "    breaker: {min_calls: 3}", u.addr)
+	for i := range 3 {
+		if s := lateStream(t, c); s.Code() != codes.Unavailable || s.Message() != "late" {
+			t.Fatalf("call %d: %v %q, want the upstream's Unavailable late", i, s.Code(), s.Message())
+		}
+	}
+	waitFor(t, "the breaker to open", func() bool { return g.Status().Upstreams["svc"].Breaker.State == "open" })
+	if s := lateStream(t, c); s.Code() != codes.Unavailable || !strings.HasPrefix(s.Message(), "breaker_open: ") {
+		t.Errorf("fourth call: %v %q, want Unavailable breaker_open", s.Code(), s.Message())
+	}
+}
+
+// TestGRPCTrailerInvalidArgumentIsASuccess: INVALID_ARGUMENT after a
+// message is the client's mistake, a success for the breaker; the
+// UNAVAILABLE that follows is one failure among four calls.
+func TestGRPCTrailerInvalidArgumentIsASuccess(t *testing.T) {
+	u := newLateFailUpstream(t, codes.InvalidArgument)
+	g, c := lateFailGateway(t, "    breaker: {min_calls: 2}", u.addr)
+	for i := range 3 {
+		if s := lateStream(t, c); s.Code() != codes.InvalidArgument {
+			t.Fatalf("call %d: %v %q, want the upstream's InvalidArgument", i, s.Code(), s.Message())
+		}
+	}
+	u.code.Store(int32(codes.Unavailable))
+	if s := lateStream(t, c); s.Code() != codes.Unavailable || s.Message() != "late" {
+		t.Fatalf("last call: %v %q, want the upstream's Unavailable late", s.Code(), s.Message())
+	}
+	waitFor(t, "a failure rate of 1/4", func() bool {
+		b := g.Status().Upstreams["svc"].Breaker
+		if b.State != "closed" {
+			t.Fatalf("breaker %s: INVALID_ARGUMENT counted as a failure", b.State)
+		}
+		return b.FailureRate == 0.25
+	})
+}
+
+// TestGRPCTrailerFailureEjectsTheInstance: outlier detection counts a
+// failing status in the trailers against the instance that sent it.
+func TestGRPCTrailerFailureEjectsTheInstance(t *testing.T) {
+	bad, good := newLateFailUpstream(t, codes.Unavailable), newLateFailUpstream(t, codes.OK)
+	g, c := lateFailGateway(t, "    breaker: {min_calls: 1000}\n    outlier: {consecutive_failures: 2}", bad.addr, good.addr)
+	waitFor(t, "the failing instance to be ejected", func() bool {
+		lateStream(t, c)
+		v, _ := g.Upstream("svc")
+		return v.Instances[0].Ejected
+	})
+	if v, _ := g.Upstream("svc"); v.Instances[1].Ejected {
+		t.Errorf("the instance that ends its calls OK was ejected: %+v", v.Instances)
+	}
+}
