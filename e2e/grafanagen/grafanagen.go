@@ -102,6 +102,20 @@ var rows = []struct {
 		{"Instances ejected by outlier detection", "spillway_outlier_ejections_active.", "short",
 			[]query{{`spillway_outlier_ejections_active{` + up + `}`, "{{upstream}}"}}, []string{"no-healthy-instance"}},
 	}},
+	{"Overload protection", []panel{
+		{"Rate limit: tracked client keys", "spillway_rate_limit_keys: client keys whose bucket a route holds in this process (at most rate_limit.max_keys); refusals are spillway_rejected_total{reason=\"throttled\"}.", "short",
+			[]query{{`spillway_rate_limit_keys{` + rt + `}`, "{{route}}"}}, nil},
+		{"Shared rate limits", "spillway_rate_limit_shared (1: shared through NATS, 0: this replica's local share), spillway_rate_limit_shared_replicas and spillway_rate_limit_shared_fallbacks_total.", "short",
+			[]query{
+				{`spillway_rate_limit_shared{` + rt + `}`, "shared {{route}}"},
+				{`spillway_rate_limit_shared_replicas{` + rt + `}`, "replicas {{route}}"},
+				{`sum by (route) (increase(spillway_rate_limit_shared_fallbacks_total{` + rt + `}[$__rate_interval]))`, "fallbacks {{route}}"},
+			}, nil},
+		{"Client-side throttle", "spillway_throttle_rejection_probability: the probability with which an upstream's throttle refuses a request now (max(0, (requests − k·accepts)/(requests+1)), capped).", "percentunit",
+			[]query{{`spillway_throttle_rejection_probability{` + up + `}`, "{{upstream}}"}}, nil},
+		{"Hedges", "spillway_hedges_total: hedges sent after the delay and hedges that answered first, per second.", "ops",
+			[]query{{`sum by (upstream, outcome) (rate(spillway_hedges_total{` + up + `}[$__rate_interval]))`, "{{upstream}} {{outcome}}"}}, nil},
+	}},
 	{"Async queues ($route)", []panel{
 		{"Pending jobs", "spillway_queue_pending: jobs stored and not yet delivered.", "short",
 			[]query{{`spillway_queue_pending{` + rt + `}`, "{{route}}"}}, []string{"queue-backlog-growing"}},
