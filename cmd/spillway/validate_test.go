@@ -100,10 +100,11 @@ func TestValidate(t *testing.T) {
 
 func TestValidateExample(t *testing.T) {
 	t.Setenv("SPILLWAY_ADMIN_TOKEN", "")
-	const file = "../../examples/gateway/spillway.yaml"
-	out, err := runValidateCommand(t, "-c", file)
-	if err != nil || out != file+": ok\n" {
-		t.Fatalf("printed %q, error %v", out, err)
+	for _, file := range []string{"../../examples/gateway/spillway.yaml", "../../examples/gateway/overload.yaml"} {
+		out, err := runValidateCommand(t, "-c", file)
+		if err != nil || out != file+": ok\n" {
+			t.Fatalf("%s: printed %q, error %v", file, out, err)
+		}
 	}
 }
 
