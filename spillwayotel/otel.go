@@ -9,6 +9,11 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/hedge"
+	"github.com/spillway-dev/spillway/ratelimit"
+	"github.com/spillway-dev/spillway/retry"
+	"github.com/spillway-dev/spillway/throttle"
 )
 
 // ScopeName is the instrumentation scope of the Observer's meter.
@@ -49,8 +54,9 @@ func WithoutErrorMessages() Option {
 
 // Observer records Spillway's events as OpenTelemetry metrics and span events.
 // Create one with New and pass it as the Observer of the policies and
-// pipelines to watch; register breakers, bulkheads and retry budgets for their
-// state gauges. It is safe for concurrent use.
+// pipelines to watch; register breakers, bulkheads, retry budgets, rate
+// limiters, throttles and hedging policies for their state gauges. It is
+// safe for concurrent use.
 type Observer struct {
 	cfg config
 
@@ -61,20 +67,29 @@ type Observer struct {
 	transitions metric.Int64Counter
 	fallbacks   metric.Int64Counter
 	timeouts    metric.Int64Counter
+	hedges      metric.Int64Counter
 
-	state       metric.Int64ObservableGauge
-	failureRate metric.Float64ObservableGauge
-	inFlight    metric.Int64ObservableGauge
-	limit       metric.Int64ObservableGauge
-	remaining   metric.Float64ObservableGauge
+	state          metric.Int64ObservableGauge
+	failureRate    metric.Float64ObservableGauge
+	inFlight       metric.Int64ObservableGauge
+	limit          metric.Int64ObservableGauge
+	remaining      metric.Float64ObservableGauge
+	tokens         metric.Float64ObservableGauge
+	rejectionProb  metric.Float64ObservableGauge
+	windowRequests metric.Int64ObservableGauge
+	windowAccepts  metric.Int64ObservableGauge
+	hedgeDelay     metric.Float64ObservableGauge
 
 	names cowMap[string, *nameSets]
 
 	// mu guards the registered policies and reg.
 	mu        sync.Mutex
 	breakers  []breakerReg
-	bulkheads []bulkheadReg
-	budgets   []budgetReg
+	bulkheads []reg[*bulkhead.Bulkhead]
+	budgets   []reg[*retry.Budget]
+	limiters  []reg[*ratelimit.Limiter]
+	throttles []reg[*throttle.Throttler]
+	hedgers   []reg[*hedge.Policy]
 	reg       metric.Registration
 }
 
@@ -91,6 +106,20 @@ func New(mp metric.MeterProvider, opts ...Option) (*Observer, error) {
 		opt(&o.cfg)
 	}
 	m := mp.Meter(ScopeName)
+	if err := errors.Join(o.newCounters(m), o.newGauges(m)); err != nil {
+		return nil, errors.Join(errors.New("spillwayotel: creating instruments"), err)
+	}
+	var err error
+	o.reg, err = m.RegisterCallback(o.collect, o.state, o.failureRate, o.inFlight, o.limit, o.remaining,
+		o.tokens, o.rejectionProb, o.windowRequests, o.windowAccepts, o.hedgeDelay)
+	if err != nil {
+		return nil, errors.Join(errors.New("spillwayotel: registering the gauges' callback"), err)
+	}
+	return o, nil
+}
+
+// newCounters creates the instruments that events feed.
+func (o *Observer) newCounters(m metric.Meter) error {
 	var err, e error
 	o.attempts, e = m.Int64Counter("spillway.upstream.attempts", metric.WithUnit("{attempt}"),
 		metric.WithDescription("Attempts made by pipelines, by result (success or failure)."))
@@ -114,6 +143,15 @@ func New(mp metric.MeterProvider, opts ...Option) (*Observer, error) {
 	o.timeouts, e = m.Int64Counter("spillway.timeouts", metric.WithUnit("{call}"),
 		metric.WithDescription("Calls cut short by a timeout policy."))
 	err = errors.Join(err, e)
+	o.hedges, e = m.Int64Counter("spillway.hedges", metric.WithUnit("{hedge}"),
+		metric.WithDescription("Hedges of slow attempts, by outcome: sent, won (answered first)."))
+	return errors.Join(err, e)
+}
+
+// newGauges creates the gauges that collect reads from the registered
+// policies.
+func (o *Observer) newGauges(m metric.Meter) error {
+	var err, e error
 	o.state, e = m.Int64ObservableGauge("spillway.circuit.state",
 		metric.WithDescription("Circuit breaker state: 1 for the current state, 0 for the others."))
 	err = errors.Join(err, e)
@@ -129,14 +167,21 @@ func New(mp metric.MeterProvider, opts ...Option) (*Observer, error) {
 	o.remaining, e = m.Float64ObservableGauge("spillway.retry.budget.remaining", metric.WithUnit("{retry}"),
 		metric.WithDescription("Retries the retry budget allows right now."))
 	err = errors.Join(err, e)
-	if err != nil {
-		return nil, errors.Join(errors.New("spillwayotel: creating instruments"), err)
-	}
-	o.reg, err = m.RegisterCallback(o.collect, o.state, o.failureRate, o.inFlight, o.limit, o.remaining)
-	if err != nil {
-		return nil, errors.Join(errors.New("spillwayotel: registering the gauges' callback"), err)
-	}
-	return o, nil
+	o.tokens, e = m.Float64ObservableGauge("spillway.rate_limit.tokens", metric.WithUnit("{token}"),
+		metric.WithDescription("Tokens the rate limiter's bucket holds now (negative while callers wait for tokens to come)."))
+	err = errors.Join(err, e)
+	o.rejectionProb, e = m.Float64ObservableGauge("spillway.throttle.rejection_probability",
+		metric.WithDescription("The probability with which the client-side throttle refuses a call now, in [0,1]."))
+	err = errors.Join(err, e)
+	o.windowRequests, e = m.Int64ObservableGauge("spillway.throttle.window.requests", metric.WithUnit("{request}"),
+		metric.WithDescription("Requests (refused ones included) in the client-side throttle's window."))
+	err = errors.Join(err, e)
+	o.windowAccepts, e = m.Int64ObservableGauge("spillway.throttle.window.accepts", metric.WithUnit("{request}"),
+		metric.WithDescription("Requests the downstream accepted in the client-side throttle's window."))
+	err = errors.Join(err, e)
+	o.hedgeDelay, e = m.Float64ObservableGauge("spillway.hedge.delay", metric.WithUnit("s"),
+		metric.WithDescription("The delay after which the hedging policy hedges an unanswered attempt (absent until it has one)."))
+	return errors.Join(err, e)
 }
 
 // Close unregisters the gauges' callback: the registered policies are no
@@ -161,7 +206,11 @@ func (o *Observer) Close() error {
 //   - EventTransition adds 1 to spillway.circuit.transitions;
 //   - EventFallback adds 1 to spillway.fallback and a spillway.fallback span
 //     event;
-//   - EventTimeout adds 1 to spillway.timeouts.
+//   - EventTimeout adds 1 to spillway.timeouts;
+//   - EventHedge adds 1 to spillway.hedges{outcome="sent"} and a
+//     spillway.hedge span event;
+//   - EventHedgeWon adds 1 to spillway.hedges{outcome="won"} and a
+//     spillway.hedge_won span event.
 //
 // Other events are ignored.
 // Measurements are made with e.Context, so that an SDK's exemplars can link
@@ -194,6 +243,12 @@ func (o *Observer) Observe(e spillway.Event) {
 		o.fallbackEvent(ctx, e)
 	case spillway.EventTimeout:
 		o.timeouts.Add(ctx, 1, o.sets(e.Name).add...)
+	case spillway.EventHedge:
+		o.hedges.Add(ctx, 1, o.sets(e.Name).hedgeSent...)
+		o.hedgeEvent(ctx, EventNameHedge, e)
+	case spillway.EventHedgeWon:
+		o.hedges.Add(ctx, 1, o.sets(e.Name).hedgeWon...)
+		o.hedgeEvent(ctx, EventNameHedgeWon, e)
 	}
 }
 
