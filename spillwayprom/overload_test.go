@@ -2,114 +2,20 @@ package spillwayprom_test
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/spillway-dev/spillway"
-	"github.com/spillway-dev/spillway/bulkhead"
 	"github.com/spillway-dev/spillway/hedge"
+	"github.com/spillway-dev/spillway/internal/observetest"
 	"github.com/spillway-dev/spillway/ratelimit"
 	"github.com/spillway-dev/spillway/spillwayprom"
 	"github.com/spillway-dev/spillway/throttle"
 )
-
-// overload is a pipeline "catalog" with every overload policy — a rate
-// limiter, a throttle and an adaptive bulkhead as its guards, a hedging
-// policy — whose only wiring to the metrics is Policies.Observer and each
-// policy's Config.Observer.
-type overload struct {
-	clk    *spillway.ManualClock
-	refuse atomic.Bool // the throttle refuses whenever its probability is above 0
-	rl     *ratelimit.Limiter
-	th     *throttle.Throttler
-	bh     *bulkhead.Bulkhead
-	hp     *hedge.Policy
-	pl     *spillway.Pipeline[string]
-}
-
-func newOverload(t *testing.T, obs spillway.Observer) *overload {
-	t.Helper()
-	o := &overload{clk: spillway.NewManualClock(time.Second)}
-	o.rl = ratelimit.MustNew(ratelimit.Config{Name: "catalog", Limit: 10, Burst: 5, Clock: o.clk, Observer: obs})
-	o.th = throttle.MustNew(throttle.Config{Name: "catalog", Clock: o.clk, Observer: obs, Rand: func() float64 {
-		if o.refuse.Load() {
-			return 0
-		}
-		return 0.999 // above MaxRejectionRate: never refused
-	}})
-	o.bh = bulkhead.MustNew(bulkhead.Config{Name: "catalog", MaxConcurrent: 10, Adaptive: bulkhead.Adaptive{
-		Algorithm: bulkhead.AIMD, InitialLimit: 10, MinSamples: 1, Window: time.Millisecond, Clock: o.clk}})
-	o.hp = hedge.MustNew(hedge.Config{Name: "catalog", Delay: time.Millisecond, Observer: obs, Clock: o.clk})
-	var err error
-	// The rate limiter and the throttle come before the bulkhead, so that
-	// their refusals never reach it.
-	o.pl, err = spillway.NewPipeline(spillway.Policies[string]{Guards: []spillway.Guard{o.rl, o.th, o.bh},
-		Hedge: o.hp, Observer: obs, Name: "catalog"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
-}
-
-// run drives the policies to known values: a dropped call (100ms, a
-// timeout) that takes the adaptive limit from 10 to 9 and gives the
-// throttle a failure, a call the throttle refuses, four
-// accepted calls that empty the rate limiter, one it refuses, then one
-// hedged call whose hedge wins.
-func (o *overload) run(t *testing.T) {
-	t.Helper()
-	ctx := context.Background()
-	ok := func(context.Context) (string, error) { return "ok", nil }
-	_, err := o.pl.Execute(ctx, func(context.Context) (string, error) {
-		o.clk.Advance(100 * time.Millisecond) // one token back, past the bulkhead's window
-		return "", context.DeadlineExceeded
-	})
-	if spillway.ReasonOf(err) != spillway.ReasonDeadlineExceeded {
-		t.Fatalf("dropped call: %v", err)
-	}
-	o.refuse.Store(true)
-	if _, err := o.pl.Execute(ctx, ok); !errors.Is(err, throttle.ErrThrottled) {
-		t.Fatalf("throttled call: %v", err)
-	}
-	o.refuse.Store(false)
-	for i := range 4 {
-		if _, err := o.pl.Execute(ctx, ok); err != nil {
-			t.Fatalf("call %d: %v", i, err)
-		}
-	}
-	if _, err := o.pl.Execute(ctx, ok); !errors.Is(err, ratelimit.ErrLimited) {
-		t.Fatalf("rate-limited call: %v", err)
-	}
-	if got := o.bh.Limit(); got != 9 {
-		t.Fatalf("adaptive limit %d, want 9", got)
-	}
-	o.hedged(t)
-}
-
-// hedged makes one hedged call whose primary hangs until its hedge wins,
-// with two tokens in the rate limiter: one for each attempt.
-func (o *overload) hedged(t *testing.T) {
-	t.Helper()
-	o.clk.Advance(200 * time.Millisecond) // two tokens: the primary's and the hedge's
-	var calls atomic.Int32
-	r := o.pl.ExecuteHedged(context.Background(), func(ctx context.Context) (string, error) {
-		if calls.Add(1) == 1 {
-			<-ctx.Done()
-			return "", ctx.Err()
-		}
-		return "hedge", nil
-	})
-	if r.Err != nil || r.Value != "hedge" {
-		t.Fatalf("hedged call: %q, %v", r.Value, r.Err)
-	}
-}
 
 // TestPipelineExportsTheOverloadPolicies: a pipeline whose Observer is the
 // metrics exports the rate limiter's tokens, the throttle's probability and
@@ -122,8 +28,8 @@ func TestPipelineExportsTheOverloadPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := newOverload(t, m)
-	o.run(t)
+	o := observetest.NewOverload(t, m)
+	o.Run(t)
 
 	// One refusal each from the throttle and the rate limiter. The
 	// throttle's window holds the dropped call, its refusal, the four
@@ -178,13 +84,13 @@ func TestOverloadGaugesAreReadAtScrapeTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := newOverload(t, m)
+	o := observetest.NewOverload(t, m)
 	fail := func(context.Context) (string, error) {
-		o.clk.Advance(100 * time.Millisecond)
+		o.Clock.Advance(100 * time.Millisecond)
 		return "", context.DeadlineExceeded
 	}
 	for range 2 {
-		if _, err := o.pl.Execute(context.Background(), fail); err == nil {
+		if _, err := o.PL.Execute(context.Background(), fail); err == nil {
 			t.Fatal("no error")
 		}
 	}
@@ -218,8 +124,8 @@ func TestForgetDropsTheOverloadPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := newOverload(t, m)
-	o.run(t)
+	o := observetest.NewOverload(t, m)
+	o.Run(t)
 	m.Forget("catalog")
 	for _, family := range []string{"spillway_rate_limit_tokens", "spillway_throttle_rejection_probability",
 		"spillway_throttle_window_requests", "spillway_throttle_window_accepts", "spillway_hedge_delay_seconds",

@@ -1,6 +1,8 @@
 // Package observetest holds what spillwayhttp's and spillwaygrpc's tests
 // share to check that one Config.Observer instruments every downstream: an
-// event recorder and the check of a downstream's exported gauges.
+// event recorder and the check of a downstream's exported gauges; and the
+// pipeline of overload policies (Overload) whose metrics spillwayprom's and
+// spillwayotel's tests check.
 package observetest
 
 import (
