@@ -32,20 +32,27 @@ func (r *Recorder) Observe(e spillway.Event) {
 	r.events[e.Policy+" "+e.Kind.String()+" "+string(e.Reason)]++
 }
 
+// ExpectEvents fails t for each of want ("policy kind reason") that r did
+// not see.
+func (r *Recorder) ExpectEvents(t testing.TB, want ...string) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range want {
+		if r.events[w] == 0 {
+			t.Errorf("no %q event", w)
+		}
+	}
+}
+
 // Expect fails t for each of the events a downstream's policies report when
 // its bulkhead refused a call and its breaker opened and refused one, after
 // a retry, that r did not see: attempt is the integration's Policy ("http",
 // "grpc").
 func (r *Recorder) Expect(t testing.TB, attempt string) {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, want := range []string{attempt + " attempt ", "bulkhead rejection bulkhead_full", "retry retry ",
-		"breaker transition ", "breaker rejection breaker_open"} {
-		if r.events[want] == 0 {
-			t.Errorf("no %q event", want)
-		}
-	}
+	r.ExpectEvents(t, attempt+" attempt ", "bulkhead rejection bulkhead_full", "retry retry ",
+		"breaker transition ", "breaker rejection breaker_open")
 }
 
 // ExpectGauges fails t unless reg exports the gauges of the downstream key
