@@ -120,68 +120,57 @@ func New(mp metric.MeterProvider, opts ...Option) (*Observer, error) {
 
 // newCounters creates the instruments that events feed.
 func (o *Observer) newCounters(m metric.Meter) error {
-	var err, e error
-	o.attempts, e = m.Int64Counter("spillway.upstream.attempts", metric.WithUnit("{attempt}"),
-		metric.WithDescription("Attempts made by pipelines, by result (success or failure)."))
-	err = errors.Join(err, e)
+	var err error
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		c, e := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		err = errors.Join(err, e)
+		return c
+	}
+	o.attempts = counter("spillway.upstream.attempts", "{attempt}", "Attempts made by pipelines, by result (success or failure).")
+	var e error
 	o.duration, e = m.Float64Histogram("spillway.upstream.attempt.duration", metric.WithUnit("s"),
 		metric.WithDescription("Duration of each attempt made by pipelines."),
 		metric.WithExplicitBucketBoundaries(o.cfg.buckets...))
 	err = errors.Join(err, e)
-	o.retries, e = m.Int64Counter("spillway.retries", metric.WithUnit("{retry}"),
-		metric.WithDescription("Retries scheduled by retry policies."))
-	err = errors.Join(err, e)
-	o.rejected, e = m.Int64Counter("spillway.rejected", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls refused by a policy before the downstream was called, by reason."))
-	err = errors.Join(err, e)
-	o.transitions, e = m.Int64Counter("spillway.circuit.transitions", metric.WithUnit("{transition}"),
-		metric.WithDescription("Circuit breaker state changes, by previous and new state."))
-	err = errors.Join(err, e)
-	o.fallbacks, e = m.Int64Counter("spillway.fallback", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls answered by a fallback, by the fallback step that served."))
-	err = errors.Join(err, e)
-	o.timeouts, e = m.Int64Counter("spillway.timeouts", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls cut short by a timeout policy."))
-	err = errors.Join(err, e)
-	o.hedges, e = m.Int64Counter("spillway.hedges", metric.WithUnit("{hedge}"),
-		metric.WithDescription("Hedges of slow attempts, by outcome: sent, won (answered first)."))
-	return errors.Join(err, e)
+	o.retries = counter("spillway.retries", "{retry}", "Retries scheduled by retry policies.")
+	o.rejected = counter("spillway.rejected", "{call}", "Calls refused by a policy before the downstream was called, by reason.")
+	o.transitions = counter("spillway.circuit.transitions", "{transition}", "Circuit breaker state changes, by previous and new state.")
+	o.fallbacks = counter("spillway.fallback", "{call}", "Calls answered by a fallback, by the fallback step that served.")
+	o.timeouts = counter("spillway.timeouts", "{call}", "Calls cut short by a timeout policy.")
+	o.hedges = counter("spillway.hedges", "{hedge}", "Hedges of slow attempts, by outcome: sent, won (answered first).")
+	return err
 }
 
 // newGauges creates the gauges that collect reads from the registered
 // policies.
 func (o *Observer) newGauges(m metric.Meter) error {
-	var err, e error
-	o.state, e = m.Int64ObservableGauge("spillway.circuit.state",
-		metric.WithDescription("Circuit breaker state: 1 for the current state, 0 for the others."))
-	err = errors.Join(err, e)
-	o.failureRate, e = m.Float64ObservableGauge("spillway.circuit.failure_rate",
-		metric.WithDescription("Share of failed calls in the circuit breaker's window, in [0,1]."))
-	err = errors.Join(err, e)
-	o.inFlight, e = m.Int64ObservableGauge("spillway.bulkhead.in_flight", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls admitted by the bulkhead and not yet finished."))
-	err = errors.Join(err, e)
-	o.limit, e = m.Int64ObservableGauge("spillway.bulkhead.limit", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls the bulkhead admits at once."))
-	err = errors.Join(err, e)
-	o.remaining, e = m.Float64ObservableGauge("spillway.retry.budget.remaining", metric.WithUnit("{retry}"),
-		metric.WithDescription("Retries the retry budget allows right now."))
-	err = errors.Join(err, e)
-	o.tokens, e = m.Float64ObservableGauge("spillway.rate_limit.tokens", metric.WithUnit("{token}"),
-		metric.WithDescription("Tokens the rate limiter's bucket holds now (negative while callers wait for tokens to come)."))
-	err = errors.Join(err, e)
-	o.rejectionProb, e = m.Float64ObservableGauge("spillway.throttle.rejection_probability",
-		metric.WithDescription("The probability with which the client-side throttle refuses a call now, in [0,1]."))
-	err = errors.Join(err, e)
-	o.windowRequests, e = m.Int64ObservableGauge("spillway.throttle.window.requests", metric.WithUnit("{request}"),
-		metric.WithDescription("Requests (refused ones included) in the client-side throttle's window."))
-	err = errors.Join(err, e)
-	o.windowAccepts, e = m.Int64ObservableGauge("spillway.throttle.window.accepts", metric.WithUnit("{request}"),
-		metric.WithDescription("Requests the downstream accepted in the client-side throttle's window."))
-	err = errors.Join(err, e)
-	o.hedgeDelay, e = m.Float64ObservableGauge("spillway.hedge.delay", metric.WithUnit("s"),
-		metric.WithDescription("The delay after which the hedging policy hedges an unanswered attempt (absent until it has one)."))
-	return errors.Join(err, e)
+	var err error
+	ints := func(name, unit, desc string) metric.Int64ObservableGauge {
+		g, e := m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		err = errors.Join(err, e)
+		return g
+	}
+	floats := func(name, unit, desc string) metric.Float64ObservableGauge {
+		g, e := m.Float64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		err = errors.Join(err, e)
+		return g
+	}
+	o.state = ints("spillway.circuit.state", "", "Circuit breaker state: 1 for the current state, 0 for the others.")
+	o.failureRate = floats("spillway.circuit.failure_rate", "", "Share of failed calls in the circuit breaker's window, in [0,1].")
+	o.inFlight = ints("spillway.bulkhead.in_flight", "{call}", "Calls admitted by the bulkhead and not yet finished.")
+	o.limit = ints("spillway.bulkhead.limit", "{call}", "Calls the bulkhead admits at once.")
+	o.remaining = floats("spillway.retry.budget.remaining", "{retry}", "Retries the retry budget allows right now.")
+	o.tokens = floats("spillway.rate_limit.tokens", "{token}",
+		"Tokens the rate limiter's bucket holds now (negative while callers wait for tokens to come).")
+	o.rejectionProb = floats("spillway.throttle.rejection_probability", "",
+		"The probability with which the client-side throttle refuses a call now, in [0,1].")
+	o.windowRequests = ints("spillway.throttle.window.requests", "{request}",
+		"Requests (refused ones included) in the client-side throttle's window.")
+	o.windowAccepts = ints("spillway.throttle.window.accepts", "{request}",
+		"Requests the downstream accepted in the client-side throttle's window.")
+	o.hedgeDelay = floats("spillway.hedge.delay", "s",
+		"The delay after which the hedging policy hedges an unanswered attempt (absent until it has one).")
+	return err
 }
 
 // Close unregisters the gauges' callback: the registered policies are no

@@ -81,3 +81,38 @@ func ExpectGauges(t testing.TB, reg *prometheus.Registry, key string) {
 		t.Errorf("%d retry budget series (%v), want 1", n, err)
 	}
 }
+
+// Value returns the value of the series of family that has the labels
+// (name, value pairs) among those reg gathers, failing t when there is none.
+func Value(t testing.TB, reg prometheus.Gatherer, family string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != family {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := want[lp.GetName()]; ok && v != lp.GetValue() {
+					continue series
+				}
+			}
+			switch {
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Errorf("no %s series %v", family, labels)
+	return 0
+}
