@@ -66,10 +66,10 @@ type Policies[T any] struct {
 	// Observer receives one EventAttempt per attempt (with its duration).
 	// When it is a Registrar (spillwayprom.Metrics, spillwayotel.Observer,
 	// Observers holding one), NewPipeline registers the gauges of the
-	// breaker, the bulkhead, the guards and the retry policy's budget with
-	// it. The policies report their own events (transitions, retries,
-	// rejections) to the observers of their own Configs: give them the same
-	// one.
+	// breaker, the bulkhead, the guards (a rate limiter, a throttle), the
+	// hedging policy and the retry policy's budget with it. The policies
+	// report their own events (transitions, retries, rejections, hedges) to
+	// the observers of their own Configs: give them the same one.
 	Observer Observer
 	// Clock times attempts for the Observer and AttemptInfo; SystemClock
 	// when nil.
@@ -133,7 +133,7 @@ func valueClassifier[T any](c func(T) error) func(T, error) (Outcome, error) {
 
 // registered lists the policies whose gauges a Registrar may export.
 func (p *Policies[T]) registered() []any {
-	out := []any{p.Breaker, p.Bulkhead, p.Retry}
+	out := []any{p.Breaker, p.Bulkhead, p.Retry, p.Hedge}
 	for _, g := range p.Guards {
 		out = append(out, g)
 	}

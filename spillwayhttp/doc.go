@@ -117,8 +117,9 @@
 // (DefaultDownstream passes it on), which report their retries, rejections
 // and transitions to it as well, and an Observer with a method
 // Register(policies ...any) error (spillwayprom's Metrics, spillwayotel's
-// Observer) gets every new downstream's breaker, bulkhead and retry budget
-// registered, so that one field exports their gauges too:
+// Observer) gets every new downstream's breaker, bulkhead, retry budget,
+// hedging policy and guards registered, so that one field exports their
+// gauges too:
 //
 //	spillwayhttp.Config{Observer: metrics}
 package spillwayhttp

@@ -227,9 +227,9 @@ type Config struct {
 	// cuts a request short; NewDownstream gets it for the downstreams'
 	// policies. When it has a method Register(policies ...any) error, as
 	// *spillwayprom.Metrics and *spillwayotel.Observer have (in a
-	// spillway.Observers too), each new downstream's breaker, bulkhead and
-	// retry budget are registered with it, so that their gauges are
-	// exported; a registration error (another policy under the same name)
+	// spillway.Observers too), each new downstream's breaker, bulkhead,
+	// retry budget, hedging policy and guards (a throttle, a rate limiter)
+	// are registered with it, so that their gauges are exported; a registration error (another policy under the same name)
 	// fails the request as NewDownstream's would. Default nil.
 	Observer spillway.Observer
 	// ReuseHeader lets the first attempt of a request carry TimeoutHeader in
@@ -432,7 +432,11 @@ func (t *Transport) makeDownstream(key string) (*downstream, error) {
 		err = fmt.Errorf("a Downstream takes at most %d Guards, got %d", maxExtraGuards, len(pub.Guards))
 	}
 	if err == nil {
-		err = gauges.RegisterWith(t.obs, pub.Breaker, pub.Bulkhead, pub.Retry)
+		policies := []any{pub.Breaker, pub.Bulkhead, pub.Retry, pub.Hedge}
+		for _, g := range pub.Guards {
+			policies = append(policies, g)
+		}
+		err = gauges.RegisterWith(t.obs, policies...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("spillwayhttp: downstream %q: %w", key, err)

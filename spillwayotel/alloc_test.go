@@ -28,6 +28,8 @@ func TestObserveAllocatesNothing(t *testing.T) {
 		{Kind: spillway.EventTransition, Name: "catalog", From: "closed", To: "open"},
 		{Kind: spillway.EventFallback, Context: unsampled, Name: "catalog", Fallback: "static", Err: errDown},
 		{Kind: spillway.EventTimeout, Name: "catalog", Duration: time.Second},
+		{Kind: spillway.EventHedge, Context: unsampled, Name: "catalog", Attempt: 1, Delay: time.Millisecond},
+		{Kind: spillway.EventHedgeWon, Context: unsampled, Name: "catalog", Attempt: 1, Duration: time.Millisecond},
 	} {
 		h.obs.Observe(e) // builds the attribute set
 		if n := testing.AllocsPerRun(200, func() { h.obs.Observe(e) }); n != 0 {

@@ -14,23 +14,25 @@ import (
 const (
 	// The attribute keys of metrics: spillwayprom's label names (the
 	// brief's "name" label), so that a dashboard reads both adapters alike.
-	keyName   = attribute.Key("name")
-	keyResult = attribute.Key("result")
-	keyReason = attribute.Key("reason")
-	keyFrom   = attribute.Key("from")
-	keyTo     = attribute.Key("to")
-	keyKind   = attribute.Key("kind")
-	keyState  = attribute.Key("state")
+	keyName    = attribute.Key("name")
+	keyResult  = attribute.Key("result")
+	keyReason  = attribute.Key("reason")
+	keyFrom    = attribute.Key("from")
+	keyTo      = attribute.Key("to")
+	keyKind    = attribute.Key("kind")
+	keyState   = attribute.Key("state")
+	keyOutcome = attribute.Key("outcome")
 
 	// The attribute keys of span events, namespaced: a span carries the
 	// attributes of every library the call went through.
-	spanName    = attribute.Key("spillway.name")
-	spanReason  = attribute.Key("spillway.reason")
-	spanKind    = attribute.Key("spillway.kind")
-	spanPolicy  = attribute.Key("spillway.policy")
-	spanAttempt = attribute.Key("spillway.attempt")
-	spanDelay   = attribute.Key("spillway.delay")
-	spanMessage = attribute.Key("error.message")
+	spanName     = attribute.Key("spillway.name")
+	spanReason   = attribute.Key("spillway.reason")
+	spanKind     = attribute.Key("spillway.kind")
+	spanPolicy   = attribute.Key("spillway.policy")
+	spanAttempt  = attribute.Key("spillway.attempt")
+	spanDelay    = attribute.Key("spillway.delay")
+	spanDuration = attribute.Key("spillway.duration")
+	spanMessage  = attribute.Key("error.message")
 )
 
 // cowMap is a copy-on-write map for keys that are few and read on every
@@ -76,6 +78,8 @@ type nameSets struct {
 	record []metric.RecordOption
 	// success and failure carry {name, result}.
 	success, failure []metric.AddOption
+	// hedgeSent and hedgeWon carry {name, outcome}.
+	hedgeSent, hedgeWon []metric.AddOption
 
 	reasons     cowMap[spillway.Reason, []metric.AddOption]
 	transitions cowMap[[2]string, []metric.AddOption]
@@ -91,6 +95,9 @@ func newNameSets(name string) *nameSets {
 		record:  []metric.RecordOption{metric.WithAttributeSet(set)},
 		success: addOpts(kv, keyResult.String("success")),
 		failure: addOpts(kv, keyResult.String("failure")),
+
+		hedgeSent: addOpts(kv, keyOutcome.String("sent")),
+		hedgeWon:  addOpts(kv, keyOutcome.String("won")),
 	}
 }
 

@@ -9,7 +9,10 @@
 // their events into measurements on the meter of the MeterProvider passed to
 // New. Gauges that describe a policy's state rather than its events are read
 // when the SDK collects, from the policies registered with Observer.Register
-// (or RegisterBreaker, RegisterBulkhead and RegisterBudget); a
+// (or RegisterBreaker, RegisterBulkhead, RegisterBudget,
+// RegisterRateLimiter, RegisterThrottle and RegisterHedge); a
+// spillway.Pipeline whose Policies.Observer is the Observer registers its
+// policies (breaker, bulkhead, guards, hedge, retry budget), and a
 // spillwayhttp.Transport or spillwaygrpc interceptor whose Config.Observer
 // is the Observer registers every downstream it makes. The package uses only the OTel API; which SDK,
 // reader and exporter run behind the MeterProvider is the program's choice.
@@ -25,7 +28,7 @@
 // The table's last column is what go.opentelemetry.io/otel/exporters/prometheus
 // (v0.69.0, default settings) exposes, and promtool check metrics accepts it.
 // The attribute keys are the spillwayprom collector's label names (name,
-// result, reason, from, to, kind, state), so a dashboard reads the series of
+// result, reason, from, to, kind, state, outcome), so a dashboard reads the series of
 // either adapter alike. (Span events, which share a span with other
 // libraries, namespace theirs: spillway.name, spillway.reason, ...)
 //
@@ -37,14 +40,27 @@
 //	spillway.circuit.transitions         counter        name, from, to  spillway_circuit_transitions_total
 //	spillway.fallback                    counter        name, kind      spillway_fallback_total
 //	spillway.timeouts                    counter        name            spillway_timeouts_total
+//	spillway.hedges                      counter        name, outcome   spillway_hedges_total
 //	spillway.circuit.state               gauge (int)    name, state     spillway_circuit_state
 //	spillway.circuit.failure_rate        gauge (float)  name            spillway_circuit_failure_rate
 //	spillway.bulkhead.in_flight          gauge (int)    name            spillway_bulkhead_in_flight
 //	spillway.bulkhead.limit              gauge (int)    name            spillway_bulkhead_limit
 //	spillway.retry.budget.remaining      gauge (float)  name            spillway_retry_budget_remaining
+//	spillway.rate_limit.tokens           gauge (float)  name            spillway_rate_limit_tokens
+//	spillway.throttle.rejection_probability
+//	                                     gauge (float)  name            spillway_throttle_rejection_probability
+//	spillway.throttle.window.requests    gauge (int)    name            spillway_throttle_window_requests
+//	spillway.throttle.window.accepts     gauge (int)    name            spillway_throttle_window_accepts
+//	spillway.hedge.delay                 gauge (s)      name            spillway_hedge_delay_seconds
 //
 // spillway.timeouts counts the calls a timeout policy cut short; it is not in
 // the brief's list and matches the spillwayprom collector's addition.
+// spillway.hedges counts EventHedge (outcome "sent") and EventHedgeWon
+// (outcome "won"). The overload policies' gauges read a *ratelimit.Limiter's
+// Tokens, a *throttle.Throttler's RejectionProbability and Counts, an
+// adaptive or static bulkhead's current Limit, and a *hedge.Policy's Delay
+// (no point while it has none); a rate limiter's or a throttle's refusal is
+// an EventRejection counted in spillway.rejected with reason throttled.
 //
 // The counters are Int64Counters, the histogram a Float64Histogram, the
 // gauges observable gauges read by one callback.
@@ -70,14 +86,19 @@
 //
 // # Span events
 //
-// For an EventRetry, an EventRejection and an EventFallback, the Observer adds
-// an event to the span of the call (trace.SpanFromContext of Event.Context):
+// For an EventRetry, an EventRejection, an EventFallback, an EventHedge and
+// an EventHedgeWon, the Observer adds an event to the span of the call
+// (trace.SpanFromContext of Event.Context):
 //
 //	spillway.retry       spillway.policy, spillway.name, spillway.attempt (the attempt that failed),
 //	                     spillway.delay (seconds, float), spillway.reason, error.message
 //	spillway.rejection   spillway.policy, spillway.name, spillway.reason
 //	spillway.fallback    spillway.policy, spillway.name, spillway.kind, spillway.reason
 //	                     (of the error the fallback replaced), error.message
+//	spillway.hedge       spillway.policy, spillway.name, spillway.attempt (the hedge's number),
+//	                     spillway.delay (seconds the previous attempt went unanswered)
+//	spillway.hedge_won   spillway.policy, spillway.name, spillway.attempt,
+//	                     spillway.duration (the call's latency, seconds)
 //
 // spillway.reason is spillway.ReasonOf of the event's error (the rejection's
 // own Reason for a rejection). error.message is the error's text; span events
@@ -92,7 +113,7 @@
 // An Observer is safe for concurrent use. Observe runs on the goroutine of the
 // call that caused the event, so it is kept cheap: the attribute sets of each
 // (name, result), (name, reason), (name, from, to) and (name, kind) are built
-// once, when first seen, and read afterwards from copy-on-write maps without a
+// once, when first seen ({name, outcome} with the name's), and read afterwards from copy-on-write maps without a
 // lock or an allocation. What the SDK itself costs per measurement is the
 // SDK's. Registered policies are read under a mutex once per collection.
 //

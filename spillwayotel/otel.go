@@ -9,6 +9,11 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/hedge"
+	"github.com/spillway-dev/spillway/ratelimit"
+	"github.com/spillway-dev/spillway/retry"
+	"github.com/spillway-dev/spillway/throttle"
 )
 
 // ScopeName is the instrumentation scope of the Observer's meter.
@@ -49,8 +54,9 @@ func WithoutErrorMessages() Option {
 
 // Observer records Spillway's events as OpenTelemetry metrics and span events.
 // Create one with New and pass it as the Observer of the policies and
-// pipelines to watch; register breakers, bulkheads and retry budgets for their
-// state gauges. It is safe for concurrent use.
+// pipelines to watch; register breakers, bulkheads, retry budgets, rate
+// limiters, throttles and hedging policies for their state gauges. It is
+// safe for concurrent use.
 type Observer struct {
 	cfg config
 
@@ -61,20 +67,29 @@ type Observer struct {
 	transitions metric.Int64Counter
 	fallbacks   metric.Int64Counter
 	timeouts    metric.Int64Counter
+	hedges      metric.Int64Counter
 
-	state       metric.Int64ObservableGauge
-	failureRate metric.Float64ObservableGauge
-	inFlight    metric.Int64ObservableGauge
-	limit       metric.Int64ObservableGauge
-	remaining   metric.Float64ObservableGauge
+	state          metric.Int64ObservableGauge
+	failureRate    metric.Float64ObservableGauge
+	inFlight       metric.Int64ObservableGauge
+	limit          metric.Int64ObservableGauge
+	remaining      metric.Float64ObservableGauge
+	tokens         metric.Float64ObservableGauge
+	rejectionProb  metric.Float64ObservableGauge
+	windowRequests metric.Int64ObservableGauge
+	windowAccepts  metric.Int64ObservableGauge
+	hedgeDelay     metric.Float64ObservableGauge
 
 	names cowMap[string, *nameSets]
 
 	// mu guards the registered policies and reg.
 	mu        sync.Mutex
 	breakers  []breakerReg
-	bulkheads []bulkheadReg
-	budgets   []budgetReg
+	bulkheads []reg[*bulkhead.Bulkhead]
+	budgets   []reg[*retry.Budget]
+	limiters  []reg[*ratelimit.Limiter]
+	throttles []reg[*throttle.Throttler]
+	hedgers   []reg[*hedge.Policy]
 	reg       metric.Registration
 }
 
@@ -91,52 +106,71 @@ func New(mp metric.MeterProvider, opts ...Option) (*Observer, error) {
 		opt(&o.cfg)
 	}
 	m := mp.Meter(ScopeName)
-	var err, e error
-	o.attempts, e = m.Int64Counter("spillway.upstream.attempts", metric.WithUnit("{attempt}"),
-		metric.WithDescription("Attempts made by pipelines, by result (success or failure)."))
-	err = errors.Join(err, e)
-	o.duration, e = m.Float64Histogram("spillway.upstream.attempt.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of each attempt made by pipelines."),
-		metric.WithExplicitBucketBoundaries(o.cfg.buckets...))
-	err = errors.Join(err, e)
-	o.retries, e = m.Int64Counter("spillway.retries", metric.WithUnit("{retry}"),
-		metric.WithDescription("Retries scheduled by retry policies."))
-	err = errors.Join(err, e)
-	o.rejected, e = m.Int64Counter("spillway.rejected", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls refused by a policy before the downstream was called, by reason."))
-	err = errors.Join(err, e)
-	o.transitions, e = m.Int64Counter("spillway.circuit.transitions", metric.WithUnit("{transition}"),
-		metric.WithDescription("Circuit breaker state changes, by previous and new state."))
-	err = errors.Join(err, e)
-	o.fallbacks, e = m.Int64Counter("spillway.fallback", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls answered by a fallback, by the fallback step that served."))
-	err = errors.Join(err, e)
-	o.timeouts, e = m.Int64Counter("spillway.timeouts", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls cut short by a timeout policy."))
-	err = errors.Join(err, e)
-	o.state, e = m.Int64ObservableGauge("spillway.circuit.state",
-		metric.WithDescription("Circuit breaker state: 1 for the current state, 0 for the others."))
-	err = errors.Join(err, e)
-	o.failureRate, e = m.Float64ObservableGauge("spillway.circuit.failure_rate",
-		metric.WithDescription("Share of failed calls in the circuit breaker's window, in [0,1]."))
-	err = errors.Join(err, e)
-	o.inFlight, e = m.Int64ObservableGauge("spillway.bulkhead.in_flight", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls admitted by the bulkhead and not yet finished."))
-	err = errors.Join(err, e)
-	o.limit, e = m.Int64ObservableGauge("spillway.bulkhead.limit", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls the bulkhead admits at once."))
-	err = errors.Join(err, e)
-	o.remaining, e = m.Float64ObservableGauge("spillway.retry.budget.remaining", metric.WithUnit("{retry}"),
-		metric.WithDescription("Retries the retry budget allows right now."))
-	err = errors.Join(err, e)
-	if err != nil {
+	if err := errors.Join(o.newCounters(m), o.newGauges(m)); err != nil {
 		return nil, errors.Join(errors.New("spillwayotel: creating instruments"), err)
 	}
-	o.reg, err = m.RegisterCallback(o.collect, o.state, o.failureRate, o.inFlight, o.limit, o.remaining)
+	var err error
+	o.reg, err = m.RegisterCallback(o.collect, o.state, o.failureRate, o.inFlight, o.limit, o.remaining,
+		o.tokens, o.rejectionProb, o.windowRequests, o.windowAccepts, o.hedgeDelay)
 	if err != nil {
 		return nil, errors.Join(errors.New("spillwayotel: registering the gauges' callback"), err)
 	}
 	return o, nil
+}
+
+// newCounters creates the instruments that events feed.
+func (o *Observer) newCounters(m metric.Meter) error {
+	var err error
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		c, e := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		err = errors.Join(err, e)
+		return c
+	}
+	o.attempts = counter("spillway.upstream.attempts", "{attempt}", "Attempts made by pipelines, by result (success or failure).")
+	var e error
+	o.duration, e = m.Float64Histogram("spillway.upstream.attempt.duration", metric.WithUnit("s"),
+		metric.WithDescription("Duration of each attempt made by pipelines."),
+		metric.WithExplicitBucketBoundaries(o.cfg.buckets...))
+	err = errors.Join(err, e)
+	o.retries = counter("spillway.retries", "{retry}", "Retries scheduled by retry policies.")
+	o.rejected = counter("spillway.rejected", "{call}", "Calls refused by a policy before the downstream was called, by reason.")
+	o.transitions = counter("spillway.circuit.transitions", "{transition}", "Circuit breaker state changes, by previous and new state.")
+	o.fallbacks = counter("spillway.fallback", "{call}", "Calls answered by a fallback, by the fallback step that served.")
+	o.timeouts = counter("spillway.timeouts", "{call}", "Calls cut short by a timeout policy.")
+	o.hedges = counter("spillway.hedges", "{hedge}", "Hedges of slow attempts, by outcome: sent, won (answered first).")
+	return err
+}
+
+// newGauges creates the gauges that collect reads from the registered
+// policies.
+func (o *Observer) newGauges(m metric.Meter) error {
+	var err error
+	ints := func(name, unit, desc string) metric.Int64ObservableGauge {
+		g, e := m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		err = errors.Join(err, e)
+		return g
+	}
+	floats := func(name, unit, desc string) metric.Float64ObservableGauge {
+		g, e := m.Float64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		err = errors.Join(err, e)
+		return g
+	}
+	o.state = ints("spillway.circuit.state", "", "Circuit breaker state: 1 for the current state, 0 for the others.")
+	o.failureRate = floats("spillway.circuit.failure_rate", "", "Share of failed calls in the circuit breaker's window, in [0,1].")
+	o.inFlight = ints("spillway.bulkhead.in_flight", "{call}", "Calls admitted by the bulkhead and not yet finished.")
+	o.limit = ints("spillway.bulkhead.limit", "{call}", "Calls the bulkhead admits at once.")
+	o.remaining = floats("spillway.retry.budget.remaining", "{retry}", "Retries the retry budget allows right now.")
+	o.tokens = floats("spillway.rate_limit.tokens", "{token}",
+		"Tokens the rate limiter's bucket holds now (negative while callers wait for tokens to come).")
+	o.rejectionProb = floats("spillway.throttle.rejection_probability", "",
+		"The probability with which the client-side throttle refuses a call now, in [0,1].")
+	o.windowRequests = ints("spillway.throttle.window.requests", "{request}",
+		"Requests (refused ones included) in the client-side throttle's window.")
+	o.windowAccepts = ints("spillway.throttle.window.accepts", "{request}",
+		"Requests the downstream accepted in the client-side throttle's window.")
+	o.hedgeDelay = floats("spillway.hedge.delay", "s",
+		"The delay after which the hedging policy hedges an unanswered attempt (absent until it has one).")
+	return err
 }
 
 // Close unregisters the gauges' callback: the registered policies are no
@@ -161,7 +195,11 @@ func (o *Observer) Close() error {
 //   - EventTransition adds 1 to spillway.circuit.transitions;
 //   - EventFallback adds 1 to spillway.fallback and a spillway.fallback span
 //     event;
-//   - EventTimeout adds 1 to spillway.timeouts.
+//   - EventTimeout adds 1 to spillway.timeouts;
+//   - EventHedge adds 1 to spillway.hedges{outcome="sent"} and a
+//     spillway.hedge span event;
+//   - EventHedgeWon adds 1 to spillway.hedges{outcome="won"} and a
+//     spillway.hedge_won span event.
 //
 // Other events are ignored.
 // Measurements are made with e.Context, so that an SDK's exemplars can link
@@ -194,6 +232,12 @@ func (o *Observer) Observe(e spillway.Event) {
 		o.fallbackEvent(ctx, e)
 	case spillway.EventTimeout:
 		o.timeouts.Add(ctx, 1, o.sets(e.Name).add...)
+	case spillway.EventHedge:
+		o.hedges.Add(ctx, 1, o.sets(e.Name).hedgeSent...)
+		o.hedgeEvent(ctx, EventNameHedge, e)
+	case spillway.EventHedgeWon:
+		o.hedges.Add(ctx, 1, o.sets(e.Name).hedgeWon...)
+		o.hedgeEvent(ctx, EventNameHedgeWon, e)
 	}
 }
 

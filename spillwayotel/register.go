@@ -9,8 +9,11 @@ import (
 
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/hedge"
 	"github.com/spillway-dev/spillway/internal/gauges"
+	"github.com/spillway-dev/spillway/ratelimit"
 	"github.com/spillway-dev/spillway/retry"
+	"github.com/spillway-dev/spillway/throttle"
 )
 
 // states are the breaker states spillway.circuit.state has a series for.
@@ -24,16 +27,25 @@ type breakerReg struct {
 	states [len(states)][]metric.ObserveOption
 }
 
-type bulkheadReg struct {
-	b     *bulkhead.Bulkhead
+// reg is a registered policy with a gauge per value, under its name.
+type reg[P comparable] struct {
+	p     P
 	name  string
 	attrs []metric.ObserveOption
 }
 
-type budgetReg struct {
-	b     *retry.Budget
-	name  string
-	attrs []metric.ObserveOption
+func (r reg[P]) named() (string, P) { return r.name, r.p }
+
+// addReg adds p to regs under name unless it is there already, with the
+// error of checkName.
+func addReg[P comparable](o *Observer, kind, name string, p P, regs *[]reg[P]) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	dup, err := checkName(kind, name, p, *regs, reg[P].named)
+	if err == nil && !dup {
+		*regs = append(*regs, reg[P]{p: p, name: name, attrs: observeOpts(keyName.String(name))})
+	}
+	return err
 }
 
 // RegisterBreaker adds b, under its Name, to the breakers whose state and
@@ -68,14 +80,7 @@ func (o *Observer) RegisterBulkhead(b *bulkhead.Bulkhead) error {
 	if b == nil {
 		return errors.New("spillwayotel: RegisterBulkhead: nil bulkhead")
 	}
-	name := b.Name()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	dup, err := checkName("bulkhead", name, b, o.bulkheads, func(r bulkheadReg) (string, *bulkhead.Bulkhead) { return r.name, r.b })
-	if err == nil && !dup {
-		o.bulkheads = append(o.bulkheads, bulkheadReg{b: b, name: name, attrs: observeOpts(keyName.String(name))})
-	}
-	return err
+	return addReg(o, "bulkhead", b.Name(), b, &o.bulkheads)
 }
 
 // RegisterBudget adds b, under name, to the retry budgets whose allowance the
@@ -87,17 +92,47 @@ func (o *Observer) RegisterBudget(name string, b *retry.Budget) error {
 	if b == nil {
 		return errors.New("spillwayotel: RegisterBudget: nil budget")
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	dup, err := checkName("budget", name, b, o.budgets, func(r budgetReg) (string, *retry.Budget) { return r.name, r.b })
-	if err == nil && !dup {
-		o.budgets = append(o.budgets, budgetReg{b: b, name: name, attrs: observeOpts(keyName.String(name))})
+	return addReg(o, "budget", name, b, &o.budgets)
+}
+
+// RegisterRateLimiter adds l, under its Name, to the rate limiters whose
+// tokens the gauge spillway.rate_limit.tokens reports. It returns an error
+// if l is nil, has no name, or another rate limiter of that name is
+// registered; registering l again is not an error.
+func (o *Observer) RegisterRateLimiter(l *ratelimit.Limiter) error {
+	if l == nil {
+		return errors.New("spillwayotel: RegisterRateLimiter: nil rate limiter")
 	}
-	return err
+	return addReg(o, "rate limiter", l.Name(), l, &o.limiters)
+}
+
+// RegisterThrottle adds t, under its Name, to the throttles whose rejection
+// probability and window the gauges spillway.throttle.rejection_probability,
+// spillway.throttle.window.requests and spillway.throttle.window.accepts
+// report. It returns an error if t is nil, has no name, or another throttle
+// of that name is registered; registering t again is not an error.
+func (o *Observer) RegisterThrottle(t *throttle.Throttler) error {
+	if t == nil {
+		return errors.New("spillwayotel: RegisterThrottle: nil throttle")
+	}
+	return addReg(o, "throttle", t.Name(), t, &o.throttles)
+}
+
+// RegisterHedge adds p, under its Name, to the hedging policies whose
+// current delay the gauge spillway.hedge.delay reports (none while p has no
+// delay yet; its hedges are counted from its events). It returns an error
+// if p is nil, has no name, or another hedging policy of that name is
+// registered; registering p again is not an error.
+func (o *Observer) RegisterHedge(p *hedge.Policy) error {
+	if p == nil {
+		return errors.New("spillwayotel: RegisterHedge: nil hedging policy")
+	}
+	return addReg(o, "hedging policy", p.Name(), p, &o.hedgers)
 }
 
 // Register adds the gauges of each policy that has some: a
-// *breaker.Breaker, a *bulkhead.Bulkhead, and the budget of a *retry.Policy
+// *breaker.Breaker, a *bulkhead.Bulkhead, a *ratelimit.Limiter, a
+// *throttle.Throttler, a *hedge.Policy, and the budget of a *retry.Policy
 // under the policy's name. It skips nil policies and the others (timeouts,
 // fallbacks). spillwayhttp and spillwaygrpc call it for every downstream
 // they make when the Observer is their Config.Observer. The error joins
@@ -138,11 +173,26 @@ func (o *Observer) collect(_ context.Context, ob metric.Observer) error {
 		ob.ObserveFloat64(o.failureRate, snap.FailureRate, r.attrs...)
 	}
 	for _, r := range o.bulkheads {
-		ob.ObserveInt64(o.inFlight, int64(r.b.InFlight()), r.attrs...)
-		ob.ObserveInt64(o.limit, int64(r.b.Limit()), r.attrs...)
+		// Limit is read now: an adaptive bulkhead's limit moves.
+		ob.ObserveInt64(o.inFlight, int64(r.p.InFlight()), r.attrs...)
+		ob.ObserveInt64(o.limit, int64(r.p.Limit()), r.attrs...)
 	}
 	for _, r := range o.budgets {
-		ob.ObserveFloat64(o.remaining, r.b.Remaining(), r.attrs...)
+		ob.ObserveFloat64(o.remaining, r.p.Remaining(), r.attrs...)
+	}
+	for _, r := range o.limiters {
+		ob.ObserveFloat64(o.tokens, r.p.Tokens(), r.attrs...)
+	}
+	for _, r := range o.throttles {
+		reqs, accs := r.p.Counts()
+		ob.ObserveFloat64(o.rejectionProb, r.p.RejectionProbability(), r.attrs...)
+		ob.ObserveInt64(o.windowRequests, reqs, r.attrs...)
+		ob.ObserveInt64(o.windowAccepts, accs, r.attrs...)
+	}
+	for _, r := range o.hedgers {
+		if d, ok := r.p.Delay(); ok {
+			ob.ObserveFloat64(o.hedgeDelay, d.Seconds(), r.attrs...)
+		}
 	}
 	return nil
 }

@@ -14,6 +14,8 @@ const (
 	EventNameRetry     = "spillway.retry"
 	EventNameRejection = "spillway.rejection"
 	EventNameFallback  = "spillway.fallback"
+	EventNameHedge     = "spillway.hedge"
+	EventNameHedgeWon  = "spillway.hedge_won"
 )
 
 // recordingSpan returns the call's span when span events are on and it
@@ -69,6 +71,25 @@ func (o *Observer) fallbackEvent(ctx context.Context, e spillway.Event) {
 		spanReason.String(string(spillway.ReasonOf(e.Err))))
 	attrs = o.message(attrs, e.Err)
 	span.AddEvent(EventNameFallback, trace.WithAttributes(attrs...))
+}
+
+// hedgeEvent adds a spillway.hedge event for a hedge sent (with the delay
+// the previous attempt went unanswered) or a spillway.hedge_won event for
+// a hedge that answered first (with the call's latency).
+func (o *Observer) hedgeEvent(ctx context.Context, name string, e spillway.Event) {
+	span, ok := o.recordingSpan(ctx)
+	if !ok {
+		return
+	}
+	took := spanDelay.Float64(e.Delay.Seconds())
+	if e.Kind == spillway.EventHedgeWon {
+		took = spanDuration.Float64(e.Duration.Seconds())
+	}
+	span.AddEvent(name, trace.WithAttributes(
+		spanPolicy.String(e.Policy),
+		spanName.String(e.Name),
+		spanAttempt.Int(e.Attempt),
+		took))
 }
 
 // message appends err's text as error.message, unless err is nil or messages

@@ -14,12 +14,16 @@
 //	spillway_circuit_transitions_total{name,from,to}     EventTransition
 //	spillway_fallback_total{name,kind}                   EventFallback; kind is the step's name
 //	spillway_timeouts_total{name}                        EventTimeout (an addition to the brief)
+//	spillway_hedges_total{name,outcome}                  EventHedge (outcome sent), EventHedgeWon (outcome won)
 //
 // As a prometheus.Collector it reads gauges at scrape time from the policies
-// registered with Register (or RegisterBreaker, RegisterBulkhead and
-// RegisterBudget). A spillwayhttp.Transport or spillwaygrpc interceptor
-// whose Config.Observer is the Metrics registers every downstream it makes,
-// so that one field instruments a client:
+// registered with Register (or RegisterBreaker, RegisterBulkhead,
+// RegisterBudget, RegisterRateLimiter, RegisterThrottle and RegisterHedge).
+// A spillway.Pipeline whose Policies.Observer is the Metrics registers its
+// policies (breaker, bulkhead, guards, hedge, retry budget), and a
+// spillwayhttp.Transport or spillwaygrpc interceptor whose Config.Observer
+// is the Metrics registers every downstream it makes, so that one field
+// instruments a client:
 //
 //	tr, err := spillwayhttp.New(spillwayhttp.Config{Observer: metrics})
 //
@@ -28,8 +32,19 @@
 //	spillway_circuit_state{name,state}                   one series per state, 1 for the current one
 //	spillway_circuit_failure_rate{name}                  the window's failure rate, 0 to 1
 //	spillway_bulkhead_in_flight{name}
-//	spillway_bulkhead_limit{name}
+//	spillway_bulkhead_limit{name}                        Limit(): an adaptive bulkhead's current limit
 //	spillway_retry_budget_remaining{name}
+//	spillway_rate_limit_tokens{name}                     a *ratelimit.Limiter's Tokens()
+//	spillway_throttle_rejection_probability{name}        a *throttle.Throttler's RejectionProbability()
+//	spillway_throttle_window_requests{name}              its Counts(): requests in the window
+//	spillway_throttle_window_accepts{name}               and accepts
+//	spillway_hedge_delay_seconds{name}                   a *hedge.Policy's Delay(); no series while it has none
+//
+// The overload policies' refusals (a rate limiter's, a throttle's) are
+// EventRejections with reason throttled, counted in spillway_rejected_total
+// under the policy's name; spillway_hedges_total and
+// spillway_throttle_rejection_probability are the gateway's families of the
+// same names, with name for its upstream label.
 //
 // An attempt's result is success when its Err is nil (spillway.ReasonOf
 // says "") and failure otherwise, whatever the reason: an attempt the caller
@@ -54,7 +69,7 @@
 // failure; reason is one of spillway.Reasons, any other reason is counted as
 // "other"; from, to and state are the six breaker states, any other state
 // name is counted as "other"; kind is a fallback step's name, fixed when
-// the fallback is built. name values are the policy names the program chose:
+// the fallback is built; outcome is sent or won. name values are the policy names the program chose:
 // bounded as long as the program does not make names from request data.
 // As a safety net, events with more than WithMaxNames distinct names (default
 // 1000) are counted under the name OverflowName instead. Forget removes a
@@ -71,7 +86,8 @@
 // new name or fallback kind also takes a mutex of this package to copy its
 // map. Collect takes a read
 // lock on the registered policies and reads each one's Snapshot, InFlight,
-// Limit or Remaining.
+// Limit, Remaining, Tokens, RejectionProbability and Counts, or Delay: the
+// policies' hot paths do nothing for the gauges.
 //
 // # Errors
 //

@@ -11,8 +11,11 @@ import (
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/hedge"
 	"github.com/spillway-dev/spillway/internal/gauges"
+	"github.com/spillway-dev/spillway/ratelimit"
 	"github.com/spillway-dev/spillway/retry"
+	"github.com/spillway-dev/spillway/throttle"
 )
 
 // OverflowName is the name label of the events whose name came after
@@ -30,6 +33,11 @@ const (
 	resultFailure = "failure"
 	otherValue    = "other"
 )
+
+// hedgeOutcomes are the outcome label values of spillway_hedges_total,
+// indexed as series.hedges: a hedge sent (EventHedge), a hedge that won
+// (EventHedgeWon).
+var hedgeOutcomes = [2]string{"sent", "won"}
 
 // states are the breaker states' names, indexed by breaker.State; index
 // numStates stands for any other name.
@@ -119,8 +127,10 @@ type Metrics struct {
 	transitions *prometheus.CounterVec
 	fallbacks   *prometheus.CounterVec
 	timeouts    *prometheus.CounterVec
+	hedges      *prometheus.CounterVec
 
-	circuitState, failureRate, inFlight, limit, budgetRemaining *prometheus.Desc
+	circuitState, failureRate, inFlight, limit, budgetRemaining             *prometheus.Desc
+	tokens, rejectionProbability, windowRequests, windowAccepts, hedgeDelay *prometheus.Desc
 
 	maxNames int
 	// names maps an event name to its cached series; it is replaced, never
@@ -132,6 +142,9 @@ type Metrics struct {
 	breakers  map[string]*breaker.Breaker
 	bulkheads map[string]*bulkhead.Bulkhead
 	budgets   map[string]*retry.Budget
+	limiters  map[string]*ratelimit.Limiter
+	throttles map[string]*throttle.Throttler
+	hedgers   map[string]*hedge.Policy
 }
 
 // series caches one name's children of the vectors, each created on the
@@ -143,7 +156,8 @@ type series struct {
 	duration    atomic.Pointer[prometheus.Observer]
 	retries     atomic.Pointer[prometheus.Counter]
 	timeouts    atomic.Pointer[prometheus.Counter]
-	rejected    []atomic.Pointer[prometheus.Counter] // by reasonIndex
+	hedges      [2]atomic.Pointer[prometheus.Counter] // by hedgeOutcomes
+	rejected    []atomic.Pointer[prometheus.Counter]  // by reasonIndex
 	transitions [numStates + 1][numStates + 1]atomic.Pointer[prometheus.Counter]
 	// fallbacks maps a step name to its counter; replaced under fallbacksMu.
 	fallbacks   atomic.Pointer[map[string]prometheus.Counter]
@@ -201,6 +215,10 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 			Name: "spillway_timeouts_total",
 			Help: "Calls cut short by a timeout policy.",
 		}, []string{"name"}),
+		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spillway_hedges_total",
+			Help: "Hedges of slow attempts, by outcome: sent, won (answered first).",
+		}, []string{"name", "outcome"}),
 		circuitState: prometheus.NewDesc("spillway_circuit_state",
 			"Circuit breaker state: 1 for the current state, 0 for the others.", []string{"name", "state"}, nil),
 		failureRate: prometheus.NewDesc("spillway_circuit_failure_rate",
@@ -211,10 +229,23 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 			"Concurrent calls the bulkhead admits.", []string{"name"}, nil),
 		budgetRemaining: prometheus.NewDesc("spillway_retry_budget_remaining",
 			"Retries the retry budget allows right now.", []string{"name"}, nil),
+		tokens: prometheus.NewDesc("spillway_rate_limit_tokens",
+			"Tokens the rate limiter's bucket holds now (negative while callers wait for tokens to come).", []string{"name"}, nil),
+		rejectionProbability: prometheus.NewDesc("spillway_throttle_rejection_probability",
+			"The probability with which the client-side throttle refuses a call now.", []string{"name"}, nil),
+		windowRequests: prometheus.NewDesc("spillway_throttle_window_requests",
+			"Requests (refused ones included) in the client-side throttle's window.", []string{"name"}, nil),
+		windowAccepts: prometheus.NewDesc("spillway_throttle_window_accepts",
+			"Requests the downstream accepted in the client-side throttle's window.", []string{"name"}, nil),
+		hedgeDelay: prometheus.NewDesc("spillway_hedge_delay_seconds",
+			"The delay after which the hedging policy hedges an unanswered attempt (absent until it has one).", []string{"name"}, nil),
 		maxNames:  o.maxNames,
 		breakers:  map[string]*breaker.Breaker{},
 		bulkheads: map[string]*bulkhead.Bulkhead{},
 		budgets:   map[string]*retry.Budget{},
+		limiters:  map[string]*ratelimit.Limiter{},
+		throttles: map[string]*throttle.Throttler{},
+		hedgers:   map[string]*hedge.Policy{},
 	}
 	m.names.Store(&map[string]*series{})
 	if reg != nil {
@@ -255,6 +286,13 @@ func (m *Metrics) Observe(e spillway.Event) {
 	case spillway.EventTimeout:
 		s := m.series(e.Name)
 		cached(&s.timeouts, func() prometheus.Counter { return m.timeouts.WithLabelValues(s.name) }).Inc()
+	case spillway.EventHedge, spillway.EventHedgeWon:
+		s := m.series(e.Name)
+		i := 0
+		if e.Kind == spillway.EventHedgeWon {
+			i = 1
+		}
+		cached(&s.hedges[i], func() prometheus.Counter { return m.hedges.WithLabelValues(s.name, hedgeOutcomes[i]) }).Inc()
 	}
 }
 
@@ -362,8 +400,41 @@ func (m *Metrics) RegisterBudget(name string, b *retry.Budget) error {
 	return register(m, "budget", name, b, m.budgets)
 }
 
+// RegisterRateLimiter exports the tokens of l's bucket under l.Name(). It
+// returns an error if l is nil, has no name, or another rate limiter is
+// registered under that name; registering l again is not an error.
+func (m *Metrics) RegisterRateLimiter(l *ratelimit.Limiter) error {
+	if l == nil {
+		return errors.New("spillwayprom: RegisterRateLimiter: nil rate limiter")
+	}
+	return register(m, "rate limiter", l.Name(), l, m.limiters)
+}
+
+// RegisterThrottle exports t's rejection probability and its window's
+// requests and accepts under t.Name(). It returns an error if t is nil, has
+// no name, or another throttle is registered under that name; registering t
+// again is not an error.
+func (m *Metrics) RegisterThrottle(t *throttle.Throttler) error {
+	if t == nil {
+		return errors.New("spillwayprom: RegisterThrottle: nil throttle")
+	}
+	return register(m, "throttle", t.Name(), t, m.throttles)
+}
+
+// RegisterHedge exports p's current delay under p.Name() (its hedges are
+// counted from its events). It returns an error if p is nil, has no name,
+// or another hedging policy is registered under that name; registering p
+// again is not an error.
+func (m *Metrics) RegisterHedge(p *hedge.Policy) error {
+	if p == nil {
+		return errors.New("spillwayprom: RegisterHedge: nil hedging policy")
+	}
+	return register(m, "hedging policy", p.Name(), p, m.hedgers)
+}
+
 // Register exports the gauges of each policy that has some: a
-// *breaker.Breaker, a *bulkhead.Bulkhead, and the budget of a *retry.Policy
+// *breaker.Breaker, a *bulkhead.Bulkhead, a *ratelimit.Limiter, a
+// *throttle.Throttler, a *hedge.Policy, and the budget of a *retry.Policy
 // under the policy's name. It skips nil policies and the others (timeouts,
 // fallbacks). spillwayhttp and spillwaygrpc call it for every downstream
 // they make when the Metrics is their Observer. The error joins those of
@@ -384,8 +455,8 @@ func register[P comparable](m *Metrics, kind, name string, p P, regs map[string]
 	return nil
 }
 
-// Forget removes every series of name: the registered breaker, bulkhead and
-// budget, and the counters and histogram its events created, so that a name
+// Forget removes every series of name: the registered breaker, bulkhead,
+// budget, rate limiter, throttle and hedging policy, and the counters and histogram its events created, so that a name
 // whose policies are gone (after a reload) stops being exported. An event
 // of name observed concurrently may be lost or may create its series again.
 func (m *Metrics) Forget(name string) {
@@ -393,6 +464,9 @@ func (m *Metrics) Forget(name string) {
 	delete(m.breakers, name)
 	delete(m.bulkheads, name)
 	delete(m.budgets, name)
+	delete(m.limiters, name)
+	delete(m.throttles, name)
+	delete(m.hedgers, name)
 	m.regMu.Unlock()
 
 	m.namesMu.Lock()
@@ -411,7 +485,7 @@ func (m *Metrics) Forget(name string) {
 	match := prometheus.Labels{"name": name}
 	for _, v := range []*prometheus.MetricVec{
 		m.attempts.MetricVec, m.duration.MetricVec, m.retries.MetricVec, m.rejected.MetricVec,
-		m.transitions.MetricVec, m.fallbacks.MetricVec, m.timeouts.MetricVec,
+		m.transitions.MetricVec, m.fallbacks.MetricVec, m.timeouts.MetricVec, m.hedges.MetricVec,
 	} {
 		v.DeletePartialMatch(match)
 	}
@@ -427,11 +501,11 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.transitions.Describe(ch)
 	m.fallbacks.Describe(ch)
 	m.timeouts.Describe(ch)
-	ch <- m.circuitState
-	ch <- m.failureRate
-	ch <- m.inFlight
-	ch <- m.limit
-	ch <- m.budgetRemaining
+	m.hedges.Describe(ch)
+	for _, d := range []*prometheus.Desc{m.circuitState, m.failureRate, m.inFlight, m.limit, m.budgetRemaining,
+		m.tokens, m.rejectionProbability, m.windowRequests, m.windowAccepts, m.hedgeDelay} {
+		ch <- d
+	}
 }
 
 // Collect sends the counters and histogram, and the gauges read now from
@@ -444,7 +518,11 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.transitions.Collect(ch)
 	m.fallbacks.Collect(ch)
 	m.timeouts.Collect(ch)
+	m.hedges.Collect(ch)
 
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
 	m.regMu.RLock()
 	defer m.regMu.RUnlock()
 	for name, b := range m.breakers {
@@ -454,15 +532,30 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			if snap.State == breaker.State(i) {
 				v = 1
 			}
-			ch <- prometheus.MustNewConstMetric(m.circuitState, prometheus.GaugeValue, v, name, stateNames[i])
+			gauge(m.circuitState, v, name, stateNames[i])
 		}
-		ch <- prometheus.MustNewConstMetric(m.failureRate, prometheus.GaugeValue, snap.FailureRate, name)
+		gauge(m.failureRate, snap.FailureRate, name)
 	}
 	for name, b := range m.bulkheads {
-		ch <- prometheus.MustNewConstMetric(m.inFlight, prometheus.GaugeValue, float64(b.InFlight()), name)
-		ch <- prometheus.MustNewConstMetric(m.limit, prometheus.GaugeValue, float64(b.Limit()), name)
+		// Limit is read now: an adaptive bulkhead's limit moves.
+		gauge(m.inFlight, float64(b.InFlight()), name)
+		gauge(m.limit, float64(b.Limit()), name)
 	}
 	for name, b := range m.budgets {
-		ch <- prometheus.MustNewConstMetric(m.budgetRemaining, prometheus.GaugeValue, b.Remaining(), name)
+		gauge(m.budgetRemaining, b.Remaining(), name)
+	}
+	for name, l := range m.limiters {
+		gauge(m.tokens, l.Tokens(), name)
+	}
+	for name, t := range m.throttles {
+		reqs, accs := t.Counts()
+		gauge(m.rejectionProbability, t.RejectionProbability(), name)
+		gauge(m.windowRequests, float64(reqs), name)
+		gauge(m.windowAccepts, float64(accs), name)
+	}
+	for name, p := range m.hedgers {
+		if d, ok := p.Delay(); ok {
+			gauge(m.hedgeDelay, d.Seconds(), name)
+		}
 	}
 }

@@ -491,6 +491,8 @@ var benchEvents = []struct {
 	{"transition", spillway.Event{Kind: spillway.EventTransition, Policy: "breaker", Name: "catalog", From: "closed", To: "open"}},
 	{"fallback", spillway.Event{Kind: spillway.EventFallback, Policy: "fallback", Name: "catalog", Fallback: "static", Err: errDown}},
 	{"timeout", spillway.Event{Kind: spillway.EventTimeout, Policy: "timeout", Name: "catalog", Duration: time.Second}},
+	{"hedge", spillway.Event{Kind: spillway.EventHedge, Policy: "hedge", Name: "catalog", Attempt: 1, Delay: time.Millisecond}},
+	{"hedge-won", spillway.Event{Kind: spillway.EventHedgeWon, Policy: "hedge", Name: "catalog", Attempt: 1, Duration: time.Millisecond}},
 }
 
 func BenchmarkObserve(b *testing.B) {

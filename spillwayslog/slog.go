@@ -12,17 +12,23 @@
 //	EventRetry       Debug  "retrying"                       policy, name, attempt, delay, error
 //	EventRejection   Debug  "call rejected"                  policy, name, reason (rate limited)
 //	EventTimeout     Debug  "call timed out"                 policy, name, reason, timeout (rate limited)
+//	EventHedge       Debug  "hedge sent"                     policy, name, attempt, delay (rate limited)
+//	EventHedgeWon    Debug  "hedge won"                      policy, name, attempt, duration (rate limited)
 //
 // EventAttempt is not logged: one line per call is a job for metrics
 // (spillwayprom, spillwayotel). Transitions are rare and always matter, so
 // they are never limited. Rejections and timeouts arrive in storms exactly
-// when a downstream fails, so each (policy, name, reason) key logs at most
+// when a downstream fails, and hedges are a steady share of the calls by
+// design (about 5 % with a p95 delay: the policy doing its job, not news,
+// hence Debug for a hedge sent and for one that won alike), so each
+// (event kind, policy, name, reason) key logs at most
 // Options.MaxPerInterval lines per Options.Interval (a timeout's reason is
-// deadline_exceeded). A key's window starts at its first event; the first
-// event after the window has passed starts the next one and first logs, at
-// the same level, how many lines the last window suppressed ("rejections
-// suppressed" or "timeouts suppressed", with policy, name, reason,
-// suppressed and interval). Nothing runs in the background: a window that no
+// deadline_exceeded, a hedge has none). A key's window starts at its first
+// event; the first event after the window has passed starts the next one
+// and first logs, at the same level, how many lines the last window
+// suppressed ("rejections suppressed", "timeouts suppressed", "hedges
+// suppressed" or "hedge wins suppressed", with policy, name, reason when
+// there is one, suppressed and interval). Nothing runs in the background: a window that no
 // later event closes keeps its count until Flush.
 //
 // Every line is logged with the event's Context (context.Background for a
@@ -62,8 +68,8 @@ const (
 
 // Options configures an Observer. The zero value is valid.
 type Options struct {
-	// MaxPerInterval is how many rejection or timeout lines one (policy,
-	// name, reason) key logs per Interval. Default DefaultMaxPerInterval
+	// MaxPerInterval is how many rejection, timeout or hedge lines one
+	// (event kind, policy, name, reason) key logs per Interval. Default DefaultMaxPerInterval
 	// (10); values below 1 mean the default.
 	MaxPerInterval int
 	// Interval is the length of a key's window. Default DefaultInterval
@@ -88,6 +94,7 @@ type Observer struct {
 }
 
 type limitKey struct {
+	kind         spillway.EventKind
 	policy, name string
 	reason       spillway.Reason
 }
@@ -138,16 +145,28 @@ func (o *Observer) Observe(e spillway.Event) {
 			slog.String("policy", e.Policy), slog.String("name", e.Name),
 			slog.Int("attempt", e.Attempt), slog.Duration("delay", e.Delay), errorAttr(e.Err))
 	case spillway.EventRejection:
-		if o.allow(ctx, e.Policy, e.Name, e.Reason, "rejections suppressed") {
+		if o.allow(ctx, e, e.Reason, "rejections suppressed") {
 			o.l.LogAttrs(ctx, slog.LevelDebug, "call rejected",
 				slog.String("policy", e.Policy), slog.String("name", e.Name),
 				slog.String("reason", string(e.Reason)))
 		}
 	case spillway.EventTimeout:
-		if o.allow(ctx, e.Policy, e.Name, spillway.ReasonDeadlineExceeded, "timeouts suppressed") {
+		if o.allow(ctx, e, spillway.ReasonDeadlineExceeded, "timeouts suppressed") {
 			o.l.LogAttrs(ctx, slog.LevelDebug, "call timed out",
 				slog.String("policy", e.Policy), slog.String("name", e.Name),
 				slog.String("reason", string(spillway.ReasonDeadlineExceeded)), slog.Duration("timeout", e.Duration))
+		}
+	case spillway.EventHedge:
+		if o.allow(ctx, e, "", "hedges suppressed") {
+			o.l.LogAttrs(ctx, slog.LevelDebug, "hedge sent",
+				slog.String("policy", e.Policy), slog.String("name", e.Name),
+				slog.Int("attempt", e.Attempt), slog.Duration("delay", e.Delay))
+		}
+	case spillway.EventHedgeWon:
+		if o.allow(ctx, e, "", "hedge wins suppressed") {
+			o.l.LogAttrs(ctx, slog.LevelDebug, "hedge won",
+				slog.String("policy", e.Policy), slog.String("name", e.Name),
+				slog.Int("attempt", e.Attempt), slog.Duration("duration", e.Duration))
 		}
 	}
 }
@@ -161,14 +180,14 @@ func errorAttr(err error) slog.Attr {
 	return slog.String("error", err.Error())
 }
 
-// allow reports whether a limited Debug line of the key may be logged now,
-// logging the last window's summary first when this event starts a new
-// window. A line the logger would drop anyway is not counted.
-func (o *Observer) allow(ctx context.Context, policy, name string, reason spillway.Reason, summary string) bool {
+// allow reports whether a limited Debug line of e's key (with reason) may
+// be logged now, logging the last window's summary first when this event
+// starts a new window. A line the logger would drop anyway is not counted.
+func (o *Observer) allow(ctx context.Context, e spillway.Event, reason spillway.Reason, summary string) bool {
 	if !o.l.Enabled(ctx, slog.LevelDebug) {
 		return false
 	}
-	k := limitKey{policy: policy, name: name, reason: reason}
+	k := limitKey{kind: e.Kind, policy: e.Policy, name: e.Name, reason: reason}
 	now := o.clock.Nanotime()
 	w := o.window(k, now, summary)
 	w.mu.Lock()
@@ -212,8 +231,12 @@ func (o *Observer) window(k limitKey, now int64, summary string) *window {
 }
 
 func (o *Observer) logSummary(ctx context.Context, k limitKey, msg string, suppressed int) {
+	reason := slog.Attr{} // a hedge has no reason; handlers drop the empty Attr
+	if k.reason != "" {
+		reason = slog.String("reason", string(k.reason))
+	}
 	o.l.LogAttrs(ctx, slog.LevelDebug, msg,
-		slog.String("policy", k.policy), slog.String("name", k.name), slog.String("reason", string(k.reason)),
+		slog.String("policy", k.policy), slog.String("name", k.name), reason,
 		slog.Int("suppressed", suppressed), slog.Duration("interval", o.interval))
 }
 

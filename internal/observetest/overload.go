@@ -1,0 +1,107 @@
+package observetest
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spillway-dev/spillway"
+	"github.com/spillway-dev/spillway/bulkhead"
+	"github.com/spillway-dev/spillway/hedge"
+	"github.com/spillway-dev/spillway/ratelimit"
+	"github.com/spillway-dev/spillway/throttle"
+)
+
+// Overload is a pipeline "catalog" with every overload policy — a rate
+// limiter, a throttle and an adaptive bulkhead as its guards, a hedging
+// policy — whose only wiring to the metrics is Policies.Observer and each
+// policy's Config.Observer.
+type Overload struct {
+	Clock  *spillway.ManualClock
+	refuse atomic.Bool // the throttle refuses whenever its probability is above 0
+	RL     *ratelimit.Limiter
+	TH     *throttle.Throttler
+	BH     *bulkhead.Bulkhead
+	HP     *hedge.Policy
+	PL     *spillway.Pipeline[string]
+}
+
+// NewOverload builds the policies, reporting to obs, and the pipeline.
+func NewOverload(t testing.TB, obs spillway.Observer) *Overload {
+	t.Helper()
+	o := &Overload{Clock: spillway.NewManualClock(time.Second)}
+	o.RL = ratelimit.MustNew(ratelimit.Config{Name: "catalog", Limit: 10, Burst: 5, Clock: o.Clock, Observer: obs})
+	o.TH = throttle.MustNew(throttle.Config{Name: "catalog", Clock: o.Clock, Observer: obs, Rand: func() float64 {
+		if o.refuse.Load() {
+			return 0
+		}
+		return 0.999 // above MaxRejectionRate: never refused
+	}})
+	o.BH = bulkhead.MustNew(bulkhead.Config{Name: "catalog", MaxConcurrent: 10, Adaptive: bulkhead.Adaptive{
+		Algorithm: bulkhead.AIMD, InitialLimit: 10, MinSamples: 1, Window: time.Millisecond, Clock: o.Clock}})
+	o.HP = hedge.MustNew(hedge.Config{Name: "catalog", Delay: time.Millisecond, Observer: obs, Clock: o.Clock})
+	var err error
+	// The rate limiter and the throttle come before the bulkhead, so that
+	// their refusals never reach it.
+	o.PL, err = spillway.NewPipeline(spillway.Policies[string]{Guards: []spillway.Guard{o.RL, o.TH, o.BH},
+		Hedge: o.HP, Observer: obs, Name: "catalog"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// Run drives the policies to known values: a dropped call (100ms, a
+// timeout) that takes the adaptive limit from 10 to 9 and gives the
+// throttle a failure, a call the throttle refuses, four
+// accepted calls that empty the rate limiter, one it refuses, then one
+// hedged call whose hedge wins.
+func (o *Overload) Run(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	ok := func(context.Context) (string, error) { return "ok", nil }
+	_, err := o.PL.Execute(ctx, func(context.Context) (string, error) {
+		o.Clock.Advance(100 * time.Millisecond) // one token back, past the bulkhead's window
+		return "", context.DeadlineExceeded
+	})
+	if spillway.ReasonOf(err) != spillway.ReasonDeadlineExceeded {
+		t.Fatalf("dropped call: %v", err)
+	}
+	o.refuse.Store(true)
+	if _, err := o.PL.Execute(ctx, ok); !errors.Is(err, throttle.ErrThrottled) {
+		t.Fatalf("throttled call: %v", err)
+	}
+	o.refuse.Store(false)
+	for i := range 4 {
+		if _, err := o.PL.Execute(ctx, ok); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if _, err := o.PL.Execute(ctx, ok); !errors.Is(err, ratelimit.ErrLimited) {
+		t.Fatalf("rate-limited call: %v", err)
+	}
+	if got := o.BH.Limit(); got != 9 {
+		t.Fatalf("adaptive limit %d, want 9", got)
+	}
+	o.hedged(t)
+}
+
+// hedged makes one hedged call whose primary hangs until its hedge wins,
+// with two tokens in the rate limiter: one for each attempt.
+func (o *Overload) hedged(t testing.TB) {
+	t.Helper()
+	o.Clock.Advance(200 * time.Millisecond) // two tokens: the primary's and the hedge's
+	var calls atomic.Int32
+	r := o.PL.ExecuteHedged(context.Background(), func(ctx context.Context) (string, error) {
+		if calls.Add(1) == 1 {
+			<-ctx.Done()
+			return "", ctx.Err()
+		}
+		return "hedge", nil
+	})
+	if r.Err != nil || r.Value != "hedge" {
+		t.Fatalf("hedged call: %q, %v", r.Value, r.Err)
+	}
+}
