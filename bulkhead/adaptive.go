@@ -278,6 +278,12 @@ func (l *limiter) kind(err error) (sample, dropped bool) {
 	if _, ok := errors.AsType[*spillway.PanicError](err); ok {
 		return false, false
 	}
+	if localRefusal(err) {
+		// A guard acquired after the bulkhead (a rate limiter, a throttle,
+		// a shedder) refused the call: the downstream never saw it, so it
+		// says nothing about the downstream's latency or load.
+		return false, false
+	}
 	if l.cfg.Drop != nil {
 		d := l.cfg.Drop(err)
 		return d, d
@@ -287,6 +293,15 @@ func (l *limiter) kind(err error) (sample, dropped bool) {
 		return true, true
 	}
 	return false, false
+}
+
+// localRefusal reports whether err is a refusal a Spillway policy made
+// before the call ran: a rejection (spillway.IsRejection) whose Error names
+// the policy that made it. A downstream's own "too many requests" carries
+// no policy name and stays a drop.
+func localRefusal(err error) bool {
+	e, ok := errors.AsType[*spillway.Error](err)
+	return ok && e.Policy != "" && spillway.IsRejection(err)
 }
 
 // sample adds one released call to the open window — started at start

@@ -172,6 +172,8 @@ func TestAdaptiveSamplesOnlyWhatTheAlgorithmLearnsFrom(t *testing.T) {
 		{"success", nil, nil, 21},
 		{"timeout is a drop", errTimeout, nil, 18},
 		{"throttled is a drop", &spillway.Error{Code: spillway.ReasonThrottled}, nil, 18},
+		{"a later guard's refusal is no sample", &spillway.Error{Code: spillway.ReasonThrottled, Policy: "ratelimit"}, nil, 20},
+		{"a later guard's refusal is no sample, with Drop", &spillway.Error{Code: spillway.ReasonThrottled, Policy: "throttle"}, func(error) bool { return true }, 20},
 		{"other failure is no sample", errBoom, nil, 20},
 		{"caller gone is no sample", spillway.CallerDone(errTimeout), nil, 20},
 		{"panic is no sample", &spillway.PanicError{Value: 1}, nil, 20},
