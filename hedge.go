@@ -61,12 +61,14 @@ type Hedger interface {
 
 // HedgeFunc is an attempt of a hedged call: fn(ctx, k) makes attempt k (0
 // the primary, k hedge k), fn(ctx) when the attempt need not know which it
-// is.
+// is. Hedge takes either as it is, so that hedge.Do passes its caller's
+// function without an adapter closure allocated per call.
 type HedgeFunc[R any] interface {
 	func(ctx context.Context, k int) (R, error) | func(ctx context.Context) (R, error)
 }
 
-// Hedge makes a hedged call: fn(ctx, 0) is the primary attempt, run on the
+// Hedge makes a hedged call (fn(ctx, k), or fn(ctx) for the one-argument
+// HedgeFunc): fn(ctx, 0) is the primary attempt, run on the
 // caller's goroutine; when it has not answered after h.HedgeDelay(1) and
 // h.TryHedge allows it, fn(hctx, 1) is started on a goroutine of its own, and
 // so on up to the policy's maximum, each after the delay since the previous
@@ -154,7 +156,10 @@ func callHedge[R any, F HedgeFunc[R]](fn F, ctx context.Context, k int) (R, erro
 }
 
 // race is one hedged call once its delay may have fired. Its fields are
-// guarded by mu, but for those set before the timer starts.
+// guarded by mu, but for those set before the timer starts and primary,
+// which guards itself. It is the primary's context (primary, an interior
+// pointer), so it is made per call: an attempt may keep its context after
+// the call, which must then read as cancelled.
 type race[R any, F HedgeFunc[R]] struct {
 	h       Hedger
 	fn      F
