@@ -379,6 +379,32 @@ func TestPooledTimersStayOutOfBubbles(t *testing.T) {
 	}
 }
 
+// TestAReusedTimerFiresForItsOwnCall: outside a bubble, a delay timer
+// stopped by one call and reused by the next fires for the call that reused
+// it (under -race: the race it fires for is published before the timer
+// restarts).
+func TestAReusedTimerFiresForItsOwnCall(t *testing.T) {
+	fast := hedge.MustNew(hedge.Config{Delay: time.Hour})
+	hedged := hedge.MustNew(hedge.Config{Delay: time.Millisecond})
+	for i := range 20 {
+		_, _ = hedge.Do(context.Background(), fast, func(context.Context) (int, error) { return 0, nil })
+		var calls atomic.Int32
+		v, err := hedge.Do(context.Background(), hedged, func(ctx context.Context) (int, error) {
+			if calls.Add(1) == 1 {
+				<-ctx.Done()
+				return 0, ctx.Err()
+			}
+			return i, nil
+		})
+		if v != i || err != nil {
+			t.Fatalf("call %d: Do = %d, %v; want the hedge's %d", i, v, err, i)
+		}
+	}
+	if hedged.Won() != 20 {
+		t.Errorf("Won = %d, want 20", hedged.Won())
+	}
+}
+
 // TestThePrimarysContextWithoutDoneStillEnds: a primary that never asks for
 // its context's Done channel still sees it end, with the cause
 // ErrHedgeLost when a hedge won and context.Canceled once the call
