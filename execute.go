@@ -217,7 +217,7 @@ func (pl *Pipeline[T]) hedged(caller, ctx context.Context, n int, call func(cont
 		// An error the classifier let pass ends the execution as it is, but
 		// it does not win a race that another attempt may still win.
 		return o, o.err
-	}, pl.discard)
+	}, pl.discardLoser)
 	return o.v, o.started, hedges, o.failure, o.err
 }
 

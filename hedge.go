@@ -59,7 +59,16 @@ type Hedger interface {
 	Record(ctx context.Context, start int64, winner int)
 }
 
-// Hedge makes a hedged call: fn(ctx, 0) is the primary attempt, run on the
+// HedgeFunc is an attempt of a hedged call: fn(ctx, k) makes attempt k (0
+// the primary, k hedge k), fn(ctx) when the attempt need not know which it
+// is. Hedge takes either as it is, so that hedge.Do passes its caller's
+// function without an adapter closure allocated per call.
+type HedgeFunc[R any] interface {
+	func(ctx context.Context, k int) (R, error) | func(ctx context.Context) (R, error)
+}
+
+// Hedge makes a hedged call (fn(ctx, k), or fn(ctx) for the one-argument
+// HedgeFunc): fn(ctx, 0) is the primary attempt, run on the
 // caller's goroutine; when it has not answered after h.HedgeDelay(1) and
 // h.TryHedge allows it, fn(hctx, 1) is started on a goroutine of its own, and
 // so on up to the policy's maximum, each after the delay since the previous
@@ -88,27 +97,29 @@ type Hedger interface {
 // primary has failed no further hedge is sent; the hedges in flight may
 // still win.
 //
-// A call whose primary answers before the delay starts no goroutine: the
-// delay is a runtime timer (time.AfterFunc) stopped when the primary
-// returns, and the primary runs under a cancellable context. A hedge that
-// panics hands its panic to the caller's goroutine, which re-raises it after
-// cancelling the other attempts (it is re-raised on the hedge's goroutine
-// when the call has already returned); a hedge that calls runtime.Goexit
-// counts as failed.
-func Hedge[R any](ctx context.Context, h Hedger, fn func(ctx context.Context, k int) (R, error), discard func(R)) (r R, hedges int, err error) {
+// A call whose primary answers before the delay starts no goroutine and
+// allocates one object, its race: the delay is a runtime timer reused from
+// call to call, and the primary's context becomes a cancellable
+// context.WithCancelCause of ctx only when its Done channel is asked for (an
+// attempt that only reads Err, or not even that, costs nothing more). A
+// hedge that panics hands its panic to the caller's goroutine, which
+// re-raises it after cancelling the other attempts (it is re-raised on the
+// hedge's goroutine when the call has already returned); a hedge that calls
+// runtime.Goexit counts as failed.
+func Hedge[R any, F HedgeFunc[R]](ctx context.Context, h Hedger, fn F, discard func(R)) (r R, hedges int, err error) {
 	d, ok := h.HedgeDelay(1)
 	start := h.Begin()
 	if !ok {
 		// No hedge (none allowed, or no delay learned yet): the call still
 		// teaches the policy its latency.
-		if r, err = fn(ctx, 0); err == nil {
+		if r, err = callHedge[R](fn, ctx, 0); err == nil {
 			h.Record(ctx, start, 0)
 		}
 		return r, 0, err
 	}
-	pctx, cancel := context.WithCancelCause(ctx)
-	rc := &race[R]{h: h, fn: fn, discard: discard, parent: ctx, primary: cancel}
-	rc.timer = time.AfterFunc(d, rc.fire)
+	rc := &race[R, F]{h: h, fn: fn, discard: discard, parent: ctx}
+	rc.primary.Context = ctx
+	rc.timer = startHedgeTimer(d, rc)
 	finished := false
 	defer func() {
 		if !finished {
@@ -117,11 +128,11 @@ func Hedge[R any](ctx context.Context, h Hedger, fn func(ctx context.Context, k 
 			rc.abandon()
 		}
 	}()
-	r, err = fn(pctx, 0)
+	r, err = callHedge[R](rc.fn, &rc.primary, 0)
 	finished = true
-	if rc.timer.Stop() {
+	if rc.timer.stop() {
 		// No hedge was sent, nor will be.
-		cancel(nil)
+		rc.primary.cancel(false)
 		if err == nil {
 			h.Record(ctx, start, 0)
 		}
@@ -134,15 +145,28 @@ func Hedge[R any](ctx context.Context, h Hedger, fn func(ctx context.Context, k 
 	return r, hedges, err
 }
 
+// callHedge makes attempt k with fn.
+func callHedge[R any, F HedgeFunc[R]](fn F, ctx context.Context, k int) (R, error) {
+	switch f := any(fn).(type) {
+	case func(context.Context, int) (R, error):
+		return f(ctx, k)
+	default:
+		return any(fn).(func(context.Context) (R, error))(ctx)
+	}
+}
+
 // race is one hedged call once its delay may have fired. Its fields are
-// guarded by mu, but for those set before the timer starts.
-type race[R any] struct {
+// guarded by mu, but for those set before the timer starts and primary,
+// which guards itself. It is the primary's context (primary, an interior
+// pointer), so it is made per call: an attempt may keep its context after
+// the call, which must then read as cancelled.
+type race[R any, F HedgeFunc[R]] struct {
 	h       Hedger
-	fn      func(context.Context, int) (R, error)
+	fn      F
 	discard func(R)
 	parent  context.Context
-	primary context.CancelCauseFunc
-	timer   *time.Timer
+	primary primaryContext
+	timer   *hedgeTimer
 
 	mu sync.Mutex
 	// hedges holds the cancel functions of the hedges sent, hedge k's at
@@ -169,7 +193,7 @@ type race[R any] struct {
 
 // fire runs on the timer's goroutine when the delay elapsed: it sends the
 // next hedge, if the race and the policy allow, and runs it there.
-func (rc *race[R]) fire() {
+func (rc *race[R, F]) fire() {
 	rc.mu.Lock()
 	k := len(rc.hedges) + 1
 	stop := rc.decided || rc.primaryFailed || rc.won || rc.panicked
@@ -198,7 +222,7 @@ func (rc *race[R]) fire() {
 }
 
 // run makes hedge k on the calling goroutine and hands its outcome to the race.
-func (rc *race[R]) run(ctx context.Context, cancel context.CancelCauseFunc, k int) {
+func (rc *race[R, F]) run(ctx context.Context, cancel context.CancelCauseFunc, k int) {
 	defer cancel(nil)
 	returned := false
 	defer func() {
@@ -215,14 +239,14 @@ func (rc *race[R]) run(ctx context.Context, cancel context.CancelCauseFunc, k in
 		var zero R
 		rc.deliver(k, zero, &PanicError{})
 	}()
-	r, err := rc.fn(ctx, k)
+	r, err := callHedge[R](rc.fn, ctx, k)
 	returned = true
 	rc.deliver(k, r, err)
 }
 
 // deliver takes hedge k's outcome: the first success wins, anything else is
 // discarded.
-func (rc *race[R]) deliver(k int, r R, err error) {
+func (rc *race[R, F]) deliver(k int, r R, err error) {
 	rc.mu.Lock()
 	rc.inFlight--
 	if err != nil || rc.decided || rc.won || rc.panicked {
@@ -241,7 +265,7 @@ func (rc *race[R]) deliver(k int, r R, err error) {
 
 // panic hands a hedge's panic value to the caller, and reports false when
 // the call has already returned (nobody can take it).
-func (rc *race[R]) panic(v any) bool {
+func (rc *race[R, F]) panic(v any) bool {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.inFlight--
@@ -257,7 +281,7 @@ func (rc *race[R]) panic(v any) bool {
 }
 
 // wake lets a waiting caller settle. Called with mu held.
-func (rc *race[R]) wake() {
+func (rc *race[R, F]) wake() {
 	if !rc.woken {
 		rc.woken = true
 		close(rc.done)
@@ -266,9 +290,9 @@ func (rc *race[R]) wake() {
 
 // cancelExcept cancels every attempt but attempt k (0: the primary), and
 // the next hedge's timer. Called with mu held.
-func (rc *race[R]) cancelExcept(k int) {
+func (rc *race[R, F]) cancelExcept(k int) {
 	if k != 0 {
-		rc.primary(ErrHedgeLost)
+		rc.primary.cancel(true)
 	}
 	for i, c := range rc.hedges {
 		if i+1 != k {
@@ -282,7 +306,7 @@ func (rc *race[R]) cancelExcept(k int) {
 
 // settle decides the call once its primary returned (r, err) after the
 // delay fired, waiting for the hedges in flight when the primary failed.
-func (rc *race[R]) settle(r R, err error) (_ R, hedges, winner int, _ error) {
+func (rc *race[R, F]) settle(r R, err error) (_ R, hedges, winner int, _ error) {
 	rc.mu.Lock()
 	if err != nil && !rc.won && !rc.panicked {
 		rc.primaryFailed = true
@@ -302,7 +326,7 @@ func (rc *race[R]) settle(r R, err error) (_ R, hedges, winner int, _ error) {
 		// the hedges still running lose.
 		rc.cancelExcept(0)
 	}
-	rc.primary(nil)
+	rc.primary.cancel(false)
 	panicked, pv, hedges := rc.panicked, rc.panicValue, len(rc.hedges)
 	rc.mu.Unlock()
 	if panicked {
@@ -322,8 +346,8 @@ func (rc *race[R]) settle(r R, err error) (_ R, hedges, winner int, _ error) {
 // abandon ends a call whose primary panicked or called runtime.Goexit: no
 // hedge is sent, the ones in flight are cancelled and discard what they
 // return, and a winner's result is discarded.
-func (rc *race[R]) abandon() {
-	rc.timer.Stop()
+func (rc *race[R, F]) abandon() {
+	rc.timer.stop()
 	rc.mu.Lock()
 	rc.decided = true
 	rc.cancelExcept(-1)
@@ -334,8 +358,163 @@ func (rc *race[R]) abandon() {
 	}
 }
 
-func (rc *race[R]) drop(r R) {
+func (rc *race[R, F]) drop(r R) {
 	if rc.discard != nil {
 		rc.discard(r)
+	}
+}
+
+// hedgeTimer is the runtime timer of a race's first delay. A timer stopped
+// before it fired goes back to hedgeTimers for the next call, so that an
+// unhedged call allocates none; one that fired is left to the collector,
+// since its callback may still be running. The timers of the calls made
+// in a testing/synctest bubble belong to the bubble (its fake clock; the
+// runtime aborts a program that stops one from outside): they are made
+// afresh and never pooled.
+type hedgeTimer struct {
+	t *time.Timer
+	// race is the race the timer fires for: written before the timer is
+	// (re)started, read by its callback (the runtime orders the two).
+	race    interface{ fire() }
+	bubbled bool
+}
+
+var hedgeTimers sync.Pool
+
+// startHedgeTimer calls rc.fire after d, on a goroutine of its own.
+func startHedgeTimer(d time.Duration, rc interface{ fire() }) *hedgeTimer {
+	bubbled := inSynctestBubble()
+	var ht *hedgeTimer
+	if !bubbled {
+		ht, _ = hedgeTimers.Get().(*hedgeTimer)
+	}
+	if ht == nil {
+		ht = &hedgeTimer{race: rc, bubbled: bubbled}
+		ht.t = time.AfterFunc(d, ht.fire)
+		return ht
+	}
+	ht.race = rc
+	ht.t.Reset(d)
+	return ht
+}
+
+// inSynctestBubble reports whether the calling goroutine runs in a
+// testing/synctest bubble, where time.Now carries no monotonic clock
+// reading (Round(0) strips one; TestPooledTimersStayOutOfBubbles keeps
+// this honest across Go releases).
+func inSynctestBubble() bool {
+	now := time.Now()
+	return now == now.Round(0)
+}
+
+func (ht *hedgeTimer) fire() { ht.race.fire() }
+
+// stop stops the timer and reports whether it had not fired; then its
+// callback will not run, and the timer is reused.
+func (ht *hedgeTimer) stop() bool {
+	if !ht.t.Stop() {
+		return false
+	}
+	if !ht.bubbled {
+		ht.race = nil
+		hedgeTimers.Put(ht)
+	}
+	return true
+}
+
+// primaryContext is the context of a race's primary attempt: its parent's
+// until the race cancels it. Most primaries answer before the delay and
+// many never ask for a Done channel (an attempt that reads Err only), so
+// the cancellable context.WithCancelCause of the parent is made only when
+// Done is called; a context derived from this one calls it, and then
+// attaches to that one as to any cancelCtx (no goroutine watches it).
+// Cancelled before that, it answers as a context cancelled with the same
+// cause does (Err, Done, context.Cause), or as its parent when that had
+// ended first.
+type primaryContext struct {
+	context.Context // the parent
+	mu              sync.Mutex
+	// inner is the cancellable context made by Done, nil before.
+	inner       context.Context
+	cancelInner context.CancelCauseFunc
+	// ended is what the context answers as once cancelled without inner:
+	// canceledContext, lostContext, or the parent when it had ended first.
+	ended context.Context
+}
+
+// canceledContext and lostContext are contexts cancelled with the causes a
+// race cancels its primary with: none (context.Canceled) and ErrHedgeLost.
+var canceledContext, lostContext = cancelledWith(nil), cancelledWith(ErrHedgeLost)
+
+func cancelledWith(cause error) context.Context {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(cause)
+	return ctx
+}
+
+func (c *primaryContext) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inner == nil {
+		if c.ended != nil {
+			return c.ended.Done()
+		}
+		c.inner, c.cancelInner = context.WithCancelCause(c.Context)
+	}
+	return c.inner.Done()
+}
+
+func (c *primaryContext) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.inner != nil:
+		return c.inner.Err()
+	case c.ended != nil:
+		return c.ended.Err()
+	}
+	// Read under mu, so that cancel sees the parent's end if Err did.
+	return c.Context.Err()
+}
+
+func (c *primaryContext) Value(key any) any {
+	c.mu.Lock()
+	inner, ended := c.inner, c.ended
+	c.mu.Unlock()
+	if inner != nil {
+		return inner.Value(key)
+	}
+	if ended != nil && ended != c.Context {
+		// ended derives from Background: it has a value only for the key
+		// context.Cause asks a cancelCtx for, and answers it with itself.
+		if v := ended.Value(key); v != nil {
+			return v
+		}
+	}
+	return c.Context.Value(key)
+}
+
+// cancel cancels the context, its cause ErrHedgeLost when lost is set;
+// only the first cancellation counts.
+func (c *primaryContext) cancel(lost bool) {
+	c.mu.Lock()
+	cancelInner := c.cancelInner
+	switch {
+	case cancelInner != nil, c.ended != nil:
+	case c.Context.Err() != nil:
+		c.ended = c.Context
+	case lost:
+		c.ended = lostContext
+	default:
+		c.ended = canceledContext
+	}
+	c.mu.Unlock()
+	if cancelInner != nil {
+		// Outside mu: the contexts derived from inner are cancelled now.
+		if lost {
+			cancelInner(ErrHedgeLost)
+		} else {
+			cancelInner(nil)
+		}
 	}
 }

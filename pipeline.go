@@ -91,6 +91,9 @@ type Pipeline[T any] struct {
 	clock Clock
 	// layers is a composition's (Compose); nil in the standard order.
 	layers []layer[T]
+	// discardLoser is the method value pl.discard, made once: a hedged
+	// call that made it would allocate it.
+	discardLoser func(outcome[T])
 }
 
 // NewPipeline returns the Pipeline that runs p's policies in the standard
@@ -109,8 +112,10 @@ func NewPipeline[T any](p Policies[T]) (*Pipeline[T], error) {
 			return nil, fmt.Errorf("spillway: pipeline %q: registering its policies' gauges: %w", p.Name, err)
 		}
 	}
-	return &Pipeline[T]{p: p, clock: ClockOrSystem(p.Clock), eng: NewEngine(EngineConfig[T]{Guards: p.guards(),
-		Timeout: p.Attempt, Chaos: p.Chaos, Classify: valueClassifier(p.Classify), Observer: p.Observer, Clock: p.Clock, Policy: "pipeline", Name: p.Name})}, nil
+	pl := &Pipeline[T]{p: p, clock: ClockOrSystem(p.Clock), eng: NewEngine(EngineConfig[T]{Guards: p.guards(),
+		Timeout: p.Attempt, Chaos: p.Chaos, Classify: valueClassifier(p.Classify), Observer: p.Observer, Clock: p.Clock, Policy: "pipeline", Name: p.Name})}
+	pl.discardLoser = pl.discard
+	return pl, nil
 }
 
 // valueClassifier is the engine's classifier for a Classify that judges

@@ -260,6 +260,24 @@ func BenchmarkHedgeHotPath(b *testing.B) {
 			_, _ = hedge.Do(ctx, p, fn)
 		}
 	})
+	// A primary that looks at its context's Done channel, as any call that
+	// waits on I/O does: spillway then makes the primary's context
+	// cancellable.
+	watching := func(ctx context.Context) (string, error) {
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		default:
+			return "ok", nil
+		}
+	}
+	b.Run("spillway-watching-done", func(b *testing.B) {
+		p := hedge.MustNew(hedge.Config{Delay: time.Second})
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = hedge.Do(ctx, p, watching)
+		}
+	})
 	b.Run("failsafe-go", func(b *testing.B) {
 		ex := failsafe.With(hedgepolicy.NewWithDelay[string](time.Second)).WithContext(ctx)
 		b.ReportAllocs()

@@ -26,11 +26,15 @@
 // # Goroutines and cost
 //
 // The primary runs on the caller's goroutine; the delay is a runtime timer.
-// A call answered before the delay starts no goroutine (it allocates its
-// cancellable context and its timer, a few small objects). Each hedge sent
-// runs on one goroutine of its own (the timer's). The primary must heed its
-// context: when a hedge wins, the call returns once the cancelled primary
-// has returned.
+// A call answered before the delay starts no goroutine and allocates one
+// object (256 B with a string result; three in a pipeline's ExecuteHedged):
+// the timer of a delay that did not fire is reused by the next call (never
+// across a testing/synctest bubble), and the primary's context becomes a
+// cancellable context only when something asks for its Done channel (a
+// select on it, a context derived from it). Each hedge sent runs on one
+// goroutine of its own (the timer's). The primary must heed its context:
+// when a hedge wins, the call returns once the cancelled primary has
+// returned.
 //
 // # The learned delay
 //

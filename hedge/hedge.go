@@ -272,6 +272,6 @@ func Do[T any](ctx context.Context, p *Policy, fn func(context.Context) (T, erro
 // response body to close): discard is called with every result that is not
 // returned, on the goroutine of the attempt that produced it.
 func DoDiscard[T any](ctx context.Context, p *Policy, fn func(context.Context) (T, error), discard func(T)) (T, error) {
-	v, _, err := spillway.Hedge(ctx, p, func(ctx context.Context, _ int) (T, error) { return fn(ctx) }, discard)
+	v, _, err := spillway.Hedge(ctx, p, fn, discard)
 	return v, err
 }

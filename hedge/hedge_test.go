@@ -309,8 +309,10 @@ func TestAPrimaryPanicCancelsTheHedges(t *testing.T) {
 }
 
 // TestAnUnhedgedCallStartsNoGoroutine: a primary that answers before the
-// delay runs on the caller's goroutine alone, and allocates a bounded
-// handful of objects (its context and its timer).
+// delay runs on the caller's goroutine alone, and allocates one object (its
+// race, which is its context): the delay's timer is reused, and the
+// context is made cancellable only when asked for its Done channel. Main
+// allocated 6 (448 B).
 func TestAnUnhedgedCallStartsNoGoroutine(t *testing.T) {
 	p := hedge.MustNew(hedge.Config{Delay: time.Hour})
 	before := runtime.NumGoroutine()
@@ -324,10 +326,131 @@ func TestAnUnhedgedCallStartsNoGoroutine(t *testing.T) {
 	if during > before {
 		t.Errorf("%d goroutines during the call, %d before", during, before)
 	}
-	if allocs > 6 {
-		t.Errorf("an unhedged call allocates %v objects, want at most 6", allocs)
+	if !raceEnabled && allocs != 1 {
+		t.Errorf("an unhedged call allocates %v objects, want 1", allocs)
 	}
-	t.Logf("%v allocations per unhedged call", allocs)
+}
+
+// TestAnUnhedgedPipelineCallAllocatesThree: ExecuteHedged's unhedged call
+// allocates the race, the closure that makes its attempts on the engine and
+// the primary's HedgeCaller view; main allocated 8.
+func TestAnUnhedgedPipelineCallAllocatesThree(t *testing.T) {
+	pl := spillway.MustNewPipeline(spillway.Policies[int]{Hedge: hedge.MustNew(hedge.Config{Delay: time.Hour})})
+	fn := func(context.Context) (int, error) { return 1, nil }
+	allocs := testing.AllocsPerRun(100, func() {
+		if r := pl.ExecuteHedged(context.Background(), fn); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	})
+	if !raceEnabled && allocs != 3 {
+		t.Errorf("an unhedged pipeline call allocates %v objects, want 3", allocs)
+	}
+}
+
+// TestPooledTimersStayOutOfBubbles: the delay timers reused across calls
+// are never a synctest bubble's (the runtime aborts a program that stops a
+// bubble's timer from outside it), and a call in a bubble never takes an
+// outside one (it would not fire on the bubble's clock).
+func TestPooledTimersStayOutOfBubbles(t *testing.T) {
+	fast := func(context.Context) (string, error) { return "primary", nil }
+	outside := hedge.MustNew(hedge.Config{Delay: time.Hour})
+	for range 10 {
+		_, _ = hedge.Do(context.Background(), outside, fast)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		p := hedge.MustNew(hedge.Config{Delay: 50 * time.Millisecond})
+		for range 10 {
+			_, _ = hedge.Do(t.Context(), p, fast)
+		}
+		var calls atomic.Int32
+		start := time.Now()
+		v, _ := hedge.Do(t.Context(), p, func(ctx context.Context) (string, error) {
+			if calls.Add(1) == 1 {
+				return slow(ctx, time.Hour, "primary")
+			}
+			return "hedge", nil
+		})
+		if v != "hedge" || time.Since(start) != 50*time.Millisecond {
+			t.Errorf("in a bubble: %q after %s, want the hedge after 50ms", v, time.Since(start))
+		}
+	})
+	for range 10 {
+		_, _ = hedge.Do(context.Background(), outside, fast)
+	}
+}
+
+// TestAReusedTimerFiresForItsOwnCall: outside a bubble, a delay timer
+// stopped by one call and reused by the next fires for the call that reused
+// it (under -race: the race it fires for is published before the timer
+// restarts).
+func TestAReusedTimerFiresForItsOwnCall(t *testing.T) {
+	fast := hedge.MustNew(hedge.Config{Delay: time.Hour})
+	hedged := hedge.MustNew(hedge.Config{Delay: time.Millisecond})
+	for i := range 20 {
+		_, _ = hedge.Do(context.Background(), fast, func(context.Context) (int, error) { return 0, nil })
+		var calls atomic.Int32
+		v, err := hedge.Do(context.Background(), hedged, func(ctx context.Context) (int, error) {
+			if calls.Add(1) == 1 {
+				<-ctx.Done()
+				return 0, ctx.Err()
+			}
+			return i, nil
+		})
+		if v != i || err != nil {
+			t.Fatalf("call %d: Do = %d, %v; want the hedge's %d", i, v, err, i)
+		}
+	}
+	if hedged.Won() != 20 {
+		t.Errorf("Won = %d, want 20", hedged.Won())
+	}
+}
+
+// TestThePrimarysContextWithoutDoneStillEnds: a primary that never asks for
+// its context's Done channel still sees it end, with the cause
+// ErrHedgeLost when a hedge won and context.Canceled once the call
+// returned, keeps its parent's values, and a context derived from it ends
+// with it.
+func TestThePrimarysContextWithoutDoneStillEnds(t *testing.T) {
+	type key struct{}
+	synctest.Test(t, func(t *testing.T) {
+		p := hedge.MustNew(hedge.Config{Delay: 50 * time.Millisecond})
+		parent := context.WithValue(t.Context(), key{}, "v")
+		var calls atomic.Int32
+		var lost error
+		v, _ := hedge.Do(parent, p, func(ctx context.Context) (string, error) {
+			if calls.Add(1) > 1 {
+				return "hedge", nil
+			}
+			for ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			lost = context.Cause(ctx)
+			return "", ctx.Err()
+		})
+		if v != "hedge" || lost != spillway.ErrHedgeLost {
+			t.Errorf("Do = %q, the primary's cause %v; want the hedge, ErrHedgeLost", v, lost)
+		}
+		var kept context.Context
+		_, _ = hedge.Do(parent, p, func(ctx context.Context) (string, error) { kept = ctx; return "", nil })
+		if kept.Err() != context.Canceled || context.Cause(kept) != context.Canceled || kept.Value(key{}) != "v" {
+			t.Errorf("after the call: Err %v, Cause %v, Value %v; want Canceled, Canceled, v", kept.Err(), context.Cause(kept), kept.Value(key{}))
+		}
+		select {
+		case <-kept.Done():
+		default:
+			t.Error("after the call, Done is not closed")
+		}
+		var child context.Context
+		var childCancel context.CancelFunc
+		_, _ = hedge.Do(parent, p, func(ctx context.Context) (string, error) {
+			child, childCancel = context.WithCancel(ctx)
+			return "", nil
+		})
+		defer childCancel()
+		if child.Err() != context.Canceled {
+			t.Errorf("a context derived from the primary's: Err %v after the call, want Canceled", child.Err())
+		}
+	})
 }
 
 func TestConfigErrors(t *testing.T) {
