@@ -343,3 +343,27 @@ func TestGradient2DefaultsMeetTheTargets(t *testing.T) {
 			g2.Goodput, tooHigh.Goodput, fs.Goodput)
 	}
 }
+
+// TestGradient2DefaultsGrowAtFlatLatency is the other side of the defaults'
+// trade-off: a tight tolerance must not keep the limit from growing when
+// the downstream is far from its capacity and only its noise moves the
+// window averages. 400 calls of 200 ms wanted at once (2,000/s) from a
+// downstream that could take 100,000: windows of about 10 samples at the
+// starting limit of 20. The limit must reach MaxConcurrent (200) within
+// 45 s.
+func TestGradient2DefaultsGrowAtFlatLatency(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Capacity, cfg.Latency, cfg.Timeout = 100000, 200*time.Millisecond, 2*time.Second
+	cfg.Load = 2000 / cfg.Throughput()
+	r := Simulate(cfg, Adaptive("gradient2", bulkhead.Adaptive{Algorithm: bulkhead.Gradient2}), nil)
+	for _, p := range r.Series {
+		if p.Limit >= 200 {
+			t.Logf("limit 200 at %v", p.T)
+			return
+		}
+		if p.T >= 45*time.Second {
+			t.Fatalf("limit %d at %v, want the upper bound 200 by then", p.Limit, p.T)
+		}
+	}
+	t.Fatal("the run ended before 45 s")
+}
