@@ -104,9 +104,9 @@ func TestAdaptiveShrinksWhenLatencyRises(t *testing.T) {
 			s := newSim(t, bulkhead.Config{MaxConcurrent: 200, Adaptive: bulkhead.Adaptive{Algorithm: alg, MinConcurrent: 5}})
 			s.rounds(1000, 1000, 10*time.Millisecond, nil)
 			grown := s.b.Limit()
-			// Within the tolerance (1.2x < 1.5x) Gradient2 does not shrink.
+			// Within the tolerance (1.04x < 1.05x) Gradient2 does not shrink.
 			if alg == bulkhead.Gradient2 {
-				s.rounds(200, 1000, 12*time.Millisecond, nil)
+				s.rounds(200, 1000, 10400*time.Microsecond, nil)
 				if got := s.b.Limit(); got < grown {
 					t.Fatalf("limit %d after latency within the tolerance, want >= %d", got, grown)
 				}
@@ -128,6 +128,35 @@ func TestAdaptiveShrinksWhenLatencyRises(t *testing.T) {
 			}
 			if got := s.b.Limit(); got > 2*5 {
 				t.Errorf("limit %d while latency keeps rising, want near the lower bound 5", got)
+			}
+		})
+	}
+}
+
+// TestGradient2ShrinksPastTheTolerance: a window whose latency is past the
+// tolerance shrinks the limit, whatever the queue. Netflix's rule (limit ×
+// gradient + queue) would keep a limit of 40 growing at 1.1× the latency
+// with a queue of 4 (40 × (1 − 1.05/1.1) < 4), and at its defaults
+// (tolerance 1.5) would not see 1.3× at all: on a downstream that thrashes,
+// both cost goodput (bench/overload).
+func TestGradient2ShrinksPastTheTolerance(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		ad      bulkhead.Adaptive
+		latency time.Duration
+	}{
+		{"explicit tolerance and queue", bulkhead.Adaptive{Algorithm: bulkhead.Gradient2, Tolerance: 1.05, QueueSize: 4}, 11 * time.Millisecond},
+		{"defaults", bulkhead.Adaptive{Algorithm: bulkhead.Gradient2}, 13 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSim(t, bulkhead.Config{MaxConcurrent: 40, Adaptive: tc.ad})
+			s.rounds(1000, 1000, 10*time.Millisecond, nil)
+			if got := s.b.Limit(); got != 40 {
+				t.Fatalf("limit %d at the baseline latency, want the upper bound 40", got)
+			}
+			s.rounds(500, 1000, tc.latency, nil)
+			if got := s.b.Limit(); got >= 30 {
+				t.Errorf("limit %d after about 45 windows at %v (baseline 10ms), want below 30", got, tc.latency)
 			}
 		})
 	}

@@ -21,6 +21,13 @@
 // queue (MaxWaiting, MaxWait) works against it as against a fixed one. See
 // Adaptive and docs/overload.md.
 //
+// The algorithms are Netflix concurrency-limits', with Netflix's defaults
+// but for Gradient2's: Tolerance 1.05 and Smoothing 0.3 instead of 1.5 and
+// 0.2, and the queue added only within the tolerance. Measured in
+// bench/overload, Netflix's values keep two thirds of a thrashing
+// downstream's goodput at 2× overload, these 90 %, while the limit still
+// grows to MaxConcurrent within about half a minute at flat latency.
+//
 // # Concurrency
 //
 // A Bulkhead is safe for concurrent use. While nobody waits, admitting and

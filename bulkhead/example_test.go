@@ -105,8 +105,8 @@ func ExampleAdaptive() {
 	fmt.Println("after 2s at 50ms:", b.Limit())
 	// Output:
 	// gradient2 starts at 20 in 5 .. 100
-	// after 2s at 10ms: 36
-	// after 2s at 50ms: 11
+	// after 2s at 10ms: 43
+	// after 2s at 50ms: 5
 }
 
 // Update changes a running bulkhead in place: here from a fixed limit of 50

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/spillway-dev/spillway/bulkhead"
 )
 
 var (
@@ -131,14 +133,27 @@ func TestOverloadReport(t *testing.T) {
 	// downstream that only queues past C (κ = 0) and one that thrashes half
 	// as much.
 	kappas := []float64{0, 0.5, cfg.Kappa}
-	var byKappa [][]Result
+	var columns []string
+	var byColumn [][]Result
+	var yardsticks []time.Duration
 	for _, k := range kappas {
 		kcfg := cfg
 		kcfg.Kappa = k
-		byKappa = append(byKappa, simulateRows(t, kcfg))
+		columns = append(columns, fmt.Sprintf("κ = %g", k))
+		byColumn = append(byColumn, simulateRows(t, kcfg))
+		yardsticks = append(yardsticks, uncontended.P99)
 	}
-	fmt.Printf("## Simulation, thrashing coefficient: %v\n\n", kappas)
-	fmt.Println(KappaTable(kappas, byKappa, uncontended.P99))
+	// And on two other downstreams (the timeout 10 L each), so that the
+	// defaults are not tuned to one model.
+	for _, m := range OtherModels() {
+		mlow := m
+		mlow.Load = 0.5
+		columns = append(columns, fmt.Sprintf("C = %d, L = %v", m.Capacity, m.Latency))
+		byColumn = append(byColumn, simulateRows(t, m))
+		yardsticks = append(yardsticks, Simulate(mlow, baseline(mlow), nil).P99)
+	}
+	fmt.Printf("## Simulation, thrashing coefficient %v, then other downstreams (κ = %g)\n\n", kappas, cfg.Kappa)
+	fmt.Println(ColumnsTable(columns, byColumn, yardsticks))
 
 	for _, sc := range []struct {
 		cfg           Config
@@ -302,4 +317,53 @@ func TestAdaptiveBeatsStaticTooHigh(t *testing.T) {
 			t.Errorf("%s: goodput %.1f %%, want above static 4C's %.1f %%", r.Name, r.Goodput, tooHigh.Goodput)
 		}
 	}
+}
+
+// TestGradient2DefaultsMeetTheTargets holds bulkhead's Gradient2 defaults
+// (`bulkhead: {adaptive: gradient2}`) to issue 16's targets on the report's
+// main scenario, simulated: goodput ≥ 90 % of C/L and p99 ≤ 2× the
+// uncontended p99 at 2× overload, above the static limit set too high and
+// not below failsafe-go's adaptive limiter.
+func TestGradient2DefaultsMeetTheTargets(t *testing.T) {
+	cfg := DefaultConfig()
+	low := cfg
+	low.Load = 0.5
+	uncontended := Simulate(low, baseline(low), nil).P99
+	g2 := Simulate(cfg, Adaptive("gradient2", bulkhead.Adaptive{Algorithm: bulkhead.Gradient2}), nil)
+	tooHigh := Simulate(cfg, Static("4C", 4*cfg.Capacity), nil)
+	fs := simulate(t, cfg, FailsafeLimiter())
+	t.Logf("gradient2 %.1f %% p99 %s; 4C %.1f %%; failsafe-go %.1f %%; uncontended p99 %s",
+		g2.Goodput, ms(g2.P99), tooHigh.Goodput, fs.Goodput, ms(uncontended))
+	if g2.Goodput < 90 || g2.P99 > 2*uncontended {
+		t.Errorf("gradient2 at its defaults: goodput %.1f %%, p99 %s; want ≥ 90 %% and ≤ 2 × %s",
+			g2.Goodput, ms(g2.P99), ms(uncontended))
+	}
+	if g2.Goodput <= tooHigh.Goodput || g2.Goodput < fs.Goodput {
+		t.Errorf("gradient2 at its defaults: goodput %.1f %%, want above static 4C's %.1f %% and failsafe-go's %.1f %%",
+			g2.Goodput, tooHigh.Goodput, fs.Goodput)
+	}
+}
+
+// TestGradient2DefaultsGrowAtFlatLatency is the other side of the defaults'
+// trade-off: a tight tolerance must not keep the limit from growing when
+// the downstream is far from its capacity and only its noise moves the
+// window averages. 400 calls of 200 ms wanted at once (2,000/s) from a
+// downstream that could take 100,000: windows of about 10 samples at the
+// starting limit of 20. The limit must reach MaxConcurrent (200) within
+// 45 s.
+func TestGradient2DefaultsGrowAtFlatLatency(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Capacity, cfg.Latency, cfg.Timeout = 100000, 200*time.Millisecond, 2*time.Second
+	cfg.Load = 2000 / cfg.Throughput()
+	r := Simulate(cfg, Adaptive("gradient2", bulkhead.Adaptive{Algorithm: bulkhead.Gradient2}), nil)
+	for _, p := range r.Series {
+		if p.Limit >= 200 {
+			t.Logf("limit 200 at %v", p.T)
+			return
+		}
+		if p.T >= 45*time.Second {
+			t.Fatalf("limit %d at %v, want the upper bound 200 by then", p.Limit, p.T)
+		}
+	}
+	t.Fatal("the run ended before 45 s")
 }
