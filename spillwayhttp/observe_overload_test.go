@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,22 +20,38 @@ import (
 	"github.com/spillway-dev/spillway/throttle"
 )
 
+// hedgeHeader carries spillwayhttp.HedgeOf of an attempt to the server.
+const hedgeHeader = "X-Test-Hedge"
+
 // TestObserverInstrumentsTheOverloadPolicies is issue 16's one line: a
 // custom NewDownstream that adds a rate limiter and a throttle as Guards
 // and a hedging policy loses none of their events through the transport,
 // and Config.Observer exports their gauges without a Register call.
 func TestObserverInstrumentsTheOverloadPolicies(t *testing.T) {
-	var hung atomic.Bool
+	// The hedged GET's primary hangs until its hedge wins, and the hedge
+	// answers only once the primary is at the server (past its guards):
+	// the order in which they arrive, a matter of scheduling, does not
+	// decide the race. Base tells them apart by HedgeOf.
+	primaryIn := make(chan struct{})
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
 		switch {
 		case r.URL.Path == "/fail":
 			w.WriteHeader(http.StatusServiceUnavailable)
-		case r.URL.Path == "/hang" && hung.CompareAndSwap(false, true):
-			<-r.Context().Done() // the primary, until its hedge wins
+		case r.URL.Path == "/hang" && r.Header.Get(hedgeHeader) == "0":
+			close(primaryIn)
+			<-r.Context().Done()
+		case r.URL.Path == "/hang":
+			select {
+			case <-primaryIn:
+				io.WriteString(w, "ok")
+			case <-r.Context().Done():
+			}
 		default:
 			io.WriteString(w, "ok")
 		}
 	})
+	base := spillwayhttp.NewBaseTransport(spillwayhttp.DefaultTimeouts)
+	t.Cleanup(base.CloseIdleConnections)
 	reg := prometheus.NewPedanticRegistry()
 	metrics, err := spillwayprom.New(reg)
 	if err != nil {
@@ -44,6 +61,10 @@ func TestObserverInstrumentsTheOverloadPolicies(t *testing.T) {
 	var refuse atomic.Bool
 	clock := spillway.NewManualClock(time.Second) // the bucket never refills
 	tr := transport(t, spillwayhttp.Config{
+		Base: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			r.Header.Set(hedgeHeader, strconv.Itoa(spillwayhttp.HedgeOf(r.Context())))
+			return base.RoundTrip(r)
+		}),
 		Observer: spillway.Observers{metrics, &rec},
 		NewDownstream: func(key string, obs spillway.Observer) (*spillwayhttp.Downstream, error) {
 			d, err := spillwayhttp.DefaultDownstream(key, obs)
@@ -65,13 +86,22 @@ func TestObserverInstrumentsTheOverloadPolicies(t *testing.T) {
 		},
 	}, nil)
 	c := &http.Client{Transport: tr}
+	// Only the GET of /hang is hedged: a POST never is (Hedgeable). A GET
+	// slower than the 1ms delay would send a hedge, which takes a token.
+	post := func(path string) (*http.Response, error) {
+		resp, err := c.Post(srv.URL+path, "", nil)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return resp, err
+	}
 
 	// A 503 makes the throttle's probability 1/2; it refuses the next call.
-	if code, _ := get(t, c, srv.URL+"/fail"); code != http.StatusServiceUnavailable {
-		t.Fatalf("/fail: %d", code)
+	if resp, err := post("/fail"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/fail: %v", err)
 	}
 	refuse.Store(true)
-	if _, err := c.Get(srv.URL); !errors.Is(err, throttle.ErrThrottled) {
+	if _, err := post("/"); !errors.Is(err, throttle.ErrThrottled) {
 		t.Fatalf("throttled call: %v", err)
 	}
 	refuse.Store(false)
@@ -79,7 +109,7 @@ func TestObserverInstrumentsTheOverloadPolicies(t *testing.T) {
 	if code, body := get(t, c, srv.URL+"/hang"); code != http.StatusOK || body != "ok" {
 		t.Fatalf("hedged call: %d %q", code, body)
 	}
-	if _, err := c.Get(srv.URL); !errors.Is(err, ratelimit.ErrLimited) {
+	if _, err := post("/"); !errors.Is(err, ratelimit.ErrLimited) {
 		t.Fatalf("rate-limited call: %v", err)
 	}
 

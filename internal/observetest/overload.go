@@ -3,6 +3,7 @@ package observetest
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +27,10 @@ type Overload struct {
 	BH     *bulkhead.Bulkhead
 	HP     *hedge.Policy
 	PL     *spillway.Pipeline[string]
+
+	// gate, while hedged's call runs, is closed once its primary is in fn:
+	// the hedge waits for it (see hedgeGate).
+	gate atomic.Pointer[chan struct{}]
 }
 
 // NewOverload builds the policies, reporting to obs, and the pipeline.
@@ -41,7 +46,7 @@ func NewOverload(t testing.TB, obs spillway.Observer) *Overload {
 	}})
 	o.BH = bulkhead.MustNew(bulkhead.Config{Name: "catalog", MaxConcurrent: 10, Adaptive: bulkhead.Adaptive{
 		Algorithm: bulkhead.AIMD, InitialLimit: 10, MinSamples: 1, Window: time.Millisecond, Clock: o.Clock}})
-	o.HP = hedge.MustNew(hedge.Config{Name: "catalog", Delay: time.Millisecond, Observer: obs, Clock: o.Clock})
+	o.HP = hedge.MustNew(hedge.Config{Name: "catalog", Delay: time.Millisecond, Observer: o.hedgeGate(obs), Clock: o.Clock})
 	var err error
 	// The rate limiter and the throttle come before the bulkhead, so that
 	// their refusals never reach it.
@@ -88,14 +93,40 @@ func (o *Overload) Run(t testing.TB) {
 	o.hedged(t)
 }
 
+// hedgeGate returns the hedging policy's Observer: obs, but an EventHedge
+// of hedged's call, which the policy reports on the hedge's goroutine
+// before the hedge runs, waits there until the primary is in fn. The delay
+// is a real 1ms timer: on a loaded machine it fires before the primary
+// has passed the guards, the hedge reaches fn first and hangs, and the
+// primary wins — and ExecuteHedged returns before the cancelled hedge
+// releases its bulkhead permit (the hedges still running finish on their
+// own goroutines, see spillway.Hedge). Held at the gate, the hedge is always
+// the second attempt in fn, the one that answers.
+func (o *Overload) hedgeGate(obs spillway.Observer) spillway.Observer {
+	return spillway.ObserverFunc(func(e spillway.Event) {
+		if g := o.gate.Load(); g != nil && e.Kind == spillway.EventHedge {
+			<-*g
+		}
+		obs.Observe(e)
+	})
+}
+
 // hedged makes one hedged call whose primary hangs until its hedge wins,
-// with two tokens in the rate limiter: one for each attempt.
+// with two tokens in the rate limiter: one for each attempt. The hedge,
+// held by hedgeGate, enters fn after the primary.
 func (o *Overload) hedged(t testing.TB) {
 	t.Helper()
 	o.Clock.Advance(200 * time.Millisecond) // two tokens: the primary's and the hedge's
+	in := make(chan struct{})
+	var once sync.Once
+	primaryIn := func() { once.Do(func() { close(in) }) }
+	o.gate.Store(&in)
+	// A primary refused before fn must not leave the hedge at the gate.
+	defer func() { o.gate.Store(nil); primaryIn() }()
 	var calls atomic.Int32
 	r := o.PL.ExecuteHedged(context.Background(), func(ctx context.Context) (string, error) {
 		if calls.Add(1) == 1 {
+			primaryIn()
 			<-ctx.Done()
 			return "", ctx.Err()
 		}
