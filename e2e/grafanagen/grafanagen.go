@@ -101,6 +101,13 @@ var rows = []struct {
 			[]query{{`sum by (upstream) (spillway_instance_healthy{` + up + `})`, "{{upstream}}"}}, []string{"no-healthy-instance"}},
 		{"Instances ejected by outlier detection", "spillway_outlier_ejections_active.", "short",
 			[]query{{`spillway_outlier_ejections_active{` + up + `}`, "{{upstream}}"}}, []string{"no-healthy-instance"}},
+		{"Requests shed by priority", "spillway_shed_total: requests an upstream with shed: refused by class (sheddable, default) under its bulkhead's pressure; each is also a bulkhead_full rejection.", "reqps",
+			[]query{{`sum by (upstream, priority) (rate(spillway_shed_total{` + up + `}[$__rate_interval]))`, "{{upstream}} {{priority}}"}}, []string{"bulkhead-saturated"}},
+		{"Slow start", "spillway_circuit_slow_start_share (the share of calls a breaker that has just closed admits) and the lowest spillway_instance_weight (a returning instance's share of the picks); 1 when nothing ramps (slow_start:).", "percentunit",
+			[]query{
+				{`spillway_circuit_slow_start_share{` + up + `}`, "breaker {{upstream}}"},
+				{`min by (upstream) (spillway_instance_weight{` + up + `})`, "lowest instance weight {{upstream}}"},
+			}, nil},
 	}},
 	{"Async queues ($route)", []panel{
 		{"Pending jobs", "spillway_queue_pending: jobs stored and not yet delivered.", "short",
