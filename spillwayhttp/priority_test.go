@@ -53,7 +53,9 @@ func TestTransportSetsThePriorityHeader(t *testing.T) {
 // own calls through a Transport pass it on.
 func TestPriorityCarriesTheClassAlongTheChain(t *testing.T) {
 	got := make(chan string, 1)
-	next := newServer(t, func(w http.ResponseWriter, r *http.Request, _ int64) { got <- r.Header.Get(spillwayhttp.PriorityHeader) })
+	next := newServer(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
+		got <- r.Header.Get(spillwayhttp.PriorityHeader)
+	})
 	c := &http.Client{Transport: transport(t, spillwayhttp.Config{}, nil)}
 	seen := make(chan spillway.Priority, 1)
 	mid := httptest.NewServer(spillwayhttp.Priority(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
