@@ -109,6 +109,20 @@ var rows = []struct {
 				{`min by (upstream) (spillway_instance_weight{` + up + `})`, "lowest instance weight {{upstream}}"},
 			}, nil},
 	}},
+	{"Overload protection", []panel{
+		{"Client-side throttle", "spillway_throttle_rejection_probability: the probability with which an upstream with throttle: refuses a request now (refusals count in spillway_rejected_total{reason=\"throttled\"}).", "percentunit",
+			[]query{{`spillway_throttle_rejection_probability{` + up + `}`, "{{upstream}}"}}, nil},
+		{"Hedges", "spillway_hedges_total: hedges of an upstream's slow attempts sent, and won (answered first).", "ops",
+			[]query{{`sum by (upstream, outcome) (rate(spillway_hedges_total{` + up + `}[$__rate_interval]))`, "{{upstream}} {{outcome}}"}}, nil},
+		{"Rate-limit keys", "spillway_rate_limit_keys: the client keys whose bucket a route holds in this process (at most rate_limit.max_keys).", "short",
+			[]query{{`spillway_rate_limit_keys{` + rt + `}`, "{{route}}"}}, nil},
+		{"Shared rate limits", "spillway_rate_limit_shared (1: shared through NATS, 0: this replica's local share), spillway_rate_limit_shared_replicas, and spillway_rate_limit_shared_fallbacks_total.", "short",
+			[]query{
+				{`spillway_rate_limit_shared{` + rt + `}`, "shared {{route}}"},
+				{`spillway_rate_limit_shared_replicas{` + rt + `}`, "replicas {{route}}"},
+				{`sum by (route) (increase(spillway_rate_limit_shared_fallbacks_total{` + rt + `}[$__rate_interval]))`, "fallbacks {{route}}"},
+			}, nil},
+	}},
 	{"Async queues ($route)", []panel{
 		{"Pending jobs", "spillway_queue_pending: jobs stored and not yet delivered.", "short",
 			[]query{{`spillway_queue_pending{` + rt + `}`, "{{route}}"}}, []string{"queue-backlog-growing"}},
