@@ -2,6 +2,7 @@ package spillwayhttp_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -82,4 +83,16 @@ func TestPriorityCarriesTheClassAlongTheChain(t *testing.T) {
 		}
 	}
 	mid.Client().CloseIdleConnections()
+}
+
+// A service reads its client's class into the request's context, where
+// its load shedders and its own calls through a Transport find it.
+func ExamplePriority() {
+	h := spillwayhttp.Priority(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println(spillway.PriorityOf(r.Context()))
+	}))
+	req := httptest.NewRequest("GET", "/recommendations", nil)
+	req.Header.Set(spillwayhttp.PriorityHeader, "sheddable")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	// Output: sheddable
 }
