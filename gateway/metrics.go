@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"slices"
@@ -291,7 +292,19 @@ var (
 		"Bytes held by a route's stale cache: keys, header names and values, bodies.", []string{"route"}, nil)
 	descRateLimitKeys = prometheus.NewDesc("spillway_rate_limit_keys",
 		"Client keys whose rate-limit bucket a route holds in this process (at most its rate_limit.max_keys).", []string{"route"}, nil)
+	descShed = prometheus.NewDesc("spillway_shed_total",
+		"Requests shed by the upstream's priority load shedder, by class: sheddable, default (only for an upstream with shed:; since the shedder was made; each also counts in spillway_rejected_total{reason=\"bulkhead_full\"}).",
+		[]string{"upstream", "priority"}, nil)
+	descSlowStartShare = prometheus.NewDesc("spillway_circuit_slow_start_share",
+		"The share of calls a breaker that has just closed admits while it ramps up (slow_start:); 1 when it is not ramping.", []string{"upstream"}, nil)
+	descWeight = prometheus.NewDesc("spillway_instance_weight",
+		"The instance's share of the picks relative to a fully ramped one while it ramps up after coming back (slow_start:); 1 when it is not ramping.",
+		[]string{"upstream", "instance"}, nil)
 )
+
+// shedClasses are the classes a shedder refuses, the values of the label
+// priority of spillway_shed_total (critical requests are never shed).
+var shedClasses = [...]spillway.Priority{spillway.PrioritySheddable, spillway.PriorityDefault}
 
 var breakerStates = []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOpen, breaker.ForcedOpen, breaker.Disabled, breaker.MetricsOnly}
 
@@ -300,7 +313,7 @@ type stateCollector struct{ g *Gateway }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descFailureRate, descInFlight, descLimit, descBudget, descThrottle, descHealthy, descEjected,
-		descCacheEntries, descCacheBytes, descRateLimitKeys} {
+		descCacheEntries, descCacheBytes, descRateLimitKeys, descShed, descSlowStartShare, descWeight} {
 		ch <- d
 	}
 	async.Describe(ch)
@@ -325,6 +338,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descState, v, name, s.String())
 		}
 		gauge(descFailureRate, snap.FailureRate, name)
+		// A slow start's share and weight are 0 when it is not ramping: it
+		// then limits nothing, which the gauges write as 1.
+		gauge(descSlowStartShare, cmp.Or(snap.SlowStartShare, 1), name)
 		gauge(descInFlight, float64(u.bulkhead.InFlight()), name)
 		gauge(descLimit, float64(u.bulkhead.Limit()), name)
 		budget := 0.0 // an upstream that allows no retry has no budget
@@ -341,8 +357,16 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 				v = 1
 			}
 			gauge(descHealthy, v, name, is.URL)
+			gauge(descWeight, cmp.Or(is.Weight, 1), name, is.URL)
 		}
 		gauge(descEjected, float64(u.pool.EjectedCount()), name)
+		if u.shed != nil {
+			// Read from the shedder's own counts, as live.shed is: the
+			// request path counts nothing more for this family.
+			for _, p := range shedClasses {
+				ch <- prometheus.MustNewConstMetric(descShed, prometheus.CounterValue, float64(u.shed.Shed(p)), name, p.String())
+			}
+		}
 	}
 	for _, r := range t.routes {
 		if r.cache != nil {

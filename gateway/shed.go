@@ -6,14 +6,16 @@ import (
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/config"
 	"github.com/spillway-dev/spillway/shed"
+	"github.com/spillway-dev/spillway/spillwayhttp"
 )
 
 // PriorityHeader is the request header that classes a request for load
 // shedding: critical, default or sheddable (spillway.ParsePriority). A
 // route's priority: says whether it is trusted and what an absent or
 // unknown value means. It is forwarded as received, so that the services
-// behind the gateway can shed by the same class.
-const PriorityHeader = "Spillway-Priority"
+// behind the gateway can shed by the same class (spillwayhttp.Priority
+// reads it into a request's context).
+const PriorityHeader = spillwayhttp.PriorityHeader
 
 // requestPriority is the class of r on route rc: its header's, when the
 // route trusts it and it names a class, else the route's default.

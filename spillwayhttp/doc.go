@@ -100,6 +100,17 @@
 // request context's deadline, capped by the server's own limit, so that a
 // chain of services shares one time budget. See docs/http.md.
 //
+// # Priority propagation
+//
+// An attempt whose request context carries a class other than the default
+// (spillway.WithPriority: critical or sheddable) carries it in
+// PriorityHeader ("Spillway-Priority"), unless the request writes that
+// header itself. On the server, Priority turns the header into the request
+// context's class, so that the class a client (or the gateway's route)
+// gave a call travels down the chain of calls, and each service's load
+// shedder (package shed) and the gateway's shed: refuse the same calls
+// first. See docs/overload.md.
+//
 // # Server
 //
 // Protect runs a handler under a bulkhead and answers the requests it refuses

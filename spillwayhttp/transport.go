@@ -687,7 +687,8 @@ func (t *Transport) newAttempt(ctx context.Context, ds *downstream, lim time.Dur
 
 // send sends an attempt of req with body through the base transport, under
 // a's context, which a's timer ends at lim, with budget (0: none) in the
-// Spillway-Timeout-Ms header; first says it may reuse req's Header
+// Spillway-Timeout-Ms header and the class of req's context in
+// Spillway-Priority (setPriority); first says it may reuse req's Header
 // (Config.ReuseHeader: a request's first attempt, not hedged). An error ends
 // a's context; a response leaves it to the body.
 func (t *Transport) send(req *http.Request, a *attempt, body io.ReadCloser, first bool, lim, budget time.Duration) (*http.Response, error) {
@@ -710,6 +711,7 @@ func (t *Transport) send(req *http.Request, a *attempt, body io.ReadCloser, firs
 	default:
 		delete(out.Header, TimeoutHeader)
 	}
+	setPriority(req, out.Header)
 	resp, err := t.roundTrip(out, a)
 	ctx := req.Context()
 	if a.timer != nil && !a.timer.Stop() {

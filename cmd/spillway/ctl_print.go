@@ -77,6 +77,7 @@ func printUpstream(w io.Writer, v gateway.UpstreamView) {
 		fmt.Fprintf(w, "  throttle  %.0f%% refused now (at most %.0f%%), %d of %d requests accepted in %s, %d rejected\n",
 			100*t.RejectionProbability, 100*p.Throttle.MaxRejection, t.Accepts, t.Requests, p.Throttle.Window, t.Rejected)
 	}
+	printShedAndSlowStart(w, v)
 	fmt.Fprintf(w, "  timeouts  connect %s, attempt %s, total %s\n", p.Timeouts.Connect, p.Timeouts.Attempt, p.Timeouts.Total)
 	for _, i := range v.Instances {
 		state := "healthy"
@@ -88,7 +89,24 @@ func printUpstream(w io.Writer, v gateway.UpstreamView) {
 		case !i.Healthy:
 			state = "unhealthy"
 		}
-		fmt.Fprintf(w, "  instance  %s %s, %d in flight\n", i.URL, state, i.InFlight)
+		ramp := ""
+		if i.RampingFor != "" {
+			ramp = fmt.Sprintf(", slow start at %.0f%% for %s", 100*i.Weight, i.RampingFor)
+		}
+		fmt.Fprintf(w, "  instance  %s %s, %d in flight%s\n", i.URL, state, i.InFlight, ramp)
+	}
+}
+
+// printShedAndSlowStart prints the requests an upstream's load shedder
+// refused, by class, and the ramp of a breaker that has just closed; each
+// only when the upstream has one.
+func printShedAndSlowStart(w io.Writer, v gateway.UpstreamView) {
+	if s, p := v.Live.Shed, v.Policies.Shed; s != nil && p != nil {
+		fmt.Fprintf(w, "  shed      %d sheddable (at %.0f%% of the limit), %d default (at %.0f%%)\n",
+			s.Sheddable, 100*p.SheddableAt, s.Default, 100*p.DefaultAt)
+	}
+	if b := v.Live.Breaker; b.SlowStartLeft != "" {
+		fmt.Fprintf(w, "  slow start breaker admits %.0f%% of the calls, all in %s\n", 100*b.SlowStartShare, b.SlowStartLeft)
 	}
 }
 

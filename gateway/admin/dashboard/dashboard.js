@@ -85,6 +85,8 @@
     return parts.length ? parts.join(", ") : "none";
   }
 
+  function pct(v) { return ((v || 0) * 100).toFixed(0) + "%"; }
+
   function ms(s) { return s === undefined ? "—" : (s * 1000).toFixed(s < 0.01 ? 2 : 0) + " ms"; }
 
   // rateRows adds an upstream's rates (over the gateway's fixed trailing
@@ -108,6 +110,8 @@
     const dl = el("dl");
     row(dl, "breaker", stateBadge(br.state));
     row(dl, "failure rate", ((br.failure_rate || 0) * 100).toFixed(1) + "%");
+    // A breaker that has just closed admits a growing share (slow_start:).
+    if (br.slow_start_left) row(dl, "slow start", "admits " + pct(br.slow_start_share) + " of the calls, all in " + br.slow_start_left);
     const bh = live.bulkhead || {};
     // The limit now: an adaptive one moves between its bounds.
     const max = bh.limit || (u.policies && u.policies.bulkhead ? u.policies.bulkhead.max_concurrent : 0);
@@ -118,6 +122,7 @@
       const th = live.throttle;
       row(dl, "throttle", (th.rejection_probability * 100).toFixed(1) + "% refused now, " + th.accepts + " / " + th.requests + " accepted, " + th.rejected + " rejected");
     }
+    if (live.shed) row(dl, "shed", live.shed.sheddable + " sheddable, " + live.shed.default + " default");
     if (live.hedge) {
       row(dl, "hedges", (live.hedge.delay ? "after " + live.hedge.delay : "learning the delay") + ", " + live.hedge.sent + " sent, " + live.hedge.won + " won");
     }
@@ -133,7 +138,8 @@
     const ul = el("ul", null, "instances");
     for (const i of u.instances || []) {
       const what = i.ejected ? (i.manual ? "ejected by hand" : "ejected") : i.healthy ? "healthy" : "unhealthy";
-      ul.appendChild(el("li", i.url + " — " + what + ", " + (i.in_flight || 0) + " in flight"));
+      const ramp = i.ramping_for ? ", slow start at " + pct(i.weight) + " for " + i.ramping_for : "";
+      ul.appendChild(el("li", i.url + " — " + what + ", " + (i.in_flight || 0) + " in flight" + ramp));
     }
     card.appendChild(ul);
     card.appendChild(el("div", null, "controls", [
