@@ -201,6 +201,27 @@ func (b *Breaker) acquireRamp(ctx context.Context, w uint64) (spillway.Permit, e
 	return spillway.NewPermit(b, w&^flagRamp, uint64(start)), nil
 }
 
+// Track returns a permit of a closed breaker for a call it has already
+// admitted, whose outcome is known only after that call's own permit went
+// back: a response whose status comes at its end (a gRPC answer's
+// trailers). Released with the call's outcome, it counts as a call that
+// started at Track (slow-call detection judges it from then); dropped
+// unreleased, it counts nothing, as a closed breaker keeps no account of
+// its permits. Track admits no call: it never refuses, draws no slow
+// start's share and reports nothing. ok is false in any state but closed,
+// where a call's own permit is the one that counts (a half-open probe's).
+func (b *Breaker) Track() (p spillway.Permit, ok bool) {
+	w := b.word.Load()
+	if State(w&stateMask) != Closed {
+		return spillway.Permit{}, false
+	}
+	var start int64
+	if w&flagTimed != 0 {
+		start = b.clock.Nanotime()
+	}
+	return spillway.NewPermit(b, w&^flagRamp, uint64(start)), true
+}
+
 // acquireLocked admits a probe. again is true when the state turned out to
 // be neither open nor half-open under the lock, so that the caller looks again.
 func (b *Breaker) acquireLocked() (p spillway.Permit, rej *spillway.Error, again bool) {

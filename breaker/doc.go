@@ -44,6 +44,14 @@
 // when the next Acquire, State or Snapshot looks, so half-open cannot get
 // stuck.
 //
+// [Breaker.Track] is for a call whose outcome comes after its own permit
+// went back (a gRPC answer that streams messages has its status in its
+// trailers: the gateway releases the call's permit ignored at the answer's
+// head): a closed breaker's permit, issued without admitting anything (no
+// refusal, no slow start's draw, nothing reported), that records the
+// outcome and the duration from Track when released, and nothing when
+// dropped.
+//
 // # Defaults
 //
 // The zero Config is the brief's breaker: a count window of the last 100
