@@ -53,8 +53,12 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 		u, body = new(url.URL), new(instanceBody)
 	}
 	target(u, req, inst)
+	var track spillway.Permit
 	if x.grpc {
 		setGRPCTimeout(req.Header)
+		// The breaker's permit for a status that comes in the trailers,
+		// timed from here (grpcHead): none unless the breaker is closed.
+		track, _ = p.up.breaker.Track()
 	}
 	if x.span != nil {
 		x.span.Attempt(req, p.up.name, x.attempts)
@@ -74,7 +78,7 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	body.ReadCloser, body.inst, body.x, body.failed = resp.Body, inst, x, resp.StatusCode >= 500
 	resp.Body = body
 	if x.grpc {
-		p.up.grpcHead(body, resp)
+		p.up.grpcHead(body, resp, track)
 	}
 	return resp, nil
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -15,7 +16,6 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/spillway-dev/spillway"
-	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/gateway/internal/reply"
 	"github.com/spillway-dev/spillway/spillwaygrpc"
 	"github.com/spillway-dev/spillway/spillwayhttp"
@@ -176,7 +176,7 @@ func (up *upstream) classify(resp *http.Response, err error) spillway.Outcome {
 		if c, ok := grpcStatusOf(resp); ok {
 			return spillwaygrpc.ClassifyCode(c)
 		}
-		if b, ok := resp.Body.(*trailerBody); ok && b.br != nil {
+		if b, ok := resp.Body.(*trailerBody); ok && b.track.Releaser() != nil {
 			return spillway.Ignored
 		}
 	}
@@ -186,12 +186,16 @@ func (up *upstream) classify(resp *http.Response, err error) spillway.Outcome {
 // grpcHead makes the gRPC answer resp, whose body is b, count its status
 // as spillwaygrpc does. A status in the head counts for the instance at
 // once. Without one the status comes in the trailers: resp's body becomes
-// a trailerBody, which reads them when it ends, for the instance, and for
-// the breaker when it is closed now (classify then ignores the head). A
-// breaker in any other state counts the head as a success instead, as
-// spillwaygrpc counts an established stream, so that a long-lived stream
-// never holds a half-open probe.
-func (up *upstream) grpcHead(b *instanceBody, resp *http.Response) {
+// a trailerBody, which reads them when it ends, for the instance, for
+// spillway_upstream_attempts_total, and for the breaker through track, the
+// permit breaker.Track gave at the attempt's start while the breaker was
+// closed (classify then ignores the head): so the breaker judges the call
+// from its start to its trailers, its status and its duration, as
+// spillwaygrpc judges a unary call. A breaker in any other state (track is
+// the zero Permit) counts the head as a success instead, as spillwaygrpc
+// counts an established stream, so that a long-lived stream never holds a
+// half-open probe nor counts as a slow call.
+func (up *upstream) grpcHead(b *instanceBody, resp *http.Response, track spillway.Permit) {
 	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
 		return
 	}
@@ -199,41 +203,64 @@ func (up *upstream) grpcHead(b *instanceBody, resp *http.Response) {
 		b.failed = spillwaygrpc.ClassifyCode(c) == spillway.Failure
 		return
 	}
-	tb := &trailerBody{instanceBody: b, resp: resp}
-	if up.breaker.State() == breaker.Closed {
-		tb.br = up.breaker
+	resp.Body = &trailerBody{instanceBody: b, resp: resp, metrics: up.metrics, track: track}
+	b.x.trailers = true
+	if !up.metrics.trailers.Load() {
+		up.metrics.trailers.Store(true)
 	}
-	resp.Body = tb
 }
 
 // trailerBody is the body of a gRPC answer whose status comes in its
-// trailers (resp's, which the HTTP/2 client fills before the body's EOF):
-// at its end the status counts for the instance and, when br is set, for
-// the breaker. It is allocated for such answers alone, so that the
-// exchange, which holds the first attempt's instanceBody, stays small.
+// trailers (resp's, which the HTTP/2 client fills before the body's EOF).
+// At its end it counts the attempt, as its status says, on metrics and,
+// when track is set, on the breaker, and for the instance. It is
+// allocated for such answers alone, so that the exchange, which holds the
+// first attempt's instanceBody, stays small.
 type trailerBody struct {
 	*instanceBody
-	resp *http.Response
-	br   *breaker.Breaker
-	eof  bool
+	resp    *http.Response
+	metrics *upstreamMetrics
+	track   spillway.Permit
+	eof     bool
+	// result is the attempt's result when reading the body failed (a
+	// reset stream, timeouts.body_idle).
+	result string
 }
 
 func (b *trailerBody) Read(p []byte) (int, error) {
 	n, err := b.instanceBody.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.eof, b.failed = true, trailerFailed(b.resp)
+	case err != nil && b.failed && b.result == "":
+		b.result = attemptResult(err)
 	}
 	return n, err
 }
 
-// Close counts the answer's status on the breaker, once: an answer closed
-// before its end with no failure (its client went away) is not counted.
+// Close counts the answer, once: at its end as its status says (a
+// failure is status_failure, as a trailers-only failure is), cut short by
+// a read error as that error says. An answer closed before its end with no
+// failure (its client went away) is a success, as its head was, and the
+// breaker does not count it.
 func (b *trailerBody) Close() error {
 	err := b.ReadCloser.Close()
 	if b.ended.CompareAndSwap(false, true) {
-		if b.br != nil && (b.eof || b.failed) {
-			countTrailer(b.br, b.failed)
+		result := resultSuccess
+		switch {
+		case b.eof && b.failed:
+			result = resultStatus
+		case b.failed:
+			result = cmp.Or(b.result, resultReset)
 		}
+		if b.eof || b.failed {
+			var out error
+			if b.failed {
+				out = errTrailerFailed
+			}
+			b.track.Release(out)
+		}
+		b.metrics.attempt(result)
 		b.end()
 	}
 	return err
@@ -248,28 +275,8 @@ func trailerFailed(resp *http.Response) bool {
 }
 
 // errTrailerFailed is the outcome a breaker records for a gRPC answer
-// whose trailers carry a failing status.
+// whose trailers carry a failing status, or whose body failed before them.
 var errTrailerFailed = errors.New("gateway: the upstream's gRPC answer ended with a failing grpc-status")
-
-// countTrailer records, on the breaker br, the outcome of a gRPC answer
-// whose head it ignored: failed, or a success. It takes a permit of its
-// own (the head's went back at the head), and only if br is still closed:
-// once it has changed state, the head's permit, had it been kept, would
-// have been dropped as an older generation's.
-func countTrailer(br *breaker.Breaker, failed bool) {
-	if br.State() != breaker.Closed {
-		return
-	}
-	p, err := br.Acquire(context.Background())
-	if err != nil {
-		return
-	}
-	var out error
-	if failed {
-		out = errTrailerFailed
-	}
-	p.Release(out)
-}
 
 // grpcRetryable is the retry rule of a gRPC call, whatever its method:
 // grpc-go's own rule, a call is retried only before anything of its answer

@@ -2,9 +2,11 @@ package gateway_test
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -16,12 +18,13 @@ import (
 )
 
 // lateFailUpstream is a TestService whose server-streaming call sends one
-// message and then ends with the status code (OK when 0): its status
-// comes in the trailers, after the answer's head.
+// message and then, after delay, ends with the status code (OK when 0):
+// its status comes in the trailers, after the answer's head.
 type lateFailUpstream struct {
 	testpb.UnimplementedTestServiceServer
-	addr string
-	code atomic.Int32
+	addr  string
+	code  atomic.Int32
+	delay atomic.Int64 // nanoseconds
 }
 
 func newLateFailUpstream(t *testing.T, code codes.Code) *lateFailUpstream {
@@ -35,6 +38,14 @@ func newLateFailUpstream(t *testing.T, code codes.Code) *lateFailUpstream {
 func (u *lateFailUpstream) StreamingOutputCall(_ *testpb.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallServer) error {
 	if err := stream.Send(&testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: []byte("m")}}); err != nil {
 		return err
+	}
+	if d := time.Duration(u.delay.Load()); d > 0 {
+		// The upstream's slowness under test, not a wait for a state.
+		select {
+		case <-time.After(d):
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
 	}
 	if c := codes.Code(u.code.Load()); c != codes.OK {
 		return status.Error(c, "late")
@@ -66,7 +77,7 @@ routes:
 }
 
 // lateStream makes one server-streaming call and returns the status it
-// ended with, after checking that its message came through.
+// ended with (OK at io.EOF), after checking that its message came through.
 func lateStream(t *testing.T, c testpb.TestServiceClient) *status.Status {
 	t.Helper()
 	stream, err := c.StreamingOutputCall(grpcCtx(t), &testpb.StreamingOutputCallRequest{})
@@ -80,7 +91,9 @@ func lateStream(t *testing.T, c testpb.TestServiceClient) *status.Status {
 	if string(m.GetPayload().GetBody()) != "m" {
 		t.Fatalf("message %q, want m", m.GetPayload().GetBody())
 	}
-	_, err = stream.Recv()
+	if _, err = stream.Recv(); err == io.EOF {
+		return status.New(codes.OK, "")
+	}
 	return status.Convert(err)
 }
 

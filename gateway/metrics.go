@@ -201,6 +201,11 @@ type upstreamMetrics struct {
 	retries    child[prometheus.Counter]
 	rejected   [len(rejections)]child[prometheus.Counter]
 	samples    [len(rejections)]rejectionSample
+	// trailers: the upstream has answered a gRPC call with its status in
+	// its trailers (grpcHead). Until then a successful attempt is counted
+	// without looking for its exchange: an upstream that never speaks gRPC
+	// pays one load per attempt for the rule below.
+	trailers atomic.Bool
 }
 
 func (m *metrics) upstream(name string) *upstreamMetrics { return &upstreamMetrics{m: m, name: name} }
@@ -211,11 +216,8 @@ func (u *upstreamMetrics) Observe(e spillway.Event) {
 		if e.Err != nil && spillway.ReasonOf(e.Err) == spillway.ReasonNoHealthyInstance {
 			return // no attempt was sent; counted as a rejection
 		}
-		result := attemptResult(e.Err)
-		if i := slices.Index(attemptResults[:], result); i >= 0 {
-			u.attempts[i].get(func() prometheus.Counter { return u.m.attempts.WithLabelValues(u.name, result) }).Inc()
-		} else {
-			u.m.attempts.WithLabelValues(u.name, result).Inc()
+		if e.Err != nil || !u.trailers.Load() || !trailersPending(e.Context) {
+			u.attempt(attemptResult(e.Err))
 		}
 		u.attemptDur.get(func() prometheus.Observer { return u.m.attemptDur.WithLabelValues(u.name) }).Observe(e.Duration.Seconds())
 	case spillway.EventRetry:
@@ -233,6 +235,24 @@ func (u *upstreamMetrics) Observe(e spillway.Event) {
 		u.m.logTransition(u.name, e)
 		u.transition(e)
 	}
+}
+
+// attempt counts an attempt that ended with result.
+func (u *upstreamMetrics) attempt(result string) {
+	if i := slices.Index(attemptResults[:], result); i >= 0 {
+		u.attempts[i].get(func() prometheus.Counter { return u.m.attempts.WithLabelValues(u.name, result) }).Inc()
+	} else {
+		u.m.attempts.WithLabelValues(u.name, result).Inc()
+	}
+}
+
+// trailersPending reports whether the attempt of ctx, whose head counted
+// as a success, is a gRPC answer whose status comes in its trailers: its
+// body counts it when it ends (trailerBody.Close), as that status says.
+// Its duration, to its head as any attempt's, is observed at the head.
+func trailersPending(ctx context.Context) bool {
+	x := exchangeOf(ctx)
+	return x != nil && x.trailers
 }
 
 // trace records a policy's decision on the span of the request it was

@@ -79,7 +79,11 @@ type exchange struct {
 	// faultAbort), for the access log; hdrAbort and hdrDelay are the fault
 	// the request asked for (fault headers). Small fields beside intercept,
 	// in its padding: the exchange stays in its allocation size class.
-	fault    faultKind
+	fault faultKind
+	// trailers: the attempt's answer is a gRPC answer whose status comes
+	// in its trailers, counted in spillway_upstream_attempts_total when
+	// its body ends (trailerBody), not at its head (upstreamMetrics).
+	trailers bool
 	hdrAbort int32
 	phase    string
 	err      error // what the phase failed with

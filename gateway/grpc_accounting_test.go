@@ -1,0 +1,137 @@
+package gateway_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/spillway-dev/spillway/gateway"
+)
+
+// attemptsOf returns spillway_upstream_attempts_total{upstream,result} in
+// g's registry, 0 when the series does not exist.
+func attemptsOf(t *testing.T, g *gateway.Gateway, upstream, result string) float64 {
+	t.Helper()
+	mfs, err := g.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "spillway_upstream_attempts_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if l["upstream"] == upstream && l["result"] == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// TestGRPCTrailerFailureCountsAsStatusFailure: a call that fails in its
+// trailers after sending a message is an attempt whose result is
+// status_failure, as a trailers-only failure is, not a success.
+func TestGRPCTrailerFailureCountsAsStatusFailure(t *testing.T) {
+	u := newLateFailUpstream(t, codes.Unavailable)
+	g, c := lateFailGateway(t, "    breaker: {min_calls: 1000}", u.addr)
+	for i := range 3 {
+		if s := lateStream(t, c); s.Code() != codes.Unavailable || s.Message() != "late" {
+			t.Fatalf("call %d: %v %q, want the upstream's Unavailable late", i, s.Code(), s.Message())
+		}
+	}
+	// The gateway counts when it closes the upstream's body, just after
+	// the client has the trailers.
+	waitFor(t, "3 attempts counted status_failure", func() bool { return attemptsOf(t, g, "svc", "status_failure") == 3 })
+	if n := attemptsOf(t, g, "svc", "success"); n != 0 {
+		t.Errorf("%v attempts counted success, want 0", n)
+	}
+}
+
+// TestGRPCTrailerInvalidArgumentCountsAsSuccess: INVALID_ARGUMENT in the
+// trailers is the client's mistake: the attempt is a success, once.
+func TestGRPCTrailerInvalidArgumentCountsAsSuccess(t *testing.T) {
+	u := newLateFailUpstream(t, codes.InvalidArgument)
+	g, c := lateFailGateway(t, "", u.addr)
+	for i := range 2 {
+		if s := lateStream(t, c); s.Code() != codes.InvalidArgument {
+			t.Fatalf("call %d: %v %q, want the upstream's InvalidArgument", i, s.Code(), s.Message())
+		}
+	}
+	waitFor(t, "2 attempts counted success", func() bool { return attemptsOf(t, g, "svc", "success") == 2 })
+	if n := attemptsOf(t, g, "svc", "status_failure"); n != 0 {
+		t.Errorf("%v attempts counted status_failure, want 0", n)
+	}
+}
+
+// TestGRPCSlowStreamIsASlowCall: a call whose head comes at once and whose
+// trailers (OK) come after breaker.slow_call.duration is a slow call, as
+// spillwaygrpc judges a unary call by its whole duration: three of them
+// open the breaker.
+func TestGRPCSlowStreamIsASlowCall(t *testing.T) {
+	u := newLateFailUpstream(t, codes.OK)
+	u.delay.Store(int64(100 * time.Millisecond))
+	g, c := lateFailGateway(t, "    breaker: {min_calls: 3, slow_call: {duration: 50ms, rate: 100%}}", u.addr)
+	for i := range 3 {
+		if s := lateStream(t, c); s.Code() != codes.OK {
+			t.Fatalf("call %d: %v %q, want OK", i, s.Code(), s.Message())
+		}
+	}
+	waitFor(t, "the breaker to open on slow calls", func() bool { return g.Status().Upstreams["svc"].Breaker.State == "open" })
+}
+
+// TestGRPCAbandonedStreamCountsAsSuccess: a call whose client goes away
+// after a message, before the trailers, is one successful attempt, as its
+// head was: nothing says the upstream failed.
+func TestGRPCAbandonedStreamCountsAsSuccess(t *testing.T) {
+	u := newLateFailUpstream(t, codes.Unavailable)
+	u.delay.Store(int64(time.Minute))
+	g, c := lateFailGateway(t, "", u.addr)
+	ctx, cancel := context.WithCancel(grpcCtx(t))
+	defer cancel()
+	stream, err := c.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	waitFor(t, "the attempt counted success", func() bool { return attemptsOf(t, g, "svc", "success") == 1 })
+	for _, r := range []string{"status_failure", "reset", "canceled", "timeout"} {
+		if n := attemptsOf(t, g, "svc", r); n != 0 {
+			t.Errorf("%v attempts counted %s, want 0", n, r)
+		}
+	}
+}
+
+// TestGRPCSlowStreamClosesAHalfOpenBreaker: a half-open breaker's probe
+// that streams is judged at its head, as spillwaygrpc judges an
+// established stream: a stream slow to end (not to answer) closes the
+// breaker, and its end counts nothing.
+func TestGRPCSlowStreamClosesAHalfOpenBreaker(t *testing.T) {
+	u := newLateFailUpstream(t, codes.OK)
+	u.delay.Store(int64(600 * time.Millisecond))
+	g, c := lateFailGateway(t, "    breaker: {min_calls: 3, slow_call: {duration: 300ms, rate: 100%}, open_for: 200ms, half_open_probes: 1}", u.addr)
+	state := func() string { return g.Status().Upstreams["svc"].Breaker.State }
+	for i := range 3 {
+		if s := lateStream(t, c); s.Code() != codes.OK {
+			t.Fatalf("call %d: %v %q, want OK", i, s.Code(), s.Message())
+		}
+	}
+	waitFor(t, "the breaker to open on slow calls", func() bool { return state() == "open" })
+	waitFor(t, "the breaker to turn half-open", func() bool { return state() == "half_open" })
+	if s := lateStream(t, c); s.Code() != codes.OK {
+		t.Fatalf("probe: %v %q, want OK", s.Code(), s.Message())
+	}
+	if got := state(); got != "closed" {
+		t.Errorf("after a slow streamed probe the breaker is %s, want closed", got)
+	}
+}
