@@ -233,9 +233,21 @@ func (b *trailerBody) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		b.eof, b.failed = true, trailerFailed(b.resp)
 	case err != nil && b.failed && b.result == "":
-		b.result = attemptResult(err)
+		b.result = readResult(b.resp, err)
 	}
 	return n, err
+}
+
+// readResult is the result of an attempt whose answer resp failed while
+// its body was read with err: when the attempt's own end
+// (timeouts.body_idle, the attempt limit) cancelled the read, its cause.
+func readResult(resp *http.Response, err error) string {
+	if req := resp.Request; req != nil {
+		if cause := context.Cause(req.Context()); cause != nil {
+			err = cause
+		}
+	}
+	return attemptResult(err)
 }
 
 // Close counts the answer, once: at its end as its status says (a

@@ -135,3 +135,20 @@ func TestGRPCSlowStreamClosesAHalfOpenBreaker(t *testing.T) {
 		t.Errorf("after a slow streamed probe the breaker is %s, want closed", got)
 	}
 }
+
+// TestGRPCIdleStreamCountsAsTimeout: a call whose upstream goes quiet
+// after a message, past timeouts.body_idle, is an attempt that timed out.
+func TestGRPCIdleStreamCountsAsTimeout(t *testing.T) {
+	u := newLateFailUpstream(t, codes.OK)
+	u.delay.Store(int64(time.Minute))
+	g, c := lateFailGateway(t, "    timeouts: {body_idle: 100ms}", u.addr)
+	if s := lateStream(t, c); s.Code() == codes.OK {
+		t.Fatal("the idle stream ended OK")
+	}
+	waitFor(t, "the attempt counted timeout", func() bool { return attemptsOf(t, g, "svc", "timeout") == 1 })
+	for _, r := range []string{"success", "status_failure", "reset", "canceled"} {
+		if n := attemptsOf(t, g, "svc", r); n != 0 {
+			t.Errorf("%v attempts counted %s, want 0", n, r)
+		}
+	}
+}
