@@ -149,6 +149,9 @@ type instanceBody struct {
 	inst   *pool.Instance
 	x      *exchange
 	failed bool
+	// status: failed by the gRPC status in its head (grpcHead), not cut
+	// short; a trailerBody tells its span its own result.
+	status bool
 	// hedge marks a hedge's body, which has no span of its own.
 	hedge bool
 	ended atomic.Bool
@@ -165,17 +168,33 @@ func (b *instanceBody) Read(p []byte) (int, error) {
 func (b *instanceBody) Close() error {
 	err := b.ReadCloser.Close()
 	if b.ended.CompareAndSwap(false, true) {
-		b.end()
+		b.end("")
 	}
 	return err
 }
 
-// end ends the instance's attempt and its span, once the body is closed.
-func (b *instanceBody) end() {
+// end ends the instance's attempt and its span, once the body is closed:
+// the span's result is result, or, when it is "", what failed and status
+// say.
+func (b *instanceBody) end(result string) {
 	b.inst.End(b.failed)
 	if b.x.span != nil && !b.hedge {
-		b.x.span.AttemptEnd(b.failed)
+		if result == "" {
+			result = b.result()
+		}
+		b.x.span.AttemptEnd(result)
 	}
+}
+
+// result is how the body ended, for its span.
+func (b *instanceBody) result() string {
+	switch {
+	case !b.failed:
+		return resultSuccess
+	case b.status:
+		return resultStatus
+	}
+	return resultReset
 }
 
 // retryable is the Transport's retry rule: idempotent requests only (or an

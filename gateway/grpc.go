@@ -201,6 +201,7 @@ func (up *upstream) grpcHead(b *instanceBody, resp *http.Response, track spillwa
 	}
 	if c, ok := grpcStatusOf(resp); ok {
 		b.failed = spillwaygrpc.ClassifyCode(c) == spillway.Failure
+		b.status = b.failed
 		return
 	}
 	resp.Body = &trailerBody{instanceBody: b, resp: resp, metrics: up.metrics, track: track}
@@ -273,7 +274,7 @@ func (b *trailerBody) Close() error {
 			b.track.Release(out)
 		}
 		b.metrics.attempt(result)
-		b.end()
+		b.end(result)
 	}
 	return err
 }

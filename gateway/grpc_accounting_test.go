@@ -2,12 +2,17 @@ package gateway_test
 
 import (
 	"context"
+	"net/http"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 
+	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/gateway"
 )
 
@@ -150,5 +155,54 @@ func TestGRPCIdleStreamCountsAsTimeout(t *testing.T) {
 		if n := attemptsOf(t, g, "svc", r); n != 0 {
 			t.Errorf("%v attempts counted %s, want 0", n, r)
 		}
+	}
+}
+
+// endTracer is a Tracer that keeps the result each attempt's span ended
+// with (RequestSpan.AttemptEnd) and ignores the rest.
+type endTracer struct {
+	mu      sync.Mutex
+	results []string
+}
+
+func (e *endTracer) Start(*http.Request) gateway.RequestSpan { return endSpan{e} }
+
+func (e *endTracer) ended() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.results)
+}
+
+type endSpan struct{ e *endTracer }
+
+func (endSpan) Attempt(*http.Request, string, int) {}
+func (endSpan) AttemptFailed(string, error)        {}
+func (endSpan) AttemptResponse(int)                {}
+func (s endSpan) AttemptEnd(result string) {
+	s.e.mu.Lock()
+	s.e.results = append(s.e.results, result)
+	s.e.mu.Unlock()
+}
+func (endSpan) Event(spillway.Event)             {}
+func (endSpan) Fault(string, time.Duration, int) {}
+func (endSpan) End(gateway.RequestInfo)          {}
+
+// TestGRPCFailingStatusOnTheSpan: an attempt's span ends with the result
+// the metric counts: status_failure for a failing status in the trailers
+// and for one in the head (a trailers-only answer), not reset.
+func TestGRPCFailingStatusOnTheSpan(t *testing.T) {
+	u := newLateFailUpstream(t, codes.Unavailable)
+	tr := &endTracer{}
+	g, c := lateFailGatewayWith(t, "    retry: {max_attempts: 1}", gateway.Options{Tracer: tr}, u.addr)
+	if s := lateStream(t, c); s.Code() != codes.Unavailable {
+		t.Fatalf("stream: %v %q, want the upstream's Unavailable", s.Code(), s.Message())
+	}
+	if _, err := c.UnaryCall(grpcCtx(t), &testpb.SimpleRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("unary call: %v, want the upstream's Unavailable", err)
+	}
+	waitFor(t, "two attempts counted", func() bool { return attemptsOf(t, g, "svc", "status_failure") == 2 })
+	waitFor(t, "two attempt spans ended", func() bool { return len(tr.ended()) == 2 })
+	if got := tr.ended(); !slices.Equal(got, []string{"status_failure", "status_failure"}) {
+		t.Errorf("attempt spans ended %q, want status_failure twice", got)
 	}
 }

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -53,9 +54,24 @@ func (u *lateFailUpstream) StreamingOutputCall(_ *testpb.StreamingOutputCallRequ
 	return nil
 }
 
+// UnaryCall answers at once with the status code, trailers-only when it is
+// not OK.
+func (u *lateFailUpstream) UnaryCall(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	if c := codes.Code(u.code.Load()); c != codes.OK {
+		return nil, status.Error(c, "early")
+	}
+	return &testpb.SimpleResponse{}, nil
+}
+
 // lateFailGateway serves a gateway whose upstream svc (h2c, with the keys
 // extra) has the instances addrs, and returns it with a client through it.
 func lateFailGateway(t *testing.T, extra string, addrs ...string) (*gateway.Gateway, testpb.TestServiceClient) {
+	t.Helper()
+	return lateFailGatewayWith(t, extra, gateway.Options{}, addrs...)
+}
+
+// lateFailGatewayWith is lateFailGateway with the gateway's options o.
+func lateFailGatewayWith(t *testing.T, extra string, o gateway.Options, addrs ...string) (*gateway.Gateway, testpb.TestServiceClient) {
 	t.Helper()
 	yaml := fmt.Sprintf(`upstreams:
   svc:
@@ -67,7 +83,7 @@ routes:
     match: {path_prefix: /grpc.testing.TestService/}
     upstream: svc
 `, strings.Join(addrs, `", "http://`), extra)
-	g, addr := serveGatewayWith(t, parse(t, yaml, nil), gateway.ListenerOptions{H2C: true}, gateway.Options{})
+	g, addr := serveGatewayWith(t, parse(t, yaml, nil), gateway.ListenerOptions{H2C: true}, o)
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -37,9 +37,13 @@ type RequestSpan interface {
 	// AttemptResponse records the status of the current attempt's
 	// response; its span ends with AttemptEnd, when the body is closed.
 	AttemptResponse(status int)
-	// AttemptEnd ends the current attempt's span; failed: its body was cut
-	// short, or its gRPC status (in the head or the trailers) is a failure.
-	AttemptEnd(failed bool)
+	// AttemptEnd ends the current attempt's span; result is how its body
+	// ended, a value of the label result of
+	// spillway_upstream_attempts_total: success, reset (cut short),
+	// timeout (cut by timeouts.body_idle or the attempt limit: a gRPC
+	// answer whose status comes in its trailers), status_failure (its gRPC
+	// status, in the head or the trailers, is a failure).
+	AttemptEnd(result string)
 	// Event records a decision a policy made for the request: a retry
 	// scheduled, a rejection, a timeout.
 	Event(e spillway.Event)

@@ -40,7 +40,7 @@ func BenchmarkRequestSpan(b *testing.B) {
 				s := p.Start(in)
 				s.Attempt(out, "app", 1)
 				s.AttemptResponse(200)
-				s.AttemptEnd(false)
+				s.AttemptEnd("success")
 				s.End(info)
 			}
 		})

@@ -172,19 +172,32 @@ func (s *requestSpan) AttemptResponse(status int) {
 	}
 }
 
-// AttemptEnd ends the attempt's span once its body is closed. The gateway
-// counts a 5xx response as failed already: its result stays.
-func (s *requestSpan) AttemptEnd(failed bool) {
+// AttemptEnd ends the attempt's span once its body is closed, with the
+// result the body ended with. A 5xx response's result (status_failure,
+// set by AttemptResponse) stays.
+func (s *requestSpan) AttemptEnd(result string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.attempt == nil {
 		return
 	}
-	if failed && s.status < 500 {
-		s.attempt.SetAttributes(attrResult.String("reset"), semconv.ErrorTypeKey.String("reset"))
-		s.attempt.SetStatus(codes.Error, "the response body was cut short")
+	if result != "success" && s.status < 500 {
+		s.attempt.SetAttributes(attrResult.String(result), semconv.ErrorTypeKey.String(result))
+		s.attempt.SetStatus(codes.Error, endDescription(result))
 	}
 	s.endAttempt()
+}
+
+// endDescription is the span status's description of an attempt whose
+// body ended with result, a failure.
+func endDescription(result string) string {
+	switch result {
+	case "status_failure":
+		return "the answer's grpc-status is a failure"
+	case "timeout":
+		return "the response body timed out"
+	}
+	return "the response body was cut short"
 }
 
 // endAttempt ends the current attempt's span; s.mu is held.
