@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -41,23 +42,28 @@ func attemptsOf(t *testing.T, g *gateway.Gateway, upstream, result string) float
 	return 0
 }
 
+// wantAttempts waits until g has counted n attempts of upstream svc with
+// result, and checks that it counted none with any other result: the
+// gateway counts an answer whose status is in its trailers when it closes
+// the upstream's body, just after the client has them.
+func wantAttempts(t *testing.T, g *gateway.Gateway, result string, n float64) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%v attempts counted %s", n, result), func() bool { return attemptsOf(t, g, "svc", result) == n })
+	for _, r := range []string{"success", "status_failure", "reset", "canceled", "timeout"} {
+		if got := attemptsOf(t, g, "svc", r); r != result && got != 0 {
+			t.Errorf("%v attempts counted %s, want 0", got, r)
+		}
+	}
+}
+
 // TestGRPCTrailerFailureCountsAsStatusFailure: a call that fails in its
 // trailers after sending a message is an attempt whose result is
 // status_failure, as a trailers-only failure is, not a success.
 func TestGRPCTrailerFailureCountsAsStatusFailure(t *testing.T) {
 	u := newLateFailUpstream(t, codes.Unavailable)
 	g, c := lateFailGateway(t, "    breaker: {min_calls: 1000}", u.addr)
-	for i := range 3 {
-		if s := lateStream(t, c); s.Code() != codes.Unavailable || s.Message() != "late" {
-			t.Fatalf("call %d: %v %q, want the upstream's Unavailable late", i, s.Code(), s.Message())
-		}
-	}
-	// The gateway counts when it closes the upstream's body, just after
-	// the client has the trailers.
-	waitFor(t, "3 attempts counted status_failure", func() bool { return attemptsOf(t, g, "svc", "status_failure") == 3 })
-	if n := attemptsOf(t, g, "svc", "success"); n != 0 {
-		t.Errorf("%v attempts counted success, want 0", n)
-	}
+	lateStreams(t, c, 3, codes.Unavailable, "late")
+	wantAttempts(t, g, "status_failure", 3)
 }
 
 // TestGRPCTrailerInvalidArgumentCountsAsSuccess: INVALID_ARGUMENT in the
@@ -65,15 +71,8 @@ func TestGRPCTrailerFailureCountsAsStatusFailure(t *testing.T) {
 func TestGRPCTrailerInvalidArgumentCountsAsSuccess(t *testing.T) {
 	u := newLateFailUpstream(t, codes.InvalidArgument)
 	g, c := lateFailGateway(t, "", u.addr)
-	for i := range 2 {
-		if s := lateStream(t, c); s.Code() != codes.InvalidArgument {
-			t.Fatalf("call %d: %v %q, want the upstream's InvalidArgument", i, s.Code(), s.Message())
-		}
-	}
-	waitFor(t, "2 attempts counted success", func() bool { return attemptsOf(t, g, "svc", "success") == 2 })
-	if n := attemptsOf(t, g, "svc", "status_failure"); n != 0 {
-		t.Errorf("%v attempts counted status_failure, want 0", n)
-	}
+	lateStreams(t, c, 2, codes.InvalidArgument, "")
+	wantAttempts(t, g, "success", 2)
 }
 
 // TestGRPCSlowStreamIsASlowCall: a call whose head comes at once and whose
@@ -84,11 +83,7 @@ func TestGRPCSlowStreamIsASlowCall(t *testing.T) {
 	u := newLateFailUpstream(t, codes.OK)
 	u.delay.Store(int64(100 * time.Millisecond))
 	g, c := lateFailGateway(t, "    breaker: {min_calls: 3, slow_call: {duration: 50ms, rate: 100%}}", u.addr)
-	for i := range 3 {
-		if s := lateStream(t, c); s.Code() != codes.OK {
-			t.Fatalf("call %d: %v %q, want OK", i, s.Code(), s.Message())
-		}
-	}
+	lateStreams(t, c, 3, codes.OK, "")
 	waitFor(t, "the breaker to open on slow calls", func() bool { return g.Status().Upstreams["svc"].Breaker.State == "open" })
 }
 
@@ -109,12 +104,7 @@ func TestGRPCAbandonedStreamCountsAsSuccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	waitFor(t, "the attempt counted success", func() bool { return attemptsOf(t, g, "svc", "success") == 1 })
-	for _, r := range []string{"status_failure", "reset", "canceled", "timeout"} {
-		if n := attemptsOf(t, g, "svc", r); n != 0 {
-			t.Errorf("%v attempts counted %s, want 0", n, r)
-		}
-	}
+	wantAttempts(t, g, "success", 1)
 }
 
 // TestGRPCSlowStreamClosesAHalfOpenBreaker: a half-open breaker's probe
@@ -126,11 +116,7 @@ func TestGRPCSlowStreamClosesAHalfOpenBreaker(t *testing.T) {
 	u.delay.Store(int64(600 * time.Millisecond))
 	g, c := lateFailGateway(t, "    breaker: {min_calls: 3, slow_call: {duration: 300ms, rate: 100%}, open_for: 200ms, half_open_probes: 1}", u.addr)
 	state := func() string { return g.Status().Upstreams["svc"].Breaker.State }
-	for i := range 3 {
-		if s := lateStream(t, c); s.Code() != codes.OK {
-			t.Fatalf("call %d: %v %q, want OK", i, s.Code(), s.Message())
-		}
-	}
+	lateStreams(t, c, 3, codes.OK, "")
 	waitFor(t, "the breaker to open on slow calls", func() bool { return state() == "open" })
 	waitFor(t, "the breaker to turn half-open", func() bool { return state() == "half_open" })
 	if s := lateStream(t, c); s.Code() != codes.OK {
@@ -150,12 +136,7 @@ func TestGRPCIdleStreamCountsAsTimeout(t *testing.T) {
 	if s := lateStream(t, c); s.Code() == codes.OK {
 		t.Fatal("the idle stream ended OK")
 	}
-	waitFor(t, "the attempt counted timeout", func() bool { return attemptsOf(t, g, "svc", "timeout") == 1 })
-	for _, r := range []string{"success", "status_failure", "reset", "canceled"} {
-		if n := attemptsOf(t, g, "svc", r); n != 0 {
-			t.Errorf("%v attempts counted %s, want 0", n, r)
-		}
-	}
+	wantAttempts(t, g, "timeout", 1)
 }
 
 // endTracer is a Tracer that keeps the result each attempt's span ended
@@ -200,7 +181,7 @@ func TestGRPCFailingStatusOnTheSpan(t *testing.T) {
 	if _, err := c.UnaryCall(grpcCtx(t), &testpb.SimpleRequest{}); status.Code(err) != codes.Unavailable {
 		t.Fatalf("unary call: %v, want the upstream's Unavailable", err)
 	}
-	waitFor(t, "two attempts counted", func() bool { return attemptsOf(t, g, "svc", "status_failure") == 2 })
+	wantAttempts(t, g, "status_failure", 2)
 	waitFor(t, "two attempt spans ended", func() bool { return len(tr.ended()) == 2 })
 	if got := tr.ended(); !slices.Equal(got, []string{"status_failure", "status_failure"}) {
 		t.Errorf("attempt spans ended %q, want status_failure twice", got)

@@ -113,16 +113,23 @@ func lateStream(t *testing.T, c testpb.TestServiceClient) *status.Status {
 	return status.Convert(err)
 }
 
+// lateStreams makes n calls with lateStream, each of which must end with
+// code and, unless msg is "", the message msg.
+func lateStreams(t *testing.T, c testpb.TestServiceClient, n int, code codes.Code, msg string) {
+	t.Helper()
+	for i := range n {
+		if s := lateStream(t, c); s.Code() != code || msg != "" && s.Message() != msg {
+			t.Fatalf("call %d: %v %q, want %v %q", i, s.Code(), s.Message(), code, msg)
+		}
+	}
+}
+
 // TestGRPCTrailerFailureOpensTheBreaker: a call that fails after sending a
 // message (UNAVAILABLE in the trailers) counts as a failure.
 func TestGRPCTrailerFailureOpensTheBreaker(t *testing.T) {
 	u := newLateFailUpstream(t, codes.Unavailable)
 	g, c := lateFailGateway(t, "    breaker: {min_calls: 3}", u.addr)
-	for i := range 3 {
-		if s := lateStream(t, c); s.Code() != codes.Unavailable || s.Message() != "late" {
-			t.Fatalf("call %d: %v %q, want the upstream's Unavailable late", i, s.Code(), s.Message())
-		}
-	}
+	lateStreams(t, c, 3, codes.Unavailable, "late")
 	waitFor(t, "the breaker to open", func() bool { return g.Status().Upstreams["svc"].Breaker.State == "open" })
 	if s := lateStream(t, c); s.Code() != codes.Unavailable || !strings.HasPrefix(s.Message(), "breaker_open: ") {
 		t.Errorf("fourth call: %v %q, want Unavailable breaker_open", s.Code(), s.Message())
@@ -135,11 +142,7 @@ func TestGRPCTrailerFailureOpensTheBreaker(t *testing.T) {
 func TestGRPCTrailerInvalidArgumentIsASuccess(t *testing.T) {
 	u := newLateFailUpstream(t, codes.InvalidArgument)
 	g, c := lateFailGateway(t, "    breaker: {min_calls: 2}", u.addr)
-	for i := range 3 {
-		if s := lateStream(t, c); s.Code() != codes.InvalidArgument {
-			t.Fatalf("call %d: %v %q, want the upstream's InvalidArgument", i, s.Code(), s.Message())
-		}
-	}
+	lateStreams(t, c, 3, codes.InvalidArgument, "")
 	u.code.Store(int32(codes.Unavailable))
 	if s := lateStream(t, c); s.Code() != codes.Unavailable || s.Message() != "late" {
 		t.Fatalf("last call: %v %q, want the upstream's Unavailable late", s.Code(), s.Message())
