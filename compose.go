@@ -18,7 +18,9 @@ type Composition[T any] struct {
 	// Fallbacker replaces the failure of everything inside it.
 	Layers []any
 	// Classify, Observer, Clock and Name are Policies' (the attempt events
-	// are the call's, reported once per call).
+	// are the call's, reported once per call): Compose attaches the Observer
+	// to the layers that report events and registers their gauges with it
+	// when it is a Registrar, as NewPipeline does.
 	Classify func(v T) error
 	Observer Observer
 	Clock    Clock
@@ -64,6 +66,9 @@ func Compose[T any](c Composition[T]) (*Pipeline[T], error) {
 		if isGuard {
 			ls[i].guard = NewEngine(EngineConfig[T]{Guards: []Guard{g}, Classify: classify})
 		}
+	}
+	if err := instrument(c.Observer, c.Layers); err != nil {
+		return nil, fmt.Errorf("spillway: composition %q: %w", c.Name, err)
 	}
 	return &Pipeline[T]{layers: ls, clock: ClockOrSystem(c.Clock), eng: NewEngine(EngineConfig[T]{Classify: classify,
 		Observer: c.Observer, Clock: c.Clock, Policy: "pipeline", Name: c.Name})}, nil
