@@ -73,7 +73,7 @@ func TestPipelineCountsItsPoliciesEvents(t *testing.T) {
 		return "", nil
 	})
 	_, _ = pl.Execute(ctx, func(context.Context) (string, error) { return "", errors.New("down") }) // opens the breaker
-	_, _ = pl.Execute(ctx, func(context.Context) (string, error) { return "", nil })                 // refused
+	_, _ = pl.Execute(ctx, func(context.Context) (string, error) { return "", nil })                // refused
 	want := `
 # HELP spillway_circuit_transitions_total Circuit breaker state changes, by the states left and entered.
 # TYPE spillway_circuit_transitions_total counter
