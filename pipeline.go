@@ -108,7 +108,9 @@ type Pipeline[T any] struct {
 // Bulkhead that says it is the other (see Kinded), the same Timeout as both
 // Total and Attempt or two timeouts of the same name (their errors could not
 // be told apart), or an attempt timeout not below the total timeout of a
-// pipeline that retries (no retry could ever start).
+// pipeline that retries (no retry could ever start). It attaches
+// p.Observer to the policies that report events and registers their gauges
+// with it (see Policies.Observer).
 func NewPipeline[T any](p Policies[T]) (*Pipeline[T], error) {
 	if err := p.check(); err != nil {
 		return nil, err
