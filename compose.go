@@ -40,11 +40,14 @@ type layer[T any] struct {
 // exactly once, a panic included, the classifier and the caller's end are
 // judged alike and one EventAttempt is reported per call. It returns an
 // error for a layer that is nil, a typed nil pointer, of none of the four
-// roles or of more than one. Unlike the standard order, a composed
+// roles or of more than one, and for a typed nil Observer. Unlike the standard order, a composed
 // execution allocates a little per call (its layers' closures).
 func Compose[T any](c Composition[T]) (*Pipeline[T], error) {
 	if len(c.Layers) == 0 {
 		return nil, errors.New("spillway: a Composition needs at least one layer")
+	}
+	if typedNil(c.Observer) {
+		return nil, fmt.Errorf("spillway: Composition.Observer is a nil %T: leave the field unset for no observer", c.Observer)
 	}
 	classify := valueClassifier(c.Classify)
 	ls := make([]layer[T], len(c.Layers))

@@ -31,9 +31,9 @@ type ObserverAttacher interface {
 //
 // Reading the set is one atomic load, without a lock or an allocation;
 // changing it copies it, which is rare (a new configuration, a new
-// pipeline). Its zero value is an empty set, ready to use. The policy
-// packages embed one; it is exported for them and for policies written
-// outside this module.
+// pipeline). Its zero value is an empty set, ready to use; it must not be
+// copied after first use. The policy packages embed one; it is exported for
+// them and for policies written outside this module.
 type ObserverSet struct {
 	list atomic.Pointer[observerList]
 }
@@ -47,7 +47,9 @@ type observerList struct {
 }
 
 // Load returns the observers to report an event to, or nil when there are
-// none, so that a policy builds the event only for someone:
+// none, so that a policy builds the event only for someone. The Config's
+// observer comes first, then the attached ones in the order they were
+// attached:
 //
 //	if o := s.Load(); o != nil {
 //		o.Observe(spillway.Event{...})
