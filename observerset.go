@@ -97,8 +97,14 @@ func (s *ObserverSet) update(change func(*observerList) bool) {
 		if !change(&next) {
 			return
 		}
-		next.all = flatten(next.own, next.attached)
-		if s.list.CompareAndSwap(old, &next) {
+		// An empty set stays a nil pointer: Load is then one load and
+		// a nil check, as a nil Observer was.
+		var install *observerList
+		if next.own != nil || len(next.attached) > 0 {
+			next.all = flatten(next.own, next.attached)
+			install = &next
+		}
+		if s.list.CompareAndSwap(old, install) {
 			return
 		}
 	}
