@@ -209,6 +209,27 @@ func TestObserverSet(t *testing.T) {
 	}
 }
 
+// wrapper is a comparable type whose values may hold an incomparable
+// observer: comparing two of those with == would panic.
+type wrapper struct{ inner spillway.Observer }
+
+func (w wrapper) Observe(e spillway.Event) { w.inner.Observe(e) }
+
+func TestObserverSetNeverComparesTheIncomparable(t *testing.T) {
+	var calls atomic.Int32
+	fn := spillway.ObserverFunc(func(spillway.Event) { calls.Add(1) })
+	log := &eventLog{}
+	var s spillway.ObserverSet
+	s.SetOwn(wrapper{fn})
+	s.Attach(wrapper{fn}) // would panic if compared with ==
+	s.Attach(wrapper{log})
+	s.Attach(wrapper{log}) // comparable: the same observer
+	s.Load().Observe(spillway.Event{Kind: spillway.EventRetry})
+	if calls.Load() != 2 || len(log.events) != 1 {
+		t.Fatalf("fn called %d times, log got %d events; want 2, 1", calls.Load(), len(log.events))
+	}
+}
+
 // Attaching while events are reported loses no observer and no event
 // (run with -race).
 func TestObserverSetConcurrentAttach(t *testing.T) {
