@@ -18,7 +18,9 @@ type Composition[T any] struct {
 	// Fallbacker replaces the failure of everything inside it.
 	Layers []any
 	// Classify, Observer, Clock and Name are Policies' (the attempt events
-	// are the call's, reported once per call).
+	// are the call's, reported once per call): Compose attaches the Observer
+	// to the layers that report events and registers their gauges with it
+	// when it is a Registrar, as NewPipeline does.
 	Classify func(v T) error
 	Observer Observer
 	Clock    Clock
@@ -38,11 +40,14 @@ type layer[T any] struct {
 // exactly once, a panic included, the classifier and the caller's end are
 // judged alike and one EventAttempt is reported per call. It returns an
 // error for a layer that is nil, a typed nil pointer, of none of the four
-// roles or of more than one. Unlike the standard order, a composed
+// roles or of more than one, and for a typed nil Observer. Unlike the standard order, a composed
 // execution allocates a little per call (its layers' closures).
 func Compose[T any](c Composition[T]) (*Pipeline[T], error) {
 	if len(c.Layers) == 0 {
 		return nil, errors.New("spillway: a Composition needs at least one layer")
+	}
+	if typedNil(c.Observer) {
+		return nil, fmt.Errorf("spillway: Composition.Observer is a nil %T: leave the field unset for no observer", c.Observer)
 	}
 	classify := valueClassifier(c.Classify)
 	ls := make([]layer[T], len(c.Layers))
@@ -64,6 +69,9 @@ func Compose[T any](c Composition[T]) (*Pipeline[T], error) {
 		if isGuard {
 			ls[i].guard = NewEngine(EngineConfig[T]{Guards: []Guard{g}, Classify: classify})
 		}
+	}
+	if err := instrument(c.Observer, c.Layers); err != nil {
+		return nil, fmt.Errorf("spillway: composition %q: %w", c.Name, err)
 	}
 	return &Pipeline[T]{layers: ls, clock: ClockOrSystem(c.Clock), eng: NewEngine(EngineConfig[T]{Classify: classify,
 		Observer: c.Observer, Clock: c.Clock, Policy: "pipeline", Name: c.Name})}, nil

@@ -127,4 +127,10 @@ func TestComposeRefusesWhatIsNoLayer(t *testing.T) {
 			}
 		})
 	}
+	// A typed nil Observer would panic when a layer reports an event.
+	var nilLog *spillway.ChannelObserver
+	_, err := spillway.Compose(spillway.Composition[int]{Layers: []any{nopGuard{}}, Observer: nilLog})
+	if err == nil || !strings.Contains(err.Error(), "Composition.Observer is a nil *spillway.ChannelObserver") {
+		t.Fatalf("Compose with a typed nil Observer: %v", err)
+	}
 }

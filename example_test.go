@@ -218,14 +218,16 @@ func ExamplePipeline_ExecuteAttempt() {
 }
 
 // Hooks turns the events of every policy into one function per decision.
+// As a pipeline's Observer it gets the events of the pipeline's policies,
+// which need no Observer of their own.
 func ExampleHooks() {
 	hooks := &spillway.Hooks{
 		OnOpen:  func(e spillway.Event) { fmt.Printf("breaker %q opened\n", e.Name) },
 		OnRetry: func(e spillway.Event) { fmt.Printf("retry after attempt %d\n", e.Attempt) },
 	}
-	cb := breaker.MustNew(breaker.Config{Name: "payments", MinCalls: 2, Observer: hooks})
-	r := retry.MustNew(retry.Config{MaxAttempts: 2, Initial: time.Millisecond, Jitter: retry.NoJitter, Observer: hooks})
-	pl := spillway.MustNewPipeline(spillway.Policies[string]{Retry: r, Breaker: cb})
+	cb := breaker.MustNew(breaker.Config{Name: "payments", MinCalls: 2})
+	r := retry.MustNew(retry.Config{MaxAttempts: 2, Initial: time.Millisecond, Jitter: retry.NoJitter})
+	pl := spillway.MustNewPipeline(spillway.Policies[string]{Retry: r, Breaker: cb, Observer: hooks})
 
 	_, err := pl.Execute(context.Background(), func(ctx context.Context) (string, error) {
 		return "", errors.New("502 Bad Gateway")

@@ -63,13 +63,19 @@ type Policies[T any] struct {
 	// Config.Classify and the retry policy's Retryable. Default nil: every
 	// value is a success.
 	Classify func(v T) error
-	// Observer receives one EventAttempt per attempt (with its duration).
-	// When it is a Registrar (spillwayprom.Metrics, spillwayotel.Observer,
-	// Observers holding one), NewPipeline registers the gauges of the
-	// breaker, the bulkhead, the guards (a rate limiter, a throttle), the
-	// hedging policy and the retry policy's budget with it. The policies
-	// report their own events (transitions, retries, rejections, hedges) to
-	// the observers of their own Configs: give them the same one.
+	// Observer receives every event of the pipeline: one EventAttempt per
+	// attempt (with its duration), and the events of its policies
+	// (transitions, rejections, retries, timeouts, fallbacks, hedges), which
+	// NewPipeline attaches it to (ObserverAttacher). The policies need no
+	// Observer of their own; one that has this same Observer still reports
+	// each event to it once. Attaching is for the policy's lifetime: a
+	// policy shared by two pipelines reports its events to both pipelines'
+	// Observers (they are its events, not a pipeline's), so build a
+	// pipeline once, not per call. When Observer is a Registrar
+	// (spillwayprom.Metrics, spillwayotel.Observer, Observers holding one),
+	// NewPipeline also registers with it the gauges of the breaker, the
+	// bulkhead, the guards (a rate limiter, a throttle), the hedging policy
+	// and the retry policy's budget.
 	Observer Observer
 	// Clock times attempts for the Observer and AttemptInfo; SystemClock
 	// when nil.
@@ -102,15 +108,15 @@ type Pipeline[T any] struct {
 // Bulkhead that says it is the other (see Kinded), the same Timeout as both
 // Total and Attempt or two timeouts of the same name (their errors could not
 // be told apart), or an attempt timeout not below the total timeout of a
-// pipeline that retries (no retry could ever start).
+// pipeline that retries (no retry could ever start). It attaches
+// p.Observer to the policies that report events and registers their gauges
+// with it (see Policies.Observer).
 func NewPipeline[T any](p Policies[T]) (*Pipeline[T], error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
-	if r, ok := p.Observer.(Registrar); ok {
-		if err := r.Register(p.registered()...); err != nil {
-			return nil, fmt.Errorf("spillway: pipeline %q: registering its policies' gauges: %w", p.Name, err)
-		}
+	if err := instrument(p.Observer, p.policies()); err != nil {
+		return nil, fmt.Errorf("spillway: pipeline %q: %w", p.Name, err)
 	}
 	pl := &Pipeline[T]{p: p, clock: ClockOrSystem(p.Clock), eng: NewEngine(EngineConfig[T]{Guards: p.guards(),
 		Timeout: p.Attempt, Chaos: p.Chaos, Classify: valueClassifier(p.Classify), Observer: p.Observer, Clock: p.Clock, Policy: "pipeline", Name: p.Name})}
@@ -136,13 +142,38 @@ func valueClassifier[T any](c func(T) error) func(T, error) (Outcome, error) {
 	}
 }
 
-// registered lists the policies whose gauges a Registrar may export.
-func (p *Policies[T]) registered() []any {
-	out := []any{p.Breaker, p.Bulkhead, p.Retry, p.Hedge}
+// policies lists p's policies, the unset ones as nil: those that report
+// events get the pipeline's Observer attached, and a Registrar exports the
+// gauges of those that have some.
+func (p *Policies[T]) policies() []any {
+	out := []any{p.Fallback, p.Total, p.Retry, p.Hedge, p.Breaker, p.Bulkhead, p.Attempt}
 	for _, g := range p.Guards {
 		out = append(out, g)
 	}
+	for _, c := range p.Chaos {
+		out = append(out, c)
+	}
 	return out
+}
+
+// instrument gives obs a pipeline's policies: it registers their gauges
+// when obs is a Registrar, then attaches obs to each policy that reports
+// events (an ObserverAttacher). Nothing is attached when registering fails.
+func instrument(obs Observer, policies []any) error {
+	if obs == nil {
+		return nil
+	}
+	if r, ok := obs.(Registrar); ok {
+		if err := r.Register(policies...); err != nil {
+			return fmt.Errorf("registering its policies' gauges: %w", err)
+		}
+	}
+	for _, p := range policies {
+		if a, ok := p.(ObserverAttacher); ok {
+			a.AttachObserver(obs)
+		}
+	}
+	return nil
 }
 
 // MustNewPipeline is NewPipeline for policies written in code: it panics on

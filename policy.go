@@ -17,7 +17,8 @@ type Retrier interface {
 	// state and the delay to wait before the next attempt, or a non-nil stop
 	// error: the error the execution ends with (err itself when it is not
 	// retryable, or a policy error wrapping it). Next reports the retries it
-	// schedules and the refusals it makes to its own Observer.
+	// schedules and the refusals it makes to its observers (its own, and a
+	// pipeline's when it is an ObserverAttacher).
 	Next(ctx context.Context, s RetryState, err error) (next RetryState, delay time.Duration, stop error)
 }
 

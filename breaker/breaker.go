@@ -71,6 +71,9 @@ type Breaker struct {
 	_           [64]byte
 	rejected    atomic.Uint64
 	wouldReject atomic.Uint64
+	// obs is Config.Observer and the observers attached since
+	// (AttachObserver), read once per event.
+	obs spillway.ObserverSet
 
 	// reconf serializes Reconfigure and Update, so that an Update's
 	// read-modify-write loses no concurrent change.
@@ -100,6 +103,7 @@ func New(cfg Config) (*Breaker, error) {
 	b := &Breaker{clock: cfg.Clock}
 	c := newCore(cfg, nil, nil)
 	b.core.Store(c)
+	b.obs.SetOwn(cfg.Observer)
 	b.openErr.Store(rejection(cfg.Name, cfg.OpenFor))
 	// Generation 1: the zero Permit (generation 0) never matches.
 	b.word.Store(1<<genShift | c.flags(Closed) | uint64(Closed))
@@ -121,6 +125,13 @@ func (b *Breaker) Name() string { return b.core.Load().cfg.Name }
 // PolicyKind returns "breaker" (spillway.Kinded): a pipeline refuses a
 // breaker given as its Bulkhead.
 func (b *Breaker) PolicyKind() string { return "breaker" }
+
+// AttachObserver makes the breaker report its transitions and rejections to
+// o too, besides Config.Observer, for the rest of its life
+// (spillway.ObserverAttacher: a pipeline attaches its Observer). o gets
+// each event once even when it is also Config.Observer, and the
+// transitions in order, as Config.Observer does.
+func (b *Breaker) AttachObserver(o spillway.Observer) { b.obs.Attach(o) }
 
 // Config returns the configuration in effect, every default filled in
 // (Classify and Rand stay nil for their defaults).
@@ -303,7 +314,7 @@ func (b *Breaker) acquireDryRun(w uint64) spillway.Permit {
 // reject counts and reports a rejection and returns its preallocated error.
 func (b *Breaker) reject(ctx context.Context, e *spillway.Error) error {
 	b.rejected.Add(1)
-	if o := b.core.Load().observer; o != nil {
+	if o := b.obs.Load(); o != nil {
 		o.Observe(spillway.Event{Kind: spillway.EventRejection, Context: ctx, Policy: "breaker", Name: e.Name, Reason: e.Code, Err: e})
 	}
 	return e
@@ -688,6 +699,7 @@ func (b *Breaker) reconfigure(cfg Config) error {
 	}
 	c := newCore(cfg, count, tw)
 	b.core.Store(c)
+	b.obs.SetOwn(cfg.Observer)
 	if cfg.Name != old.cfg.Name {
 		b.openErr.Store(rejection(cfg.Name, b.openErr.Load().RetryAfter))
 	}
@@ -803,7 +815,7 @@ func (b *Breaker) drain() {
 		delivered++
 		b.mu.Unlock()
 		locked = false
-		if o := b.core.Load().observer; o != nil {
+		if o := b.obs.Load(); o != nil {
 			o.Observe(e)
 		}
 		b.mu.Lock()

@@ -134,6 +134,8 @@ type Config struct {
 	// Observer receives the breaker's transitions and rejections; default
 	// none. It is called synchronously, outside the breaker's lock: wrap a
 	// slow consumer in spillway.NewChannelObserver so a call never waits.
+	// A spillway.Pipeline's Observer receives them too, without this field
+	// (Breaker.AttachObserver).
 	Observer spillway.Observer
 	// Rand returns the random numbers in [0,1) of the jitter (drawn under
 	// the breaker's lock) and of a slow start's admissions (drawn by

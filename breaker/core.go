@@ -16,7 +16,6 @@ type core struct {
 	cfg          Config
 	classify     func(error) spillway.Outcome
 	rand         func() float64
-	observer     spillway.Observer
 	slowDur      int64
 	probeTimeout int64
 	slowStart    int64
@@ -60,7 +59,6 @@ func newCore(cfg Config, count *countWindow, tw *timeWindow) *core {
 		cfg:          cfg,
 		classify:     DefaultClassify,
 		rand:         rand.Float64,
-		observer:     cfg.Observer,
 		slowDur:      int64(cfg.SlowCallDuration),
 		probeTimeout: int64(cfg.ProbeTimeout),
 		slowStart:    int64(cfg.SlowStart),

@@ -121,7 +121,9 @@
 // the breaker; transitions are reported in the order they happened, by one
 // goroutine at a time (possibly another call's). An Observer that can block
 // belongs behind spillway.NewChannelObserver, which drops events rather than
-// wait.
+// wait. [Breaker.AttachObserver] adds observers that get the same events the
+// same way: a spillway.Pipeline attaches its Observer to its breaker, so a
+// breaker in a pipeline needs no Observer of its own.
 //
 // # Runtime changes
 //

@@ -106,3 +106,39 @@ func TestUnknownStateError(t *testing.T) {
 		}
 	}
 }
+
+// TestAttachedObserverOutlivesReconfigure: attached observers (a
+// pipeline's) get the transitions in order, outside the lock, once even
+// when they are in Config.Observer too, and keep getting them after a
+// Reconfigure that drops Config.Observer, whose own observers stop.
+func TestAttachedObserverOutlivesReconfigure(t *testing.T) {
+	b := MustNew(Config{Name: "payments"})
+	dropped, both, attached := &eventLog{t: t, b: b}, &eventLog{t: t, b: b}, &eventLog{t: t, b: b}
+	if err := b.Update(func(c *Config) { c.Observer = spillway.Observers{dropped, both} }); err != nil {
+		t.Fatal(err)
+	}
+	b.AttachObserver(attached)
+	b.AttachObserver(both)
+	if err := b.TransitionTo(Open); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reconfigure(Config{Name: "payments"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.TransitionTo(Closed); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		l    *eventLog
+		want string
+	}{
+		{"Config.Observer only", dropped, "closed→open"},
+		{"Config.Observer and attached", both, "closed→open,open→closed"},
+		{"attached", attached, "closed→open,open→closed"},
+	} {
+		if got := strings.Join(c.l.transitions(), ","); got != c.want {
+			t.Errorf("%s: saw %q, want %q", c.name, got, c.want)
+		}
+	}
+}

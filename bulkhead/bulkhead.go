@@ -82,8 +82,10 @@ type Config struct {
 	// refused with ErrFull. Default 0: it waits until its context ends.
 	MaxWait time.Duration
 	// Observer receives an EventRejection (Reason bulkhead_full) for every
-	// refused call. Default nil (no events). An adaptive limit's changes are
-	// not events (there may be ten a second): read Limit.
+	// refused call. Default nil (no events). A spillway.Pipeline's Observer
+	// receives them too, without this field (Bulkhead.AttachObserver). An
+	// adaptive limit's changes are not events (there may be ten a second):
+	// read Limit.
 	Observer spillway.Observer
 	// Adaptive makes the limit adaptive. Default: a fixed MaxConcurrent.
 	Adaptive Adaptive
@@ -113,7 +115,9 @@ type Bulkhead struct {
 
 	// maxWait is read by the callers that queue only (the slow path).
 	maxWait atomic.Int64
-	obs     spillway.Observer
+	// obs is Config.Observer and the observers attached since
+	// (AttachObserver), read once per refusal.
+	obs spillway.ObserverSet
 	// errFull is preallocated: refusing a call allocates nothing.
 	errFull *spillway.Error
 
@@ -142,9 +146,9 @@ func New(cfg Config) (*Bulkhead, error) {
 		return nil, err
 	}
 	b := &Bulkhead{
-		obs:     cfg.Observer,
 		errFull: &spillway.Error{Code: spillway.ReasonBulkheadFull, Policy: policyName, Name: cfg.Name, Err: ErrFull},
 	}
+	b.obs.SetOwn(cfg.Observer)
 	b.set(cfg, cfg.Adaptive.InitialLimit)
 	return b, nil
 }
@@ -225,6 +229,12 @@ func (b *Bulkhead) Name() string { return b.errFull.Name }
 // PolicyKind returns "bulkhead" (spillway.Kinded): a pipeline refuses a
 // bulkhead given as its Breaker.
 func (b *Bulkhead) PolicyKind() string { return "bulkhead" }
+
+// AttachObserver makes the bulkhead report its refusals to o too, besides
+// Config.Observer, for the rest of its life (spillway.ObserverAttacher: a
+// pipeline attaches its Observer); o gets each event once even when it is
+// also Config.Observer.
+func (b *Bulkhead) AttachObserver(o spillway.Observer) { b.obs.Attach(o) }
 
 // InFlight returns the number of admitted calls not yet released. Right
 // after a Resize that shrank the bulkhead it may exceed Limit.
@@ -532,8 +542,8 @@ func (b *Bulkhead) removeLocked(w *waiter) {
 // reject counts and reports a refusal and returns the preallocated error.
 func (b *Bulkhead) reject(ctx context.Context) error {
 	b.rejected.Add(1)
-	if b.obs != nil {
-		b.obs.Observe(spillway.Event{Kind: spillway.EventRejection, Context: ctx, Policy: policyName, Name: b.errFull.Name,
+	if o := b.obs.Load(); o != nil {
+		o.Observe(spillway.Event{Kind: spillway.EventRejection, Context: ctx, Policy: policyName, Name: b.errFull.Name,
 			Reason: spillway.ReasonBulkheadFull})
 	}
 	return b.errFull

@@ -99,6 +99,8 @@ type Config struct {
 	Name string
 	// Observer receives an EventFallback (Fallback = the step's Name, Err =
 	// the replaced error) each time a step serves. Default nil (no events).
+	// A spillway.Pipeline's Observer receives them too, without this field
+	// (Fallback.AttachObserver).
 	Observer spillway.Observer
 }
 
@@ -106,8 +108,10 @@ type Config struct {
 // with New; Do runs a call and falls back on its failure, Fallback falls
 // back on an error already at hand.
 type Fallback[T any] struct {
-	name  string
-	obs   spillway.Observer
+	name string
+	// obs is Config.Observer and the observers attached since
+	// (AttachObserver).
+	obs   spillway.ObserverSet
 	steps []Step[T]
 }
 
@@ -119,8 +123,16 @@ func New[T any](cfg Config, steps ...Step[T]) (*Fallback[T], error) {
 	if err := Validate(steps...); err != nil {
 		return nil, err
 	}
-	return &Fallback[T]{name: cfg.Name, obs: cfg.Observer, steps: slices.Clone(steps)}, nil
+	f := &Fallback[T]{name: cfg.Name, steps: slices.Clone(steps)}
+	f.obs.SetOwn(cfg.Observer)
+	return f, nil
 }
+
+// AttachObserver makes the fallback report the steps that serve to o too,
+// besides Config.Observer, for the rest of its life
+// (spillway.ObserverAttacher: a pipeline attaches its Observer); o gets
+// each event once even when it is also Config.Observer.
+func (f *Fallback[T]) AttachObserver(o spillway.Observer) { f.obs.Attach(o) }
 
 // MustNew is New for steps written in code, where a bad one is a
 // programming error: it panics on the error New would return.
@@ -169,8 +181,8 @@ func (f *Fallback[T]) Fallback(ctx context.Context, err error) (v T, served stri
 		}
 		sv, serr := s.Fn(ctx, err)
 		if serr == nil {
-			if f.obs != nil {
-				f.obs.Observe(spillway.Event{Kind: spillway.EventFallback, Context: ctx, Policy: policyName, Name: f.name,
+			if o := f.obs.Load(); o != nil {
+				o.Observe(spillway.Event{Kind: spillway.EventFallback, Context: ctx, Policy: policyName, Name: f.name,
 					Fallback: s.Name, Err: err})
 			}
 			return sv, s.Name, nil

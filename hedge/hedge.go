@@ -69,7 +69,9 @@ type Config struct {
 	// alone, or a pipeline without Retry). Default false.
 	RecordRequests bool
 	// Observer receives an EventHedge for every hedge sent and an
-	// EventHedgeWon for every hedge whose answer won. Default nil.
+	// EventHedgeWon for every hedge whose answer won. Default nil. A
+	// spillway.Pipeline's Observer receives them too, without this field
+	// (Policy.AttachObserver).
 	Observer spillway.Observer
 	// Clock times the calls. Default spillway.SystemClock.
 	Clock spillway.Clock
@@ -89,6 +91,9 @@ type Policy struct {
 	sent    atomic.Uint64
 	won     atomic.Uint64
 	refused atomic.Uint64
+	// obs is cfg.Observer and the observers attached since
+	// (AttachObserver).
+	obs spillway.ObserverSet
 }
 
 // New validates cfg, fills in its defaults and returns the Policy. The
@@ -98,6 +103,7 @@ func New(cfg Config) (*Policy, error) {
 		return nil, err
 	}
 	p := &Policy{cfg: cfg, clock: cfg.Clock}
+	p.obs.SetOwn(cfg.Observer)
 	switch {
 	case cfg.Delay > 0:
 		p.delay.Store(int64(cfg.Delay))
@@ -164,6 +170,13 @@ func (p *Policy) Name() string { return p.cfg.Name }
 // PolicyKind returns "hedge".
 func (p *Policy) PolicyKind() string { return policyName }
 
+// AttachObserver makes the policy report its hedges to o too, besides
+// Config.Observer, for the rest of its life (spillway.ObserverAttacher: a
+// pipeline attaches its Observer); o gets each event once even when it is
+// also Config.Observer. A call under way when o is attached may report its
+// hedge's win with a wrong Duration (its start was not timed).
+func (p *Policy) AttachObserver(o spillway.Observer) { p.obs.Attach(o) }
+
 // Delay returns the current delay after which an attempt is hedged, and
 // false while there is none (a learned delay with too few samples and no
 // InitialDelay).
@@ -196,9 +209,9 @@ func (p *Policy) TryHedge(ctx context.Context, k int) bool {
 		return false
 	}
 	p.sent.Add(1)
-	if p.cfg.Observer != nil {
+	if o := p.obs.Load(); o != nil {
 		d, _ := p.Delay()
-		p.cfg.Observer.Observe(spillway.Event{Kind: spillway.EventHedge, Context: ctx, Policy: policyName,
+		o.Observe(spillway.Event{Kind: spillway.EventHedge, Context: ctx, Policy: policyName,
 			Name: p.cfg.Name, Attempt: k, Delay: d})
 	}
 	return true
@@ -211,7 +224,7 @@ func (p *Policy) Begin() int64 {
 	if p.cfg.RecordRequests {
 		p.cfg.Budget.Request()
 	}
-	if p.hist == nil && p.cfg.Observer == nil {
+	if p.hist == nil && p.obs.Load() == nil {
 		return 0
 	}
 	return p.clock.Nanotime()
@@ -225,13 +238,14 @@ func (p *Policy) Record(ctx context.Context, start int64, winner int) {
 	if winner > 0 {
 		p.won.Add(1)
 	}
-	if p.hist == nil && p.cfg.Observer == nil {
+	o := p.obs.Load()
+	if p.hist == nil && o == nil {
 		return
 	}
 	now := p.clock.Nanotime()
 	if winner > 0 {
-		if p.cfg.Observer != nil {
-			p.cfg.Observer.Observe(spillway.Event{Kind: spillway.EventHedgeWon, Context: ctx, Policy: policyName,
+		if o != nil {
+			o.Observe(spillway.Event{Kind: spillway.EventHedgeWon, Context: ctx, Policy: policyName,
 				Name: p.cfg.Name, Attempt: winner, Duration: time.Duration(now - start)})
 		}
 	}

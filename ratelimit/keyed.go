@@ -55,7 +55,10 @@ type Keyed struct {
 	shards   []shard
 	maxKeys  int
 	rejected atomic.Uint64
-	update   sync.Mutex
+	// obs is Config.Observer and the observers attached since
+	// (AttachObserver).
+	obs    spillway.ObserverSet
+	update sync.Mutex
 }
 
 // shard is one part of a Keyed's keys, under its own lock.
@@ -98,6 +101,7 @@ func NewKeyed(cfg KeyedConfig) (*Keyed, error) {
 		k.shards[i].cap = cfg.MaxKeys / n
 	}
 	k.p.Store(p)
+	k.obs.SetOwn(p.cfg.Observer)
 	return k, nil
 }
 
@@ -115,6 +119,11 @@ func (k *Keyed) Name() string { return k.p.Load().cfg.Name }
 
 // PolicyKind returns "ratelimit" (spillway.Kinded).
 func (k *Keyed) PolicyKind() string { return policyName }
+
+// AttachObserver makes k report its refusals to o too, besides
+// Config.Observer, for the rest of its life (spillway.ObserverAttacher);
+// o gets each event once even when it is also Config.Observer.
+func (k *Keyed) AttachObserver(o spillway.Observer) { k.obs.Attach(o) }
 
 // Config returns the configuration in effect, defaults filled in.
 func (k *Keyed) Config() KeyedConfig {
@@ -146,7 +155,7 @@ func (k *Keyed) AllowKey(key string) (ok bool, retryAfter time.Duration) {
 	wait, ok := p.take(&k.bucket(key, now).tat, now, 0)
 	if !ok {
 		k.rejected.Add(1)
-		observe(nil, p)
+		observe(nil, &k.obs, p)
 		return false, wait
 	}
 	return true, 0
@@ -240,6 +249,7 @@ func (k *Keyed) Update(fn func(*Config)) error {
 		return errKeyedWait(p.cfg.MaxWait)
 	}
 	k.p.Store(p)
+	k.obs.SetOwn(p.cfg.Observer)
 	for i := range k.shards {
 		s := &k.shards[i]
 		s.mu.RLock()

@@ -145,3 +145,22 @@ func TestConcurrentKeys(t *testing.T) {
 		t.Fatalf("shared key admitted %d calls, want its burst of 10", total)
 	}
 }
+
+// TestKeyedAttachedObserverOutlivesUpdate: an attached observer gets the
+// refusals besides Config.Observer, and keeps getting them
+// after an Update that drops Config.Observer.
+func TestKeyedAttachedObserverOutlivesUpdate(t *testing.T) {
+	var own, attached int
+	ownObs := spillway.ObserverFunc(func(spillway.Event) { own++ })
+	k := MustNewKeyed(KeyedConfig{Config: Config{Limit: 1, Clock: spillway.NewManualClock(0), Observer: ownObs}})
+	k.AttachObserver(spillway.ObserverFunc(func(spillway.Event) { attached++ }))
+	k.AllowKey("a")
+	k.AllowKey("a") // refused
+	if err := k.Update(func(c *Config) { c.Observer = nil }); err != nil {
+		t.Fatal(err)
+	}
+	k.AllowKey("a") // refused
+	if own != 1 || attached != 2 {
+		t.Errorf("Config.Observer saw %d refusals, the attached one %d; want 1, 2", own, attached)
+	}
+}

@@ -53,7 +53,8 @@ type Config struct {
 	// the runtime's timers whatever the Clock.
 	Clock spillway.Clock
 	// Observer receives an EventRejection (Reason throttled) for every
-	// refused call. Default nil (no events).
+	// refused call. Default nil (no events). A spillway.Pipeline's Observer
+	// receives them too, without this field (Limiter.AttachObserver).
 	Observer spillway.Observer
 }
 
@@ -132,6 +133,9 @@ type Limiter struct {
 	p        atomic.Pointer[params]
 	clock    spillway.Clock
 	rejected atomic.Uint64
+	// obs is Config.Observer and the observers attached since
+	// (AttachObserver).
+	obs spillway.ObserverSet
 	// update serializes Update.
 	update sync.Mutex
 }
@@ -150,6 +154,7 @@ func New(cfg Config) (*Limiter, error) {
 	}
 	l := &Limiter{clock: p.cfg.Clock}
 	l.p.Store(p)
+	l.obs.SetOwn(p.cfg.Observer)
 	l.tat.Store(l.clock.Nanotime())
 	return l, nil
 }
@@ -168,6 +173,12 @@ func (l *Limiter) Name() string { return l.p.Load().cfg.Name }
 
 // PolicyKind returns "ratelimit" (spillway.Kinded).
 func (l *Limiter) PolicyKind() string { return policyName }
+
+// AttachObserver makes the limiter report its refusals to o too, besides
+// Config.Observer, for the rest of its life (spillway.ObserverAttacher: a
+// pipeline attaches its Observer); o gets each event once even when it is
+// also Config.Observer.
+func (l *Limiter) AttachObserver(o spillway.Observer) { l.obs.Attach(o) }
 
 // Config returns the configuration in effect, defaults filled in.
 func (l *Limiter) Config() Config { return l.p.Load().cfg }
@@ -271,6 +282,7 @@ func (l *Limiter) Update(fn func(*Config)) error {
 		return err
 	}
 	l.p.Store(p)
+	l.obs.SetOwn(p.cfg.Observer)
 	rescale(&l.tat, l.clock.Nanotime(), old, p)
 	return nil
 }
@@ -303,13 +315,13 @@ func rescale(tat *atomic.Int64, now int64, old, p *params) {
 // reject counts and reports a refusal and returns the preallocated error.
 func (l *Limiter) reject(ctx context.Context, p *params) error {
 	l.rejected.Add(1)
-	observe(ctx, p)
+	observe(ctx, &l.obs, p)
 	return p.err
 }
 
-// observe reports a refusal to p's Observer.
-func observe(ctx context.Context, p *params) {
-	if o := p.cfg.Observer; o != nil {
+// observe reports a refusal of the limiter whose settings are p to obs.
+func observe(ctx context.Context, obs *spillway.ObserverSet, p *params) {
+	if o := obs.Load(); o != nil {
 		o.Observe(spillway.Event{Kind: spillway.EventRejection, Context: ctx, Policy: policyName, Name: p.cfg.Name,
 			Reason: spillway.ReasonThrottled})
 	}

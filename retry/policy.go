@@ -86,7 +86,9 @@ type Config struct {
 	// deadlines are always compared with the time package's clock.
 	Clock spillway.Clock
 	// Observer receives an EventRetry per scheduled retry and an
-	// EventRejection per budget refusal. Default nil: no events.
+	// EventRejection per budget refusal. Default nil: no events. A
+	// spillway.Pipeline's Observer receives them too, without this field
+	// (Policy.AttachObserver).
 	Observer spillway.Observer
 	// Rand returns a number in [0, 1) for jitter; values outside are clamped.
 	// It must be safe for concurrent use. Default math/rand/v2's Float64.
@@ -97,11 +99,14 @@ type Config struct {
 // its budget and the context's deadline. It implements spillway.Retrier for
 // pipelines and runs calls on its own with Run and Do.
 //
-// A Policy is immutable and safe for concurrent use; one execution's state is
-// a spillway.RetryState value, so executions share nothing but the Budget.
+// A Policy is immutable but for the observers attached to it, and safe for
+// concurrent use; one execution's state is a spillway.RetryState value, so
+// executions share nothing but the Budget.
 type Policy struct {
 	cfg  Config
 	rand func() float64
+	// obs is cfg.Observer and the observers attached since (AttachObserver).
+	obs spillway.ObserverSet
 }
 
 var _ spillway.Retrier = (*Policy)(nil)
@@ -112,7 +117,9 @@ func New(cfg Config) (*Policy, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
-	return &Policy{cfg: cfg, rand: cfg.Rand}, nil
+	p := &Policy{cfg: cfg, rand: cfg.Rand}
+	p.obs.SetOwn(cfg.Observer)
+	return p, nil
 }
 
 // MustNew is New that panics on an invalid Config, for configurations known
@@ -192,6 +199,12 @@ func (c *Config) normalize() error {
 // gave none (nil with NoBudget, or when MaxAttempts is 1).
 func (p *Policy) Config() Config { return p.cfg }
 
+// AttachObserver makes the policy report its retries and its budget's
+// refusals to o too, besides Config.Observer, for the rest of its life
+// (spillway.ObserverAttacher: a pipeline attaches its Observer); o gets
+// each event once even when it is also Config.Observer.
+func (p *Policy) AttachObserver(o spillway.Observer) { p.obs.Attach(o) }
+
 // With returns a new Policy with the settings fn sets and all the others of
 // p: fn receives p's Config (every default filled in, Budget the budget p
 // uses, its own included) and modifies it, so the new Policy shares p's
@@ -200,7 +213,9 @@ func (p *Policy) Config() Config { return p.cfg }
 //	rp, err = rp.With(func(c *retry.Config) { c.MaxAttempts = 5 })
 //
 // A Policy is immutable: a runtime change is a new Policy that replaces the
-// old one where it is used. New, by contrast, starts from zero: a partial
+// old one where it is used. The observers attached to p (AttachObserver) are
+// not p's Config: the new Policy reports to its Config.Observer only, until
+// a pipeline it is put in attaches its own. New, by contrast, starts from zero: a partial
 // Config resets every field it leaves out, and a budget of the policy's own
 // starts with empty counts. A MaxRetryAfter left at its default (Max)
 // follows a new Max; moving Backoff or Jitter off the decorrelated scheme
@@ -291,12 +306,12 @@ func (p *Policy) Next(ctx context.Context, s spillway.RetryState, err error) (sp
 	}
 	// The budget is asked last, so that it pays only for retries that happen.
 	if b := p.cfg.Budget; b != nil && !b.TryRetry() {
-		if o := p.cfg.Observer; o != nil {
+		if o := p.obs.Load(); o != nil {
 			o.Observe(spillway.Event{Kind: spillway.EventRejection, Context: ctx, Policy: "budget", Name: p.cfg.Name, Reason: spillway.ReasonBudgetExhausted})
 		}
 		return s, 0, &spillway.Error{Code: spillway.ReasonBudgetExhausted, Policy: "budget", Name: p.cfg.Name, Err: b.refusal(), Cause: err}
 	}
-	if o := p.cfg.Observer; o != nil {
+	if o := p.obs.Load(); o != nil {
 		o.Observe(spillway.Event{Kind: spillway.EventRetry, Context: ctx, Policy: "retry", Name: p.cfg.Name, Attempt: s.Attempts, Delay: delay, Err: err})
 	}
 	s.Prev = delay

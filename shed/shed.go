@@ -87,7 +87,9 @@ type Config struct {
 	// refused, in (0, 1] and not below SheddableBelow. Default 0 means 0.9.
 	DefaultBelow float64
 	// Observer receives an EventRejection (Reason bulkhead_full, Policy
-	// "shed") for every refused call. Default nil (no events).
+	// "shed") for every refused call. Default nil (no events). A
+	// spillway.Pipeline's Observer receives them too, without this field
+	// (Shedder.AttachObserver).
 	Observer spillway.Observer
 }
 
@@ -99,7 +101,9 @@ type Shedder struct {
 	lim        Limiter
 	thresholds atomic.Pointer[thresholds]
 	shed       [2]atomic.Uint64 // by class: sheddable, default
-	obs        spillway.Observer
+	// obs is Config.Observer and the observers attached since
+	// (AttachObserver).
+	obs spillway.ObserverSet
 	// errShed is preallocated: refusing a call allocates nothing.
 	errShed *spillway.Error
 }
@@ -121,9 +125,10 @@ func New(cfg Config) (*Shedder, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Shedder{lim: cfg.Limiter, obs: cfg.Observer,
+	s := &Shedder{lim: cfg.Limiter,
 		errShed: &spillway.Error{Code: spillway.ReasonBulkheadFull, Policy: policyName, Name: cfg.Name, Err: ErrShed}}
 	s.thresholds.Store(th)
+	s.obs.SetOwn(cfg.Observer)
 	return s, nil
 }
 
@@ -160,6 +165,12 @@ func (s *Shedder) Name() string { return s.errShed.Name }
 
 // PolicyKind returns "shed" (spillway.Kinded).
 func (s *Shedder) PolicyKind() string { return policyName }
+
+// AttachObserver makes the shedder report its refusals to o too, besides
+// Config.Observer, for the rest of its life (spillway.ObserverAttacher: a
+// pipeline attaches its Observer); o gets each event once even when it is
+// also Config.Observer.
+func (s *Shedder) AttachObserver(o spillway.Observer) { s.obs.Attach(o) }
 
 // Thresholds returns the current SheddableBelow and DefaultBelow.
 func (s *Shedder) Thresholds() (sheddable, def float64) {
@@ -213,8 +224,8 @@ func (s *Shedder) Admit(ctx context.Context, p spillway.Priority) error {
 		return nil
 	}
 	s.shed[class].Add(1)
-	if s.obs != nil {
-		s.obs.Observe(spillway.Event{Kind: spillway.EventRejection, Context: ctx, Policy: policyName, Name: s.errShed.Name,
+	if o := s.obs.Load(); o != nil {
+		o.Observe(spillway.Event{Kind: spillway.EventRejection, Context: ctx, Policy: policyName, Name: s.errShed.Name,
 			Reason: spillway.ReasonBulkheadFull})
 	}
 	return s.errShed

@@ -180,8 +180,14 @@ func TestAdmitAllocatesNothing(t *testing.T) {
 // shed.
 func TestInAPipeline(t *testing.T) {
 	b := bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 10})
-	s := shed.MustNew(shed.Config{Limiter: b})
-	pl := spillway.MustNewPipeline(spillway.Policies[int]{Bulkhead: b, Guards: []spillway.Guard{s}})
+	s := shed.MustNew(shed.Config{Name: "api", Limiter: b})
+	var refusals []spillway.Event
+	obs := spillway.ObserverFunc(func(e spillway.Event) {
+		if e.Kind == spillway.EventRejection {
+			refusals = append(refusals, e)
+		}
+	})
+	pl := spillway.MustNewPipeline(spillway.Policies[int]{Bulkhead: b, Guards: []spillway.Guard{s}, Observer: obs})
 	ps := hold(t, b, 4)
 	defer func() {
 		for _, p := range ps {
@@ -197,5 +203,9 @@ func TestInAPipeline(t *testing.T) {
 	}
 	if b.InFlight() != 4 {
 		t.Errorf("in flight after the calls: %d, want 4", b.InFlight())
+	}
+	// The shedder has no Observer: the pipeline's gets its refusal.
+	if len(refusals) != 1 || refusals[0].Policy != "shed" || refusals[0].Name != "api" {
+		t.Errorf("the pipeline's observer saw the refusals %+v, want the shedder's one", refusals)
 	}
 }

@@ -4,9 +4,10 @@
 //
 // # Model
 //
-// An Observer is a spillway.Observer: give it to the policies' Config.Observer
-// (and to a spillway.Pipeline's Policies.Observer for attempts) and it turns
-// their events into measurements on the meter of the MeterProvider passed to
+// An Observer is a spillway.Observer: give it to a spillway.Pipeline's
+// Policies.Observer (the pipeline hands it to its policies, which need none
+// of their own), or to a policy's Config.Observer outside a pipeline, and it
+// turns their events into measurements on the meter of the MeterProvider passed to
 // New. Gauges that describe a policy's state rather than its events are read
 // when the SDK collects, from the policies registered with Observer.Register
 // (or RegisterBreaker, RegisterBulkhead, RegisterBudget,

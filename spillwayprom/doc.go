@@ -4,8 +4,10 @@
 // # Model
 //
 // A Metrics is two things at once. As a spillway.Observer it counts the
-// events that policies report; pass it as the Observer of every policy and
-// pipeline you want measured:
+// events that policies report; pass it as the Observer of every pipeline
+// you want measured (Policies.Observer: the pipeline hands it to its
+// policies, which need none of their own) and of the policies you use
+// without one:
 //
 //	spillway_upstream_attempts_total{name,result}        EventAttempt; result is success or failure
 //	spillway_upstream_attempt_duration_seconds{name}     EventAttempt's Duration (histogram)

@@ -4,7 +4,8 @@
 // # Model
 //
 // An Observer is a spillway.Observer: pass it as the Observer of the
-// policies whose decisions you want in the logs. Each event kind has a level
+// pipelines (Policies.Observer reaches their policies) or policies whose
+// decisions you want in the logs. Each event kind has a level
 // and a message:
 //
 //	EventTransition  Warn   "circuit breaker state changed"  policy, name, from, to

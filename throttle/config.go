@@ -70,7 +70,8 @@ type Config struct {
 	// by New: Update ignores this field.
 	Clock spillway.Clock
 	// Observer receives an EventRejection (Reason throttled) for every
-	// refused call. Default nil (no events).
+	// refused call. Default nil (no events). A spillway.Pipeline's Observer
+	// receives them too, without this field (Throttler.AttachObserver).
 	Observer spillway.Observer
 	// Rand returns the random numbers in [0,1) that the rejection
 	// probability is drawn against; nil means math/rand/v2.Float64, which

@@ -29,6 +29,9 @@ var ErrThrottled = errors.New("throttled: the downstream accepts too few request
 type Throttler struct {
 	state atomic.Pointer[state]
 	clock spillway.Clock
+	// obs is Config.Observer and the observers attached since
+	// (AttachObserver).
+	obs spillway.ObserverSet
 
 	// rejected is written by every refusal; keep it off the line of the
 	// fields every call reads.
@@ -68,6 +71,7 @@ func New(cfg Config) (*Throttler, error) {
 	}
 	t := &Throttler{clock: cfg.Clock, gen: 1}
 	t.state.Store(newState(cfg, newWindow(t.gen, bucketWidth(cfg), cfg.Buckets)))
+	t.obs.SetOwn(cfg.Observer)
 	return t, nil
 }
 
@@ -98,6 +102,12 @@ func (t *Throttler) Name() string { return t.state.Load().cfg.Name }
 
 // PolicyKind returns "throttle" (spillway.Kinded).
 func (t *Throttler) PolicyKind() string { return policyName }
+
+// AttachObserver makes the throttler report its refusals to o too, besides
+// Config.Observer, for the rest of its life (spillway.ObserverAttacher: a
+// pipeline attaches its Observer); o gets each event once even when it is
+// also Config.Observer.
+func (t *Throttler) AttachObserver(o spillway.Observer) { t.obs.Attach(o) }
 
 // Config returns the configuration in effect, every default filled in
 // (Classify and Rand stay nil for their defaults).
@@ -159,7 +169,7 @@ func (s *state) probability(reqs, accs int64) float64 {
 // reject counts and reports a refusal and returns its preallocated error.
 func (t *Throttler) reject(ctx context.Context, s *state) error {
 	t.rejected.Add(1)
-	if o := s.cfg.Observer; o != nil {
+	if o := t.obs.Load(); o != nil {
 		o.Observe(spillway.Event{Kind: spillway.EventRejection, Context: ctx, Policy: policyName, Name: s.err.Name,
 			Reason: spillway.ReasonThrottled, Err: s.err})
 	}
@@ -281,6 +291,7 @@ func (t *Throttler) Update(fn func(*Config)) error {
 		w = w.rebucketed(t.gen, bucketWidth(cfg), cfg.Buckets, t.clock.Nanotime())
 	}
 	t.state.Store(newState(cfg, w))
+	t.obs.SetOwn(cfg.Observer)
 	return nil
 }
 

@@ -65,7 +65,8 @@ type Config struct {
 	// Duration is the time limit, counted from Start. Required, > 0.
 	Duration time.Duration
 	// Observer receives an EventTimeout each time the limit cuts a call
-	// short. Default nil (no events).
+	// short. Default nil (no events). A spillway.Pipeline's Observer
+	// receives them too, without this field (Timeout.AttachObserver).
 	Observer spillway.Observer
 }
 
@@ -74,8 +75,10 @@ type Config struct {
 // halves of Run for a caller (such as spillway.Pipeline) that manages the
 // context itself.
 type Timeout struct {
-	d   atomic.Int64 // time.Duration
-	obs spillway.Observer
+	d atomic.Int64 // time.Duration
+	// obs is Config.Observer and the observers attached since
+	// (AttachObserver).
+	obs spillway.ObserverSet
 	// cause is the context cause of every context this Timeout derives. Its
 	// identity is how Finish recognises our deadline, and it is a complete
 	// timeout error itself (with no Cause), because code that reads
@@ -91,7 +94,6 @@ func New(cfg Config) (*Timeout, error) {
 		return nil, err
 	}
 	t := &Timeout{
-		obs: cfg.Observer,
 		cause: &spillway.Error{
 			Code:   spillway.ReasonDeadlineExceeded,
 			Policy: policyName,
@@ -100,6 +102,7 @@ func New(cfg Config) (*Timeout, error) {
 		},
 	}
 	t.d.Store(int64(cfg.Duration))
+	t.obs.SetOwn(cfg.Observer)
 	return t, nil
 }
 
@@ -135,6 +138,12 @@ func (t *Timeout) SetDuration(d time.Duration) error {
 
 // Name returns the timeout's name.
 func (t *Timeout) Name() string { return t.cause.Name }
+
+// AttachObserver makes the timeout report the calls it cuts short to o
+// too, besides Config.Observer, for the rest of its life
+// (spillway.ObserverAttacher: a pipeline attaches its Observer); o gets
+// each event once even when it is also Config.Observer.
+func (t *Timeout) AttachObserver(o spillway.Observer) { t.obs.Attach(o) }
 
 // Start derives a context that ends after the current Duration, or earlier
 // when ctx ends. The caller must call the returned CancelFunc, and should
@@ -185,8 +194,8 @@ func (t *Timeout) owns(err error) bool {
 // report tells the Observer that the limit cut a call short. The limit
 // reported is the current one: a SetDuration since Start is not seen.
 func (t *Timeout) report(ctx context.Context) {
-	if t.obs != nil {
-		t.obs.Observe(spillway.Event{Kind: spillway.EventTimeout, Context: ctx, Policy: policyName, Name: t.cause.Name,
+	if o := t.obs.Load(); o != nil {
+		o.Observe(spillway.Event{Kind: spillway.EventTimeout, Context: ctx, Policy: policyName, Name: t.cause.Name,
 			Duration: t.Duration()})
 	}
 }

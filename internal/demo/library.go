@@ -146,21 +146,19 @@ func RunLibrary(ctx context.Context, out io.Writer, o Options) error {
 		return fmt.Errorf("demo: --phase, --tick and --workers must be positive and --pace not negative")
 	}
 	stats := &demoStats{demoWindow: demoWindow{rejected: map[spillway.Reason]int{}}}
-	var obs spillway.Observer = stats
-
 	br := breaker.MustNew(breaker.Config{Name: "downstream", WindowSize: 50, MinCalls: 10,
 		SlowCallDuration: 150 * time.Millisecond, SlowCallRate: 0.5, OpenFor: time.Second,
-		MaxOpenFor: 2 * time.Second, HalfOpenProbes: 3, ProbeTimeout: time.Second, Observer: obs})
+		MaxOpenFor: 2 * time.Second, HalfOpenProbes: 3, ProbeTimeout: time.Second})
 	budget := retry.MustNewBudget(retry.BudgetConfig{})
 	rp := retry.MustNew(retry.Config{Name: "downstream", MaxAttempts: 3, Initial: 20 * time.Millisecond,
-		Max: 200 * time.Millisecond, Budget: budget, Observer: obs})
-	bh := bulkhead.MustNew(bulkhead.Config{Name: "downstream", MaxConcurrent: 6, Observer: obs})
-	attempt := timeout.MustNew(timeout.Config{Name: "attempt", Duration: 200 * time.Millisecond, Observer: obs})
-	total := timeout.MustNew(timeout.Config{Name: "total", Duration: 600 * time.Millisecond, Observer: obs})
-	fb := fallback.MustNew(fallback.Config{Name: "downstream", Observer: obs},
-		fallback.Value("cached", "cached answer"))
+		Max: 200 * time.Millisecond, Budget: budget})
+	bh := bulkhead.MustNew(bulkhead.Config{Name: "downstream", MaxConcurrent: 6})
+	attempt := timeout.MustNew(timeout.Config{Name: "attempt", Duration: 200 * time.Millisecond})
+	total := timeout.MustNew(timeout.Config{Name: "total", Duration: 600 * time.Millisecond})
+	fb := fallback.MustNew(fallback.Config{Name: "downstream"}, fallback.Value("cached", "cached answer"))
+	// The pipeline's Observer gets every policy's events: one line.
 	pl := spillway.MustNewPipeline(spillway.Policies[string]{
-		Fallback: fb, Total: total, Retry: rp, Breaker: br, Bulkhead: bh, Attempt: attempt,
+		Fallback: fb, Total: total, Retry: rp, Breaker: br, Bulkhead: bh, Attempt: attempt, Observer: stats,
 	})
 
 	ds := &downstream{}

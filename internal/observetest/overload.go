@@ -17,8 +17,9 @@ import (
 
 // Overload is a pipeline "catalog" with every overload policy — a rate
 // limiter, a throttle and an adaptive bulkhead as its guards, a hedging
-// policy — whose only wiring to the metrics is Policies.Observer and each
-// policy's Config.Observer.
+// policy — whose only wiring to the metrics is Policies.Observer: the
+// pipeline attaches it to its policies. The throttle has it as its
+// Config.Observer too, and must report each refusal once all the same.
 type Overload struct {
 	Clock  *spillway.ManualClock
 	refuse atomic.Bool // the throttle refuses whenever its probability is above 0
@@ -33,11 +34,11 @@ type Overload struct {
 	gate atomic.Pointer[chan struct{}]
 }
 
-// NewOverload builds the policies, reporting to obs, and the pipeline.
+// NewOverload builds the policies and the pipeline, which reports to obs.
 func NewOverload(t testing.TB, obs spillway.Observer) *Overload {
 	t.Helper()
 	o := &Overload{Clock: spillway.NewManualClock(time.Second)}
-	o.RL = ratelimit.MustNew(ratelimit.Config{Name: "catalog", Limit: 10, Burst: 5, Clock: o.Clock, Observer: obs})
+	o.RL = ratelimit.MustNew(ratelimit.Config{Name: "catalog", Limit: 10, Burst: 5, Clock: o.Clock})
 	o.TH = throttle.MustNew(throttle.Config{Name: "catalog", Clock: o.Clock, Observer: obs, Rand: func() float64 {
 		if o.refuse.Load() {
 			return 0
@@ -46,7 +47,7 @@ func NewOverload(t testing.TB, obs spillway.Observer) *Overload {
 	}})
 	o.BH = bulkhead.MustNew(bulkhead.Config{Name: "catalog", MaxConcurrent: 10, Adaptive: bulkhead.Adaptive{
 		Algorithm: bulkhead.AIMD, InitialLimit: 10, MinSamples: 1, Window: time.Millisecond, Clock: o.Clock}})
-	o.HP = hedge.MustNew(hedge.Config{Name: "catalog", Delay: time.Millisecond, Observer: o.hedgeGate(obs), Clock: o.Clock})
+	o.HP = hedge.MustNew(hedge.Config{Name: "catalog", Delay: time.Millisecond, Observer: o.hedgeGate(), Clock: o.Clock})
 	var err error
 	// The rate limiter and the throttle come before the bulkhead, so that
 	// their refusals never reach it.
@@ -93,21 +94,21 @@ func (o *Overload) Run(t testing.TB) {
 	o.hedged(t)
 }
 
-// hedgeGate returns the hedging policy's Observer: obs, but an EventHedge
-// of hedged's call, which the policy reports on the hedge's goroutine
-// before the hedge runs, waits there until the primary is in fn. The delay
+// hedgeGate returns the hedging policy's own Observer, which holds an
+// EventHedge of hedged's call until the primary is in fn: the policy
+// reports it on the hedge's goroutine before the hedge runs, to its own
+// Observer first, then to the pipeline's. The delay
 // is a real 1ms timer: on a loaded machine it fires before the primary
 // has passed the guards, the hedge reaches fn first and hangs, and the
 // primary wins — and ExecuteHedged returns before the cancelled hedge
 // releases its bulkhead permit (the hedges still running finish on their
 // own goroutines, see spillway.Hedge). Held at the gate, the hedge is always
 // the second attempt in fn, the one that answers.
-func (o *Overload) hedgeGate(obs spillway.Observer) spillway.Observer {
+func (o *Overload) hedgeGate() spillway.Observer {
 	return spillway.ObserverFunc(func(e spillway.Event) {
 		if g := o.gate.Load(); g != nil && e.Kind == spillway.EventHedge {
 			<-*g
 		}
-		obs.Observe(e)
 	})
 }
 
