@@ -21,25 +21,7 @@ import (
 // g's registry, 0 when the series does not exist.
 func attemptsOf(t *testing.T, g *gateway.Gateway, upstream, result string) float64 {
 	t.Helper()
-	mfs, err := g.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "spillway_upstream_attempts_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			l := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				l[lp.GetName()] = lp.GetValue()
-			}
-			if l["upstream"] == upstream && l["result"] == result {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return max(gatewayMetric(t, g, "spillway_upstream_attempts_total", "upstream", upstream, "result", result), 0)
 }
 
 // wantAttempts waits until g has counted n attempts of upstream svc with
