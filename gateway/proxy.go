@@ -221,7 +221,8 @@ func modifyResponse(resp *http.Response) error {
 
 // ServeHTTP proxies r along its route (see the package documentation) and
 // writes one access log line: route, upstream, method, path (no query),
-// status, duration (seconds), attempts, reason and fallback.
+// status, duration (seconds), attempts, outcome, reason, fallback, fault,
+// and for a gRPC call grpc_status.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	t := g.table.Load()
