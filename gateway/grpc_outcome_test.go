@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -83,16 +82,7 @@ func TestGRPCAbandonedStreamCountsCanceled(t *testing.T) {
 	u.delay.Store(int64(10 * time.Minute)) // the client leaves first
 	buf := &spillwaytest.Buffer{}
 	g, c := lateFailGatewayWith(t, "", gateway.Options{AccessLogWriter: buf}, u.addr)
-	ctx, cancel := context.WithCancel(grpcCtx(t))
-	defer cancel()
-	stream, err := c.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
+	abandonStream(t, c)
 	wantRequests(t, g, "canceled", 1)
 	lines := accessLines(t, buf)
 	if len(lines) != 1 || lines[0]["outcome"] != "canceled" {
