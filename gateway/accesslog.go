@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
 )
 
 // accessLine is one access-log record.
@@ -19,6 +21,10 @@ type accessLine struct {
 	attempts                      int
 	outcome, reason, fallback     string
 	fault                         string
+	// grpcStatus is the grpc-status a gRPC call's client got, written as
+	// grpc_status when grpcSent (sentGRPCStatus): gRPC calls only.
+	grpcStatus codes.Code
+	grpcSent   bool
 }
 
 var lineBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -53,6 +59,10 @@ func writeAccessLine(w io.Writer, l accessLine) {
 	b = appendJSONString(b, l.fallback)
 	b = append(b, `,"fault":`...)
 	b = appendJSONString(b, l.fault)
+	if l.grpcSent {
+		b = append(b, `,"grpc_status":`...)
+		b = strconv.AppendUint(b, uint64(l.grpcStatus), 10)
+	}
 	b = append(b, "}\n"...)
 	_, _ = w.Write(b)
 	*bp = b

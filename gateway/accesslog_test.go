@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
 )
 
 func TestAccessLineIsTheJSONOfSlog(t *testing.T) {
@@ -29,6 +31,22 @@ func TestAccessLineIsTheJSONOfSlog(t *testing.T) {
 	}
 	if _, err := time.Parse(time.RFC3339Nano, got["time"].(string)); err != nil {
 		t.Errorf("time: %v", err)
+	}
+	if v, ok := got["grpc_status"]; ok {
+		t.Errorf("an HTTP request's line has grpc_status %v", v)
+	}
+}
+
+// A gRPC call's line ends with the grpc-status its client got.
+func TestAccessLineGRPCStatus(t *testing.T) {
+	var buf bytes.Buffer
+	writeAccessLine(&buf, accessLine{time: time.Now(), route: "svc", status: 200, outcome: "upstream_5xx", grpcSent: true, grpcStatus: codes.Unavailable})
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, buf.Bytes())
+	}
+	if got["grpc_status"] != 14.0 || got["outcome"] != "upstream_5xx" {
+		t.Errorf("grpc_status %v outcome %v, want 14 upstream_5xx", got["grpc_status"], got["outcome"])
 	}
 }
 

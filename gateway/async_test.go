@@ -232,7 +232,13 @@ func TestAsyncAcceptsStoresAndDelivers(t *testing.T) {
 // value pairs) in the gateway's registry; -1 when there is none.
 func metricValue(t *testing.T, h *harness, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := h.gw.Registry().Gather()
+	return gatewayMetric(t, h.gw, name, labels...)
+}
+
+// gatewayMetric is metricValue in g's registry.
+func gatewayMetric(t *testing.T, g *gateway.Gateway, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := g.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -153,7 +153,38 @@ func grpcStatusOf(resp *http.Response) (codes.Code, bool) {
 // grpcStatusIn reads the grpc-status in h: UNKNOWN when it is malformed, ok
 // false when h has none.
 func grpcStatusIn(h http.Header) (codes.Code, bool) {
-	v := h[grpcStatusHeader]
+	return grpcStatusValue(h[grpcStatusHeader])
+}
+
+// sentGRPCStatus reads the grpc-status the client of a gRPC call got, in
+// h, its answer's header map once the proxy has returned: in the head (a
+// trailers-only answer, or the gateway's own error answer), or among the
+// trailers, which httputil.ReverseProxy copies into h after the body, before
+// it returns (under http.TrailerPrefix, or under their own name when the
+// upstream announced them). ok false when none was sent: the stream was
+// cut short, or its end had no status.
+func sentGRPCStatus(h http.Header) (codes.Code, bool) {
+	if c, ok := grpcStatusIn(h); ok {
+		return c, true
+	}
+	return grpcStatusValue(h[http.TrailerPrefix+grpcStatusHeader])
+}
+
+// grpcFailed reports whether the upstream's answer to a gRPC call, passed
+// through with the HTTP status status and the grpc-status code (sent false:
+// none), is a failure for spillwaygrpc.ClassifyCode: an answer of HTTP 200
+// whose status, in its head or its trailers, is a failure or is missing
+// (grpc-go reports that as INTERNAL or UNKNOWN), as its attempt counted
+// (status_failure). It is the request's outcome upstream_5xx, the gRPC
+// equivalent of a 5xx passed through; any other HTTP status counts as for
+// any request.
+func grpcFailed(status int, code codes.Code, sent bool) bool {
+	return status == http.StatusOK && (!sent || spillwaygrpc.ClassifyCode(code) == spillway.Failure)
+}
+
+// grpcStatusValue reads a grpc-status header's values v: UNKNOWN when it
+// is malformed, ok false when there is none (or more than one).
+func grpcStatusValue(v []string) (codes.Code, bool) {
 	if len(v) != 1 {
 		return 0, false
 	}

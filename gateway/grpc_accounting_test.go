@@ -21,25 +21,7 @@ import (
 // g's registry, 0 when the series does not exist.
 func attemptsOf(t *testing.T, g *gateway.Gateway, upstream, result string) float64 {
 	t.Helper()
-	mfs, err := g.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "spillway_upstream_attempts_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			l := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				l[lp.GetName()] = lp.GetValue()
-			}
-			if l["upstream"] == upstream && l["result"] == result {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return max(gatewayMetric(t, g, "spillway_upstream_attempts_total", "upstream", upstream, "result", result), 0)
 }
 
 // wantAttempts waits until g has counted n attempts of upstream svc with
@@ -94,6 +76,14 @@ func TestGRPCAbandonedStreamCountsAsSuccess(t *testing.T) {
 	u := newLateFailUpstream(t, codes.Unavailable)
 	u.delay.Store(int64(time.Minute))
 	g, c := lateFailGateway(t, "", u.addr)
+	abandonStream(t, c)
+	wantAttempts(t, g, "success", 1)
+}
+
+// abandonStream makes a server-streaming call, reads its first message
+// and goes away.
+func abandonStream(t *testing.T, c testpb.TestServiceClient) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(grpcCtx(t))
 	defer cancel()
 	stream, err := c.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
@@ -103,8 +93,6 @@ func TestGRPCAbandonedStreamCountsAsSuccess(t *testing.T) {
 	if _, err := stream.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	cancel()
-	wantAttempts(t, g, "success", 1)
 }
 
 // TestGRPCSlowStreamClosesAHalfOpenBreaker: a half-open breaker's probe

@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"net/http"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
 )
 
 func TestParseGRPCTimeout(t *testing.T) {
@@ -24,5 +27,35 @@ func TestParseGRPCTimeout(t *testing.T) {
 func TestPercentEncode(t *testing.T) {
 	if got, want := percentEncode("breaker_open: 100% \"x\" é\n"), "breaker_open: 100%25 \"x\" %C3%A9%0A"; got != want {
 		t.Errorf("percentEncode = %q, want %q", got, want)
+	}
+}
+
+// TestSentGRPCStatus: the status a client got is read where the proxy
+// leaves it: in the head (trailers-only), among the trailers the
+// ReverseProxy copies after the body (prefixed, or under their own name when
+// the upstream announced them); and decides whether the answer failed.
+func TestSentGRPCStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		h      http.Header
+		status int
+		code   codes.Code
+		sent   bool
+		failed bool
+	}{
+		{"head", http.Header{"Grpc-Status": {"14"}}, 200, codes.Unavailable, true, true},
+		{"trailers", http.Header{http.TrailerPrefix + "Grpc-Status": {"3"}}, 200, codes.InvalidArgument, true, false},
+		{"announced trailers", http.Header{"Trailer": {"Grpc-Status"}, "Grpc-Status": {"0"}}, 200, codes.OK, true, false},
+		{"malformed", http.Header{"Grpc-Status": {"x"}}, 200, codes.Unknown, true, true},
+		{"none", http.Header{}, 200, codes.OK, false, true},
+		{"not a gRPC answer", http.Header{}, 404, codes.OK, false, false},
+	} {
+		code, sent := sentGRPCStatus(tc.h)
+		if code != tc.code || sent != tc.sent {
+			t.Errorf("%s: sentGRPCStatus = %v, %v; want %v, %v", tc.name, code, sent, tc.code, tc.sent)
+		}
+		if got := grpcFailed(tc.status, code, sent); got != tc.failed {
+			t.Errorf("%s: grpcFailed(%d, %v, %v) = %v, want %v", tc.name, tc.status, code, sent, got, tc.failed)
+		}
 	}
 }

@@ -46,7 +46,7 @@ type metrics struct {
 // spillway_requests_total: a fixed set.
 const (
 	outcomeSuccess     = "success"      // the upstream's answer, below 500
-	outcomeUpstream5xx = "upstream_5xx" // the upstream's 5xx, passed through
+	outcomeUpstream5xx = "upstream_5xx" // the upstream's 5xx or failing gRPC status (grpcFailed), passed through
 	outcomeFallback    = "fallback"     // a degraded answer: replica, stale cache, static, default
 	outcomeError       = "error"        // an error answer made by the gateway
 	outcomeNoRoute     = "no_route"     // no route matched (route label "")

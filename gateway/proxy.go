@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/spillway-dev/spillway"
 	"github.com/spillway-dev/spillway/breaker"
 	"github.com/spillway-dev/spillway/config"
@@ -219,7 +221,8 @@ func modifyResponse(resp *http.Response) error {
 
 // ServeHTTP proxies r along its route (see the package documentation) and
 // writes one access log line: route, upstream, method, path (no query),
-// status, duration (seconds), attempts, reason and fallback.
+// status, duration (seconds), attempts, outcome, reason, fallback, fault,
+// and for a gRPC call grpc_status.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	t := g.table.Load()
@@ -379,12 +382,20 @@ func (g *Gateway) finish(x *exchange, rec *recorder, r *http.Request, start time
 			upName = x.up.name
 		}
 	}
+	// The grpc-status the client of a gRPC call got: the proxy has
+	// returned, the trailers copied after the body (sentGRPCStatus).
+	var grpcCode codes.Code
+	grpcSent := false
+	if x.grpc {
+		grpcCode, grpcSent = sentGRPCStatus(rec.Header())
+	}
 	outcome := x.outcome
 	if outcome == "" {
+		// The upstream's answer, passed through.
 		switch {
 		case r.Context().Err() != nil:
 			outcome = outcomeCanceled
-		case rec.status >= 500:
+		case rec.status >= 500, x.grpc && grpcFailed(rec.statusOr200(), grpcCode, grpcSent):
 			outcome = outcomeUpstream5xx
 		default:
 			outcome = outcomeSuccess
@@ -398,18 +409,26 @@ func (g *Gateway) finish(x *exchange, rec *recorder, r *http.Request, start time
 	if g.opts.AccessLogWriter != nil {
 		writeAccessLine(g.opts.AccessLogWriter, accessLine{time: end, route: routeName, upstream: upName, method: r.Method,
 			path: r.URL.Path, status: rec.statusOr200(), duration: d, attempts: x.attempts, outcome: outcome,
-			reason: x.reason, fallback: x.fallback, fault: x.fault.String()})
+			reason: x.reason, fallback: x.fallback, fault: x.fault.String(), grpcSent: grpcSent, grpcStatus: grpcCode})
 		return
 	}
 	if g.opts.AccessLog == nil {
 		return
 	}
-	g.opts.AccessLog.LogAttrs(r.Context(), slog.LevelInfo, "request",
+	attrs := [...]slog.Attr{
 		slog.String("route", routeName), slog.String("upstream", upName),
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.Int("status", rec.statusOr200()), slog.Float64("duration", d.Seconds()),
 		slog.Int("attempts", x.attempts), slog.String("outcome", outcome),
-		slog.String("reason", x.reason), slog.String("fallback", x.fallback), slog.String("fault", x.fault.String()))
+		slog.String("reason", x.reason), slog.String("fallback", x.fallback), slog.String("fault", x.fault.String()),
+		{}, // grpc_status, for a gRPC call that got one
+	}
+	n := len(attrs) - 1
+	if grpcSent {
+		attrs[n] = slog.Int("grpc_status", int(grpcCode))
+		n++
+	}
+	g.opts.AccessLog.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs[:n]...)
 }
 
 // errClientBudget ends a request whose Spillway-Timeout-Ms budget ran out.
