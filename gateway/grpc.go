@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"google.golang.org/grpc/codes"
 
@@ -507,4 +508,22 @@ func useHTTP2(base *http.Transport) {
 	p.SetHTTP2(true)
 	p.SetUnencryptedHTTP2(true)
 	base.Protocols = &p
+}
+
+// grpcStatusName is a grpc-status as rpc.response.status_code spells it
+// for gRPC: the code's name in upper snake case (DEADLINE_EXCEEDED), its
+// number for a code gRPC does not define.
+func grpcStatusName(c codes.Code) string {
+	name := c.String() // "DeadlineExceeded", "Code(17)"
+	if strings.HasPrefix(name, "Code(") {
+		return strconv.FormatUint(uint64(c), 10)
+	}
+	var b strings.Builder
+	for i, r := range name {
+		if i > 0 && unicode.IsUpper(r) && !unicode.IsUpper(rune(name[i-1])) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
 }

@@ -128,10 +128,12 @@ func TestGRPCIdleStreamCountsAsTimeout(t *testing.T) {
 }
 
 // endTracer is a Tracer that keeps the result each attempt's span ended
-// with (RequestSpan.AttemptEnd) and ignores the rest.
+// with (RequestSpan.AttemptEnd) and each request's RequestInfo, and
+// ignores the rest.
 type endTracer struct {
 	mu      sync.Mutex
 	results []string
+	infos   []gateway.RequestInfo
 }
 
 func (e *endTracer) Start(*http.Request) gateway.RequestSpan { return endSpan{e} }
@@ -154,7 +156,17 @@ func (s endSpan) AttemptEnd(result string) {
 }
 func (endSpan) Event(spillway.Event)             {}
 func (endSpan) Fault(string, time.Duration, int) {}
-func (endSpan) End(gateway.RequestInfo)          {}
+func (s endSpan) End(info gateway.RequestInfo) {
+	s.e.mu.Lock()
+	s.e.infos = append(s.e.infos, info)
+	s.e.mu.Unlock()
+}
+
+func (e *endTracer) requests() []gateway.RequestInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.infos)
+}
 
 // TestGRPCFailingStatusOnTheSpan: an attempt's span ends with the result
 // the metric counts: status_failure for a failing status in the trailers
@@ -173,5 +185,13 @@ func TestGRPCFailingStatusOnTheSpan(t *testing.T) {
 	waitFor(t, "two attempt spans ended", func() bool { return len(tr.ended()) == 2 })
 	if got := tr.ended(); !slices.Equal(got, []string{"status_failure", "status_failure"}) {
 		t.Errorf("attempt spans ended %q, want status_failure twice", got)
+	}
+	// The request's span: the status its client got, and a failure
+	// although the HTTP status is 200.
+	waitFor(t, "two request spans ended", func() bool { return len(tr.requests()) == 2 })
+	for _, info := range tr.requests() {
+		if info.Status != http.StatusOK || info.GRPCStatus != "UNAVAILABLE" || !info.GRPCFailed || info.Outcome != "upstream_5xx" {
+			t.Errorf("request span info %+v, want status 200, GRPCStatus UNAVAILABLE, GRPCFailed, outcome upstream_5xx", info)
+		}
 	}
 }

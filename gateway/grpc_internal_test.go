@@ -59,3 +59,14 @@ func TestSentGRPCStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestGRPCStatusName: rpc.response.status_code spells a gRPC status as
+// its name in upper snake case, a code gRPC does not define as its number.
+func TestGRPCStatusName(t *testing.T) {
+	for c, want := range map[codes.Code]string{codes.OK: "OK", codes.DeadlineExceeded: "DEADLINE_EXCEEDED",
+		codes.Unavailable: "UNAVAILABLE", codes.ResourceExhausted: "RESOURCE_EXHAUSTED", codes.Code(17): "17"} {
+		if got := grpcStatusName(c); got != want {
+			t.Errorf("grpcStatusName(%d) = %q, want %q", c, got, want)
+		}
+	}
+}

@@ -403,8 +403,13 @@ func (g *Gateway) finish(x *exchange, rec *recorder, r *http.Request, start time
 	}
 	g.metrics.request(x.route, outcome, d.Seconds())
 	if x.span != nil {
-		x.span.End(RequestInfo{Route: routeName, Upstream: upName, Status: rec.statusOr200(), Attempts: x.attempts,
-			Outcome: outcome, Reason: x.reason, Fallback: x.fallback, Fault: x.fault.String()})
+		info := RequestInfo{Route: routeName, Upstream: upName, Status: rec.statusOr200(), Attempts: x.attempts,
+			Outcome: outcome, Reason: x.reason, Fallback: x.fallback, Fault: x.fault.String()}
+		if grpcSent {
+			info.GRPCStatus = grpcStatusName(grpcCode)
+		}
+		info.GRPCFailed = x.grpc && grpcFailed(info.Status, grpcCode, grpcSent)
+		x.span.End(info)
 	}
 	if g.opts.AccessLogWriter != nil {
 		writeAccessLine(g.opts.AccessLogWriter, accessLine{time: end, route: routeName, upstream: upName, method: r.Method,

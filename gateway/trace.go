@@ -67,4 +67,11 @@ type RequestInfo struct {
 	// Fault is the kind of the last fault injected into its attempts
 	// (FaultDelay, FaultAbort), "" when none.
 	Fault string
+	// GRPCStatus is the grpc-status a gRPC call's client got, named as
+	// rpc.response.status_code spells it (UNAVAILABLE), "" for a plain
+	// HTTP request or a gRPC call that got none; GRPCFailed says the call
+	// failed as spillwaygrpc counts a failure (a failing or missing
+	// status), which comes at HTTP status 200.
+	GRPCStatus string
+	GRPCFailed bool
 }

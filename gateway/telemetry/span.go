@@ -265,8 +265,13 @@ func (s *requestSpan) End(info gateway.RequestInfo) {
 	if info.Fault != "" {
 		span.SetAttributes(attrFault.String(info.Fault))
 	}
-	if info.Status >= 500 {
+	if info.GRPCStatus != "" {
+		span.SetAttributes(semconv.RPCResponseStatusCode(info.GRPCStatus))
+	}
+	// A gRPC call's failure comes at HTTP status 200: its grpc-status says.
+	if info.Status >= 500 || info.GRPCFailed {
 		span.SetStatus(codes.Error, info.Reason)
 	}
 	span.End()
 }
+

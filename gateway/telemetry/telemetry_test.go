@@ -358,3 +358,47 @@ func hasEvent(s *tracepb.Span, name, key string, value any) bool {
 	}
 	return false
 }
+
+// TestGRPCFailureMarksTheServerSpan: a gRPC call fails at HTTP status
+// 200; its request span says the status its client got
+// (rpc.response.status_code) and is an Error when that status is a
+// failure, and only then.
+func TestGRPCFailureMarksTheServerSpan(t *testing.T) {
+	rcv := otlptest.NewReceiver()
+	defer rcv.Close()
+	p, err := telemetry.New(&config.Telemetry{ServiceName: "grpc",
+		OTLP:   config.OTLP{Endpoint: rcv.URL, Protocol: config.OTLPHTTPProtobuf, Timeout: 10 * time.Second},
+		Traces: config.Traces{SampleRatio: 1}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(context.Background())
+	for path, info := range map[string]gateway.RequestInfo{
+		"/svc/Failed": {Route: "rpc", Status: 200, Outcome: "upstream_5xx", GRPCStatus: "UNAVAILABLE", GRPCFailed: true},
+		"/svc/Valid":  {Route: "rpc", Status: 200, Outcome: "success", GRPCStatus: "INVALID_ARGUMENT"},
+	} {
+		p.Start(httptest.NewRequest(http.MethodPost, "http://gw"+path, nil)).End(info)
+	}
+	if err := p.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*tracepb.Span{}
+	for _, s := range rcv.Spans() {
+		got[fmt.Sprint(otlptest.Attr(s.Attributes, "url.path"))] = s
+	}
+	for path, want := range map[string]struct {
+		code   string
+		failed bool
+	}{"/svc/Failed": {"UNAVAILABLE", true}, "/svc/Valid": {"INVALID_ARGUMENT", false}} {
+		s := got[path]
+		if s == nil {
+			t.Fatalf("%s: no span exported", path)
+		}
+		if c := otlptest.Attr(s.Attributes, "rpc.response.status_code"); c != want.code {
+			t.Errorf("%s: rpc.response.status_code %v, want %s", path, c, want.code)
+		}
+		if failed := s.Status.GetCode() == tracepb.Status_STATUS_CODE_ERROR; failed != want.failed {
+			t.Errorf("%s: span status %v, want an error: %v", path, s.Status.GetCode(), want.failed)
+		}
+	}
+}
