@@ -274,4 +274,3 @@ func (s *requestSpan) End(info gateway.RequestInfo) {
 	}
 	span.End()
 }
-
