@@ -512,18 +512,27 @@ func useHTTP2(base *http.Transport) {
 
 // grpcStatusName is a grpc-status as rpc.response.status_code spells it
 // for gRPC: the code's name in upper snake case (DEADLINE_EXCEEDED), its
-// number for a code gRPC does not define.
+// number for a code gRPC does not define. The names are made once.
 func grpcStatusName(c codes.Code) string {
-	name := c.String() // "DeadlineExceeded", "Code(17)"
-	if strings.HasPrefix(name, "Code(") {
-		return strconv.FormatUint(uint64(c), 10)
+	if int(c) < len(grpcStatusNames) {
+		return grpcStatusNames[c]
 	}
-	var b strings.Builder
-	for i, r := range name {
-		if i > 0 && unicode.IsUpper(r) && !unicode.IsUpper(rune(name[i-1])) {
-			b.WriteByte('_')
-		}
-		b.WriteRune(unicode.ToUpper(r))
-	}
-	return b.String()
+	return strconv.FormatUint(uint64(c), 10)
 }
+
+// grpcStatusNames are the names of the codes gRPC defines, OK to
+// UNAUTHENTICATED, from codes.Code's String ("DeadlineExceeded").
+var grpcStatusNames = func() (names [codes.Unauthenticated + 1]string) {
+	for c := range names {
+		name := codes.Code(c).String()
+		var b strings.Builder
+		for i, r := range name {
+			if i > 0 && unicode.IsUpper(r) && !unicode.IsUpper(rune(name[i-1])) {
+				b.WriteByte('_')
+			}
+			b.WriteRune(unicode.ToUpper(r))
+		}
+		names[c] = b.String()
+	}
+	return names
+}()
