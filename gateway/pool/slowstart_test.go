@@ -139,9 +139,11 @@ func TestSlowStartAfterHealthRecovers(t *testing.T) {
 		hc := *health
 		hc.UnhealthyAfter, hc.HealthyAfter = 1, 1
 		p := mustNew(t, threeURLs, pool.Options{Health: &hc, Check: f.check, Rand: func() float64 { return 0.5 }, SlowStart: 30 * time.Second})
+		// Failing before the first check: set after Start, the check that
+		// Start makes at once could run first, and the next is a second away.
+		f.set("b:2", true)
 		p.Start()
 		defer p.Close()
-		f.set("b:2", true)
 		synctest.Wait()
 		if healthy(p)[1] {
 			t.Fatal("b is still healthy")
