@@ -29,7 +29,7 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	if spillwayhttp.HedgeOf(req.Context()) > 0 {
 		return p.hedge(req, x)
 	}
-	if fs := x.route.faults.Load(); fs != nil && x.phase == "" {
+	if fs := x.route.faults.Load(); fs != nil && !x.replica {
 		if resp, done, err := fs.inject(x, p.up.metrics.m, req); done {
 			return resp, err
 		}

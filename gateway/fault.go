@@ -207,7 +207,7 @@ func (g *Gateway) headerFault(w http.ResponseWriter, x *exchange, r *http.Reques
 			g.local(w, x, http.StatusBadRequest, ReasonBadRequest, FaultAbortHeader+": "+strconv.Quote(v)+" is not a 4xx or 5xx status")
 			return false
 		}
-		x.hdrAbort = int32(n)
+		x.hdrAbort = int16(n)
 	}
 	return true
 }

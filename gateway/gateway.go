@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -65,7 +64,6 @@ type Gateway struct {
 	opts    Options
 	reg     *prometheus.Registry
 	metrics *metrics
-	proxy   *httputil.ReverseProxy
 	// table is the routing table in use, swapped whole by Reload.
 	table atomic.Pointer[table]
 	// mu serialises Reload and Close.
@@ -117,7 +115,6 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: metrics: %w", err)
 	}
 	g.metrics = m
-	g.proxy = g.newProxy()
 	if o.Queue != nil {
 		g.asyncRoutes = async.New(o.Queue, deliveries{g}, async.Options{Logger: o.Logger, WorkerGrace: o.WorkerGrace,
 			Deliveries: m.deliveries, DeadDropped: m.deadDropped})

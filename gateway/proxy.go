@@ -73,7 +73,7 @@ type exchange struct {
 	preset *pool.Instance
 	prev   atomic.Pointer[pool.Instance]
 	// intercept: a 5xx is not passed through but handed to the fallback
-	// chain. phase is "" for the route's upstream, FallbackReplica after.
+	// chain.
 	intercept bool
 	// grpc: the request is a gRPC call (isGRPC), answered in gRPC's shape.
 	grpc bool
@@ -86,8 +86,14 @@ type exchange struct {
 	// in its trailers, counted in spillway_upstream_attempts_total when
 	// its body ends (trailerBody), not at its head (upstreamMetrics).
 	trailers bool
-	hdrAbort int32
-	phase    string
+	hdrAbort int16
+	// replica: the phase is a replica's (FallbackReplica), not the
+	// route's upstream's.
+	replica bool
+	// informed is set once the Transport's RoundTrip returned: no 1xx
+	// answer goes to the client after that (informational); mu guards it
+	// against the goroutines of the attempts.
+	informed bool
 	err      error // what the phase failed with
 	attempts int
 	fallback string
@@ -96,6 +102,7 @@ type exchange struct {
 	hdrDelay time.Duration
 	// span traces the request; nil when the gateway has no Tracer.
 	span RequestSpan
+	mu   sync.Mutex
 }
 
 type exchangeKey struct{}
@@ -126,15 +133,18 @@ func (x *exchange) request() *http.Request {
 	return x.out
 }
 
-// copyBufferSize is the size of the ReverseProxy's copy buffers.
+// copyBufferSize is the size of the forwarder's copy buffers.
 const copyBufferSize = 32 << 10
 
-// bufferPool lends httputil.ReverseProxy 32 KiB copy buffers. It pools array
+// bufferPool lends the forwarder 32 KiB copy buffers. It pools array
 // pointers, which a returned slice converts back to without allocating (a
 // pool of *[]byte would allocate a slice header on every Put).
 type bufferPool struct{ p sync.Pool }
 
 func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
+
+// copyBuffers are the forwarder's.
+var copyBuffers = &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
 
 func (b *bufferPool) Put(s []byte) {
 	if cap(s) >= copyBufferSize {
@@ -142,24 +152,8 @@ func (b *bufferPool) Put(s []byte) {
 	}
 }
 
-func (g *Gateway) newProxy() *httputil.ReverseProxy {
-	bp := &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
-	return &httputil.ReverseProxy{
-		Rewrite:        rewrite,
-		Transport:      dispatch{},
-		BufferPool:     bp,
-		ModifyResponse: modifyResponse,
-		ErrorHandler: func(_ http.ResponseWriter, r *http.Request, err error) {
-			// Nothing is written here: ServeHTTP decides after the proxy
-			// returns (fallback chain or error answer).
-			exchangeOf(r.Context()).err = err
-		},
-		ErrorLog: slog.NewLogLogger(g.opts.Logger.Handler(), slog.LevelWarn),
-	}
-}
-
-// rewrite sends the request to the current phase's upstream; the instance is
-// chosen per attempt by the picker.
+// rewrite sends an upgrade request to the current phase's upstream, as
+// forward does the others; the instance is chosen by the picker.
 func rewrite(pr *httputil.ProxyRequest) {
 	x := exchangeOf(pr.In.Context())
 	out := pr.Out
@@ -189,13 +183,6 @@ func applyStripPrefix(u *url.URL, rc *config.Route) {
 	}
 }
 
-// dispatch is the proxy's Transport: the current phase's upstream's.
-type dispatch struct{}
-
-func (dispatch) RoundTrip(r *http.Request) (*http.Response, error) {
-	return exchangeOf(r.Context()).up.transport.RoundTrip(r)
-}
-
 // statusFailure is the failure of an upstream that answered 5xx once
 // retries were over.
 type statusFailure struct{ status int }
@@ -210,7 +197,7 @@ func modifyResponse(resp *http.Response) error {
 	if x.grpc && upstreamDeadline(x, resp) {
 		return errUpstreamDeadline
 	}
-	if x.phase == FallbackReplica {
+	if x.replica {
 		resp.Header.Set(FallbackHeader, FallbackReplica)
 		x.fallback = FallbackReplica
 	} else if c := x.route.cache; c != nil && c.cacheable(x.in, resp) {
@@ -326,7 +313,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // phase proxies x's request to up; it returns nil when an answer was
 // written, or the failure (nothing written) for the fallback chain.
 func (g *Gateway) phase(w http.ResponseWriter, x *exchange, up *upstream, totalKey, phase string) error {
-	x.up, x.totalKey, x.phase, x.err = up, totalKey, phase, nil
+	x.up, x.totalKey, x.replica, x.err = up, totalKey, phase == FallbackReplica, nil
 	x.prev.Store(nil)
 	if phase != "" {
 		x.intercept = true
@@ -345,7 +332,7 @@ func (g *Gateway) phase(w http.ResponseWriter, x *exchange, up *upstream, totalK
 		return err
 	}
 	x.preset = inst
-	g.proxy.ServeHTTP(w, x.request())
+	g.forward(w, x)
 	x.preset = nil
 	if x.err == nil {
 		return nil
