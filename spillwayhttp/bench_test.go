@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/spillway-dev/spillway/spillwayhttp"
@@ -67,4 +68,35 @@ func benchParallel(b *testing.B, rt http.RoundTripper) {
 			resp.Body.Close()
 		}
 	})
+}
+
+// memBase answers every request from memory: the Transport's own cost,
+// without the network's.
+type memBase struct{}
+
+func (memBase) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, ContentLength: 2,
+		Body: io.NopCloser(strings.NewReader("ok")), Request: r}, nil
+}
+
+// BenchmarkTransportOverhead is a GET through every default policy to a
+// base that answers from memory, body read to its end: what the policies,
+// the attempt's context and its timer cost per request.
+func BenchmarkTransportOverhead(b *testing.B) {
+	tr := spillwayhttp.MustNew(spillwayhttp.Config{Base: memBase{}})
+	req, _ := http.NewRequest(http.MethodGet, "http://mem.test/", nil)
+	buf := make([]byte, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := resp.Body.Read(buf); err != nil {
+				break
+			}
+		}
+		resp.Body.Close()
+	}
 }

@@ -676,10 +676,10 @@ func (t *Transport) classifyAttempt(resp *http.Response, err error) (spillway.Ou
 // newAttempt starts an attempt's context under ctx, cancelled with cause
 // after lim (no limit when 0).
 func (t *Transport) newAttempt(ctx context.Context, ds *downstream, lim time.Duration, cause *spillway.Error) *attempt {
-	a := &attempt{ds: ds}
+	a := &attempt{ds: ds, idle: ds.idle, cause: cause, lim: lim}
 	a.ctx, a.cancel = context.WithCancelCause(ctx)
 	if lim > 0 {
-		a.cause.Store(cause)
+		a.armed.Store(true)
 		a.timer = time.AfterFunc(lim, a.fire)
 	}
 	return a
@@ -714,18 +714,19 @@ func (t *Transport) send(req *http.Request, a *attempt, body io.ReadCloser, firs
 	setPriority(req, out.Header)
 	resp, err := t.roundTrip(out, a)
 	ctx := req.Context()
-	if a.timer != nil && !a.timer.Stop() {
+	if a.timer != nil && !a.phase.CompareAndSwap(phaseHead, phaseBody) {
 		// Our limit fired: whatever came back is cut off.
 		if err == nil {
 			resp.Body.Close()
 			resp, err = nil, context.DeadlineExceeded
 		}
 		t.reportTimeout(ctx, ds, lim)
-		err = withCause(a.cause.Load(), err)
+		err = withCause(a.cause, err)
 	} else if err != nil && ctx.Err() == nil && isNetTimeout(err) {
 		err = withCause(ds.baseTimeoutErr, err)
 	}
 	if err != nil {
+		a.stopTimer()
 		a.cancel(nil)
 	}
 	return resp, err
@@ -890,36 +891,102 @@ func (r *replay) closeUnused() {
 // attempt is the state of one attempt: the context it runs under and the
 // timer of its limits. It becomes the body of the response returned, so the
 // context lives until the caller closes the body or reads it to the end.
+//
+// One timer serves both limits, set once per attempt in the common case:
+// in phaseHead it fires at the attempt (or total) limit and cancels the
+// context with cause; once the head came back (phaseBody) it is left
+// running, and when it fires it checks the Read in progress: one that began
+// idle or longer ago is cut with the body idle error, an earlier one sets
+// it again for the rest, and none lets it lapse until the next Read sets
+// it. It never fires later than idle after the start of the Read in
+// progress. A body read to its end or closed stops it. So a response costs
+// a timer set and stopped once, not once per Read and once for its head.
 type attempt struct {
 	ds     *downstream
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	// timer cancels ctx with cause: first at the attempt or total limit, then,
-	// reset around each Read, at the body idle limit.
-	timer *time.Timer
-	cause atomic.Pointer[spillway.Error]
-	body  io.ReadCloser
-	idle  time.Duration
-	obs   spillway.Observer
+	timer  *time.Timer
+	// phase is phaseHead until send takes the response head (phaseBody),
+	// or until the timer fires first (phaseFired).
+	phase atomic.Int32
+	// cause is the error of the head's limit (attempt or total).
+	cause *spillway.Error
+	// armed says the timer is set (a function call to come); reading is
+	// when the Read in progress began (monotonic nanoseconds), 0 between
+	// reads. idle is the body idle limit, 0 for none.
+	armed   atomic.Bool
+	reading atomic.Int64
+	idle    time.Duration
+	// lim is the head's limit, when the timer was first set to fire.
+	lim  time.Duration
+	body io.ReadCloser
+	obs  spillway.Observer
 	// slot is the bulkhead slot the body holds (Config.BulkheadSpansBody),
 	// released once, at the body's end or close; released says it was.
 	slot     spillway.Permit
 	released atomic.Bool
 }
 
-func (a *attempt) fire() { a.cancel(a.cause.Load()) }
+// The phases of an attempt's timer.
+const (
+	phaseHead int32 = iota
+	phaseBody
+	phaseFired
+)
+
+// epoch is the origin of an attempt's read times.
+var epoch = time.Now()
+
+func monoNow() int64 { return int64(time.Since(epoch)) }
+
+func (a *attempt) fire() {
+	if a.phase.CompareAndSwap(phaseHead, phaseFired) {
+		a.cancel(a.cause)
+		return
+	}
+	if a.idle <= 0 {
+		return
+	}
+	began := a.reading.Load()
+	if began == 0 {
+		// No Read waits: let the timer lapse; the next Read sets it.
+		// Read stores reading before it looks at armed, and this looks at
+		// reading after it cleared armed: one of the two sets it again.
+		a.armed.Store(false)
+		if a.reading.Load() != 0 && a.armed.CompareAndSwap(false, true) {
+			a.timer.Reset(a.idle)
+		}
+		return
+	}
+	if waited := time.Duration(monoNow() - began); waited < a.idle {
+		a.timer.Reset(a.idle - waited)
+		return
+	}
+	a.cancel(a.ds.idleErr)
+}
+
+// stopTimer stops the timer for good: the attempt ended.
+func (a *attempt) stopTimer() {
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+}
 
 // wrap makes a the body of resp, holding slot (a zero Permit when the
-// body holds none). The headers' timer has stopped, so the cause can
-// change hands.
+// body holds none). The timer, if set, goes on as the body's (phaseBody).
 func (a *attempt) wrap(resp *http.Response, t *Transport, slot spillway.Permit) {
-	a.body, a.idle, a.obs, a.slot = resp.Body, a.ds.idle, t.obs, slot
-	if a.idle > 0 {
-		a.cause.Store(a.ds.idleErr)
-		if a.timer == nil {
-			a.timer = time.AfterFunc(a.idle, a.fire)
-			a.timer.Stop()
-		}
+	a.body, a.obs, a.slot = resp.Body, t.obs, slot
+	switch {
+	case a.idle <= 0:
+		a.stopTimer()
+	case a.timer != nil && a.lim > a.idle:
+		// Set for later than a Read that begins now may wait.
+		a.timer.Reset(a.idle)
+	case a.timer == nil:
+		// No head limit: the body's timer, set by the first Read.
+		a.phase.Store(phaseBody)
+		a.timer = time.AfterFunc(a.idle, a.fire)
+		a.timer.Stop()
 	}
 	resp.Body = a
 }
@@ -928,22 +995,26 @@ func (a *attempt) wrap(resp *http.Response, t *Transport, slot spillway.Permit) 
 // no byte arrives for the idle limit.
 func (a *attempt) Read(p []byte) (int, error) {
 	if a.idle > 0 {
-		a.timer.Reset(a.idle)
+		a.reading.Store(monoNow())
+		if a.armed.CompareAndSwap(false, true) {
+			a.timer.Reset(a.idle)
+		}
 	}
 	n, err := a.body.Read(p)
 	if a.idle > 0 {
-		a.timer.Stop()
+		a.reading.Store(0)
 	}
 	if err != nil {
 		if err == io.EOF {
-			// The connection is back in the pool by now; free the context
-			// and the slot.
+			// The connection is back in the pool by now; free the timer,
+			// the context and the slot.
+			a.stopTimer()
 			a.cancel(nil)
 			a.releaseSlot()
 		} else if context.Cause(a.ctx) == error(a.ds.idleErr) {
 			if a.obs != nil {
 				a.obs.Observe(spillway.Event{Kind: spillway.EventTimeout, Context: a.ctx, Policy: "timeout",
-					Name: a.ds.key, Duration: a.idle})
+					Name: a.ds.key, Duration: a.ds.idle})
 			}
 			err = withCause(a.ds.idleErr, err)
 		}
@@ -953,9 +1024,7 @@ func (a *attempt) Read(p []byte) (int, error) {
 
 // Close closes the response body and ends the attempt's context.
 func (a *attempt) Close() error {
-	if a.timer != nil {
-		a.timer.Stop()
-	}
+	a.stopTimer()
 	err := a.body.Close()
 	a.cancel(nil)
 	a.releaseSlot()
