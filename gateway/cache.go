@@ -179,7 +179,11 @@ func (c *staleCache) cacheable(r *http.Request, resp *http.Response) bool {
 // isEventStream reports whether h is the header of a server-sent event
 // stream (text/event-stream, any parameters).
 func isEventStream(h http.Header) bool {
-	ct, _, _ := strings.Cut(h.Get("Content-Type"), ";")
+	v := h["Content-Type"] // canonical already: no Get, which canonicalises
+	if len(v) == 0 {
+		return false
+	}
+	ct, _, _ := strings.Cut(v[0], ";")
 	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream")
 }
 
