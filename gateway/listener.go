@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -97,6 +98,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	c = &readDeadlineConn{Conn: c}
 	if l.o.WriteTimeout > 0 {
 		c = &writeTimeoutConn{Conn: c, timeout: l.o.WriteTimeout}
 	}
@@ -254,3 +256,82 @@ func (c *writeTimeoutConn) SetDeadline(t time.Time) error {
 	}
 	return c.SetWriteDeadline(t)
 }
+
+// readDeadlineConn moves its socket's read deadline only when a deadline
+// it is given comes earlier than the one in force. net/http sets four per
+// request (the header timeout, its end, the idle timeout, its end), each
+// an update of a runtime timer; here most cost a comparison. A Read the
+// socket's deadline ends before the one wanted (an older, earlier one) is
+// started again under the one wanted, so that no Read fails before its
+// user's deadline nor outlives it. It sits under TLS, where a timed-out
+// read could not go on.
+type readDeadlineConn struct {
+	net.Conn
+	// want is the deadline its user set (monoNow's scale, 0 when none);
+	// sock the socket's, under mu.
+	want atomic.Int64
+	mu   sync.Mutex
+	sock int64
+}
+
+// deadlineOf returns t on monoNow's scale, 0 for the zero time (none).
+func deadlineOf(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	if d := int64(t.Sub(epoch)); d != 0 {
+		return d
+	}
+	return 1
+}
+
+func (c *readDeadlineConn) SetReadDeadline(t time.Time) error {
+	w := deadlineOf(t)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.want.Store(w)
+	if w == 0 || c.sock != 0 && c.sock <= w {
+		// The socket's deadline comes no later than the one wanted: a
+		// Read it ends early starts again (Read).
+		return nil
+	}
+	c.sock = w
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *readDeadlineConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *readDeadlineConn) Read(p []byte) (int, error) {
+	for {
+		n, err := c.Conn.Read(p)
+		if n > 0 || err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || !c.rearm() {
+			return n, err
+		}
+	}
+}
+
+// rearm sets the socket's deadline to the one wanted after the socket's
+// ended a Read, and reports whether the Read goes on: not when the one
+// wanted has passed too.
+func (c *readDeadlineConn) rearm() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.want.Load()
+	if w != 0 && monoNow() >= w {
+		return false
+	}
+	c.sock = w
+	var t time.Time
+	if w != 0 {
+		t = epoch.Add(time.Duration(w))
+	}
+	return c.Conn.SetReadDeadline(t) == nil
+}
+
+// CloseWrite is publicConn's.
+func (c *readDeadlineConn) CloseWrite() error { return closeWrite(c.Conn) }
