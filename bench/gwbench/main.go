@@ -15,6 +15,9 @@
 //	                                                     # the cost of tracing 1 % over OTLP
 //	go run ./gwbench -only none -routes 10000 -scenarios=false
 //	                                                     # 10,000 routes against 1
+//	go run ./gwbench -scenario paired -rounds 10 -duration 5s
+//	                                                     # spillway and the pooled ReverseProxy
+//	                                                     # loaded at once: CPU per request
 //
 // It needs wrk, nginx and haproxy on PATH and caddy (on PATH or -caddy)
 // (scripts/bench-deps.sh installs them) and builds cmd/spillway itself. Nothing here runs in CI.
@@ -75,7 +78,7 @@ func main() {
 	flag.IntVar(&dashboards, "dashboards", 0, `also run the target "spillway+dashboards": the same gateway while N dashboards poll its runtime API every 2s and N clients follow its event stream`)
 	flag.IntVar(&routes, "routes", 0, `also run the targets "spillway-routes=1" and "spillway-routes=N": the gateway with 1 and N routes, the request for the last one (whatever -only says)`)
 	flag.StringVar(&caddyBin, "caddy", "caddy", "the Caddy binary of the \"caddy\" target")
-	scenario := flag.String("scenario", "", `"async": measure an async route (accepted/s, delivery jobs/s) instead of the proxy targets`)
+	scenario := flag.String("scenario", "", `"async": measure an async route (accepted/s, delivery jobs/s) instead of the proxy targets; "paired": spillway and the pooled ReverseProxy loaded at the same time, CPU per request of each`)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -85,8 +88,10 @@ func main() {
 		err = run(ctx, *repo, *rounds, *duration, *conns, *only)
 	case "async":
 		err = runAsyncScenario(ctx, *repo, *duration, *conns)
+	case "paired":
+		err = runPaired(ctx, *repo, *rounds, *duration, *conns)
 	default:
-		err = fmt.Errorf("unknown -scenario %q (want async, or none)", *scenario)
+		err = fmt.Errorf("unknown -scenario %q (want async, paired, or none)", *scenario)
 	}
 	if err != nil {
 		log.Fatal(err)
