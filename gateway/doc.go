@@ -27,11 +27,12 @@
 //  3. An optional route whose upstream's breaker is open, or that an
 //     operator switched off (Gateway.SetRoute), answers its default at once
 //     (Spillway-Fallback: default).
-//  4. The request goes through an httputil.ReverseProxy (hop-by-hop headers
-//     and the client's X-Real-IP, True-Client-IP, X-Original-URL, ...
-//     removed, X-Forwarded-For/Proto/Host and X-Real-IP set, 32 KiB buffers
-//     from a sync.Pool) whose Transport is the upstream's
-//     spillwayhttp.Transport:
+//  4. The request goes through the gateway's forwarder (forward.go: what
+//     httputil.ReverseProxy does, in one copy of the request: hop-by-hop
+//     headers and the client's X-Real-IP, True-Client-IP, X-Original-URL,
+//     ... removed, X-Forwarded-For/Proto/Host and X-Real-IP set, 1xx
+//     answers and trailers passed on, streams flushed, 32 KiB buffers from
+//     a sync.Pool) to the upstream's spillwayhttp.Transport:
 //     retry → throttle (when the upstream has throttle:) → breaker →
 //     bulkhead → attempt, under the attempt and total
 //     limits (the route's timeout replaces the upstream's total; an incoming
@@ -101,9 +102,10 @@
 //   - inbound.go: what ServeHTTP refuses or rewrites before any route
 //     (screen, checkPath, the headers only a proxy may set).
 //   - proxy.go: ServeHTTP itself, the request's steps in order; the
-//     exchange, the request's state and context; the ReverseProxy's hooks
-//     (rewrite, dispatch, modifyResponse) and a phase of the request at one
-//     upstream (phase).
+//     exchange, the request's state and context; modifyResponse and a phase
+//     of the request at one upstream (phase).
+//   - forward.go: the forwarder a phase sends its request through: the
+//     outbound request, the answer's head, body and trailers.
 //   - route.go: the routing table's match and a route resolved against
 //     its upstreams.
 //   - upstream.go: an upstream's policies, pool and transports, one

@@ -160,7 +160,7 @@ func grpcStatusIn(h http.Header) (codes.Code, bool) {
 // sentGRPCStatus reads the grpc-status the client of a gRPC call got, in
 // h, its answer's header map once the proxy has returned: in the head (a
 // trailers-only answer, or the gateway's own error answer), or among the
-// trailers, which httputil.ReverseProxy copies into h after the body, before
+// trailers, which the forwarder copies into h after the body, before
 // it returns (under http.TrailerPrefix, or under their own name when the
 // upstream announced them). ok false when none was sent: the stream was
 // cut short, or its end had no status.

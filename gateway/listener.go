@@ -258,9 +258,10 @@ func (c *writeTimeoutConn) SetDeadline(t time.Time) error {
 }
 
 // readDeadlineConn moves its socket's read deadline only when a deadline
-// it is given comes earlier than the one in force. net/http sets four per
-// request (the header timeout, its end, the idle timeout, its end), each
-// an update of a runtime timer; here most cost a comparison. A Read the
+// it is given comes earlier than the one in force. net/http sets six per
+// keep-alive request, each an update of a runtime timer; here three cost a
+// comparison (see docs/architecture.md, "The forwarder, and the
+// connection's deadlines"). A Read the
 // socket's deadline ends before the one wanted (an older, earlier one) is
 // started again under the one wanted, so that no Read fails before its
 // user's deadline nor outlives it. It sits under TLS, where a timed-out

@@ -164,8 +164,8 @@ func passThrough(w http.ResponseWriter, resp *http.Response) {
 	_, _ = io.Copy(w, resp.Body)
 }
 
-// hopByHop are the headers of one connection (RFC 9110 §7.6.1), as
-// httputil.ReverseProxy removes them.
+// hopByHop are the headers of one connection (RFC 9110 §7.6.1), which
+// httputil.ReverseProxy removes too (isHopByHop is the same list).
 var hopByHop = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
