@@ -376,11 +376,20 @@ func runAsyncScenario(ctx context.Context, repo string, d time.Duration, conns i
 		return err
 	}
 	defer os.RemoveAll(dir)
+	bin, err := buildSpillway(ctx, repo, dir)
+	if err != nil {
+		return err
+	}
+	return runAsync(ctx, dir, bin, d, conns)
+}
+
+// buildSpillway builds repo's cmd/spillway into dir and returns its path.
+func buildSpillway(ctx context.Context, repo, dir string) (string, error) {
 	bin := filepath.Join(dir, "spillway")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/spillway")
 	build.Dir, build.Stderr = repo, os.Stderr
 	if err := build.Run(); err != nil {
-		return fmt.Errorf("building spillway: %w", err)
+		return "", fmt.Errorf("building spillway: %w", err)
 	}
-	return runAsync(ctx, dir, bin, d, conns)
+	return bin, nil
 }

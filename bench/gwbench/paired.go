@@ -28,11 +28,9 @@ func runPaired(ctx context.Context, repo string, rounds int, d time.Duration, co
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "spillway")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/spillway")
-	build.Dir, build.Stderr = repo, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building spillway: %w", err)
+	bin, err := buildSpillway(ctx, repo, dir)
+	if err != nil {
+		return err
 	}
 	self, err := os.Executable()
 	if err != nil {
