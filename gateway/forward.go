@@ -277,7 +277,9 @@ var (
 	protoHTTPS = []string{"https"}[:1:1]
 )
 
-// isHopByHop reports whether a header name (canonical) is one of hopByHop.
+// isHopByHop reports whether a header name (canonical) is one of the
+// headers of one connection (RFC 9110 §7.6.1), which httputil.ReverseProxy
+// removes too.
 func isHopByHop(k string) bool {
 	switch k {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",

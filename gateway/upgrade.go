@@ -164,11 +164,6 @@ func passThrough(w http.ResponseWriter, resp *http.Response) {
 	_, _ = io.Copy(w, resp.Body)
 }
 
-// hopByHop are the headers of one connection (RFC 9110 §7.6.1), which
-// httputil.ReverseProxy removes too (isHopByHop is the same list).
-var hopByHop = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
 // removeHopByHop removes from h the hop-by-hop headers and those its
 // Connection header names.
 func removeHopByHop(h http.Header) {
@@ -179,8 +174,12 @@ func removeHopByHop(h http.Header) {
 			}
 		}
 	}
-	for _, name := range hopByHop {
-		delete(h, name)
+	// One pass over h's few names rather than a delete (a hash) per
+	// hop-by-hop name.
+	for name := range h {
+		if isHopByHop(name) {
+			delete(h, name)
+		}
 	}
 }
 
