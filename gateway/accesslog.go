@@ -4,6 +4,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -36,7 +37,7 @@ func writeAccessLine(w io.Writer, l accessLine) {
 	bp := lineBuffers.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"time":"`...)
-	b = l.time.AppendFormat(b, time.RFC3339Nano)
+	b = appendTime(b, l.time)
 	b = append(b, `","level":"INFO","msg":"request","route":`...)
 	b = appendJSONString(b, l.route)
 	b = append(b, `,"upstream":`...)
@@ -69,6 +70,44 @@ func writeAccessLine(w io.Writer, l accessLine) {
 	lineBuffers.Put(bp)
 }
 
+// stamp is a line time's text up to its second, and its zone: the lines of
+// one second share them.
+type stamp struct {
+	sec        int64
+	loc        *time.Location
+	head, zone []byte
+}
+
+var lastStamp atomic.Pointer[stamp]
+
+// appendTime appends t as time.RFC3339Nano does, formatting its date, time
+// of day and zone once per second.
+func appendTime(b []byte, t time.Time) []byte {
+	s := lastStamp.Load()
+	if s == nil || s.sec != t.Unix() || s.loc != t.Location() {
+		// A zone's offset changes on a second's boundary, never inside one.
+		s = &stamp{sec: t.Unix(), loc: t.Location(),
+			head: t.AppendFormat(nil, "2006-01-02T15:04:05"), zone: t.AppendFormat(nil, "Z07:00")}
+		lastStamp.Store(s)
+	}
+	b = append(b, s.head...)
+	if ns := t.Nanosecond(); ns != 0 {
+		// RFC3339Nano's ".999999999": the fraction, its trailing zeros cut.
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i >= 1; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := len(frac)
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, s.zone...)
+}
+
 const hexDigits = "0123456789abcdef"
 
 // appendJSONString appends s as a JSON string: quotes, backslashes and
@@ -76,6 +115,18 @@ const hexDigits = "0123456789abcdef"
 // encoding/json does (a request path is the client's and may hold anything).
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
+	// Most values need no escape: copy them whole.
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {

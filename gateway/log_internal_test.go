@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -47,5 +48,33 @@ func TestBreakerTransitionsAreLogged(t *testing.T) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		t.Errorf("more lines than transitions:\n%s", buf)
+	}
+}
+
+// TestAppendTimeIsRFC3339Nano: the access log's time, formatted once per
+// second, reads as time.RFC3339Nano does, in any zone and with any
+// fraction (none, trailing zeros), also when consecutive lines move from one
+// second or zone to another.
+func TestAppendTimeIsRFC3339Nano(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.FixedZone("IST", 5*3600+1800), time.FixedZone("W", -7*3600), time.Local}
+	base := time.Date(2026, 12, 6, 19, 59, 58, 0, time.UTC)
+	for i, ns := range []int{0, 1, 10, 120000000, 999999999, 500, 123456789, 100000000} {
+		for j, loc := range zones {
+			tm := base.Add(time.Duration(i*7+j) * 300 * time.Millisecond).Add(time.Duration(ns)).In(loc)
+			if got, want := string(appendTime(nil, tm)), tm.Format(time.RFC3339Nano); got != want {
+				t.Errorf("appendTime(%v) = %s, want %s", tm, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkAccessLine is the formatting of one access log line.
+func BenchmarkAccessLine(b *testing.B) {
+	l := accessLine{time: time.Now(), route: "app", upstream: "app", method: "GET", path: "/api/v1/orders/123",
+		status: 200, duration: 1234567 * time.Nanosecond, attempts: 1, outcome: "success", fault: "none"}
+	b.ReportAllocs()
+	for b.Loop() {
+		l.time = l.time.Add(time.Microsecond)
+		writeAccessLine(io.Discard, l)
 	}
 }
