@@ -71,9 +71,13 @@ func (g *Gateway) forward(w http.ResponseWriter, x *exchange) {
 		out.Body = b
 		defer b.Close()
 	}
-	x.mu.Lock()
-	x.informed = false
-	x.mu.Unlock()
+	if x.informed {
+		// A phase before this one (read here unlocked: only this goroutine
+		// writes it).
+		x.mu.Lock()
+		x.informed = false
+		x.mu.Unlock()
+	}
 	res, err := x.up.transport.RoundTrip(out)
 	x.mu.Lock()
 	x.informed = true
