@@ -65,8 +65,8 @@ func (g *Gateway) forward(w http.ResponseWriter, x *exchange) {
 	if out.Body != nil {
 		// The Transport closes the body it was given, also when the
 		// request fails early; the inbound body is the server's to close
-		// (closing it before it was read would wait for it), and must not
-		// be read once ServeHTTP returned.
+		// (closing it before it was read would wait for it), and is not
+		// read once the forwarder returned (an attempt left behind may try).
 		b := &detachedBody{r: out.Body}
 		out.Body = b
 		defer b.Close()
